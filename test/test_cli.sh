@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# End-to-end tests of ./train_gpt_cpu through its command line: training, exact resume,
+# determinism, sampling, every bad input of issue 2, and checkpoints that survive a kill.
+#   bash test/test_cli.sh BUILD_DIR        (BUILD_DIR/tiny holds the tiny shards)
+set -u
+dir=${1:?usage: test_cli.sh BUILD_DIR}
+bin=./train_gpt_cpu
+tiny_train=$dir/tiny/tiny_train.bin
+tiny_val=$dir/tiny/tiny_val.bin
+work=$dir/cli
+rm -rf "$work" && mkdir -p "$work"
+passed=0 failed=0
+pass() { echo "PASS $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+
+# a small windowed model; every run below shares these flags
+common=(-i "$tiny_train" -j "$tiny_val" -e l2c64h4 -b 2 -t 64 -x 6 -u 2 -v 3 -m 2 --window 16 --sinks 2)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+# ---- training runs and writes its log
+$bin "${common[@]}" -n 3 -o "$work/a" > "$work/a.out" 2>&1
+check "a 6-step windowed run exits 0" test $? -eq 0
+check "log.csv has a header and 6 step rows" test "$(wc -l < "$work/a/log.csv")" -eq 7
+first=$(sed -n 2p "$work/a/log.csv" | cut -d, -f2)
+last=$(sed -n 7p "$work/a/log.csv" | cut -d, -f2)
+check "the loss falls over 6 steps ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }'
+check "step lines show loss, ms and tok/s" grep -qE '^step +6/6 \| loss [0-9.]+ \|.* ms \| [0-9]+ tok/s' "$work/a.out"
+check "val loss is printed and logged" bash -c "grep -q '^val loss' '$work/a.out' && cut -d, -f3 '$work/a/log.csv' | grep -qE '^[0-9]'"
+check "checkpoints at step 3 and 6" test -f "$work/a/model_00000003.bin" -a -f "$work/a/state_00000006.bin"
+
+# ---- the same seed and data give the same losses
+$bin "${common[@]}" -o "$work/b" > /dev/null 2>&1
+check "two identical runs log identical losses" cmp -s <(cut -d, -f1-3 "$work/a/log.csv") <(cut -d, -f1-3 "$work/b/log.csv")
+
+# ---- a run resumed at step 3 logs the same steps 4..6 as one that never stopped
+mkdir -p "$work/r"
+cp "$work/a/model_00000003.bin" "$work/a/state_00000003.bin" "$work/r/"
+head -4 "$work/a/log.csv" > "$work/r/log.csv"
+printf 'garbage' > "$work/r/model_00000005.bin.tmp"   # a write that was cut off must be ignored
+$bin "${common[@]}" -o "$work/r" -y 1 > "$work/r.out" 2>&1
+check "resume from step 3 exits 0 and says so" grep -q 'resumed from step 3' "$work/r.out"
+check "resumed losses equal the uninterrupted run's, bit for bit" cmp -s <(cut -d, -f1-3 "$work/a/log.csv") <(cut -d, -f1-3 "$work/r/log.csv")
+check "resumed final weights equal the uninterrupted run's" cmp -s "$work/a/model_00000006.bin" "$work/r/model_00000006.bin"
+
+# ---- sampling from a checkpoint prints text
+out=$($bin --generate 40 -e "$work/a/model_00000006.bin" -t 64 2>&1)
+check "--generate 40 prints 40 bytes of text" test "$(printf '%s' "$out" | wc -c)" -ge 30
+
+# ---- a per-layer pattern and rotary positions train too
+$bin -i "$tiny_train" -j "$tiny_val" -e l3c64h4 -b 2 -t 64 -x 2 -v 0 --layer-windows 8,0,16 --sinks 1 --pos rope -o "$work/mix" > "$work/mix.out" 2>&1
+check "a per-layer, rotary model trains and describes its layers" grep -q 'layer 1: full' "$work/mix.out"
+
+# ---- bad input: one line naming the culprit, exit code 1, never a crash
+bad() {  # bad "what" "expected words in the message" args...
+    local what=$1 words=$2; shift 2
+    local err rc
+    err=$("$@" 2>&1 >/dev/null); rc=$?
+    if [ $rc -eq 1 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && printf '%s' "$err" | grep -q "^error: .*$words"; then
+        pass "bad input: $what -> $err"
+    else
+        fail "bad input: $what (exit $rc): $err"
+    fi
+}
+printf 'not a shard at all, not a shard at all, not a shard at all' > "$work/junk.bin"
+head -c 2000 "$tiny_train" > "$work/truncated.bin"
+python3 - "$work" "$tiny_train" <<'PY'
+import struct, sys
+work, shard = sys.argv[1], sys.argv[2]
+data = bytearray(open(shard, 'rb').read())
+data[0:4] = struct.pack('<i', 12345)
+open(work + '/wrong_magic.bin', 'wb').write(data)
+model = bytearray(open(work + '/a/model_00000006.bin', 'rb').read())
+bad = bytearray(model); bad[4:8] = struct.pack('<i', 7)
+open(work + '/wrong_version.bin', 'wb').write(bad)
+open(work + '/short_model.bin', 'wb').write(model[:-100])
+bad = bytearray(model); bad[0:4] = struct.pack('<i', 1)
+open(work + '/wrong_model_magic.bin', 'wb').write(bad)
+bad = bytearray(model); bad[16:20] = struct.pack('<i', 3)   # L = 3 no longer matches the data
+open(work + '/wrong_sizes.bin', 'wb').write(bad)
+bad = bytearray(model); bad[4 * 16:4 * 17] = struct.pack('<i', -5)   # pattern 0 window -5
+open(work + '/bad_window_slot.bin', 'wb').write(bad)
+PY
+ck="$work/a/model_00000006.bin"
+bad "missing train shard" "no token shard matches" $bin -i "$work/none_*.bin" -e l2c64h4
+bad "truncated shard" "truncated" $bin -i "$work/truncated.bin" -j "$tiny_val" -V 256 -t 64
+bad "shard with wrong magic" "magic 12345" $bin -i "$work/wrong_magic.bin" -j "$tiny_val" -V 256 -t 64
+bad "junk as a shard" "truncated" $bin -i "$work/junk.bin" -j "$tiny_val" -V 256 -t 64
+bad "checkpoint with wrong magic" "not a model checkpoint" $bin -e "$work/wrong_model_magic.bin" -i "$tiny_train" -j "$tiny_val"
+bad "checkpoint with wrong version" "version 7" $bin -e "$work/wrong_version.bin" -i "$tiny_train" -j "$tiny_val"
+bad "truncated checkpoint" "bytes, expected" $bin -e "$work/short_model.bin" -i "$tiny_train" -j "$tiny_val"
+bad "checkpoint whose sizes disagree with its data" "bytes, expected" $bin -e "$work/wrong_sizes.bin" -i "$tiny_train" -j "$tiny_val"
+bad "checkpoint with a negative window slot" "window must be >= 0" $bin -e "$work/bad_window_slot.bin" -i "$tiny_train" -j "$tiny_val"
+bad "T above the model's maximum" "exceeds the model's maximum sequence length 64" $bin -e "$ck" -t 128 -i "$tiny_train" -j "$tiny_val"
+bad "negative window" "window '-3'" $bin --window -3
+bad "window that is not a number" "window 'wide'" $bin --window wide
+bad "negative sinks" "sinks '-1'" $bin --sinks -1
+bad "dilation 0" "dilation '0'" $bin --dilation 0
+bad "lookahead on a causal model" "needs non-causal" $bin "${common[@]}" --lookahead 2
+bad "causal 2" "expected 0 or 1" $bin --causal 2
+bad "layer-windows of the wrong length" "3 values, the model has 2 layers" $bin "${common[@]}" --layer-windows 8,8,8
+bad "unknown flag" "unknown flag '--frobnicate'" $bin --frobnicate 1
+bad "flag without a value" "needs a value" $bin -b
+bad "total batch not a multiple of B*T" "multiple of B\*T" $bin "${common[@]}" -d 100
+bad "resume without an output dir" "needs -o" $bin -y 1
+bad "tokens beyond the model's vocabulary" "outside the model's vocabulary" $bin -i "$tiny_train" -j "$tiny_val" -e l1c64h4 -V 50 -t 64 -x 1
+
+# ---- a checkpoint write killed at any moment leaves every finished checkpoint loadable
+kill_dir=$work/kill
+intact=1
+for delay in 0.3 0.7 1.1 1.6; do
+    $bin -i "$tiny_train" -j "$tiny_val" -e l4c128h4 -b 2 -t 64 -x 1000 -v 0 -n 1 -o "$kill_dir" -y 0 > /dev/null 2>&1 &
+    pid=$!
+    sleep $delay
+    kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+    for f in "$kill_dir"/model_*.bin; do
+        [ -e "$f" ] || continue
+        $bin --generate 1 -e "$f" -t 64 > /dev/null 2>&1 || { intact=0; echo "  unloadable after kill: $f"; }
+    done
+    rm -rf "$kill_dir"
+done
+check "checkpoints written every step stay loadable when the run is killed (4 kills)" test $intact -eq 1
+
+echo "test_cli: $passed passed, $failed failed"
+[ $failed -eq 0 ]

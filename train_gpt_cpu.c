@@ -1,0 +1,1789 @@
+/*
+GPT-2 training on the CPU in float32, with the attention patterns of SPEC §1:
+sliding window, attention sinks, global positions, dilation, causal and non-causal,
+learned or rotary positions, and one pattern per layer.
+
+This is the project's reference trainer: the CUDA trainers are checked against it and it is
+checked against the PyTorch oracle (test/reference.py). It follows llm.c's train_gpt2.c:
+one allocation for all parameters, one for all activations, forward and backward in mirrored
+order. Attention touches only allowed (query, key) pairs: each pattern is expanded once per
+sequence length into a list of allowed keys per query, so a windowed layer at T=4096, W=64
+never allocates or loops over T x T.
+
+Build: make train_gpt_cpu        Run: ./train_gpt_cpu -h
+*/
+#include <stdio.h>      // printf, FILE, fopen
+#include <stdlib.h>     // malloc, exit, strtol, qsort
+#include <stdint.h>     // int32_t, uint16_t, uint64_t
+#include <string.h>     // memcpy, memset, strcmp
+#include <math.h>       // expf, sqrtf, tanhf, cos, sin
+#include <time.h>       // clock_gettime
+#include <errno.h>      // errno, strerror
+#include <unistd.h>     // fsync
+#include <fcntl.h>      // open (to fsync a directory)
+#include <glob.h>       // glob (shard patterns)
+#include <sys/stat.h>   // mkdir, stat
+#ifdef OMP
+#include <omp.h>        // the parallel loops below
+#endif
+
+// ----------------------------------------------------------------------------
+// checked helpers: every failure names the file or value and exits non-zero
+
+#define CHECKPOINT_MAGIC 20240326
+#define STATE_MAGIC 20240327
+#define SHARD_MAGIC 20240520
+#define HEADER_INTS 256
+#define MAX_PATTERNS 8
+#define MAX_LAYERS 128
+#define MAX_GLOBALS 64
+
+static void die(const char* fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+#include <stdarg.h>     // va_list, for die
+static void die(const char* fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, args);
+    fprintf(stderr, "\n");
+    va_end(args);
+    exit(EXIT_FAILURE);
+}
+
+static FILE* fopen_check(const char* path, const char* mode) {
+    FILE* f = fopen(path, mode);
+    if (f == NULL) { die("cannot open '%s' (mode %s): %s", path, mode, strerror(errno)); }
+    return f;
+}
+
+static void fread_check(void* dst, size_t size, size_t count, FILE* f, const char* path) {
+    if (fread(dst, size, count, f) != count) { die("'%s' is truncated: expected %zu more bytes", path, size * count); }
+}
+
+static void fwrite_check(const void* src, size_t size, size_t count, FILE* f, const char* path) {
+    if (fwrite(src, size, count, f) != count) { die("writing '%s' failed: %s", path, strerror(errno)); }
+}
+
+static void* malloc_check(size_t size) {
+    void* p = malloc(size == 0 ? 1 : size);
+    if (p == NULL) { die("out of memory allocating %zu bytes", size); }
+    return p;
+}
+
+static void* calloc_check(size_t count, size_t size) {
+    void* p = calloc(count == 0 ? 1 : count, size == 0 ? 1 : size);
+    if (p == NULL) { die("out of memory allocating %zu x %zu bytes", count, size); }
+    return p;
+}
+
+static long file_size(const char* path) {
+    struct stat st;
+    if (stat(path, &st) != 0) { die("cannot stat '%s': %s", path, strerror(errno)); }
+    return (long)st.st_size;
+}
+
+// A crash mid-write must never leave a half-written checkpoint under the real name: write to
+// path.tmp, flush it to disk, then rename (atomic on POSIX) and sync the directory entry.
+static FILE* atomic_open(const char* path, char* tmp_path, size_t tmp_len) {
+    snprintf(tmp_path, tmp_len, "%s.tmp", path);
+    return fopen_check(tmp_path, "wb");
+}
+
+static void atomic_commit(FILE* f, const char* tmp_path, const char* path) {
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) { die("flushing '%s' failed: %s", tmp_path, strerror(errno)); }
+    if (fclose(f) != 0) { die("closing '%s' failed: %s", tmp_path, strerror(errno)); }
+    if (rename(tmp_path, path) != 0) { die("renaming '%s' to '%s' failed: %s", tmp_path, path, strerror(errno)); }
+    char dir[4300];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char* slash = strrchr(dir, '/');
+    if (slash) { *slash = '\0'; } else { snprintf(dir, sizeof(dir), "."); }
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) { fsync(fd); close(fd); }
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// ----------------------------------------------------------------------------
+// the attention pattern (SPEC §1)
+
+typedef struct {
+    int window;        // W: keys 0 <= i-j < W (including the query itself); 0 = unlimited
+    int sinks;         // S: keys j < S always attended
+    int lookahead;     // R: non-causal only, keys 0 < j-i <= R
+    int dilation;      // d: beyond the band, every d-th key; 1 = off
+    int dilated_keys;  // K: how many dilated keys; 0 = no limit
+} AttnPattern;
+
+typedef struct {
+    int causal;                          // 1: never j > i
+    int num_patterns;                    // distinct patterns, 1..MAX_PATTERNS
+    AttnPattern patterns[MAX_PATTERNS];
+    int layer_pattern[MAX_LAYERS];       // which pattern each layer uses
+    int num_globals;
+    int globals[MAX_GLOBALS];            // global positions, ascending
+} ModelPattern;
+
+static int is_global(const ModelPattern* mp, int pos) {
+    for (int g = 0; g < mp->num_globals; g++) { if (mp->globals[g] == pos) { return 1; } }
+    return 0;
+}
+
+// The one definition of which keys a query sees; everything else (key lists, tests) derives from it.
+static int allowed(const AttnPattern* p, const ModelPattern* mp, int i, int j) {
+    if (mp->causal && j > i) { return 0; }
+    int o = i - j;
+    if (o >= 0 && (p->window == 0 || o < p->window)) { return 1; }
+    if (!mp->causal && o < 0 && -o <= p->lookahead) { return 1; }
+    if (j < p->sinks) { return 1; }
+    if (!mp->causal && i < p->sinks) { return 1; }
+    if (is_global(mp, j)) { return 1; }
+    if (!mp->causal && is_global(mp, i)) { return 1; }
+    if (p->dilation > 1 && p->window > 0 && o >= p->window && o % p->dilation == 0 &&
+        (p->dilated_keys == 0 || o < p->window + p->dilated_keys * p->dilation)) { return 1; }
+    return 0;
+}
+
+// The allowed keys of every query for one pattern and sequence length, ascending per query.
+// Memory and work scale with the number of allowed pairs, never with T x T.
+typedef struct {
+    int T;
+    size_t num_pairs;
+    size_t* row_start;  // (T+1) offsets into keys
+    int* keys;          // (num_pairs)
+} PairList;
+
+static int compare_ints(const void* a, const void* b) {
+    int x = *(const int*)a, y = *(const int*)b;
+    return (x > y) - (x < y);
+}
+
+// Candidate keys are a superset of the allowed ones, taken from the few ranges a pattern can
+// open; allowed() decides each, and stamp[] drops repeats.
+static int collect_row_keys(const AttnPattern* p, const ModelPattern* mp, int T, int i, int* stamp, int* out) {
+    int n = 0;
+#define CONSIDER(jexpr) do { int j_ = (jexpr); \
+        if (j_ >= 0 && j_ < T && stamp[j_] != i && allowed(p, mp, i, j_)) { stamp[j_] = i; out[n++] = j_; } } while (0)
+    int sees_all = !mp->causal && (i < p->sinks || is_global(mp, i));
+    if (sees_all || p->window == 0) {
+        int hi = mp->causal ? i : T - 1;
+        for (int j = 0; j <= hi; j++) { CONSIDER(j); }
+    } else {
+        int hi = mp->causal ? i : i + p->lookahead;
+        for (int j = i - p->window + 1; j <= hi; j++) { CONSIDER(j); }
+        for (int j = 0; j < p->sinks && j < T; j++) { CONSIDER(j); }
+        for (int g = 0; g < mp->num_globals; g++) { CONSIDER(mp->globals[g]); }
+        if (p->dilation > 1) {
+            int first = (p->window + p->dilation - 1) / p->dilation * p->dilation;
+            for (int o = first; o <= i; o += p->dilation) {
+                if (p->dilated_keys > 0 && o >= p->window + p->dilated_keys * p->dilation) { break; }
+                CONSIDER(i - o);
+            }
+        }
+    }
+#undef CONSIDER
+    qsort(out, n, sizeof(int), compare_ints);
+    return n;
+}
+
+static void pairlist_build(PairList* pl, const AttnPattern* p, const ModelPattern* mp, int T) {
+    int* stamp = (int*)malloc_check(T * sizeof(int));
+    int* row = (int*)malloc_check(T * sizeof(int));
+    for (int j = 0; j < T; j++) { stamp[j] = -1; }
+    pl->T = T;
+    pl->row_start = (size_t*)malloc_check((T + 1) * sizeof(size_t));
+    // two passes: count, then fill, so the key array is allocated exactly once
+    size_t total = 0;
+    for (int i = 0; i < T; i++) {
+        pl->row_start[i] = total;
+        total += collect_row_keys(p, mp, T, i, stamp, row);
+    }
+    pl->row_start[T] = total;
+    pl->num_pairs = total;
+    pl->keys = (int*)malloc_check(total * sizeof(int));
+    for (int j = 0; j < T; j++) { stamp[j] = -1; }
+    for (int i = 0; i < T; i++) {
+        int n = collect_row_keys(p, mp, T, i, stamp, row);
+        memcpy(pl->keys + pl->row_start[i], row, n * sizeof(int));
+    }
+    free(stamp);
+    free(row);
+}
+
+static void pairlist_free(PairList* pl) {
+    free(pl->row_start);
+    free(pl->keys);
+    pl->row_start = NULL;
+    pl->keys = NULL;
+}
+
+static void pattern_validate(const ModelPattern* mp, int num_layers, const char* source) {
+    if (mp->causal != 0 && mp->causal != 1) { die("%s: causal must be 0 or 1, got %d", source, mp->causal); }
+    if (mp->num_patterns < 1 || mp->num_patterns > MAX_PATTERNS) {
+        die("%s: number of attention patterns must be 1..%d, got %d", source, MAX_PATTERNS, mp->num_patterns);
+    }
+    for (int k = 0; k < mp->num_patterns; k++) {
+        const AttnPattern* p = &mp->patterns[k];
+        if (p->window < 0) { die("%s: window must be >= 0 (0 = full), got %d", source, p->window); }
+        if (p->sinks < 0) { die("%s: sinks must be >= 0, got %d", source, p->sinks); }
+        if (p->lookahead < 0) { die("%s: lookahead must be >= 0, got %d", source, p->lookahead); }
+        if (p->lookahead > 0 && mp->causal) { die("%s: lookahead %d needs non-causal attention (causal 0)", source, p->lookahead); }
+        if (p->dilation < 1) { die("%s: dilation must be >= 1 (1 = off), got %d", source, p->dilation); }
+        if (p->dilated_keys < 0) { die("%s: dilated keys must be >= 0 (0 = no limit), got %d", source, p->dilated_keys); }
+    }
+    for (int l = 0; l < num_layers; l++) {
+        if (mp->layer_pattern[l] < 0 || mp->layer_pattern[l] >= mp->num_patterns) {
+            die("%s: layer %d uses pattern %d, expected 0..%d", source, l, mp->layer_pattern[l], mp->num_patterns - 1);
+        }
+    }
+    if (mp->num_globals < 0 || mp->num_globals > MAX_GLOBALS) {
+        die("%s: number of global positions must be 0..%d, got %d", source, MAX_GLOBALS, mp->num_globals);
+    }
+    for (int g = 0; g < mp->num_globals; g++) {
+        if (mp->globals[g] < 0 || (g > 0 && mp->globals[g] <= mp->globals[g - 1])) {
+            die("%s: global positions must be ascending and >= 0, got %d", source, mp->globals[g]);
+        }
+    }
+}
+
+static void pattern_describe(const AttnPattern* p, char* buf, size_t len) {
+    if (p->window == 0) { snprintf(buf, len, "full"); return; }
+    int n = snprintf(buf, len, "window %d", p->window);
+    if (p->sinks) { n += snprintf(buf + n, len - n, ", sinks %d", p->sinks); }
+    if (p->lookahead) { n += snprintf(buf + n, len - n, ", lookahead %d", p->lookahead); }
+    if (p->dilation > 1) { snprintf(buf + n, len - n, ", dilation %d x %d keys", p->dilation, p->dilated_keys); }
+}
+
+// ----------------------------------------------------------------------------
+// model configuration and parameters
+
+typedef struct {
+    int max_seq_len;        // maxT
+    int vocab_size;         // V
+    int padded_vocab_size;  // Vp, V rounded up to a multiple of 128
+    int num_layers;         // L
+    int num_heads;          // NH
+    int channels;           // C
+    int rope;               // 0: learned positions (wpe), 1: rotary
+    int rope_theta;
+    ModelPattern pattern;
+} GPT2Config;
+
+#define NUM_PARAMETER_TENSORS 16
+typedef struct {
+    float* wte;       // (Vp, C)
+    float* wpe;       // (maxT, C), absent (size 0) with rotary positions
+    float* ln1w;      // (L, C)
+    float* ln1b;      // (L, C)
+    float* qkvw;      // (L, 3C, C)
+    float* qkvb;      // (L, 3C)
+    float* attprojw;  // (L, C, C)
+    float* attprojb;  // (L, C)
+    float* ln2w;      // (L, C)
+    float* ln2b;      // (L, C)
+    float* fcw;       // (L, 4C, C)
+    float* fcb;       // (L, 4C)
+    float* fcprojw;   // (L, C, 4C)
+    float* fcprojb;   // (L, C)
+    float* lnfw;      // (C)
+    float* lnfb;      // (C)
+} ParameterTensors;
+
+// the matrices AdamW decays; biases and LayerNorm parameters are left alone (as llm.c's CUDA trainer)
+static const int param_is_decayed[NUM_PARAMETER_TENSORS] = {1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0};
+
+static void fill_in_parameter_sizes(size_t* sizes, const GPT2Config* cfg) {
+    size_t Vp = cfg->padded_vocab_size, C = cfg->channels, L = cfg->num_layers, maxT = cfg->max_seq_len;
+    sizes[0] = Vp * C;
+    sizes[1] = cfg->rope ? 0 : maxT * C;
+    sizes[2] = L * C;
+    sizes[3] = L * C;
+    sizes[4] = L * (3 * C) * C;
+    sizes[5] = L * (3 * C);
+    sizes[6] = L * C * C;
+    sizes[7] = L * C;
+    sizes[8] = L * C;
+    sizes[9] = L * C;
+    sizes[10] = L * (4 * C) * C;
+    sizes[11] = L * (4 * C);
+    sizes[12] = L * C * (4 * C);
+    sizes[13] = L * C;
+    sizes[14] = C;
+    sizes[15] = C;
+}
+
+static float* point_parameters(ParameterTensors* params, const size_t* sizes, float* memory) {
+    float** ptrs[] = {
+        &params->wte, &params->wpe, &params->ln1w, &params->ln1b, &params->qkvw, &params->qkvb,
+        &params->attprojw, &params->attprojb, &params->ln2w, &params->ln2b, &params->fcw, &params->fcb,
+        &params->fcprojw, &params->fcprojb, &params->lnfw, &params->lnfb
+    };
+    float* it = memory;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { *(ptrs[i]) = it; it += sizes[i]; }
+    return memory;
+}
+
+#define NUM_ACTIVATION_TENSORS 22
+typedef struct {
+    float* encoded;    // (B, T, C)
+    float* ln1;        // (L, B, T, C)
+    float* ln1_mean;   // (L, B, T)
+    float* ln1_rstd;   // (L, B, T)
+    float* qkv;        // (L, B, T, 3C)
+    float* qkvr;       // (L, B, T, 3C) q and k rotated; size 0 with learned positions (then it is qkv)
+    float* atty;       // (L, B, T, C)
+    float* att;        // (sum over layers of B * NH * P_l) probabilities on allowed pairs only
+    float* attproj;    // (L, B, T, C)
+    float* residual2;  // (L, B, T, C)
+    float* ln2;        // (L, B, T, C)
+    float* ln2_mean;   // (L, B, T)
+    float* ln2_rstd;   // (L, B, T)
+    float* fch;        // (L, B, T, 4C)
+    float* fch_gelu;   // (L, B, T, 4C)
+    float* fcproj;     // (L, B, T, C)
+    float* residual3;  // (L, B, T, C)
+    float* lnf;        // (B, T, C)
+    float* lnf_mean;   // (B, T)
+    float* lnf_rstd;   // (B, T)
+    float* logits;     // (B, T, Vp)
+    float* probs;      // (B, T, Vp)
+} ActivationTensors;
+
+// ----------------------------------------------------------------------------
+// forward and backward passes of the layers, in llm.c's style
+
+static void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
+    // out (B, T, C), inp (B, T), wte (Vp, C), wpe (maxT, C) or NULL with rotary positions
+    for (int bt = 0; bt < B * T; bt++) {
+        int t = bt % T;
+        float* out_bt = out + (size_t)bt * C;
+        const float* wte_ix = wte + (size_t)inp[bt] * C;
+        for (int i = 0; i < C; i++) { out_bt[i] = wte_ix[i] + (wpe ? wpe[(size_t)t * C + i] : 0.0f); }
+    }
+}
+
+static void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C) {
+    for (int bt = 0; bt < B * T; bt++) {
+        int t = bt % T;
+        const float* dout_bt = dout + (size_t)bt * C;
+        float* dwte_ix = dwte + (size_t)inp[bt] * C;
+        for (int i = 0; i < C; i++) {
+            dwte_ix[i] += dout_bt[i];
+            if (dwpe) { dwpe[(size_t)t * C + i] += dout_bt[i]; }
+        }
+    }
+}
+
+static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                              const float* bias, int B, int T, int C) {
+    // out (B, T, C), mean and rstd (B, T) kept for the backward, inp (B, T, C), weight and bias (C)
+    const float eps = 1e-5f;
+    for (int bt = 0; bt < B * T; bt++) {
+        const float* x = inp + (size_t)bt * C;
+        float m = 0.0f;
+        for (int i = 0; i < C; i++) { m += x[i]; }
+        m = m / C;
+        float v = 0.0f;
+        for (int i = 0; i < C; i++) { float d = x[i] - m; v += d * d; }
+        v = v / C;
+        float s = 1.0f / sqrtf(v + eps);
+        float* o = out + (size_t)bt * C;
+        for (int i = 0; i < C; i++) { o[i] = (s * (x[i] - m)) * weight[i] + bias[i]; }
+        mean[bt] = m;
+        rstd[bt] = s;
+    }
+}
+
+static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                               const float* weight, const float* mean, const float* rstd, int B, int T, int C) {
+    for (int bt = 0; bt < B * T; bt++) {
+        const float* dout_bt = dout + (size_t)bt * C;
+        const float* inp_bt = inp + (size_t)bt * C;
+        float* dinp_bt = dinp + (size_t)bt * C;
+        float m = mean[bt], s = rstd[bt];
+        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        for (int i = 0; i < C; i++) {
+            float norm = (inp_bt[i] - m) * s;
+            float dnorm = weight[i] * dout_bt[i];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * norm;
+        }
+        dnorm_mean /= C;
+        dnorm_norm_mean /= C;
+        for (int i = 0; i < C; i++) {
+            float norm = (inp_bt[i] - m) * s;
+            float dnorm = weight[i] * dout_bt[i];
+            dbias[i] += dout_bt[i];
+            dweight[i] += norm * dout_bt[i];
+            dinp_bt[i] += s * (dnorm - dnorm_mean - norm * dnorm_norm_mean);
+        }
+    }
+}
+
+static void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
+                           int B, int T, int C, int OC) {
+    // out (B, T, OC) = inp (B, T, C) @ weight (OC, C)^T + bias (OC)
+    // eight rows share each weight load: the weight matrix streams from memory once per 8 tokens
+    const int ROWS = 8;
+    int BT = B * T;
+    int blocks = BT / ROWS;
+#pragma omp parallel for
+    for (int blk = 0; blk < blocks; blk++) {
+        int r0 = blk * ROWS;
+        for (int o = 0; o < OC; o++) {
+            float acc[8];
+            for (int r = 0; r < ROWS; r++) { acc[r] = bias ? bias[o] : 0.0f; }
+            const float* w = weight + (size_t)o * C;
+            for (int i = 0; i < C; i++) {
+                float wi = w[i];
+                for (int r = 0; r < ROWS; r++) { acc[r] += inp[(size_t)(r0 + r) * C + i] * wi; }
+            }
+            for (int r = 0; r < ROWS; r++) { out[(size_t)(r0 + r) * OC + o] = acc[r]; }
+        }
+    }
+    for (int bt = blocks * ROWS; bt < BT; bt++) {  // the leftover rows when B*T is not a multiple of 8
+        for (int o = 0; o < OC; o++) {
+            float acc = bias ? bias[o] : 0.0f;
+            for (int i = 0; i < C; i++) { acc += inp[(size_t)bt * C + i] * weight[(size_t)o * C + i]; }
+            out[(size_t)bt * OC + o] = acc;
+        }
+    }
+}
+
+static void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                            const float* weight, int B, int T, int C, int OC) {
+    // dinp (B, T, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += sum dout
+    int BT = B * T;
+#pragma omp parallel for
+    for (int bt = 0; bt < BT; bt++) {
+        const float* dout_bt = dout + (size_t)bt * OC;
+        float* dinp_bt = dinp + (size_t)bt * C;
+        for (int o = 0; o < OC; o++) {
+            const float* w = weight + (size_t)o * C;
+            float d = dout_bt[o];
+            for (int i = 0; i < C; i++) { dinp_bt[i] += w[i] * d; }
+        }
+    }
+    // parallel over output channels: each thread owns its rows of dweight, so no two threads add to one value
+#pragma omp parallel for
+    for (int o = 0; o < OC; o++) {
+        float* dw = dweight + (size_t)o * C;
+        for (int bt = 0; bt < BT; bt++) {
+            float d = dout[(size_t)bt * OC + o];
+            if (dbias) { dbias[o] += d; }
+            const float* x = inp + (size_t)bt * C;
+            for (int i = 0; i < C; i++) { dw[i] += x[i] * d; }
+        }
+    }
+}
+
+// Rotary positions turn q and k of each head by position-dependent angles (README, "half split").
+// cos_sin holds (T, hs/2) cosines then (T, hs/2) sines.
+static void rope_table(float* cos_sin, int T, int hs, int theta) {
+    int half = hs / 2;
+    for (int t = 0; t < T; t++) {
+        for (int k = 0; k < half; k++) {
+            double inv_freq = pow((double)theta, -2.0 * k / hs);
+            double a = t * inv_freq;
+            cos_sin[(size_t)t * half + k] = (float)cos(a);
+            cos_sin[(size_t)T * half + (size_t)t * half + k] = (float)sin(a);
+        }
+    }
+}
+
+static void rope_forward(float* qkvr, const float* qkv, const float* cos_sin, int B, int T, int C, int NH) {
+    // qkvr (B, T, 3C): q and k of qkv (B, T, 3C) rotated, v copied
+    int hs = C / NH, half = hs / 2;
+    for (int bt = 0; bt < B * T; bt++) {
+        int t = bt % T;
+        const float* c = cos_sin + (size_t)t * half;
+        const float* s = cos_sin + (size_t)T * half + (size_t)t * half;
+        const float* in = qkv + (size_t)bt * 3 * C;
+        float* out = qkvr + (size_t)bt * 3 * C;
+        for (int part = 0; part < 2; part++) {  // q, then k
+            for (int h = 0; h < NH; h++) {
+                const float* x = in + part * C + h * hs;
+                float* y = out + part * C + h * hs;
+                for (int k = 0; k < half; k++) {
+                    y[k] = x[k] * c[k] - x[k + half] * s[k];
+                    y[k + half] = x[k + half] * c[k] + x[k] * s[k];
+                }
+            }
+        }
+        memcpy(out + 2 * C, in + 2 * C, C * sizeof(float));
+    }
+}
+
+static void rope_backward(float* dqkv, const float* dqkvr, const float* cos_sin, int B, int T, int C, int NH) {
+    // the rotation is orthogonal, so its backward is the inverse rotation
+    int hs = C / NH, half = hs / 2;
+    for (int bt = 0; bt < B * T; bt++) {
+        int t = bt % T;
+        const float* c = cos_sin + (size_t)t * half;
+        const float* s = cos_sin + (size_t)T * half + (size_t)t * half;
+        const float* dy_row = dqkvr + (size_t)bt * 3 * C;
+        float* dx_row = dqkv + (size_t)bt * 3 * C;
+        for (int part = 0; part < 2; part++) {
+            for (int h = 0; h < NH; h++) {
+                const float* dy = dy_row + part * C + h * hs;
+                float* dx = dx_row + part * C + h * hs;
+                for (int k = 0; k < half; k++) {
+                    dx[k] += dy[k] * c[k] + dy[k + half] * s[k];
+                    dx[k + half] += dy[k + half] * c[k] - dy[k] * s[k];
+                }
+            }
+        }
+        for (int i = 0; i < C; i++) { dx_row[2 * C + i] += dy_row[2 * C + i]; }
+    }
+}
+
+static void attention_forward(float* out, float* att, const float* qkv, const PairList* pl, int B, int T, int C, int NH) {
+    // out (B, T, C), att (B, NH, P) softmax probabilities of the allowed pairs, qkv (B, T, 3C)
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t P = pl->num_pairs;
+#pragma omp parallel for collapse(3)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int i = 0; i < T; i++) {
+                const float* q = qkv + ((size_t)b * T + i) * 3 * C + h * hs;
+                size_t r0 = pl->row_start[i], r1 = pl->row_start[i + 1];
+                float* att_row = att + ((size_t)b * NH + h) * P + r0;
+                float maxval = -INFINITY;
+                for (size_t r = r0; r < r1; r++) {
+                    const float* k = qkv + ((size_t)b * T + pl->keys[r]) * 3 * C + C + h * hs;
+                    float dot = 0.0f;
+                    for (int d = 0; d < hs; d++) { dot += q[d] * k[d]; }
+                    dot *= scale;
+                    att_row[r - r0] = dot;
+                    if (dot > maxval) { maxval = dot; }
+                }
+                float sum = 0.0f;
+                for (size_t r = r0; r < r1; r++) {
+                    float e = expf(att_row[r - r0] - maxval);
+                    att_row[r - r0] = e;
+                    sum += e;
+                }
+                float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // a row with no key (cannot happen, SPEC §1) gives zeros
+                float* o = out + ((size_t)b * T + i) * C + h * hs;
+                for (int d = 0; d < hs; d++) { o[d] = 0.0f; }
+                for (size_t r = r0; r < r1; r++) {
+                    float p = att_row[r - r0] * inv;
+                    att_row[r - r0] = p;
+                    const float* v = qkv + ((size_t)b * T + pl->keys[r]) * 3 * C + 2 * C + h * hs;
+                    for (int d = 0; d < hs; d++) { o[d] += p * v[d]; }
+                }
+            }
+        }
+    }
+}
+
+static void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att,
+                               const PairList* pl, int B, int T, int C, int NH) {
+    // dqkv (B, T, 3C) +=; dout (B, T, C); att (B, NH, P) from the forward
+    // Each (b, h) is one task: a key is shared by many queries, so within a head the queries run in
+    // order and no two threads ever add into the same dk or dv.
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t P = pl->num_pairs;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            const float* att_bh = att + ((size_t)b * NH + h) * P;
+            for (int i = 0; i < T; i++) {
+                size_t r0 = pl->row_start[i], r1 = pl->row_start[i + 1];
+                const float* q = qkv + ((size_t)b * T + i) * 3 * C + h * hs;
+                float* dq = dqkv + ((size_t)b * T + i) * 3 * C + h * hs;
+                const float* dout_i = dout + ((size_t)b * T + i) * C + h * hs;
+                // datt_r = dout_i . v_j; the softmax backward needs sum_r p_r datt_r first
+                float dot_sum = 0.0f;
+                for (size_t r = r0; r < r1; r++) {
+                    const float* v = qkv + ((size_t)b * T + pl->keys[r]) * 3 * C + 2 * C + h * hs;
+                    float datt = 0.0f;
+                    for (int d = 0; d < hs; d++) { datt += dout_i[d] * v[d]; }
+                    dot_sum += att_bh[r] * datt;
+                }
+                for (size_t r = r0; r < r1; r++) {
+                    int j = pl->keys[r];
+                    const float* k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                    const float* v = qkv + ((size_t)b * T + j) * 3 * C + 2 * C + h * hs;
+                    float* dk = dqkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                    float* dv = dqkv + ((size_t)b * T + j) * 3 * C + 2 * C + h * hs;
+                    float p = att_bh[r];
+                    float datt = 0.0f;
+                    for (int d = 0; d < hs; d++) { datt += dout_i[d] * v[d]; }
+                    float dscore = p * (datt - dot_sum) * scale;
+                    for (int d = 0; d < hs; d++) {
+                        dv[d] += p * dout_i[d];
+                        dq[d] += dscore * k[d];
+                        dk[d] += dscore * q[d];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#define GELU_SCALING_FACTOR 0.7978845608028654f  // sqrt(2 / pi)
+static void gelu_forward(float* out, const float* inp, size_t N) {
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x)));
+    }
+}
+
+static void gelu_backward(float* dinp, const float* inp, const float* dout, size_t N) {
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        float u = GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x);
+        float th = tanhf(u);
+        float sech2 = 1.0f - th * th;
+        float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALING_FACTOR * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] += grad * dout[i];
+    }
+}
+
+static void residual_forward(float* out, const float* a, const float* b, size_t N) {
+    for (size_t i = 0; i < N; i++) { out[i] = a[i] + b[i]; }
+}
+
+static void residual_backward(float* da, float* db, const float* dout, size_t N) {
+    for (size_t i = 0; i < N; i++) { da[i] += dout[i]; db[i] += dout[i]; }
+}
+
+static void softmax_forward(float* probs, const float* logits, int B, int T, int V, int Vp) {
+    // probs (B, T, Vp): softmax over the first V logits; the padded columns get 0
+#pragma omp parallel for
+    for (int bt = 0; bt < B * T; bt++) {
+        const float* l = logits + (size_t)bt * Vp;
+        float* p = probs + (size_t)bt * Vp;
+        float maxval = -INFINITY;
+        for (int i = 0; i < V; i++) { if (l[i] > maxval) { maxval = l[i]; } }
+        float sum = 0.0f;
+        for (int i = 0; i < V; i++) { p[i] = expf(l[i] - maxval); sum += p[i]; }
+        for (int i = 0; i < V; i++) { p[i] /= sum; }
+        for (int i = V; i < Vp; i++) { p[i] = 0.0f; }
+    }
+}
+
+static float crossentropy_mean(const float* probs, const int* targets, int B, int T, int Vp) {
+    double sum = 0.0;
+    for (int bt = 0; bt < B * T; bt++) { sum += -logf(probs[(size_t)bt * Vp + targets[bt]]); }
+    return (float)(sum / (B * T));
+}
+
+static void crossentropy_softmax_backward(float* dlogits, const float* probs, const int* targets,
+                                          float dloss, int B, int T, int V, int Vp) {
+    // dlogits (B, T, Vp) += (probs - onehot) * dloss, the padded columns stay 0
+    for (int bt = 0; bt < B * T; bt++) {
+        float* dl = dlogits + (size_t)bt * Vp;
+        const float* p = probs + (size_t)bt * Vp;
+        for (int i = 0; i < V; i++) { dl[i] += (p[i] - (i == targets[bt] ? 1.0f : 0.0f)) * dloss; }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// the model
+
+typedef struct {
+    GPT2Config config;
+    ParameterTensors params;
+    size_t param_sizes[NUM_PARAMETER_TENSORS];
+    float* params_memory;
+    size_t num_parameters;
+    ParameterTensors grads;
+    float* grads_memory;
+    float* m_memory;   // AdamW first moment
+    float* v_memory;   // AdamW second moment
+    // activations, sized for (batch_size, seq_len) on the first forward
+    ActivationTensors acts;
+    size_t act_sizes[NUM_ACTIVATION_TENSORS];
+    float* acts_memory;
+    ActivationTensors grads_acts;
+    float* grads_acts_memory;
+    size_t att_offset[MAX_LAYERS];  // where each layer's probabilities start in acts.att
+    PairList pairs[MAX_PATTERNS];   // allowed keys per query, per pattern, for seq_len
+    float* rope_cos_sin;            // (2, T, hs/2), rotary positions only
+    int batch_size;
+    int seq_len;
+    int* inputs;   // (B, T)
+    int* targets;  // (B, T)
+    float mean_loss;  // -1 when the last forward had no targets
+} GPT2;
+
+static void gpt2_allocate_parameters(GPT2* model) {
+    fill_in_parameter_sizes(model->param_sizes, &model->config);
+    model->num_parameters = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { model->num_parameters += model->param_sizes[i]; }
+    model->params_memory = (float*)malloc_check(model->num_parameters * sizeof(float));
+    point_parameters(&model->params, model->param_sizes, model->params_memory);
+}
+
+static void config_validate(const GPT2Config* c, const char* source) {
+    if (c->max_seq_len <= 0 || c->vocab_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 || c->channels <= 0) {
+        die("%s: model sizes must be positive (maxT %d, V %d, L %d, NH %d, C %d)", source,
+            c->max_seq_len, c->vocab_size, c->num_layers, c->num_heads, c->channels);
+    }
+    if (c->vocab_size > 65536) { die("%s: vocabulary %d does not fit uint16 tokens", source, c->vocab_size); }
+    if (c->padded_vocab_size < c->vocab_size || c->padded_vocab_size % 128 != 0) {
+        die("%s: padded vocabulary %d must be a multiple of 128 and >= V %d", source, c->padded_vocab_size, c->vocab_size);
+    }
+    if (c->channels % c->num_heads != 0) { die("%s: channels %d not divisible by heads %d", source, c->channels, c->num_heads); }
+    if (c->num_layers > MAX_LAYERS) { die("%s: %d layers, at most %d supported", source, c->num_layers, MAX_LAYERS); }
+    if (c->rope && ((c->channels / c->num_heads) % 2 != 0 || c->rope_theta <= 0)) {
+        die("%s: rotary positions need an even head size and a positive theta", source);
+    }
+    pattern_validate(&c->pattern, c->num_layers, source);
+}
+
+// A fresh model: GPT-2's initialization (normal 0.02, residual projections scaled by 1/sqrt(2L),
+// LayerNorm 1 and 0), drawn from a fixed seed so runs are reproducible.
+static uint32_t random_u32(uint64_t* state) {
+    // xorshift*, as in llm.c
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return (uint32_t)((*state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+static float random_f32(uint64_t* state) { return (random_u32(state) >> 8) / 16777216.0f; }
+static float random_normal(uint64_t* state) {
+    float u1 = random_f32(state), u2 = random_f32(state);
+    if (u1 < 1e-7f) { u1 = 1e-7f; }
+    return sqrtf(-2.0f * logf(u1)) * cosf(2.0f * (float)M_PI * u2);
+}
+
+static void gpt2_init_random(GPT2* model, uint64_t seed) {
+    gpt2_allocate_parameters(model);
+    const GPT2Config* c = &model->config;
+    uint64_t rng = seed;
+    float residual_std = 0.02f / sqrtf(2.0f * c->num_layers);
+    float* p = model->params_memory;
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+        size_t n = model->param_sizes[t];
+        int is_ln_weight = (t == 2 || t == 8 || t == 14);
+        int is_bias = (t == 3 || t == 5 || t == 7 || t == 9 || t == 11 || t == 13 || t == 15);
+        float std = (t == 6 || t == 12) ? residual_std : 0.02f;
+        for (size_t i = 0; i < n; i++) {
+            if (is_ln_weight) { p[i] = 1.0f; }
+            else if (is_bias) { p[i] = 0.0f; }
+            else { p[i] = std * random_normal(&rng); }
+        }
+        if (t == 0) {  // padded vocabulary rows are never used: keep them zero as llm.c does
+            memset(p + (size_t)c->vocab_size * c->channels, 0,
+                   (size_t)(c->padded_vocab_size - c->vocab_size) * c->channels * sizeof(float));
+        }
+        p += n;
+    }
+}
+
+static void header_to_pattern(const int* h, GPT2Config* c) {
+    ModelPattern* mp = &c->pattern;
+    memset(mp, 0, sizeof(*mp));
+    if (h[8] == 0) {  // llm.c's file: full causal attention, learned positions
+        mp->causal = 1;
+        mp->num_patterns = 1;
+        mp->patterns[0] = (AttnPattern){0, 0, 0, 1, 0};
+        c->rope = 0;
+        c->rope_theta = 0;
+        return;
+    }
+    c->rope = h[9];
+    c->rope_theta = h[10];
+    mp->causal = h[11];
+    mp->num_patterns = h[12];
+    mp->num_globals = h[13];
+    for (int k = 0; k < MAX_PATTERNS; k++) {
+        const int* s = h + 16 + 5 * k;
+        mp->patterns[k] = (AttnPattern){s[0], s[1], s[2], s[3], s[4]};
+    }
+    for (int l = 0; l < MAX_LAYERS; l++) { mp->layer_pattern[l] = h[64 + l]; }
+    for (int g = 0; g < MAX_GLOBALS; g++) { mp->globals[g] = h[192 + g]; }
+}
+
+static void pattern_to_header(const GPT2Config* c, int* h) {
+    const ModelPattern* mp = &c->pattern;
+    h[8] = 1;
+    h[9] = c->rope;
+    h[10] = c->rope ? c->rope_theta : 0;
+    h[11] = mp->causal;
+    h[12] = mp->num_patterns;
+    h[13] = mp->num_globals;
+    for (int k = 0; k < mp->num_patterns; k++) {
+        int* s = h + 16 + 5 * k;
+        const AttnPattern* p = &mp->patterns[k];
+        s[0] = p->window; s[1] = p->sinks; s[2] = p->lookahead; s[3] = p->dilation; s[4] = p->dilated_keys;
+    }
+    for (int l = 0; l < c->num_layers; l++) { h[64 + l] = mp->layer_pattern[l]; }
+    for (int g = 0; g < mp->num_globals; g++) { h[192 + g] = mp->globals[g]; }
+}
+
+static float bf16_to_float(uint16_t x) {
+    uint32_t bits = (uint32_t)x << 16;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
+    FILE* f = fopen_check(path, "rb");
+    int h[HEADER_INTS];
+    fread_check(h, sizeof(int), HEADER_INTS, f, path);
+    if (h[0] != CHECKPOINT_MAGIC) { die("'%s' is not a model checkpoint: magic %d, expected %d", path, h[0], CHECKPOINT_MAGIC); }
+    if (h[1] != 3 && h[1] != 5) { die("'%s': checkpoint version %d, expected 3 (float32) or 5 (bf16)", path, h[1]); }
+    if (h[8] != 0 && h[8] != 1) { die("'%s': pattern slots version %d, expected 0 or 1", path, h[8]); }
+    GPT2Config* c = &model->config;
+    c->max_seq_len = h[2];
+    c->vocab_size = h[3];
+    c->num_layers = h[4];
+    c->num_heads = h[5];
+    c->channels = h[6];
+    c->padded_vocab_size = h[7];
+    header_to_pattern(h, c);
+    config_validate(c, path);
+    gpt2_allocate_parameters(model);
+    size_t bytes_per = h[1] == 3 ? 4 : 2;
+    long expected = (long)(HEADER_INTS * sizeof(int) + model->num_parameters * bytes_per);
+    if (file_size(path) != expected) {
+        die("'%s' has %ld bytes, expected %ld for its header's sizes", path, file_size(path), expected);
+    }
+    if (h[1] == 3) {
+        fread_check(model->params_memory, sizeof(float), model->num_parameters, f, path);
+    } else {
+        uint16_t* tmp = (uint16_t*)malloc_check(model->num_parameters * sizeof(uint16_t));
+        fread_check(tmp, sizeof(uint16_t), model->num_parameters, f, path);
+        for (size_t i = 0; i < model->num_parameters; i++) { model->params_memory[i] = bf16_to_float(tmp[i]); }
+        free(tmp);
+    }
+    fclose(f);
+}
+
+static void gpt2_save_checkpoint(const GPT2* model, const char* path) {
+    int h[HEADER_INTS];
+    memset(h, 0, sizeof(h));
+    const GPT2Config* c = &model->config;
+    h[0] = CHECKPOINT_MAGIC;
+    h[1] = 3;
+    h[2] = c->max_seq_len;
+    h[3] = c->vocab_size;
+    h[4] = c->num_layers;
+    h[5] = c->num_heads;
+    h[6] = c->channels;
+    h[7] = c->padded_vocab_size;
+    pattern_to_header(c, h);
+    char tmp[4300];
+    FILE* f = atomic_open(path, tmp, sizeof(tmp));
+    fwrite_check(h, sizeof(int), HEADER_INTS, f, tmp);
+    fwrite_check(model->params_memory, sizeof(float), model->num_parameters, f, tmp);
+    atomic_commit(f, tmp, path);
+}
+
+// Sizes the activations for (B, T) and expands every pattern into its key lists.
+static void gpt2_allocate_activations(GPT2* model, int B, int T) {
+    const GPT2Config* c = &model->config;
+    size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size;
+    for (int k = 0; k < c->pattern.num_patterns; k++) {
+        pairlist_build(&model->pairs[k], &c->pattern.patterns[k], &c->pattern, T);
+    }
+    size_t att_total = 0;
+    for (size_t l = 0; l < L; l++) {
+        model->att_offset[l] = att_total;
+        att_total += (size_t)B * NH * model->pairs[c->pattern.layer_pattern[l]].num_pairs;
+    }
+    size_t BT = (size_t)B * T;
+    size_t* s = model->act_sizes;
+    s[0] = BT * C;
+    s[1] = L * BT * C;
+    s[2] = L * BT;
+    s[3] = L * BT;
+    s[4] = L * BT * 3 * C;
+    s[5] = c->rope ? L * BT * 3 * C : 0;
+    s[6] = L * BT * C;
+    s[7] = att_total;
+    s[8] = L * BT * C;
+    s[9] = L * BT * C;
+    s[10] = L * BT * C;
+    s[11] = L * BT;
+    s[12] = L * BT;
+    s[13] = L * BT * 4 * C;
+    s[14] = L * BT * 4 * C;
+    s[15] = L * BT * C;
+    s[16] = L * BT * C;
+    s[17] = BT * C;
+    s[18] = BT;
+    s[19] = BT;
+    s[20] = BT * Vp;
+    s[21] = BT * Vp;
+    size_t total = 0;
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { total += s[i]; }
+    model->acts_memory = (float*)calloc_check(total, sizeof(float));
+    model->grads_acts_memory = (float*)calloc_check(total, sizeof(float));
+    ActivationTensors* sets[2] = {&model->acts, &model->grads_acts};
+    float* bases[2] = {model->acts_memory, model->grads_acts_memory};
+    for (int k = 0; k < 2; k++) {
+        ActivationTensors* x = sets[k];
+        float** ptrs[NUM_ACTIVATION_TENSORS] = {
+            &x->encoded, &x->ln1, &x->ln1_mean, &x->ln1_rstd, &x->qkv, &x->qkvr, &x->atty, &x->att,
+            &x->attproj, &x->residual2, &x->ln2, &x->ln2_mean, &x->ln2_rstd, &x->fch, &x->fch_gelu,
+            &x->fcproj, &x->residual3, &x->lnf, &x->lnf_mean, &x->lnf_rstd, &x->logits, &x->probs
+        };
+        float* it = bases[k];
+        for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { *ptrs[i] = it; it += s[i]; }
+        if (!c->rope) { x->qkvr = x->qkv; }  // no rotation: attention reads qkv directly
+    }
+    if (c->rope) {
+        size_t hs = C / NH;
+        model->rope_cos_sin = (float*)malloc_check((size_t)T * hs * sizeof(float));
+        rope_table(model->rope_cos_sin, T, (int)hs, c->rope_theta);
+    }
+    model->inputs = (int*)malloc_check(BT * sizeof(int));
+    model->targets = (int*)malloc_check(BT * sizeof(int));
+    model->batch_size = B;
+    model->seq_len = T;
+}
+
+static void gpt2_forward(GPT2* model, const int* inputs, const int* targets, int B, int T) {
+    const GPT2Config* c = &model->config;
+    int V = c->vocab_size, Vp = c->padded_vocab_size, L = c->num_layers, NH = c->num_heads, C = c->channels;
+    if (model->acts_memory == NULL) { gpt2_allocate_activations(model, B, T); }
+    if (B > model->batch_size || T != model->seq_len) {
+        die("forward with B=%d T=%d, but activations were sized for B<=%d T=%d", B, T, model->batch_size, model->seq_len);
+    }
+    for (int i = 0; i < B * T; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V) { die("input token %d at position %d is outside the vocabulary 0..%d", inputs[i], i, V - 1); }
+        if (targets && (targets[i] < 0 || targets[i] >= V)) { die("target token %d at position %d is outside the vocabulary 0..%d", targets[i], i, V - 1); }
+    }
+    memcpy(model->inputs, inputs, (size_t)B * T * sizeof(int));
+    if (targets) { memcpy(model->targets, targets, (size_t)B * T * sizeof(int)); }
+
+    ParameterTensors p = model->params;
+    ActivationTensors a = model->acts;
+    size_t BTC = (size_t)B * T * C;
+    size_t Ls = (size_t)model->batch_size * T;  // layer stride in tokens (activations sized for the allocated B)
+    encoder_forward(a.encoded, inputs, p.wte, c->rope ? NULL : p.wpe, B, T, C);
+    for (int l = 0; l < L; l++) {
+        const float* residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * Ls * C;
+        float* l_ln1 = a.ln1 + l * Ls * C;
+        float* l_ln1_mean = a.ln1_mean + l * Ls;
+        float* l_ln1_rstd = a.ln1_rstd + l * Ls;
+        float* l_qkv = a.qkv + l * Ls * 3 * C;
+        float* l_qkvr = a.qkvr + l * Ls * 3 * C;
+        float* l_atty = a.atty + l * Ls * C;
+        float* l_att = a.att + model->att_offset[l];
+        float* l_attproj = a.attproj + l * Ls * C;
+        float* l_residual2 = a.residual2 + l * Ls * C;
+        float* l_ln2 = a.ln2 + l * Ls * C;
+        float* l_ln2_mean = a.ln2_mean + l * Ls;
+        float* l_ln2_rstd = a.ln2_rstd + l * Ls;
+        float* l_fch = a.fch + l * Ls * 4 * C;
+        float* l_fch_gelu = a.fch_gelu + l * Ls * 4 * C;
+        float* l_fcproj = a.fcproj + l * Ls * C;
+        float* l_residual3 = a.residual3 + l * Ls * C;
+        const PairList* pl = &model->pairs[c->pattern.layer_pattern[l]];
+
+        layernorm_forward(l_ln1, l_ln1_mean, l_ln1_rstd, residual, p.ln1w + l * C, p.ln1b + l * C, B, T, C);
+        matmul_forward(l_qkv, l_ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, B, T, C, 3 * C);
+        if (c->rope) { rope_forward(l_qkvr, l_qkv, model->rope_cos_sin, B, T, C, NH); }
+        attention_forward(l_atty, l_att, l_qkvr, pl, B, T, C, NH);
+        matmul_forward(l_attproj, l_atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, B, T, C, C);
+        residual_forward(l_residual2, residual, l_attproj, BTC);
+        layernorm_forward(l_ln2, l_ln2_mean, l_ln2_rstd, l_residual2, p.ln2w + l * C, p.ln2b + l * C, B, T, C);
+        matmul_forward(l_fch, l_ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, B, T, C, 4 * C);
+        gelu_forward(l_fch_gelu, l_fch, BTC * 4);
+        matmul_forward(l_fcproj, l_fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, B, T, 4 * C, C);
+        residual_forward(l_residual3, l_residual2, l_fcproj, BTC);
+    }
+    const float* residual = a.residual3 + (L - 1) * Ls * C;
+    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, B, T, C);
+    matmul_forward(a.logits, a.lnf, p.wte, NULL, B, T, C, Vp);
+    softmax_forward(a.probs, a.logits, B, T, V, Vp);
+    model->mean_loss = targets ? crossentropy_mean(a.probs, targets, B, T, Vp) : -1.0f;
+}
+
+static void gpt2_zero_grad(GPT2* model) {
+    if (model->grads_memory) { memset(model->grads_memory, 0, model->num_parameters * sizeof(float)); }
+}
+
+// Adds this batch's gradients, scaled by loss_scale (1 / gradient accumulation steps), to the
+// parameter gradients; the activation gradients are cleared here, the parameter ones by zero_grad.
+static void gpt2_backward(GPT2* model, float loss_scale) {
+    if (model->mean_loss == -1.0f) { die("backward called without targets in the forward"); }
+    const GPT2Config* c = &model->config;
+    if (model->grads_memory == NULL) {
+        model->grads_memory = (float*)calloc_check(model->num_parameters, sizeof(float));
+        point_parameters(&model->grads, model->param_sizes, model->grads_memory);
+    }
+    size_t act_total = 0;
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { act_total += model->act_sizes[i]; }
+    memset(model->grads_acts_memory, 0, act_total * sizeof(float));
+    if (!c->rope) { model->grads_acts.qkvr = model->grads_acts.qkv; }
+
+    int B = model->batch_size, T = model->seq_len;
+    int V = c->vocab_size, Vp = c->padded_vocab_size, L = c->num_layers, NH = c->num_heads, C = c->channels;
+    ParameterTensors p = model->params, g = model->grads;
+    ActivationTensors a = model->acts, ga = model->grads_acts;
+    size_t BTC = (size_t)B * T * C;
+    size_t Ls = (size_t)B * T;
+
+    float dloss = loss_scale / (B * T);  // the loss is a mean over B*T tokens
+    crossentropy_softmax_backward(ga.logits, a.probs, model->targets, dloss, B, T, V, Vp);
+    matmul_backward(ga.lnf, g.wte, NULL, ga.logits, a.lnf, p.wte, B, T, C, Vp);
+    float* residual = a.residual3 + (L - 1) * Ls * C;
+    float* dresidual = ga.residual3 + (L - 1) * Ls * C;
+    layernorm_backward(dresidual, g.lnfw, g.lnfb, ga.lnf, residual, p.lnfw, a.lnf_mean, a.lnf_rstd, B, T, C);
+    for (int l = L - 1; l >= 0; l--) {
+        residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * Ls * C;
+        dresidual = l == 0 ? ga.encoded : ga.residual3 + (l - 1) * Ls * C;
+        const PairList* pl = &model->pairs[c->pattern.layer_pattern[l]];
+        const float* l_ln1 = a.ln1 + l * Ls * C;
+        const float* l_qkvr = a.qkvr + l * Ls * 3 * C;
+        const float* l_atty = a.atty + l * Ls * C;
+        const float* l_att = a.att + model->att_offset[l];
+        const float* l_residual2 = a.residual2 + l * Ls * C;
+        const float* l_ln2 = a.ln2 + l * Ls * C;
+        const float* l_fch = a.fch + l * Ls * 4 * C;
+        const float* l_fch_gelu = a.fch_gelu + l * Ls * 4 * C;
+        float* dl_ln1 = ga.ln1 + l * Ls * C;
+        float* dl_qkv = ga.qkv + l * Ls * 3 * C;
+        float* dl_qkvr = ga.qkvr + l * Ls * 3 * C;
+        float* dl_atty = ga.atty + l * Ls * C;
+        float* dl_attproj = ga.attproj + l * Ls * C;
+        float* dl_residual2 = ga.residual2 + l * Ls * C;
+        float* dl_ln2 = ga.ln2 + l * Ls * C;
+        float* dl_fch = ga.fch + l * Ls * 4 * C;
+        float* dl_fch_gelu = ga.fch_gelu + l * Ls * 4 * C;
+        float* dl_fcproj = ga.fcproj + l * Ls * C;
+        float* dl_residual3 = ga.residual3 + l * Ls * C;
+
+        // the forward in reverse: MLP block, then attention block
+        residual_backward(dl_residual2, dl_fcproj, dl_residual3, BTC);
+        matmul_backward(dl_fch_gelu, g.fcprojw + (size_t)l * C * 4 * C, g.fcprojb + l * C, dl_fcproj, l_fch_gelu,
+                        p.fcprojw + (size_t)l * C * 4 * C, B, T, 4 * C, C);
+        gelu_backward(dl_fch, l_fch, dl_fch_gelu, BTC * 4);
+        matmul_backward(dl_ln2, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, dl_fch, l_ln2,
+                        p.fcw + (size_t)l * 4 * C * C, B, T, C, 4 * C);
+        layernorm_backward(dl_residual2, g.ln2w + l * C, g.ln2b + l * C, dl_ln2, l_residual2, p.ln2w + l * C,
+                           a.ln2_mean + l * Ls, a.ln2_rstd + l * Ls, B, T, C);
+        residual_backward(dresidual, dl_attproj, dl_residual2, BTC);
+        matmul_backward(dl_atty, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, dl_attproj, l_atty,
+                        p.attprojw + (size_t)l * C * C, B, T, C, C);
+        attention_backward(dl_qkvr, dl_atty, l_qkvr, l_att, pl, B, T, C, NH);
+        if (c->rope) { rope_backward(dl_qkv, dl_qkvr, model->rope_cos_sin, B, T, C, NH); }
+        matmul_backward(dl_ln1, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, dl_qkv, l_ln1,
+                        p.qkvw + (size_t)l * 3 * C * C, B, T, C, 3 * C);
+        layernorm_backward(dresidual, g.ln1w + l * C, g.ln1b + l * C, dl_ln1, residual, p.ln1w + l * C,
+                           a.ln1_mean + l * Ls, a.ln1_rstd + l * Ls, B, T, C);
+    }
+    encoder_backward(g.wte, c->rope ? NULL : g.wpe, ga.encoded, model->inputs, B, T, C);
+}
+
+static void gpt2_free(GPT2* model) {
+    for (int k = 0; k < model->config.pattern.num_patterns; k++) { pairlist_free(&model->pairs[k]); }
+    free(model->params_memory);
+    free(model->grads_memory);
+    free(model->m_memory);
+    free(model->v_memory);
+    free(model->acts_memory);
+    free(model->grads_acts_memory);
+    free(model->rope_cos_sin);
+    free(model->inputs);
+    free(model->targets);
+    memset(model, 0, sizeof(*model));
+}
+
+// ----------------------------------------------------------------------------
+// optimizer: AdamW with global gradient-norm clipping (torch.optim.AdamW + clip_grad_norm_)
+
+typedef struct {
+    float learning_rate;
+    float beta1;
+    float beta2;
+    float eps;
+    float weight_decay;
+    float grad_clip;  // 0: no clipping
+} AdamWConfig;
+
+static float gpt2_grad_norm(const GPT2* model) {
+    double sum = 0.0;  // serial and in double: the same result whatever the thread count
+    for (size_t i = 0; i < model->num_parameters; i++) { sum += (double)model->grads_memory[i] * model->grads_memory[i]; }
+    return (float)sqrt(sum);
+}
+
+// One AdamW step (t counts from 1). Returns the gradient norm before clipping.
+static float gpt2_update(GPT2* model, const AdamWConfig* opt, float learning_rate, int t) {
+    if (model->m_memory == NULL) {
+        model->m_memory = (float*)calloc_check(model->num_parameters, sizeof(float));
+        model->v_memory = (float*)calloc_check(model->num_parameters, sizeof(float));
+    }
+    float norm = gpt2_grad_norm(model);
+    // as torch's clip_grad_norm_: scale by clip / (norm + 1e-6) whenever that is below 1
+    float clip_scale = 1.0f;
+    if (opt->grad_clip > 0.0f) {
+        clip_scale = opt->grad_clip / (norm + 1e-6f);
+        if (clip_scale > 1.0f) { clip_scale = 1.0f; }
+    }
+    float bias_correction1 = 1.0f - powf(opt->beta1, (float)t);
+    float bias_correction2 = 1.0f - powf(opt->beta2, (float)t);
+    size_t offset = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        float decay = param_is_decayed[k] ? opt->weight_decay : 0.0f;
+        size_t n = model->param_sizes[k];
+#pragma omp parallel for
+        for (size_t i = offset; i < offset + n; i++) {
+            float g = model->grads_memory[i] * clip_scale;
+            float m = opt->beta1 * model->m_memory[i] + (1.0f - opt->beta1) * g;
+            float v = opt->beta2 * model->v_memory[i] + (1.0f - opt->beta2) * g * g;
+            model->m_memory[i] = m;
+            model->v_memory[i] = v;
+            float m_hat = m / bias_correction1;
+            float v_hat = v / bias_correction2;
+            float p = model->params_memory[i] * (1.0f - learning_rate * decay);
+            model->params_memory[i] = p - learning_rate * m_hat / (sqrtf(v_hat) + opt->eps);
+        }
+        offset += n;
+    }
+    return norm;
+}
+
+// linear warmup, then cosine decay from the peak to peak * final_fraction at the last step
+static float learning_rate_at(int step, int total_steps, int warmup, float peak, float final_fraction) {
+    if (step < warmup) { return peak * (step + 1) / warmup; }
+    if (total_steps <= warmup) { return peak; }
+    float progress = (float)(step - warmup) / (float)(total_steps - warmup);
+    if (progress > 1.0f) { progress = 1.0f; }
+    float cosine = 0.5f * (1.0f + cosf((float)M_PI * progress));
+    return peak * (final_fraction + (1.0f - final_fraction) * cosine);
+}
+
+// ----------------------------------------------------------------------------
+// data loader: llm.c's token shards, read B*T+1 tokens at a time, walking the shards in order
+
+typedef struct {
+    glob_t paths;
+    size_t num_shards;
+    size_t shard_index;
+    size_t position;      // token index of the next batch in the current shard
+    size_t shard_tokens;  // tokens in the current shard
+    FILE* file;
+    int B, T;
+    int vocab_size;
+    uint16_t* buffer;     // (B*T+1)
+    int* inputs;          // (B, T)
+    int* targets;         // (B, T)
+} DataLoader;
+
+static size_t shard_check(const char* path, size_t min_tokens) {
+    FILE* f = fopen_check(path, "rb");
+    int h[HEADER_INTS];
+    if (fread(h, sizeof(int), HEADER_INTS, f) != HEADER_INTS) { die("shard '%s' is truncated: no 1024-byte header", path); }
+    fclose(f);
+    if (h[0] != SHARD_MAGIC) { die("'%s' is not a token shard: magic %d, expected %d", path, h[0], SHARD_MAGIC); }
+    if (h[1] != 1) { die("shard '%s': version %d, expected 1", path, h[1]); }
+    if (h[2] < 0) { die("shard '%s': negative token count %d", path, h[2]); }
+    long expected = (long)HEADER_INTS * 4 + 2L * h[2];
+    if (file_size(path) != expected) {
+        die("shard '%s' has %ld bytes, expected %ld for its %d tokens (truncated?)", path, file_size(path), expected, h[2]);
+    }
+    if ((size_t)h[2] < min_tokens) { die("shard '%s' has %d tokens, fewer than one batch needs (%zu)", path, h[2], min_tokens); }
+    return (size_t)h[2];
+}
+
+static void dataloader_open_shard(DataLoader* d, size_t index) {
+    if (d->file) { fclose(d->file); }
+    d->shard_index = index;
+    const char* path = d->paths.gl_pathv[index];
+    d->shard_tokens = shard_check(path, (size_t)d->B * d->T + 1);
+    d->file = fopen_check(path, "rb");
+}
+
+static void dataloader_init(DataLoader* d, const char* pattern, int B, int T, int vocab_size, const char* flag) {
+    memset(d, 0, sizeof(*d));
+    d->B = B;
+    d->T = T;
+    d->vocab_size = vocab_size;
+    if (glob(pattern, 0, NULL, &d->paths) != 0 || d->paths.gl_pathc == 0) {
+        die("%s '%s': no token shard matches (run `make data` or `python3 data/prepare.py`)", flag, pattern);
+    }
+    d->num_shards = d->paths.gl_pathc;
+    for (size_t i = 0; i < d->num_shards; i++) { shard_check(d->paths.gl_pathv[i], (size_t)B * T + 1); }
+    d->buffer = (uint16_t*)malloc_check(((size_t)B * T + 1) * sizeof(uint16_t));
+    d->inputs = (int*)malloc_check((size_t)B * T * sizeof(int));
+    d->targets = (int*)malloc_check((size_t)B * T * sizeof(int));
+    dataloader_open_shard(d, 0);
+}
+
+static void dataloader_seek(DataLoader* d, size_t shard_index, size_t position) {
+    if (shard_index >= d->num_shards) { die("resume: shard index %zu, but only %zu shards match", shard_index, d->num_shards); }
+    dataloader_open_shard(d, shard_index);
+    if (position + (size_t)d->B * d->T + 1 > d->shard_tokens) { die("resume: position %zu is past the end of shard %zu", position, shard_index); }
+    d->position = position;
+}
+
+static void dataloader_reset(DataLoader* d) { dataloader_seek(d, 0, 0); }
+
+static void dataloader_next_batch(DataLoader* d) {
+    size_t n = (size_t)d->B * d->T + 1;
+    if (d->position + n > d->shard_tokens) {  // not enough left: next shard (wrapping around)
+        dataloader_open_shard(d, (d->shard_index + 1) % d->num_shards);
+        d->position = 0;
+    }
+    const char* path = d->paths.gl_pathv[d->shard_index];
+    if (fseek(d->file, HEADER_INTS * 4 + (long)d->position * 2, SEEK_SET) != 0) { die("seek in '%s' failed", path); }
+    fread_check(d->buffer, sizeof(uint16_t), n, d->file, path);
+    for (size_t i = 0; i < n; i++) {
+        if (d->buffer[i] >= d->vocab_size) {
+            die("shard '%s': token %u at %zu is outside the model's vocabulary (V=%d)", path, d->buffer[i], d->position + i, d->vocab_size);
+        }
+    }
+    for (size_t i = 0; i + 1 < n; i++) { d->inputs[i] = d->buffer[i]; d->targets[i] = d->buffer[i + 1]; }
+    d->position += (size_t)d->B * d->T;
+}
+
+static void dataloader_free(DataLoader* d) {
+    if (d->file) { fclose(d->file); }
+    globfree(&d->paths);
+    free(d->buffer);
+    free(d->inputs);
+    free(d->targets);
+}
+
+// ----------------------------------------------------------------------------
+// optimizer state: what an exact resume needs beyond the weights
+
+typedef struct {
+    int step;
+    size_t shard_index;
+    size_t position;
+    uint64_t rng;
+} TrainState;
+
+static void state_save(const GPT2* model, const TrainState* s, const char* path) {
+    int h[HEADER_INTS];
+    memset(h, 0, sizeof(h));
+    h[0] = STATE_MAGIC;
+    h[1] = 1;
+    h[2] = s->step;
+    h[3] = (int)(model->num_parameters & 0xffffffffu);
+    h[4] = (int)(model->num_parameters >> 32);
+    h[5] = (int)s->shard_index;
+    h[6] = (int)(s->position & 0xffffffffu);
+    h[7] = (int)(s->position >> 32);
+    h[8] = (int)(s->rng & 0xffffffffu);
+    h[9] = (int)(s->rng >> 32);
+    char tmp[4300];
+    FILE* f = atomic_open(path, tmp, sizeof(tmp));
+    fwrite_check(h, sizeof(int), HEADER_INTS, f, tmp);
+    fwrite_check(model->m_memory, sizeof(float), model->num_parameters, f, tmp);
+    fwrite_check(model->v_memory, sizeof(float), model->num_parameters, f, tmp);
+    atomic_commit(f, tmp, path);
+}
+
+static void state_load(GPT2* model, TrainState* s, const char* path) {
+    FILE* f = fopen_check(path, "rb");
+    int h[HEADER_INTS];
+    fread_check(h, sizeof(int), HEADER_INTS, f, path);
+    if (h[0] != STATE_MAGIC) { die("'%s' is not an optimizer state file: magic %d, expected %d", path, h[0], STATE_MAGIC); }
+    if (h[1] != 1) { die("'%s': state version %d, expected 1", path, h[1]); }
+    size_t n = (size_t)(uint32_t)h[3] | ((size_t)(uint32_t)h[4] << 32);
+    if (n != model->num_parameters) { die("'%s' holds %zu parameters, the model has %zu", path, n, model->num_parameters); }
+    long expected = (long)(HEADER_INTS * 4 + 2 * n * sizeof(float));
+    if (file_size(path) != expected) { die("'%s' has %ld bytes, expected %ld", path, file_size(path), expected); }
+    s->step = h[2];
+    s->shard_index = (size_t)h[5];
+    s->position = (size_t)(uint32_t)h[6] | ((size_t)(uint32_t)h[7] << 32);
+    s->rng = (uint64_t)(uint32_t)h[8] | ((uint64_t)(uint32_t)h[9] << 32);
+    if (model->m_memory == NULL) {
+        model->m_memory = (float*)malloc_check(n * sizeof(float));
+        model->v_memory = (float*)malloc_check(n * sizeof(float));
+    }
+    fread_check(model->m_memory, sizeof(float), n, f, path);
+    fread_check(model->v_memory, sizeof(float), n, f, path);
+    fclose(f);
+}
+
+// the newest step in dir that has both a model and a state file, or -1
+static int latest_checkpoint_step(const char* dir) {
+    char pattern[4200];
+    snprintf(pattern, sizeof(pattern), "%s/state_*.bin", dir);
+    glob_t g;
+    int best = -1;
+    if (glob(pattern, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char* name = strrchr(g.gl_pathv[i], '/') + 1;
+            int step;
+            char model_path[4200];
+            if (sscanf(name, "state_%d.bin", &step) != 1) { continue; }
+            snprintf(model_path, sizeof(model_path), "%s/model_%08d.bin", dir, step);
+            struct stat st;
+            if (stat(model_path, &st) == 0 && step > best) { best = step; }
+        }
+        globfree(&g);
+    }
+    return best;
+}
+
+// ----------------------------------------------------------------------------
+// sampling and printing tokens
+
+static int sample_from(const float* probs, int n, float coin) {
+    float cdf = 0.0f;
+    for (int i = 0; i < n; i++) {
+        cdf += probs[i];
+        if (coin < cdf) { return i; }
+    }
+    return n - 1;  // rounding left the cdf a hair under 1
+}
+
+// llm.c's GPT-2 tokenizer file (written by its data scripts), for printing GPT-2 tokens as text
+typedef struct {
+    int vocab_size;
+    char** tokens;
+} Tokenizer;
+
+static void tokenizer_load(Tokenizer* tk, const char* path) {
+    FILE* f = fopen_check(path, "rb");
+    uint32_t h[256];
+    fread_check(h, sizeof(uint32_t), 256, f, path);
+    if (h[0] != 20240328 || (h[1] != 1 && h[1] != 2)) { die("'%s' is not an llm.c tokenizer file (magic %u)", path, h[0]); }
+    tk->vocab_size = (int)h[2];
+    tk->tokens = (char**)malloc_check(tk->vocab_size * sizeof(char*));
+    for (int i = 0; i < tk->vocab_size; i++) {
+        unsigned char len;
+        fread_check(&len, 1, 1, f, path);
+        tk->tokens[i] = (char*)malloc_check(len + 1);
+        fread_check(tk->tokens[i], 1, len, f, path);
+        tk->tokens[i][len] = '\0';
+    }
+    fclose(f);
+}
+
+static void print_token(const Tokenizer* tk, int vocab_size, int token) {
+    if (tk && tk->tokens && token < tk->vocab_size) { fputs(tk->tokens[token], stdout); }
+    else if (vocab_size <= 256) { putchar(token); }  // byte-level: the token is the byte
+    else { printf("<%d>", token); }
+}
+
+// Generates n tokens after a start token by re-running the model on the growing context
+// (row 0 of the batch), as llm.c's CPU trainer does; the CUDA trainers keep a KV cache.
+static void gpt2_generate(GPT2* model, int n, uint64_t* rng, const Tokenizer* tk, int* tokens) {
+    int T = model->seq_len, V = model->config.vocab_size, Vp = model->config.padded_vocab_size;
+    int start = V > 256 ? 50256 : '\n';  // GPT-2's end-of-text, or a newline for bytes
+    if (start >= V) { start = 0; }
+    if (n > T - 1) { n = T - 1; }
+    for (int i = 0; i < T; i++) { tokens[i] = start; }
+    for (int t = 1; t <= n; t++) {
+        gpt2_forward(model, tokens, NULL, 1, T);
+        const float* probs = model->acts.probs + (size_t)(t - 1) * Vp;
+        tokens[t] = sample_from(probs, V, random_f32(rng));
+        print_token(tk, V, tokens[t]);
+        fflush(stdout);
+    }
+    printf("\n");
+}
+
+// ----------------------------------------------------------------------------
+// command line
+
+static void usage(void) {
+    fprintf(stderr,
+        "usage: train_gpt_cpu [flags]\n"
+        "data and output:\n"
+        "  -i PATTERN   train token shards (glob)            default data/austen/austen_train.bin\n"
+        "  -j PATTERN   val token shards (glob)              default data/austen/austen_val.bin\n"
+        "  -o DIR       output: log.csv, model_/state_ checkpoints   default none\n"
+        "  -e INIT      checkpoint file, or a new model: dN (N layers, N heads of 64) or lLcCC hH (e.g. l2c64h4)  default d4\n"
+        "  -V N         vocabulary of a new model            default: 256 if the train shard is bytes, else 50257\n"
+        "  -y 1         resume from the newest checkpoint in -o\n"
+        "training:\n"
+        "  -b B  -t T   batch size, sequence length          default 4, 256\n"
+        "  -d N         total batch in tokens (gradient accumulation)  default B*T\n"
+        "  -x N         steps                                default 100\n"
+        "  -l LR  -u N  -q F   peak learning rate, warmup steps, final lr fraction (cosine)  default 1e-3, 10, 0.1\n"
+        "  -c WD        weight decay                         default 0.1\n"
+        "  -k CLIP      gradient norm clip (0 = off)         default 1.0\n"
+        "  -r SEED      seed for a new model and sampling    default 1337\n"
+        "  -v N  -m N   val loss every N steps, over M batches    default 25, 8\n"
+        "  -n N         checkpoint every N steps (and at the end) with -o   default 0 (end only)\n"
+        "  -s N  -g N   sample every N steps, N tokens       default 0 (off), 64\n"
+        "attention pattern and positions of a new model (or to override a checkpoint's pattern):\n"
+        "  --window W        keys 0 <= i-j < W; 0 = full         default 0\n"
+        "  --sinks S         keys j < S always                   default 0\n"
+        "  --causal 0|1                                          default 1\n"
+        "  --lookahead R     non-causal only: 0 < j-i <= R       default 0\n"
+        "  --global P,P,...  global positions                    default none\n"
+        "  --dilation d  --dilated-keys K   every d-th key beyond the window, K of them (0 = all)  default 1, 0\n"
+        "  --layer-windows W,W,...   one window per layer (0 = full), sinks/dilation shared\n"
+        "  --full-every k    every k-th layer full, the others windowed (Gemma-style)\n"
+        "  --pos learned|rope  --rope-theta N   position encoding    default learned, 10000\n"
+        "  --max-seq-len N   maxT of a new model                 default T\n"
+        "other:\n"
+        "  --generate N      load -e, print N sampled tokens, exit\n"
+        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n");
+}
+
+static int parse_int(const char* flag, const char* value, int min_value) {
+    char* end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || *end != '\0' || end == value || v < min_value || v > 2147483647L) {
+        die("%s '%s': expected an integer >= %d", flag, value, min_value);
+    }
+    return (int)v;
+}
+
+static float parse_float(const char* flag, const char* value, float min_value) {
+    char* end;
+    errno = 0;
+    float v = strtof(value, &end);
+    if (errno || *end != '\0' || end == value || !(v >= min_value) || !isfinite(v)) {
+        die("%s '%s': expected a number >= %g", flag, value, min_value);
+    }
+    return v;
+}
+
+static int parse_int_list(const char* flag, const char* value, int* out, int max_count) {
+    int n = 0;
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", value);
+    for (char* tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == max_count) { die("%s: more than %d values", flag, max_count); }
+        out[n++] = parse_int(flag, tok, 0);
+    }
+    if (n == 0) { die("%s '%s': expected a comma-separated list of integers", flag, value); }
+    return n;
+}
+
+typedef struct {
+    const char* train_pattern;
+    const char* val_pattern;
+    const char* out_dir;
+    const char* init;
+    const char* tokenizer;
+    int vocab_size;  // 0: decide from the data
+    int resume;
+    int B, T, total_batch;
+    int steps, warmup, val_every, val_batches, ckpt_every, sample_every, gen_tokens, generate;
+    float lr, final_lr_frac, weight_decay, grad_clip;
+    uint64_t seed;
+    // pattern flags; -1 marks "not given" so a checkpoint's pattern is kept unless overridden
+    int window, sinks, causal, lookahead, dilation, dilated_keys, full_every;
+    int num_layer_windows, layer_windows[MAX_LAYERS];
+    int num_globals, globals[MAX_GLOBALS];
+    int rope, rope_theta, max_seq_len;
+} Args;
+
+static void parse_args(Args* a, int argc, char** argv) {
+    *a = (Args){
+        .train_pattern = "data/austen/austen_train.bin", .val_pattern = "data/austen/austen_val.bin",
+        .out_dir = NULL, .init = "d4", .tokenizer = NULL, .vocab_size = 0, .resume = 0,
+        .B = 4, .T = 256, .total_batch = 0, .steps = 100, .warmup = 10, .val_every = 25, .val_batches = 8,
+        .ckpt_every = 0, .sample_every = 0, .gen_tokens = 64, .generate = 0,
+        .lr = 1e-3f, .final_lr_frac = 0.1f, .weight_decay = 0.1f, .grad_clip = 1.0f, .seed = 1337,
+        .window = -1, .sinks = -1, .causal = -1, .lookahead = -1, .dilation = -1, .dilated_keys = -1,
+        .full_every = 0, .num_layer_windows = 0, .num_globals = -1, .rope = -1, .rope_theta = 10000, .max_seq_len = 0,
+    };
+    for (int i = 1; i < argc; i++) {
+        const char* f = argv[i];
+        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { usage(); exit(EXIT_SUCCESS); }
+        if (f[0] != '-') { die("unexpected argument '%s' (flags start with '-'; see -h)", f); }
+        if (i + 1 >= argc) { die("flag %s needs a value (see -h)", f); }
+        const char* v = argv[++i];
+        if (strcmp(f, "-i") == 0) { a->train_pattern = v; }
+        else if (strcmp(f, "-j") == 0) { a->val_pattern = v; }
+        else if (strcmp(f, "-o") == 0) { a->out_dir = v; }
+        else if (strcmp(f, "-e") == 0) { a->init = v; }
+        else if (strcmp(f, "-V") == 0) { a->vocab_size = parse_int(f, v, 1); }
+        else if (strcmp(f, "-y") == 0) { a->resume = parse_int(f, v, 0); }
+        else if (strcmp(f, "-b") == 0) { a->B = parse_int(f, v, 1); }
+        else if (strcmp(f, "-t") == 0) { a->T = parse_int(f, v, 1); }
+        else if (strcmp(f, "-d") == 0) { a->total_batch = parse_int(f, v, 1); }
+        else if (strcmp(f, "-x") == 0) { a->steps = parse_int(f, v, 0); }
+        else if (strcmp(f, "-l") == 0) { a->lr = parse_float(f, v, 0.0f); }
+        else if (strcmp(f, "-u") == 0) { a->warmup = parse_int(f, v, 0); }
+        else if (strcmp(f, "-q") == 0) { a->final_lr_frac = parse_float(f, v, 0.0f); }
+        else if (strcmp(f, "-c") == 0) { a->weight_decay = parse_float(f, v, 0.0f); }
+        else if (strcmp(f, "-k") == 0) { a->grad_clip = parse_float(f, v, 0.0f); }
+        else if (strcmp(f, "-r") == 0) { a->seed = (uint64_t)parse_int(f, v, 0); }
+        else if (strcmp(f, "-v") == 0) { a->val_every = parse_int(f, v, 0); }
+        else if (strcmp(f, "-m") == 0) { a->val_batches = parse_int(f, v, 1); }
+        else if (strcmp(f, "-n") == 0) { a->ckpt_every = parse_int(f, v, 0); }
+        else if (strcmp(f, "-s") == 0) { a->sample_every = parse_int(f, v, 0); }
+        else if (strcmp(f, "-g") == 0) { a->gen_tokens = parse_int(f, v, 1); }
+        else if (strcmp(f, "--window") == 0) { a->window = parse_int(f, v, 0); }
+        else if (strcmp(f, "--sinks") == 0) { a->sinks = parse_int(f, v, 0); }
+        else if (strcmp(f, "--causal") == 0) {
+            a->causal = parse_int(f, v, 0);
+            if (a->causal > 1) { die("--causal '%s': expected 0 or 1", v); }
+        }
+        else if (strcmp(f, "--lookahead") == 0) { a->lookahead = parse_int(f, v, 0); }
+        else if (strcmp(f, "--dilation") == 0) { a->dilation = parse_int(f, v, 1); }
+        else if (strcmp(f, "--dilated-keys") == 0) { a->dilated_keys = parse_int(f, v, 0); }
+        else if (strcmp(f, "--global") == 0) { a->num_globals = parse_int_list(f, v, a->globals, MAX_GLOBALS); }
+        else if (strcmp(f, "--layer-windows") == 0) { a->num_layer_windows = parse_int_list(f, v, a->layer_windows, MAX_LAYERS); }
+        else if (strcmp(f, "--full-every") == 0) { a->full_every = parse_int(f, v, 1); }
+        else if (strcmp(f, "--pos") == 0) {
+            if (strcmp(v, "learned") == 0) { a->rope = 0; }
+            else if (strcmp(v, "rope") == 0) { a->rope = 1; }
+            else { die("--pos '%s': expected learned or rope", v); }
+        }
+        else if (strcmp(f, "--rope-theta") == 0) { a->rope_theta = parse_int(f, v, 1); }
+        else if (strcmp(f, "--max-seq-len") == 0) { a->max_seq_len = parse_int(f, v, 1); }
+        else if (strcmp(f, "--generate") == 0) { a->generate = parse_int(f, v, 1); }
+        else if (strcmp(f, "--tokenizer") == 0) { a->tokenizer = v; }
+        else { die("unknown flag '%s' (see -h)", f); }
+    }
+    if (a->resume && a->out_dir == NULL) { die("-y 1 (resume) needs -o DIR holding the checkpoints"); }
+    if (a->num_layer_windows && a->full_every) { die("--layer-windows and --full-every both set: give one"); }
+}
+
+static int pattern_flags_given(const Args* a) {
+    return a->window >= 0 || a->sinks >= 0 || a->causal >= 0 || a->lookahead >= 0 || a->dilation >= 0 ||
+           a->dilated_keys >= 0 || a->num_globals >= 0 || a->num_layer_windows > 0 || a->full_every > 0;
+}
+
+// Builds the pattern the flags describe: one pattern, or one per distinct layer window.
+static void pattern_from_args(const Args* a, int num_layers, ModelPattern* mp) {
+    memset(mp, 0, sizeof(*mp));
+    mp->causal = a->causal >= 0 ? a->causal : 1;
+    AttnPattern base = {
+        a->window >= 0 ? a->window : 0, a->sinks >= 0 ? a->sinks : 0, a->lookahead >= 0 ? a->lookahead : 0,
+        a->dilation >= 0 ? a->dilation : 1, a->dilated_keys >= 0 ? a->dilated_keys : 0
+    };
+    int windows[MAX_LAYERS];
+    if (a->num_layer_windows > 0) {
+        if (a->num_layer_windows != num_layers) {
+            die("--layer-windows has %d values, the model has %d layers", a->num_layer_windows, num_layers);
+        }
+        memcpy(windows, a->layer_windows, num_layers * sizeof(int));
+    } else {
+        for (int l = 0; l < num_layers; l++) {
+            windows[l] = (a->full_every > 0 && (l + 1) % a->full_every == 0) ? 0 : base.window;
+        }
+    }
+    for (int l = 0; l < num_layers; l++) {
+        AttnPattern p = base;
+        p.window = windows[l];
+        int k = 0;
+        while (k < mp->num_patterns && memcmp(&mp->patterns[k], &p, sizeof(p)) != 0) { k++; }
+        if (k == mp->num_patterns) {
+            if (k == MAX_PATTERNS) { die("more than %d distinct per-layer patterns", MAX_PATTERNS); }
+            mp->patterns[mp->num_patterns++] = p;
+        }
+        mp->layer_pattern[l] = k;
+    }
+    if (a->num_globals > 0) {
+        mp->num_globals = a->num_globals;
+        memcpy(mp->globals, a->globals, a->num_globals * sizeof(int));
+        qsort(mp->globals, mp->num_globals, sizeof(int), compare_ints);
+    }
+}
+
+static void config_from_descriptor(GPT2Config* c, const char* desc, int T, int vocab_size) {
+    int n, L, C, NH;
+    char extra;
+    if (sscanf(desc, "d%d%c", &n, &extra) == 1 && n > 0) { L = n; C = 64 * n; NH = n; }
+    else if (sscanf(desc, "l%dc%dh%d%c", &L, &C, &NH, &extra) == 3) {}
+    else { die("-e '%s': expected a checkpoint file, dN (e.g. d4) or lLcCCCChH (e.g. l2c64h4)", desc); }
+    memset(c, 0, sizeof(*c));
+    c->max_seq_len = T;
+    c->vocab_size = vocab_size;
+    c->padded_vocab_size = (vocab_size + 127) / 128 * 128;
+    c->num_layers = L;
+    c->num_heads = NH;
+    c->channels = C;
+}
+
+// 256 when every token of the first train shard is a byte, else GPT-2's 50257
+static int vocab_from_data(const char* pattern) {
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
+        die("-i '%s': no token shard matches (run `make data` or `python3 data/prepare.py`)", pattern);
+    }
+    const char* path = g.gl_pathv[0];
+    size_t n = shard_check(path, 1);
+    uint16_t* tokens = (uint16_t*)malloc_check(n * sizeof(uint16_t));
+    FILE* f = fopen_check(path, "rb");
+    fseek(f, HEADER_INTS * 4, SEEK_SET);
+    fread_check(tokens, sizeof(uint16_t), n, f, path);
+    fclose(f);
+    int max_token = 0;
+    for (size_t i = 0; i < n; i++) { if (tokens[i] > max_token) { max_token = tokens[i]; } }
+    free(tokens);
+    globfree(&g);
+    return max_token < 256 ? 256 : 50257;
+}
+
+static void print_config(const GPT2* model, const Args* a, int accum) {
+    const GPT2Config* c = &model->config;
+    printf("model: L=%d C=%d NH=%d V=%d (padded %d) maxT=%d, %zu parameters, positions %s\n",
+           c->num_layers, c->channels, c->num_heads, c->vocab_size, c->padded_vocab_size, c->max_seq_len,
+           model->num_parameters, c->rope ? "rotary" : "learned");
+    printf("attention: %s", c->pattern.causal ? "causal" : "non-causal");
+    if (c->pattern.num_globals) {
+        printf(", global positions");
+        for (int g = 0; g < c->pattern.num_globals; g++) { printf(" %d", c->pattern.globals[g]); }
+    }
+    printf("\n");
+    for (int l = 0; l < c->num_layers; l++) {
+        char desc[128];
+        pattern_describe(&c->pattern.patterns[c->pattern.layer_pattern[l]], desc, sizeof(desc));
+        printf("  layer %d: %s\n", l, desc);
+    }
+    printf("batch: B=%d T=%d, %d micro-steps per step (%d tokens), %d steps, lr %.2e warmup %d\n",
+           a->B, a->T, accum, a->B * a->T * accum, a->steps, a->lr, a->warmup);
+#ifdef OMP
+    printf("threads: %d\n", omp_get_max_threads());
+#endif
+}
+
+// ----------------------------------------------------------------------------
+// main training loop
+#ifndef TESTING
+
+static float evaluate(GPT2* model, DataLoader* val, int batches) {
+    dataloader_reset(val);
+    float sum = 0.0f;
+    for (int i = 0; i < batches; i++) {
+        dataloader_next_batch(val);
+        gpt2_forward(model, val->inputs, val->targets, val->B, val->T);
+        sum += model->mean_loss;
+    }
+    return sum / batches;
+}
+
+int main(int argc, char** argv) {
+    Args a;
+    parse_args(&a, argc, argv);
+    GPT2 model;
+    memset(&model, 0, sizeof(model));
+    int resume_step = -1;
+    if (a.resume) {
+        resume_step = latest_checkpoint_step(a.out_dir);
+        if (resume_step < 0) { die("-y 1: no model_/state_ checkpoint pair in '%s'", a.out_dir); }
+    }
+    char path[4200];
+    int from_checkpoint = resume_step >= 0 || (strcmp(a.init + strlen(a.init) - (strlen(a.init) >= 4 ? 4 : 0), ".bin") == 0);
+    if (resume_step >= 0) {
+        snprintf(path, sizeof(path), "%s/model_%08d.bin", a.out_dir, resume_step);
+        gpt2_build_from_checkpoint(&model, path);
+    } else if (from_checkpoint) {
+        gpt2_build_from_checkpoint(&model, a.init);
+    } else {
+        int V = a.vocab_size ? a.vocab_size : vocab_from_data(a.train_pattern);
+        config_from_descriptor(&model.config, a.init, a.max_seq_len ? a.max_seq_len : a.T, V);
+        model.config.rope = a.rope == 1;
+        model.config.rope_theta = a.rope_theta;
+        pattern_from_args(&a, model.config.num_layers, &model.config.pattern);
+        config_validate(&model.config, "flags");
+        gpt2_init_random(&model, a.seed);
+    }
+    if (from_checkpoint) {
+        if (a.rope >= 0 && a.rope != model.config.rope) {
+            die("--pos: the checkpoint uses %s positions; they cannot be changed", model.config.rope ? "rotary" : "learned");
+        }
+        if (pattern_flags_given(&a)) {  // e.g. fine-tune an llm.c GPT-2 with a window
+            pattern_from_args(&a, model.config.num_layers, &model.config.pattern);
+            config_validate(&model.config, "flags");
+            printf("attention pattern taken from the flags, not the checkpoint\n");
+        }
+    }
+    if (a.T > model.config.max_seq_len) {
+        die("-t %d exceeds the model's maximum sequence length %d", a.T, model.config.max_seq_len);
+    }
+    uint64_t rng = a.seed ^ 0x9E3779B97F4A7C15ull;
+    Tokenizer tokenizer = {0, NULL};
+    if (a.tokenizer) { tokenizer_load(&tokenizer, a.tokenizer); }
+
+    if (a.generate) {
+        if (!model.config.pattern.causal) { die("--generate: a non-causal model cannot generate left to right"); }
+        gpt2_allocate_activations(&model, 1, a.T);
+        int* tokens = (int*)malloc_check(a.T * sizeof(int));
+        gpt2_generate(&model, a.generate, &rng, &tokenizer, tokens);
+        free(tokens);
+        return 0;
+    }
+
+    int tokens_per_micro = a.B * a.T;
+    int total_batch = a.total_batch ? a.total_batch : tokens_per_micro;
+    if (total_batch % tokens_per_micro != 0) {
+        die("-d %d: the total batch must be a multiple of B*T = %d", total_batch, tokens_per_micro);
+    }
+    int accum = total_batch / tokens_per_micro;
+    DataLoader train, val;
+    dataloader_init(&train, a.train_pattern, a.B, a.T, model.config.vocab_size, "-i");
+    dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
+    AdamWConfig opt = {a.lr, 0.9f, 0.95f, 1e-8f, a.weight_decay, a.grad_clip};
+    print_config(&model, &a, accum);
+
+    int start_step = 0;
+    if (resume_step >= 0) {
+        TrainState st;
+        snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, resume_step);
+        state_load(&model, &st, path);
+        start_step = st.step;
+        dataloader_seek(&train, st.shard_index, st.position);
+        rng = st.rng;
+        printf("resumed from step %d of '%s'\n", start_step, a.out_dir);
+    }
+    FILE* log = NULL;
+    if (a.out_dir) {
+        mkdir(a.out_dir, 0755);
+        snprintf(path, sizeof(path), "%s/log.csv", a.out_dir);
+        int fresh = resume_step < 0;
+        log = fopen_check(path, fresh ? "w" : "a");
+        if (fresh) { fprintf(log, "step,loss,val_loss,lr,ms,tokens_per_s\n"); }
+    }
+
+    int* gen_tokens = (int*)malloc_check(a.T * sizeof(int));
+    for (int step = start_step; step < a.steps; step++) {
+        double t0 = now_seconds();
+        gpt2_zero_grad(&model);
+        float loss = 0.0f;
+        for (int micro = 0; micro < accum; micro++) {
+            dataloader_next_batch(&train);
+            gpt2_forward(&model, train.inputs, train.targets, a.B, a.T);
+            gpt2_backward(&model, 1.0f / accum);
+            loss += model.mean_loss / accum;
+        }
+        float lr = learning_rate_at(step, a.steps, a.warmup, a.lr, a.final_lr_frac);
+        float norm = gpt2_update(&model, &opt, lr, step + 1);
+        double ms = (now_seconds() - t0) * 1000.0;
+        double tok_s = total_batch / (ms / 1000.0);
+        printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.2f ms | %.0f tok/s\n",
+               step + 1, a.steps, loss, norm, lr, ms, tok_s);
+        int last = step + 1 == a.steps;
+        float val_loss = -1.0f;
+        if (a.val_every > 0 && ((step + 1) % a.val_every == 0 || last)) {
+            val_loss = evaluate(&model, &val, a.val_batches);
+            printf("val loss %.6f\n", val_loss);
+        }
+        if (log) {
+            fprintf(log, "%d,%.6f,", step + 1, loss);
+            if (val_loss >= 0.0f) { fprintf(log, "%.6f", val_loss); }
+            fprintf(log, ",%.6e,%.3f,%.1f\n", lr, ms, tok_s);
+            fflush(log);
+        }
+        if (a.sample_every > 0 && ((step + 1) % a.sample_every == 0 || last) && model.config.pattern.causal) {
+            printf("---\n");
+            gpt2_generate(&model, a.gen_tokens, &rng, &tokenizer, gen_tokens);
+            printf("---\n");
+        }
+        if (a.out_dir && ((a.ckpt_every > 0 && (step + 1) % a.ckpt_every == 0) || last)) {
+            TrainState st = {step + 1, train.shard_index, train.position, rng};
+            snprintf(path, sizeof(path), "%s/model_%08d.bin", a.out_dir, step + 1);
+            gpt2_save_checkpoint(&model, path);
+            snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, step + 1);
+            state_save(&model, &st, path);
+            printf("checkpoint written: %s/model_%08d.bin\n", a.out_dir, step + 1);
+        }
+    }
+    if (log) { fclose(log); }
+    free(gen_tokens);
+    dataloader_free(&train);
+    dataloader_free(&val);
+    gpt2_free(&model);
+    return 0;
+}
+#endif
