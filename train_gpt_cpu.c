@@ -79,6 +79,7 @@ static void* calloc_check(size_t count, size_t size) {
 static long file_size(const char* path) {
     struct stat st;
     if (stat(path, &st) != 0) { die("cannot stat '%s': %s", path, strerror(errno)); }
+    if (!S_ISREG(st.st_mode)) { die("'%s' is not a regular file", path); }
     return (long)st.st_size;
 }
 
@@ -233,6 +234,8 @@ static void pattern_validate(const ModelPattern* mp, int num_layers, const char*
         if (p->lookahead > 0 && mp->causal) { die("%s: lookahead %d needs non-causal attention (causal 0)", source, p->lookahead); }
         if (p->dilation < 1) { die("%s: dilation must be >= 1 (1 = off), got %d", source, p->dilation); }
         if (p->dilated_keys < 0) { die("%s: dilated keys must be >= 0 (0 = no limit), got %d", source, p->dilated_keys); }
+        if (p->dilation > 1 && p->window == 0) { die("%s: dilation %d needs a window (with window 0 every key is seen already)", source, p->dilation); }
+        if (p->dilated_keys > 0 && p->dilation == 1) { die("%s: dilated keys %d need a dilation > 1", source, p->dilated_keys); }
     }
     for (int l = 0; l < num_layers; l++) {
         if (mp->layer_pattern[l] < 0 || mp->layer_pattern[l] >= mp->num_patterns) {
@@ -247,6 +250,15 @@ static void pattern_validate(const ModelPattern* mp, int num_layers, const char*
             die("%s: global positions must be ascending and >= 0, got %d", source, mp->globals[g]);
         }
     }
+}
+
+static ModelPattern default_pattern(void) {
+    ModelPattern mp;
+    memset(&mp, 0, sizeof(mp));
+    mp.causal = 1;
+    mp.num_patterns = 1;
+    mp.patterns[0] = (AttnPattern){0, 0, 0, 1, 0};
+    return mp;
 }
 
 static void pattern_describe(const AttnPattern* p, char* buf, size_t len) {
@@ -711,7 +723,8 @@ typedef struct {
     int seq_len;
     int* inputs;   // (B, T)
     int* targets;  // (B, T)
-    float mean_loss;  // -1 when the last forward had no targets
+    int forward_batch;  // B of the last forward, which the backward differentiates
+    float mean_loss;    // -1 when the last forward had no targets
 } GPT2;
 
 static void gpt2_allocate_parameters(GPT2* model) {
@@ -736,7 +749,13 @@ static void config_validate(const GPT2Config* c, const char* source) {
     if (c->rope && ((c->channels / c->num_heads) % 2 != 0 || c->rope_theta <= 0)) {
         die("%s: rotary positions need an even head size and a positive theta", source);
     }
+    if (c->rope != 0 && c->rope != 1) { die("%s: position encoding %d, expected 0 (learned) or 1 (rotary)", source, c->rope); }
     pattern_validate(&c->pattern, c->num_layers, source);
+    for (int g = 0; g < c->pattern.num_globals; g++) {
+        if (c->pattern.globals[g] >= c->max_seq_len) {
+            die("%s: global position %d is beyond the model's maximum sequence length %d", source, c->pattern.globals[g], c->max_seq_len);
+        }
+    }
 }
 
 // A fresh model: GPT-2's initialization (normal 0.02, residual projections scaled by 1/sqrt(2L),
@@ -783,9 +802,7 @@ static void header_to_pattern(const int* h, GPT2Config* c) {
     ModelPattern* mp = &c->pattern;
     memset(mp, 0, sizeof(*mp));
     if (h[8] == 0) {  // llm.c's file: full causal attention, learned positions
-        mp->causal = 1;
-        mp->num_patterns = 1;
-        mp->patterns[0] = (AttnPattern){0, 0, 0, 1, 0};
+        *mp = default_pattern();
         c->rope = 0;
         c->rope_theta = 0;
         return;
@@ -828,6 +845,7 @@ static float bf16_to_float(uint16_t x) {
 }
 
 static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
+    file_size(path);  // a directory opens but reads as nothing: name it for what it is
     FILE* f = fopen_check(path, "rb");
     int h[HEADER_INTS];
     fread_check(h, sizeof(int), HEADER_INTS, f, path);
@@ -843,12 +861,15 @@ static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
     c->padded_vocab_size = h[7];
     header_to_pattern(h, c);
     config_validate(c, path);
-    gpt2_allocate_parameters(model);
+    size_t sizes[NUM_PARAMETER_TENSORS], num_parameters = 0;
+    fill_in_parameter_sizes(sizes, c);
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { num_parameters += sizes[i]; }
     size_t bytes_per = h[1] == 3 ? 4 : 2;
-    long expected = (long)(HEADER_INTS * sizeof(int) + model->num_parameters * bytes_per);
-    if (file_size(path) != expected) {
+    long expected = (long)(HEADER_INTS * sizeof(int) + num_parameters * bytes_per);
+    if (file_size(path) != expected) {  // before allocating: a corrupt header must not ask for terabytes
         die("'%s' has %ld bytes, expected %ld for its header's sizes", path, file_size(path), expected);
     }
+    gpt2_allocate_parameters(model);
     if (h[1] == 3) {
         fread_check(model->params_memory, sizeof(float), model->num_parameters, f, path);
     } else {
@@ -956,6 +977,7 @@ static void gpt2_forward(GPT2* model, const int* inputs, const int* targets, int
         if (targets && (targets[i] < 0 || targets[i] >= V)) { die("target token %d at position %d is outside the vocabulary 0..%d", targets[i], i, V - 1); }
     }
     memcpy(model->inputs, inputs, (size_t)B * T * sizeof(int));
+    model->forward_batch = B;
     if (targets) { memcpy(model->targets, targets, (size_t)B * T * sizeof(int)); }
 
     ParameterTensors p = model->params;
@@ -1020,12 +1042,12 @@ static void gpt2_backward(GPT2* model, float loss_scale) {
     memset(model->grads_acts_memory, 0, act_total * sizeof(float));
     if (!c->rope) { model->grads_acts.qkvr = model->grads_acts.qkv; }
 
-    int B = model->batch_size, T = model->seq_len;
+    int B = model->forward_batch, T = model->seq_len;
     int V = c->vocab_size, Vp = c->padded_vocab_size, L = c->num_layers, NH = c->num_heads, C = c->channels;
     ParameterTensors p = model->params, g = model->grads;
     ActivationTensors a = model->acts, ga = model->grads_acts;
     size_t BTC = (size_t)B * T * C;
-    size_t Ls = (size_t)B * T;
+    size_t Ls = (size_t)model->batch_size * T;  // layer stride, as in the forward
 
     float dloss = loss_scale / (B * T);  // the loss is a mean over B*T tokens
     crossentropy_softmax_backward(ga.logits, a.probs, model->targets, dloss, B, T, V, Vp);
@@ -1217,7 +1239,7 @@ static void dataloader_init(DataLoader* d, const char* pattern, int B, int T, in
 static void dataloader_seek(DataLoader* d, size_t shard_index, size_t position) {
     if (shard_index >= d->num_shards) { die("resume: shard index %zu, but only %zu shards match", shard_index, d->num_shards); }
     dataloader_open_shard(d, shard_index);
-    if (position + (size_t)d->B * d->T + 1 > d->shard_tokens) { die("resume: position %zu is past the end of shard %zu", position, shard_index); }
+    if (position > d->shard_tokens) { die("resume: position %zu is past the end of shard %zu", position, shard_index); }
     d->position = position;
 }
 
@@ -1254,6 +1276,7 @@ static void dataloader_free(DataLoader* d) {
 
 typedef struct {
     int step;
+    int B, T, total_batch;  // the batch shape the run was started with
     size_t shard_index;
     size_t position;
     uint64_t rng;
@@ -1272,6 +1295,9 @@ static void state_save(const GPT2* model, const TrainState* s, const char* path)
     h[7] = (int)(s->position >> 32);
     h[8] = (int)(s->rng & 0xffffffffu);
     h[9] = (int)(s->rng >> 32);
+    h[10] = s->B;
+    h[11] = s->T;
+    h[12] = s->total_batch;
     char tmp[4300];
     FILE* f = atomic_open(path, tmp, sizeof(tmp));
     fwrite_check(h, sizeof(int), HEADER_INTS, f, tmp);
@@ -1294,6 +1320,9 @@ static void state_load(GPT2* model, TrainState* s, const char* path) {
     s->shard_index = (size_t)h[5];
     s->position = (size_t)(uint32_t)h[6] | ((size_t)(uint32_t)h[7] << 32);
     s->rng = (uint64_t)(uint32_t)h[8] | ((uint64_t)(uint32_t)h[9] << 32);
+    s->B = h[10];
+    s->T = h[11];
+    s->total_batch = h[12];
     if (model->m_memory == NULL) {
         model->m_memory = (float*)malloc_check(n * sizeof(float));
         model->v_memory = (float*)malloc_check(n * sizeof(float));
@@ -1371,7 +1400,10 @@ static void gpt2_generate(GPT2* model, int n, uint64_t* rng, const Tokenizer* tk
     int T = model->seq_len, V = model->config.vocab_size, Vp = model->config.padded_vocab_size;
     int start = V > 256 ? 50256 : '\n';  // GPT-2's end-of-text, or a newline for bytes
     if (start >= V) { start = 0; }
-    if (n > T - 1) { n = T - 1; }
+    if (n > T - 1) {
+        fprintf(stderr, "note: generating %d tokens, not %d: the context is -t %d (the CUDA trainers stream past it)\n", T - 1, n, T);
+        n = T - 1;
+    }
     for (int i = 0; i < T; i++) { tokens[i] = start; }
     for (int t = 1; t <= n; t++) {
         gpt2_forward(model, tokens, NULL, 1, T);
@@ -1393,7 +1425,7 @@ static void usage(void) {
         "  -i PATTERN   train token shards (glob)            default data/austen/austen_train.bin\n"
         "  -j PATTERN   val token shards (glob)              default data/austen/austen_val.bin\n"
         "  -o DIR       output: log.csv, model_/state_ checkpoints   default none\n"
-        "  -e INIT      checkpoint file, or a new model: dN (N layers, N heads of 64) or lLcCC hH (e.g. l2c64h4)  default d4\n"
+        "  -e INIT      checkpoint file, or a new model: dN (N layers, N heads of 64) or lLcChH (e.g. l2c64h4)  default d4\n"
         "  -V N         vocabulary of a new model            default: 256 if the train shard is bytes, else 50257\n"
         "  -y 1         resume from the newest checkpoint in -o\n"
         "training:\n"
@@ -1535,7 +1567,12 @@ static void parse_args(Args* a, int argc, char** argv) {
         else { die("unknown flag '%s' (see -h)", f); }
     }
     if (a->resume && a->out_dir == NULL) { die("-y 1 (resume) needs -o DIR holding the checkpoints"); }
-    if (a->num_layer_windows && a->full_every) { die("--layer-windows and --full-every both set: give one"); }
+    if ((a->num_layer_windows > 0) + (a->full_every > 0) + (a->window >= 0 && a->num_layer_windows > 0) > 1) {
+        die("--layer-windows sets every layer's window: drop --window / --full-every");
+    }
+    if (a->final_lr_frac > 1.0f) { die("-q %g: the final learning-rate fraction must be in [0, 1]", a->final_lr_frac); }
+    if (a->resume > 1) { die("-y %d: expected 0 or 1", a->resume); }
+    if ((long long)a->B * a->T > (1LL << 30)) { die("-b %d -t %d: B*T = %lld tokens per micro-batch is more than 2^30", a->B, a->T, (long long)a->B * a->T); }
 }
 
 static int pattern_flags_given(const Args* a) {
@@ -1543,41 +1580,55 @@ static int pattern_flags_given(const Args* a) {
            a->dilated_keys >= 0 || a->num_globals >= 0 || a->num_layer_windows > 0 || a->full_every > 0;
 }
 
-// Builds the pattern the flags describe: one pattern, or one per distinct layer window.
-static void pattern_from_args(const Args* a, int num_layers, ModelPattern* mp) {
-    memset(mp, 0, sizeof(*mp));
-    mp->causal = a->causal >= 0 ? a->causal : 1;
-    AttnPattern base = {
-        a->window >= 0 ? a->window : 0, a->sinks >= 0 ? a->sinks : 0, a->lookahead >= 0 ? a->lookahead : 0,
-        a->dilation >= 0 ? a->dilation : 1, a->dilated_keys >= 0 ? a->dilated_keys : 0
-    };
-    int windows[MAX_LAYERS];
-    if (a->num_layer_windows > 0) {
-        if (a->num_layer_windows != num_layers) {
-            die("--layer-windows has %d values, the model has %d layers", a->num_layer_windows, num_layers);
-        }
-        memcpy(windows, a->layer_windows, num_layers * sizeof(int));
-    } else {
-        for (int l = 0; l < num_layers; l++) {
-            windows[l] = (a->full_every > 0 && (l + 1) % a->full_every == 0) ? 0 : base.window;
-        }
-    }
+// The pattern the flags describe, on top of base (the defaults for a new model, or a
+// checkpoint's pattern when flags override it): a flag replaces its field in every layer, fields
+// no flag names keep base's per-layer values.
+static void pattern_from_args(const Args* a, int num_layers, const ModelPattern* base, ModelPattern* mp) {
+    AttnPattern layer[MAX_LAYERS];
     for (int l = 0; l < num_layers; l++) {
-        AttnPattern p = base;
-        p.window = windows[l];
-        int k = 0;
-        while (k < mp->num_patterns && memcmp(&mp->patterns[k], &p, sizeof(p)) != 0) { k++; }
-        if (k == mp->num_patterns) {
-            if (k == MAX_PATTERNS) { die("more than %d distinct per-layer patterns", MAX_PATTERNS); }
-            mp->patterns[mp->num_patterns++] = p;
+        AttnPattern p = base->patterns[base->layer_pattern[l]];
+        if (a->window >= 0) { p.window = a->window; }
+        if (a->full_every > 0) { p.window = (l + 1) % a->full_every == 0 ? 0 : p.window; }
+        if (a->num_layer_windows > 0) {
+            if (a->num_layer_windows != num_layers) {
+                die("--layer-windows has %d values, the model has %d layers", a->num_layer_windows, num_layers);
+            }
+            p.window = a->layer_windows[l];
         }
-        mp->layer_pattern[l] = k;
+        if (a->sinks >= 0) { p.sinks = a->sinks; }
+        if (a->lookahead >= 0) { p.lookahead = a->lookahead; }
+        if (a->dilation >= 0) { p.dilation = a->dilation; }
+        if (a->dilated_keys >= 0) { p.dilated_keys = a->dilated_keys; }
+        layer[l] = p;
+    }
+    ModelPattern out;
+    memset(&out, 0, sizeof(out));
+    out.causal = a->causal >= 0 ? a->causal : base->causal;
+    for (int l = 0; l < num_layers; l++) {  // layers with equal patterns share one entry
+        int k = 0;
+        while (k < out.num_patterns && memcmp(&out.patterns[k], &layer[l], sizeof(AttnPattern)) != 0) { k++; }
+        if (k == out.num_patterns) {
+            if (k == MAX_PATTERNS) { die("more than %d distinct per-layer patterns", MAX_PATTERNS); }
+            out.patterns[out.num_patterns++] = layer[l];
+        }
+        out.layer_pattern[l] = k;
     }
     if (a->num_globals > 0) {
-        mp->num_globals = a->num_globals;
-        memcpy(mp->globals, a->globals, a->num_globals * sizeof(int));
-        qsort(mp->globals, mp->num_globals, sizeof(int), compare_ints);
+        out.num_globals = a->num_globals;
+        memcpy(out.globals, a->globals, a->num_globals * sizeof(int));
+        qsort(out.globals, out.num_globals, sizeof(int), compare_ints);
+    } else {
+        out.num_globals = base->num_globals;
+        memcpy(out.globals, base->globals, sizeof(out.globals));
     }
+    *mp = out;
+}
+
+// -e names a new model (dN, lLcChH) or else a checkpoint file
+static int is_model_descriptor(const char* desc) {
+    int n, L, C, NH;
+    char extra;
+    return sscanf(desc, "d%d%c", &n, &extra) == 1 || sscanf(desc, "l%dc%dh%d%c", &L, &C, &NH, &extra) == 3;
 }
 
 static void config_from_descriptor(GPT2Config* c, const char* desc, int T, int vocab_size) {
@@ -1585,7 +1636,7 @@ static void config_from_descriptor(GPT2Config* c, const char* desc, int T, int v
     char extra;
     if (sscanf(desc, "d%d%c", &n, &extra) == 1 && n > 0) { L = n; C = 64 * n; NH = n; }
     else if (sscanf(desc, "l%dc%dh%d%c", &L, &C, &NH, &extra) == 3) {}
-    else { die("-e '%s': expected a checkpoint file, dN (e.g. d4) or lLcCCCChH (e.g. l2c64h4)", desc); }
+    else { die("-e '%s': expected dN (e.g. d4) or lLcChH (e.g. l2c64h4) with positive sizes", desc); }
     memset(c, 0, sizeof(*c));
     c->max_seq_len = T;
     c->vocab_size = vocab_size;
@@ -1638,6 +1689,37 @@ static void print_config(const GPT2* model, const Args* a, int accum) {
 #endif
 }
 
+static void mkdir_p(const char* dir) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", dir);
+    for (char* p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) { die("-o '%s': cannot create '%s': %s", dir, buf, strerror(errno)); }
+            *p = c;
+            if (c == '\0') { break; }
+        }
+    }
+}
+
+// A resumed run rewrites the steps after its checkpoint: drop them from the log first, so each
+// step appears once.
+static void log_truncate(const char* path, int last_step) {
+    FILE* f = fopen(path, "r");
+    if (f == NULL) { return; }
+    char tmp[4300];
+    FILE* out = atomic_open(path, tmp, sizeof(tmp));
+    char line[1024];
+    int first = 1;
+    while (fgets(line, sizeof(line), f)) {
+        if (first || atoi(line) <= last_step) { fputs(line, out); }
+        first = 0;
+    }
+    fclose(f);
+    atomic_commit(out, tmp, path);
+}
+
 // ----------------------------------------------------------------------------
 // main training loop
 #ifndef TESTING
@@ -1664,7 +1746,7 @@ int main(int argc, char** argv) {
         if (resume_step < 0) { die("-y 1: no model_/state_ checkpoint pair in '%s'", a.out_dir); }
     }
     char path[4200];
-    int from_checkpoint = resume_step >= 0 || (strcmp(a.init + strlen(a.init) - (strlen(a.init) >= 4 ? 4 : 0), ".bin") == 0);
+    int from_checkpoint = resume_step >= 0 || !is_model_descriptor(a.init);
     if (resume_step >= 0) {
         snprintf(path, sizeof(path), "%s/model_%08d.bin", a.out_dir, resume_step);
         gpt2_build_from_checkpoint(&model, path);
@@ -1675,7 +1757,8 @@ int main(int argc, char** argv) {
         config_from_descriptor(&model.config, a.init, a.max_seq_len ? a.max_seq_len : a.T, V);
         model.config.rope = a.rope == 1;
         model.config.rope_theta = a.rope_theta;
-        pattern_from_args(&a, model.config.num_layers, &model.config.pattern);
+        ModelPattern defaults = default_pattern();
+        pattern_from_args(&a, model.config.num_layers, &defaults, &model.config.pattern);
         config_validate(&model.config, "flags");
         gpt2_init_random(&model, a.seed);
     }
@@ -1684,12 +1767,13 @@ int main(int argc, char** argv) {
             die("--pos: the checkpoint uses %s positions; they cannot be changed", model.config.rope ? "rotary" : "learned");
         }
         if (pattern_flags_given(&a)) {  // e.g. fine-tune an llm.c GPT-2 with a window
-            pattern_from_args(&a, model.config.num_layers, &model.config.pattern);
+            ModelPattern from_checkpoint = model.config.pattern;
+            pattern_from_args(&a, model.config.num_layers, &from_checkpoint, &model.config.pattern);
             config_validate(&model.config, "flags");
             printf("attention pattern taken from the flags, not the checkpoint\n");
         }
     }
-    if (a.T > model.config.max_seq_len) {
+    if (a.T > model.config.max_seq_len && !model.config.rope) {  // rotary positions have no table to run out of
         die("-t %d exceeds the model's maximum sequence length %d", a.T, model.config.max_seq_len);
     }
     uint64_t rng = a.seed ^ 0x9E3779B97F4A7C15ull;
@@ -1705,7 +1789,7 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    int tokens_per_micro = a.B * a.T;
+    int tokens_per_micro = a.B * a.T;  // at most 2^30 (parse_args)
     int total_batch = a.total_batch ? a.total_batch : tokens_per_micro;
     if (total_batch % tokens_per_micro != 0) {
         die("-d %d: the total batch must be a multiple of B*T = %d", total_batch, tokens_per_micro);
@@ -1722,6 +1806,10 @@ int main(int argc, char** argv) {
         TrainState st;
         snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, resume_step);
         state_load(&model, &st, path);
+        if (st.B != a.B || st.T != a.T || st.total_batch != total_batch) {
+            die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
+                path, st.B, st.T, st.total_batch, a.B, a.T, total_batch);
+        }
         start_step = st.step;
         dataloader_seek(&train, st.shard_index, st.position);
         rng = st.rng;
@@ -1729,11 +1817,11 @@ int main(int argc, char** argv) {
     }
     FILE* log = NULL;
     if (a.out_dir) {
-        mkdir(a.out_dir, 0755);
+        mkdir_p(a.out_dir);
         snprintf(path, sizeof(path), "%s/log.csv", a.out_dir);
-        int fresh = resume_step < 0;
-        log = fopen_check(path, fresh ? "w" : "a");
-        if (fresh) { fprintf(log, "step,loss,val_loss,lr,ms,tokens_per_s\n"); }
+        if (resume_step >= 0) { log_truncate(path, resume_step); }
+        log = fopen_check(path, resume_step >= 0 ? "a" : "w");
+        if (resume_step < 0) { fprintf(log, "step,loss,val_loss,lr,ms,tokens_per_s\n"); }
     }
 
     int* gen_tokens = (int*)malloc_check(a.T * sizeof(int));
@@ -1771,7 +1859,7 @@ int main(int argc, char** argv) {
             printf("---\n");
         }
         if (a.out_dir && ((a.ckpt_every > 0 && (step + 1) % a.ckpt_every == 0) || last)) {
-            TrainState st = {step + 1, train.shard_index, train.position, rng};
+            TrainState st = {step + 1, a.B, a.T, total_batch, train.shard_index, train.position, rng};
             snprintf(path, sizeof(path), "%s/model_%08d.bin", a.out_dir, step + 1);
             gpt2_save_checkpoint(&model, path);
             snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, step + 1);

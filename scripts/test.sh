@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The test command of the README: set-up and every test that runs without a GPU.
-# CUDA programs are compiled (not run) when nvcc is there; GPU tests are `make test-gpu` on a GPU machine.
+# CUDA programs are compiled (not run) when nvcc is there; under CI (CI=true) a missing nvcc is a
+# failure, since compiling them is part of what CI checks. GPU tests: `make test-gpu` on a GPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh build python torch
-make cuda
+if [ "${CI:-}" = true ] && ! command -v nvcc >/dev/null && [ ! -x /usr/local/cuda/bin/nvcc ]; then
+    echo "error: CI must compile the CUDA programs, but nvcc is not installed" >&2
+    exit 1
+fi
+make cuda dev
 make test

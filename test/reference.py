@@ -265,7 +265,7 @@ def write_checkpoint(path, cfg, params):
     assert os.path.getsize(path) == expected, (path, os.path.getsize(path), expected)
 
 
-def write_dump(path, cfg, idx, targets, logits, loss, grads, losses):
+def write_dump(path, cfg, idx, targets, logits, loss, grads, losses, final_params):
     B, T, V = cfg["B"], cfg["T"], cfg["V"]
     nparams = num_params(cfg)
     header = np.zeros(256, dtype="<i4")
@@ -283,7 +283,8 @@ def write_dump(path, cfg, idx, targets, logits, loss, grads, losses):
         np.array([loss], dtype="<f4").tofile(f)
         g.tofile(f)
         np.array(losses, dtype="<f4").tofile(f)
-    expected = 4 * (256 + 16 + 2 * B * T + B * T * V + 1 + nparams + NSTEPS)
+        flat(final_params).tofile(f)
+    expected = 4 * (256 + 16 + 2 * B * T + B * T * V + 1 + 2 * nparams + NSTEPS)
     assert os.path.getsize(path) == expected, (path, os.path.getsize(path), expected)
 
 
@@ -330,8 +331,9 @@ def run_case(name, outdir):
     # Overfitting one batch: the loss must go down, or the dump would not test training at all.
     assert all(b < a for a, b in zip(losses, losses[1:])), f"{name}: losses not decreasing {losses}"
 
+    # the weights after the last step pin down what the losses cannot: which tensors are decayed
     write_dump(os.path.join(outdir, f"{name}_ref.bin"), cfg, idx, targets, logits,
-               loss.item(), grads, losses)
+               loss.item(), grads, losses, [t.detach() for t in plist])
     print(f"{name:18s} num_params {num_params(cfg):7d}  loss {loss.item():.6f}  last loss {losses[-1]:.6f}")
 
 

@@ -8,6 +8,9 @@ Like llm.c's test_gpt2.c it includes the trainer itself, so it tests the very co
 */
 #define TESTING
 #include "../train_gpt_cpu.c"
+#include <sys/resource.h>  // setrlimit: make a checkpoint write fail halfway
+#include <sys/wait.h>      // waitpid
+#include <signal.h>        // SIGXFSZ
 
 // ----------------------------------------------------------------------------
 // bookkeeping: every check counts, the last line says how many passed and failed
@@ -161,6 +164,7 @@ typedef struct {
     float loss;
     float* grads;
     float* losses;
+    float* final_params;  // after the AdamW steps
 } Dump;
 
 static void dump_load(Dump* d, const char* path) {
@@ -174,12 +178,14 @@ static void dump_load(Dump* d, const char* path) {
     d->logits = (float*)malloc_check((size_t)B * T * V * sizeof(float));
     d->grads = (float*)malloc_check((size_t)n * sizeof(float));
     d->losses = (float*)malloc_check((size_t)steps * sizeof(float));
+    d->final_params = (float*)malloc_check((size_t)n * sizeof(float));
     fread_check(d->inputs, sizeof(int), (size_t)B * T, f, path);
     fread_check(d->targets, sizeof(int), (size_t)B * T, f, path);
     fread_check(d->logits, sizeof(float), (size_t)B * T * V, f, path);
     fread_check(&d->loss, sizeof(float), 1, f, path);
     fread_check(d->grads, sizeof(float), (size_t)n, f, path);
     fread_check(d->losses, sizeof(float), (size_t)steps, f, path);
+    fread_check(d->final_params, sizeof(float), (size_t)n, f, path);
     fclose(f);
 }
 
@@ -189,6 +195,7 @@ static void dump_free(Dump* d) {
     free(d->logits);
     free(d->grads);
     free(d->losses);
+    free(d->final_params);
 }
 
 static const char* parameter_names[NUM_PARAMETER_TENSORS] = {
@@ -235,7 +242,10 @@ static void test_reference_case(const char* dir, const char* name) {
     }
     check(all_ok, "%s: every gradient within 1e-4 (worst %s %.2e)", name, worst_name, worst);
 
-    // ten AdamW steps on the same batch, as the reference trained
+    // ten AdamW steps on the same batch, as the reference trained; the change of every tensor is
+    // compared, which tells decayed from undecayed tensors (the losses barely do)
+    float* initial = (float*)malloc_check(model.num_parameters * sizeof(float));
+    memcpy(initial, model.params_memory, model.num_parameters * sizeof(float));
     AdamWConfig opt = {d.hyper[0], d.hyper[1], d.hyper[2], d.hyper[3], d.hyper[4], d.hyper[5]};
     double worst_step = 0.0;
     for (int step = 0; step < steps; step++) {
@@ -248,6 +258,26 @@ static void test_reference_case(const char* dir, const char* name) {
     }
     check(worst_step < 1e-4, "%s: %d AdamW steps, losses within %.2e of the reference (last %.6f)",
           name, steps, worst_step, d.losses[steps - 1]);
+    offset = 0;
+    worst = 0.0;
+    all_ok = 1;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        size_t n = model.param_sizes[k];
+        float* ours = (float*)malloc_check(n * sizeof(float));
+        float* theirs = (float*)malloc_check(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) {
+            ours[i] = model.params_memory[offset + i] - initial[offset + i];
+            theirs[i] = d.final_params[offset + i] - initial[offset + i];
+        }
+        double e = n ? relative_error(ours, theirs, n) : 0.0;
+        if (e > worst) { worst = e; worst_name = parameter_names[k]; }
+        if (!(e < 1e-3)) { all_ok = 0; printf("  %s: update of %s relative error %.2e\n", name, parameter_names[k], e); }
+        free(ours);
+        free(theirs);
+        offset += n;
+    }
+    check(all_ok, "%s: every tensor's change over the steps within 1e-3 (worst %s %.2e)", name, worst_name, worst);
+    free(initial);
     dump_free(&d);
     gpt2_free(&model);
 }
@@ -293,6 +323,157 @@ static void test_checkpoint_round_trip(const char* dir) {
     remove(out);
     gpt2_free(&a);
     gpt2_free(&b);
+}
+
+
+// ----------------------------------------------------------------------------
+// the optimizer and schedule, on their own
+
+// With zero gradients AdamW only decays: decayed tensors become p * (1 - lr*wd), the rest stay.
+static void test_weight_decay_mask(const char* dir) {
+    char path[4200];
+    GPT2 model;
+    memset(&model, 0, sizeof(model));
+    snprintf(path, sizeof(path), "%s/full_model.bin", dir);
+    gpt2_build_from_checkpoint(&model, path);
+    float* before = (float*)malloc_check(model.num_parameters * sizeof(float));
+    memcpy(before, model.params_memory, model.num_parameters * sizeof(float));
+    model.grads_memory = (float*)calloc_check(model.num_parameters, sizeof(float));
+    point_parameters(&model.grads, model.param_sizes, model.grads_memory);
+    AdamWConfig opt = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.5f, 1.0f};
+    gpt2_update(&model, &opt, opt.learning_rate, 1);
+    // GPT-2 practice (llm.c, nanoGPT): decay the matrices and embeddings, not biases or LayerNorm
+    const char* decayed[] = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw"};
+    size_t offset = 0;
+    int ok = 1;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        int should = 0;
+        for (int d = 0; d < 6; d++) { should |= strcmp(parameter_names[k], decayed[d]) == 0; }
+        float factor = should ? 1.0f - opt.learning_rate * opt.weight_decay : 1.0f;
+        for (size_t i = 0; i < model.param_sizes[k]; i++) {
+            if (model.params_memory[offset + i] != before[offset + i] * factor) { ok = 0; }
+        }
+        offset += model.param_sizes[k];
+    }
+    check(ok, "AdamW decays exactly wte, wpe, qkvw, attprojw, fcw, fcprojw (zero gradients, one step)");
+    free(before);
+    gpt2_free(&model);
+}
+
+static void test_learning_rate_schedule(void) {
+    // warmup 10 to a peak of 1.0, cosine to 0.1 at step 110
+    int ok = fabsf(learning_rate_at(0, 110, 10, 1.0f, 0.1f) - 0.1f) < 1e-7f &&
+             fabsf(learning_rate_at(9, 110, 10, 1.0f, 0.1f) - 1.0f) < 1e-7f &&
+             fabsf(learning_rate_at(10, 110, 10, 1.0f, 0.1f) - 1.0f) < 1e-7f &&
+             fabsf(learning_rate_at(60, 110, 10, 1.0f, 0.1f) - 0.55f) < 1e-6f &&
+             fabsf(learning_rate_at(110, 110, 10, 1.0f, 0.1f) - 0.1f) < 1e-6f;
+    check(ok, "learning rate: linear warmup to the peak, cosine halfway at the midpoint, final fraction at the end");
+}
+
+// ----------------------------------------------------------------------------
+// shapes the dumps do not cover
+
+// A causal model's first t outputs depend only on the first t tokens: a forward over a 47-token
+// prefix (B*T not a multiple of 8: the matmul's leftover-row path) reproduces the dump's logits.
+static void test_odd_prefix(const char* dir) {
+    char path[4200];
+    GPT2 model;
+    memset(&model, 0, sizeof(model));
+    snprintf(path, sizeof(path), "%s/window_sinks_model.bin", dir);
+    gpt2_build_from_checkpoint(&model, path);
+    Dump d;
+    snprintf(path, sizeof(path), "%s/window_sinks_ref.bin", dir);
+    dump_load(&d, path);
+    int V = d.header[4], Vp = d.header[5], Tp = 47;
+    gpt2_forward(&model, d.inputs, d.targets, 1, Tp);
+    float* logits = (float*)malloc_check((size_t)Tp * V * sizeof(float));
+    for (int t = 0; t < Tp; t++) { memcpy(logits + (size_t)t * V, model.acts.logits + (size_t)t * Vp, V * sizeof(float)); }
+    double err = relative_error(logits, d.logits, (size_t)Tp * V);
+    check(err < 1e-4, "B=1 T=47 prefix (B*T not a multiple of 8) gives the dump's logits, relative error %.2e", err);
+    free(logits);
+    dump_free(&d);
+    gpt2_free(&model);
+}
+
+// llm.c's bf16 checkpoints (version 5) load as the float32 values of their bf16 bits
+static void test_bf16_checkpoint(const char* dir) {
+    char path[4200], out[4200];
+    GPT2 a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    snprintf(path, sizeof(path), "%s/rope_model.bin", dir);
+    gpt2_build_from_checkpoint(&a, path);
+    snprintf(out, sizeof(out), "/tmp/test_gpt_cpu_bf16_%d.bin", (int)getpid());
+    FILE* f = fopen_check(out, "wb");
+    int h[HEADER_INTS];
+    FILE* src = fopen_check(path, "rb");
+    fread_check(h, sizeof(int), HEADER_INTS, src, path);
+    fclose(src);
+    h[1] = 5;
+    fwrite_check(h, sizeof(int), HEADER_INTS, f, out);
+    for (size_t i = 0; i < a.num_parameters; i++) {
+        uint32_t bits;
+        memcpy(&bits, &a.params_memory[i], 4);
+        uint16_t top = (uint16_t)(bits >> 16);  // truncation: any rounding gives a valid bf16 file
+        fwrite_check(&top, 2, 1, f, out);
+        bits &= 0xffff0000u;
+        memcpy(&a.params_memory[i], &bits, 4);
+    }
+    fclose(f);
+    gpt2_build_from_checkpoint(&b, out);
+    int ok = b.num_parameters == a.num_parameters && b.config.rope == 1 &&
+             memcmp(a.params_memory, b.params_memory, a.num_parameters * sizeof(float)) == 0;
+    check(ok, "a bf16 (version 5) checkpoint loads with the exact bf16 values");
+    remove(out);
+    gpt2_free(&a);
+    gpt2_free(&b);
+}
+
+// A checkpoint write that dies halfway (here: the file-size limit makes a write fail) must leave
+// the previous checkpoint under that name untouched.
+static void test_interrupted_checkpoint_write(const char* dir) {
+    char path[4200], out[4200];
+    GPT2 model;
+    memset(&model, 0, sizeof(model));
+    snprintf(path, sizeof(path), "%s/full_model.bin", dir);
+    gpt2_build_from_checkpoint(&model, path);
+    snprintf(out, sizeof(out), "/tmp/test_gpt_cpu_interrupt_%d.bin", (int)getpid());
+    gpt2_save_checkpoint(&model, out);
+    size_t n0;
+    unsigned char* original = NULL;
+    {
+        FILE* f = fopen_check(out, "rb");
+        n0 = (size_t)file_size(out);
+        original = (unsigned char*)malloc_check(n0);
+        fread_check(original, 1, n0, f, out);
+        fclose(f);
+    }
+    fflush(stdout);  // the child exits through exit(), which would print our buffered lines again
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit lim = {100000, 100000};  // far less than the 480 KB checkpoint
+        setrlimit(RLIMIT_FSIZE, &lim);
+        signal(SIGXFSZ, SIG_IGN);
+        freopen("/dev/null", "w", stderr);
+        for (size_t i = 0; i < model.num_parameters; i++) { model.params_memory[i] += 1.0f; }
+        gpt2_save_checkpoint(&model, out);
+        _exit(0);  // reaching here means the write did not fail: the test's premise is broken
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int failed_write = WIFEXITED(status) && WEXITSTATUS(status) == 1;
+    FILE* f = fopen_check(out, "rb");
+    unsigned char* now = (unsigned char*)malloc_check(n0);
+    int same = (size_t)file_size(out) == n0 && fread(now, 1, n0, f) == n0 && memcmp(now, original, n0) == 0;
+    fclose(f);
+    check(failed_write && same, "a checkpoint write that fails halfway exits 1 and leaves the previous file byte for byte");
+    char tmp[4300];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+    remove(tmp);
+    remove(out);
+    free(original);
+    free(now);
+    gpt2_free(&model);
 }
 
 // ----------------------------------------------------------------------------
@@ -358,6 +539,11 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) { test_reference_case(dump_dir, cases[i]); }
     test_llmc_checkpoint_defaults(dump_dir);
     test_checkpoint_round_trip(dump_dir);
+    test_weight_decay_mask(dump_dir);
+    test_learning_rate_schedule();
+    test_odd_prefix(dump_dir);
+    test_bf16_checkpoint(dump_dir);
+    test_interrupted_checkpoint_write(dump_dir);
     test_shards(argv[2], argv[3]);
     printf("test_gpt_cpu: %d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed == 0 ? 0 : 1;
