@@ -1,0 +1,1229 @@
+/*
+Kernels for the attention backward pass with the streaming pattern: causal, sliding window W
+(W = 0: full causal; the band 0 <= i - j < W includes the query) plus attention sinks S (keys j < S
+are always attended).
+
+  in:  qkv  (B, T, 3, NH, D) bf16
+       out  (B, T, NH, D)    bf16   the forward's output
+       dout (B, T, NH, D)    bf16
+       lse  (B, NH, T)       fp32   the forward's log-sum-exp (natural log) of the scaled scores
+  out: dqkv (B, T, 3, NH, D) bf16   every element written exactly once (no atomics: deterministic)
+  scratch: Dbuf (B, NH, T)   fp32   D_i = dout_i . out_i
+
+Math (scale = 1/sqrt(D), P_ij = exp(scale q_i.k_j - lse_i) on allowed pairs, 0 elsewhere):
+  dV_j = sum_i P_ij dO_i          dP_ij = dO_i . v_j          dS_ij = P_ij (dP_ij - D_i)
+  dQ_i = scale sum_j dS_ij k_j    dK_j  = scale sum_i dS_ij q_i
+
+Compile:
+nvcc -O3 -arch=sm_90 -lineinfo -Xptxas -v attention_backward.cu -o attention_backward
+
+version 1 is naive: one thread per query row for dQ (recomputing P from lse), then one thread per
+key row for dK/dV looping over the queries that attend it
+./attention_backward 1
+
+version 2 is flash-style on CUDA cores: D_i precomputed; a block per key tile accumulates dK, dV over
+the query tiles that attend it; a separate block-per-query-tile pass computes dQ (so no atomics)
+./attention_backward 2
+
+version 3 is version 2 on tensor cores: mma.sync m16n8k16 bf16, ldmatrix, P and dS kept in registers
+./attention_backward 3
+
+version 4 is version 3 with the dQ pass on a second stream, concurrent with the dK/dV pass
+./attention_backward 4
+
+version 5 is version 4 with cp.async double buffering of the tiles each pass streams
+./attention_backward 5
+
+version 6 is version 5 with the long dK/dV runs of the sink tiles split over several blocks
+(fp32 partials, fixed-order reduction: still deterministic)
+./attention_backward 6
+
+./attention_backward        runs the checks and the timing for all versions
+The program exits non-zero if any check fails.
+*/
+
+#include "common.h"
+
+static const float LOG2E = 1.4426950408889634f;
+
+// ----------------------------------------------------------------------------
+// D_i = dout_i . out_i, one 16-byte chunk per thread, D/8 lanes per row, butterfly reduction.
+// Rows are visited in memory order (b, t, h) so the loads are fully coalesced.
+
+template<int D>
+__global__ void attention_backward_dot_kernel(float* Dbuf, const bf16* out, const bf16* dout,
+                                              int B, int T, int NH) {
+    constexpr int TPR = D / 8;   // 8 or 16 lanes per row
+    const int tid = blockIdx.x * blockDim.x + threadIdx.x;
+    const int row = tid / TPR, c = tid % TPR;
+    const bool ok = row < B * T * NH;
+    float sum = 0.f;
+    if (ok) {
+        float o[8], d[8];
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(out + (size_t)row * D + 8 * c), o);
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(dout + (size_t)row * D + 8 * c), d);
+#pragma unroll
+        for (int e = 0; e < 8; e++) sum = fmaf(o[e], d[e], sum);
+    }
+    // every lane takes part (no early return), out-of-range lanes add zeros
+#pragma unroll
+    for (int off = TPR / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if (ok && c == 0) {
+        const int h = row % NH, t = (row / NH) % T, b = row / (NH * T);
+        Dbuf[(size_t)(b * NH + h) * T + t] = sum;
+    }
+}
+
+template<int D>
+void launch_dot(float* Dbuf, const bf16* out, const bf16* dout, int B, int T, int NH) {
+    const int block_size = 256;
+    const int n = B * T * NH * (D / 8);
+    attention_backward_dot_kernel<D><<<ceil_div(n, block_size), block_size>>>(Dbuf, out, dout, B, T, NH);
+    cudaCheckLaunch();
+}
+
+// ----------------------------------------------------------------------------
+// kernel 1: naive. Two kernels, fp32, one thread per row, obviously right and slow.
+// Expected: a few TFLOP/s at best (uncoalesced, every thread walks its own rows).
+
+// 1a: one thread per query row (b, h, i): D_i, then dQ_i over the allowed keys (sink segment + band)
+template<int D>
+__global__ void attention_backward_dq_kernel1(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out,
+                                              const bf16* dout, const float* lse,
+                                              int B, int T, int NH, int W, int S) {
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;   // over (b, h, i), i fastest
+    if (idx >= B * NH * T) return;
+    const int i = idx % T, h = (idx / T) % NH, b = idx / (T * NH);
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* base = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* q = base + (size_t)i * C3;
+    const bf16* o = out + ((size_t)(b * T + i) * NH + h) * D;
+    const bf16* dO = dout + ((size_t)(b * T + i) * NH + h) * D;
+    const float scale = 1.0f / sqrtf((float)D);
+
+    float Di = 0.f;
+    for (int d = 0; d < D; d++) Di += __bfloat162float(dO[d]) * __bfloat162float(o[d]);
+    Dbuf[(size_t)(b * NH + h) * T + i] = Di;   // kernel 1b reads it
+    const float L = lse[(size_t)(b * NH + h) * T + i];
+
+    const int jlo = (W > 0) ? max(0, i - W + 1) : 0;
+    const int seg_lo[2] = {0, jlo};
+    const int seg_hi[2] = {min(S, jlo), i + 1};
+    float dq[D];
+    for (int d = 0; d < D; d++) dq[d] = 0.f;
+    for (int sg = 0; sg < 2; sg++) {
+        for (int j = seg_lo[sg]; j < seg_hi[sg]; j++) {
+            const bf16* k = base + (size_t)j * C3 + C;
+            const bf16* v = base + (size_t)j * C3 + 2 * C;
+            float s = 0.f, dp = 0.f;
+            for (int d = 0; d < D; d++) {
+                s  += __bfloat162float(q[d]) * __bfloat162float(k[d]);
+                dp += __bfloat162float(dO[d]) * __bfloat162float(v[d]);
+            }
+            float p = expf(s * scale - L);
+            float ds = p * (dp - Di);
+            for (int d = 0; d < D; d++) dq[d] += ds * __bfloat162float(k[d]);
+        }
+    }
+    bf16* dqrow = dqkv + (size_t)(b * T + i) * C3 + h * D;
+    for (int d = 0; d < D; d++) dqrow[d] = __float2bfloat16(dq[d] * scale);
+}
+
+// 1b: one thread per key row (b, h, j): dK_j, dV_j over the queries that attend j, which are the
+// contiguous run [j, last_query_for_keys(j)] (the guard re-tests the pattern, to be obviously right)
+template<int D>
+__global__ void attention_backward_dkdv_kernel1(bf16* dqkv, const float* Dbuf, const bf16* qkv,
+                                                const bf16* dout, const float* lse,
+                                                int B, int T, int NH, int W, int S) {
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;   // over (b, h, j), j fastest
+    if (idx >= B * NH * T) return;
+    const int j = idx % T, h = (idx / T) % NH, b = idx / (T * NH);
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* base = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* k = base + (size_t)j * C3 + C;
+    const bf16* v = base + (size_t)j * C3 + 2 * C;
+    const float scale = 1.0f / sqrtf((float)D);
+
+    float dk[D], dv[D];
+    for (int d = 0; d < D; d++) { dk[d] = 0.f; dv[d] = 0.f; }
+    const int i_hi = last_query_for_keys(j, j, W, S, T);
+    for (int i = j; i <= i_hi; i++) {
+        if (!attn_allowed(i, j, W, S)) continue;
+        const bf16* q = base + (size_t)i * C3;
+        const bf16* dO = dout + ((size_t)(b * T + i) * NH + h) * D;
+        float s = 0.f, dp = 0.f;
+        for (int d = 0; d < D; d++) {
+            s  += __bfloat162float(q[d]) * __bfloat162float(k[d]);
+            dp += __bfloat162float(dO[d]) * __bfloat162float(v[d]);
+        }
+        float p = expf(s * scale - lse[(size_t)(b * NH + h) * T + i]);
+        float ds = p * (dp - Dbuf[(size_t)(b * NH + h) * T + i]);
+        for (int d = 0; d < D; d++) {
+            dv[d] += p * __bfloat162float(dO[d]);
+            dk[d] += ds * __bfloat162float(q[d]);
+        }
+    }
+    bf16* dkrow = dqkv + (size_t)(b * T + j) * C3 + C + h * D;
+    bf16* dvrow = dkrow + C;
+    for (int d = 0; d < D; d++) {
+        dkrow[d] = __float2bfloat16(dk[d] * scale);
+        dvrow[d] = __float2bfloat16(dv[d]);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// kernel 2: flash-style on CUDA cores, fp32. Same thread layout as the forward's v2: 64 rows x
+// TPR = D/16 lanes, each lane owns the 16 dims in chunks c and c + TPR; butterfly dot products.
+// Expected gain over v1: coalesced tile loads, each tile reused by 64 rows, tiles outside the
+// pattern skipped, masks only on edge tiles. Still CUDA-core fp32 bound.
+
+// 2a: block per (b, h, 64-key tile); loops over the query tiles [k0, last query attending the tile]
+template<int D>
+__global__ void __launch_bounds__(64 * (D / 16))
+attention_backward_dkdv_kernel2(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                                const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = 64, BK = 64, TPR = D / 16, CH = D / 8, NT = BK * TPR;
+    __shared__ __align__(16) bf16 Qs[BQ * D];    // (BQ, D)
+    __shared__ __align__(16) bf16 dOs[BQ * D];   // (BQ, D)
+    __shared__ float Ls[BQ];                     // lse * log2(e)
+    __shared__ float Ds[BQ];                     // D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int kt = blockIdx.y;                   // the sink tiles (kt = 0) have the most queries: first
+    const int tid = threadIdx.x, r = tid / TPR, c = tid % TPR;
+    const int k0 = kt * BK, j = k0 + r;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;   // (T, NH, D) slice of head h
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    float kf[16], vf[16], dk[16], dv[16];
+    if (j < T) {
+        const bf16* krow = qbase + (size_t)j * C3 + C;
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(krow + 8 * c), kf);
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(krow + 8 * (c + TPR)), kf + 8);
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(krow + C + 8 * c), vf);
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(krow + C + 8 * (c + TPR)), vf + 8);
+    } else {
+        for (int d = 0; d < 16; d++) { kf[d] = 0.f; vf[d] = 0.f; }
+    }
+#pragma unroll
+    for (int d = 0; d < 16; d++) { kf[d] *= sl2; dk[d] = 0.f; dv[d] = 0.f; }   // k pre-scaled: s in log2 units
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    for (int qt = k0 / BQ; qt <= q_hi / BQ; qt++) {
+        const int q0 = qt * BQ;
+        __syncthreads();   // done with the previous query tile
+        for (int x = tid; x < BQ * CH; x += NT) {
+            int rr = x / CH, cc = x % CH, i = q0 + rr;
+            uint4 qv = make_uint4(0, 0, 0, 0), dv4 = make_uint4(0, 0, 0, 0);
+            if (i < T) {
+                qv = *reinterpret_cast<const uint4*>(qbase + (size_t)i * C3 + cc * 8);
+                dv4 = *reinterpret_cast<const uint4*>(dobase + (size_t)i * C + cc * 8);
+            }
+            *reinterpret_cast<uint4*>(Qs + rr * D + cc * 8) = qv;
+            *reinterpret_cast<uint4*>(dOs + rr * D + cc * 8) = dv4;
+        }
+        for (int x = tid; x < BQ; x += NT) {
+            int i = q0 + x;
+            Ls[x] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+            Ds[x] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+        }
+        __syncthreads();
+        const bool full = block_fully_allowed(q0, BQ, k0, BK, W, S, T);
+#pragma unroll 2   // 4 spills at D = 128 (512 threads cap registers at 128)
+        for (int ii = 0; ii < BQ; ii++) {
+            float qv[16], dov[16];
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(Qs + ii * D + 8 * c), qv);
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(Qs + ii * D + 8 * (c + TPR)), qv + 8);
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(dOs + ii * D + 8 * c), dov);
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(dOs + ii * D + 8 * (c + TPR)), dov + 8);
+            float s = 0.f, dp = 0.f;
+#pragma unroll
+            for (int d = 0; d < 16; d++) { s = fmaf(qv[d], kf[d], s); dp = fmaf(dov[d], vf[d], dp); }
+#pragma unroll
+            for (int off = TPR / 2; off > 0; off /= 2) {
+                s  += __shfl_xor_sync(0xffffffffu, s, off);
+                dp += __shfl_xor_sync(0xffffffffu, dp, off);
+            }
+            float p = exp2f(s - Ls[ii]);
+            if (!full && !attn_valid(q0 + ii, j, W, S, T)) p = 0.f;   // select, not multiply: p may be inf
+            const float ds = p * (dp - Ds[ii]);
+#pragma unroll
+            for (int d = 0; d < 16; d++) { dv[d] = fmaf(p, dov[d], dv[d]); dk[d] = fmaf(ds, qv[d], dk[d]); }
+        }
+    }
+    if (j < T) {
+        for (int d = 0; d < 16; d++) dk[d] *= scale;
+        bf16* dkrow = dqkv + (size_t)(b * T + j) * C3 + C + h * D;
+        bf16* dvrow = dkrow + C;
+        *reinterpret_cast<uint4*>(dkrow + 8 * c) = pack_bf16x8(dk);
+        *reinterpret_cast<uint4*>(dkrow + 8 * (c + TPR)) = pack_bf16x8(dk + 8);
+        *reinterpret_cast<uint4*>(dvrow + 8 * c) = pack_bf16x8(dv);
+        *reinterpret_cast<uint4*>(dvrow + 8 * (c + TPR)) = pack_bf16x8(dv + 8);
+    }
+}
+
+// 2b: block per (b, h, 64-query tile); visits the same key tiles as the forward
+template<int D>
+__global__ void __launch_bounds__(64 * (D / 16))
+attention_backward_dq_kernel2(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                              const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = 64, BK = 64, TPR = D / 16, CH = D / 8, NT = BQ * TPR;
+    __shared__ __align__(16) bf16 Ks[BK * D];   // (BK, D)
+    __shared__ __align__(16) bf16 Vs[BK * D];   // (BK, D)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;  // longest tiles first
+    const int tid = threadIdx.x, r = tid / TPR, c = tid % TPR;
+    const int q0 = qt * BQ, i = q0 + r;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    float q[16], dO[16], dq[16];
+    float L2 = 0.f, Di = 0.f;
+    if (i < T) {
+        const bf16* dorow = dout + ((size_t)(b * T + i) * NH + h) * D;
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(qbase + (size_t)i * C3 + 8 * c), q);
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(qbase + (size_t)i * C3 + 8 * (c + TPR)), q + 8);
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(dorow + 8 * c), dO);
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(dorow + 8 * (c + TPR)), dO + 8);
+        L2 = lse[(size_t)(b * NH + h) * T + i] * LOG2E;
+        Di = Dbuf[(size_t)(b * NH + h) * T + i];
+    } else {
+        for (int d = 0; d < 16; d++) { q[d] = 0.f; dO[d] = 0.f; }
+    }
+#pragma unroll
+    for (int d = 0; d < 16; d++) { q[d] *= sl2; dq[d] = 0.f; }
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    for (int it = 0; it < ntiles; it++) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        __syncthreads();
+        for (int x = tid; x < BK * CH; x += NT) {
+            int kk = x / CH, cc = x % CH, j = k0 + kk;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (j < T) {
+                kv = *reinterpret_cast<const uint4*>(kbase + (size_t)j * C3 + cc * 8);
+                vv = *reinterpret_cast<const uint4*>(vbase + (size_t)j * C3 + cc * 8);
+            }
+            *reinterpret_cast<uint4*>(Ks + kk * D + cc * 8) = kv;
+            *reinterpret_cast<uint4*>(Vs + kk * D + cc * 8) = vv;
+        }
+        __syncthreads();
+        const bool full = block_fully_allowed(q0, BQ, k0, BK, W, S, T);
+#pragma unroll 4
+        for (int jj = 0; jj < BK; jj++) {
+            float kf[16], vf[16];
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(Ks + jj * D + 8 * c), kf);
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(Ks + jj * D + 8 * (c + TPR)), kf + 8);
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(Vs + jj * D + 8 * c), vf);
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(Vs + jj * D + 8 * (c + TPR)), vf + 8);
+            float s = 0.f, dp = 0.f;
+#pragma unroll
+            for (int d = 0; d < 16; d++) { s = fmaf(q[d], kf[d], s); dp = fmaf(dO[d], vf[d], dp); }
+#pragma unroll
+            for (int off = TPR / 2; off > 0; off /= 2) {
+                s  += __shfl_xor_sync(0xffffffffu, s, off);
+                dp += __shfl_xor_sync(0xffffffffu, dp, off);
+            }
+            float p = exp2f(s - L2);
+            if (!full && !attn_valid(i, k0 + jj, W, S, T)) p = 0.f;
+            const float ds = p * (dp - Di);
+#pragma unroll
+            for (int d = 0; d < 16; d++) dq[d] = fmaf(ds, kf[d], dq[d]);
+        }
+    }
+    if (i < T) {
+        for (int d = 0; d < 16; d++) dq[d] *= scale;
+        bf16* dqrow = dqkv + (size_t)(b * T + i) * C3 + h * D;
+        *reinterpret_cast<uint4*>(dqrow + 8 * c) = pack_bf16x8(dq);
+        *reinterpret_cast<uint4*>(dqrow + 8 * (c + TPR)) = pack_bf16x8(dq + 8);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// kernel 3: tensor cores (mma.sync m16n8k16 bf16, fp32 accumulate), 4 warps per block, smem rows
+// padded to D + 8 elements (conflict-free ldmatrix). Fragment conventions as in common.h and in
+// attention_forward.cu's v3: a 16-row A operand comes from row-major smem with ldmatrix.x4 at
+// (row lane%16, col (lane/16)*8); a B operand from an (n, k) row-major tile with ldmatrix.x4 at
+// (n (lane%8) + (lane/16)*8, k ((lane/8)%2)*8); from a (k, n) row-major tile with ldmatrix.x4.trans at
+// (k (lane%8) + ((lane/8)%2)*8, n (lane/16)*8). Each gives the b0,b1 of two adjacent n-tiles.
+// Expected gain over v2: ~10x from tensor cores. The dK/dV + dQ split costs 7 matmuls instead of 5.
+
+constexpr int TCB_THREADS = 128, TCB_BK = 64, TCB_BQ_DQ = 64;
+constexpr int SINK_CHUNK_QUERIES = 1024;   // v6: queries per chunk of a sink tile's dK/dV run
+// query tile of the dK/dV pass: 32 for D = 128 keeps the four accumulators (dK, dV: D/2 floats each;
+// S^T, dP^T: BQ/2 each) in registers
+template<int D> __host__ __device__ constexpr int dkdv_bq() { return D == 64 ? 64 : 32; }
+
+// A fragments (16 rows) for k-chunk kc of a row-major (rows, LDS) smem tile
+template<int LDS>
+__device__ __forceinline__ void ldsm_a(uint32_t* a, const bf16* tile, int row0, int kc, int lane) {
+    ldmatrix_x4(a, tile + (row0 + (lane % 16)) * LDS + kc * 16 + (lane / 16) * 8);
+}
+// B fragments of n-tiles [n0, n0+8) and [n0+8, n0+16), k-chunk kc, from an (n, k) row-major tile
+template<int LDS>
+__device__ __forceinline__ void ldsm_b_nk(uint32_t* bfr, const bf16* tile, int n0, int kc, int lane) {
+    ldmatrix_x4(bfr, tile + (n0 + (lane % 8) + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
+}
+// B fragments of n-tiles [n0, n0+8) and [n0+8, n0+16), k-chunk kc, from a (k, n) row-major tile
+template<int LDS>
+__device__ __forceinline__ void ldsm_b_kn(uint32_t* bfr, const bf16* tile, int n0, int kc, int lane) {
+    ldmatrix_x4_trans(bfr, tile + (kc * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * LDS + n0 + (lane / 16) * 8);
+}
+// the C fragments of n-tiles 2kc, 2kc+1 (16 x 16 fp32) as the bf16 A fragment of k-chunk kc
+__device__ __forceinline__ void acc_to_a(uint32_t* a, const float* c0, const float* c1) {
+    a[0] = pack_bf16x2(c0[0], c0[1]);
+    a[1] = pack_bf16x2(c0[2], c0[3]);
+    a[2] = pack_bf16x2(c1[0], c1[1]);
+    a[3] = pack_bf16x2(c1[2], c1[3]);
+}
+// copy ROWS x D bf16 tile rows [t0, t0+ROWS) of a strided global tensor into smem (rows past T: zero)
+template<int D, int ROWS, int LDS>
+__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+    constexpr int CH = D / 8;
+    for (int x = tid; x < ROWS * CH; x += TCB_THREADS) {
+        int rr = x / CH, cc = x % CH, t = t0 + rr;
+        uint4 u = make_uint4(0, 0, 0, 0);
+        if (t < T) u = *reinterpret_cast<const uint4*>(src + (size_t)t * stride + cc * 8);
+        *reinterpret_cast<uint4*>(dst + rr * LDS + cc * 8) = u;
+    }
+}
+// the same with cp.async (zero-fill past T, clamped source address); the caller commits and waits
+template<int D, int ROWS, int LDS>
+__device__ __forceinline__ void load_tile_async(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+    constexpr int CH = D / 8;
+    for (int x = tid; x < ROWS * CH; x += TCB_THREADS) {
+        int rr = x / CH, cc = x % CH, t = t0 + rr;
+        bool ok = t < T;
+        cp_async_16(dst + rr * LDS + cc * 8, src + (ok ? (size_t)t : 0) * stride + cc * 8, ok);
+    }
+}
+// write a warp's 16 staged smem rows to global rows [t0, t0+16) (rows past T skipped)
+template<int D, int LDS>
+__device__ __forceinline__ void store_rows16(bf16* dst, size_t stride, const bf16* src, int t0, int T, int lane) {
+    constexpr int CH = D / 8;
+    for (int x = lane; x < 16 * CH; x += 32) {
+        int rr = x / CH, cc = x % CH, t = t0 + rr;
+        if (t < T)
+            *reinterpret_cast<uint4*>(dst + (size_t)t * stride + cc * 8) =
+                *reinterpret_cast<const uint4*>(src + rr * LDS + cc * 8);
+    }
+}
+// stage a 16 x D fp32 accumulator (times mul) as bf16 into 16 smem rows
+template<int D, int LDS>
+__device__ __forceinline__ void stage_acc16(bf16* rows, const float (&acc)[D / 8][4], float mul, int lane) {
+    const int g = lane / 4, tg = lane % 4;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        *reinterpret_cast<uint32_t*>(rows + g * LDS + n * 8 + 2 * tg) = pack_bf16x2(acc[n][0] * mul, acc[n][1] * mul);
+        *reinterpret_cast<uint32_t*>(rows + (g + 8) * LDS + n * 8 + 2 * tg) = pack_bf16x2(acc[n][2] * mul, acc[n][3] * mul);
+    }
+}
+
+// One query tile of the dK/dV pass, for one warp (keys [wk0, wk0+16), rows warp*16.. of Ks / Vs):
+//   S^T = K Q^T and dP^T = V dO^T (16 keys x BQ queries), P^T = exp2(S^T sl2 - lse log2e),
+//   dS^T = P^T (dP^T - D), then dV += P^T dO and dK += dS^T Q with P^T, dS^T fed from registers.
+// Ls / Ds hold the raw lse and D of the tile's BQ queries (zeros past T; those are masked).
+template<int D>
+__device__ __forceinline__ void dkdv_tile_mma(float (&dk)[D / 8][4], float (&dv)[D / 8][4],
+                                              const bf16* Ks, const bf16* Vs, const bf16* Qs, const bf16* dOs,
+                                              const float* Ls, const float* Ds, int q0, int wk0,
+                                              int warp, int lane, int W, int S, int T, float sl2) {
+    constexpr int BQ = dkdv_bq<D>(), LDS = D + 8;
+    const int g = lane / 4, tg = lane % 4;
+    float st[BQ / 8][4], dpt[BQ / 8][4];
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { st[t][e] = 0.f; dpt[t][e] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t ka[4], va[4];
+        ldsm_a<LDS>(ka, Ks, warp * 16, kc, lane);
+        ldsm_a<LDS>(va, Vs, warp * 16, kc, lane);
+#pragma unroll
+        for (int np = 0; np < BQ / 16; np++) {
+            uint32_t bq[4], bd[4];
+            ldsm_b_nk<LDS>(bq, Qs, np * 16, kc, lane);    // Q^T: Q is (n = query, k = dim)
+            ldsm_b_nk<LDS>(bd, dOs, np * 16, kc, lane);
+            mma_bf16_16816(st[2 * np], ka, bq);
+            mma_bf16_16816(st[2 * np + 1], ka, bq + 2);
+            mma_bf16_16816(dpt[2 * np], va, bd);
+            mma_bf16_16816(dpt[2 * np + 1], va, bd + 2);
+        }
+    }
+    // element (t, e): key wk0 + g + 8(e/2), query q0 + 8t + 2tg + (e%2)
+    const bool full = block_fully_allowed(q0, BQ, wk0, 16, W, S, T);
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int qi = t * 8 + 2 * tg + (e % 2);
+            float p = exp2f(fmaf(st[t][e], sl2, -Ls[qi] * LOG2E));
+            if (!full && !attn_valid(q0 + qi, wk0 + g + 8 * (e / 2), W, S, T)) p = 0.f;   // select: p may be inf
+            st[t][e] = p;                              // P^T
+            dpt[t][e] = p * (dpt[t][e] - Ds[qi]);      // dS^T
+        }
+    }
+    // dV += P^T dO, dK += dS^T Q: k-dim = queries; dO and Q are (k = query, n = dim) row-major
+#pragma unroll
+    for (int kc = 0; kc < BQ / 16; kc++) {
+        uint32_t pa[4], sa[4];
+        acc_to_a(pa, st[2 * kc], st[2 * kc + 1]);
+        acc_to_a(sa, dpt[2 * kc], dpt[2 * kc + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bd[4], bq[4];
+            ldsm_b_kn<LDS>(bd, dOs, np * 16, kc, lane);
+            ldsm_b_kn<LDS>(bq, Qs, np * 16, kc, lane);
+            mma_bf16_16816(dv[2 * np], pa, bd);
+            mma_bf16_16816(dv[2 * np + 1], pa, bd + 2);
+            mma_bf16_16816(dk[2 * np], sa, bq);
+            mma_bf16_16816(dk[2 * np + 1], sa, bq + 2);
+        }
+    }
+}
+
+// One key tile of the dQ pass, for one warp (queries [wq0, wq0+16), rows warp*16.. of Qs / dOs):
+// S = Q K^T, dP = dO V^T, dS = P (dP - D), dQ += dS K with dS fed from registers.
+// L2 / Di: lse * log2(e) and D of this thread's rows wq0 + g and wq0 + g + 8.
+template<int D>
+__device__ __forceinline__ void dq_tile_mma(float (&dq)[D / 8][4], const bf16* Qs, const bf16* dOs,
+                                            const bf16* Ks, const bf16* Vs, const float (&L2)[2], const float (&Di)[2],
+                                            int k0, int wq0, int warp, int lane, int W, int S, int T, float sl2) {
+    constexpr int BK = TCB_BK, LDS = D + 8;
+    const int g = lane / 4, tg = lane % 4;
+    float s[BK / 8][4], dp[BK / 8][4];
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { s[t][e] = 0.f; dp[t][e] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t qa[4], da[4];
+        ldsm_a<LDS>(qa, Qs, warp * 16, kc, lane);
+        ldsm_a<LDS>(da, dOs, warp * 16, kc, lane);
+#pragma unroll
+        for (int np = 0; np < BK / 16; np++) {
+            uint32_t bk[4], bv[4];
+            ldsm_b_nk<LDS>(bk, Ks, np * 16, kc, lane);   // K^T: K is (n = key, k = dim)
+            ldsm_b_nk<LDS>(bv, Vs, np * 16, kc, lane);
+            mma_bf16_16816(s[2 * np], qa, bk);
+            mma_bf16_16816(s[2 * np + 1], qa, bk + 2);
+            mma_bf16_16816(dp[2 * np], da, bv);
+            mma_bf16_16816(dp[2 * np + 1], da, bv + 2);
+        }
+    }
+    // element (t, e): query wq0 + g + 8(e/2), key k0 + 8t + 2tg + (e%2)
+    const bool full = block_fully_allowed(wq0, 16, k0, BK, W, S, T);
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int r = e / 2;
+            float p = exp2f(fmaf(s[t][e], sl2, -L2[r]));
+            if (!full && !attn_valid(wq0 + g + 8 * r, k0 + t * 8 + 2 * tg + (e % 2), W, S, T)) p = 0.f;
+            s[t][e] = p * (dp[t][e] - Di[r]);   // dS
+        }
+    }
+    // dQ += dS K: k-dim = keys; K is (k = key, n = dim) row-major
+#pragma unroll
+    for (int kc = 0; kc < BK / 16; kc++) {
+        uint32_t a[4];
+        acc_to_a(a, s[2 * kc], s[2 * kc + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bk[4];
+            ldsm_b_kn<LDS>(bk, Ks, np * 16, kc, lane);
+            mma_bf16_16816(dq[2 * np], a, bk);
+            mma_bf16_16816(dq[2 * np + 1], a, bk + 2);
+        }
+    }
+}
+
+// 3a: block per (b, h, 64-key tile), warp w owns keys [16w, 16w+16); loops over the query tiles that
+// attend the key tile. Loads are synchronous: global -> registers -> smem, __syncthreads, compute.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dkdv_kernel3(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                                const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + BQ * LDS);   // (BQ) lse
+    float* Ds = Ls + BQ;                                    // (BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int kt = blockIdx.y;                       // sink tiles (most queries) launched first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wk0 = k0 + warp * 16;    // this warp's first key
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    load_tile<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
+    load_tile<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    for (int qt = k0 / BQ; qt <= q_hi / BQ; qt++) {
+        const int q0 = qt * BQ;
+        __syncthreads();   // previous Q/dO tile no longer read
+        load_tile<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
+        load_tile<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
+        for (int x = tid; x < BQ; x += TCB_THREADS) {
+            int i = q0 + x;
+            Ls[x] = (i < T) ? lse_bh[i] : 0.f;
+            Ds[x] = (i < T) ? D_bh[i] : 0.f;
+        }
+        __syncthreads();   // (first iteration: also publishes the K/V tile)
+        dkdv_tile_mma<D>(dk, dv, Ks, Vs, Qs, dOs, Ls, Ds, q0, wk0, warp, lane, W, S, T, sl2);
+    }
+    // epilogue: the warp's own 16 rows of Ks / Vs (read only by this warp) stage dK, dV as bf16
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + warp * 16 * LDS, dk, scale, lane);
+    stage_acc16<D, LDS>(Vs + warp * 16 * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + warp * 16 * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + warp * 16 * LDS, wk0, T, lane);
+}
+
+// 3b: block per (b, h, 64-query tile), warp w owns queries [16w, 16w+16); visits the forward's key
+// tiles. Loads are synchronous.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dq_kernel3(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                              const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;       // longest tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    load_tile<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
+    load_tile<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
+    // row statistics of this thread's rows wq0 + g and wq0 + g + 8
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    for (int it = 0; it < ntiles; it++) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        __syncthreads();   // previous K/V tile no longer read
+        load_tile<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
+        load_tile<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
+        __syncthreads();   // (first iteration: also publishes Q / dO)
+        dq_tile_mma<D>(dq, Qs, dOs, Ks, Vs, L2, Di, k0, wq0, warp, lane, W, S, T, sl2);
+    }
+    // epilogue: stage in the warp's own Q rows (read only by this warp), coalesced stores
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + warp * 16 * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + warp * 16 * LDS, wq0, T, lane);
+}
+
+// ----------------------------------------------------------------------------
+// kernel 5: v3's math (same tile functions) with cp.async double buffering of what each loop
+// streams: the Q / dO / lse / D tiles in the dK/dV pass, the K / V tiles in the dQ pass. Tile it+1
+// is in flight while tile it computes. Launched like v4 (dQ pass on a second stream).
+// Expected gain over v4: the 1.3-1.6x that cp.async gave the forward (v3 -> v4).
+//
+// kernel 6 (same kernels, nst > 0): a sink key tile is attended by every later query, so with a window
+// its dK/dV block walks all T/BQ query tiles while the others walk ~(W + BQ)/BQ: at T = 16384 that one
+// block per head is the tail of the whole pass. v6 splits those runs into chunks of 1024 queries on
+// separate blocks (fp32 partials, summed in fixed order by sink_reduce_kernel: still deterministic).
+// Expected gain over v5: the T = 16384, W = 256 backward drops to about the T = 4096 time.
+
+// 5a: dK/dV. smem: K, V (BK, LDS) once; Q, dO (2, BQ, LDS); lse, D (2, BQ) fp32
+// v6 (nst > 0): the first nst key tiles are sink tiles whose query run is split into nch chunks
+// of SINK_CHUNK_QUERIES; blockIdx.y < nst * nch is (sink tile, chunk), the rest are the other tiles.
+// A chunk block writes its fp32 dK (scaled), dV to `partial`; sink_reduce_kernel sums the chunks.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dkdv_kernel5(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
+                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (2, BQ, LDS)
+    bf16* dOs = Qs + 2 * BQ * LDS;                   // (2, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * LDS);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int y = blockIdx.y;
+    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    const int chunk = (y < nst * nch) ? y % nch : -1;   // -1: the whole query run, bf16 output
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wk0 = k0 + warp * 16;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
+    if (chunk >= 0) {   // this chunk's part of the run; may be empty (then it writes zeros)
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        qt0 += chunk * CT;
+        qt_end = min(qt_end, qt0 + CT - 1);
+    }
+    const int ntiles = qt_end - qt0 + 1;
+
+    // issue the async copies of query tile qt0 + it into buffer buf (past T: zero-fill)
+    auto load_q_tile = [&](int it, int buf) {
+        const int q0 = (qt0 + it) * BQ;
+        load_tile_async<D, BQ, LDS>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_tile_async<D, BQ, LDS>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        for (int x = tid; x < BQ; x += TCB_THREADS) {
+            int i = q0 + x;
+            bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + x, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + x, D_bh + (ok ? i : 0), ok);
+        }
+    };
+
+    // prologue: K/V and query tile 0 in one group
+    load_tile_async<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
+    load_tile_async<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if (ntiles > 0) load_q_tile(0, 0);
+    cp_async_commit();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+
+    for (int it = 0; it < ntiles; it++) {
+        // buffer (it+1)&1 was last read in iteration it-1, which ended with __syncthreads
+        if (it + 1 < ntiles) {
+            load_q_tile(it + 1, (it + 1) & 1);
+            cp_async_commit();
+            cp_async_wait<1>();   // everything but tile it+1 has landed
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();          // tile it visible to every warp
+        const int buf = it & 1;
+        dkdv_tile_mma<D>(dk, dv, Ks, Vs, Qs + buf * BQ * LDS, dOs + buf * BQ * LDS, Ls + buf * BQ, Ds + buf * BQ,
+                         (qt0 + it) * BQ, wk0, warp, lane, W, S, T, sl2);
+        __syncthreads();          // all warps done with buffer buf before it is refilled
+    }
+    cp_async_wait<0>();           // an empty chunk never waited for its K/V copies
+    if (chunk >= 0) {
+        // fp32 partial of this chunk: partial (B*NH, nst, nch, 2, BK, D), [0] = dK * scale, [1] = dV
+        const int g = lane / 4, tg = lane % 4;
+        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+        float* pv = pk + BK * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = warp * 16 + g + 8 * r;
+                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
+                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
+            }
+        }
+        return;
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + warp * 16 * LDS, dk, scale, lane);
+    stage_acc16<D, LDS>(Vs + warp * 16 * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + warp * 16 * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + warp * 16 * LDS, wk0, T, lane);
+}
+
+// v6: dK, dV of the sink tiles = the sum of their chunks' fp32 partials, in chunk order (deterministic).
+// One thread per (b*NH + h, sink tile, dK|dV, key row, dim), dims fastest: coalesced.
+template<int D>
+__global__ void sink_reduce_kernel(bf16* dqkv, const float* partial, int B, int T, int NH, int nst, int nch) {
+    constexpr int BK = TCB_BK;
+    const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t total = (size_t)B * NH * nst * 2 * BK * D;
+    if (idx >= total) return;
+    const int d = (int)(idx % D), row = (int)(idx / D % BK), which = (int)(idx / ((size_t)BK * D) % 2);
+    const int kt = (int)(idx / ((size_t)2 * BK * D) % nst);
+    const int bh = (int)(idx / ((size_t)2 * BK * D * nst));
+    const int key = kt * BK + row;
+    if (key >= T) return;
+    const float* src = partial + ((size_t)bh * nst + kt) * nch * 2 * BK * D + (size_t)which * BK * D + (size_t)row * D + d;
+    float sum = 0.f;
+    for (int c = 0; c < nch; c++) sum += src[(size_t)c * 2 * BK * D];
+    const int b = bh / NH, h = bh % NH;
+    const size_t C = (size_t)NH * D;
+    dqkv[(size_t)(b * T + key) * 3 * C + (1 + which) * C + h * D + d] = __float2bfloat16(sum);
+}
+
+// 5b: dQ. smem: Q, dO (BQ, LDS) once; K, V (2, BK, LDS)
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dq_kernel5(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                              const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (2, BK, LDS)
+    bf16* Vs  = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_tile_async<D, BK, LDS>(Ks + buf * BK * LDS, qbase + C, C3, k0, T, tid);
+        load_tile_async<D, BK, LDS>(Vs + buf * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
+    };
+
+    // prologue: Q, dO and key tile 0 in one group; row statistics with plain loads meanwhile
+    load_tile_async<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
+    load_tile_async<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
+    load_kv(0, 0);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it + 1 < ntiles) {
+            load_kv(it + 1, (it + 1) & 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const int buf = it & 1;
+        dq_tile_mma<D>(dq, Qs, dOs, Ks + buf * BK * LDS, Vs + buf * BK * LDS, L2, Di,
+                       key_tile_at(kr, it) * BK, wq0, warp, lane, W, S, T, sl2);
+        __syncthreads();
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + warp * 16 * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + warp * 16 * LDS, wq0, T, lane);
+}
+
+// ----------------------------------------------------------------------------
+// kernel launchers
+
+template<int D>
+void attention_backward1(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                         const float* lse, int B, int T, int NH, int W, int S) {
+    const int block_size = 128;
+    const int n = B * NH * T;
+    attention_backward_dq_kernel1<D><<<ceil_div(n, block_size), block_size>>>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    cudaCheckLaunch();
+    attention_backward_dkdv_kernel1<D><<<ceil_div(n, block_size), block_size>>>(dqkv, Dbuf, qkv, dout, lse, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+
+template<int D>
+void attention_backward2(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                         const float* lse, int B, int T, int NH, int W, int S) {
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    dim3 grid(B * NH, ceil_div(T, 64));
+    attention_backward_dkdv_kernel2<D><<<grid, 64 * (D / 16)>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    attention_backward_dq_kernel2<D><<<grid, 64 * (D / 16)>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+
+// dynamic smem of the tensor-core kernels: v3 single-buffers everything, v5 double-buffers the
+// tiles its loop streams (D = 128: dK/dV 52 / 70 KB, dQ 70 / 104 KB, so all need the > 48 KB opt-in)
+template<int D> constexpr size_t dkdv_smem(bool dbuf) {
+    return (size_t)(2 * TCB_BK + (dbuf ? 4 : 2) * dkdv_bq<D>()) * (D + 8) * sizeof(bf16)
+         + (size_t)(dbuf ? 4 : 2) * dkdv_bq<D>() * sizeof(float);
+}
+template<int D> constexpr size_t dq_smem(bool dbuf) {
+    return (size_t)(2 * TCB_BQ_DQ + (dbuf ? 4 : 2) * TCB_BK) * (D + 8) * sizeof(bf16);
+}
+
+typedef void (*bwd_kernel_t)(bf16*, const bf16*, const bf16*, const float*, const float*, int, int, int, int, int);
+
+// fp32 scratch for v6's sink-tile partials, grown on demand (the first call of a shape allocates)
+static float* sink_partial = nullptr;
+static size_t sink_partial_bytes = 0;
+static float* get_sink_partial(size_t bytes) {
+    if (bytes > sink_partial_bytes) {
+        if (sink_partial) cudaCheck(cudaFree(sink_partial));
+        cudaCheck(cudaMalloc(&sink_partial, bytes));
+        sink_partial_bytes = bytes;
+    }
+    return sink_partial;
+}
+
+// the tensor-core backward: D_i, then the dK/dV and dQ passes. `concurrent` (v4-v6) runs the dQ pass
+// on a second stream beside the dK/dV pass, so its blocks fill the SMs while the long dK/dV blocks of
+// the sink tiles (every query attends them) finish; `pipelined` (v5, v6) picks the cp.async kernels;
+// `split_sinks` (v6) splits those long sink-tile runs into chunks.
+template<int D>
+void attention_backward_tc(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                           const float* lse, int B, int T, int NH, int W, int S, bool concurrent, bool pipelined,
+                           bool split_sinks) {
+    static bool configured = false;   // opt in to > 48 KB dynamic smem once per instantiation
+    static cudaStream_t side;
+    static cudaEvent_t ev_fork, ev_join;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel3<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkdv_smem<D>(false)));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel3<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem<D>(false)));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel5<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkdv_smem<D>(true)));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel5<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem<D>(true)));
+        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
+        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        configured = true;
+    }
+    bwd_kernel_t dq = pipelined ? attention_backward_dq_kernel5<D> : attention_backward_dq_kernel3<D>;
+    const size_t smem_kv = dkdv_smem<D>(pipelined), smem_q = dq_smem<D>(pipelined);
+    const int nkt = ceil_div(T, TCB_BK);
+    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
+    // v6: split the sink tiles' query runs when there is a window (W = 0: every run is long anyway)
+    // and the run is longer than one chunk
+    int nst = 0, nch = 1;
+    if (split_sinks && W > 0 && S > 0) {
+        nch = ceil_div(ceil_div(T, dkdv_bq<D>()), SINK_CHUNK_QUERIES / dkdv_bq<D>());
+        nst = (nch > 1) ? std::min(ceil_div(S, TCB_BK), nkt) : 0;
+        if (nst == 0) nch = 1;
+    }
+    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * TCB_BK * D * sizeof(float)) : nullptr;
+    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
+
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    cudaStream_t qstream = 0;
+    if (concurrent) {
+        // fork: the side stream waits for D_i, runs dQ while the default stream runs dK/dV
+        cudaCheck(cudaEventRecord(ev_fork, 0));
+        cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+        qstream = side;
+    }
+    if (pipelined) {
+        attention_backward_dkdv_kernel5<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                              B, T, NH, W, S, nst, nch);
+        cudaCheckLaunch();
+        if (nst) {
+            const size_t n = (size_t)B * NH * nst * 2 * TCB_BK * D;
+            sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
+            cudaCheckLaunch();
+        }
+    } else {
+        attention_backward_dkdv_kernel3<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+        cudaCheckLaunch();
+    }
+    dq<<<grid_q, TCB_THREADS, smem_q, qstream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    if (concurrent) {
+        // join: the default stream (and so the caller's timing event) waits for dQ
+        cudaCheck(cudaEventRecord(ev_join, side));
+        cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+    }
+}
+
+// version dispatch
+static const int NUM_VERSIONS = 6;
+static const char* version_names[NUM_VERSIONS + 1] = {
+    "", "v1 naive", "v2 flash fp32", "v3 mma.sync", "v4 mma+2 streams", "v5 +cp.async", "v6 +split sinks"};
+
+template<int D>
+void attention_backward_d(int version, bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out,
+                          const bf16* dout, const float* lse, int B, int T, int NH, int W, int S) {
+    switch (version) {
+        case 1: attention_backward1<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break;
+        case 2: attention_backward2<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break;
+        case 3: attention_backward_tc<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S, false, false, false); break;
+        case 4: attention_backward_tc<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S, true, false, false); break;
+        case 5: attention_backward_tc<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S, true, true, false); break;
+        case 6: attention_backward_tc<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S, true, true, true); break;
+        default: printf("invalid version %d\n", version); exit(EXIT_FAILURE);
+    }
+}
+void attention_backward(int version, bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out,
+                        const bf16* dout, const float* lse, int B, int T, int NH, int D, int W, int S) {
+    if (D == 64) attention_backward_d<64>(version, dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    else if (D == 128) attention_backward_d<128>(version, dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    else { printf("unsupported head dim %d\n", D); exit(EXIT_FAILURE); }
+}
+
+// ----------------------------------------------------------------------------
+// correctness: every version against the CPU reference on small shapes that hit the edge cases.
+// out and lse come from the CPU forward (out rounded to bf16, as a GPU forward would store it); the
+// GPU and the CPU backward both consume exactly these, so only the backward is being tested.
+
+struct Case { int B, T, NH, D, W, S; const char* why; };
+
+static const Case check_cases[] = {
+    {2, 200, 3,  64,  40,   0, "T % 64 != 0, W < tile, W % 64 != 0"},
+    {2, 200, 3,  64,  40,   4, "+ sinks"},
+    {1, 200, 2,  64,   0,   0, "full causal"},
+    {2, 200, 2,  64, 256,   4, "W >= T"},
+    {1, 600, 2,  64, 200,  16, "unmasked interior tiles"},
+    {1, 400, 2,  64,   1,   0, "W = 1: only itself"},
+    {1, 333, 2,  64, 100,  70, "sinks span 2 tiles, overlap band"},
+    {1, 256, 2,  64,  64,  64, "tile-aligned W and S"},
+    {1, 520, 1,  64,   0,   4, "W = 0 with S > 0"},
+    {3,  17, 2,  64,   5,   2, "T < tile"},
+    {1,   1, 1,  64,   0,   0, "T = 1"},
+    {2, 200, 3, 128,  40,   4, "D = 128"},
+    {1, 300, 2, 128,   0,   0, "D = 128 full causal"},
+    {1, 600, 2, 128, 130, 128, "D = 128 sink tiles unmasked"},
+    {1, 2500, 2, 64,  40,   4, "v6 splits the sink tile: 3 chunks"},
+    {1, 1030, 2, 64,  40,  70, "v6: 2 sink tiles, one chunk empty"},
+    {1, 2200, 1, 128, 100, 70, "v6 at D = 128 (32-query tiles)"},
+};
+
+static int run_checks(int only_version) {
+    int fails = 0;
+    printf("\n---- correctness vs CPU reference (double); dqkv NaN-poisoned before every run ----\n");
+    printf("pass: bf16 dq, dk, dv each rel err < %.0e, no NaN\n", TOL_BF16);
+    printf("%-3s %-4s %-3s %-4s %-4s %-4s %-36s | %-16s | %-10s %-10s %-10s | %s\n",
+           "B", "T", "NH", "D", "W", "S", "case", "version", "dq err", "dk err", "dv err", "result");
+    for (const Case& cs : check_cases) {
+        const int B = cs.B, T = cs.T, NH = cs.NH, D = cs.D, W = cs.W, S = cs.S;
+        const size_t C = (size_t)NH * D;
+        const size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_lse = (size_t)B * NH * T;
+        std::vector<float> qkv(n_qkv), out(n_out), dout(n_out), lse(n_lse), dqkv_ref(n_qkv), dqkv_gpu(n_qkv);
+        fill_random_qkv(qkv.data(), B, T, NH, D);
+        fill_random_bf16(dout.data(), n_out, 1.0f);
+        attention_forward_cpu(out.data(), lse.data(), qkv.data(), B, T, NH, D, W, S);
+        for (size_t n = 0; n < n_out; n++) out[n] = round_bf16(out[n]);
+        attention_backward_cpu(dqkv_ref.data(), qkv.data(), out.data(), dout.data(), lse.data(), B, T, NH, D, W, S);
+
+        bf16 *d_qkv, *d_out, *d_dout, *d_dqkv; float *d_lse, *d_Dbuf;
+        cudaCheck(cudaMalloc(&d_qkv, n_qkv * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&d_out, n_out * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&d_dout, n_out * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&d_dqkv, n_qkv * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&d_lse, n_lse * sizeof(float)));
+        cudaCheck(cudaMalloc(&d_Dbuf, n_lse * sizeof(float)));
+        upload_bf16(d_qkv, qkv.data(), n_qkv);
+        upload_bf16(d_out, out.data(), n_out);
+        upload_bf16(d_dout, dout.data(), n_out);
+        cudaCheck(cudaMemcpy(d_lse, lse.data(), n_lse * sizeof(float), cudaMemcpyHostToDevice));
+        for (int v = 1; v <= NUM_VERSIONS; v++) {
+            if (only_version && v != only_version) continue;
+            poison(d_dqkv, n_qkv * sizeof(bf16));
+            poison(d_Dbuf, n_lse * sizeof(float));
+            attention_backward(v, d_dqkv, d_Dbuf, d_qkv, d_out, d_dout, d_lse, B, T, NH, D, W, S);
+            cudaCheck(cudaDeviceSynchronize());
+            download_bf16(dqkv_gpu.data(), d_dqkv, n_qkv);
+            CheckResult cr[3];
+            bool ok = true;
+            for (int part = 0; part < 3; part++) {   // (B, T, 3, NH, D): part = (index / C) % 3
+                cr[part] = rel_error(dqkv_gpu.data(), dqkv_ref.data(), n_qkv, TOL_BF16,
+                                     [&](size_t n) { return (int)((n / C) % 3) == part; });
+                ok = ok && cr[part].pass;
+            }
+            printf("%-3d %-4d %-3d %-4d %-4d %-4d %-36s | %-16s | %-10.2e %-10.2e %-10.2e | %s",
+                   B, T, NH, D, W, S, cs.why, version_names[v], cr[0].rel, cr[1].rel, cr[2].rel, ok ? "ok" : "FAIL");
+            if (!ok) {
+                for (int part = 0; part < 3; part++) {
+                    if (cr[part].pass) continue;
+                    size_t w = cr[part].worst;
+                    printf("  [d%c: %zu NaN, worst (b%d t%d h%d d%d) gpu %g ref %g]", "qkv"[part], cr[part].nan_count,
+                           (int)(w / (3 * C * T)), (int)(w / (3 * C) % T), (int)(w % C / D), (int)(w % D),
+                           dqkv_gpu[w], dqkv_ref[w]);
+                }
+                fails++;
+            }
+            printf("\n");
+        }
+        cudaCheck(cudaFree(d_qkv));
+        cudaCheck(cudaFree(d_out));
+        cudaCheck(cudaFree(d_dout));
+        cudaCheck(cudaFree(d_dqkv));
+        cudaCheck(cudaFree(d_lse));
+        cudaCheck(cudaFree(d_Dbuf));
+    }
+    return fails;
+}
+
+// ----------------------------------------------------------------------------
+// timing on the canonical workload (SPEC §5): bf16, NH = 12, D = 64, B*T = 32768 tokens.
+// out/dout are random; lse is set to log(#allowed keys of the row) + 1, which keeps every P in
+// (0, 1] like a real forward would (the timing does not depend on the values otherwise).
+
+static void run_timing(int only_version) {
+    const int NH = 12, D = 64, TOKENS = 32768;
+    const int Ts[] = {1024, 4096, 16384};
+    const int WS[][2] = {{256, 4}, {1024, 4}, {0, 0}};
+    const size_t C = (size_t)NH * D;
+    const size_t n_qkv = (size_t)TOKENS * 3 * C, n_out = (size_t)TOKENS * C, n_lse = (size_t)TOKENS * NH;
+    const size_t set_bytes = 2 * n_qkv * sizeof(bf16) + 2 * n_out * sizeof(bf16) + 2 * n_lse * sizeof(float);
+    const int n_sets = sets_to_defeat_l2(set_bytes);
+    std::vector<bf16*> qkv(n_sets), out(n_sets), dout(n_sets), dqkv(n_sets);
+    std::vector<float*> lse(n_sets), Dbuf(n_sets);
+    for (int s = 0; s < n_sets; s++) {
+        cudaCheck(cudaMalloc(&qkv[s], n_qkv * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&dqkv[s], n_qkv * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&out[s], n_out * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&dout[s], n_out * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&lse[s], n_lse * sizeof(float)));
+        cudaCheck(cudaMalloc(&Dbuf[s], n_lse * sizeof(float)));
+        init_random_bf16_kernel<<<ceil_div(n_qkv, (size_t)256), 256>>>(qkv[s], n_qkv, 1000 + s, 1.5f);
+        cudaCheckLaunch();
+        init_random_bf16_kernel<<<ceil_div(n_out, (size_t)256), 256>>>(out[s], n_out, 2000 + s, 0.5f);
+        cudaCheckLaunch();
+        init_random_bf16_kernel<<<ceil_div(n_out, (size_t)256), 256>>>(dout[s], n_out, 3000 + s, 1.0f);
+        cudaCheckLaunch();
+    }
+    cudaCheck(cudaDeviceSynchronize());
+
+    printf("\n---- timing: bf16, NH=%d, D=%d, B*T=%d tokens, %d input sets of %.0f MB rotated (L2 defeated) ----\n",
+           NH, D, TOKENS, n_sets, set_bytes / 1e6);
+    printf("TFLOP/s on allowed pairs (2.5 x 4*P*D); GB/s on compulsory bytes (qkv, out, dout, lse in; dqkv out);\n");
+    printf("%%TC = of %.0f TFLOP/s, %%BW = of %.0f GB/s (the H200's limits, SPEC §5); median of the runs\n",
+           H200_TFLOPS, H200_GBPS);
+    printf("%-3s %-6s %-5s %-3s | %-16s | %-9s %-8s %-8s %-6s %-6s | %s\n",
+           "B", "T", "W", "S", "version", "ms", "TFLOP/s", "GB/s", "%TC", "%BW", "note");
+    double naive_tflops = -1.0;
+    for (int T : Ts) {
+        const int B = TOKENS / T;
+        for (const auto& ws : WS) {
+            const int W = ws[0], S = ws[1];
+            // lse = log(#allowed keys) + 1 for every row (same for every batch/head)
+            {
+                std::vector<float> row_lse(T), h_lse(n_lse);
+                for (int i = 0; i < T; i++) {
+                    int cnt = 0;
+                    int band = (W == 0) ? i + 1 : std::min(i + 1, W);
+                    int extra = (W == 0) ? 0 : std::max(0, std::min(S, i - W + 1));
+                    cnt = band + extra;
+                    row_lse[i] = logf((float)cnt) + 1.0f;
+                }
+                for (size_t n = 0; n < n_lse; n++) h_lse[n] = row_lse[n % T];   // (B, NH, T)
+                for (int s = 0; s < n_sets; s++)
+                    cudaCheck(cudaMemcpy(lse[s], h_lse.data(), n_lse * sizeof(float), cudaMemcpyHostToDevice));
+            }
+            const double flops = attention_bwd_flops(B, NH, T, D, W, S);
+            const double bytes = attention_bwd_bytes(B, NH, T, D);
+            for (int v = 1; v <= NUM_VERSIONS; v++) {
+                if (only_version && v != only_version) continue;
+                auto launch = [&](int s) {
+                    attention_backward(v, dqkv[s], Dbuf[s], qkv[s], out[s], dout[s], lse[s], B, T, NH, D, W, S);
+                };
+                int warmup = 3, reps = 25;
+                char note[64] = "";
+                if (v == 1) {
+                    double est_ms = naive_tflops > 0 ? flops / (naive_tflops * 1e12) * 1e3 : time_once_ms(launch);
+                    if (est_ms > 2000.0) {
+                        printf("%-3d %-6d %-5d %-3d | %-16s | skipped: estimated %.1f s per run\n",
+                               B, T, W, S, version_names[v], est_ms / 1e3);
+                        continue;
+                    }
+                    warmup = 1;
+                    reps = std::max(1, std::min(9, (int)(1500.0 / std::max(est_ms, 1e-3))));
+                    snprintf(note, sizeof(note), "%d runs", reps);
+                }
+                float ms = time_median_ms(launch, n_sets, warmup, reps);
+                double tflops = flops / (ms * 1e-3) / 1e12;
+                double gbps = bytes / (ms * 1e-3) / 1e9;
+                if (v == 1) naive_tflops = tflops;
+                printf("%-3d %-6d %-5d %-3d | %-16s | %-9.4f %-8.1f %-8.0f %-6.1f %-6.1f | %s\n",
+                       B, T, W, S, version_names[v], ms, tflops, gbps,
+                       100.0 * tflops / H200_TFLOPS, 100.0 * gbps / H200_GBPS, note);
+            }
+        }
+    }
+    for (int s = 0; s < n_sets; s++) {
+        cudaCheck(cudaFree(qkv[s])); cudaCheck(cudaFree(dqkv[s]));
+        cudaCheck(cudaFree(out[s])); cudaCheck(cudaFree(dout[s]));
+        cudaCheck(cudaFree(lse[s])); cudaCheck(cudaFree(Dbuf[s]));
+    }
+}
+
+// ----------------------------------------------------------------------------
+
+int main(int argc, char** argv) {
+    int only_version = 0;   // 0: all versions
+    bool timing = true;
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--check-only") == 0) { timing = false; continue; }
+        only_version = atoi(argv[a]);
+        if (only_version < 1 || only_version > NUM_VERSIONS) {
+            printf("usage: %s [version 1..%d] [--check-only]\n", argv[0], NUM_VERSIONS);
+            return EXIT_FAILURE;
+        }
+    }
+    cudaCheck(cudaSetDevice(0));
+    print_device();
+
+    int fails = run_checks(only_version);
+    if (timing) run_timing(only_version);
+
+    if (fails) {
+        printf("\n%d CHECK(S) FAILED\n", fails);
+        return EXIT_FAILURE;
+    }
+    printf("\nall checks passed\n");
+    return 0;
+}

@@ -1,0 +1,721 @@
+/*
+Kernels for the attention forward pass with the streaming pattern: causal, sliding window W
+(W = 0: full causal; the band 0 <= i - j < W includes the query) plus attention sinks S (keys j < S
+are always attended). Dense causal attention is the W = 0, S = 0 special case.
+
+  in:  qkv (B, T, 3, NH, D) bf16   == llm.c's (B, T, 3C)
+  out: out (B, T, NH, D)    bf16   == llm.c's (B, T, C), ready for the attention projection
+       lse (B, NH, T)       fp32   log-sum-exp (natural log) of the scaled scores, for the backward
+  scale 1/sqrt(D), D = 64 or 128 (template parameter)
+
+Compile:
+nvcc -O3 -arch=sm_90 -lineinfo -Xptxas -v attention_forward.cu -o attention_forward
+
+version 1 is naive: one thread per (b, h, query) row, fp32, loops over the allowed keys only
+./attention_forward 1
+
+version 2 is flash-style on CUDA cores: block per 64-query tile, K/V tiles in smem, online softmax,
+visits only the key tiles that intersect the band or the sink prefix, masks only edge tiles
+./attention_forward 2
+
+version 3 moves both matmuls onto tensor cores (mma.sync m16n8k16 bf16, ldmatrix), 4 warps x 16 rows,
+P stays in registers and is fed to the P.V mma as bf16
+./attention_forward 3
+
+version 4 adds cp.async double buffering of the K/V tiles: tile it+1 streams in while tile it computes
+./attention_forward 4
+
+./attention_forward        runs the checks and the timing for all versions
+The program exits non-zero if any check fails.
+*/
+
+#include "common.h"
+
+static const float LOG2E = 1.4426950408889634f;
+static const float LN2   = 0.6931471805599453f;
+
+// ----------------------------------------------------------------------------
+// kernel 1: naive. One thread per (b, h, i) query row, fp32 math, two passes over the allowed keys
+// (pass 1: max; pass 2: exp-sum and weighted sum of V). Obviously right, slow: every thread walks
+// its own K/V rows through the cache. Expected: a few TFLOP/s at best.
+
+template<int D>
+__global__ void attention_forward_kernel1(bf16* out, float* lse, const bf16* qkv,
+                                          int B, int T, int NH, int W, int S) {
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;   // over (b, h, i), i fastest
+    if (idx >= B * NH * T) return;
+    const int i = idx % T, h = (idx / T) % NH, b = idx / (T * NH);
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* base = qkv + (size_t)b * T * C3 + h * D;   // token t: q at base + t*C3, k at +C, v at +2C
+    const bf16* q = base + (size_t)i * C3;
+    const float scale = 1.0f / sqrtf((float)D);
+
+    // the allowed keys of row i, as two segments: sinks below the band, then the band itself
+    const int jlo = (W > 0) ? max(0, i - W + 1) : 0;
+    const int seg_lo[2] = {0, jlo};
+    const int seg_hi[2] = {min(S, jlo), i + 1};
+
+    // pass 1: the max score
+    float mx = -INFINITY;
+    for (int sg = 0; sg < 2; sg++) {
+        for (int j = seg_lo[sg]; j < seg_hi[sg]; j++) {
+            const bf16* k = base + (size_t)j * C3 + C;
+            float dot = 0.f;
+            for (int d = 0; d < D; d++) dot += __bfloat162float(q[d]) * __bfloat162float(k[d]);
+            mx = fmaxf(mx, dot * scale);
+        }
+    }
+    // pass 2: sum of exp and the weighted sum of values
+    float sum = 0.f;
+    float acc[D];
+    for (int d = 0; d < D; d++) acc[d] = 0.f;
+    for (int sg = 0; sg < 2; sg++) {
+        for (int j = seg_lo[sg]; j < seg_hi[sg]; j++) {
+            const bf16* k = base + (size_t)j * C3 + C;
+            const bf16* v = base + (size_t)j * C3 + 2 * C;
+            float dot = 0.f;
+            for (int d = 0; d < D; d++) dot += __bfloat162float(q[d]) * __bfloat162float(k[d]);
+            float p = expf(dot * scale - mx);
+            sum += p;
+            for (int d = 0; d < D; d++) acc[d] += p * __bfloat162float(v[d]);
+        }
+    }
+    bf16* o = out + ((size_t)(b * T + i) * NH + h) * D;
+    for (int d = 0; d < D; d++) o[d] = __float2bfloat16(acc[d] / sum);
+    lse[(size_t)(b * NH + h) * T + i] = mx + logf(sum);
+}
+
+// ----------------------------------------------------------------------------
+// kernel 2: flash-style on CUDA cores. Block per (b, h, 64-query tile); 64 rows x TPR = D/16
+// threads per row, each thread owns 16 of the D dims (two 8-wide chunks, c and c + TPR, so the TPR
+// lanes of a row read one contiguous 16*TPR-byte span of a K/V row: broadcast across rows, no bank
+// conflicts). K/V tiles of 64 keys go through smem; online softmax in fp32 with exp2 (log2(e) folded
+// into q). Visits only key tiles that intersect the band or the sink prefix; masks only edge tiles.
+// Expected gain over v1: coalesced loads, K/V reuse across 64 queries, and no work on tiles outside
+// the pattern; still CUDA-core fp32 (tens of TFLOP/s at most).
+
+template<int D>
+__global__ void __launch_bounds__(64 * (D / 16))
+attention_forward_kernel2(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = 64, BK = 64;
+    constexpr int TPR = D / 16;        // threads per query row (4 or 8)
+    constexpr int CH = D / 8;          // 16-byte chunks per row
+    constexpr int NT = BQ * TPR;       // threads per block
+    __shared__ __align__(16) bf16 Ks[BK * D];   // (BK, D)
+    __shared__ __align__(16) bf16 Vs[BK * D];   // (BK, D)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;     // the longest (last) query tiles are launched first
+    const int tid = threadIdx.x, r = tid / TPR, c = tid % TPR;
+    const int lane = tid % 32;
+    const int q0 = qt * BQ, i = q0 + r;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;   // (T, 3, NH, D) slice of head h
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);               // scale * log2(e): scores in log2 units
+
+    // my 16 dims of q (pre-scaled) and of the output accumulator
+    float q[16], o[16];
+    if (i < T) {
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(qbase + (size_t)i * C3 + 8 * c), q);
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(qbase + (size_t)i * C3 + 8 * (c + TPR)), q + 8);
+    } else {
+        for (int d = 0; d < 16; d++) q[d] = 0.f;   // padding rows: harmless zeros, never written
+    }
+#pragma unroll
+    for (int d = 0; d < 16; d++) { q[d] *= sl2; o[d] = 0.f; }
+    float m = -INFINITY;   // running max (log2 units), identical in the TPR lanes of a row
+    float l = 0.f;         // running sum of exp, partial: only over the keys this lane stores
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    for (int it = 0; it < ntiles; it++) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        __syncthreads();   // everyone is done reading the previous tile
+        for (int x = tid; x < BK * CH; x += NT) {
+            int kk = x / CH, cc = x % CH, j = k0 + kk;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (j < T) {
+                kv = *reinterpret_cast<const uint4*>(kbase + (size_t)j * C3 + cc * 8);
+                vv = *reinterpret_cast<const uint4*>(vbase + (size_t)j * C3 + cc * 8);
+            }
+            *reinterpret_cast<uint4*>(Ks + kk * D + cc * 8) = kv;
+            *reinterpret_cast<uint4*>(Vs + kk * D + cc * 8) = vv;
+        }
+        __syncthreads();
+        const bool full = block_fully_allowed(q0, BQ, k0, BK, W, S, T);   // block-uniform
+
+        // scores: every lane of the row gets every score (butterfly), lane c keeps keys jj % TPR == c
+        float s[BK / TPR];
+        float mt = -INFINITY;
+#pragma unroll
+        for (int x = 0; x < BK / TPR; x++) s[x] = -INFINITY;
+#pragma unroll
+        for (int jj = 0; jj < BK; jj++) {
+            float kf[16];
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(Ks + jj * D + 8 * c), kf);
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(Ks + jj * D + 8 * (c + TPR)), kf + 8);
+            float part = 0.f;
+#pragma unroll
+            for (int d = 0; d < 16; d++) part = fmaf(q[d], kf[d], part);
+#pragma unroll
+            for (int off = TPR / 2; off > 0; off /= 2) part += __shfl_xor_sync(0xffffffffu, part, off);
+            if (!full && !attn_valid(i, k0 + jj, W, S, T)) part = -INFINITY;
+            if (jj % TPR == c) s[jj / TPR] = part;
+            mt = fmaxf(mt, part);
+        }
+        // online softmax update; m_use guards the all-masked case (-inf - -inf would be NaN)
+        const float m_new = fmaxf(m, mt);
+        const float m_use = (m_new == -INFINITY) ? 0.f : m_new;
+        const float alpha = exp2f(m - m_use);
+        m = m_new;
+        l *= alpha;
+#pragma unroll
+        for (int d = 0; d < 16; d++) o[d] *= alpha;
+        float p[BK / TPR];
+#pragma unroll
+        for (int x = 0; x < BK / TPR; x++) { p[x] = exp2f(s[x] - m_use); l += p[x]; }
+        // o += p_j v_j: p_j lives in lane (row base + j % TPR), fetched by shuffle
+        const int row_lane0 = lane & ~(TPR - 1);
+#pragma unroll
+        for (int jj = 0; jj < BK; jj++) {
+            float pj = __shfl_sync(0xffffffffu, p[jj / TPR], row_lane0 + (jj % TPR));
+            float vf[16];
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(Vs + jj * D + 8 * c), vf);
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(Vs + jj * D + 8 * (c + TPR)), vf + 8);
+#pragma unroll
+            for (int d = 0; d < 16; d++) o[d] = fmaf(pj, vf[d], o[d]);
+        }
+    }
+    // the row's sum is spread over its TPR lanes
+#pragma unroll
+    for (int off = TPR / 2; off > 0; off /= 2) l += __shfl_xor_sync(0xffffffffu, l, off);
+    if (i < T) {
+        const float inv = (l > 0.f) ? 1.f / l : 0.f;
+#pragma unroll
+        for (int d = 0; d < 16; d++) o[d] *= inv;
+        bf16* orow = out + ((size_t)(b * T + i) * NH + h) * D;
+        *reinterpret_cast<uint4*>(orow + 8 * c) = pack_bf16x8(o);
+        *reinterpret_cast<uint4*>(orow + 8 * (c + TPR)) = pack_bf16x8(o + 8);
+        if (c == 0) lse[(size_t)(b * NH + h) * T + i] = (m + log2f(l)) * LN2;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// kernels 3 and 4: tensor cores. Block per (b, h, 64-query tile), 4 warps, warp w owns query rows
+// [16w, 16w+16) of the tile. Smem rows are padded to D + 8 elements: consecutive rows then start 16 B
+// apart modulo 128 B, so the 8 row addresses of every ldmatrix hit 8 different bank groups.
+
+constexpr int TC_BQ = 64, TC_BK = 64, TC_THREADS = 128;
+
+// One key tile for one warp: S = Q K^T (mma), mask if the tile is an edge tile for this warp,
+// online softmax on the accumulators, O += P V with P converted to bf16 A-fragments in registers.
+// Thread (g = lane/4, tg = lane%4) holds rows g and g+8 of the warp's 16 rows.
+template<int D>
+__device__ __forceinline__ void fwd_tile_mma(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
+                                             const uint32_t (&qf)[D / 16][4],
+                                             const bf16* Ks, const bf16* Vs, int k0, int wq0,
+                                             int lane, int W, int S, int T, float sl2) {
+    constexpr int BK = TC_BK, LDS = D + 8;
+    const int g = lane / 4, tg = lane % 4;
+
+    // S = Q K^T: 16 rows x 64 keys, 8 n-tiles of 8 keys. B fragments come straight from K's rows
+    // (B = K^T is "col"-major = K row-major): matrices (keys +0..7, dims +0..7), (keys +0..7, dims +8..15),
+    // (keys +8..15, dims +0..7), (keys +8..15, dims +8..15) -> b0,b1 of n-tile 2np and of 2np+1.
+    float sacc[BK / 8][4];
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) { sacc[t][0] = sacc[t][1] = sacc[t][2] = sacc[t][3] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+#pragma unroll
+        for (int np = 0; np < BK / 16; np++) {
+            uint32_t bfr[4];
+            ldmatrix_x4(bfr, Ks + (np * 16 + (lane % 8) + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
+            mma_bf16_16816(sacc[2 * np], qf[kc], bfr);
+            mma_bf16_16816(sacc[2 * np + 1], qf[kc], bfr + 2);
+        }
+    }
+
+    // mask only where this warp's 16 x 64 block is not entirely allowed (warp-uniform branch)
+    if (!block_fully_allowed(wq0, 16, k0, BK, W, S, T)) {
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int row = wq0 + g + (e / 2) * 8;
+                int key = k0 + t * 8 + 2 * tg + (e % 2);
+                if (!attn_valid(row, key, W, S, T)) sacc[t][e] = -INFINITY;
+            }
+        }
+    }
+
+    // row max over the tile: each row is spread over the 4 lanes of a quad
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {
+        mx[0] = fmaxf(mx[0], fmaxf(sacc[t][0], sacc[t][1]));
+        mx[1] = fmaxf(mx[1], fmaxf(sacc[t][2], sacc[t][3]));
+    }
+    float mu[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        const float m_new = fmaxf(m[r], mx[r] * sl2);
+        mu[r] = (m_new == -INFINITY) ? 0.f : m_new;   // all-masked so far: avoid -inf - -inf
+        const float alpha = exp2f(m[r] - mu[r]);
+        m[r] = m_new;
+        l[r] *= alpha;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) { o[n][2 * r] *= alpha; o[n][2 * r + 1] *= alpha; }
+    }
+    // P = exp2(s * sl2 - m); l keeps the per-lane partial sum (reduced across the quad at the end)
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float p = exp2f(fmaf(sacc[t][e], sl2, -mu[e / 2]));
+            sacc[t][e] = p;
+            l[e / 2] += p;
+        }
+    }
+
+    // O += P V. The S accumulators of n-tiles 2kc and 2kc+1 are exactly the A fragment of key chunk kc.
+    // V is (keys, dims) row-major = K x N row-major, so its B fragments need ldmatrix.trans:
+    // matrices (keys +0..7, dims +0..7), (keys +8..15, dims +0..7), (keys +0..7, dims +8..15), (keys +8..15, dims +8..15)
+#pragma unroll
+    for (int kc = 0; kc < BK / 16; kc++) {
+        uint32_t a[4];
+        a[0] = pack_bf16x2(sacc[2 * kc][0], sacc[2 * kc][1]);
+        a[1] = pack_bf16x2(sacc[2 * kc][2], sacc[2 * kc][3]);
+        a[2] = pack_bf16x2(sacc[2 * kc + 1][0], sacc[2 * kc + 1][1]);
+        a[3] = pack_bf16x2(sacc[2 * kc + 1][2], sacc[2 * kc + 1][3]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bfr[4];
+            ldmatrix_x4_trans(bfr, Vs + (kc * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * LDS + np * 16 + (lane / 16) * 8);
+            mma_bf16_16816(o[2 * np], a, bfr);
+            mma_bf16_16816(o[2 * np + 1], a, bfr + 2);
+        }
+    }
+}
+
+// Q fragments of this warp's 16 rows, all D/16 k-chunks: matrices (rows +0..7, dims +0..7),
+// (rows +8..15, dims +0..7), (rows +0..7, dims +8..15), (rows +8..15, dims +8..15) = a0..a3
+template<int D>
+__device__ __forceinline__ void load_q_frags(uint32_t (&qf)[D / 16][4], const bf16* Qs, int warp, int lane) {
+    constexpr int LDS = D + 8;
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++)
+        ldmatrix_x4(qf[kc], Qs + (warp * 16 + (lane % 16)) * LDS + kc * 16 + (lane / 16) * 8);
+}
+
+// Epilogue shared by v3/v4: normalize, stage the warp's 16 bf16 rows in its own rows of Qs (no
+// other warp ever reads them), then write whole 16-byte chunks of out rows, and the lse.
+template<int D>
+__device__ __forceinline__ void fwd_epilogue(bf16* out, float* lse, bf16* Qs, float (&o)[D / 8][4],
+                                             float (&m)[2], float (&l)[2], int b, int h, int T, int NH,
+                                             int q0, int warp, int lane) {
+    constexpr int LDS = D + 8, CH = D / 8;
+    const int g = lane / 4, tg = lane % 4;
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = (l[r] > 0.f) ? 1.f / l[r] : 0.f;
+    }
+    __syncwarp();
+    bf16* my = Qs + warp * 16 * LDS;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        *reinterpret_cast<uint32_t*>(my + g * LDS + n * 8 + 2 * tg) = pack_bf16x2(o[n][0] * inv[0], o[n][1] * inv[0]);
+        *reinterpret_cast<uint32_t*>(my + (g + 8) * LDS + n * 8 + 2 * tg) = pack_bf16x2(o[n][2] * inv[1], o[n][3] * inv[1]);
+    }
+    __syncwarp();
+    for (int x = lane; x < 16 * CH; x += 32) {
+        int rr = x / CH, cc = x % CH, t = q0 + warp * 16 + rr;
+        if (t < T)
+            *reinterpret_cast<uint4*>(out + ((size_t)(b * T + t) * NH + h) * D + cc * 8) =
+                *reinterpret_cast<const uint4*>(my + rr * LDS + cc * 8);
+    }
+    if (tg == 0) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            int row = q0 + warp * 16 + g + 8 * r;
+            if (row < T) lse[(size_t)(b * NH + h) * T + row] = (m[r] + log2f(l[r])) * LN2;
+        }
+    }
+}
+
+// kernel 3: tensor cores. Loads go global -> registers -> smem, then __syncthreads, then compute:
+// no overlap of load and math inside a block (other resident blocks hide some of it).
+// Expected gain over v2: ~10x (mma.sync bf16 vs fp32 FMA + shuffles); limited by load stalls.
+template<int D>
+__global__ void __launch_bounds__(TC_THREADS)
+attention_forward_kernel3(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8, CH = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* Ks = Qs + BQ * LDS;                       // (BK, LDS)
+    bf16* Vs = Ks + BK * LDS;                       // (BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int q0 = qt * BQ;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    // Q tile -> smem (rows past T zero) -> fragments in registers for the whole kernel
+    for (int x = tid; x < BQ * CH; x += NT) {
+        int rr = x / CH, cc = x % CH, t = q0 + rr;
+        uint4 u = make_uint4(0, 0, 0, 0);
+        if (t < T) u = *reinterpret_cast<const uint4*>(qbase + (size_t)t * C3 + cc * 8);
+        *reinterpret_cast<uint4*>(Qs + rr * LDS + cc * 8) = u;
+    }
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    load_q_frags<D>(qf, Qs, warp, lane);
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f; }
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    for (int it = 0; it < ntiles; it++) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        __syncthreads();   // all warps are done with the previous K/V tile
+        for (int x = tid; x < BK * CH; x += NT) {
+            int kk = x / CH, cc = x % CH, j = k0 + kk;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (j < T) {
+                kv = *reinterpret_cast<const uint4*>(kbase + (size_t)j * C3 + cc * 8);
+                vv = *reinterpret_cast<const uint4*>(vbase + (size_t)j * C3 + cc * 8);
+            }
+            *reinterpret_cast<uint4*>(Ks + kk * LDS + cc * 8) = kv;
+            *reinterpret_cast<uint4*>(Vs + kk * LDS + cc * 8) = vv;
+        }
+        __syncthreads();
+        fwd_tile_mma<D>(o, m, l, qf, Ks, Vs, k0, q0 + warp * 16, lane, W, S, T, sl2);
+    }
+    fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
+}
+
+// kernel 4: v3's math, with cp.async double buffering: while the warps compute on K/V tile it, the
+// copy engine path streams tile it+1 into the other buffer (zero-fill past T via src-size 0).
+// Expected gain over v3: hides most of the global-load latency, ~1.2-1.5x on the long windows.
+template<int D>
+__global__ void __launch_bounds__(TC_THREADS)
+attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8, CH = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* Ks = Qs + BQ * LDS;                       // (2, BK, LDS)
+    bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int q0 = qt * BQ;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+
+    // issue the async copies of key tile `it` into buffer `buf` (rows past T: zero-fill, clamped address)
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        for (int x = tid; x < BK * CH; x += NT) {
+            int kk = x / CH, cc = x % CH, j = k0 + kk;
+            bool ok = j < T;
+            size_t jr = ok ? (size_t)j : 0;
+            cp_async_16(Ks + (buf * BK + kk) * LDS + cc * 8, kbase + jr * C3 + cc * 8, ok);
+            cp_async_16(Vs + (buf * BK + kk) * LDS + cc * 8, vbase + jr * C3 + cc * 8, ok);
+        }
+    };
+
+    // prologue: group 0 = Q, group 1 = K/V tile 0
+    for (int x = tid; x < BQ * CH; x += NT) {
+        int rr = x / CH, cc = x % CH, t = q0 + rr;
+        bool ok = t < T;
+        cp_async_16(Qs + rr * LDS + cc * 8, qbase + (ok ? (size_t)t : 0) * C3 + cc * 8, ok);
+    }
+    cp_async_commit();
+    load_kv(0, 0);
+    cp_async_commit();
+    cp_async_wait<1>();   // Q has landed (tile 0 may still be in flight)
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    load_q_frags<D>(qf, Qs, warp, lane);
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f; }
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+    for (int it = 0; it < ntiles; it++) {
+        // buffer (it+1)&1 was last read in iteration it-1, which ended with __syncthreads
+        if (it + 1 < ntiles) {
+            load_kv(it + 1, (it + 1) & 1);
+            cp_async_commit();
+            cp_async_wait<1>();   // everything but the newest group (tile it+1) is complete
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();          // tile it is visible to every warp
+        const int buf = it & 1;
+        fwd_tile_mma<D>(o, m, l, qf, Ks + buf * BK * LDS, Vs + buf * BK * LDS,
+                        key_tile_at(kr, it) * BK, q0 + warp * 16, lane, W, S, T, sl2);
+        __syncthreads();          // all warps are done with buffer `buf` before it is refilled
+    }
+    fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
+}
+
+// ----------------------------------------------------------------------------
+// kernel launchers
+
+template<int D>
+void attention_forward1(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const int block_size = 128;
+    const int n = B * NH * T;
+    attention_forward_kernel1<D><<<ceil_div(n, block_size), block_size>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+
+template<int D>
+void attention_forward2(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    dim3 grid(B * NH, ceil_div(T, 64));
+    attention_forward_kernel2<D><<<grid, 64 * (D / 16)>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+
+template<int D>
+void attention_forward3(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = (size_t)(TC_BQ + 2 * TC_BK) * (D + 8) * sizeof(bf16);
+    static bool configured = false;   // opt in to > 48 KB once (D = 128 needs 52 KB)
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel3<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, TC_BQ));
+    attention_forward_kernel3<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+
+template<int D>
+void attention_forward4(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel4<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, TC_BQ));
+    attention_forward_kernel4<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+
+// version dispatch
+static const int NUM_VERSIONS = 4;
+static const char* version_names[NUM_VERSIONS + 1] = {
+    "", "v1 naive", "v2 flash fp32", "v3 mma.sync", "v4 mma+cp.async"};
+
+template<int D>
+void attention_forward_d(int version, bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    switch (version) {
+        case 1: attention_forward1<D>(out, lse, qkv, B, T, NH, W, S); break;
+        case 2: attention_forward2<D>(out, lse, qkv, B, T, NH, W, S); break;
+        case 3: attention_forward3<D>(out, lse, qkv, B, T, NH, W, S); break;
+        case 4: attention_forward4<D>(out, lse, qkv, B, T, NH, W, S); break;
+        default: printf("invalid version %d\n", version); exit(EXIT_FAILURE);
+    }
+}
+void attention_forward(int version, bf16* out, float* lse, const bf16* qkv,
+                       int B, int T, int NH, int D, int W, int S) {
+    if (D == 64) attention_forward_d<64>(version, out, lse, qkv, B, T, NH, W, S);
+    else if (D == 128) attention_forward_d<128>(version, out, lse, qkv, B, T, NH, W, S);
+    else { printf("unsupported head dim %d\n", D); exit(EXIT_FAILURE); }
+}
+
+// ----------------------------------------------------------------------------
+// correctness: every version against the CPU reference on small shapes that hit the edge cases
+
+struct Case { int B, T, NH, D, W, S; const char* why; };
+
+static const Case check_cases[] = {
+    {2, 200, 3,  64,  40,   0, "T % 64 != 0, W < tile, W % 64 != 0"},
+    {2, 200, 3,  64,  40,   4, "+ sinks"},
+    {1, 200, 2,  64,   0,   0, "full causal"},
+    {2, 200, 2,  64, 256,   4, "W >= T"},
+    {1, 600, 2,  64, 200,  16, "unmasked interior tiles"},
+    {1, 400, 2,  64,   1,   0, "W = 1: only itself"},
+    {1, 333, 2,  64, 100,  70, "sinks span 2 tiles, overlap band"},
+    {1, 256, 2,  64,  64,  64, "tile-aligned W and S"},
+    {1, 520, 1,  64,   0,   4, "W = 0 with S > 0"},
+    {3,  17, 2,  64,   5,   2, "T < tile"},
+    {1,   1, 1,  64,   0,   0, "T = 1"},
+    {2, 200, 3, 128,  40,   4, "D = 128"},
+    {1, 300, 2, 128,   0,   0, "D = 128 full causal"},
+    {1, 600, 2, 128, 130, 128, "D = 128 sink tiles unmasked"},
+};
+
+// returns the number of failed checks
+static int run_checks(int only_version) {
+    int fails = 0;
+    printf("\n---- correctness vs CPU reference (double); outputs NaN-poisoned before every run ----\n");
+    printf("pass: bf16 out rel err < %.0e, fp32 lse rel err < %.0e, no NaN\n", TOL_BF16, TOL_FP32);
+    printf("%-3s %-4s %-3s %-4s %-4s %-4s %-36s | %-16s | %-10s %-10s | %s\n",
+           "B", "T", "NH", "D", "W", "S", "case", "version", "out err", "lse err", "result");
+    for (const Case& cs : check_cases) {
+        const int B = cs.B, T = cs.T, NH = cs.NH, D = cs.D, W = cs.W, S = cs.S;
+        const size_t n_qkv = (size_t)B * T * 3 * NH * D, n_out = (size_t)B * T * NH * D, n_lse = (size_t)B * NH * T;
+        std::vector<float> qkv(n_qkv), out_ref(n_out), lse_ref(n_lse), out_gpu(n_out), lse_gpu(n_lse);
+        fill_random_qkv(qkv.data(), B, T, NH, D);
+        attention_forward_cpu(out_ref.data(), lse_ref.data(), qkv.data(), B, T, NH, D, W, S);
+
+        bf16 *d_qkv, *d_out; float* d_lse;
+        cudaCheck(cudaMalloc(&d_qkv, n_qkv * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&d_out, n_out * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&d_lse, n_lse * sizeof(float)));
+        upload_bf16(d_qkv, qkv.data(), n_qkv);
+        for (int v = 1; v <= NUM_VERSIONS; v++) {
+            if (only_version && v != only_version) continue;
+            poison(d_out, n_out * sizeof(bf16));
+            poison(d_lse, n_lse * sizeof(float));
+            attention_forward(v, d_out, d_lse, d_qkv, B, T, NH, D, W, S);
+            cudaCheck(cudaDeviceSynchronize());
+            download_bf16(out_gpu.data(), d_out, n_out);
+            cudaCheck(cudaMemcpy(lse_gpu.data(), d_lse, n_lse * sizeof(float), cudaMemcpyDeviceToHost));
+            CheckResult co = rel_error(out_gpu.data(), out_ref.data(), n_out, TOL_BF16);
+            CheckResult cl = rel_error(lse_gpu.data(), lse_ref.data(), n_lse, TOL_FP32);
+            bool ok = co.pass && cl.pass;
+            printf("%-3d %-4d %-3d %-4d %-4d %-4d %-36s | %-16s | %-10.2e %-10.2e | %s",
+                   B, T, NH, D, W, S, cs.why, version_names[v], co.rel, cl.rel, ok ? "ok" : "FAIL");
+            if (!ok) {
+                // say where: out index -> (b, t, h, d); lse index -> (b, h, t)
+                size_t wo = co.worst, wl = cl.worst;
+                printf("  [out: %zu NaN, worst (b%d t%d h%d d%d) gpu %g ref %g; lse: %zu NaN, worst (b%d h%d t%d) gpu %g ref %g]",
+                       co.nan_count, (int)(wo / ((size_t)T * NH * D)), (int)(wo / ((size_t)NH * D) % T),
+                       (int)(wo / D % NH), (int)(wo % D), out_gpu[wo], out_ref[wo],
+                       cl.nan_count, (int)(wl / ((size_t)NH * T)), (int)(wl / T % NH), (int)(wl % T),
+                       lse_gpu[wl], lse_ref[wl]);
+                fails++;
+            }
+            printf("\n");
+        }
+        cudaCheck(cudaFree(d_qkv));
+        cudaCheck(cudaFree(d_out));
+        cudaCheck(cudaFree(d_lse));
+    }
+    return fails;
+}
+
+// ----------------------------------------------------------------------------
+// timing on the canonical workload (SPEC §5): bf16, NH = 12, D = 64, B*T = 32768 tokens
+
+static void run_timing(int only_version) {
+    const int NH = 12, D = 64, TOKENS = 32768;
+    const int Ts[] = {1024, 4096, 16384};
+    const int WS[][2] = {{256, 4}, {1024, 4}, {0, 0}};
+    const size_t n_qkv = (size_t)TOKENS * 3 * NH * D, n_out = (size_t)TOKENS * NH * D, n_lse = (size_t)TOKENS * NH;
+    const size_t set_bytes = n_qkv * sizeof(bf16) + n_out * sizeof(bf16) + n_lse * sizeof(float);
+    const int n_sets = sets_to_defeat_l2(set_bytes);
+    std::vector<bf16*> qkv(n_sets), out(n_sets);
+    std::vector<float*> lse(n_sets);
+    for (int s = 0; s < n_sets; s++) {
+        cudaCheck(cudaMalloc(&qkv[s], n_qkv * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&out[s], n_out * sizeof(bf16)));
+        cudaCheck(cudaMalloc(&lse[s], n_lse * sizeof(float)));
+        init_random_bf16_kernel<<<ceil_div(n_qkv, (size_t)256), 256>>>(qkv[s], n_qkv, 1234 + s, 1.5f);
+        cudaCheckLaunch();
+    }
+    cudaCheck(cudaDeviceSynchronize());
+
+    printf("\n---- timing: bf16, NH=%d, D=%d, B*T=%d tokens, %d input sets of %.0f MB rotated (L2 defeated) ----\n",
+           NH, D, TOKENS, n_sets, set_bytes / 1e6);
+    printf("TFLOP/s on allowed pairs (4*P*D); GB/s on compulsory bytes (qkv in, out + lse out);\n");
+    printf("%%TC = of %.0f TFLOP/s, %%BW = of %.0f GB/s (the H200's limits, SPEC §5); median of the runs\n",
+           H200_TFLOPS, H200_GBPS);
+    printf("%-3s %-6s %-5s %-3s | %-16s | %-9s %-8s %-8s %-6s %-6s | %s\n",
+           "B", "T", "W", "S", "version", "ms", "TFLOP/s", "GB/s", "%TC", "%BW", "note");
+    double naive_tflops = -1.0;   // measured naive throughput, used to skip hopeless naive runs
+    for (int T : Ts) {
+        const int B = TOKENS / T;
+        for (const auto& ws : WS) {
+            const int W = ws[0], S = ws[1];
+            const double flops = attention_fwd_flops(B, NH, T, D, W, S);
+            const double bytes = attention_fwd_bytes(B, NH, T, D);
+            for (int v = 1; v <= NUM_VERSIONS; v++) {
+                if (only_version && v != only_version) continue;
+                auto launch = [&](int s) { attention_forward(v, out[s], lse[s], qkv[s], B, T, NH, D, W, S); };
+                int warmup = 3, reps = 25;
+                char note[64] = "";
+                if (v == 1) {
+                    // the naive kernel: estimate from the last measured naive throughput, skip if > 2 s
+                    double est_ms = naive_tflops > 0 ? flops / (naive_tflops * 1e12) * 1e3 : time_once_ms(launch);
+                    if (est_ms > 2000.0) {
+                        printf("%-3d %-6d %-5d %-3d | %-16s | skipped: estimated %.1f s per run\n",
+                               B, T, W, S, version_names[v], est_ms / 1e3);
+                        continue;
+                    }
+                    warmup = 1;
+                    reps = std::max(1, std::min(9, (int)(1500.0 / std::max(est_ms, 1e-3))));
+                    snprintf(note, sizeof(note), "%d runs", reps);
+                }
+                float ms = time_median_ms(launch, n_sets, warmup, reps);
+                double tflops = flops / (ms * 1e-3) / 1e12;
+                double gbps = bytes / (ms * 1e-3) / 1e9;
+                if (v == 1) naive_tflops = tflops;
+                printf("%-3d %-6d %-5d %-3d | %-16s | %-9.4f %-8.1f %-8.0f %-6.1f %-6.1f | %s\n",
+                       B, T, W, S, version_names[v], ms, tflops, gbps,
+                       100.0 * tflops / H200_TFLOPS, 100.0 * gbps / H200_GBPS, note);
+            }
+        }
+    }
+    for (int s = 0; s < n_sets; s++) {
+        cudaCheck(cudaFree(qkv[s]));
+        cudaCheck(cudaFree(out[s]));
+        cudaCheck(cudaFree(lse[s]));
+    }
+}
+
+// ----------------------------------------------------------------------------
+
+int main(int argc, char** argv) {
+    int only_version = 0;   // 0: all versions
+    bool timing = true;
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--check-only") == 0) { timing = false; continue; }
+        only_version = atoi(argv[a]);
+        if (only_version < 1 || only_version > NUM_VERSIONS) {
+            printf("usage: %s [version 1..%d] [--check-only]\n", argv[0], NUM_VERSIONS);
+            return EXIT_FAILURE;
+        }
+    }
+    cudaCheck(cudaSetDevice(0));
+    print_device();
+
+    int fails = run_checks(only_version);
+    if (timing) run_timing(only_version);
+
+    if (fails) {
+        printf("\n%d CHECK(S) FAILED\n", fails);
+        return EXIT_FAILURE;
+    }
+    printf("\nall checks passed\n");
+    return 0;
+}
