@@ -27,6 +27,7 @@ Build: make train_gpt_cpu        Run: ./train_gpt_cpu -h
 #include <omp.h>        // the parallel loops below
 #endif
 
+// @copy-begin trainer-helpers
 // ----------------------------------------------------------------------------
 // checked helpers: every failure names the file or value and exits non-zero
 
@@ -108,6 +109,9 @@ static double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+// @copy-end trainer-helpers
+
+// @copy-begin trainer-pattern
 // ----------------------------------------------------------------------------
 // the attention pattern (SPEC §1)
 
@@ -269,6 +273,9 @@ static void pattern_describe(const AttnPattern* p, char* buf, size_t len) {
     if (p->dilation > 1) { snprintf(buf + n, len - n, ", dilation %d x %d keys", p->dilation, p->dilated_keys); }
 }
 
+// @copy-end trainer-pattern
+
+// @copy-begin trainer-config
 // ----------------------------------------------------------------------------
 // model configuration and parameters
 
@@ -337,6 +344,91 @@ static float* point_parameters(ParameterTensors* params, const size_t* sizes, fl
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { *(ptrs[i]) = it; it += sizes[i]; }
     return memory;
 }
+
+static void config_validate(const GPT2Config* c, const char* source) {
+    if (c->max_seq_len <= 0 || c->vocab_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 || c->channels <= 0) {
+        die("%s: model sizes must be positive (maxT %d, V %d, L %d, NH %d, C %d)", source,
+            c->max_seq_len, c->vocab_size, c->num_layers, c->num_heads, c->channels);
+    }
+    if (c->vocab_size > 65536) { die("%s: vocabulary %d does not fit uint16 tokens", source, c->vocab_size); }
+    if (c->padded_vocab_size < c->vocab_size || c->padded_vocab_size % 128 != 0) {
+        die("%s: padded vocabulary %d must be a multiple of 128 and >= V %d", source, c->padded_vocab_size, c->vocab_size);
+    }
+    if (c->channels % c->num_heads != 0) { die("%s: channels %d not divisible by heads %d", source, c->channels, c->num_heads); }
+    if (c->num_layers > MAX_LAYERS) { die("%s: %d layers, at most %d supported", source, c->num_layers, MAX_LAYERS); }
+    if (c->rope && ((c->channels / c->num_heads) % 2 != 0 || c->rope_theta <= 0)) {
+        die("%s: rotary positions need an even head size and a positive theta", source);
+    }
+    if (c->rope != 0 && c->rope != 1) { die("%s: position encoding %d, expected 0 (learned) or 1 (rotary)", source, c->rope); }
+    pattern_validate(&c->pattern, c->num_layers, source);
+    for (int g = 0; g < c->pattern.num_globals; g++) {
+        if (c->pattern.globals[g] >= c->max_seq_len) {
+            die("%s: global position %d is beyond the model's maximum sequence length %d", source, c->pattern.globals[g], c->max_seq_len);
+        }
+    }
+}
+
+static void header_to_pattern(const int* h, GPT2Config* c) {
+    ModelPattern* mp = &c->pattern;
+    memset(mp, 0, sizeof(*mp));
+    if (h[8] == 0) {  // llm.c's file: full causal attention, learned positions
+        *mp = default_pattern();
+        c->rope = 0;
+        c->rope_theta = 0;
+        return;
+    }
+    c->rope = h[9];
+    c->rope_theta = h[10];
+    mp->causal = h[11];
+    mp->num_patterns = h[12];
+    mp->num_globals = h[13];
+    for (int k = 0; k < MAX_PATTERNS; k++) {
+        const int* s = h + 16 + 5 * k;
+        mp->patterns[k] = (AttnPattern){s[0], s[1], s[2], s[3], s[4]};
+    }
+    for (int l = 0; l < MAX_LAYERS; l++) { mp->layer_pattern[l] = h[64 + l]; }
+    for (int g = 0; g < MAX_GLOBALS; g++) { mp->globals[g] = h[192 + g]; }
+}
+
+static void pattern_to_header(const GPT2Config* c, int* h) {
+    const ModelPattern* mp = &c->pattern;
+    h[8] = 1;
+    h[9] = c->rope;
+    h[10] = c->rope ? c->rope_theta : 0;
+    h[11] = mp->causal;
+    h[12] = mp->num_patterns;
+    h[13] = mp->num_globals;
+    for (int k = 0; k < mp->num_patterns; k++) {
+        int* s = h + 16 + 5 * k;
+        const AttnPattern* p = &mp->patterns[k];
+        s[0] = p->window; s[1] = p->sinks; s[2] = p->lookahead; s[3] = p->dilation; s[4] = p->dilated_keys;
+    }
+    for (int l = 0; l < c->num_layers; l++) { h[64 + l] = mp->layer_pattern[l]; }
+    for (int g = 0; g < mp->num_globals; g++) { h[192 + g] = mp->globals[g]; }
+}
+
+static float bf16_to_float(uint16_t x) {
+    uint32_t bits = (uint32_t)x << 16;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+// xorshift*, as in llm.c: the same draws on every platform, so runs repeat exactly
+static uint32_t random_u32(uint64_t* state) {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return (uint32_t)((*state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+static float random_f32(uint64_t* state) { return (random_u32(state) >> 8) / 16777216.0f; }
+static float random_normal(uint64_t* state) {
+    float u1 = random_f32(state), u2 = random_f32(state);
+    if (u1 < 1e-7f) { u1 = 1e-7f; }
+    return sqrtf(-2.0f * logf(u1)) * cosf(2.0f * (float)M_PI * u2);
+}
+
+// @copy-end trainer-config
 
 #define NUM_ACTIVATION_TENSORS 22
 typedef struct {
@@ -735,45 +827,8 @@ static void gpt2_allocate_parameters(GPT2* model) {
     point_parameters(&model->params, model->param_sizes, model->params_memory);
 }
 
-static void config_validate(const GPT2Config* c, const char* source) {
-    if (c->max_seq_len <= 0 || c->vocab_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 || c->channels <= 0) {
-        die("%s: model sizes must be positive (maxT %d, V %d, L %d, NH %d, C %d)", source,
-            c->max_seq_len, c->vocab_size, c->num_layers, c->num_heads, c->channels);
-    }
-    if (c->vocab_size > 65536) { die("%s: vocabulary %d does not fit uint16 tokens", source, c->vocab_size); }
-    if (c->padded_vocab_size < c->vocab_size || c->padded_vocab_size % 128 != 0) {
-        die("%s: padded vocabulary %d must be a multiple of 128 and >= V %d", source, c->padded_vocab_size, c->vocab_size);
-    }
-    if (c->channels % c->num_heads != 0) { die("%s: channels %d not divisible by heads %d", source, c->channels, c->num_heads); }
-    if (c->num_layers > MAX_LAYERS) { die("%s: %d layers, at most %d supported", source, c->num_layers, MAX_LAYERS); }
-    if (c->rope && ((c->channels / c->num_heads) % 2 != 0 || c->rope_theta <= 0)) {
-        die("%s: rotary positions need an even head size and a positive theta", source);
-    }
-    if (c->rope != 0 && c->rope != 1) { die("%s: position encoding %d, expected 0 (learned) or 1 (rotary)", source, c->rope); }
-    pattern_validate(&c->pattern, c->num_layers, source);
-    for (int g = 0; g < c->pattern.num_globals; g++) {
-        if (c->pattern.globals[g] >= c->max_seq_len) {
-            die("%s: global position %d is beyond the model's maximum sequence length %d", source, c->pattern.globals[g], c->max_seq_len);
-        }
-    }
-}
-
 // A fresh model: GPT-2's initialization (normal 0.02, residual projections scaled by 1/sqrt(2L),
 // LayerNorm 1 and 0), drawn from a fixed seed so runs are reproducible.
-static uint32_t random_u32(uint64_t* state) {
-    // xorshift*, as in llm.c
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    return (uint32_t)((*state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-static float random_f32(uint64_t* state) { return (random_u32(state) >> 8) / 16777216.0f; }
-static float random_normal(uint64_t* state) {
-    float u1 = random_f32(state), u2 = random_f32(state);
-    if (u1 < 1e-7f) { u1 = 1e-7f; }
-    return sqrtf(-2.0f * logf(u1)) * cosf(2.0f * (float)M_PI * u2);
-}
-
 static void gpt2_init_random(GPT2* model, uint64_t seed) {
     gpt2_allocate_parameters(model);
     const GPT2Config* c = &model->config;
@@ -796,52 +851,6 @@ static void gpt2_init_random(GPT2* model, uint64_t seed) {
         }
         p += n;
     }
-}
-
-static void header_to_pattern(const int* h, GPT2Config* c) {
-    ModelPattern* mp = &c->pattern;
-    memset(mp, 0, sizeof(*mp));
-    if (h[8] == 0) {  // llm.c's file: full causal attention, learned positions
-        *mp = default_pattern();
-        c->rope = 0;
-        c->rope_theta = 0;
-        return;
-    }
-    c->rope = h[9];
-    c->rope_theta = h[10];
-    mp->causal = h[11];
-    mp->num_patterns = h[12];
-    mp->num_globals = h[13];
-    for (int k = 0; k < MAX_PATTERNS; k++) {
-        const int* s = h + 16 + 5 * k;
-        mp->patterns[k] = (AttnPattern){s[0], s[1], s[2], s[3], s[4]};
-    }
-    for (int l = 0; l < MAX_LAYERS; l++) { mp->layer_pattern[l] = h[64 + l]; }
-    for (int g = 0; g < MAX_GLOBALS; g++) { mp->globals[g] = h[192 + g]; }
-}
-
-static void pattern_to_header(const GPT2Config* c, int* h) {
-    const ModelPattern* mp = &c->pattern;
-    h[8] = 1;
-    h[9] = c->rope;
-    h[10] = c->rope ? c->rope_theta : 0;
-    h[11] = mp->causal;
-    h[12] = mp->num_patterns;
-    h[13] = mp->num_globals;
-    for (int k = 0; k < mp->num_patterns; k++) {
-        int* s = h + 16 + 5 * k;
-        const AttnPattern* p = &mp->patterns[k];
-        s[0] = p->window; s[1] = p->sinks; s[2] = p->lookahead; s[3] = p->dilation; s[4] = p->dilated_keys;
-    }
-    for (int l = 0; l < c->num_layers; l++) { h[64 + l] = mp->layer_pattern[l]; }
-    for (int g = 0; g < mp->num_globals; g++) { h[192 + g] = mp->globals[g]; }
-}
-
-static float bf16_to_float(uint16_t x) {
-    uint32_t bits = (uint32_t)x << 16;
-    float f;
-    memcpy(&f, &bits, sizeof(f));
-    return f;
 }
 
 static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
