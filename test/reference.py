@@ -61,6 +61,10 @@ CASES = {
     # Same model as "full", but the checkpoint carries llm.c's header only (slot 8 = 0, slots
     # 9..255 zero): the C loader must read that as full causal attention with learned positions.
     "full_learned_llmc": dict(patterns=[pattern(W=0)], llmc_header=True),
+    # Heads of 64 channels, the head size the GPU attention kernels are built for; T spans two
+    # 64-key tiles and ends inside the second, W is not a multiple of the tile.
+    "gpu_full":          dict(C=128, NH=2, T=80, maxT=96, patterns=[pattern(W=0)]),
+    "gpu_window_sinks":  dict(C=128, NH=2, T=80, maxT=96, patterns=[pattern(W=24, S=3)]),
 }
 
 

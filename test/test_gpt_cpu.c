@@ -265,18 +265,25 @@ static void test_reference_case(const char* dir, const char* name) {
         size_t n = model.param_sizes[k];
         float* ours = (float*)malloc_check(n * sizeof(float));
         float* theirs = (float*)malloc_check(n * sizeof(float));
+        size_t m = 0;
+        size_t C = (size_t)model.config.channels;
         for (size_t i = 0; i < n; i++) {
-            ours[i] = model.params_memory[offset + i] - initial[offset + i];
-            theirs[i] = d.final_params[offset + i] - initial[offset + i];
+            // The key bias (qkvb's middle third) shifts every score of a query equally, so softmax
+            // ignores it: its true gradient is 0, and Adam turns rounding-level gradients into full
+            // steps of arbitrary sign on both sides. Its update is compared nowhere.
+            if (k == 5 && i % (3 * C) >= C && i % (3 * C) < 2 * C) { continue; }
+            ours[m] = model.params_memory[offset + i] - initial[offset + i];
+            theirs[m] = d.final_params[offset + i] - initial[offset + i];
+            m++;
         }
-        double e = n ? relative_error(ours, theirs, n) : 0.0;
+        double e = m ? relative_error(ours, theirs, m) : 0.0;
         if (e > worst) { worst = e; worst_name = parameter_names[k]; }
-        if (!(e < 1e-3)) { all_ok = 0; printf("  %s: update of %s relative error %.2e\n", name, parameter_names[k], e); }
+        if (!(e < 1e-4)) { all_ok = 0; printf("  %s: update of %s relative error %.2e\n", name, parameter_names[k], e); }
         free(ours);
         free(theirs);
         offset += n;
     }
-    check(all_ok, "%s: every tensor's change over the steps within 1e-3 (worst %s %.2e)", name, worst_name, worst);
+    check(all_ok, "%s: every tensor's change over the steps within 1e-4 (worst %s %.2e)", name, worst_name, worst);
     free(initial);
     dump_free(&d);
     gpt2_free(&model);
@@ -535,7 +542,8 @@ int main(int argc, char** argv) {
     const char* dump_dir = argv[1];
     test_mask_examples();
     test_pairlists_random();
-    const char* cases[] = {"full", "window", "window_sinks", "dilation", "noncausal_global", "rope", "layer_mix", "full_learned_llmc"};
+    const char* cases[] = {"full", "window", "window_sinks", "dilation", "noncausal_global", "rope", "layer_mix",
+                           "full_learned_llmc", "gpu_full", "gpu_window_sinks"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) { test_reference_case(dump_dir, cases[i]); }
     test_llmc_checkpoint_defaults(dump_dir);
     test_checkpoint_round_trip(dump_dir);
