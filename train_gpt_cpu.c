@@ -27,6 +27,8 @@ Build: make train_gpt_cpu        Run: ./train_gpt_cpu -h
 #include <omp.h>        // the parallel loops below
 #endif
 
+#define TRAINER_NAME "train_gpt_cpu"
+
 // @copy-begin trainer-helpers
 // ----------------------------------------------------------------------------
 // checked helpers: every failure names the file or value and exits non-zero
@@ -428,6 +430,91 @@ static float random_normal(uint64_t* state) {
     return sqrtf(-2.0f * logf(u1)) * cosf(2.0f * (float)M_PI * u2);
 }
 
+static size_t count_parameters(const GPT2Config* c) {
+    size_t sizes[NUM_PARAMETER_TENSORS], n = 0;
+    fill_in_parameter_sizes(sizes, c);
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { n += sizes[i]; }
+    return n;
+}
+
+// Reads a checkpoint (float32 or bf16): fills the config and returns its parameters as float32
+// (malloc'd), *n of them. Every size is checked before anything large is allocated.
+static float* checkpoint_read(const char* path, GPT2Config* c, size_t* n) {
+    file_size(path);  // a directory opens but reads as nothing: name it for what it is
+    FILE* f = fopen_check(path, "rb");
+    int h[HEADER_INTS];
+    fread_check(h, sizeof(int), HEADER_INTS, f, path);
+    if (h[0] != CHECKPOINT_MAGIC) { die("'%s' is not a model checkpoint: magic %d, expected %d", path, h[0], CHECKPOINT_MAGIC); }
+    if (h[1] != 3 && h[1] != 5) { die("'%s': checkpoint version %d, expected 3 (float32) or 5 (bf16)", path, h[1]); }
+    if (h[8] != 0 && h[8] != 1) { die("'%s': pattern slots version %d, expected 0 or 1", path, h[8]); }
+    c->max_seq_len = h[2];
+    c->vocab_size = h[3];
+    c->num_layers = h[4];
+    c->num_heads = h[5];
+    c->channels = h[6];
+    c->padded_vocab_size = h[7];
+    header_to_pattern(h, c);
+    config_validate(c, path);
+    *n = count_parameters(c);
+    size_t bytes_per = h[1] == 3 ? 4 : 2;
+    long expected = (long)(HEADER_INTS * sizeof(int) + *n * bytes_per);
+    if (file_size(path) != expected) {
+        die("'%s' has %ld bytes, expected %ld for its header's sizes", path, file_size(path), expected);
+    }
+    float* params = (float*)malloc_check(*n * sizeof(float));
+    if (h[1] == 3) {
+        fread_check(params, sizeof(float), *n, f, path);
+    } else {
+        uint16_t* tmp = (uint16_t*)malloc_check(*n * sizeof(uint16_t));
+        fread_check(tmp, sizeof(uint16_t), *n, f, path);
+        for (size_t i = 0; i < *n; i++) { params[i] = bf16_to_float(tmp[i]); }
+        free(tmp);
+    }
+    fclose(f);
+    return params;
+}
+
+static void checkpoint_write(const char* path, const GPT2Config* c, const float* params, size_t n) {
+    int h[HEADER_INTS];
+    memset(h, 0, sizeof(h));
+    h[0] = CHECKPOINT_MAGIC;
+    h[1] = 3;
+    h[2] = c->max_seq_len;
+    h[3] = c->vocab_size;
+    h[4] = c->num_layers;
+    h[5] = c->num_heads;
+    h[6] = c->channels;
+    h[7] = c->padded_vocab_size;
+    pattern_to_header(c, h);
+    char tmp[4300];
+    FILE* f = atomic_open(path, tmp, sizeof(tmp));
+    fwrite_check(h, sizeof(int), HEADER_INTS, f, tmp);
+    fwrite_check(params, sizeof(float), n, f, tmp);
+    atomic_commit(f, tmp, path);
+}
+// GPT-2's initialization (normal 0.02, residual projections scaled by 1/sqrt(2L), LayerNorm 1
+// and 0) from a fixed seed, into params laid out by sizes.
+static void params_init_random(float* params, const size_t* sizes, const GPT2Config* c, uint64_t seed) {
+    uint64_t rng = seed;
+    float residual_std = 0.02f / sqrtf(2.0f * c->num_layers);
+    float* p = params;
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+        size_t n = sizes[t];
+        int is_ln_weight = (t == 2 || t == 8 || t == 14);
+        int is_bias = (t == 3 || t == 5 || t == 7 || t == 9 || t == 11 || t == 13 || t == 15);
+        float std = (t == 6 || t == 12) ? residual_std : 0.02f;
+        for (size_t i = 0; i < n; i++) {
+            if (is_ln_weight) { p[i] = 1.0f; }
+            else if (is_bias) { p[i] = 0.0f; }
+            else { p[i] = std * random_normal(&rng); }
+        }
+        if (t == 0) {  // padded vocabulary rows are never used: keep them zero as llm.c does
+            memset(p + (size_t)c->vocab_size * c->channels, 0,
+                   (size_t)(c->padded_vocab_size - c->vocab_size) * c->channels * sizeof(float));
+        }
+        p += n;
+    }
+}
 // @copy-end trainer-config
 
 #define NUM_ACTIVATION_TENSORS 22
@@ -827,87 +914,20 @@ static void gpt2_allocate_parameters(GPT2* model) {
     point_parameters(&model->params, model->param_sizes, model->params_memory);
 }
 
-// A fresh model: GPT-2's initialization (normal 0.02, residual projections scaled by 1/sqrt(2L),
-// LayerNorm 1 and 0), drawn from a fixed seed so runs are reproducible.
+// A fresh model, drawn from a fixed seed so runs are reproducible.
 static void gpt2_init_random(GPT2* model, uint64_t seed) {
     gpt2_allocate_parameters(model);
-    const GPT2Config* c = &model->config;
-    uint64_t rng = seed;
-    float residual_std = 0.02f / sqrtf(2.0f * c->num_layers);
-    float* p = model->params_memory;
-    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
-        size_t n = model->param_sizes[t];
-        int is_ln_weight = (t == 2 || t == 8 || t == 14);
-        int is_bias = (t == 3 || t == 5 || t == 7 || t == 9 || t == 11 || t == 13 || t == 15);
-        float std = (t == 6 || t == 12) ? residual_std : 0.02f;
-        for (size_t i = 0; i < n; i++) {
-            if (is_ln_weight) { p[i] = 1.0f; }
-            else if (is_bias) { p[i] = 0.0f; }
-            else { p[i] = std * random_normal(&rng); }
-        }
-        if (t == 0) {  // padded vocabulary rows are never used: keep them zero as llm.c does
-            memset(p + (size_t)c->vocab_size * c->channels, 0,
-                   (size_t)(c->padded_vocab_size - c->vocab_size) * c->channels * sizeof(float));
-        }
-        p += n;
-    }
+    params_init_random(model->params_memory, model->param_sizes, &model->config, seed);
 }
 
 static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
-    file_size(path);  // a directory opens but reads as nothing: name it for what it is
-    FILE* f = fopen_check(path, "rb");
-    int h[HEADER_INTS];
-    fread_check(h, sizeof(int), HEADER_INTS, f, path);
-    if (h[0] != CHECKPOINT_MAGIC) { die("'%s' is not a model checkpoint: magic %d, expected %d", path, h[0], CHECKPOINT_MAGIC); }
-    if (h[1] != 3 && h[1] != 5) { die("'%s': checkpoint version %d, expected 3 (float32) or 5 (bf16)", path, h[1]); }
-    if (h[8] != 0 && h[8] != 1) { die("'%s': pattern slots version %d, expected 0 or 1", path, h[8]); }
-    GPT2Config* c = &model->config;
-    c->max_seq_len = h[2];
-    c->vocab_size = h[3];
-    c->num_layers = h[4];
-    c->num_heads = h[5];
-    c->channels = h[6];
-    c->padded_vocab_size = h[7];
-    header_to_pattern(h, c);
-    config_validate(c, path);
-    size_t sizes[NUM_PARAMETER_TENSORS], num_parameters = 0;
-    fill_in_parameter_sizes(sizes, c);
-    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { num_parameters += sizes[i]; }
-    size_t bytes_per = h[1] == 3 ? 4 : 2;
-    long expected = (long)(HEADER_INTS * sizeof(int) + num_parameters * bytes_per);
-    if (file_size(path) != expected) {  // before allocating: a corrupt header must not ask for terabytes
-        die("'%s' has %ld bytes, expected %ld for its header's sizes", path, file_size(path), expected);
-    }
-    gpt2_allocate_parameters(model);
-    if (h[1] == 3) {
-        fread_check(model->params_memory, sizeof(float), model->num_parameters, f, path);
-    } else {
-        uint16_t* tmp = (uint16_t*)malloc_check(model->num_parameters * sizeof(uint16_t));
-        fread_check(tmp, sizeof(uint16_t), model->num_parameters, f, path);
-        for (size_t i = 0; i < model->num_parameters; i++) { model->params_memory[i] = bf16_to_float(tmp[i]); }
-        free(tmp);
-    }
-    fclose(f);
+    model->params_memory = checkpoint_read(path, &model->config, &model->num_parameters);
+    fill_in_parameter_sizes(model->param_sizes, &model->config);
+    point_parameters(&model->params, model->param_sizes, model->params_memory);
 }
 
 static void gpt2_save_checkpoint(const GPT2* model, const char* path) {
-    int h[HEADER_INTS];
-    memset(h, 0, sizeof(h));
-    const GPT2Config* c = &model->config;
-    h[0] = CHECKPOINT_MAGIC;
-    h[1] = 3;
-    h[2] = c->max_seq_len;
-    h[3] = c->vocab_size;
-    h[4] = c->num_layers;
-    h[5] = c->num_heads;
-    h[6] = c->channels;
-    h[7] = c->padded_vocab_size;
-    pattern_to_header(c, h);
-    char tmp[4300];
-    FILE* f = atomic_open(path, tmp, sizeof(tmp));
-    fwrite_check(h, sizeof(int), HEADER_INTS, f, tmp);
-    fwrite_check(model->params_memory, sizeof(float), model->num_parameters, f, tmp);
-    atomic_commit(f, tmp, path);
+    checkpoint_write(path, &model->config, model->params_memory, model->num_parameters);
 }
 
 // Sizes the activations for (B, T) and expands every pattern into its key lists.
@@ -1127,6 +1147,7 @@ static void gpt2_free(GPT2* model) {
 // ----------------------------------------------------------------------------
 // optimizer: AdamW with global gradient-norm clipping (torch.optim.AdamW + clip_grad_norm_)
 
+// @copy-begin trainer-schedule
 typedef struct {
     float learning_rate;
     float beta1;
@@ -1135,6 +1156,17 @@ typedef struct {
     float weight_decay;
     float grad_clip;  // 0: no clipping
 } AdamWConfig;
+
+// linear warmup, then cosine decay from the peak to peak * final_fraction at the last step
+static float learning_rate_at(int step, int total_steps, int warmup, float peak, float final_fraction) {
+    if (step < warmup) { return peak * (step + 1) / warmup; }
+    if (total_steps <= warmup) { return peak; }
+    float progress = (float)(step - warmup) / (float)(total_steps - warmup);
+    if (progress > 1.0f) { progress = 1.0f; }
+    float cosine = 0.5f * (1.0f + cosf((float)M_PI * progress));
+    return peak * (final_fraction + (1.0f - final_fraction) * cosine);
+}
+// @copy-end trainer-schedule
 
 static float gpt2_grad_norm(const GPT2* model) {
     double sum = 0.0;  // serial and in double: the same result whatever the thread count
@@ -1178,16 +1210,8 @@ static float gpt2_update(GPT2* model, const AdamWConfig* opt, float learning_rat
     return norm;
 }
 
-// linear warmup, then cosine decay from the peak to peak * final_fraction at the last step
-static float learning_rate_at(int step, int total_steps, int warmup, float peak, float final_fraction) {
-    if (step < warmup) { return peak * (step + 1) / warmup; }
-    if (total_steps <= warmup) { return peak; }
-    float progress = (float)(step - warmup) / (float)(total_steps - warmup);
-    if (progress > 1.0f) { progress = 1.0f; }
-    float cosine = 0.5f * (1.0f + cosf((float)M_PI * progress));
-    return peak * (final_fraction + (1.0f - final_fraction) * cosine);
-}
 
+// @copy-begin trainer-data
 // ----------------------------------------------------------------------------
 // data loader: llm.c's token shards, read B*T+1 tokens at a time, walking the shards in order
 
@@ -1279,7 +1303,9 @@ static void dataloader_free(DataLoader* d) {
     free(d->inputs);
     free(d->targets);
 }
+// @copy-end trainer-data
 
+// @copy-begin trainer-state
 // ----------------------------------------------------------------------------
 // optimizer state: what an exact resume needs beyond the weights
 
@@ -1291,14 +1317,14 @@ typedef struct {
     uint64_t rng;
 } TrainState;
 
-static void state_save(const GPT2* model, const TrainState* s, const char* path) {
+static void state_save(const char* path, const TrainState* s, const float* m, const float* v, size_t num_parameters) {
     int h[HEADER_INTS];
     memset(h, 0, sizeof(h));
     h[0] = STATE_MAGIC;
     h[1] = 1;
     h[2] = s->step;
-    h[3] = (int)(model->num_parameters & 0xffffffffu);
-    h[4] = (int)(model->num_parameters >> 32);
+    h[3] = (int)(num_parameters & 0xffffffffu);
+    h[4] = (int)(num_parameters >> 32);
     h[5] = (int)s->shard_index;
     h[6] = (int)(s->position & 0xffffffffu);
     h[7] = (int)(s->position >> 32);
@@ -1310,19 +1336,20 @@ static void state_save(const GPT2* model, const TrainState* s, const char* path)
     char tmp[4300];
     FILE* f = atomic_open(path, tmp, sizeof(tmp));
     fwrite_check(h, sizeof(int), HEADER_INTS, f, tmp);
-    fwrite_check(model->m_memory, sizeof(float), model->num_parameters, f, tmp);
-    fwrite_check(model->v_memory, sizeof(float), model->num_parameters, f, tmp);
+    fwrite_check(m, sizeof(float), num_parameters, f, tmp);
+    fwrite_check(v, sizeof(float), num_parameters, f, tmp);
     atomic_commit(f, tmp, path);
 }
 
-static void state_load(GPT2* model, TrainState* s, const char* path) {
+// Reads a state file into s and the preallocated m and v (num_parameters each).
+static void state_load(const char* path, TrainState* s, float* m, float* v, size_t num_parameters) {
     FILE* f = fopen_check(path, "rb");
     int h[HEADER_INTS];
     fread_check(h, sizeof(int), HEADER_INTS, f, path);
     if (h[0] != STATE_MAGIC) { die("'%s' is not an optimizer state file: magic %d, expected %d", path, h[0], STATE_MAGIC); }
     if (h[1] != 1) { die("'%s': state version %d, expected 1", path, h[1]); }
     size_t n = (size_t)(uint32_t)h[3] | ((size_t)(uint32_t)h[4] << 32);
-    if (n != model->num_parameters) { die("'%s' holds %zu parameters, the model has %zu", path, n, model->num_parameters); }
+    if (n != num_parameters) { die("'%s' holds %zu parameters, the model has %zu", path, n, num_parameters); }
     long expected = (long)(HEADER_INTS * 4 + 2 * n * sizeof(float));
     if (file_size(path) != expected) { die("'%s' has %ld bytes, expected %ld", path, file_size(path), expected); }
     s->step = h[2];
@@ -1332,12 +1359,8 @@ static void state_load(GPT2* model, TrainState* s, const char* path) {
     s->B = h[10];
     s->T = h[11];
     s->total_batch = h[12];
-    if (model->m_memory == NULL) {
-        model->m_memory = (float*)malloc_check(n * sizeof(float));
-        model->v_memory = (float*)malloc_check(n * sizeof(float));
-    }
-    fread_check(model->m_memory, sizeof(float), n, f, path);
-    fread_check(model->v_memory, sizeof(float), n, f, path);
+    fread_check(m, sizeof(float), n, f, path);
+    fread_check(v, sizeof(float), n, f, path);
     fclose(f);
 }
 
@@ -1361,7 +1384,9 @@ static int latest_checkpoint_step(const char* dir) {
     }
     return best;
 }
+// @copy-end trainer-state
 
+// @copy-begin trainer-sampling
 // ----------------------------------------------------------------------------
 // sampling and printing tokens
 
@@ -1402,6 +1427,7 @@ static void print_token(const Tokenizer* tk, int vocab_size, int token) {
     else if (vocab_size <= 256) { putchar(token); }  // byte-level: the token is the byte
     else { printf("<%d>", token); }
 }
+// @copy-end trainer-sampling
 
 // Generates n tokens after a start token by re-running the model on the growing context
 // (row 0 of the batch), as llm.c's CPU trainer does; the CUDA trainers keep a KV cache.
@@ -1424,12 +1450,13 @@ static void gpt2_generate(GPT2* model, int n, uint64_t* rng, const Tokenizer* tk
     printf("\n");
 }
 
+// @copy-begin trainer-cli
 // ----------------------------------------------------------------------------
 // command line
 
 static void usage(void) {
     fprintf(stderr,
-        "usage: train_gpt_cpu [flags]\n"
+        "usage: %s [flags]\n"
         "data and output:\n"
         "  -i PATTERN   train token shards (glob)            default data/austen/austen_train.bin\n"
         "  -j PATTERN   val token shards (glob)              default data/austen/austen_val.bin\n"
@@ -1461,7 +1488,7 @@ static void usage(void) {
         "  --max-seq-len N   maxT of a new model                 default T\n"
         "other:\n"
         "  --generate N      load -e, print N sampled tokens, exit\n"
-        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n");
+        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
 }
 
 static int parse_int(const char* flag, const char* value, int min_value) {
@@ -1675,11 +1702,10 @@ static int vocab_from_data(const char* pattern) {
     return max_token < 256 ? 256 : 50257;
 }
 
-static void print_config(const GPT2* model, const Args* a, int accum) {
-    const GPT2Config* c = &model->config;
+static void print_config(const GPT2Config* c, size_t num_parameters, const Args* a, int accum) {
     printf("model: L=%d C=%d NH=%d V=%d (padded %d) maxT=%d, %zu parameters, positions %s\n",
            c->num_layers, c->channels, c->num_heads, c->vocab_size, c->padded_vocab_size, c->max_seq_len,
-           model->num_parameters, c->rope ? "rotary" : "learned");
+           num_parameters, c->rope ? "rotary" : "learned");
     printf("attention: %s", c->pattern.causal ? "causal" : "non-causal");
     if (c->pattern.num_globals) {
         printf(", global positions");
@@ -1728,6 +1754,8 @@ static void log_truncate(const char* path, int last_step) {
     fclose(f);
     atomic_commit(out, tmp, path);
 }
+
+// @copy-end trainer-cli
 
 // ----------------------------------------------------------------------------
 // main training loop
@@ -1808,13 +1836,17 @@ int main(int argc, char** argv) {
     dataloader_init(&train, a.train_pattern, a.B, a.T, model.config.vocab_size, "-i");
     dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
     AdamWConfig opt = {a.lr, 0.9f, 0.95f, 1e-8f, a.weight_decay, a.grad_clip};
-    print_config(&model, &a, accum);
+    print_config(&model.config, model.num_parameters, &a, accum);
 
     int start_step = 0;
     if (resume_step >= 0) {
         TrainState st;
         snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, resume_step);
-        state_load(&model, &st, path);
+        if (model.m_memory == NULL) {
+            model.m_memory = (float*)malloc_check(model.num_parameters * sizeof(float));
+            model.v_memory = (float*)malloc_check(model.num_parameters * sizeof(float));
+        }
+        state_load(path, &st, model.m_memory, model.v_memory, model.num_parameters);
         if (st.B != a.B || st.T != a.T || st.total_batch != total_batch) {
             die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
                 path, st.B, st.T, st.total_batch, a.B, a.T, total_batch);
@@ -1872,7 +1904,7 @@ int main(int argc, char** argv) {
             snprintf(path, sizeof(path), "%s/model_%08d.bin", a.out_dir, step + 1);
             gpt2_save_checkpoint(&model, path);
             snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, step + 1);
-            state_save(&model, &st, path);
+            state_save(path, &st, model.m_memory, model.v_memory, model.num_parameters);
             printf("checkpoint written: %s/model_%08d.bin\n", a.out_dir, step + 1);
         }
     }

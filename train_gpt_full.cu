@@ -10,13 +10,14 @@ the same inputs give bit-identical results run to run. The attention kernels are
 dev/cuda versions named in the @copy markers (scripts/sync_copies.py keeps them identical); the
 host code shared with train_gpt_cpu.c is copied the same way.
 
-Status (issue 4, stage 1): the forward, backward and AdamW step, checked against the PyTorch
-reference dumps with --check-dump. Training from data, checkpoints, sampling with a rolling KV
-cache, rotary positions and the non-band patterns (dilation, global positions, non-causal) are
-still to come; until then scripts/train.sh trains with train_gpt_cpu.
+Status (issue 4, stages 1-2): forward, backward and AdamW checked against the PyTorch reference
+dumps (--check-dump); training from token shards with the CPU trainer's flags, log, checkpoints and
+exact resume. Still to come: sampling with a rolling KV cache, rotary positions, the non-band
+patterns (dilation, global positions, non-causal) and the speed work of issue 4.
 
     ./train_gpt_full --check-dump build/test/dumps/gpu_full
 */
+#define TRAINER_NAME "train_gpt_full"
 // @twin-end
 #include <stdio.h>          // printf, FILE
 #include <stdlib.h>         // malloc, exit
@@ -440,7 +441,638 @@ static float random_normal(uint64_t* state) {
     return sqrtf(-2.0f * logf(u1)) * cosf(2.0f * (float)M_PI * u2);
 }
 
+static size_t count_parameters(const GPT2Config* c) {
+    size_t sizes[NUM_PARAMETER_TENSORS], n = 0;
+    fill_in_parameter_sizes(sizes, c);
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { n += sizes[i]; }
+    return n;
+}
+
+// Reads a checkpoint (float32 or bf16): fills the config and returns its parameters as float32
+// (malloc'd), *n of them. Every size is checked before anything large is allocated.
+static float* checkpoint_read(const char* path, GPT2Config* c, size_t* n) {
+    file_size(path);  // a directory opens but reads as nothing: name it for what it is
+    FILE* f = fopen_check(path, "rb");
+    int h[HEADER_INTS];
+    fread_check(h, sizeof(int), HEADER_INTS, f, path);
+    if (h[0] != CHECKPOINT_MAGIC) { die("'%s' is not a model checkpoint: magic %d, expected %d", path, h[0], CHECKPOINT_MAGIC); }
+    if (h[1] != 3 && h[1] != 5) { die("'%s': checkpoint version %d, expected 3 (float32) or 5 (bf16)", path, h[1]); }
+    if (h[8] != 0 && h[8] != 1) { die("'%s': pattern slots version %d, expected 0 or 1", path, h[8]); }
+    c->max_seq_len = h[2];
+    c->vocab_size = h[3];
+    c->num_layers = h[4];
+    c->num_heads = h[5];
+    c->channels = h[6];
+    c->padded_vocab_size = h[7];
+    header_to_pattern(h, c);
+    config_validate(c, path);
+    *n = count_parameters(c);
+    size_t bytes_per = h[1] == 3 ? 4 : 2;
+    long expected = (long)(HEADER_INTS * sizeof(int) + *n * bytes_per);
+    if (file_size(path) != expected) {
+        die("'%s' has %ld bytes, expected %ld for its header's sizes", path, file_size(path), expected);
+    }
+    float* params = (float*)malloc_check(*n * sizeof(float));
+    if (h[1] == 3) {
+        fread_check(params, sizeof(float), *n, f, path);
+    } else {
+        uint16_t* tmp = (uint16_t*)malloc_check(*n * sizeof(uint16_t));
+        fread_check(tmp, sizeof(uint16_t), *n, f, path);
+        for (size_t i = 0; i < *n; i++) { params[i] = bf16_to_float(tmp[i]); }
+        free(tmp);
+    }
+    fclose(f);
+    return params;
+}
+
+static void checkpoint_write(const char* path, const GPT2Config* c, const float* params, size_t n) {
+    int h[HEADER_INTS];
+    memset(h, 0, sizeof(h));
+    h[0] = CHECKPOINT_MAGIC;
+    h[1] = 3;
+    h[2] = c->max_seq_len;
+    h[3] = c->vocab_size;
+    h[4] = c->num_layers;
+    h[5] = c->num_heads;
+    h[6] = c->channels;
+    h[7] = c->padded_vocab_size;
+    pattern_to_header(c, h);
+    char tmp[4300];
+    FILE* f = atomic_open(path, tmp, sizeof(tmp));
+    fwrite_check(h, sizeof(int), HEADER_INTS, f, tmp);
+    fwrite_check(params, sizeof(float), n, f, tmp);
+    atomic_commit(f, tmp, path);
+}
+// GPT-2's initialization (normal 0.02, residual projections scaled by 1/sqrt(2L), LayerNorm 1
+// and 0) from a fixed seed, into params laid out by sizes.
+static void params_init_random(float* params, const size_t* sizes, const GPT2Config* c, uint64_t seed) {
+    uint64_t rng = seed;
+    float residual_std = 0.02f / sqrtf(2.0f * c->num_layers);
+    float* p = params;
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+        size_t n = sizes[t];
+        int is_ln_weight = (t == 2 || t == 8 || t == 14);
+        int is_bias = (t == 3 || t == 5 || t == 7 || t == 9 || t == 11 || t == 13 || t == 15);
+        float std = (t == 6 || t == 12) ? residual_std : 0.02f;
+        for (size_t i = 0; i < n; i++) {
+            if (is_ln_weight) { p[i] = 1.0f; }
+            else if (is_bias) { p[i] = 0.0f; }
+            else { p[i] = std * random_normal(&rng); }
+        }
+        if (t == 0) {  // padded vocabulary rows are never used: keep them zero as llm.c does
+            memset(p + (size_t)c->vocab_size * c->channels, 0,
+                   (size_t)(c->padded_vocab_size - c->vocab_size) * c->channels * sizeof(float));
+        }
+        p += n;
+    }
+}
 // @copy-end trainer-config
+
+// @copy-begin trainer-schedule
+typedef struct {
+    float learning_rate;
+    float beta1;
+    float beta2;
+    float eps;
+    float weight_decay;
+    float grad_clip;  // 0: no clipping
+} AdamWConfig;
+
+// linear warmup, then cosine decay from the peak to peak * final_fraction at the last step
+static float learning_rate_at(int step, int total_steps, int warmup, float peak, float final_fraction) {
+    if (step < warmup) { return peak * (step + 1) / warmup; }
+    if (total_steps <= warmup) { return peak; }
+    float progress = (float)(step - warmup) / (float)(total_steps - warmup);
+    if (progress > 1.0f) { progress = 1.0f; }
+    float cosine = 0.5f * (1.0f + cosf((float)M_PI * progress));
+    return peak * (final_fraction + (1.0f - final_fraction) * cosine);
+}
+// @copy-end trainer-schedule
+
+// @copy-begin trainer-data
+// ----------------------------------------------------------------------------
+// data loader: llm.c's token shards, read B*T+1 tokens at a time, walking the shards in order
+
+typedef struct {
+    glob_t paths;
+    size_t num_shards;
+    size_t shard_index;
+    size_t position;      // token index of the next batch in the current shard
+    size_t shard_tokens;  // tokens in the current shard
+    FILE* file;
+    int B, T;
+    int vocab_size;
+    uint16_t* buffer;     // (B*T+1)
+    int* inputs;          // (B, T)
+    int* targets;         // (B, T)
+} DataLoader;
+
+static size_t shard_check(const char* path, size_t min_tokens) {
+    FILE* f = fopen_check(path, "rb");
+    int h[HEADER_INTS];
+    if (fread(h, sizeof(int), HEADER_INTS, f) != HEADER_INTS) { die("shard '%s' is truncated: no 1024-byte header", path); }
+    fclose(f);
+    if (h[0] != SHARD_MAGIC) { die("'%s' is not a token shard: magic %d, expected %d", path, h[0], SHARD_MAGIC); }
+    if (h[1] != 1) { die("shard '%s': version %d, expected 1", path, h[1]); }
+    if (h[2] < 0) { die("shard '%s': negative token count %d", path, h[2]); }
+    long expected = (long)HEADER_INTS * 4 + 2L * h[2];
+    if (file_size(path) != expected) {
+        die("shard '%s' has %ld bytes, expected %ld for its %d tokens (truncated?)", path, file_size(path), expected, h[2]);
+    }
+    if ((size_t)h[2] < min_tokens) { die("shard '%s' has %d tokens, fewer than one batch needs (%zu)", path, h[2], min_tokens); }
+    return (size_t)h[2];
+}
+
+static void dataloader_open_shard(DataLoader* d, size_t index) {
+    if (d->file) { fclose(d->file); }
+    d->shard_index = index;
+    const char* path = d->paths.gl_pathv[index];
+    d->shard_tokens = shard_check(path, (size_t)d->B * d->T + 1);
+    d->file = fopen_check(path, "rb");
+}
+
+static void dataloader_init(DataLoader* d, const char* pattern, int B, int T, int vocab_size, const char* flag) {
+    memset(d, 0, sizeof(*d));
+    d->B = B;
+    d->T = T;
+    d->vocab_size = vocab_size;
+    if (glob(pattern, 0, NULL, &d->paths) != 0 || d->paths.gl_pathc == 0) {
+        die("%s '%s': no token shard matches (run `make data` or `python3 data/prepare.py`)", flag, pattern);
+    }
+    d->num_shards = d->paths.gl_pathc;
+    for (size_t i = 0; i < d->num_shards; i++) { shard_check(d->paths.gl_pathv[i], (size_t)B * T + 1); }
+    d->buffer = (uint16_t*)malloc_check(((size_t)B * T + 1) * sizeof(uint16_t));
+    d->inputs = (int*)malloc_check((size_t)B * T * sizeof(int));
+    d->targets = (int*)malloc_check((size_t)B * T * sizeof(int));
+    dataloader_open_shard(d, 0);
+}
+
+static void dataloader_seek(DataLoader* d, size_t shard_index, size_t position) {
+    if (shard_index >= d->num_shards) { die("resume: shard index %zu, but only %zu shards match", shard_index, d->num_shards); }
+    dataloader_open_shard(d, shard_index);
+    if (position > d->shard_tokens) { die("resume: position %zu is past the end of shard %zu", position, shard_index); }
+    d->position = position;
+}
+
+static void dataloader_reset(DataLoader* d) { dataloader_seek(d, 0, 0); }
+
+static void dataloader_next_batch(DataLoader* d) {
+    size_t n = (size_t)d->B * d->T + 1;
+    if (d->position + n > d->shard_tokens) {  // not enough left: next shard (wrapping around)
+        dataloader_open_shard(d, (d->shard_index + 1) % d->num_shards);
+        d->position = 0;
+    }
+    const char* path = d->paths.gl_pathv[d->shard_index];
+    if (fseek(d->file, HEADER_INTS * 4 + (long)d->position * 2, SEEK_SET) != 0) { die("seek in '%s' failed", path); }
+    fread_check(d->buffer, sizeof(uint16_t), n, d->file, path);
+    for (size_t i = 0; i < n; i++) {
+        if (d->buffer[i] >= d->vocab_size) {
+            die("shard '%s': token %u at %zu is outside the model's vocabulary (V=%d)", path, d->buffer[i], d->position + i, d->vocab_size);
+        }
+    }
+    for (size_t i = 0; i + 1 < n; i++) { d->inputs[i] = d->buffer[i]; d->targets[i] = d->buffer[i + 1]; }
+    d->position += (size_t)d->B * d->T;
+}
+
+static void dataloader_free(DataLoader* d) {
+    if (d->file) { fclose(d->file); }
+    globfree(&d->paths);
+    free(d->buffer);
+    free(d->inputs);
+    free(d->targets);
+}
+// @copy-end trainer-data
+
+// @copy-begin trainer-state
+// ----------------------------------------------------------------------------
+// optimizer state: what an exact resume needs beyond the weights
+
+typedef struct {
+    int step;
+    int B, T, total_batch;  // the batch shape the run was started with
+    size_t shard_index;
+    size_t position;
+    uint64_t rng;
+} TrainState;
+
+static void state_save(const char* path, const TrainState* s, const float* m, const float* v, size_t num_parameters) {
+    int h[HEADER_INTS];
+    memset(h, 0, sizeof(h));
+    h[0] = STATE_MAGIC;
+    h[1] = 1;
+    h[2] = s->step;
+    h[3] = (int)(num_parameters & 0xffffffffu);
+    h[4] = (int)(num_parameters >> 32);
+    h[5] = (int)s->shard_index;
+    h[6] = (int)(s->position & 0xffffffffu);
+    h[7] = (int)(s->position >> 32);
+    h[8] = (int)(s->rng & 0xffffffffu);
+    h[9] = (int)(s->rng >> 32);
+    h[10] = s->B;
+    h[11] = s->T;
+    h[12] = s->total_batch;
+    char tmp[4300];
+    FILE* f = atomic_open(path, tmp, sizeof(tmp));
+    fwrite_check(h, sizeof(int), HEADER_INTS, f, tmp);
+    fwrite_check(m, sizeof(float), num_parameters, f, tmp);
+    fwrite_check(v, sizeof(float), num_parameters, f, tmp);
+    atomic_commit(f, tmp, path);
+}
+
+// Reads a state file into s and the preallocated m and v (num_parameters each).
+static void state_load(const char* path, TrainState* s, float* m, float* v, size_t num_parameters) {
+    FILE* f = fopen_check(path, "rb");
+    int h[HEADER_INTS];
+    fread_check(h, sizeof(int), HEADER_INTS, f, path);
+    if (h[0] != STATE_MAGIC) { die("'%s' is not an optimizer state file: magic %d, expected %d", path, h[0], STATE_MAGIC); }
+    if (h[1] != 1) { die("'%s': state version %d, expected 1", path, h[1]); }
+    size_t n = (size_t)(uint32_t)h[3] | ((size_t)(uint32_t)h[4] << 32);
+    if (n != num_parameters) { die("'%s' holds %zu parameters, the model has %zu", path, n, num_parameters); }
+    long expected = (long)(HEADER_INTS * 4 + 2 * n * sizeof(float));
+    if (file_size(path) != expected) { die("'%s' has %ld bytes, expected %ld", path, file_size(path), expected); }
+    s->step = h[2];
+    s->shard_index = (size_t)h[5];
+    s->position = (size_t)(uint32_t)h[6] | ((size_t)(uint32_t)h[7] << 32);
+    s->rng = (uint64_t)(uint32_t)h[8] | ((uint64_t)(uint32_t)h[9] << 32);
+    s->B = h[10];
+    s->T = h[11];
+    s->total_batch = h[12];
+    fread_check(m, sizeof(float), n, f, path);
+    fread_check(v, sizeof(float), n, f, path);
+    fclose(f);
+}
+
+// the newest step in dir that has both a model and a state file, or -1
+static int latest_checkpoint_step(const char* dir) {
+    char pattern[4200];
+    snprintf(pattern, sizeof(pattern), "%s/state_*.bin", dir);
+    glob_t g;
+    int best = -1;
+    if (glob(pattern, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char* name = strrchr(g.gl_pathv[i], '/') + 1;
+            int step;
+            char model_path[4200];
+            if (sscanf(name, "state_%d.bin", &step) != 1) { continue; }
+            snprintf(model_path, sizeof(model_path), "%s/model_%08d.bin", dir, step);
+            struct stat st;
+            if (stat(model_path, &st) == 0 && step > best) { best = step; }
+        }
+        globfree(&g);
+    }
+    return best;
+}
+// @copy-end trainer-state
+
+// @copy-begin trainer-sampling
+// ----------------------------------------------------------------------------
+// sampling and printing tokens
+
+static int sample_from(const float* probs, int n, float coin) {
+    float cdf = 0.0f;
+    for (int i = 0; i < n; i++) {
+        cdf += probs[i];
+        if (coin < cdf) { return i; }
+    }
+    return n - 1;  // rounding left the cdf a hair under 1
+}
+
+// llm.c's GPT-2 tokenizer file (written by its data scripts), for printing GPT-2 tokens as text
+typedef struct {
+    int vocab_size;
+    char** tokens;
+} Tokenizer;
+
+static void tokenizer_load(Tokenizer* tk, const char* path) {
+    FILE* f = fopen_check(path, "rb");
+    uint32_t h[256];
+    fread_check(h, sizeof(uint32_t), 256, f, path);
+    if (h[0] != 20240328 || (h[1] != 1 && h[1] != 2)) { die("'%s' is not an llm.c tokenizer file (magic %u)", path, h[0]); }
+    tk->vocab_size = (int)h[2];
+    tk->tokens = (char**)malloc_check(tk->vocab_size * sizeof(char*));
+    for (int i = 0; i < tk->vocab_size; i++) {
+        unsigned char len;
+        fread_check(&len, 1, 1, f, path);
+        tk->tokens[i] = (char*)malloc_check(len + 1);
+        fread_check(tk->tokens[i], 1, len, f, path);
+        tk->tokens[i][len] = '\0';
+    }
+    fclose(f);
+}
+
+static void print_token(const Tokenizer* tk, int vocab_size, int token) {
+    if (tk && tk->tokens && token < tk->vocab_size) { fputs(tk->tokens[token], stdout); }
+    else if (vocab_size <= 256) { putchar(token); }  // byte-level: the token is the byte
+    else { printf("<%d>", token); }
+}
+// @copy-end trainer-sampling
+
+// @copy-begin trainer-cli
+// ----------------------------------------------------------------------------
+// command line
+
+static void usage(void) {
+    fprintf(stderr,
+        "usage: %s [flags]\n"
+        "data and output:\n"
+        "  -i PATTERN   train token shards (glob)            default data/austen/austen_train.bin\n"
+        "  -j PATTERN   val token shards (glob)              default data/austen/austen_val.bin\n"
+        "  -o DIR       output: log.csv, model_/state_ checkpoints   default none\n"
+        "  -e INIT      checkpoint file, or a new model: dN (N layers, N heads of 64) or lLcChH (e.g. l2c64h4)  default d4\n"
+        "  -V N         vocabulary of a new model            default: 256 if the train shard is bytes, else 50257\n"
+        "  -y 1         resume from the newest checkpoint in -o\n"
+        "training:\n"
+        "  -b B  -t T   batch size, sequence length          default 4, 256\n"
+        "  -d N         total batch in tokens (gradient accumulation)  default B*T\n"
+        "  -x N         steps                                default 100\n"
+        "  -l LR  -u N  -q F   peak learning rate, warmup steps, final lr fraction (cosine)  default 1e-3, 10, 0.1\n"
+        "  -c WD        weight decay                         default 0.1\n"
+        "  -k CLIP      gradient norm clip (0 = off)         default 1.0\n"
+        "  -r SEED      seed for a new model and sampling    default 1337\n"
+        "  -v N  -m N   val loss every N steps, over M batches    default 25, 8\n"
+        "  -n N         checkpoint every N steps (and at the end) with -o   default 0 (end only)\n"
+        "  -s N  -g N   sample every N steps, N tokens       default 0 (off), 64\n"
+        "attention pattern and positions of a new model (or to override a checkpoint's pattern):\n"
+        "  --window W        keys 0 <= i-j < W; 0 = full         default 0\n"
+        "  --sinks S         keys j < S always                   default 0\n"
+        "  --causal 0|1                                          default 1\n"
+        "  --lookahead R     non-causal only: 0 < j-i <= R       default 0\n"
+        "  --global P,P,...  global positions                    default none\n"
+        "  --dilation d  --dilated-keys K   every d-th key beyond the window, K of them (0 = all)  default 1, 0\n"
+        "  --layer-windows W,W,...   one window per layer (0 = full), sinks/dilation shared\n"
+        "  --full-every k    every k-th layer full, the others windowed (Gemma-style)\n"
+        "  --pos learned|rope  --rope-theta N   position encoding    default learned, 10000\n"
+        "  --max-seq-len N   maxT of a new model                 default T\n"
+        "other:\n"
+        "  --generate N      load -e, print N sampled tokens, exit\n"
+        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
+}
+
+static int parse_int(const char* flag, const char* value, int min_value) {
+    char* end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || *end != '\0' || end == value || v < min_value || v > 2147483647L) {
+        die("%s '%s': expected an integer >= %d", flag, value, min_value);
+    }
+    return (int)v;
+}
+
+static float parse_float(const char* flag, const char* value, float min_value) {
+    char* end;
+    errno = 0;
+    float v = strtof(value, &end);
+    if (errno || *end != '\0' || end == value || !(v >= min_value) || !isfinite(v)) {
+        die("%s '%s': expected a number >= %g", flag, value, min_value);
+    }
+    return v;
+}
+
+static int parse_int_list(const char* flag, const char* value, int* out, int max_count) {
+    int n = 0;
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", value);
+    for (char* tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == max_count) { die("%s: more than %d values", flag, max_count); }
+        out[n++] = parse_int(flag, tok, 0);
+    }
+    if (n == 0) { die("%s '%s': expected a comma-separated list of integers", flag, value); }
+    return n;
+}
+
+typedef struct {
+    const char* train_pattern;
+    const char* val_pattern;
+    const char* out_dir;
+    const char* init;
+    const char* tokenizer;
+    int vocab_size;  // 0: decide from the data
+    int resume;
+    int B, T, total_batch;
+    int steps, warmup, val_every, val_batches, ckpt_every, sample_every, gen_tokens, generate;
+    float lr, final_lr_frac, weight_decay, grad_clip;
+    uint64_t seed;
+    // pattern flags; -1 marks "not given" so a checkpoint's pattern is kept unless overridden
+    int window, sinks, causal, lookahead, dilation, dilated_keys, full_every;
+    int num_layer_windows, layer_windows[MAX_LAYERS];
+    int num_globals, globals[MAX_GLOBALS];
+    int rope, rope_theta, max_seq_len;
+} Args;
+
+static void parse_args(Args* a, int argc, char** argv) {
+    *a = (Args){
+        .train_pattern = "data/austen/austen_train.bin", .val_pattern = "data/austen/austen_val.bin",
+        .out_dir = NULL, .init = "d4", .tokenizer = NULL, .vocab_size = 0, .resume = 0,
+        .B = 4, .T = 256, .total_batch = 0, .steps = 100, .warmup = 10, .val_every = 25, .val_batches = 8,
+        .ckpt_every = 0, .sample_every = 0, .gen_tokens = 64, .generate = 0,
+        .lr = 1e-3f, .final_lr_frac = 0.1f, .weight_decay = 0.1f, .grad_clip = 1.0f, .seed = 1337,
+        .window = -1, .sinks = -1, .causal = -1, .lookahead = -1, .dilation = -1, .dilated_keys = -1,
+        .full_every = 0, .num_layer_windows = 0, .num_globals = -1, .rope = -1, .rope_theta = 10000, .max_seq_len = 0,
+    };
+    for (int i = 1; i < argc; i++) {
+        const char* f = argv[i];
+        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { usage(); exit(EXIT_SUCCESS); }
+        if (f[0] != '-') { die("unexpected argument '%s' (flags start with '-'; see -h)", f); }
+        if (i + 1 >= argc) { die("flag %s needs a value (see -h)", f); }
+        const char* v = argv[++i];
+        if (strcmp(f, "-i") == 0) { a->train_pattern = v; }
+        else if (strcmp(f, "-j") == 0) { a->val_pattern = v; }
+        else if (strcmp(f, "-o") == 0) { a->out_dir = v; }
+        else if (strcmp(f, "-e") == 0) { a->init = v; }
+        else if (strcmp(f, "-V") == 0) { a->vocab_size = parse_int(f, v, 1); }
+        else if (strcmp(f, "-y") == 0) { a->resume = parse_int(f, v, 0); }
+        else if (strcmp(f, "-b") == 0) { a->B = parse_int(f, v, 1); }
+        else if (strcmp(f, "-t") == 0) { a->T = parse_int(f, v, 1); }
+        else if (strcmp(f, "-d") == 0) { a->total_batch = parse_int(f, v, 1); }
+        else if (strcmp(f, "-x") == 0) { a->steps = parse_int(f, v, 0); }
+        else if (strcmp(f, "-l") == 0) { a->lr = parse_float(f, v, 0.0f); }
+        else if (strcmp(f, "-u") == 0) { a->warmup = parse_int(f, v, 0); }
+        else if (strcmp(f, "-q") == 0) { a->final_lr_frac = parse_float(f, v, 0.0f); }
+        else if (strcmp(f, "-c") == 0) { a->weight_decay = parse_float(f, v, 0.0f); }
+        else if (strcmp(f, "-k") == 0) { a->grad_clip = parse_float(f, v, 0.0f); }
+        else if (strcmp(f, "-r") == 0) { a->seed = (uint64_t)parse_int(f, v, 0); }
+        else if (strcmp(f, "-v") == 0) { a->val_every = parse_int(f, v, 0); }
+        else if (strcmp(f, "-m") == 0) { a->val_batches = parse_int(f, v, 1); }
+        else if (strcmp(f, "-n") == 0) { a->ckpt_every = parse_int(f, v, 0); }
+        else if (strcmp(f, "-s") == 0) { a->sample_every = parse_int(f, v, 0); }
+        else if (strcmp(f, "-g") == 0) { a->gen_tokens = parse_int(f, v, 1); }
+        else if (strcmp(f, "--window") == 0) { a->window = parse_int(f, v, 0); }
+        else if (strcmp(f, "--sinks") == 0) { a->sinks = parse_int(f, v, 0); }
+        else if (strcmp(f, "--causal") == 0) {
+            a->causal = parse_int(f, v, 0);
+            if (a->causal > 1) { die("--causal '%s': expected 0 or 1", v); }
+        }
+        else if (strcmp(f, "--lookahead") == 0) { a->lookahead = parse_int(f, v, 0); }
+        else if (strcmp(f, "--dilation") == 0) { a->dilation = parse_int(f, v, 1); }
+        else if (strcmp(f, "--dilated-keys") == 0) { a->dilated_keys = parse_int(f, v, 0); }
+        else if (strcmp(f, "--global") == 0) { a->num_globals = parse_int_list(f, v, a->globals, MAX_GLOBALS); }
+        else if (strcmp(f, "--layer-windows") == 0) { a->num_layer_windows = parse_int_list(f, v, a->layer_windows, MAX_LAYERS); }
+        else if (strcmp(f, "--full-every") == 0) { a->full_every = parse_int(f, v, 1); }
+        else if (strcmp(f, "--pos") == 0) {
+            if (strcmp(v, "learned") == 0) { a->rope = 0; }
+            else if (strcmp(v, "rope") == 0) { a->rope = 1; }
+            else { die("--pos '%s': expected learned or rope", v); }
+        }
+        else if (strcmp(f, "--rope-theta") == 0) { a->rope_theta = parse_int(f, v, 1); }
+        else if (strcmp(f, "--max-seq-len") == 0) { a->max_seq_len = parse_int(f, v, 1); }
+        else if (strcmp(f, "--generate") == 0) { a->generate = parse_int(f, v, 1); }
+        else if (strcmp(f, "--tokenizer") == 0) { a->tokenizer = v; }
+        else { die("unknown flag '%s' (see -h)", f); }
+    }
+    if (a->resume && a->out_dir == NULL) { die("-y 1 (resume) needs -o DIR holding the checkpoints"); }
+    if ((a->num_layer_windows > 0) + (a->full_every > 0) + (a->window >= 0 && a->num_layer_windows > 0) > 1) {
+        die("--layer-windows sets every layer's window: drop --window / --full-every");
+    }
+    if (a->final_lr_frac > 1.0f) { die("-q %g: the final learning-rate fraction must be in [0, 1]", a->final_lr_frac); }
+    if (a->resume > 1) { die("-y %d: expected 0 or 1", a->resume); }
+    if ((long long)a->B * a->T > (1LL << 30)) { die("-b %d -t %d: B*T = %lld tokens per micro-batch is more than 2^30", a->B, a->T, (long long)a->B * a->T); }
+}
+
+static int pattern_flags_given(const Args* a) {
+    return a->window >= 0 || a->sinks >= 0 || a->causal >= 0 || a->lookahead >= 0 || a->dilation >= 0 ||
+           a->dilated_keys >= 0 || a->num_globals >= 0 || a->num_layer_windows > 0 || a->full_every > 0;
+}
+
+// The pattern the flags describe, on top of base (the defaults for a new model, or a
+// checkpoint's pattern when flags override it): a flag replaces its field in every layer, fields
+// no flag names keep base's per-layer values.
+static void pattern_from_args(const Args* a, int num_layers, const ModelPattern* base, ModelPattern* mp) {
+    AttnPattern layer[MAX_LAYERS];
+    for (int l = 0; l < num_layers; l++) {
+        AttnPattern p = base->patterns[base->layer_pattern[l]];
+        if (a->window >= 0) { p.window = a->window; }
+        if (a->full_every > 0) { p.window = (l + 1) % a->full_every == 0 ? 0 : p.window; }
+        if (a->num_layer_windows > 0) {
+            if (a->num_layer_windows != num_layers) {
+                die("--layer-windows has %d values, the model has %d layers", a->num_layer_windows, num_layers);
+            }
+            p.window = a->layer_windows[l];
+        }
+        if (a->sinks >= 0) { p.sinks = a->sinks; }
+        if (a->lookahead >= 0) { p.lookahead = a->lookahead; }
+        if (a->dilation >= 0) { p.dilation = a->dilation; }
+        if (a->dilated_keys >= 0) { p.dilated_keys = a->dilated_keys; }
+        layer[l] = p;
+    }
+    ModelPattern out;
+    memset(&out, 0, sizeof(out));
+    out.causal = a->causal >= 0 ? a->causal : base->causal;
+    for (int l = 0; l < num_layers; l++) {  // layers with equal patterns share one entry
+        int k = 0;
+        while (k < out.num_patterns && memcmp(&out.patterns[k], &layer[l], sizeof(AttnPattern)) != 0) { k++; }
+        if (k == out.num_patterns) {
+            if (k == MAX_PATTERNS) { die("more than %d distinct per-layer patterns", MAX_PATTERNS); }
+            out.patterns[out.num_patterns++] = layer[l];
+        }
+        out.layer_pattern[l] = k;
+    }
+    if (a->num_globals > 0) {
+        out.num_globals = a->num_globals;
+        memcpy(out.globals, a->globals, a->num_globals * sizeof(int));
+        qsort(out.globals, out.num_globals, sizeof(int), compare_ints);
+    } else {
+        out.num_globals = base->num_globals;
+        memcpy(out.globals, base->globals, sizeof(out.globals));
+    }
+    *mp = out;
+}
+
+// -e names a new model (dN, lLcChH) or else a checkpoint file
+static int is_model_descriptor(const char* desc) {
+    int n, L, C, NH;
+    char extra;
+    return sscanf(desc, "d%d%c", &n, &extra) == 1 || sscanf(desc, "l%dc%dh%d%c", &L, &C, &NH, &extra) == 3;
+}
+
+static void config_from_descriptor(GPT2Config* c, const char* desc, int T, int vocab_size) {
+    int n, L, C, NH;
+    char extra;
+    if (sscanf(desc, "d%d%c", &n, &extra) == 1 && n > 0) { L = n; C = 64 * n; NH = n; }
+    else if (sscanf(desc, "l%dc%dh%d%c", &L, &C, &NH, &extra) == 3) {}
+    else { die("-e '%s': expected dN (e.g. d4) or lLcChH (e.g. l2c64h4) with positive sizes", desc); }
+    memset(c, 0, sizeof(*c));
+    c->max_seq_len = T;
+    c->vocab_size = vocab_size;
+    c->padded_vocab_size = (vocab_size + 127) / 128 * 128;
+    c->num_layers = L;
+    c->num_heads = NH;
+    c->channels = C;
+}
+
+// 256 when every token of the first train shard is a byte, else GPT-2's 50257
+static int vocab_from_data(const char* pattern) {
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
+        die("-i '%s': no token shard matches (run `make data` or `python3 data/prepare.py`)", pattern);
+    }
+    const char* path = g.gl_pathv[0];
+    size_t n = shard_check(path, 1);
+    uint16_t* tokens = (uint16_t*)malloc_check(n * sizeof(uint16_t));
+    FILE* f = fopen_check(path, "rb");
+    fseek(f, HEADER_INTS * 4, SEEK_SET);
+    fread_check(tokens, sizeof(uint16_t), n, f, path);
+    fclose(f);
+    int max_token = 0;
+    for (size_t i = 0; i < n; i++) { if (tokens[i] > max_token) { max_token = tokens[i]; } }
+    free(tokens);
+    globfree(&g);
+    return max_token < 256 ? 256 : 50257;
+}
+
+static void print_config(const GPT2Config* c, size_t num_parameters, const Args* a, int accum) {
+    printf("model: L=%d C=%d NH=%d V=%d (padded %d) maxT=%d, %zu parameters, positions %s\n",
+           c->num_layers, c->channels, c->num_heads, c->vocab_size, c->padded_vocab_size, c->max_seq_len,
+           num_parameters, c->rope ? "rotary" : "learned");
+    printf("attention: %s", c->pattern.causal ? "causal" : "non-causal");
+    if (c->pattern.num_globals) {
+        printf(", global positions");
+        for (int g = 0; g < c->pattern.num_globals; g++) { printf(" %d", c->pattern.globals[g]); }
+    }
+    printf("\n");
+    for (int l = 0; l < c->num_layers; l++) {
+        char desc[128];
+        pattern_describe(&c->pattern.patterns[c->pattern.layer_pattern[l]], desc, sizeof(desc));
+        printf("  layer %d: %s\n", l, desc);
+    }
+    printf("batch: B=%d T=%d, %d micro-steps per step (%d tokens), %d steps, lr %.2e warmup %d\n",
+           a->B, a->T, accum, a->B * a->T * accum, a->steps, a->lr, a->warmup);
+#ifdef OMP
+    printf("threads: %d\n", omp_get_max_threads());
+#endif
+}
+
+static void mkdir_p(const char* dir) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", dir);
+    for (char* p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) { die("-o '%s': cannot create '%s': %s", dir, buf, strerror(errno)); }
+            *p = c;
+            if (c == '\0') { break; }
+        }
+    }
+}
+
+// A resumed run rewrites the steps after its checkpoint: drop them from the log first, so each
+// step appears once.
+static void log_truncate(const char* path, int last_step) {
+    FILE* f = fopen(path, "r");
+    if (f == NULL) { return; }
+    char tmp[4300];
+    FILE* out = atomic_open(path, tmp, sizeof(tmp));
+    char line[1024];
+    int first = 1;
+    while (fgets(line, sizeof(line), f)) {
+        if (first || atoi(line) <= last_step) { fputs(line, out); }
+        first = 0;
+    }
+    fclose(f);
+    atomic_commit(out, tmp, path);
+}
+
+// @copy-end trainer-cli
 #pragma nv_diag_default 177
 
 // ----------------------------------------------------------------------------
@@ -784,7 +1416,6 @@ __global__ void float_to_bf16_kernel(floatX* out, const float* in, size_t n) {
 
 // ============================================================================
 // @twin-begin attention: the one part of this file that differs from train_gpt_full.cu
-#define TRAINER_NAME "train_gpt_full"
 
 // @copy-begin attn-pattern
 // ----------------------------------------------------------------------------
@@ -1944,42 +2575,14 @@ static void point_parameters_x(ParamsX* p, const size_t* sizes, floatX* memory) 
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { *ptrs[i] = it; it += sizes[i]; }
 }
 
-static void gpt2_gpu_load(GPT2GPU* model, const char* path) {
-    file_size(path);
-    FILE* f = fopen_check(path, "rb");
-    int h[HEADER_INTS];
-    fread_check(h, sizeof(int), HEADER_INTS, f, path);
-    if (h[0] != CHECKPOINT_MAGIC) { die("'%s' is not a model checkpoint: magic %d, expected %d", path, h[0], CHECKPOINT_MAGIC); }
-    if (h[1] != 3 && h[1] != 5) { die("'%s': checkpoint version %d, expected 3 (float32) or 5 (bf16)", path, h[1]); }
-    if (h[8] != 0 && h[8] != 1) { die("'%s': pattern slots version %d, expected 0 or 1", path, h[8]); }
-    GPT2Config* c = &model->config;
-    c->max_seq_len = h[2];
-    c->vocab_size = h[3];
-    c->num_layers = h[4];
-    c->num_heads = h[5];
-    c->channels = h[6];
-    c->padded_vocab_size = h[7];
-    header_to_pattern(h, c);
-    config_validate(c, path);
-    if (c->rope) { die("'%s': rotary positions are not on the GPU yet", path); }
+// The model from float32 host parameters: master weights, their bf16 copies, zeroed gradients and moments.
+static void gpt2_gpu_build(GPT2GPU* model, const float* host) {
+    const GPT2Config* c = &model->config;
+    if (c->rope) { die("%s: rotary positions are not on the GPU yet", TRAINER_NAME); }
     attention_check_pattern(c);
     fill_in_parameter_sizes(model->param_sizes, c);
-    size_t n = 0;
-    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { n += model->param_sizes[i]; }
+    size_t n = count_parameters(c);
     model->num_parameters = n;
-    size_t bytes_per = h[1] == 3 ? 4 : 2;
-    long expected = (long)(HEADER_INTS * sizeof(int) + n * bytes_per);
-    if (file_size(path) != expected) { die("'%s' has %ld bytes, expected %ld for its header's sizes", path, file_size(path), expected); }
-    float* host = (float*)malloc_check(n * sizeof(float));
-    if (h[1] == 3) {
-        fread_check(host, sizeof(float), n, f, path);
-    } else {
-        uint16_t* tmp = (uint16_t*)malloc_check(n * sizeof(uint16_t));
-        fread_check(tmp, sizeof(uint16_t), n, f, path);
-        for (size_t i = 0; i < n; i++) { host[i] = bf16_to_float(tmp[i]); }
-        free(tmp);
-    }
-    fclose(f);
     cudaCheck(cudaMalloc(&model->master, n * sizeof(float)));
     cudaCheck(cudaMalloc(&model->params_memory, n * sizeof(floatX)));
     cudaCheck(cudaMalloc(&model->grads_memory, n * sizeof(float)));
@@ -1994,6 +2597,12 @@ static void gpt2_gpu_load(GPT2GPU* model, const char* path) {
     point_parameters_x(&model->params, model->param_sizes, model->params_memory);
     point_parameters(&model->grads, model->param_sizes, model->grads_memory);
     cudaCheck(cudaMalloc(&model->norm_partial, NORM_BLOCKS * sizeof(float)));
+}
+
+static void gpt2_gpu_load(GPT2GPU* model, const char* path) {
+    size_t n;
+    float* host = checkpoint_read(path, &model->config, &n);
+    gpt2_gpu_build(model, host);
     free(host);
 }
 
@@ -2311,17 +2920,199 @@ static void check_dump(const char* prefix) {
 }
 
 // ----------------------------------------------------------------------------
+// training
+
+// Allowed (query, key) pairs of a causal band W (0 = full) plus S sinks over T positions: SPEC §1's
+// FLOP count is on these, never on T x T.
+static double band_pairs(int T, int W, int S) {
+    double pairs = 0.0;
+    for (int i = 0; i < T; i++) {
+        int band = W == 0 ? i + 1 : (i + 1 < W ? i + 1 : W);
+        int sinks_outside = W == 0 ? 0 : (S < i - W + 1 ? S : i - W + 1);
+        pairs += band + (sinks_outside > 0 ? sinks_outside : 0);
+    }
+    return pairs;
+}
+
+// FLOPs of one training step's forward + backward per token: 6 per matmul weight (the embedding
+// table counts once, as the classifier) plus attention's 3.5 x 4 x P x D per head and layer.
+static double flops_per_token(const GPT2Config* c, int T) {
+    double C = c->channels, L = c->num_layers, matmul_weights = L * 12.0 * C * C + (double)c->padded_vocab_size * C;
+    double attention = 0.0;
+    for (int l = 0; l < c->num_layers; l++) {
+        const AttnPattern* p = &c->pattern.patterns[c->pattern.layer_pattern[l]];
+        attention += 3.5 * 4.0 * band_pairs(T, p->window, p->sinks) * C;  // C = NH x D
+    }
+    return 6.0 * matmul_weights + attention / T;
+}
+
+static const double PEAK_BF16_FLOPS = 989.5e12;  // H100 / H200 SXM dense bf16, for MFU
+
+static float gpu_evaluate(GPT2GPU* model, DataLoader* val, int batches) {
+    dataloader_reset(val);
+    float sum = 0.0f;
+    for (int i = 0; i < batches; i++) {
+        dataloader_next_batch(val);
+        gpt2_gpu_forward(model, val->inputs, val->targets, 0.0f);
+        sum += model->mean_loss;
+    }
+    return sum / batches;
+}
+
+static void gpu_save(GPT2GPU* model, const char* dir, const TrainState* st) {
+    size_t n = model->num_parameters;
+    float* host = (float*)malloc_check(n * sizeof(float));
+    float* m = (float*)malloc_check(n * sizeof(float));
+    float* v = (float*)malloc_check(n * sizeof(float));
+    cudaCheck(cudaMemcpy(host, model->master, n * sizeof(float), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(m, model->m_memory, n * sizeof(float), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(v, model->v_memory, n * sizeof(float), cudaMemcpyDeviceToHost));
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/model_%08d.bin", dir, st->step);
+    checkpoint_write(path, &model->config, host, n);
+    snprintf(path, sizeof(path), "%s/state_%08d.bin", dir, st->step);
+    state_save(path, st, m, v, n);
+    printf("checkpoint written: %s/model_%08d.bin\n", dir, st->step);
+    free(host); free(m); free(v);
+}
 
 int main(int argc, char** argv) {
-    cublasCheck(cublasLtCreate(&lt_handle));
-    cudaCheck(cudaMalloc(&lt_workspace, LT_WORKSPACE_BYTES));
     cudaDeviceProp props;
     cudaCheck(cudaGetDeviceProperties(&props, 0));
+    cublasCheck(cublasLtCreate(&lt_handle));
+    cudaCheck(cudaMalloc(&lt_workspace, LT_WORKSPACE_BYTES));
     if (argc >= 3 && strcmp(argv[1], "--check-dump") == 0) {
         printf("device: %s; attention: %s\n", props.name, ATTENTION_NAME);
         for (int i = 2; i < argc; i++) { check_dump(argv[i]); }
         printf("%s --check-dump: %d passed, %d failed\n", TRAINER_NAME, checks_passed, checks_failed);
         return checks_failed == 0 ? 0 : 1;
     }
-    die("%s: training from data is not written yet (issue 4); use --check-dump PREFIX, or train_gpt_cpu", TRAINER_NAME);
+    Args a;
+    parse_args(&a, argc, argv);
+    if (a.generate || a.sample_every) { die("%s: sampling is not on the GPU yet (issue 4); sample with train_gpt_cpu --generate", TRAINER_NAME); }
+    GPT2GPU model;
+    memset(&model, 0, sizeof(model));
+    int resume_step = -1;
+    if (a.resume) {
+        resume_step = latest_checkpoint_step(a.out_dir);
+        if (resume_step < 0) { die("-y 1: no model_/state_ checkpoint pair in '%s'", a.out_dir); }
+    }
+    char path[4200];
+    int from_checkpoint = resume_step >= 0 || !is_model_descriptor(a.init);
+    float* host = NULL;
+    size_t n = 0;
+    if (from_checkpoint) {
+        if (resume_step >= 0) { snprintf(path, sizeof(path), "%s/model_%08d.bin", a.out_dir, resume_step); }
+        host = checkpoint_read(resume_step >= 0 ? path : a.init, &model.config, &n);
+        if (a.rope >= 0 && a.rope != model.config.rope) {
+            die("--pos: the checkpoint uses %s positions; they cannot be changed", model.config.rope ? "rotary" : "learned");
+        }
+        if (pattern_flags_given(&a)) {
+            ModelPattern from_file = model.config.pattern;
+            pattern_from_args(&a, model.config.num_layers, &from_file, &model.config.pattern);
+            config_validate(&model.config, "flags");
+            printf("attention pattern taken from the flags, not the checkpoint\n");
+        }
+    } else {
+        int V = a.vocab_size ? a.vocab_size : vocab_from_data(a.train_pattern);
+        config_from_descriptor(&model.config, a.init, a.max_seq_len ? a.max_seq_len : a.T, V);
+        model.config.rope = a.rope == 1;
+        model.config.rope_theta = a.rope_theta;
+        ModelPattern defaults = default_pattern();
+        pattern_from_args(&a, model.config.num_layers, &defaults, &model.config.pattern);
+        config_validate(&model.config, "flags");
+        size_t sizes[NUM_PARAMETER_TENSORS];
+        fill_in_parameter_sizes(sizes, &model.config);
+        n = count_parameters(&model.config);
+        host = (float*)malloc_check(n * sizeof(float));
+        params_init_random(host, sizes, &model.config, a.seed);
+    }
+    if (a.T > model.config.max_seq_len && !model.config.rope) {
+        die("-t %d exceeds the model's maximum sequence length %d", a.T, model.config.max_seq_len);
+    }
+    gpt2_gpu_build(&model, host);
+    free(host);
+    int tokens_per_micro = a.B * a.T;
+    int total_batch = a.total_batch ? a.total_batch : tokens_per_micro;
+    if (total_batch % tokens_per_micro != 0) { die("-d %d: the total batch must be a multiple of B*T = %d", total_batch, tokens_per_micro); }
+    int accum = total_batch / tokens_per_micro;
+    DataLoader train, val;
+    dataloader_init(&train, a.train_pattern, a.B, a.T, model.config.vocab_size, "-i");
+    dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
+    gpt2_gpu_allocate(&model, a.B, a.T);
+    printf("device: %s; attention: %s\n", props.name, ATTENTION_NAME);
+    print_config(&model.config, model.num_parameters, &a, accum);
+    size_t free_bytes, total_bytes;
+    cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
+    printf("GPU memory in use: %.2f GiB of %.2f GiB\n", (total_bytes - free_bytes) / 1073741824.0, total_bytes / 1073741824.0);
+
+    uint64_t rng = a.seed ^ 0x9E3779B97F4A7C15ull;  // the sampler's, kept in the state as on the CPU
+    int start_step = 0;
+    if (resume_step >= 0) {
+        TrainState st;
+        size_t np = model.num_parameters;
+        float* m = (float*)malloc_check(np * sizeof(float));
+        float* v = (float*)malloc_check(np * sizeof(float));
+        snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, resume_step);
+        state_load(path, &st, m, v, np);
+        if (st.B != a.B || st.T != a.T || st.total_batch != total_batch) {
+            die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
+                path, st.B, st.T, st.total_batch, a.B, a.T, total_batch);
+        }
+        cudaCheck(cudaMemcpy(model.m_memory, m, np * sizeof(float), cudaMemcpyHostToDevice));
+        cudaCheck(cudaMemcpy(model.v_memory, v, np * sizeof(float), cudaMemcpyHostToDevice));
+        free(m); free(v);
+        start_step = st.step;
+        dataloader_seek(&train, st.shard_index, st.position);
+        rng = st.rng;
+        printf("resumed from step %d of '%s'\n", start_step, a.out_dir);
+    }
+    FILE* log = NULL;
+    if (a.out_dir) {
+        mkdir_p(a.out_dir);
+        snprintf(path, sizeof(path), "%s/log.csv", a.out_dir);
+        if (resume_step >= 0) { log_truncate(path, resume_step); }
+        log = fopen_check(path, resume_step >= 0 ? "a" : "w");
+        if (resume_step < 0) { fprintf(log, "step,loss,val_loss,lr,ms,tokens_per_s\n"); }
+    }
+    double step_flops = flops_per_token(&model.config, a.T) * total_batch;
+    for (int step = start_step; step < a.steps; step++) {
+        double t0 = now_seconds();
+        gpt2_gpu_zero_grad(&model);
+        float loss = 0.0f;
+        for (int micro = 0; micro < accum; micro++) {
+            dataloader_next_batch(&train);
+            gpt2_gpu_forward(&model, train.inputs, train.targets, 1.0f / ((float)tokens_per_micro * accum));
+            gpt2_gpu_backward(&model);
+            loss += model.mean_loss / accum;
+        }
+        float lr = learning_rate_at(step, a.steps, a.warmup, a.lr, a.final_lr_frac);
+        float norm = gpt2_gpu_update(&model, lr, 0.9f, 0.95f, 1e-8f, a.weight_decay, a.grad_clip, step + 1);
+        cudaCheck(cudaDeviceSynchronize());
+        double ms = (now_seconds() - t0) * 1000.0;
+        double tok_s = total_batch / (ms / 1000.0);
+        double mfu = step_flops / (ms / 1000.0) / PEAK_BF16_FLOPS;
+        printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.2f ms | %.0f tok/s | MFU %.1f%%\n",
+               step + 1, a.steps, loss, norm, lr, ms, tok_s, 100.0 * mfu);
+        int last = step + 1 == a.steps;
+        float val_loss = -1.0f;
+        if (a.val_every > 0 && ((step + 1) % a.val_every == 0 || last)) {
+            val_loss = gpu_evaluate(&model, &val, a.val_batches);
+            printf("val loss %.6f\n", val_loss);
+        }
+        if (log) {
+            fprintf(log, "%d,%.6f,", step + 1, loss);
+            if (val_loss >= 0.0f) { fprintf(log, "%.6f", val_loss); }
+            fprintf(log, ",%.6e,%.3f,%.1f\n", lr, ms, tok_s);
+            fflush(log);
+        }
+        if (a.out_dir && ((a.ckpt_every > 0 && (step + 1) % a.ckpt_every == 0) || last)) {
+            TrainState st = {step + 1, a.B, a.T, total_batch, train.shard_index, train.position, rng};
+            gpu_save(&model, a.out_dir, &st);
+        }
+    }
+    if (log) { fclose(log); }
+    dataloader_free(&train);
+    dataloader_free(&val);
+    return 0;
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# GPU tests of the CUDA trainers through their command line (run by `make test-gpu` on a GPU
+# machine): training from data, determinism, exact resume, and the same training on the CPU and
+# the GPU from one checkpoint.
+#   bash test/test_gpu.sh BUILD_DIR     (BUILD_DIR/tiny: tiny shards, BUILD_DIR/dumps: reference dumps)
+set -u
+dir=${1:?usage: test_gpu.sh BUILD_DIR}
+work=$dir/gpu
+rm -rf "$work" && mkdir -p "$work"
+passed=0 failed=0
+pass() { echo "PASS $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+data=(-i "$dir/tiny/tiny_train.bin" -j "$dir/tiny/tiny_val.bin")
+# heads of 64 (the kernels' size); windowed with sinks, 12 steps, checkpoints at 6 and 12
+common=("${data[@]}" -e l2c128h2 -V 256 -b 4 -t 96 -x 12 -u 2 -v 6 -m 2 -l 3e-3 --window 24 --sinks 3)
+
+./train_gpt_window "${common[@]}" -n 6 -o "$work/a" > "$work/a.out" 2>&1
+check "train_gpt_window trains 12 steps from token shards" test $? -eq 0 -a "$(wc -l < "$work/a/log.csv" 2>/dev/null || echo 0)" -eq 13
+first=$(sed -n 2p "$work/a/log.csv" | cut -d, -f2); last=$(sed -n 13p "$work/a/log.csv" | cut -d, -f2)
+check "the loss falls ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.5) }'
+check "step lines report tokens/s and MFU" grep -qE '^step +12/12 .* tok/s \| MFU [0-9.]+%' "$work/a.out"
+
+./train_gpt_window "${common[@]}" -o "$work/b" > /dev/null 2>&1
+check "two runs log bit-identical losses" cmp -s <(cut -d, -f1-3 "$work/a/log.csv") <(cut -d, -f1-3 "$work/b/log.csv")
+
+mkdir -p "$work/r" && cp "$work/a/model_00000006.bin" "$work/a/state_00000006.bin" "$work/a/log.csv" "$work/r/"
+./train_gpt_window "${common[@]}" -o "$work/r" -y 1 > "$work/r.out" 2>&1
+check "resume at step 6 gives the same losses and weights bit for bit" \
+    bash -c "cmp -s <(cut -d, -f1-3 '$work/a/log.csv') <(cut -d, -f1-3 '$work/r/log.csv') && cmp -s '$work/a/model_00000012.bin' '$work/r/model_00000012.bin'"
+
+# the CPU trainer and the GPU trainer from one checkpoint: the same losses within bf16 noise
+ck=$dir/dumps/gpu_window_sinks_model.bin
+same=("${data[@]}" -e "$ck" -b 4 -t 64 -x 8 -u 2 -v 0 -l 1e-3)
+./train_gpt_cpu "${same[@]}" -o "$work/cpu" > /dev/null 2>&1
+./train_gpt_window "${same[@]}" -o "$work/gpu" > /dev/null 2>&1
+worst=$(paste -d, <(cut -d, -f2 "$work/cpu/log.csv" | tail -n +2) <(cut -d, -f2 "$work/gpu/log.csv" | tail -n +2) |
+        awk -F, 'NF == 2 && $1 > 0 { d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > w) w = d; n++ } END { if (n != 8) print 1; else printf "%.2e", w }')
+check "8 steps from one checkpoint: CPU and GPU losses agree within 1e-2 (worst relative difference $worst)" \
+    awk -v w="$worst" 'BEGIN { exit !(w < 1e-2) }'
+
+./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -b 4 -t 96 -x 4 -v 0 -o "$work/full" > "$work/full.out" 2>&1
+check "train_gpt_full trains a dense model" test $? -eq 0 -a "$(wc -l < "$work/full/log.csv" 2>/dev/null || echo 0)" -eq 5
+err=$(./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -t 96 --window 24 2>&1 >/dev/null)
+check "train_gpt_full refuses a window with one line" bash -c "[ \$(printf '%s\n' \"$err\" | wc -l) -eq 1 ] && printf '%s' \"$err\" | grep -q 'dense causal attention only'"
+
+echo "test_gpu: $passed passed, $failed failed"
+[ $failed -eq 0 ]
