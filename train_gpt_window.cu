@@ -1096,40 +1096,69 @@ static cublasLtHandle_t lt_handle;
 static void* lt_workspace;
 static const size_t LT_WORKSPACE_BYTES = 32 << 20;
 
-// Row-major D (n, m) = op(B) (n, k) @ op(A)^T ... written the cuBLAS (column-major) way:
-// D^T (m, n) = op(A) (m, k) @ op(B) (k, n), with D += beta * C and an optional bias (m) added.
-// a_rows_k: A is stored as (k, m) column-major when trans_a is 0, else (m, k).
+// What a matmul may add after the product: nothing, a bias, GELU of (product + bias) keeping the
+// pre-activation in aux, or the GELU gradient at aux applied to the product.
+enum Epilogue { EPI_NONE, EPI_BIAS, EPI_GELU_BIAS, EPI_DGELU };
+
+// cuBLASLt's algorithm choice per matmul shape, asked once: the heuristic query costs more host
+// time than many of the launches it picks for.
+typedef struct { int m, n, k, trans_a, trans_b, d_type, epilogue, has_c; cublasLtMatmulAlgo_t algo; } AlgoEntry;
+static AlgoEntry algo_cache[64];
+static int algo_cache_size = 0;
+
+// Column-major, as cuBLAS sees it: D (m, n) = op(A) (m, k) @ op(B) (k, n) + beta * C, then the
+// epilogue. For the row-major tensors of this file, D^T = B^T A^T: see the callers.
 static void matmul(void* d, cudaDataType_t d_type, const floatX* a, const floatX* b, const void* c, float beta,
-                   const floatX* bias, int m, int n, int k, bool trans_a, bool trans_b) {
+                   Epilogue epilogue, const floatX* bias, floatX* aux, int m, int n, int k, bool trans_a, bool trans_b) {
     cublasLtMatmulDesc_t desc;
     cublasCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
     cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
-    if (bias) {
-        cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    cublasLtEpilogue_t epi = epilogue == EPI_BIAS ? CUBLASLT_EPILOGUE_BIAS
+                           : epilogue == EPI_GELU_BIAS ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+                           : epilogue == EPI_DGELU ? CUBLASLT_EPILOGUE_DGELU : CUBLASLT_EPILOGUE_DEFAULT;
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    if (epilogue == EPI_BIAS || epilogue == EPI_GELU_BIAS) {
         cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
         cudaDataType_t bias_type = CUDA_R_16BF;
         cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+    }
+    if (epilogue == EPI_GELU_BIAS || epilogue == EPI_DGELU) {
+        int64_t ld = m;
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld)));
     }
     cublasLtMatrixLayout_t la, lb, lc;
     cublasCheck(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, trans_a ? k : m, trans_a ? m : k, trans_a ? k : m));
     cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, trans_b ? n : k, trans_b ? k : n, trans_b ? n : k));
     cublasCheck(cublasLtMatrixLayoutCreate(&lc, d_type, m, n, m));
-    cublasLtMatmulPreference_t pref;
-    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
-    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                     &LT_WORKSPACE_BYTES, sizeof(LT_WORKSPACE_BYTES)));
-    cublasLtMatmulHeuristicResult_t heuristic;
-    int found = 0;
-    cublasCheck(cublasLtMatmulAlgoGetHeuristic(lt_handle, desc, la, lb, lc, lc, pref, 1, &heuristic, &found));
-    if (found == 0) { die("cuBLASLt has no algorithm for m=%d n=%d k=%d", m, n, k); }
+    AlgoEntry key = {m, n, k, trans_a, trans_b, (int)d_type, (int)epilogue, c != NULL || beta != 0.0f};
+    int hit = -1;
+    for (int i = 0; i < algo_cache_size && hit < 0; i++) {
+        const AlgoEntry* e = &algo_cache[i];
+        if (e->m == m && e->n == n && e->k == k && e->trans_a == key.trans_a && e->trans_b == key.trans_b &&
+            e->d_type == key.d_type && e->epilogue == key.epilogue && e->has_c == key.has_c) { hit = i; }
+    }
+    if (hit < 0) {
+        cublasLtMatmulPreference_t pref;
+        cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+        cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                         &LT_WORKSPACE_BYTES, sizeof(LT_WORKSPACE_BYTES)));
+        cublasLtMatmulHeuristicResult_t heuristic;
+        int found = 0;
+        cublasCheck(cublasLtMatmulAlgoGetHeuristic(lt_handle, desc, la, lb, lc, lc, pref, 1, &heuristic, &found));
+        cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+        if (found == 0) { die("cuBLASLt has no algorithm for m=%d n=%d k=%d epilogue %d", m, n, k, (int)epilogue); }
+        if (algo_cache_size == (int)(sizeof(algo_cache) / sizeof(algo_cache[0]))) { die("more than 64 matmul shapes"); }
+        key.algo = heuristic.algo;
+        algo_cache[algo_cache_size] = key;
+        hit = algo_cache_size++;
+    }
     float alpha = 1.0f;
     const void* c_ptr = c ? c : d;
     cublasCheck(cublasLtMatmul(lt_handle, desc, &alpha, a, la, b, lb, &beta, c_ptr, lc, d, lc,
-                               &heuristic.algo, lt_workspace, LT_WORKSPACE_BYTES, 0));
-    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+                               &algo_cache[hit].algo, lt_workspace, LT_WORKSPACE_BYTES, 0));
     cublasCheck(cublasLtMatrixLayoutDestroy(la));
     cublasCheck(cublasLtMatrixLayoutDestroy(lb));
     cublasCheck(cublasLtMatrixLayoutDestroy(lc));
@@ -1139,7 +1168,14 @@ static void matmul(void* d, cudaDataType_t d_type, const floatX* a, const floatX
 // out (BT, OC) = inp (BT, C) @ weight (OC, C)^T + bias (OC) [+ residual (BT, OC)]
 static void matmul_forward(floatX* out, const floatX* inp, const floatX* weight, const floatX* bias,
                            const floatX* residual, int BT, int C, int OC) {
-    matmul(out, CUDA_R_16BF, weight, inp, residual, residual ? 1.0f : 0.0f, bias, OC, BT, C, true, false);
+    matmul(out, CUDA_R_16BF, weight, inp, residual, residual ? 1.0f : 0.0f, bias ? EPI_BIAS : EPI_NONE, bias, NULL,
+           OC, BT, C, true, false);
+}
+
+// out (BT, OC) = gelu(inp @ weight^T + bias), keeping the pre-activation (BT, OC) in pre_gelu
+static void matmul_forward_gelu(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight, const floatX* bias,
+                                int BT, int C, int OC) {
+    matmul(out, CUDA_R_16BF, weight, inp, NULL, 0.0f, EPI_GELU_BIAS, bias, pre_gelu, OC, BT, C, true, false);
 }
 
 // ----------------------------------------------------------------------------
@@ -1177,11 +1213,13 @@ static void bias_backward(float* dbias, const floatX* dout, int rows, int cols) 
     cudaCheckLaunch();
 }
 
-// dinp (BT, C) = dout (BT, OC) @ weight (OC, C); dweight (OC, C) += dout^T @ inp; dbias (OC) += sum dout
+// dinp (BT, C) = dout (BT, OC) @ weight (OC, C), times gelu'(pre_gelu) when the input was a GELU's
+// output; dweight (OC, C) += dout^T @ inp; dbias (OC) += sum dout
 static void matmul_backward(floatX* dinp, float* dweight, float* dbias, const floatX* dout, const floatX* inp,
-                            const floatX* weight, int BT, int C, int OC) {
-    matmul(dinp, CUDA_R_16BF, weight, dout, NULL, 0.0f, NULL, C, BT, OC, false, false);
-    matmul(dweight, CUDA_R_32F, inp, dout, NULL, 1.0f, NULL, C, OC, BT, false, true);
+                            const floatX* weight, int BT, int C, int OC, floatX* pre_gelu = NULL) {
+    matmul(dinp, CUDA_R_16BF, weight, dout, NULL, 0.0f, pre_gelu ? EPI_DGELU : EPI_NONE, NULL, pre_gelu,
+           C, BT, OC, false, false);
+    matmul(dweight, CUDA_R_32F, inp, dout, NULL, 1.0f, EPI_NONE, NULL, NULL, C, OC, BT, false, true);
     if (dbias) { bias_backward(dbias, dout, BT, OC); }
 }
 
@@ -1310,24 +1348,6 @@ static void layernorm_backward(floatX* dinp, float* dweight, float* dbias, const
     cudaCheckLaunch();
     layernorm_backward_finish_kernel<<<ceil_div(2 * C, 256), 256>>>(dweight, dbias, scratch_partial, blocks, C);
     cudaCheckLaunch();
-}
-
-#define GELU_SCALING_FACTOR 0.7978845608028654f  // sqrt(2 / pi)
-__global__ void gelu_forward_kernel(floatX* out, const floatX* inp, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) { return; }
-    float x = __bfloat162float(inp[i]);
-    out[i] = __float2bfloat16(0.5f * x * (1.0f + tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x))));
-}
-
-__global__ void gelu_backward_kernel(floatX* dinp, const floatX* inp, const floatX* dout, size_t n) {
-    // dinp = gelu'(inp) * dout, in place when dinp == dout
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) { return; }
-    float x = __bfloat162float(inp[i]);
-    float th = tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x));
-    float grad = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_SCALING_FACTOR * (1.0f + 3.0f * 0.044715f * x * x);
-    dinp[i] = __float2bfloat16(grad * __bfloat162float(dout[i]));
 }
 
 // Softmax + cross-entropy per row without keeping float32 logits: losses (rows) gets -log p[target];
@@ -2559,7 +2579,9 @@ typedef struct {
     float* norm_partial;    // (NORM_BLOCKS)
     int* host_inputs;       // (B, T)
     float* host_losses;     // (B, T)
-    float mean_loss;
+    int* host_grouping;     // (3 BT + 1) tokens, starts, positions of the embedding backward
+    int* dev_grouping;      // the same on the GPU
+    int* host_count;        // (V + 1)
 } GPT2GPU;
 
 static void point_parameters_x(ParamsX* p, const size_t* sizes, floatX* memory) {
@@ -2634,6 +2656,9 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     }
     model->host_inputs = (int*)malloc_check(BT * sizeof(int));
     model->host_losses = (float*)malloc_check(BT * sizeof(float));
+    model->host_grouping = (int*)malloc_check((3 * BT + 1) * sizeof(int));
+    model->host_count = (int*)malloc_check((c->vocab_size + 1) * sizeof(int));
+    cudaCheck(cudaMalloc(&model->dev_grouping, (3 * BT + 1) * sizeof(int)));
     model->B = B;
     model->T = T;
 }
@@ -2664,9 +2689,8 @@ static void gpt2_gpu_forward(GPT2GPU* model, const int* inputs, const int* targe
         attention_forward(a->atty + o * C, a->lse + (size_t)l * B * NH * T, a->qkv + o * 3 * C, B, T, NH, D, pat);
         matmul_forward(a->residual2 + o * C, a->atty + o * C, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, residual, BT, C, C);
         layernorm_forward(a->ln2 + o * C, a->ln2_mean + o, a->ln2_rstd + o, a->residual2 + o * C, p.ln2w + l * C, p.ln2b + l * C, BT, C);
-        matmul_forward(a->fch + o * 4 * C, a->ln2 + o * C, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, NULL, BT, C, 4 * C);
-        gelu_forward_kernel<<<ceil_div((size_t)BT * 4 * C, 256), 256>>>(a->fch_gelu + o * 4 * C, a->fch + o * 4 * C, (size_t)BT * 4 * C);
-        cudaCheckLaunch();
+        matmul_forward_gelu(a->fch_gelu + o * 4 * C, a->fch + o * 4 * C, a->ln2 + o * C, p.fcw + (size_t)l * 4 * C * C,
+                            p.fcb + l * 4 * C, BT, C, 4 * C);
         matmul_forward(a->residual3 + o * C, a->fch_gelu + o * 4 * C, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C,
                        a->residual2 + o * C, BT, 4 * C, C);
     }
@@ -2674,10 +2698,16 @@ static void gpt2_gpu_forward(GPT2GPU* model, const int* inputs, const int* targe
     matmul_forward(a->logits, a->lnf, p.wte, NULL, NULL, BT, C, Vp);
     classifier_kernel<<<BT, 256>>>(a->logits, a->losses, a->targets, dloss, V, Vp);
     cudaCheckLaunch();
-    cudaCheck(cudaMemcpy(model->host_losses, a->losses, BT * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+// The mean loss of the last forward. Reading it waits for the GPU, so the training loop asks only
+// after the backward is queued.
+static float gpt2_gpu_mean_loss(GPT2GPU* model) {
+    int BT = model->B * model->T;
+    cudaCheck(cudaMemcpy(model->host_losses, model->acts.losses, BT * sizeof(float), cudaMemcpyDeviceToHost));
     double sum = 0.0;  // on the host, in order: the same loss every run
     for (int i = 0; i < BT; i++) { sum += model->host_losses[i]; }
-    model->mean_loss = (float)(sum / BT);
+    return (float)(sum / BT);
 }
 
 static void gpt2_gpu_zero_grad(GPT2GPU* model) {
@@ -2704,9 +2734,7 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
         const AttnPattern* pat = &c->pattern.patterns[c->pattern.layer_pattern[l]];
         // dres holds d(residual3) of this layer; residual3 = residual2 + fcproj, so it is also d(residual2)'s start
         matmul_backward(a->dbuf, g.fcprojw + (size_t)l * C * 4 * C, g.fcprojb + l * C, dres, a->fch_gelu + o * 4 * C,
-                        p.fcprojw + (size_t)l * C * 4 * C, BT, 4 * C, C);
-        gelu_backward_kernel<<<ceil_div((size_t)BT * 4 * C, 256), 256>>>(a->dbuf, a->fch + o * 4 * C, a->dbuf, (size_t)BT * 4 * C);
-        cudaCheckLaunch();
+                        p.fcprojw + (size_t)l * C * 4 * C, BT, 4 * C, C, a->fch + o * 4 * C);  // dbuf = d(fch)
         // (BT, C)-sized gradients borrow the logits buffer: its gradient was consumed by the first
         // matmul of the backward, and (BT, Vp) holds (BT, C) (Vp >= C, checked at allocation)
         floatX* dln2 = a->logits;
@@ -2727,36 +2755,30 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
         layernorm_backward(dres, g.ln1w + l * C, g.ln1b + l * C, dln1, residual, p.ln1w + l * C,
                            a->ln1_mean + o, a->ln1_rstd + o, BT, C);
     }
-    // embeddings: positions grouped by token on the host, so the sums run in a fixed order
-    int* count = (int*)calloc_check(c->vocab_size + 1, sizeof(int));
+    // embeddings: positions grouped by token on the host (a counting sort), so each token's sum
+    // runs over its positions in order: tokens (nu), starts (nu + 1), positions (BT)
+    int V = c->vocab_size;
+    int* count = model->host_count;
+    memset(count, 0, (V + 1) * sizeof(int));
     for (int i = 0; i < BT; i++) { count[model->host_inputs[i] + 1]++; }
     int nu = 0;
-    for (int v = 0; v < c->vocab_size; v++) { nu += count[v + 1] > 0; count[v + 1] += count[v]; }
-    int* positions = (int*)malloc_check(BT * sizeof(int));
-    int* fill = (int*)malloc_check(c->vocab_size * sizeof(int));
-    memcpy(fill, count, c->vocab_size * sizeof(int));
-    for (int i = 0; i < BT; i++) { positions[fill[model->host_inputs[i]]++] = i; }
-    int* tokens = (int*)malloc_check(nu * sizeof(int));
-    int* starts = (int*)malloc_check((nu + 1) * sizeof(int));
-    int u = 0;
-    for (int v = 0; v < c->vocab_size; v++) {
+    for (int v = 0; v < V; v++) { nu += count[v + 1] > 0; count[v + 1] += count[v]; }
+    int* tokens = model->host_grouping;
+    int* starts = tokens + nu;
+    int* positions = starts + nu + 1;
+    for (int v = 0, u = 0; v < V; v++) {
         if (count[v + 1] > count[v]) { tokens[u] = v; starts[u] = count[v]; u++; }
     }
     starts[nu] = BT;
-    int* dev;  // tokens, starts, positions in one upload
-    cudaCheck(cudaMalloc(&dev, (nu + nu + 1 + BT) * sizeof(int)));
-    cudaCheck(cudaMemcpy(dev, tokens, nu * sizeof(int), cudaMemcpyHostToDevice));
-    cudaCheck(cudaMemcpy(dev + nu, starts, (nu + 1) * sizeof(int), cudaMemcpyHostToDevice));
-    cudaCheck(cudaMemcpy(dev + 2 * nu + 1, positions, BT * sizeof(int), cudaMemcpyHostToDevice));
+    for (int i = 0; i < BT; i++) { positions[count[model->host_inputs[i]]++] = i; }  // count[v] walks v's slots
+    cudaCheck(cudaMemcpy(model->dev_grouping, tokens, (2 * nu + 1 + BT) * sizeof(int), cudaMemcpyHostToDevice));
+    int* dev = model->dev_grouping;
     encoder_backward_wte_kernel<<<nu, 256>>>(g.wte, dres, dev, dev + nu, dev + 2 * nu + 1, C);
     cudaCheckLaunch();
     if (!c->rope) {
         encoder_backward_wpe_kernel<<<ceil_div((size_t)T * C, 256), 256>>>(g.wpe, dres, B, T, C);
         cudaCheckLaunch();
     }
-    cudaCheck(cudaDeviceSynchronize());
-    cudaCheck(cudaFree(dev));
-    free(count); free(positions); free(fill); free(tokens); free(starts);
 }
 
 // One AdamW step (t from 1); returns the gradient norm before clipping.
@@ -2859,8 +2881,9 @@ static void check_dump(const char* prefix) {
     }
     double e = rel_error(logits, ref_logits, (size_t)B * T * V);
     report(e < 1e-2, "%s: logits relative error %.2e (bf16 tolerance 1e-2)", name, e);
-    double le = fabs(model.mean_loss - ref_loss) / ref_loss;
-    report(le < 1e-2, "%s: loss %.6f vs reference %.6f", name, model.mean_loss, ref_loss);
+    float loss = gpt2_gpu_mean_loss(&model);
+    double le = fabs(loss - ref_loss) / ref_loss;
+    report(le < 1e-2, "%s: loss %.6f vs reference %.6f", name, loss, ref_loss);
 
     // gradients, tensor by tensor
     gpt2_gpu_zero_grad(&model);
@@ -2885,13 +2908,13 @@ static void check_dump(const char* prefix) {
     for (int s = 0; s < steps; s++) {
         gpt2_gpu_zero_grad(&model);
         gpt2_gpu_forward(&model, inputs, targets, 1.0f / (B * T));
-        double d = fabs(model.mean_loss - ref_losses[s]) / ref_losses[s];
+        double d = fabs(gpt2_gpu_mean_loss(&model) - ref_losses[s]) / ref_losses[s];
         if (!(d <= worst)) { worst = d; }
         gpt2_gpu_backward(&model);
         gpt2_gpu_update(&model, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], s + 1);
     }
-    report(worst < 1e-2, "%s: %d AdamW steps, losses within %.2e of the reference (last %.6f vs %.6f)",
-           name, steps, worst, model.mean_loss, ref_losses[steps - 1]);
+    report(worst < 1e-2, "%s: %d AdamW steps, losses within %.2e of the reference (last %.6f)",
+           name, steps, worst, ref_losses[steps - 1]);
 
     // determinism: the same steps again from the same checkpoint give the same bits
     GPT2GPU again;
@@ -2948,7 +2971,7 @@ static float gpu_evaluate(GPT2GPU* model, DataLoader* val, int batches) {
     for (int i = 0; i < batches; i++) {
         dataloader_next_batch(val);
         gpt2_gpu_forward(model, val->inputs, val->targets, 0.0f);
-        sum += model->mean_loss;
+        sum += gpt2_gpu_mean_loss(model);
     }
     return sum / batches;
 }
@@ -3078,7 +3101,7 @@ int main(int argc, char** argv) {
             dataloader_next_batch(&train);
             gpt2_gpu_forward(&model, train.inputs, train.targets, 1.0f / ((float)tokens_per_micro * accum));
             gpt2_gpu_backward(&model);
-            loss += model.mean_loss / accum;
+            loss += gpt2_gpu_mean_loss(&model) / accum;
         }
         float lr = learning_rate_at(step, a.steps, a.warmup, a.lr, a.final_lr_frac);
         float norm = gpt2_gpu_update(&model, lr, 0.9f, 0.95f, 1e-8f, a.weight_decay, a.grad_clip, step + 1);

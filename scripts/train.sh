@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
 # The main job of the README: prepare the default data (Jane Austen, byte-level) and train a
-# windowed GPT (window 64, 4 attention sinks), then plot its loss.
-# Settings can be changed through the environment, e.g. STEPS=500 MODEL=d6 bash scripts/train.sh
+# windowed GPT (window W with S attention sinks), then plot its loss. On a machine with an NVIDIA
+# GPU and nvcc it trains with train_gpt_window, otherwise with train_gpt_cpu.
+# Settings through the environment, e.g. STEPS=500 MODEL=d6 WINDOW=128 bash scripts/train.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL=${MODEL:-d4} STEPS=${STEPS:-150} B=${B:-8} T=${T:-256} WINDOW=${WINDOW:-64} SINKS=${SINKS:-4}
-OUT=${OUT:-out/train_window}
 bash scripts/install_deps.sh build python plot
 /usr/bin/python3 data/prepare.py
-if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
-    echo "a GPU is present, but the CUDA trainer train_gpt_window is not written yet (issue 4): training on the CPU"
+gpu=0
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && { command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; }; then
+    gpu=1
 fi
-make train_gpt_cpu
+if [ $gpu = 1 ]; then
+    # GPU: a GPT-2 d12 (124M-sized body) on 1024-byte windows of text
+    MODEL=${MODEL:-d12} STEPS=${STEPS:-600} B=${B:-16} T=${T:-1024} WINDOW=${WINDOW:-256} SINKS=${SINKS:-4} LR=${LR:-1e-3}
+    OUT=${OUT:-out/train_window_gpu}
+    make train_gpt_window
+    program=./train_gpt_window
+    extra=()
+else
+    MODEL=${MODEL:-d4} STEPS=${STEPS:-150} B=${B:-8} T=${T:-256} WINDOW=${WINDOW:-64} SINKS=${SINKS:-4} LR=${LR:-1e-3}
+    OUT=${OUT:-out/train_window}
+    echo "no usable GPU (nvidia-smi and nvcc): training on the CPU"
+    make train_gpt_cpu
+    program=./train_gpt_cpu
+    extra=(-s "$STEPS" -g 200)   # a sample of text at the end (the CUDA trainer does not sample yet)
+fi
 mkdir -p "$OUT"
-./train_gpt_cpu -e "$MODEL" -b "$B" -t "$T" -x "$STEPS" -u 20 -v 25 -m 8 -s "$STEPS" -g 200 \
+$program -e "$MODEL" -b "$B" -t "$T" -x "$STEPS" -u 20 -l "$LR" -v 25 -m 8 "${extra[@]}" \
     --window "$WINDOW" --sinks "$SINKS" -o "$OUT"
 /usr/bin/python3 scripts/plot_log.py "$OUT/log.csv" "$OUT/loss.png"
