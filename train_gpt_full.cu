@@ -1286,45 +1286,64 @@ __global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, 
     if (lane == 0) { mean[row] = m; rstd[row] = r; }
 }
 
+// 8 bf16 in one 16-byte load or store
+union Pack8 { uint4 u; floatX x[8]; };
+
 // LayerNorm backward: dinp (rows, C) += the input gradient; the weight and bias gradients are
-// summed per block of LN_ROWS rows in a fixed order into partial (blocks, 2C), then added up.
-static const int LN_WARPS = 4, LN_ROWS_PER_WARP = 32;
+// summed per block of LN_WARPS * LN_ROWS_PER_WARP rows in a fixed order into partial (blocks, 2C),
+// then added up by the finish kernel. Lane l of a warp owns the channel chunks [8 (l + 32k), +8),
+// read with 16-byte loads (C must be a multiple of 8); each warp keeps its own sums in shared memory.
+static const int LN_WARPS = 4, LN_ROWS_PER_WARP = 8;
 
 __global__ void layernorm_backward_kernel(floatX* dinp, float* partial, const floatX* dout, const floatX* inp,
                                           const floatX* weight, const float* mean, const float* rstd, int rows, int C) {
-    extern __shared__ float acc[];  // (LN_WARPS, 2C): each warp's dweight and dbias
+    extern __shared__ float acc[];  // (LN_WARPS, 2C): each warp's dweight, then dbias
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     float* my = acc + (size_t)warp * 2 * C;
     for (int c = lane; c < 2 * C; c += 32) { my[c] = 0.0f; }
+    __syncwarp();
     int row0 = (blockIdx.x * LN_WARPS + warp) * LN_ROWS_PER_WARP;
     for (int row = row0; row < min(rows, row0 + LN_ROWS_PER_WARP); row++) {
         const floatX* dy = dout + (size_t)row * C;
         const floatX* x = inp + (size_t)row * C;
         float m = mean[row], r = rstd[row];
         float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-        for (int c = lane; c < C; c += 32) {
-            float n = (__bfloat162float(x[c]) - m) * r;
-            float dn = __bfloat162float(weight[c]) * __bfloat162float(dy[c]);
-            dnorm_mean += dn;
-            dnorm_norm_mean += dn * n;
+        for (int c0 = lane * 8; c0 < C; c0 += 256) {
+            Pack8 g, xi, w;
+            g.u = *(const uint4*)(dy + c0);
+            xi.u = *(const uint4*)(x + c0);
+            w.u = *(const uint4*)(weight + c0);
+            for (int k = 0; k < 8; k++) {
+                float dn = __bfloat162float(w.x[k]) * __bfloat162float(g.x[k]);
+                dnorm_mean += dn;
+                dnorm_norm_mean += dn * (__bfloat162float(xi.x[k]) - m) * r;
+            }
         }
         dnorm_mean = warp_sum(dnorm_mean) / C;
         dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
         floatX* dx = dinp + (size_t)row * C;
-        for (int c = lane; c < C; c += 32) {
-            float n = (__bfloat162float(x[c]) - m) * r;
-            float g = __bfloat162float(dy[c]);
-            float dn = __bfloat162float(weight[c]) * g;
-            my[c] += n * g;
-            my[C + c] += g;
-            dx[c] = __float2bfloat16(__bfloat162float(dx[c]) + r * (dn - dnorm_mean - n * dnorm_norm_mean));
+        for (int c0 = lane * 8; c0 < C; c0 += 256) {
+            Pack8 g, xi, w, d;
+            g.u = *(const uint4*)(dy + c0);
+            xi.u = *(const uint4*)(x + c0);
+            w.u = *(const uint4*)(weight + c0);
+            d.u = *(const uint4*)(dx + c0);
+            for (int k = 0; k < 8; k++) {
+                float gk = __bfloat162float(g.x[k]);
+                float n = (__bfloat162float(xi.x[k]) - m) * r;
+                float dn = __bfloat162float(w.x[k]) * gk;
+                my[c0 + k] += n * gk;
+                my[C + c0 + k] += gk;
+                d.x[k] = __float2bfloat16(__bfloat162float(d.x[k]) + r * (dn - dnorm_mean - n * dnorm_norm_mean));
+            }
+            *(uint4*)(dx + c0) = d.u;
         }
     }
     __syncthreads();
     for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) {
-        float s = 0.0f;
-        for (int w = 0; w < LN_WARPS; w++) { s += acc[(size_t)w * 2 * C + c]; }
-        partial[(size_t)blockIdx.x * 2 * C + c] = s;
+        float sum = 0.0f;
+        for (int w = 0; w < LN_WARPS; w++) { sum += acc[(size_t)w * 2 * C + c]; }
+        partial[(size_t)blockIdx.x * 2 * C + c] = sum;
     }
 }
 
@@ -1354,18 +1373,23 @@ static void layernorm_backward(floatX* dinp, float* dweight, float* dbias, const
 
 // Softmax + cross-entropy per row without keeping float32 logits: losses (rows) gets -log p[target];
 // with dloss != 0 the logits (rows, Vp) are overwritten by their gradient (p - onehot) * dloss.
+// 16-byte loads (Vp is a multiple of 128); columns from V on are padding, outside the softmax.
 __global__ void classifier_kernel(floatX* logits, float* losses, const int* targets, float dloss, int V, int Vp) {
     __shared__ float red[32];
     int row = blockIdx.x;
     floatX* l = logits + (size_t)row * Vp;
-    float m = -INFINITY, s = 0.0f;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {  // online max and sum per thread
-        float x = __bfloat162float(l[i]);
-        float nm = fmaxf(m, x);
-        s = s * expf(m - nm) + expf(x - nm);
+    float m = -INFINITY, s = 0.0f;  // this thread's running max and sum of exp(x - max)
+    for (int c0 = threadIdx.x * 8; c0 < V; c0 += blockDim.x * 8) {
+        Pack8 p;
+        p.u = *(const uint4*)(l + c0);
+        float chunk_max = -INFINITY;
+        for (int k = 0; k < 8; k++) { if (c0 + k < V) { chunk_max = fmaxf(chunk_max, __bfloat162float(p.x[k])); } }
+        float nm = fmaxf(m, chunk_max);
+        s = (m == -INFINITY) ? 0.0f : s * expf(m - nm);
+        for (int k = 0; k < 8; k++) { if (c0 + k < V) { s += expf(__bfloat162float(p.x[k]) - nm); } }
         m = nm;
     }
-    // combine the threads: warps first, then the warp results, in a fixed order
+    // combine the threads: within warps, then the warp results, in a fixed order
     for (int o = 16; o > 0; o >>= 1) {
         float om = __shfl_xor_sync(0xffffffff, m, o), os = __shfl_xor_sync(0xffffffff, s, o);
         float nm = fmaxf(m, om);
@@ -1386,10 +1410,16 @@ __global__ void classifier_kernel(floatX* logits, float* losses, const int* targ
     if (threadIdx.x == 0) { losses[row] = logf(gs) + gm - __bfloat162float(l[target]); }
     __syncthreads();  // every thread has read the logits it needs before any is overwritten
     if (dloss == 0.0f) { return; }
-    for (int i = threadIdx.x; i < Vp; i += blockDim.x) {
-        float p = i < V ? expf(__bfloat162float(l[i]) - gm) / gs : 0.0f;
-        float g = i < V ? (p - (i == target ? 1.0f : 0.0f)) * dloss : 0.0f;
-        l[i] = __float2bfloat16(g);
+    float inv = 1.0f / gs;
+    for (int c0 = threadIdx.x * 8; c0 < Vp; c0 += blockDim.x * 8) {
+        Pack8 p;
+        p.u = *(const uint4*)(l + c0);
+        for (int k = 0; k < 8; k++) {
+            int i = c0 + k;
+            float prob = i < V ? expf(__bfloat162float(p.x[k]) - gm) * inv : 0.0f;
+            p.x[k] = __float2bfloat16(i < V ? (prob - (i == target ? 1.0f : 0.0f)) * dloss : 0.0f);
+        }
+        *(uint4*)(l + c0) = p.u;
     }
 }
 
@@ -2633,6 +2663,7 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size, BT = (size_t)B * T;
     ActsGPU* a = &model->acts;
     if (Vp < C) { die("padded vocabulary %zu < channels %zu: the backward borrows the logits buffer for (B, T, C) gradients", Vp, C); }
+    if (C % 8 != 0) { die("channels %zu: the kernels read 8 channels at a time, so C must be a multiple of 8", C); }
     // bf16 activations in one allocation, float32 statistics in another
     size_t x_sizes[] = {BT * C, L * BT * C, L * BT * 3 * C, L * BT * C, L * BT * C, L * BT * C, L * BT * 4 * C,
                         L * BT * 4 * C, L * BT * C, BT * C, BT * Vp, BT * C, BT * 4 * C};
