@@ -1183,16 +1183,29 @@ static void matmul_forward_gelu(floatX* out, floatX* pre_gelu, const floatX* inp
 
 static const int SUM_CHUNKS = 64;
 
+// partial (SUM_CHUNKS, cols): the sum of each column over one chunk of rows. A block covers 256
+// columns (32 threads x 8, read 16 bytes at a time) and 8 row lanes, which add their sums in order.
 __global__ void column_sum_partial_kernel(float* partial, const floatX* x, int rows, int cols) {
-    // partial (SUM_CHUNKS, cols): the sum of each column over one chunk of rows
-    int col = blockIdx.x * blockDim.x + threadIdx.x;
-    int chunk = blockIdx.y;
-    if (col >= cols) { return; }
+    __shared__ float red[8][256];
+    int c0 = blockIdx.x * 256 + threadIdx.x * 8;
     int per = (rows + SUM_CHUNKS - 1) / SUM_CHUNKS;
-    int r0 = chunk * per, r1 = min(rows, r0 + per);
-    float s = 0.0f;
-    for (int r = r0; r < r1; r++) { s += __bfloat162float(x[(size_t)r * cols + col]); }
-    partial[(size_t)chunk * cols + col] = s;
+    int r0 = blockIdx.y * per, r1 = min(rows, r0 + per);
+    float s[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    if (c0 < cols) {
+        for (int r = r0 + threadIdx.y; r < r1; r += 8) {
+            union { uint4 u; floatX v[8]; } p;
+            p.u = *(const uint4*)(x + (size_t)r * cols + c0);
+            for (int k = 0; k < 8; k++) { s[k] += __bfloat162float(p.v[k]); }
+        }
+    }
+    for (int k = 0; k < 8; k++) { red[threadIdx.y][threadIdx.x * 8 + k] = s[k]; }
+    __syncthreads();
+    int c = threadIdx.y * 32 + threadIdx.x;  // 256 threads finish the block's 256 columns
+    if (blockIdx.x * 256 + c < cols) {
+        float sum = 0.0f;
+        for (int y = 0; y < 8; y++) { sum += red[y][c]; }
+        partial[(size_t)blockIdx.y * cols + blockIdx.x * 256 + c] = sum;
+    }
 }
 
 __global__ void column_sum_finish_kernel(float* out, const float* partial, int cols) {
@@ -1207,7 +1220,7 @@ __global__ void column_sum_finish_kernel(float* out, const float* partial, int c
 static float* scratch_partial;  // (SUM_CHUNKS, max columns) and the layernorm partials
 
 static void bias_backward(float* dbias, const floatX* dout, int rows, int cols) {
-    column_sum_partial_kernel<<<dim3(ceil_div(cols, 256), SUM_CHUNKS), 256>>>(scratch_partial, dout, rows, cols);
+    column_sum_partial_kernel<<<dim3(ceil_div(cols, 256), SUM_CHUNKS), dim3(32, 8)>>>(scratch_partial, dout, rows, cols);
     cudaCheckLaunch();
     column_sum_finish_kernel<<<ceil_div(cols, 256), 256>>>(dbias, scratch_partial, cols);
     cudaCheckLaunch();
@@ -1237,16 +1250,33 @@ __global__ void encoder_forward_kernel(floatX* out, const int* inp, const floatX
     out[idx] = __float2bfloat16(v);
 }
 
-// Deterministic embedding gradient: the host groups positions by token (ascending), one block per
-// distinct token adds its positions' gradients in that order.
-__global__ void encoder_backward_wte_kernel(float* dwte, const floatX* dout, const int* tokens, const int* starts,
-                                            const int* positions, int C) {
+// Deterministic embedding gradient. The host groups the positions by token (ascending) and cuts each
+// token's list into segments of at most EMB_SEGMENT positions: one block per segment sums its rows
+// into seg_sums, then one block per token adds its segments in order. (One block per token would
+// leave the frequent tokens, thousands of positions each, to a few blocks.)
+static const int EMB_SEGMENT = 64;
+
+__global__ void encoder_backward_segment_kernel(float* seg_sums, const floatX* dout, const int* seg_starts,
+                                                const int* positions, int C) {
+    int seg = blockIdx.x;
+    for (int c0 = threadIdx.x * 8; c0 < C; c0 += blockDim.x * 8) {
+        float s[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        for (int k = seg_starts[seg]; k < seg_starts[seg + 1]; k++) {
+            union { uint4 u; floatX v[8]; } p;
+            p.u = *(const uint4*)(dout + (size_t)positions[k] * C + c0);
+            for (int e = 0; e < 8; e++) { s[e] += __bfloat162float(p.v[e]); }
+        }
+        for (int e = 0; e < 8; e++) { seg_sums[(size_t)seg * C + c0 + e] = s[e]; }
+    }
+}
+
+__global__ void encoder_backward_wte_kernel(float* dwte, const float* seg_sums, const int* tokens,
+                                            const int* token_segs, int C) {
     int u = blockIdx.x;
-    int tok = tokens[u];
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
         float s = 0.0f;
-        for (int k = starts[u]; k < starts[u + 1]; k++) { s += __bfloat162float(dout[(size_t)positions[k] * C + c]); }
-        dwte[(size_t)tok * C + c] += s;
+        for (int k = token_segs[u]; k < token_segs[u + 1]; k++) { s += seg_sums[(size_t)k * C + c]; }
+        dwte[(size_t)tokens[u] * C + c] += s;
     }
 }
 
@@ -2609,9 +2639,10 @@ typedef struct {
     float* norm_partial;    // (NORM_BLOCKS)
     int* host_inputs;       // (B, T)
     float* host_losses;     // (B, T)
-    int* host_grouping;     // (3 BT + 1) tokens, starts, positions of the embedding backward
+    int* host_grouping;     // tokens, token_segs, seg_starts, positions of the embedding backward
     int* dev_grouping;      // the same on the GPU
     int* host_count;        // (V + 1)
+    float* emb_seg_sums;    // (segments, C): per-segment sums of the embedding backward
 } GPT2GPU;
 
 static void point_parameters_x(ParamsX* p, const size_t* sizes, floatX* memory) {
@@ -2687,9 +2718,13 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     }
     model->host_inputs = (int*)malloc_check(BT * sizeof(int));
     model->host_losses = (float*)malloc_check(BT * sizeof(float));
-    model->host_grouping = (int*)malloc_check((3 * BT + 1) * sizeof(int));
+    // segments: at most one per distinct token plus one per EMB_SEGMENT positions
+    size_t max_segments = (BT < (size_t)c->vocab_size ? BT : (size_t)c->vocab_size) + BT / EMB_SEGMENT + 1;
+    size_t grouping_ints = 2 * BT + 2 * max_segments + 2;
+    model->host_grouping = (int*)malloc_check(grouping_ints * sizeof(int));
     model->host_count = (int*)malloc_check((c->vocab_size + 1) * sizeof(int));
-    cudaCheck(cudaMalloc(&model->dev_grouping, (3 * BT + 1) * sizeof(int)));
+    cudaCheck(cudaMalloc(&model->dev_grouping, grouping_ints * sizeof(int)));
+    cudaCheck(cudaMalloc(&model->emb_seg_sums, max_segments * C * sizeof(float)));
     model->B = B;
     model->T = T;
 }
@@ -2786,25 +2821,33 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
         layernorm_backward(dres, g.ln1w + l * C, g.ln1b + l * C, dln1, residual, p.ln1w + l * C,
                            a->ln1_mean + o, a->ln1_rstd + o, BT, C);
     }
-    // embeddings: positions grouped by token on the host (a counting sort), so each token's sum
-    // runs over its positions in order: tokens (nu), starts (nu + 1), positions (BT)
+    // embeddings: positions grouped by token on the host (a counting sort), each token's list cut
+    // into segments: tokens (nu), token_segs (nu + 1), seg_starts (nseg + 1), positions (BT)
     int V = c->vocab_size;
     int* count = model->host_count;
     memset(count, 0, (V + 1) * sizeof(int));
     for (int i = 0; i < BT; i++) { count[model->host_inputs[i] + 1]++; }
-    int nu = 0;
-    for (int v = 0; v < V; v++) { nu += count[v + 1] > 0; count[v + 1] += count[v]; }
+    for (int v = 0; v < V; v++) { count[v + 1] += count[v]; }
     int* tokens = model->host_grouping;
-    int* starts = tokens + nu;
-    int* positions = starts + nu + 1;
-    for (int v = 0, u = 0; v < V; v++) {
-        if (count[v + 1] > count[v]) { tokens[u] = v; starts[u] = count[v]; u++; }
+    int nu = 0, nseg = 0;
+    for (int v = 0; v < V; v++) { if (count[v + 1] > count[v]) { tokens[nu++] = v; } }
+    int* token_segs = tokens + nu;
+    int* seg_starts = token_segs + nu + 1;
+    for (int u = 0; u < nu; u++) {
+        token_segs[u] = nseg;
+        for (int k = count[tokens[u]]; k < count[tokens[u] + 1]; k += EMB_SEGMENT) { seg_starts[nseg++] = k; }
     }
-    starts[nu] = BT;
+    token_segs[nu] = nseg;
+    seg_starts[nseg] = BT;
+    int* positions = seg_starts + nseg + 1;
     for (int i = 0; i < BT; i++) { positions[count[model->host_inputs[i]]++] = i; }  // count[v] walks v's slots
-    cudaCheck(cudaMemcpy(model->dev_grouping, tokens, (2 * nu + 1 + BT) * sizeof(int), cudaMemcpyHostToDevice));
+    size_t n_ints = (size_t)(positions + BT - tokens);
+    cudaCheck(cudaMemcpy(model->dev_grouping, tokens, n_ints * sizeof(int), cudaMemcpyHostToDevice));
     int* dev = model->dev_grouping;
-    encoder_backward_wte_kernel<<<nu, 256>>>(g.wte, dres, dev, dev + nu, dev + 2 * nu + 1, C);
+    int* dev_positions = dev + (positions - tokens);
+    encoder_backward_segment_kernel<<<nseg, 96>>>(model->emb_seg_sums, dres, dev + (seg_starts - tokens), dev_positions, C);
+    cudaCheckLaunch();
+    encoder_backward_wte_kernel<<<nu, 256>>>(g.wte, model->emb_seg_sums, dev, dev + nu, C);
     cudaCheckLaunch();
     if (!c->rope) {
         encoder_backward_wpe_kernel<<<ceil_div((size_t)T * C, 256), 256>>>(g.wpe, dres, B, T, C);
