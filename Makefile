@@ -37,19 +37,26 @@ all: train_gpt_cpu cuda
 train_gpt_cpu: train_gpt_cpu.c
 	$(CC) $(CFLAGS) $(OMP_FLAGS) $< $(LDLIBS) -o $@
 
+# attention_compare.cu as a shared library (extern "C" swa_forward / swa_backward, for ctypes:
+# scripts/attention_vs_torch.py)
+ATTN_LIB = build/libattention_compare.so
+
 ifeq ($(NVCC),)
-$(CUDA_TARGETS):
+$(CUDA_TARGETS) $(ATTN_LIB):
 	@echo "skipping $@: nvcc not found (install the CUDA toolkit or set NVCC=/path/to/nvcc)"
 dev:
 	@echo "skipping dev/: nvcc not found"
 else
 $(CUDA_TARGETS): %: %.cu
 	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) -o $@
+$(ATTN_LIB): attention_compare.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -Xcompiler -fPIC -shared -DATTENTION_COMPARE_LIBRARY $< -o $@
 dev:
 	$(MAKE) -C dev/cuda NVCC=$(NVCC) GPU_ARCH=$(GPU_ARCH)
 endif
 
-cuda: $(CUDA_TARGETS)
+cuda: $(CUDA_TARGETS) $(ATTN_LIB)
 
 # the default corpus (Jane Austen, byte-level); a no-op once prepared
 data:
@@ -71,11 +78,24 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu
 	$(REF_PYTHON) test/reference.py --out $(TEST_DIR)/dumps
 	./test/test_gpt_cpu $(TEST_DIR)/dumps $(TEST_DIR)/tiny data/tiny/tiny.txt | tee $(TEST_DIR)/unit.log
 	bash test/test_cli.sh $(TEST_DIR) | tee $(TEST_DIR)/cli.log
-	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log
+	$(PYTHON) scripts/sync_copies.py --check | tee $(TEST_DIR)/copies.log
+	$(PYTHON) test/check_twins.py | tee $(TEST_DIR)/twins.log
+	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log
 
-# GPU tests, run on a machine with a GPU (the device machine): the dev/ kernel checks
-test-gpu: dev
+# GPU tests, run on a machine with a GPU (the device machine): the dev/ kernel checks, then
+# attention_compare's quick run (CPU-reference check; dense == streaming at W >= T; no NaN)
+# then the CUDA trainers against the PyTorch dumps (bf16 tolerances) and through their command line.
+# On the device machine the oracle runs with its own python3 (PyTorch 2.x): GPU_REF_PYTHON.
+GPU_REF_PYTHON ?= python3
+test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full
 	$(MAKE) -C dev/cuda check
+	./attention_compare -T 512 -W 512 -S 4 -B 8 --reps 5 --warmup 1
+	@mkdir -p $(TEST_DIR)
+	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
+	$(GPU_REF_PYTHON) test/reference.py --out $(TEST_DIR)/dumps --case gpu_full --case gpu_window_sinks
+	./train_gpt_window --check-dump $(TEST_DIR)/dumps/gpu_window_sinks $(TEST_DIR)/dumps/gpu_full
+	./train_gpt_full --check-dump $(TEST_DIR)/dumps/gpu_full
+	bash test/test_gpu.sh $(TEST_DIR)
 
 # CPU tokens/s, full vs windowed, at T = 256, 1024, 4096 (writes bench/cpu_full_vs_window.md)
 bench-cpu: train_gpt_cpu

@@ -1648,6 +1648,33 @@ template<int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
 // @copy-end attn-mma
 
+// @copy-begin attn-load-rows
+// ----------------------------------------------------------------------------
+// cheap tile loads (forward v7, backward v9): cp.async of rows [t0, t0 + ROWS) of a strided bf16
+// tensor (D columns, row stride `stride` elements) into smem rows of LDS elements. Each of the NT
+// threads owns fixed (row, 16-byte chunk) slots, so a tile costs one address add per copy; the
+// bounds test (rows past T: zero-fill from a valid address) runs only on the tile that crosses T.
+template<int D, int ROWS, int LDS, int NT>
+__device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+    constexpr int CH = D / 8, RPP = NT / CH, NP = ROWS / RPP;   // rows per pass, passes
+    static_assert(NT % CH == 0 && ROWS % RPP == 0, "tile rows must be a multiple of the rows per pass");
+    const int lr = tid / CH, lc = (tid % CH) * 8;
+    bf16* d = dst + lr * LDS + lc;
+    const bf16* s = src + (size_t)(t0 + lr) * stride + lc;
+    const size_t ps = (size_t)RPP * stride;
+    if (t0 + ROWS <= T) {
+#pragma unroll
+        for (int p = 0; p < NP; p++) cp_async_16(d + p * RPP * LDS, s + p * ps, true);
+    } else {
+#pragma unroll
+        for (int p = 0; p < NP; p++) {
+            const bool ok = t0 + lr + p * RPP < T;
+            cp_async_16(d + p * RPP * LDS, ok ? s + p * ps : src, ok);
+        }
+    }
+}
+// @copy-end attn-load-rows
+
 // @copy-begin attn-forward-consts
 static const float LOG2E = 1.4426950408889634f;
 static const float LN2   = 0.6931471805599453f;
@@ -1802,13 +1829,137 @@ __device__ __forceinline__ void fwd_epilogue(bf16* out, float* lse, bf16* Qs, fl
 }
 // @copy-end attn-forward-tiles
 
-// @copy-begin attn-forward-kernel
-// kernel 4: v3's math, with cp.async double buffering: while the warps compute on K/V tile it, the
-// copy engine path streams tile it+1 into the other buffer (zero-fill past T via src-size 0).
-// Expected gain over v3: hides most of the global-load latency, ~1.2-1.5x on the long windows.
+// @copy-begin attn-forward-v6
+// ----------------------------------------------------------------------------
+// version 6 (tile functions, kernel, launcher: this whole region; the epilogue is v3's fwd_epilogue)
+// v6: back to v4's shape (4 warps x 16 rows, 64-query blocks, now 3 blocks per SM by launch bounds)
+// with the tile loop software-pipelined inside each warp: the Q K^T mma of key tile it+1 are issued
+// before the mask/max/exp/sum of tile it, so the tensor cores run while the warp does the softmax
+// (v4 and v5 serialize QK -> softmax -> PV in every warp: v5's measurement showed that halving the
+// ldmatrix traffic bought nothing, so the bound is latency, not shared memory). K runs one tile
+// ahead of V in separate cp.async groups. Kept from v5: ex2.approx.ftz, lazy rescale, 16-key chunk
+// skipping (as predicated mma only: the exp phase has no branches, so the compiler can interleave it
+// with the next tile's mma).
+// Predicted (written before measuring): full causal ~1.3x v4 (~265 TFLOP/s), W = 1024 ~1.25x,
+// W = 256 ~1.15x.
+
+template<int D> __host__ __device__ constexpr int fwd6_min_blocks() { return D == 64 ? 3 : 2; }
+
+// 16-key chunks of key tile k0 with an allowed pair for the warp's 16 rows (bit c: chunk c)
+__device__ __forceinline__ unsigned fwd6_need(int wq0, int k0, int W, int S, int T) {
+    unsigned need = 0;
+#pragma unroll
+    for (int c = 0; c < TC_BK / 16; c++)
+        if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+    return need;
+}
+
+// s = Q K^T for one warp (16 rows x 64 keys); chunks not in `need` stay 0 (the mask removes them)
 template<int D>
-__global__ void __launch_bounds__(TC_THREADS)
-attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+__device__ __forceinline__ void fwd6_qk(float (&s)[TC_BK / 8][4], const uint32_t (&qf)[D / 16][4],
+                                        const bf16* Ks, unsigned need, int lane) {
+    constexpr int LDS = D + 8, NC = TC_BK / 16;
+#pragma unroll
+    for (int t = 0; t < TC_BK / 8; t++) { s[t][0] = s[t][1] = s[t][2] = s[t][3] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t bfr[NC][4];
+#pragma unroll
+        for (int np = 0; np < NC; np++)
+            if (need & (1u << np))
+                ldmatrix_x4(bfr[np], Ks + (np * 16 + (lane % 8) + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                mma_bf16_16816(s[2 * np], qf[kc], bfr[np]);
+                mma_bf16_16816(s[2 * np + 1], qf[kc], bfr[np] + 2);
+            }
+        }
+    }
+}
+
+// mask (edge tiles), max, lazy rescale, P = 2^(s sl2 - m), row sums, O += P V for one warp
+template<int D>
+__device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
+                                                float (&s)[TC_BK / 8][4], const bf16* Vs, int k0, int wq0,
+                                                unsigned need, int lane, int W, int S, int T, float sl2) {
+    constexpr int BK = TC_BK, LDS = D + 8, NC = BK / 16;
+    const int g = lane / 4, tg = lane % 4;
+    if (!block_fully_allowed(wq0, 16, k0, BK, W, S, T)) {
+        const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = wq0 + g + 8 * r;
+            const int hi = (row < T) ? row - kb : -1 - BK;
+            const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+            for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kk = t * 8 + e;
+                    if (!(kk <= hi && (kk >= lo || kk < sk))) s[t][2 * r + e] = -INFINITY;
+                }
+        }
+    }
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[t][0], s[t][1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[t][2], s[t][3]));
+    }
+    float mnew[2];
+    bool grow = false;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        mnew[r] = fmaxf(m[r], mx[r] * sl2);
+        grow |= (mnew[r] - m[r] > 8.f);   // -inf -> finite: inf > 8; -inf -> -inf: NaN, false
+    }
+    if (__any_sync(0xffffffffu, grow)) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const float mu = (mnew[r] == -INFINITY) ? 0.f : mnew[r];
+            const float alpha = ex2_approx(m[r] - mu);
+            m[r] = mnew[r];
+            l[r] *= alpha;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) { o[n][2 * r] *= alpha; o[n][2 * r + 1] *= alpha; }
+        }
+    }
+    float mu[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) mu[r] = (m[r] == -INFINITY) ? 0.f : m[r];
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float p = ex2_approx(fmaf(s[t][e], sl2, -mu[e / 2]));
+            s[t][e] = p;
+            l[e / 2] += p;
+        }
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (need & (1u << kc)) {
+            uint32_t a[4];
+            a[0] = pack_bf16x2(s[2 * kc][0], s[2 * kc][1]);
+            a[1] = pack_bf16x2(s[2 * kc][2], s[2 * kc][3]);
+            a[2] = pack_bf16x2(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+            a[3] = pack_bf16x2(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+            for (int np = 0; np < D / 16; np++) {
+                uint32_t bfr[4];
+                ldmatrix_x4_trans(bfr, Vs + (kc * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * LDS + np * 16 + (lane / 16) * 8);
+                mma_bf16_16816(o[2 * np], a, bfr);
+                mma_bf16_16816(o[2 * np + 1], a, bfr + 2);
+            }
+        }
+    }
+}
+
+template<int D>
+__global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
+attention_forward_kernel6(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8, CH = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
@@ -1816,9 +1967,9 @@ attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
 
     const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int q0 = qt * BQ;
+    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
     const size_t C = (size_t)NH * D, C3 = 3 * C;
     const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
     const bf16* kbase = qbase + C;
@@ -1829,28 +1980,125 @@ attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
     const int ntiles = key_tile_count(kr);
 
-    // issue the async copies of key tile `it` into buffer `buf` (rows past T: zero-fill, clamped address)
-    auto load_kv = [&](int it, int buf) {
-        const int k0 = key_tile_at(kr, it) * BK;
+    // rows past T: zero-fill from a clamped address
+    auto load_rows = [&](bf16* dst, const bf16* src, int k0) {
         for (int x = tid; x < BK * CH; x += NT) {
             int kk = x / CH, cc = x % CH, j = k0 + kk;
             bool ok = j < T;
-            size_t jr = ok ? (size_t)j : 0;
-            cp_async_16(Ks + (buf * BK + kk) * LDS + cc * 8, kbase + jr * C3 + cc * 8, ok);
-            cp_async_16(Vs + (buf * BK + kk) * LDS + cc * 8, vbase + jr * C3 + cc * 8, ok);
+            cp_async_16(dst + kk * LDS + cc * 8, src + (ok ? (size_t)j : 0) * C3 + cc * 8, ok);
         }
     };
+    auto load_k = [&](int it, int buf) { load_rows(Ks + buf * BK * LDS, kbase, key_tile_at(kr, it) * BK); };
+    auto load_v = [&](int it, int buf) { load_rows(Vs + buf * BK * LDS, vbase, key_tile_at(kr, it) * BK); };
 
-    // prologue: group 0 = Q, group 1 = K/V tile 0
+    // prologue: group {Q, K0}, group {V0, K1}
     for (int x = tid; x < BQ * CH; x += NT) {
         int rr = x / CH, cc = x % CH, t = q0 + rr;
         bool ok = t < T;
         cp_async_16(Qs + rr * LDS + cc * 8, qbase + (ok ? (size_t)t : 0) * C3 + cc * 8, ok);
     }
+    load_k(0, 0);
     cp_async_commit();
+    load_v(0, 0);
+    if (ntiles > 1) load_k(1, 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    load_q_frags<D>(qf, Qs, warp, lane);
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f; }
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+    float sa[BK / 8][4], sb[BK / 8][4];
+    unsigned need_a = fwd6_need(wq0, key_tile_at(kr, 0) * BK, W, S, T), need_b = 0;
+    fwd6_qk<D>(sa, qf, Ks, need_a, lane);
+
+    // step `it`: S of tile it is in `cur`; issue S of tile it+1 into `nxt`, then finish tile it
+    auto step = [&](int it, float (&cur)[BK / 8][4], unsigned need_cur, float (&nxt)[BK / 8][4], unsigned& need_nxt) {
+        cp_async_wait<0>();   // V_it and K_{it+1} have landed
+        __syncthreads();      // ... for everyone, and step it-1 (V_{it-1}, K_it) is done in every warp
+        if (it + 1 < ntiles) load_v(it + 1, (it + 1) & 1);   // over V_{it-1}
+        if (it + 2 < ntiles) load_k(it + 2, it & 1);         // over K_it
+        cp_async_commit();
+        if (it + 1 < ntiles) {
+            need_nxt = fwd6_need(wq0, key_tile_at(kr, it + 1) * BK, W, S, T);
+            fwd6_qk<D>(nxt, qf, Ks + ((it + 1) & 1) * BK * LDS, need_nxt, lane);
+        }
+        if (need_cur)
+            fwd6_softmax_pv<D>(o, m, l, cur, Vs + (it & 1) * BK * LDS, key_tile_at(kr, it) * BK, wq0,
+                               need_cur, lane, W, S, T, sl2);
+    };
+    for (int it = 0; it < ntiles; it += 2) {
+        step(it, sa, need_a, sb, need_b);
+        if (it + 1 < ntiles) step(it + 1, sb, need_b, sa, need_a);
+    }
+    fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
+}
+
+template<int D>
+void attention_forward6(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel6<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, TC_BQ));
+    attention_forward_kernel6<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+// ---- end of version 6
+// @copy-end attn-forward-v6
+
+// @copy-begin attn-forward-v7
+// ----------------------------------------------------------------------------
+// version 7 (kernel, launcher: this region; the tile functions are v6's fwd6_need / fwd6_qk /
+// fwd6_softmax_pv, the epilogue v3's fwd_epilogue, the tile loads common.h's load_rows_async)
+// v7: v4's loop (no software pipelining, 4 warps x 16 rows, 3 blocks per SM) with fewer instructions
+// per mma. ncu on v4 (T = 16384, full): 9.3 instructions issued per mma, issue slots 51% busy, tensor
+// pipe 33%, stalls mostly fixed-latency waits and short scoreboard at 3 warps per scheduler: the
+// kernel is issue- and latency-bound, not shared-memory bound. v4's SASS for one unmasked tile holds
+// ~680 instructions: ~200 of them address and bounds math for the 8 cp.async per thread, ~100 the
+// range fix-ups of exp2f. v7: common.h's load_rows_async (fixed slots, one add per copy), v6's
+// ex2.approx.ftz, lazy rescale, chunk skipping only on tiles that have a skipped chunk (predicated
+// ldmatrix costs a WARPSYNC and an address recomputation each), one __syncthreads per tile.
+// Predicted (written before measuring): 1.25x v4 on full causal and W = 1024, 1.2x on W = 256.
+
+template<int D>
+__global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
+attention_forward_kernel7(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* Ks = Qs + BQ * LDS;                       // (2, BK, LDS)
+    bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, kbase, C3, k0, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, vbase, C3, k0, T, tid);
+    };
+
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
     load_kv(0, 0);
     cp_async_commit();
-    cp_async_wait<1>();   // Q has landed (tile 0 may still be in flight)
+    cp_async_wait<0>();
     __syncthreads();
     uint32_t qf[D / 16][4];
     load_q_frags<D>(qf, Qs, warp, lane);
@@ -1861,38 +2109,42 @@ attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
     for (int it = 0; it < ntiles; it++) {
-        // buffer (it+1)&1 was last read in iteration it-1, which ended with __syncthreads
-        if (it + 1 < ntiles) {
+        if (it > 0) {
+            cp_async_wait<0>();   // tile it has landed
+            __syncthreads();      // ... for everyone, and tile it-1 is done in every warp
+        }
+        if (it + 1 < ntiles) {    // into the buffer of tile it-1
             load_kv(it + 1, (it + 1) & 1);
             cp_async_commit();
-            cp_async_wait<1>();   // everything but the newest group (tile it+1) is complete
-        } else {
-            cp_async_wait<0>();
         }
-        __syncthreads();          // tile it is visible to every warp
-        const int buf = it & 1;
-        fwd_tile_mma<D>(o, m, l, qf, Ks + buf * BK * LDS, Vs + buf * BK * LDS,
-                        key_tile_at(kr, it) * BK, q0 + warp * 16, lane, W, S, T, sl2);
-        __syncthreads();          // all warps are done with buffer `buf` before it is refilled
+        const int buf = it & 1, k0 = key_tile_at(kr, it) * BK;
+        const unsigned need = fwd6_need(wq0, k0, W, S, T);
+        float s[BK / 8][4];
+        if (need == 0xFu) {       // every chunk: a copy with the chunk predicates folded away
+            fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, 0xFu, lane);
+            fwd6_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, k0, wq0, 0xFu, lane, W, S, T, sl2);
+        } else if (need) {        // band edges and sink tiles: predicated mma on the needed chunks
+            fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, need, lane);
+            fwd6_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, k0, wq0, need, lane, W, S, T, sl2);
+        }
     }
     fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
 }
-// @copy-end attn-forward-kernel
 
-// @copy-begin attn-forward-launcher
 template<int D>
-void attention_forward4(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
     static bool configured = false;
     if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel4<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel7<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         configured = true;
     }
     dim3 grid(B * NH, ceil_div(T, TC_BQ));
-    attention_forward_kernel4<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    attention_forward_kernel7<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
     cudaCheckLaunch();
 }
-// @copy-end attn-forward-launcher
+// ---- end of version 7
+// @copy-end attn-forward-v7
 
 // @copy-begin attn-backward-dot
 // ----------------------------------------------------------------------------
@@ -2550,13 +2802,689 @@ void attention_backward_tc(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16*
 }
 // @copy-end attn-backward-launcher
 
-// the dev/cuda versions the blocks above hold: forward v4, backward v6 (concurrent dQ, cp.async, split sinks)
-#define ATTN_FORWARD attention_forward4
-template<int D>
-static void ATTN_BACKWARD(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                          const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward_tc<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S, true, true, true);
+// @copy-begin attn-backward-v8
+// ----------------------------------------------------------------------------
+// version 8 (phase functions, kernels, launcher: this whole region; it also uses the shared
+// tensor-core helpers of the v3 section, launch_dot, get_sink_partial and v6's sink_reduce_kernel)
+// v8: v6's tile shapes (one m16 tile per warp: 64-key dK/dV blocks, 64-query dQ blocks) with the
+// tile loop software-pipelined in every warp, as forward v6: the first two matmuls of tile it+1
+// (S^T and dP^T in dK/dV, S and dP in dQ) are issued before the exp / dS / last matmuls of tile it,
+// so the tensor cores keep running through the elementwise work. This needs a third buffer for
+// what both halves read (Q, dO, lse, D in dK/dV; K in dQ). Kept from v7: ex2.approx.ftz, 16-row chunk
+// skipping as predicated mma, one __syncthreads per tile, cheaper edge masks, v6's sink split.
+// v7's two m16 tiles per warp are dropped (measured slower than v6 on the windows).
+// Predicted (written before measuring): ~1.25x v6 everywhere.
+
+// tiles: dK/dV streams BQ-query tiles, dQ streams BK-key tiles; two sets of the first half's
+// accumulators are live at once, so the tiles are half of v6's (D = 64: 32 queries; D = 128: 16 queries
+// and 32 keys) to stay within 255 registers without spills
+template<int D> __host__ __device__ constexpr int bwd8_bq() { return D == 64 ? 32 : 16; }
+template<int D> __host__ __device__ constexpr int bwd8_bk() { return D == 64 ? 64 : 32; }
+
+// dK/dV first half, one warp, keys [wrow, wrow+16) of Ks / Vs: S^T = K Q^T, dP^T = V dO^T
+template<int D, int BQ>
+__device__ __forceinline__ void dkdv8_phase1(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
+                                             const bf16* Ks, const bf16* Vs, const bf16* Qs, const bf16* dOs,
+                                             unsigned need, int wrow, int lane) {
+    constexpr int LDS = D + 8, NC = BQ / 16;
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { st[t][e] = 0.f; dpt[t][e] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t ka[4], va[4];
+        ldsm_a<LDS>(ka, Ks, wrow, kc, lane);
+        ldsm_a<LDS>(va, Vs, wrow, kc, lane);
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                uint32_t bq[4], bd[4];
+                ldsm_b_nk<LDS>(bq, Qs, np * 16, kc, lane);
+                ldsm_b_nk<LDS>(bd, dOs, np * 16, kc, lane);
+                mma_bf16_16816(st[2 * np], ka, bq);
+                mma_bf16_16816(st[2 * np + 1], ka, bq + 2);
+                mma_bf16_16816(dpt[2 * np], va, bd);
+                mma_bf16_16816(dpt[2 * np + 1], va, bd + 2);
+            }
+        }
+    }
 }
+
+// dK/dV second half: P^T, dS^T (mask on edge tiles), dV += P^T dO, dK += dS^T Q over the needed chunks
+template<int D, int BQ>
+__device__ __forceinline__ void dkdv8_phase2(float (&dk)[D / 8][4], float (&dv)[D / 8][4],
+                                             float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
+                                             const bf16* Qs, const bf16* dOs, const float* Ls, const float* Ds,
+                                             int q0, int wk0, unsigned need, int lane, int W, int S, int T, float sl2) {
+    constexpr int LDS = D + 8, NC = BQ / 16;
+    const int g = lane / 4, tg = lane % 4;
+    const bool full = block_fully_allowed(q0, BQ, wk0, 16, W, S, T);
+    const int qb = q0 + 2 * tg;
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++) {
+        const float2 Lv = *reinterpret_cast<const float2*>(Ls + t * 8 + 2 * tg);
+        const float2 Dv = *reinterpret_cast<const float2*>(Ds + t * 8 + 2 * tg);
+        const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E}, Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int key = wk0 + g + 8 * r;
+            const int lo = key - qb;
+            int hi = T - qb;
+            if (W > 0 && key >= S) hi = min(hi, key + W - qb);
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int qq = t * 8 + e;
+                float p = ex2_approx(fmaf(st[t][2 * r + e], sl2, -L2[e]));
+                if (!full && !(qq >= lo && qq < hi)) p = 0.f;
+                st[t][2 * r + e] = p;
+                dpt[t][2 * r + e] = p * (dpt[t][2 * r + e] - Dq[e]);
+            }
+        }
+    }
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (!(need & (1u << kc))) continue;
+        uint32_t pa[4], sa[4];
+        acc_to_a(pa, st[2 * kc], st[2 * kc + 1]);
+        acc_to_a(sa, dpt[2 * kc], dpt[2 * kc + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bd[4], bq[4];
+            ldsm_b_kn<LDS>(bd, dOs, np * 16, kc, lane);
+            ldsm_b_kn<LDS>(bq, Qs, np * 16, kc, lane);
+            mma_bf16_16816(dv[2 * np], pa, bd);
+            mma_bf16_16816(dv[2 * np + 1], pa, bd + 2);
+            mma_bf16_16816(dk[2 * np], sa, bq);
+            mma_bf16_16816(dk[2 * np + 1], sa, bq + 2);
+        }
+    }
+}
+
+// dQ first half, one warp, queries [wrow, wrow+16) of Qs / dOs: S = Q K^T, dP = dO V^T
+template<int D, int BK>
+__device__ __forceinline__ void dq8_phase1(float (&s)[BK / 8][4], float (&dp)[BK / 8][4],
+                                           const bf16* Qs, const bf16* dOs, const bf16* Ks, const bf16* Vs,
+                                           unsigned need, int wrow, int lane) {
+    constexpr int LDS = D + 8, NC = BK / 16;
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { s[t][e] = 0.f; dp[t][e] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t qa[4], da[4];
+        ldsm_a<LDS>(qa, Qs, wrow, kc, lane);
+        ldsm_a<LDS>(da, dOs, wrow, kc, lane);
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                uint32_t bk[4], bv[4];
+                ldsm_b_nk<LDS>(bk, Ks, np * 16, kc, lane);
+                ldsm_b_nk<LDS>(bv, Vs, np * 16, kc, lane);
+                mma_bf16_16816(s[2 * np], qa, bk);
+                mma_bf16_16816(s[2 * np + 1], qa, bk + 2);
+                mma_bf16_16816(dp[2 * np], da, bv);
+                mma_bf16_16816(dp[2 * np + 1], da, bv + 2);
+            }
+        }
+    }
+}
+
+// dQ second half: dS = P (dP - D) (mask on edge tiles), dQ += dS K over the needed key chunks
+template<int D, int BK>
+__device__ __forceinline__ void dq8_phase2(float (&dq)[D / 8][4], float (&s)[BK / 8][4], float (&dp)[BK / 8][4],
+                                           const bf16* Ks, const float (&L2)[2], const float (&Di)[2],
+                                           int k0, int wq0, unsigned need, int lane, int W, int S, int T, float sl2) {
+    constexpr int LDS = D + 8, NC = BK / 16;
+    const int g = lane / 4, tg = lane % 4;
+    const bool full = block_fully_allowed(wq0, 16, k0, BK, W, S, T);
+    const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = wq0 + g + 8 * r;
+        const int hi = (row < T) ? row - kb : -1 - BK;
+        const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int kk = t * 8 + e;
+                float p = ex2_approx(fmaf(s[t][2 * r + e], sl2, -L2[r]));
+                if (!full && !(kk <= hi && (kk >= lo || kk < sk))) p = 0.f;
+                s[t][2 * r + e] = p * (dp[t][2 * r + e] - Di[r]);
+            }
+    }
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (!(need & (1u << kc))) continue;
+        uint32_t a[4];
+        acc_to_a(a, s[2 * kc], s[2 * kc + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bk[4];
+            ldsm_b_kn<LDS>(bk, Ks, np * 16, kc, lane);
+            mma_bf16_16816(dq[2 * np], a, bk);
+            mma_bf16_16816(dq[2 * np + 1], a, bk + 2);
+        }
+    }
+}
+
+// 8a: dK/dV. Block per (b, h, 64 keys), warp w owns keys [16w, 16w+16). Query tiles (Q, dO, lse, D)
+// stream through 3 buffers: tile it+1 is read by the first half while tile it is read by the second.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dkdv_kernel8(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
+                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+    constexpr int BK = TCB_BK, BQ = bwd8_bq<D>(), LDS = D + 8, NB = 3;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (NB, BQ, LDS)
+    bf16* dOs = Qs + NB * BQ * LDS;                  // (NB, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + NB * BQ * LDS);   // (NB, BQ) lse
+    float* Ds = Ls + NB * BQ;                                    // (NB, BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int y = blockIdx.y;
+    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
+    if (chunk >= 0) {
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        qt0 += chunk * CT;
+        qt_end = min(qt_end, qt0 + CT - 1);
+    }
+    const int ntiles = qt_end - qt0 + 1;
+
+    auto load_q_tile = [&](int it) {
+        const int q0 = (qt0 + it) * BQ, buf = it % NB;
+        load_tile_async<D, BQ, LDS>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_tile_async<D, BQ, LDS>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        for (int x = tid; x < BQ; x += TCB_THREADS) {
+            int i = q0 + x;
+            bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + x, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + x, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    auto need_of = [&](int it) {
+        unsigned need = 0;
+        const int q0 = (qt0 + it) * BQ;
+#pragma unroll
+        for (int c = 0; c < BQ / 16; c++)
+            if (block_any_allowed(q0 + 16 * c, 16, wk0, 16, W, S, T)) need |= 1u << c;
+        return need;
+    };
+
+    // prologue: group {K, V, tile 0}, group {tile 1}
+    load_tile_async<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
+    load_tile_async<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if (ntiles > 0) load_q_tile(0);
+    cp_async_commit();
+    if (ntiles > 1) load_q_tile(1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+    float sta[BQ / 8][4], dpa[BQ / 8][4], stb[BQ / 8][4], dpb[BQ / 8][4];
+    unsigned need_a = 0, need_b = 0;
+    if (ntiles > 0) {
+        need_a = need_of(0);
+        dkdv8_phase1<D, BQ>(sta, dpa, Ks, Vs, Qs, dOs, need_a, wrow, lane);
+    }
+    auto step = [&](int it, float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4], unsigned need_cur,
+                    float (&stn)[BQ / 8][4], float (&dpn)[BQ / 8][4], unsigned& need_nxt) {
+        cp_async_wait<0>();   // tile it+1 has landed
+        __syncthreads();      // ... for everyone; step it-1 (buffers (it-1)%3 and it%3) done everywhere
+        if (it + 2 < ntiles) load_q_tile(it + 2);   // into buffer (it-1)%3
+        cp_async_commit();
+        if (it + 1 < ntiles) {
+            const int nb = (it + 1) % NB;
+            need_nxt = need_of(it + 1);
+            dkdv8_phase1<D, BQ>(stn, dpn, Ks, Vs, Qs + nb * BQ * LDS, dOs + nb * BQ * LDS, need_nxt, wrow, lane);
+        }
+        if (need_cur) {
+            const int cb = it % NB;
+            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qs + cb * BQ * LDS, dOs + cb * BQ * LDS, Ls + cb * BQ, Ds + cb * BQ,
+                                (qt0 + it) * BQ, wk0, need_cur, lane, W, S, T, sl2);
+        }
+    };
+    for (int it = 0; it < ntiles; it += 2) {
+        step(it, sta, dpa, need_a, stb, dpb, need_b);
+        if (it + 1 < ntiles) step(it + 1, stb, dpb, need_b, sta, dpa, need_a);
+    }
+    cp_async_wait<0>();
+    if (chunk >= 0) {
+        // fp32 partial, v6's layout (B*NH, nst, nch, 2, BK, D): [0] = dK * scale, [1] = dV
+        const int g = lane / 4, tg = lane % 4;
+        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+        float* pv = pk + BK * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = wrow + g + 8 * r;
+                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
+                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
+            }
+        return;
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);
+    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
+}
+
+// 8b: dQ. Block per (b, h, 64 queries), warp w owns queries [16w, 16w+16). K streams through 3
+// buffers (tile it+1 for the first half, tile it for dS K), V through 2.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dq_kernel8(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                              const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BK = bwd8_bk<D>(), BQ = TCB_BQ_DQ, LDS = D + 8, NB = 3;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (NB, BK, LDS)
+    bf16* Vs  = Ks + NB * BK * LDS;                  // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_tile_async<D, BK, LDS>(Ks + (it % NB) * BK * LDS, qbase + C, C3, k0, T, tid);
+        load_tile_async<D, BK, LDS>(Vs + (it & 1) * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
+    };
+    auto need_of = [&](int it) {
+        unsigned need = 0;
+        const int k0 = key_tile_at(kr, it) * BK;
+#pragma unroll
+        for (int c = 0; c < BK / 16; c++)
+            if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+        return need;
+    };
+
+    // prologue: group {Q, dO, K0, V0}, group {K1, V1}
+    load_tile_async<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
+    load_tile_async<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
+    load_kv(0);
+    cp_async_commit();
+    if (ntiles > 1) load_kv(1);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+    cp_async_wait<1>();
+    __syncthreads();
+
+    float sa[BK / 8][4], dpa[BK / 8][4], sb[BK / 8][4], dpb[BK / 8][4];
+    unsigned need_a = need_of(0), need_b = 0;
+    dq8_phase1<D, BK>(sa, dpa, Qs, dOs, Ks, Vs, need_a, wrow, lane);
+    auto step = [&](int it, float (&s)[BK / 8][4], float (&dp)[BK / 8][4], unsigned need_cur,
+                    float (&sn)[BK / 8][4], float (&dpn)[BK / 8][4], unsigned& need_nxt) {
+        cp_async_wait<0>();   // K/V of tile it+1 have landed
+        __syncthreads();      // ... for everyone; step it-1 is done everywhere
+        if (it + 2 < ntiles) load_kv(it + 2);   // K over K_{it-1}, V over V_it (read in step it-1)
+        cp_async_commit();
+        if (it + 1 < ntiles) {
+            need_nxt = need_of(it + 1);
+            dq8_phase1<D, BK>(sn, dpn, Qs, dOs, Ks + ((it + 1) % NB) * BK * LDS, Vs + ((it + 1) & 1) * BK * LDS,
+                              need_nxt, wrow, lane);
+        }
+        if (need_cur)
+            dq8_phase2<D, BK>(dq, s, dp, Ks + (it % NB) * BK * LDS, L2, Di, key_tile_at(kr, it) * BK, wq0,
+                              need_cur, lane, W, S, T, sl2);
+    };
+    for (int it = 0; it < ntiles; it += 2) {
+        step(it, sa, dpa, need_a, sb, dpb, need_b);
+        if (it + 1 < ntiles) step(it + 1, sb, dpb, need_b, sa, dpa, need_a);
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
+}
+
+template<int D>
+void attention_backward8(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                         const float* lse, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = bwd8_bq<D>(), BK = TCB_BK, BKQ = bwd8_bk<D>();   // dK/dV: BK keys x BQ; dQ: 64 x BKQ
+    constexpr size_t smem_kv = (size_t)(2 * BK + 6 * BQ) * (D + 8) * sizeof(bf16) + (size_t)6 * BQ * sizeof(float);
+    constexpr size_t smem_q = (size_t)(2 * TCB_BQ_DQ + 5 * BKQ) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    static cudaStream_t side;
+    static cudaEvent_t ev_fork, ev_join;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
+        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        configured = true;
+    }
+    const int nkt = ceil_div(T, BK);
+    int nst = 0, nch = 1;   // v6's sink split
+    if (W > 0 && S > 0) {
+        nch = ceil_div(ceil_div(T, BQ), SINK_CHUNK_QUERIES / BQ);
+        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
+        if (nst == 0) nch = 1;
+    }
+    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
+    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
+    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
+
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    cudaCheck(cudaEventRecord(ev_fork, 0));
+    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    attention_backward_dkdv_kernel8<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                          B, T, NH, W, S, nst, nch);
+    cudaCheckLaunch();
+    if (nst) {
+        const size_t n = (size_t)B * NH * nst * 2 * BK * D;
+        sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
+        cudaCheckLaunch();
+    }
+    attention_backward_dq_kernel8<D><<<grid_q, TCB_THREADS, smem_q, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    cudaCheck(cudaEventRecord(ev_join, side));
+    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+}
+// ---- end of version 8
+// @copy-end attn-backward-v8
+
+// @copy-begin attn-backward-v9
+// ----------------------------------------------------------------------------
+// version 9 (kernels, launcher: this region; the tile math is v8's dkdv8_phase1/2 and dq8_phase1/2,
+// the loads common.h's load_rows_async; also the v3 helpers, launch_dot, get_sink_partial and v6's
+// sink_reduce_kernel)
+// v9: v6's shapes and loop (64 keys x 64-query tiles in dK/dV, 64 queries x 64-key tiles in dQ at
+// D = 64; no software pipelining) with fewer instructions per mma, the lesson of forward v7 (ncu on
+// v6: issue slots 40-52% busy, tensor pipe 25-34%, at 2-3 warps per scheduler): cp.async with fixed
+// per-thread slots (one add per copy, bounds tests only on the tile crossing T), ex2.approx.ftz
+// instead of exp2f's range fix-ups, per-row edge masks, chunk skipping only on partial tiles, one
+// __syncthreads per tile. Keeps v6's sink split and the dQ pass on a second stream.
+// Predicted (written before measuring): 1.2x v6 on every case.
+
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dkdv_kernel9(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
+                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BQ / 16)) - 1;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (2, BQ, LDS)
+    bf16* dOs = Qs + 2 * BQ * LDS;                   // (2, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * LDS);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int y = blockIdx.y;
+    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
+    if (chunk >= 0) {
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        qt0 += chunk * CT;
+        qt_end = min(qt_end, qt0 + CT - 1);
+    }
+    const int ntiles = qt_end - qt0 + 1;
+
+    auto load_q_tile = [&](int it, int buf) {
+        const int q0 = (qt0 + it) * BQ;
+        load_rows_async<D, BQ, LDS, NT>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_rows_async<D, BQ, LDS, NT>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+
+    load_rows_async<D, BK, LDS, NT>(Ks, qbase + C, C3, k0, T, tid);
+    load_rows_async<D, BK, LDS, NT>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if (ntiles > 0) load_q_tile(0, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        if (it + 1 < ntiles) {
+            load_q_tile(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, q0 = (qt0 + it) * BQ;
+        unsigned need = 0;
+#pragma unroll
+        for (int c = 0; c < BQ / 16; c++)
+            if (block_any_allowed(q0 + 16 * c, 16, wk0, 16, W, S, T)) need |= 1u << c;
+        const bf16* Qb = Qs + buf * BQ * LDS;
+        const bf16* dOb = dOs + buf * BQ * LDS;
+        float st[BQ / 8][4], dpt[BQ / 8][4];
+        if (need == ALL) {
+            dkdv8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, ALL, wrow, lane);
+            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qb, dOb, Ls + buf * BQ, Ds + buf * BQ, q0, wk0, ALL, lane, W, S, T, sl2);
+        } else if (need) {
+            dkdv8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, need, wrow, lane);
+            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qb, dOb, Ls + buf * BQ, Ds + buf * BQ, q0, wk0, need, lane, W, S, T, sl2);
+        }
+    }
+    cp_async_wait<0>();
+    if (chunk >= 0) {
+        const int g = lane / 4, tg = lane % 4;
+        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+        float* pv = pk + BK * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = wrow + g + 8 * r;
+                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
+                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
+            }
+        return;
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);
+    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
+}
+
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dq_kernel9(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                              const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BK / 16)) - 1;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (2, BK, LDS)
+    bf16* Vs  = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, qbase + C, C3, k0, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
+    };
+
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
+    load_rows_async<D, BQ, LDS, NT>(dOs, dobase, C, q0, T, tid);
+    load_kv(0, 0);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+    cp_async_wait<0>();
+    __syncthreads();
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        if (it + 1 < ntiles) {
+            load_kv(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = key_tile_at(kr, it) * BK;
+        unsigned need = 0;
+#pragma unroll
+        for (int c = 0; c < BK / 16; c++)
+            if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+        const bf16* Kb = Ks + buf * BK * LDS;
+        const bf16* Vb = Vs + buf * BK * LDS;
+        float s[BK / 8][4], dp[BK / 8][4];
+        if (need == ALL) {
+            dq8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, ALL, wrow, lane);
+            dq8_phase2<D, BK>(dq, s, dp, Kb, L2, Di, k0, wq0, ALL, lane, W, S, T, sl2);
+        } else if (need) {
+            dq8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, need, wrow, lane);
+            dq8_phase2<D, BK>(dq, s, dp, Kb, L2, Di, k0, wq0, need, lane, W, S, T, sl2);
+        }
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
+}
+
+template<int D>
+void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                         const float* lse, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = dkdv_bq<D>(), BK = TCB_BK;
+    constexpr size_t smem_kv = dkdv_smem<D>(true), smem_q = dq_smem<D>(true);   // v5/v6's layouts
+    static bool configured = false;
+    static cudaStream_t side;
+    static cudaEvent_t ev_fork, ev_join;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel9<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel9<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
+        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        configured = true;
+    }
+    const int nkt = ceil_div(T, BK);
+    int nst = 0, nch = 1;   // v6's sink split
+    if (W > 0 && S > 0) {
+        nch = ceil_div(ceil_div(T, BQ), SINK_CHUNK_QUERIES / BQ);
+        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
+        if (nst == 0) nch = 1;
+    }
+    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
+    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
+    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
+
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    cudaCheck(cudaEventRecord(ev_fork, 0));
+    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    attention_backward_dkdv_kernel9<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                          B, T, NH, W, S, nst, nch);
+    cudaCheckLaunch();
+    if (nst) {
+        const size_t n = (size_t)B * NH * nst * 2 * BK * D;
+        sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
+        cudaCheckLaunch();
+    }
+    attention_backward_dq_kernel9<D><<<grid_q, TCB_THREADS, smem_q, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    cudaCheck(cudaEventRecord(ev_join, side));
+    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+}
+// ---- end of version 9
+// @copy-end attn-backward-v9
+
+// the dev/cuda versions the blocks above hold: forward v7, backward v9 (the fastest on an H200,
+// dev/cuda/notes.md); the other blocks are the helpers and tile functions those two call
+#define ATTN_FORWARD attention_forward7
+#define ATTN_BACKWARD attention_backward9
 
 static const char* ATTENTION_NAME = "sliding window + sinks";
 

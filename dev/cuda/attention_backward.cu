@@ -38,6 +38,20 @@ version 6 is version 5 with the long dK/dV runs of the sink tiles split over sev
 (fp32 partials, fixed-order reduction: still deterministic)
 ./attention_backward 6
 
+version 7 is version 6 with two m16 tiles per warp (128-key dK/dV blocks, 128-query dQ blocks at
+D = 64), chunk skipping, ex2.approx.ftz (measured: slower than v6 except on full causal)
+./attention_backward 7
+
+version 8 is version 6's shapes with the first two matmuls of the next tile issued before the
+elementwise work of this one (software pipelining; measured: slower than v6)
+./attention_backward 8
+
+version 9 is version 6 with fewer instructions per mma: fixed-slot cp.async, ex2.approx.ftz, per-row
+edge masks, chunk skipping only on partial tiles (measured: the fastest, 1.2-1.4x v6)
+./attention_backward 9
+
+./attention_backward 6 9    runs the checks and the timing of versions 6 and 9 only
+
 ./attention_backward        runs the checks and the timing for all versions
 The program exits non-zero if any check fails.
 */
@@ -46,6 +60,7 @@ The program exits non-zero if any check fails.
 
 static const float LOG2E = 1.4426950408889634f;
 
+// @copy-begin attn-backward-dot
 // ----------------------------------------------------------------------------
 // D_i = dout_i . out_i, one 16-byte chunk per thread, D/8 lanes per row, butterfly reduction.
 // Rows are visited in memory order (b, t, h) so the loads are fully coalesced.
@@ -81,6 +96,7 @@ void launch_dot(float* Dbuf, const bf16* out, const bf16* dout, int B, int T, in
     attention_backward_dot_kernel<D><<<ceil_div(n, block_size), block_size>>>(Dbuf, out, dout, B, T, NH);
     cudaCheckLaunch();
 }
+// @copy-end attn-backward-dot
 
 // ----------------------------------------------------------------------------
 // kernel 1: naive. Two kernels, fp32, one thread per row, obviously right and slow.
@@ -350,6 +366,7 @@ attention_backward_dq_kernel2(bf16* dqkv, const bf16* qkv, const bf16* dout, con
     }
 }
 
+// @copy-begin attn-backward-kernels
 // ----------------------------------------------------------------------------
 // kernel 3: tensor cores (mma.sync m16n8k16 bf16, fp32 accumulate), 4 warps per block, smem rows
 // padded to D + 8 elements (conflict-free ldmatrix). Fragment conventions as in common.h and in
@@ -873,6 +890,7 @@ attention_backward_dq_kernel5(bf16* dqkv, const bf16* qkv, const bf16* dout, con
     __syncwarp();
     store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + warp * 16 * LDS, wq0, T, lane);
 }
+// @copy-end attn-backward-kernels
 
 // ----------------------------------------------------------------------------
 // kernel launchers
@@ -899,6 +917,7 @@ void attention_backward2(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
     cudaCheckLaunch();
 }
 
+// @copy-begin attn-backward-launcher
 // dynamic smem of the tensor-core kernels: v3 single-buffers everything, v5 double-buffers the
 // tiles its loop streams (D = 128: dK/dV 52 / 70 KB, dQ 70 / 104 KB, so all need the > 48 KB opt-in)
 template<int D> constexpr size_t dkdv_smem(bool dbuf) {
@@ -988,11 +1007,1156 @@ void attention_backward_tc(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16*
         cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
     }
 }
+// @copy-end attn-backward-launcher
+
+// ----------------------------------------------------------------------------
+// version 7 (tile functions, kernels, sink reduction, launcher: this whole region; it also uses the
+// shared tensor-core helpers of the v3 section, launch_dot and get_sink_partial)
+// v7: v6's structure (D_i kernel, dK/dV pass beside a dQ pass on a second stream, sink tiles split
+// into 1024-query chunks with a fixed-order fp32 reduction) with two m16 tiles per warp at D = 64:
+// dK/dV blocks own 128 keys (warp: 32 keys; each Q/dO fragment from ldmatrix feeds two mma) over
+// 32-query tiles; dQ blocks own 128 queries (warp: 32) over 64-key tiles. Warps skip 16-query /
+// 16-key chunks with no allowed pair, one __syncthreads per tile, ex2.approx.ftz, cheaper edge masks.
+// D = 128: one m16 tile per warp (64 keys / 64 queries per block), registers would not hold two.
+// Predicted (written before measuring): ~1.4x v6 on every case (ldmatrix bytes per mma down ~1.5x
+// in dK/dV and ~1.4x in dQ, on the assumption that shared-memory bandwidth was v6's bound).
+
+template<int D> __host__ __device__ constexpr int bwd7_mt() { return D == 64 ? 2 : 1; }
+constexpr int BWD7_BQ_KV = 32;   // query tile of the dK/dV pass
+// key tile of the dQ pass: 64 at D = 64 spills (two m16 tiles x 64 keys of S and dP is 128 floats)
+template<int D> __host__ __device__ constexpr int bwd7_bk_q() { return D == 64 ? 32 : 64; }
+
+// dK/dV, one 32-query tile for one warp owning keys [wk0, wk0 + 16 MT) = smem rows [wrow, wrow + 16 MT)
+// of Ks / Vs. Same math as dkdv_tile_mma with an m16 tile index on the key side.
+template<int D, int MT, int BQ>
+__device__ __forceinline__ void dkdv7_tile(float (&dk)[MT][D / 8][4], float (&dv)[MT][D / 8][4],
+                                           const bf16* Ks, const bf16* Vs, const bf16* Qs, const bf16* dOs,
+                                           const float* Ls, const float* Ds, int q0, int wk0, int wrow,
+                                           int lane, int W, int S, int T, float sl2) {
+    constexpr int LDS = D + 8, WK = 16 * MT, NC = BQ / 16;
+    const int g = lane / 4, tg = lane % 4;
+    unsigned need = 0;   // 16-query chunks with an allowed pair for some key of this warp
+#pragma unroll
+    for (int c = 0; c < NC; c++)
+        if (block_any_allowed(q0 + 16 * c, 16, wk0, WK, W, S, T)) need |= 1u << c;
+    if (need == 0) return;
+
+    float st[MT][BQ / 8][4], dpt[MT][BQ / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int t = 0; t < BQ / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) { st[mt][t][e] = 0.f; dpt[mt][t][e] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t ka[MT][4], va[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            ldsm_a<LDS>(ka[mt], Ks, wrow + 16 * mt, kc, lane);
+            ldsm_a<LDS>(va[mt], Vs, wrow + 16 * mt, kc, lane);
+        }
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                uint32_t bq[4], bd[4];
+                ldsm_b_nk<LDS>(bq, Qs, np * 16, kc, lane);
+                ldsm_b_nk<LDS>(bd, dOs, np * 16, kc, lane);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_bf16_16816(st[mt][2 * np], ka[mt], bq);
+                    mma_bf16_16816(st[mt][2 * np + 1], ka[mt], bq + 2);
+                    mma_bf16_16816(dpt[mt][2 * np], va[mt], bd);
+                    mma_bf16_16816(dpt[mt][2 * np + 1], va[mt], bd + 2);
+                }
+            }
+        }
+    }
+    // element (mt, t, e): key wk0 + 16 mt + g + 8(e/2), query q0 + 8t + 2tg + (e%2) = qb + qq
+    const bool full = block_fully_allowed(q0, BQ, wk0, WK, W, S, T);
+    const int qb = q0 + 2 * tg;
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++) {
+        if (!(need & (1u << (t / 2)))) continue;
+        float L2[2], Dq[2];
+#pragma unroll
+        for (int e = 0; e < 2; e++) { L2[e] = Ls[t * 8 + 2 * tg + e] * LOG2E; Dq[e] = Ds[t * 8 + 2 * tg + e]; }
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                // allowed iff lo <= qq < hi: causal (query >= key), query < T, band unless a sink key
+                const int key = wk0 + 16 * mt + g + 8 * r;
+                const int lo = key - qb;
+                int hi = T - qb;
+                if (W > 0 && key >= S) hi = min(hi, key + W - qb);
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int qq = t * 8 + e;
+                    float p = ex2_approx(fmaf(st[mt][t][2 * r + e], sl2, -L2[e]));
+                    if (!full && !(qq >= lo && qq < hi)) p = 0.f;   // select: p may be inf there
+                    st[mt][t][2 * r + e] = p;
+                    dpt[mt][t][2 * r + e] = p * (dpt[mt][t][2 * r + e] - Dq[e]);
+                }
+            }
+    }
+    // dV += P^T dO, dK += dS^T Q over the needed query chunks; each B fragment feeds MT m16 tiles
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (!(need & (1u << kc))) continue;
+        uint32_t pa[MT][4], sa[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            acc_to_a(pa[mt], st[mt][2 * kc], st[mt][2 * kc + 1]);
+            acc_to_a(sa[mt], dpt[mt][2 * kc], dpt[mt][2 * kc + 1]);
+        }
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bd[4], bq[4];
+            ldsm_b_kn<LDS>(bd, dOs, np * 16, kc, lane);
+            ldsm_b_kn<LDS>(bq, Qs, np * 16, kc, lane);
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                mma_bf16_16816(dv[mt][2 * np], pa[mt], bd);
+                mma_bf16_16816(dv[mt][2 * np + 1], pa[mt], bd + 2);
+                mma_bf16_16816(dk[mt][2 * np], sa[mt], bq);
+                mma_bf16_16816(dk[mt][2 * np + 1], sa[mt], bq + 2);
+            }
+        }
+    }
+}
+
+// dQ, one key tile for one warp owning queries [wq0, wq0 + 16 MT) = smem rows [wrow, ..) of Qs / dOs.
+// L2 / Di: lse log2(e) and D_i of this thread's rows wq0 + 16 mt + g + 8 r.
+template<int D, int MT, int BK>
+__device__ __forceinline__ void dq7_tile(float (&dq)[MT][D / 8][4], const bf16* Qs, const bf16* dOs,
+                                         const bf16* Ks, const bf16* Vs, const float (&L2)[MT][2],
+                                         const float (&Di)[MT][2], int k0, int wq0, int wrow, int lane,
+                                         int W, int S, int T, float sl2) {
+    constexpr int LDS = D + 8, WQ = 16 * MT, NC = BK / 16;
+    const int g = lane / 4, tg = lane % 4;
+    unsigned need = 0;   // 16-key chunks with an allowed pair for some row of this warp
+#pragma unroll
+    for (int c = 0; c < NC; c++)
+        if (block_any_allowed(wq0, WQ, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+    if (need == 0) return;
+
+    float s[MT][BK / 8][4], dp[MT][BK / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) { s[mt][t][e] = 0.f; dp[mt][t][e] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t qa[MT][4], da[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            ldsm_a<LDS>(qa[mt], Qs, wrow + 16 * mt, kc, lane);
+            ldsm_a<LDS>(da[mt], dOs, wrow + 16 * mt, kc, lane);
+        }
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                uint32_t bk[4], bv[4];
+                ldsm_b_nk<LDS>(bk, Ks, np * 16, kc, lane);
+                ldsm_b_nk<LDS>(bv, Vs, np * 16, kc, lane);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_bf16_16816(s[mt][2 * np], qa[mt], bk);
+                    mma_bf16_16816(s[mt][2 * np + 1], qa[mt], bk + 2);
+                    mma_bf16_16816(dp[mt][2 * np], da[mt], bv);
+                    mma_bf16_16816(dp[mt][2 * np + 1], da[mt], bv + 2);
+                }
+            }
+        }
+    }
+    // element (mt, t, e): query wq0 + 16 mt + g + 8(e/2), key k0 + 8t + 2tg + (e%2) = kb + kk
+    const bool full = block_fully_allowed(wq0, WQ, k0, BK, W, S, T);
+    const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = wq0 + 16 * mt + g + 8 * r;
+            const int hi = (row < T) ? row - kb : -1 - BK;     // causal (rows past T: none)
+            const int lo = (W > 0) ? row - W + 1 - kb : -BK;   // band start
+#pragma unroll
+            for (int t = 0; t < BK / 8; t++) {
+                if (!(need & (1u << (t / 2)))) continue;
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kk = t * 8 + e;
+                    float p = ex2_approx(fmaf(s[mt][t][2 * r + e], sl2, -L2[mt][r]));
+                    if (!full && !(kk <= hi && (kk >= lo || kk < sk))) p = 0.f;
+                    s[mt][t][2 * r + e] = p * (dp[mt][t][2 * r + e] - Di[mt][r]);   // dS
+                }
+            }
+        }
+    // dQ += dS K over the needed key chunks; each K fragment feeds MT m16 tiles
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (!(need & (1u << kc))) continue;
+        uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) acc_to_a(a[mt], s[mt][2 * kc], s[mt][2 * kc + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bk[4];
+            ldsm_b_kn<LDS>(bk, Ks, np * 16, kc, lane);
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                mma_bf16_16816(dq[mt][2 * np], a[mt], bk);
+                mma_bf16_16816(dq[mt][2 * np + 1], a[mt], bk + 2);
+            }
+        }
+    }
+}
+
+// 7a: dK/dV. Block per (b, h, 64 MT keys), 4 warps x 16 MT keys; streams 32-query tiles (Q, dO,
+// lse, D) double-buffered. smem: K, V (BK, LDS); Q, dO (2, BQ, LDS); lse, D (2, BQ).
+// Sink tiles (nst > 0) as in v6: blockIdx.y < nst * nch is (sink tile, chunk), fp32 partials.
+template<int D, int MT, int BQ>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dkdv_kernel7(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
+                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+    constexpr int WK = 16 * MT, BK = 4 * WK, LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (2, BQ, LDS)
+    bf16* dOs = Qs + 2 * BQ * LDS;                   // (2, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * LDS);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int y = blockIdx.y;
+    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    const int chunk = (y < nst * nch) ? y % nch : -1;   // -1: the whole query run, bf16 output
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wrow = warp * WK, wk0 = k0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
+    if (chunk >= 0) {   // this chunk's part of the run; may be empty (then it writes zeros)
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        qt0 += chunk * CT;
+        qt_end = min(qt_end, qt0 + CT - 1);
+    }
+    const int ntiles = qt_end - qt0 + 1;
+
+    auto load_q_tile = [&](int it, int buf) {
+        const int q0 = (qt0 + it) * BQ;
+        load_tile_async<D, BQ, LDS>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_tile_async<D, BQ, LDS>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        for (int x = tid; x < BQ; x += TCB_THREADS) {
+            int i = q0 + x;
+            bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + x, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + x, D_bh + (ok ? i : 0), ok);
+        }
+    };
+
+    // prologue: K/V and query tile 0 in one group
+    load_tile_async<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
+    load_tile_async<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if (ntiles > 0) load_q_tile(0, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    float dk[MT][D / 8][4], dv[MT][D / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) { dk[mt][n][e] = 0.f; dv[mt][n][e] = 0.f; }
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();   // tile it has landed
+            __syncthreads();      // ... for all, and every warp is done with tile it-1 (buffer (it+1)&1)
+        }
+        if (it + 1 < ntiles) {
+            load_q_tile(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1;
+        dkdv7_tile<D, MT, BQ>(dk, dv, Ks, Vs, Qs + buf * BQ * LDS, dOs + buf * BQ * LDS, Ls + buf * BQ,
+                              Ds + buf * BQ, (qt0 + it) * BQ, wk0, wrow, lane, W, S, T, sl2);
+    }
+    if (chunk >= 0) {
+        // fp32 partial of this chunk: partial (B*NH, nst, nch, 2, BK, D), [0] = dK * scale, [1] = dV
+        const int g = lane / 4, tg = lane % 4;
+        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+        float* pv = pk + BK * D;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    const int row = wrow + 16 * mt + g + 8 * r;
+                    *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) =
+                        make_float2(dk[mt][n][2 * r] * scale, dk[mt][n][2 * r + 1] * scale);
+                    *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) =
+                        make_float2(dv[mt][n][2 * r], dv[mt][n][2 * r + 1]);
+                }
+        return;
+    }
+    // the warp's own K / V rows (read only by this warp) stage dK, dV as bf16
+    __syncwarp();
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        stage_acc16<D, LDS>(Ks + (wrow + 16 * mt) * LDS, dk[mt], scale, lane);
+        stage_acc16<D, LDS>(Vs + (wrow + 16 * mt) * LDS, dv[mt], 1.f, lane);
+    }
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        store_rows16<D, LDS>(dkbase, C3, Ks + (wrow + 16 * mt) * LDS, wk0 + 16 * mt, T, lane);
+        store_rows16<D, LDS>(dkbase + C, C3, Vs + (wrow + 16 * mt) * LDS, wk0 + 16 * mt, T, lane);
+    }
+}
+
+// v7's sink reduction: v6's with the key tile size as a parameter
+template<int D, int BK>
+__global__ void sink_reduce_kernel7(bf16* dqkv, const float* partial, int B, int T, int NH, int nst, int nch) {
+    const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t total = (size_t)B * NH * nst * 2 * BK * D;
+    if (idx >= total) return;
+    const int d = (int)(idx % D), row = (int)(idx / D % BK), which = (int)(idx / ((size_t)BK * D) % 2);
+    const int kt = (int)(idx / ((size_t)2 * BK * D) % nst);
+    const int bh = (int)(idx / ((size_t)2 * BK * D * nst));
+    const int key = kt * BK + row;
+    if (key >= T) return;
+    const float* src = partial + ((size_t)bh * nst + kt) * nch * 2 * BK * D + (size_t)which * BK * D + (size_t)row * D + d;
+    float sum = 0.f;
+    for (int c = 0; c < nch; c++) sum += src[(size_t)c * 2 * BK * D];
+    const int b = bh / NH, h = bh % NH;
+    const size_t C = (size_t)NH * D;
+    dqkv[(size_t)(b * T + key) * 3 * C + (1 + which) * C + h * D + d] = __float2bfloat16(sum);
+}
+
+// 7b: dQ. Block per (b, h, 64 MT queries), 4 warps x 16 MT queries; streams BK-key tiles double-
+// buffered. smem: Q, dO (BQ, LDS) once; K, V (2, BK, LDS).
+template<int D, int MT, int BK>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dq_kernel7(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                              const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int WQ = 16 * MT, BQ = 4 * WQ, LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (2, BK, LDS)
+    bf16* Vs  = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;       // longest tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wrow = warp * WQ, wq0 = q0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_tile_async<D, BK, LDS>(Ks + buf * BK * LDS, qbase + C, C3, k0, T, tid);
+        load_tile_async<D, BK, LDS>(Vs + buf * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
+    };
+
+    // prologue: Q, dO and key tile 0 in one group; row statistics with plain loads meanwhile
+    load_tile_async<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
+    load_tile_async<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
+    load_kv(0, 0);
+    cp_async_commit();
+    float L2[MT][2], Di[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int i = wq0 + 16 * mt + g + 8 * r;
+            L2[mt][r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+            Di[mt][r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+        }
+    float dq[MT][D / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) { dq[mt][n][0] = dq[mt][n][1] = dq[mt][n][2] = dq[mt][n][3] = 0.f; }
+    cp_async_wait<0>();
+    __syncthreads();
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        if (it + 1 < ntiles) {
+            load_kv(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1;
+        dq7_tile<D, MT, BK>(dq, Qs, dOs, Ks + buf * BK * LDS, Vs + buf * BK * LDS, L2, Di,
+                            key_tile_at(kr, it) * BK, wq0, wrow, lane, W, S, T, sl2);
+    }
+    // the warp's own Q rows (read only by this warp) stage dQ
+    __syncwarp();
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) stage_acc16<D, LDS>(Qs + (wrow + 16 * mt) * LDS, dq[mt], scale, lane);
+    __syncwarp();
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+        store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + (wrow + 16 * mt) * LDS, wq0 + 16 * mt, T, lane);
+}
+
+template<int D>
+void attention_backward7(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                         const float* lse, int B, int T, int NH, int W, int S) {
+    constexpr int MT = bwd7_mt<D>(), BQ = BWD7_BQ_KV, BKV = 64 * MT;   // dK/dV: BQ queries x BKV keys
+    constexpr int BKQ = bwd7_bk_q<D>(), BQQ = 64 * MT;                      // dQ: BQQ queries x BKQ keys
+    constexpr size_t smem_kv = (size_t)(2 * BKV + 4 * BQ) * (D + 8) * sizeof(bf16) + (size_t)4 * BQ * sizeof(float);
+    constexpr size_t smem_q = (size_t)(2 * BQQ + 4 * BKQ) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    static cudaStream_t side;
+    static cudaEvent_t ev_fork, ev_join;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel7<D, MT, BQ>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel7<D, MT, BKQ>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
+        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        configured = true;
+    }
+    const int nkt = ceil_div(T, BKV);
+    int nst = 0, nch = 1;   // split the sink tiles' query runs (as v6)
+    if (W > 0 && S > 0) {
+        nch = ceil_div(ceil_div(T, BQ), SINK_CHUNK_QUERIES / BQ);
+        nst = (nch > 1) ? std::min(ceil_div(S, BKV), nkt) : 0;
+        if (nst == 0) nch = 1;
+    }
+    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BKV * D * sizeof(float)) : nullptr;
+    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
+    const dim3 grid_q(B * NH, ceil_div(T, BQQ));
+
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    cudaCheck(cudaEventRecord(ev_fork, 0));
+    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    attention_backward_dkdv_kernel7<D, MT, BQ><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                                  B, T, NH, W, S, nst, nch);
+    cudaCheckLaunch();
+    if (nst) {
+        const size_t n = (size_t)B * NH * nst * 2 * BKV * D;
+        sink_reduce_kernel7<D, BKV><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
+        cudaCheckLaunch();
+    }
+    attention_backward_dq_kernel7<D, MT, BKQ><<<grid_q, TCB_THREADS, smem_q, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    cudaCheck(cudaEventRecord(ev_join, side));
+    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+}
+// ---- end of version 7
+
+// @copy-begin attn-backward-v8
+// ----------------------------------------------------------------------------
+// version 8 (phase functions, kernels, launcher: this whole region; it also uses the shared
+// tensor-core helpers of the v3 section, launch_dot, get_sink_partial and v6's sink_reduce_kernel)
+// v8: v6's tile shapes (one m16 tile per warp: 64-key dK/dV blocks, 64-query dQ blocks) with the
+// tile loop software-pipelined in every warp, as forward v6: the first two matmuls of tile it+1
+// (S^T and dP^T in dK/dV, S and dP in dQ) are issued before the exp / dS / last matmuls of tile it,
+// so the tensor cores keep running through the elementwise work. This needs a third buffer for
+// what both halves read (Q, dO, lse, D in dK/dV; K in dQ). Kept from v7: ex2.approx.ftz, 16-row chunk
+// skipping as predicated mma, one __syncthreads per tile, cheaper edge masks, v6's sink split.
+// v7's two m16 tiles per warp are dropped (measured slower than v6 on the windows).
+// Predicted (written before measuring): ~1.25x v6 everywhere.
+
+// tiles: dK/dV streams BQ-query tiles, dQ streams BK-key tiles; two sets of the first half's
+// accumulators are live at once, so the tiles are half of v6's (D = 64: 32 queries; D = 128: 16 queries
+// and 32 keys) to stay within 255 registers without spills
+template<int D> __host__ __device__ constexpr int bwd8_bq() { return D == 64 ? 32 : 16; }
+template<int D> __host__ __device__ constexpr int bwd8_bk() { return D == 64 ? 64 : 32; }
+
+// dK/dV first half, one warp, keys [wrow, wrow+16) of Ks / Vs: S^T = K Q^T, dP^T = V dO^T
+template<int D, int BQ>
+__device__ __forceinline__ void dkdv8_phase1(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
+                                             const bf16* Ks, const bf16* Vs, const bf16* Qs, const bf16* dOs,
+                                             unsigned need, int wrow, int lane) {
+    constexpr int LDS = D + 8, NC = BQ / 16;
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { st[t][e] = 0.f; dpt[t][e] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t ka[4], va[4];
+        ldsm_a<LDS>(ka, Ks, wrow, kc, lane);
+        ldsm_a<LDS>(va, Vs, wrow, kc, lane);
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                uint32_t bq[4], bd[4];
+                ldsm_b_nk<LDS>(bq, Qs, np * 16, kc, lane);
+                ldsm_b_nk<LDS>(bd, dOs, np * 16, kc, lane);
+                mma_bf16_16816(st[2 * np], ka, bq);
+                mma_bf16_16816(st[2 * np + 1], ka, bq + 2);
+                mma_bf16_16816(dpt[2 * np], va, bd);
+                mma_bf16_16816(dpt[2 * np + 1], va, bd + 2);
+            }
+        }
+    }
+}
+
+// dK/dV second half: P^T, dS^T (mask on edge tiles), dV += P^T dO, dK += dS^T Q over the needed chunks
+template<int D, int BQ>
+__device__ __forceinline__ void dkdv8_phase2(float (&dk)[D / 8][4], float (&dv)[D / 8][4],
+                                             float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
+                                             const bf16* Qs, const bf16* dOs, const float* Ls, const float* Ds,
+                                             int q0, int wk0, unsigned need, int lane, int W, int S, int T, float sl2) {
+    constexpr int LDS = D + 8, NC = BQ / 16;
+    const int g = lane / 4, tg = lane % 4;
+    const bool full = block_fully_allowed(q0, BQ, wk0, 16, W, S, T);
+    const int qb = q0 + 2 * tg;
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++) {
+        const float2 Lv = *reinterpret_cast<const float2*>(Ls + t * 8 + 2 * tg);
+        const float2 Dv = *reinterpret_cast<const float2*>(Ds + t * 8 + 2 * tg);
+        const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E}, Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int key = wk0 + g + 8 * r;
+            const int lo = key - qb;
+            int hi = T - qb;
+            if (W > 0 && key >= S) hi = min(hi, key + W - qb);
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int qq = t * 8 + e;
+                float p = ex2_approx(fmaf(st[t][2 * r + e], sl2, -L2[e]));
+                if (!full && !(qq >= lo && qq < hi)) p = 0.f;
+                st[t][2 * r + e] = p;
+                dpt[t][2 * r + e] = p * (dpt[t][2 * r + e] - Dq[e]);
+            }
+        }
+    }
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (!(need & (1u << kc))) continue;
+        uint32_t pa[4], sa[4];
+        acc_to_a(pa, st[2 * kc], st[2 * kc + 1]);
+        acc_to_a(sa, dpt[2 * kc], dpt[2 * kc + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bd[4], bq[4];
+            ldsm_b_kn<LDS>(bd, dOs, np * 16, kc, lane);
+            ldsm_b_kn<LDS>(bq, Qs, np * 16, kc, lane);
+            mma_bf16_16816(dv[2 * np], pa, bd);
+            mma_bf16_16816(dv[2 * np + 1], pa, bd + 2);
+            mma_bf16_16816(dk[2 * np], sa, bq);
+            mma_bf16_16816(dk[2 * np + 1], sa, bq + 2);
+        }
+    }
+}
+
+// dQ first half, one warp, queries [wrow, wrow+16) of Qs / dOs: S = Q K^T, dP = dO V^T
+template<int D, int BK>
+__device__ __forceinline__ void dq8_phase1(float (&s)[BK / 8][4], float (&dp)[BK / 8][4],
+                                           const bf16* Qs, const bf16* dOs, const bf16* Ks, const bf16* Vs,
+                                           unsigned need, int wrow, int lane) {
+    constexpr int LDS = D + 8, NC = BK / 16;
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { s[t][e] = 0.f; dp[t][e] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t qa[4], da[4];
+        ldsm_a<LDS>(qa, Qs, wrow, kc, lane);
+        ldsm_a<LDS>(da, dOs, wrow, kc, lane);
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                uint32_t bk[4], bv[4];
+                ldsm_b_nk<LDS>(bk, Ks, np * 16, kc, lane);
+                ldsm_b_nk<LDS>(bv, Vs, np * 16, kc, lane);
+                mma_bf16_16816(s[2 * np], qa, bk);
+                mma_bf16_16816(s[2 * np + 1], qa, bk + 2);
+                mma_bf16_16816(dp[2 * np], da, bv);
+                mma_bf16_16816(dp[2 * np + 1], da, bv + 2);
+            }
+        }
+    }
+}
+
+// dQ second half: dS = P (dP - D) (mask on edge tiles), dQ += dS K over the needed key chunks
+template<int D, int BK>
+__device__ __forceinline__ void dq8_phase2(float (&dq)[D / 8][4], float (&s)[BK / 8][4], float (&dp)[BK / 8][4],
+                                           const bf16* Ks, const float (&L2)[2], const float (&Di)[2],
+                                           int k0, int wq0, unsigned need, int lane, int W, int S, int T, float sl2) {
+    constexpr int LDS = D + 8, NC = BK / 16;
+    const int g = lane / 4, tg = lane % 4;
+    const bool full = block_fully_allowed(wq0, 16, k0, BK, W, S, T);
+    const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = wq0 + g + 8 * r;
+        const int hi = (row < T) ? row - kb : -1 - BK;
+        const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int kk = t * 8 + e;
+                float p = ex2_approx(fmaf(s[t][2 * r + e], sl2, -L2[r]));
+                if (!full && !(kk <= hi && (kk >= lo || kk < sk))) p = 0.f;
+                s[t][2 * r + e] = p * (dp[t][2 * r + e] - Di[r]);
+            }
+    }
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (!(need & (1u << kc))) continue;
+        uint32_t a[4];
+        acc_to_a(a, s[2 * kc], s[2 * kc + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bk[4];
+            ldsm_b_kn<LDS>(bk, Ks, np * 16, kc, lane);
+            mma_bf16_16816(dq[2 * np], a, bk);
+            mma_bf16_16816(dq[2 * np + 1], a, bk + 2);
+        }
+    }
+}
+
+// 8a: dK/dV. Block per (b, h, 64 keys), warp w owns keys [16w, 16w+16). Query tiles (Q, dO, lse, D)
+// stream through 3 buffers: tile it+1 is read by the first half while tile it is read by the second.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dkdv_kernel8(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
+                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+    constexpr int BK = TCB_BK, BQ = bwd8_bq<D>(), LDS = D + 8, NB = 3;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (NB, BQ, LDS)
+    bf16* dOs = Qs + NB * BQ * LDS;                  // (NB, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + NB * BQ * LDS);   // (NB, BQ) lse
+    float* Ds = Ls + NB * BQ;                                    // (NB, BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int y = blockIdx.y;
+    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
+    if (chunk >= 0) {
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        qt0 += chunk * CT;
+        qt_end = min(qt_end, qt0 + CT - 1);
+    }
+    const int ntiles = qt_end - qt0 + 1;
+
+    auto load_q_tile = [&](int it) {
+        const int q0 = (qt0 + it) * BQ, buf = it % NB;
+        load_tile_async<D, BQ, LDS>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_tile_async<D, BQ, LDS>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        for (int x = tid; x < BQ; x += TCB_THREADS) {
+            int i = q0 + x;
+            bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + x, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + x, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    auto need_of = [&](int it) {
+        unsigned need = 0;
+        const int q0 = (qt0 + it) * BQ;
+#pragma unroll
+        for (int c = 0; c < BQ / 16; c++)
+            if (block_any_allowed(q0 + 16 * c, 16, wk0, 16, W, S, T)) need |= 1u << c;
+        return need;
+    };
+
+    // prologue: group {K, V, tile 0}, group {tile 1}
+    load_tile_async<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
+    load_tile_async<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if (ntiles > 0) load_q_tile(0);
+    cp_async_commit();
+    if (ntiles > 1) load_q_tile(1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+    float sta[BQ / 8][4], dpa[BQ / 8][4], stb[BQ / 8][4], dpb[BQ / 8][4];
+    unsigned need_a = 0, need_b = 0;
+    if (ntiles > 0) {
+        need_a = need_of(0);
+        dkdv8_phase1<D, BQ>(sta, dpa, Ks, Vs, Qs, dOs, need_a, wrow, lane);
+    }
+    auto step = [&](int it, float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4], unsigned need_cur,
+                    float (&stn)[BQ / 8][4], float (&dpn)[BQ / 8][4], unsigned& need_nxt) {
+        cp_async_wait<0>();   // tile it+1 has landed
+        __syncthreads();      // ... for everyone; step it-1 (buffers (it-1)%3 and it%3) done everywhere
+        if (it + 2 < ntiles) load_q_tile(it + 2);   // into buffer (it-1)%3
+        cp_async_commit();
+        if (it + 1 < ntiles) {
+            const int nb = (it + 1) % NB;
+            need_nxt = need_of(it + 1);
+            dkdv8_phase1<D, BQ>(stn, dpn, Ks, Vs, Qs + nb * BQ * LDS, dOs + nb * BQ * LDS, need_nxt, wrow, lane);
+        }
+        if (need_cur) {
+            const int cb = it % NB;
+            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qs + cb * BQ * LDS, dOs + cb * BQ * LDS, Ls + cb * BQ, Ds + cb * BQ,
+                                (qt0 + it) * BQ, wk0, need_cur, lane, W, S, T, sl2);
+        }
+    };
+    for (int it = 0; it < ntiles; it += 2) {
+        step(it, sta, dpa, need_a, stb, dpb, need_b);
+        if (it + 1 < ntiles) step(it + 1, stb, dpb, need_b, sta, dpa, need_a);
+    }
+    cp_async_wait<0>();
+    if (chunk >= 0) {
+        // fp32 partial, v6's layout (B*NH, nst, nch, 2, BK, D): [0] = dK * scale, [1] = dV
+        const int g = lane / 4, tg = lane % 4;
+        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+        float* pv = pk + BK * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = wrow + g + 8 * r;
+                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
+                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
+            }
+        return;
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);
+    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
+}
+
+// 8b: dQ. Block per (b, h, 64 queries), warp w owns queries [16w, 16w+16). K streams through 3
+// buffers (tile it+1 for the first half, tile it for dS K), V through 2.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dq_kernel8(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                              const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BK = bwd8_bk<D>(), BQ = TCB_BQ_DQ, LDS = D + 8, NB = 3;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (NB, BK, LDS)
+    bf16* Vs  = Ks + NB * BK * LDS;                  // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_tile_async<D, BK, LDS>(Ks + (it % NB) * BK * LDS, qbase + C, C3, k0, T, tid);
+        load_tile_async<D, BK, LDS>(Vs + (it & 1) * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
+    };
+    auto need_of = [&](int it) {
+        unsigned need = 0;
+        const int k0 = key_tile_at(kr, it) * BK;
+#pragma unroll
+        for (int c = 0; c < BK / 16; c++)
+            if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+        return need;
+    };
+
+    // prologue: group {Q, dO, K0, V0}, group {K1, V1}
+    load_tile_async<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
+    load_tile_async<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
+    load_kv(0);
+    cp_async_commit();
+    if (ntiles > 1) load_kv(1);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+    cp_async_wait<1>();
+    __syncthreads();
+
+    float sa[BK / 8][4], dpa[BK / 8][4], sb[BK / 8][4], dpb[BK / 8][4];
+    unsigned need_a = need_of(0), need_b = 0;
+    dq8_phase1<D, BK>(sa, dpa, Qs, dOs, Ks, Vs, need_a, wrow, lane);
+    auto step = [&](int it, float (&s)[BK / 8][4], float (&dp)[BK / 8][4], unsigned need_cur,
+                    float (&sn)[BK / 8][4], float (&dpn)[BK / 8][4], unsigned& need_nxt) {
+        cp_async_wait<0>();   // K/V of tile it+1 have landed
+        __syncthreads();      // ... for everyone; step it-1 is done everywhere
+        if (it + 2 < ntiles) load_kv(it + 2);   // K over K_{it-1}, V over V_it (read in step it-1)
+        cp_async_commit();
+        if (it + 1 < ntiles) {
+            need_nxt = need_of(it + 1);
+            dq8_phase1<D, BK>(sn, dpn, Qs, dOs, Ks + ((it + 1) % NB) * BK * LDS, Vs + ((it + 1) & 1) * BK * LDS,
+                              need_nxt, wrow, lane);
+        }
+        if (need_cur)
+            dq8_phase2<D, BK>(dq, s, dp, Ks + (it % NB) * BK * LDS, L2, Di, key_tile_at(kr, it) * BK, wq0,
+                              need_cur, lane, W, S, T, sl2);
+    };
+    for (int it = 0; it < ntiles; it += 2) {
+        step(it, sa, dpa, need_a, sb, dpb, need_b);
+        if (it + 1 < ntiles) step(it + 1, sb, dpb, need_b, sa, dpa, need_a);
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
+}
+
+template<int D>
+void attention_backward8(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                         const float* lse, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = bwd8_bq<D>(), BK = TCB_BK, BKQ = bwd8_bk<D>();   // dK/dV: BK keys x BQ; dQ: 64 x BKQ
+    constexpr size_t smem_kv = (size_t)(2 * BK + 6 * BQ) * (D + 8) * sizeof(bf16) + (size_t)6 * BQ * sizeof(float);
+    constexpr size_t smem_q = (size_t)(2 * TCB_BQ_DQ + 5 * BKQ) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    static cudaStream_t side;
+    static cudaEvent_t ev_fork, ev_join;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
+        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        configured = true;
+    }
+    const int nkt = ceil_div(T, BK);
+    int nst = 0, nch = 1;   // v6's sink split
+    if (W > 0 && S > 0) {
+        nch = ceil_div(ceil_div(T, BQ), SINK_CHUNK_QUERIES / BQ);
+        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
+        if (nst == 0) nch = 1;
+    }
+    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
+    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
+    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
+
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    cudaCheck(cudaEventRecord(ev_fork, 0));
+    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    attention_backward_dkdv_kernel8<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                          B, T, NH, W, S, nst, nch);
+    cudaCheckLaunch();
+    if (nst) {
+        const size_t n = (size_t)B * NH * nst * 2 * BK * D;
+        sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
+        cudaCheckLaunch();
+    }
+    attention_backward_dq_kernel8<D><<<grid_q, TCB_THREADS, smem_q, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    cudaCheck(cudaEventRecord(ev_join, side));
+    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+}
+// ---- end of version 8
+// @copy-end attn-backward-v8
+
+// @copy-begin attn-backward-v9
+// ----------------------------------------------------------------------------
+// version 9 (kernels, launcher: this region; the tile math is v8's dkdv8_phase1/2 and dq8_phase1/2,
+// the loads common.h's load_rows_async; also the v3 helpers, launch_dot, get_sink_partial and v6's
+// sink_reduce_kernel)
+// v9: v6's shapes and loop (64 keys x 64-query tiles in dK/dV, 64 queries x 64-key tiles in dQ at
+// D = 64; no software pipelining) with fewer instructions per mma, the lesson of forward v7 (ncu on
+// v6: issue slots 40-52% busy, tensor pipe 25-34%, at 2-3 warps per scheduler): cp.async with fixed
+// per-thread slots (one add per copy, bounds tests only on the tile crossing T), ex2.approx.ftz
+// instead of exp2f's range fix-ups, per-row edge masks, chunk skipping only on partial tiles, one
+// __syncthreads per tile. Keeps v6's sink split and the dQ pass on a second stream.
+// Predicted (written before measuring): 1.2x v6 on every case.
+
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dkdv_kernel9(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
+                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BQ / 16)) - 1;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (2, BQ, LDS)
+    bf16* dOs = Qs + 2 * BQ * LDS;                   // (2, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * LDS);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int y = blockIdx.y;
+    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
+    if (chunk >= 0) {
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        qt0 += chunk * CT;
+        qt_end = min(qt_end, qt0 + CT - 1);
+    }
+    const int ntiles = qt_end - qt0 + 1;
+
+    auto load_q_tile = [&](int it, int buf) {
+        const int q0 = (qt0 + it) * BQ;
+        load_rows_async<D, BQ, LDS, NT>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_rows_async<D, BQ, LDS, NT>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+
+    load_rows_async<D, BK, LDS, NT>(Ks, qbase + C, C3, k0, T, tid);
+    load_rows_async<D, BK, LDS, NT>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if (ntiles > 0) load_q_tile(0, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        if (it + 1 < ntiles) {
+            load_q_tile(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, q0 = (qt0 + it) * BQ;
+        unsigned need = 0;
+#pragma unroll
+        for (int c = 0; c < BQ / 16; c++)
+            if (block_any_allowed(q0 + 16 * c, 16, wk0, 16, W, S, T)) need |= 1u << c;
+        const bf16* Qb = Qs + buf * BQ * LDS;
+        const bf16* dOb = dOs + buf * BQ * LDS;
+        float st[BQ / 8][4], dpt[BQ / 8][4];
+        if (need == ALL) {
+            dkdv8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, ALL, wrow, lane);
+            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qb, dOb, Ls + buf * BQ, Ds + buf * BQ, q0, wk0, ALL, lane, W, S, T, sl2);
+        } else if (need) {
+            dkdv8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, need, wrow, lane);
+            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qb, dOb, Ls + buf * BQ, Ds + buf * BQ, q0, wk0, need, lane, W, S, T, sl2);
+        }
+    }
+    cp_async_wait<0>();
+    if (chunk >= 0) {
+        const int g = lane / 4, tg = lane % 4;
+        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+        float* pv = pk + BK * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = wrow + g + 8 * r;
+                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
+                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
+            }
+        return;
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);
+    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
+}
+
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dq_kernel9(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                              const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BK / 16)) - 1;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (2, BK, LDS)
+    bf16* Vs  = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, qbase + C, C3, k0, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
+    };
+
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
+    load_rows_async<D, BQ, LDS, NT>(dOs, dobase, C, q0, T, tid);
+    load_kv(0, 0);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+    cp_async_wait<0>();
+    __syncthreads();
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        if (it + 1 < ntiles) {
+            load_kv(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = key_tile_at(kr, it) * BK;
+        unsigned need = 0;
+#pragma unroll
+        for (int c = 0; c < BK / 16; c++)
+            if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+        const bf16* Kb = Ks + buf * BK * LDS;
+        const bf16* Vb = Vs + buf * BK * LDS;
+        float s[BK / 8][4], dp[BK / 8][4];
+        if (need == ALL) {
+            dq8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, ALL, wrow, lane);
+            dq8_phase2<D, BK>(dq, s, dp, Kb, L2, Di, k0, wq0, ALL, lane, W, S, T, sl2);
+        } else if (need) {
+            dq8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, need, wrow, lane);
+            dq8_phase2<D, BK>(dq, s, dp, Kb, L2, Di, k0, wq0, need, lane, W, S, T, sl2);
+        }
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
+}
+
+template<int D>
+void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                         const float* lse, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = dkdv_bq<D>(), BK = TCB_BK;
+    constexpr size_t smem_kv = dkdv_smem<D>(true), smem_q = dq_smem<D>(true);   // v5/v6's layouts
+    static bool configured = false;
+    static cudaStream_t side;
+    static cudaEvent_t ev_fork, ev_join;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel9<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel9<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
+        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        configured = true;
+    }
+    const int nkt = ceil_div(T, BK);
+    int nst = 0, nch = 1;   // v6's sink split
+    if (W > 0 && S > 0) {
+        nch = ceil_div(ceil_div(T, BQ), SINK_CHUNK_QUERIES / BQ);
+        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
+        if (nst == 0) nch = 1;
+    }
+    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
+    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
+    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
+
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    cudaCheck(cudaEventRecord(ev_fork, 0));
+    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    attention_backward_dkdv_kernel9<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                          B, T, NH, W, S, nst, nch);
+    cudaCheckLaunch();
+    if (nst) {
+        const size_t n = (size_t)B * NH * nst * 2 * BK * D;
+        sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
+        cudaCheckLaunch();
+    }
+    attention_backward_dq_kernel9<D><<<grid_q, TCB_THREADS, smem_q, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    cudaCheck(cudaEventRecord(ev_join, side));
+    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+}
+// ---- end of version 9
+// @copy-end attn-backward-v9
 
 // version dispatch
-static const int NUM_VERSIONS = 6;
+static const int NUM_VERSIONS = 9;
 static const char* version_names[NUM_VERSIONS + 1] = {
-    "", "v1 naive", "v2 flash fp32", "v3 mma.sync", "v4 mma+2 streams", "v5 +cp.async", "v6 +split sinks"};
+    "", "v1 naive", "v2 flash fp32", "v3 mma.sync", "v4 mma+2 streams", "v5 +cp.async", "v6 +split sinks",
+    "v7 2 m-tiles/warp", "v8 pipelined", "v9 lean v6"};
 
 template<int D>
 void attention_backward_d(int version, bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out,
@@ -1004,6 +2168,9 @@ void attention_backward_d(int version, bf16* dqkv, float* Dbuf, const bf16* qkv,
         case 4: attention_backward_tc<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S, true, false, false); break;
         case 5: attention_backward_tc<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S, true, true, false); break;
         case 6: attention_backward_tc<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S, true, true, true); break;
+        case 7: attention_backward7<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break;
+        case 8: attention_backward8<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break;
+        case 9: attention_backward9<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break;
         default: printf("invalid version %d\n", version); exit(EXIT_FAILURE);
     }
 }
@@ -1041,7 +2208,7 @@ static const Case check_cases[] = {
     {1, 2200, 1, 128, 100, 70, "v6 at D = 128 (32-query tiles)"},
 };
 
-static int run_checks(int only_version) {
+static int run_checks(unsigned only_version) {
     int fails = 0;
     printf("\n---- correctness vs CPU reference (double); dqkv NaN-poisoned before every run ----\n");
     printf("pass: bf16 dq, dk, dv each rel err < %.0e, no NaN\n", TOL_BF16);
@@ -1070,7 +2237,7 @@ static int run_checks(int only_version) {
         upload_bf16(d_dout, dout.data(), n_out);
         cudaCheck(cudaMemcpy(d_lse, lse.data(), n_lse * sizeof(float), cudaMemcpyHostToDevice));
         for (int v = 1; v <= NUM_VERSIONS; v++) {
-            if (only_version && v != only_version) continue;
+            if (only_version && !((only_version >> v) & 1u)) continue;
             poison(d_dqkv, n_qkv * sizeof(bf16));
             poison(d_Dbuf, n_lse * sizeof(float));
             attention_backward(v, d_dqkv, d_Dbuf, d_qkv, d_out, d_dout, d_lse, B, T, NH, D, W, S);
@@ -1112,7 +2279,7 @@ static int run_checks(int only_version) {
 // out/dout are random; lse is set to log(#allowed keys of the row) + 1, which keeps every P in
 // (0, 1] like a real forward would (the timing does not depend on the values otherwise).
 
-static void run_timing(int only_version) {
+static void run_timing(unsigned only_version) {
     const int NH = 12, D = 64, TOKENS = 32768;
     const int Ts[] = {1024, 4096, 16384};
     const int WS[][2] = {{256, 4}, {1024, 4}, {0, 0}};
@@ -1167,7 +2334,7 @@ static void run_timing(int only_version) {
             const double flops = attention_bwd_flops(B, NH, T, D, W, S);
             const double bytes = attention_bwd_bytes(B, NH, T, D);
             for (int v = 1; v <= NUM_VERSIONS; v++) {
-                if (only_version && v != only_version) continue;
+                if (only_version && !((only_version >> v) & 1u)) continue;
                 auto launch = [&](int s) {
                     attention_backward(v, dqkv[s], Dbuf[s], qkv[s], out[s], dout[s], lse[s], B, T, NH, D, W, S);
                 };
@@ -1204,15 +2371,16 @@ static void run_timing(int only_version) {
 // ----------------------------------------------------------------------------
 
 int main(int argc, char** argv) {
-    int only_version = 0;   // 0: all versions
+    unsigned only_version = 0;   // bit v set: run version v; 0: all versions
     bool timing = true;
     for (int a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--check-only") == 0) { timing = false; continue; }
-        only_version = atoi(argv[a]);
-        if (only_version < 1 || only_version > NUM_VERSIONS) {
-            printf("usage: %s [version 1..%d] [--check-only]\n", argv[0], NUM_VERSIONS);
+        int v = atoi(argv[a]);
+        if (v < 1 || v > NUM_VERSIONS) {
+            printf("usage: %s [version 1..%d]... [--check-only]\n", argv[0], NUM_VERSIONS);
             return EXIT_FAILURE;
         }
+        only_version |= 1u << v;
     }
     cudaCheck(cudaSetDevice(0));
     print_device();

@@ -25,14 +25,30 @@ P stays in registers and is fed to the P.V mma as bf16
 version 4 adds cp.async double buffering of the K/V tiles: tile it+1 streams in while tile it computes
 ./attention_forward 4
 
+version 5 gives each warp two m16 tiles (128-query blocks at D = 64), skips 16-key chunks per warp,
+uses ex2.approx.ftz and a lazy rescale (measured: slower than v4, 2 blocks per SM)
+./attention_forward 5
+
+version 6 is v4's shape with the next tile's Q K^T issued before this tile's softmax (software
+pipelining inside the warp; measured: faster than v4 at W = 256 only)
+./attention_forward 6
+
+version 7 is v4's loop with fewer instructions per mma: fixed-slot cp.async, ex2.approx.ftz, lazy
+rescale, chunk skipping only on partial tiles (measured: the fastest, 1.2-1.4x v4)
+./attention_forward 7
+
+./attention_forward 4 7     runs the checks and the timing of versions 4 and 7 only
+
 ./attention_forward        runs the checks and the timing for all versions
 The program exits non-zero if any check fails.
 */
 
 #include "common.h"
 
+// @copy-begin attn-forward-consts
 static const float LOG2E = 1.4426950408889634f;
 static const float LN2   = 0.6931471805599453f;
+// @copy-end attn-forward-consts
 
 // ----------------------------------------------------------------------------
 // kernel 1: naive. One thread per (b, h, i) query row, fp32 math, two passes over the allowed keys
@@ -203,6 +219,7 @@ attention_forward_kernel2(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     }
 }
 
+// @copy-begin attn-forward-tiles
 // ----------------------------------------------------------------------------
 // kernels 3 and 4: tensor cores. Block per (b, h, 64-query tile), 4 warps, warp w owns query rows
 // [16w, 16w+16) of the tile. Smem rows are padded to D + 8 elements: consecutive rows then start 16 B
@@ -349,6 +366,7 @@ __device__ __forceinline__ void fwd_epilogue(bf16* out, float* lse, bf16* Qs, fl
         }
     }
 }
+// @copy-end attn-forward-tiles
 
 // kernel 3: tensor cores. Loads go global -> registers -> smem, then __syncthreads, then compute:
 // no overlap of load and math inside a block (other resident blocks hide some of it).
@@ -410,6 +428,7 @@ attention_forward_kernel3(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
 }
 
+// @copy-begin attn-forward-kernel
 // kernel 4: v3's math, with cp.async double buffering: while the warps compute on K/V tile it, the
 // copy engine path streams tile it+1 into the other buffer (zero-fill past T via src-size 0).
 // Expected gain over v3: hides most of the global-load latency, ~1.2-1.5x on the long windows.
@@ -484,6 +503,7 @@ attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     }
     fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
 }
+// @copy-end attn-forward-kernel
 
 // ----------------------------------------------------------------------------
 // kernel launchers
@@ -516,6 +536,7 @@ void attention_forward3(bf16* out, float* lse, const bf16* qkv, int B, int T, in
     cudaCheckLaunch();
 }
 
+// @copy-begin attn-forward-launcher
 template<int D>
 void attention_forward4(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
@@ -528,11 +549,607 @@ void attention_forward4(bf16* out, float* lse, const bf16* qkv, int B, int T, in
     attention_forward_kernel4<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
     cudaCheckLaunch();
 }
+// @copy-end attn-forward-launcher
+
+// ----------------------------------------------------------------------------
+// version 5 (kernel, tile function, epilogue, launcher: this whole region)
+// v5: 128 queries per block at D = 64, 4 warps x 32 rows (two m16 tiles per warp), so every K/V
+// fragment that ldmatrix brings in feeds two mma (half the shared-memory traffic per mma, which was
+// v4's bound: one ldmatrix.x4 of 512 B per two mma); warps skip the 16-key chunks of a tile that hold
+// no allowed pair for their 32 rows (band edges, the 4 sinks of a 64-key sink tile, the diagonal);
+// one __syncthreads per tile; ex2.approx.ftz; the O/l rescale only when some row's max grew by more
+// than 2^8 (else the stale max is kept: P <= 256, exact in the normalisation). D = 128: one m16 tile
+// per warp (64 queries per block; two would not fit in registers).
+// Predicted (written before measuring): full causal 1.3x v4 (~270 TFLOP/s), W = 256 ~1.4x (~135),
+// W = 1024 ~1.35x (~225).
+
+template<int D> __host__ __device__ constexpr int fwd5_mt() { return D == 64 ? 2 : 1; }
+
+// One 64-key tile for one warp owning rows [wq0, wq0 + 16 MT). o/m/l/qf as in v3 with one more
+// index for the m16 tile. m is in log2 units and may lag the true running max by up to 8.
+template<int D, int MT>
+__device__ __forceinline__ void fwd5_tile(float (&o)[MT][D / 8][4], float (&m)[MT][2], float (&l)[MT][2],
+                                          const uint32_t (&qf)[MT][D / 16][4],
+                                          const bf16* Ks, const bf16* Vs, int k0, int wq0,
+                                          int lane, int W, int S, int T, float sl2) {
+    constexpr int BK = TC_BK, LDS = D + 8, NC = BK / 16, WR = 16 * MT;
+    const int g = lane / 4, tg = lane % 4;
+    unsigned need = 0;   // 16-key chunks with an allowed pair for some row of this warp (warp-uniform)
+#pragma unroll
+    for (int c = 0; c < NC; c++)
+        if (block_any_allowed(wq0, WR, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+    if (need == 0) return;
+
+    float sacc[MT][BK / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++) { sacc[mt][t][0] = sacc[mt][t][1] = sacc[mt][t][2] = sacc[mt][t][3] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                uint32_t bfr[4];
+                ldmatrix_x4(bfr, Ks + (np * 16 + (lane % 8) + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_bf16_16816(sacc[mt][2 * np], qf[mt][kc], bfr);
+                    mma_bf16_16816(sacc[mt][2 * np + 1], qf[mt][kc], bfr + 2);
+                }
+            }
+        }
+    }
+    // per-element mask where the warp's 32 x 64 block is not entirely allowed; skipped chunks are
+    // masked here too (no pair in them is allowed), so they never reach the max
+    if (!block_fully_allowed(wq0, WR, k0, BK, W, S, T)) {
+        // attn_valid(row, key) per element, from per-row bounds relative to the thread's first key:
+        // allowed iff kk <= hi and (kk >= lo or kk < sk), kk = key - (k0 + 2 tg)
+        const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = wq0 + mt * 16 + g + 8 * r;
+                const int hi = (row < T) ? row - kb : -1 - BK;          // causal (rows past T: none)
+                const int lo = (W > 0) ? row - W + 1 - kb : -BK;        // band start
+#pragma unroll
+                for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int kk = t * 8 + e;
+                        if (!(kk <= hi && (kk >= lo || kk < sk))) sacc[mt][t][2 * r + e] = -INFINITY;
+                    }
+            }
+    }
+    // row max (quad shuffles), lazy rescale: only when some row of the warp grew by > 8 (log2 units)
+    float mnew[MT][2];
+    bool grow = false;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++) {
+            mx0 = fmaxf(mx0, fmaxf(sacc[mt][t][0], sacc[mt][t][1]));
+            mx1 = fmaxf(mx1, fmaxf(sacc[mt][t][2], sacc[mt][t][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        mnew[mt][0] = fmaxf(m[mt][0], mx0 * sl2);
+        mnew[mt][1] = fmaxf(m[mt][1], mx1 * sl2);
+        // m = -inf, mnew finite: inf > 8 (rescale); both -inf: NaN > 8 is false (row still empty)
+        grow |= (mnew[mt][0] - m[mt][0] > 8.f) || (mnew[mt][1] - m[mt][1] > 8.f);
+    }
+    if (__any_sync(0xffffffffu, grow)) {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const float mu = (mnew[mt][r] == -INFINITY) ? 0.f : mnew[mt][r];
+                const float alpha = ex2_approx(m[mt][r] - mu);   // m = -inf: 0 (o, l are 0 anyway)
+                m[mt][r] = mnew[mt][r];
+                l[mt][r] *= alpha;
+#pragma unroll
+                for (int n = 0; n < D / 8; n++) { o[mt][n][2 * r] *= alpha; o[mt][n][2 * r + 1] *= alpha; }
+            }
+    }
+    // P = 2^(s sl2 - m) on the needed chunks; per-lane partial row sums
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        float mu[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) mu[r] = (m[mt][r] == -INFINITY) ? 0.f : m[mt][r];
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++) {
+            if (need & (1u << (t / 2))) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float p = ex2_approx(fmaf(sacc[mt][t][e], sl2, -mu[e / 2]));
+                    sacc[mt][t][e] = p;
+                    l[mt][e / 2] += p;
+                }
+            }
+        }
+    }
+    // O += P V over the needed key chunks; each V fragment feeds MT m16 tiles
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (need & (1u << kc)) {
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                a[mt][0] = pack_bf16x2(sacc[mt][2 * kc][0], sacc[mt][2 * kc][1]);
+                a[mt][1] = pack_bf16x2(sacc[mt][2 * kc][2], sacc[mt][2 * kc][3]);
+                a[mt][2] = pack_bf16x2(sacc[mt][2 * kc + 1][0], sacc[mt][2 * kc + 1][1]);
+                a[mt][3] = pack_bf16x2(sacc[mt][2 * kc + 1][2], sacc[mt][2 * kc + 1][3]);
+            }
+#pragma unroll
+            for (int np = 0; np < D / 16; np++) {
+                uint32_t bfr[4];
+                ldmatrix_x4_trans(bfr, Vs + (kc * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * LDS + np * 16 + (lane / 16) * 8);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_bf16_16816(o[mt][2 * np], a[mt], bfr);
+                    mma_bf16_16816(o[mt][2 * np + 1], a[mt], bfr + 2);
+                }
+            }
+        }
+    }
+}
+
+// 4 warps; warp w owns rows [w 16 MT, (w+1) 16 MT) of the block's 64 MT queries.
+// smem: Q (BQ, LDS) (each warp reads, and at the end overwrites, only its own rows), K/V (2, BK, LDS).
+template<int D, int MT>
+__global__ void __launch_bounds__(TC_THREADS)
+attention_forward_kernel5(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    constexpr int WR = 16 * MT, BQ = 4 * WR, BK = TC_BK, NT = TC_THREADS, LDS = D + 8, CH = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* Ks = Qs + BQ * LDS;                       // (2, BK, LDS)
+    bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;      // the longest (last) query tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ, wq0 = q0 + warp * WR;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        for (int x = tid; x < BK * CH; x += NT) {
+            int kk = x / CH, cc = x % CH, j = k0 + kk;
+            bool ok = j < T;
+            size_t jr = ok ? (size_t)j : 0;
+            cp_async_16(Ks + (buf * BK + kk) * LDS + cc * 8, kbase + jr * C3 + cc * 8, ok);
+            cp_async_16(Vs + (buf * BK + kk) * LDS + cc * 8, vbase + jr * C3 + cc * 8, ok);
+        }
+    };
+
+    // prologue: Q and key tile 0 in one group
+    for (int x = tid; x < BQ * CH; x += NT) {
+        int rr = x / CH, cc = x % CH, t = q0 + rr;
+        bool ok = t < T;
+        cp_async_16(Qs + rr * LDS + cc * 8, qbase + (ok ? (size_t)t : 0) * C3 + cc * 8, ok);
+    }
+    load_kv(0, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    uint32_t qf[MT][D / 16][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int kc = 0; kc < D / 16; kc++)
+            ldmatrix_x4(qf[mt][kc], Qs + (warp * WR + mt * 16 + (lane % 16)) * LDS + kc * 16 + (lane / 16) * 8);
+
+    float o[MT][D / 8][4], m[MT][2], l[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) { o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.f; }
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.f;
+    }
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();   // tile it (the only group in flight) has landed
+            __syncthreads();      // ... for every thread, and every warp is done with tile it-1
+        }
+        // buffer (it+1)&1 held tile it-1: free after the barrier above
+        if (it + 1 < ntiles) {
+            load_kv(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1;
+        fwd5_tile<D, MT>(o, m, l, qf, Ks + buf * BK * LDS, Vs + buf * BK * LDS,
+                         key_tile_at(kr, it) * BK, wq0, lane, W, S, T, sl2);
+    }
+
+    // epilogue: normalise, stage bf16 rows in the warp's own Q rows, 16-byte stores, lse
+    bf16* my = Qs + warp * WR * LDS;
+    __syncwarp();   // every lane's ldmatrix of these Q rows is done before any lane overwrites them
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        float inv[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 1);
+            l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 2);
+            inv[r] = (l[mt][r] > 0.f) ? 1.f / l[mt][r] : 0.f;
+        }
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            *reinterpret_cast<uint32_t*>(my + (mt * 16 + g) * LDS + n * 8 + 2 * tg) =
+                pack_bf16x2(o[mt][n][0] * inv[0], o[mt][n][1] * inv[0]);
+            *reinterpret_cast<uint32_t*>(my + (mt * 16 + g + 8) * LDS + n * 8 + 2 * tg) =
+                pack_bf16x2(o[mt][n][2] * inv[1], o[mt][n][3] * inv[1]);
+        }
+        if (tg == 0) {
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int row = wq0 + mt * 16 + g + 8 * r;
+                if (row < T) lse[(size_t)(b * NH + h) * T + row] = (m[mt][r] + log2f(l[mt][r])) * LN2;
+            }
+        }
+    }
+    __syncwarp();
+    for (int x = lane; x < WR * CH; x += 32) {
+        int rr = x / CH, cc = x % CH, t = wq0 + rr;
+        if (t < T)
+            *reinterpret_cast<uint4*>(out + ((size_t)(b * T + t) * NH + h) * D + cc * 8) =
+                *reinterpret_cast<const uint4*>(my + rr * LDS + cc * 8);
+    }
+}
+
+template<int D>
+void attention_forward5(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    constexpr int MT = fwd5_mt<D>(), BQ = 4 * 16 * MT;
+    const size_t smem = (size_t)(BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel5<D, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, BQ));
+    attention_forward_kernel5<D, MT><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+// ---- end of version 5
+
+// @copy-begin attn-forward-v6
+// ----------------------------------------------------------------------------
+// version 6 (tile functions, kernel, launcher: this whole region; the epilogue is v3's fwd_epilogue)
+// v6: back to v4's shape (4 warps x 16 rows, 64-query blocks, now 3 blocks per SM by launch bounds)
+// with the tile loop software-pipelined inside each warp: the Q K^T mma of key tile it+1 are issued
+// before the mask/max/exp/sum of tile it, so the tensor cores run while the warp does the softmax
+// (v4 and v5 serialize QK -> softmax -> PV in every warp: v5's measurement showed that halving the
+// ldmatrix traffic bought nothing, so the bound is latency, not shared memory). K runs one tile
+// ahead of V in separate cp.async groups. Kept from v5: ex2.approx.ftz, lazy rescale, 16-key chunk
+// skipping (as predicated mma only: the exp phase has no branches, so the compiler can interleave it
+// with the next tile's mma).
+// Predicted (written before measuring): full causal ~1.3x v4 (~265 TFLOP/s), W = 1024 ~1.25x,
+// W = 256 ~1.15x.
+
+template<int D> __host__ __device__ constexpr int fwd6_min_blocks() { return D == 64 ? 3 : 2; }
+
+// 16-key chunks of key tile k0 with an allowed pair for the warp's 16 rows (bit c: chunk c)
+__device__ __forceinline__ unsigned fwd6_need(int wq0, int k0, int W, int S, int T) {
+    unsigned need = 0;
+#pragma unroll
+    for (int c = 0; c < TC_BK / 16; c++)
+        if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+    return need;
+}
+
+// s = Q K^T for one warp (16 rows x 64 keys); chunks not in `need` stay 0 (the mask removes them)
+template<int D>
+__device__ __forceinline__ void fwd6_qk(float (&s)[TC_BK / 8][4], const uint32_t (&qf)[D / 16][4],
+                                        const bf16* Ks, unsigned need, int lane) {
+    constexpr int LDS = D + 8, NC = TC_BK / 16;
+#pragma unroll
+    for (int t = 0; t < TC_BK / 8; t++) { s[t][0] = s[t][1] = s[t][2] = s[t][3] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t bfr[NC][4];
+#pragma unroll
+        for (int np = 0; np < NC; np++)
+            if (need & (1u << np))
+                ldmatrix_x4(bfr[np], Ks + (np * 16 + (lane % 8) + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                mma_bf16_16816(s[2 * np], qf[kc], bfr[np]);
+                mma_bf16_16816(s[2 * np + 1], qf[kc], bfr[np] + 2);
+            }
+        }
+    }
+}
+
+// mask (edge tiles), max, lazy rescale, P = 2^(s sl2 - m), row sums, O += P V for one warp
+template<int D>
+__device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
+                                                float (&s)[TC_BK / 8][4], const bf16* Vs, int k0, int wq0,
+                                                unsigned need, int lane, int W, int S, int T, float sl2) {
+    constexpr int BK = TC_BK, LDS = D + 8, NC = BK / 16;
+    const int g = lane / 4, tg = lane % 4;
+    if (!block_fully_allowed(wq0, 16, k0, BK, W, S, T)) {
+        const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = wq0 + g + 8 * r;
+            const int hi = (row < T) ? row - kb : -1 - BK;
+            const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+            for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kk = t * 8 + e;
+                    if (!(kk <= hi && (kk >= lo || kk < sk))) s[t][2 * r + e] = -INFINITY;
+                }
+        }
+    }
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[t][0], s[t][1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[t][2], s[t][3]));
+    }
+    float mnew[2];
+    bool grow = false;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        mnew[r] = fmaxf(m[r], mx[r] * sl2);
+        grow |= (mnew[r] - m[r] > 8.f);   // -inf -> finite: inf > 8; -inf -> -inf: NaN, false
+    }
+    if (__any_sync(0xffffffffu, grow)) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const float mu = (mnew[r] == -INFINITY) ? 0.f : mnew[r];
+            const float alpha = ex2_approx(m[r] - mu);
+            m[r] = mnew[r];
+            l[r] *= alpha;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) { o[n][2 * r] *= alpha; o[n][2 * r + 1] *= alpha; }
+        }
+    }
+    float mu[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) mu[r] = (m[r] == -INFINITY) ? 0.f : m[r];
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float p = ex2_approx(fmaf(s[t][e], sl2, -mu[e / 2]));
+            s[t][e] = p;
+            l[e / 2] += p;
+        }
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (need & (1u << kc)) {
+            uint32_t a[4];
+            a[0] = pack_bf16x2(s[2 * kc][0], s[2 * kc][1]);
+            a[1] = pack_bf16x2(s[2 * kc][2], s[2 * kc][3]);
+            a[2] = pack_bf16x2(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+            a[3] = pack_bf16x2(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+            for (int np = 0; np < D / 16; np++) {
+                uint32_t bfr[4];
+                ldmatrix_x4_trans(bfr, Vs + (kc * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * LDS + np * 16 + (lane / 16) * 8);
+                mma_bf16_16816(o[2 * np], a, bfr);
+                mma_bf16_16816(o[2 * np + 1], a, bfr + 2);
+            }
+        }
+    }
+}
+
+template<int D>
+__global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
+attention_forward_kernel6(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8, CH = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* Ks = Qs + BQ * LDS;                       // (2, BK, LDS)
+    bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+
+    // rows past T: zero-fill from a clamped address
+    auto load_rows = [&](bf16* dst, const bf16* src, int k0) {
+        for (int x = tid; x < BK * CH; x += NT) {
+            int kk = x / CH, cc = x % CH, j = k0 + kk;
+            bool ok = j < T;
+            cp_async_16(dst + kk * LDS + cc * 8, src + (ok ? (size_t)j : 0) * C3 + cc * 8, ok);
+        }
+    };
+    auto load_k = [&](int it, int buf) { load_rows(Ks + buf * BK * LDS, kbase, key_tile_at(kr, it) * BK); };
+    auto load_v = [&](int it, int buf) { load_rows(Vs + buf * BK * LDS, vbase, key_tile_at(kr, it) * BK); };
+
+    // prologue: group {Q, K0}, group {V0, K1}
+    for (int x = tid; x < BQ * CH; x += NT) {
+        int rr = x / CH, cc = x % CH, t = q0 + rr;
+        bool ok = t < T;
+        cp_async_16(Qs + rr * LDS + cc * 8, qbase + (ok ? (size_t)t : 0) * C3 + cc * 8, ok);
+    }
+    load_k(0, 0);
+    cp_async_commit();
+    load_v(0, 0);
+    if (ntiles > 1) load_k(1, 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    load_q_frags<D>(qf, Qs, warp, lane);
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f; }
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+    float sa[BK / 8][4], sb[BK / 8][4];
+    unsigned need_a = fwd6_need(wq0, key_tile_at(kr, 0) * BK, W, S, T), need_b = 0;
+    fwd6_qk<D>(sa, qf, Ks, need_a, lane);
+
+    // step `it`: S of tile it is in `cur`; issue S of tile it+1 into `nxt`, then finish tile it
+    auto step = [&](int it, float (&cur)[BK / 8][4], unsigned need_cur, float (&nxt)[BK / 8][4], unsigned& need_nxt) {
+        cp_async_wait<0>();   // V_it and K_{it+1} have landed
+        __syncthreads();      // ... for everyone, and step it-1 (V_{it-1}, K_it) is done in every warp
+        if (it + 1 < ntiles) load_v(it + 1, (it + 1) & 1);   // over V_{it-1}
+        if (it + 2 < ntiles) load_k(it + 2, it & 1);         // over K_it
+        cp_async_commit();
+        if (it + 1 < ntiles) {
+            need_nxt = fwd6_need(wq0, key_tile_at(kr, it + 1) * BK, W, S, T);
+            fwd6_qk<D>(nxt, qf, Ks + ((it + 1) & 1) * BK * LDS, need_nxt, lane);
+        }
+        if (need_cur)
+            fwd6_softmax_pv<D>(o, m, l, cur, Vs + (it & 1) * BK * LDS, key_tile_at(kr, it) * BK, wq0,
+                               need_cur, lane, W, S, T, sl2);
+    };
+    for (int it = 0; it < ntiles; it += 2) {
+        step(it, sa, need_a, sb, need_b);
+        if (it + 1 < ntiles) step(it + 1, sb, need_b, sa, need_a);
+    }
+    fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
+}
+
+template<int D>
+void attention_forward6(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel6<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, TC_BQ));
+    attention_forward_kernel6<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+// ---- end of version 6
+// @copy-end attn-forward-v6
+
+// @copy-begin attn-forward-v7
+// ----------------------------------------------------------------------------
+// version 7 (kernel, launcher: this region; the tile functions are v6's fwd6_need / fwd6_qk /
+// fwd6_softmax_pv, the epilogue v3's fwd_epilogue, the tile loads common.h's load_rows_async)
+// v7: v4's loop (no software pipelining, 4 warps x 16 rows, 3 blocks per SM) with fewer instructions
+// per mma. ncu on v4 (T = 16384, full): 9.3 instructions issued per mma, issue slots 51% busy, tensor
+// pipe 33%, stalls mostly fixed-latency waits and short scoreboard at 3 warps per scheduler: the
+// kernel is issue- and latency-bound, not shared-memory bound. v4's SASS for one unmasked tile holds
+// ~680 instructions: ~200 of them address and bounds math for the 8 cp.async per thread, ~100 the
+// range fix-ups of exp2f. v7: common.h's load_rows_async (fixed slots, one add per copy), v6's
+// ex2.approx.ftz, lazy rescale, chunk skipping only on tiles that have a skipped chunk (predicated
+// ldmatrix costs a WARPSYNC and an address recomputation each), one __syncthreads per tile.
+// Predicted (written before measuring): 1.25x v4 on full causal and W = 1024, 1.2x on W = 256.
+
+template<int D>
+__global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
+attention_forward_kernel7(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* Ks = Qs + BQ * LDS;                       // (2, BK, LDS)
+    bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, kbase, C3, k0, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, vbase, C3, k0, T, tid);
+    };
+
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
+    load_kv(0, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    load_q_frags<D>(qf, Qs, warp, lane);
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f; }
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();   // tile it has landed
+            __syncthreads();      // ... for everyone, and tile it-1 is done in every warp
+        }
+        if (it + 1 < ntiles) {    // into the buffer of tile it-1
+            load_kv(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = key_tile_at(kr, it) * BK;
+        const unsigned need = fwd6_need(wq0, k0, W, S, T);
+        float s[BK / 8][4];
+        if (need == 0xFu) {       // every chunk: a copy with the chunk predicates folded away
+            fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, 0xFu, lane);
+            fwd6_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, k0, wq0, 0xFu, lane, W, S, T, sl2);
+        } else if (need) {        // band edges and sink tiles: predicated mma on the needed chunks
+            fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, need, lane);
+            fwd6_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, k0, wq0, need, lane, W, S, T, sl2);
+        }
+    }
+    fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
+}
+
+template<int D>
+void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel7<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, TC_BQ));
+    attention_forward_kernel7<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+// ---- end of version 7
+// @copy-end attn-forward-v7
 
 // version dispatch
-static const int NUM_VERSIONS = 4;
+static const int NUM_VERSIONS = 7;
 static const char* version_names[NUM_VERSIONS + 1] = {
-    "", "v1 naive", "v2 flash fp32", "v3 mma.sync", "v4 mma+cp.async"};
+    "", "v1 naive", "v2 flash fp32", "v3 mma.sync", "v4 mma+cp.async", "v5 2 m-tiles/warp",
+    "v6 pipelined QK", "v7 lean v4"};
 
 template<int D>
 void attention_forward_d(int version, bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
@@ -541,6 +1158,9 @@ void attention_forward_d(int version, bf16* out, float* lse, const bf16* qkv, in
         case 2: attention_forward2<D>(out, lse, qkv, B, T, NH, W, S); break;
         case 3: attention_forward3<D>(out, lse, qkv, B, T, NH, W, S); break;
         case 4: attention_forward4<D>(out, lse, qkv, B, T, NH, W, S); break;
+        case 5: attention_forward5<D>(out, lse, qkv, B, T, NH, W, S); break;
+        case 6: attention_forward6<D>(out, lse, qkv, B, T, NH, W, S); break;
+        case 7: attention_forward7<D>(out, lse, qkv, B, T, NH, W, S); break;
         default: printf("invalid version %d\n", version); exit(EXIT_FAILURE);
     }
 }
@@ -574,7 +1194,7 @@ static const Case check_cases[] = {
 };
 
 // returns the number of failed checks
-static int run_checks(int only_version) {
+static int run_checks(unsigned only_version) {
     int fails = 0;
     printf("\n---- correctness vs CPU reference (double); outputs NaN-poisoned before every run ----\n");
     printf("pass: bf16 out rel err < %.0e, fp32 lse rel err < %.0e, no NaN\n", TOL_BF16, TOL_FP32);
@@ -593,7 +1213,7 @@ static int run_checks(int only_version) {
         cudaCheck(cudaMalloc(&d_lse, n_lse * sizeof(float)));
         upload_bf16(d_qkv, qkv.data(), n_qkv);
         for (int v = 1; v <= NUM_VERSIONS; v++) {
-            if (only_version && v != only_version) continue;
+            if (only_version && !((only_version >> v) & 1u)) continue;
             poison(d_out, n_out * sizeof(bf16));
             poison(d_lse, n_lse * sizeof(float));
             attention_forward(v, d_out, d_lse, d_qkv, B, T, NH, D, W, S);
@@ -627,7 +1247,7 @@ static int run_checks(int only_version) {
 // ----------------------------------------------------------------------------
 // timing on the canonical workload (SPEC §5): bf16, NH = 12, D = 64, B*T = 32768 tokens
 
-static void run_timing(int only_version) {
+static void run_timing(unsigned only_version) {
     const int NH = 12, D = 64, TOKENS = 32768;
     const int Ts[] = {1024, 4096, 16384};
     const int WS[][2] = {{256, 4}, {1024, 4}, {0, 0}};
@@ -660,7 +1280,7 @@ static void run_timing(int only_version) {
             const double flops = attention_fwd_flops(B, NH, T, D, W, S);
             const double bytes = attention_fwd_bytes(B, NH, T, D);
             for (int v = 1; v <= NUM_VERSIONS; v++) {
-                if (only_version && v != only_version) continue;
+                if (only_version && !((only_version >> v) & 1u)) continue;
                 auto launch = [&](int s) { attention_forward(v, out[s], lse[s], qkv[s], B, T, NH, D, W, S); };
                 int warmup = 3, reps = 25;
                 char note[64] = "";
@@ -696,15 +1316,16 @@ static void run_timing(int only_version) {
 // ----------------------------------------------------------------------------
 
 int main(int argc, char** argv) {
-    int only_version = 0;   // 0: all versions
+    unsigned only_version = 0;   // bit v set: run version v; 0: all versions
     bool timing = true;
     for (int a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--check-only") == 0) { timing = false; continue; }
-        only_version = atoi(argv[a]);
-        if (only_version < 1 || only_version > NUM_VERSIONS) {
-            printf("usage: %s [version 1..%d] [--check-only]\n", argv[0], NUM_VERSIONS);
+        int v = atoi(argv[a]);
+        if (v < 1 || v > NUM_VERSIONS) {
+            printf("usage: %s [version 1..%d]... [--check-only]\n", argv[0], NUM_VERSIONS);
             return EXIT_FAILURE;
         }
+        only_version |= 1u << v;
     }
     cudaCheck(cudaSetDevice(0));
     print_device();

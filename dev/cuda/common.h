@@ -33,6 +33,7 @@ Layouts used by all kernels (what the trainers use, so no permutes are needed):
 
 typedef __nv_bfloat16 bf16;
 
+// @copy-begin attn-cuda-check
 // ----------------------------------------------------------------------------
 // error checking
 
@@ -48,7 +49,9 @@ static inline void cuda_check(cudaError_t error, const char* file, int line) {
 
 template<class T>
 __host__ __device__ inline T ceil_div(T a, T b) { return (a + b - 1) / b; }
+// @copy-end attn-cuda-check
 
+// @copy-begin attn-pattern
 // ----------------------------------------------------------------------------
 // the attention pattern (SPEC §1), causal fast path: window W (0 = unlimited) + sinks S
 // query i attends key j iff  j <= i  and  (W == 0  or  i - j < W  or  j < S)
@@ -105,6 +108,22 @@ __host__ __device__ inline bool attn_valid(int i, int j, int W, int S, int T) {
     return i < T && attn_allowed(i, j, W, S);
 }
 
+// The opposite question: does the (query block, key block) pair hold ANY allowed pair (with i < T)?
+// Used to skip whole 16-key (or 16-query) chunks of a tile inside a warp (forward v5+, backward v7+).
+// Causal: the smallest key must not exceed the last real query. Then with no window, or a sink key
+// in the block (k0 < S, seen by every query >= k0), some pair is allowed; otherwise the closest pair
+// (i - j = max(q0 - k_last, 0), reachable since the ranges overlap or keys lie below) must be in the band.
+__host__ __device__ inline bool block_any_allowed(int q0, int nq, int k0, int nk, int W, int S, int T) {
+    int q_last = q0 + nq - 1;
+    if (q_last > T - 1) q_last = T - 1;
+    if (q0 > q_last) return false;          // no real query row
+    if (k0 > q_last) return false;          // every key is in the future of every row
+    if (W == 0 || k0 < S) return true;
+    return q0 - (k0 + nk - 1) < W;
+}
+// @copy-end attn-pattern
+
+// @copy-begin attn-flops
 // ----------------------------------------------------------------------------
 // FLOPs and bytes (SPEC §1: count only allowed pairs; fwd = 4*P*D, bwd = 2.5 x fwd)
 
@@ -133,11 +152,13 @@ static inline double attention_bwd_bytes(int B, int NH, int T, int D) {
     double tok = (double)B * T, C = (double)NH * D;
     return tok * 3 * C * 2 + 2 * tok * C * 2 + tok * NH * 4 + tok * 3 * C * 2; // qkv, out, dout, lse in; dqkv out
 }
+// @copy-end attn-flops
 
 // SPEC §5: the H200's limits. On an H100 the bandwidth limit is 3.0 TB/s, the table says which device ran.
 static const double H200_TFLOPS = 790.0;   // dense bf16 tensor-core, TFLOP/s
 static const double H200_GBPS   = 4300.0;  // HBM3e, GB/s
 
+// @copy-begin attn-bf16-host
 // ----------------------------------------------------------------------------
 // bf16 helpers (host): round-to-nearest-even, exactly what __float2bfloat16_rn does
 
@@ -163,6 +184,7 @@ static inline void download_bf16(float* h, const bf16* d, size_t n) {
     cudaCheck(cudaMemcpy(tmp.data(), d, n * sizeof(uint16_t), cudaMemcpyDeviceToHost));
     for (size_t i = 0; i < n; i++) h[i] = bf16_bits_to_f32(tmp[i]);
 }
+// @copy-end attn-bf16-host
 
 // ----------------------------------------------------------------------------
 // random init: deterministic (splitmix64), values rounded to bf16 so the CPU reference sees exactly
@@ -194,6 +216,7 @@ static inline void fill_random_qkv(float* qkv, int B, int T, int NH, int D) {
     }
 }
 
+// @copy-begin attn-cpu-reference
 // ----------------------------------------------------------------------------
 // CPU reference (double accumulation), straight from the definition: every j is tested with
 // attn_allowed, independent of the band/sink range arithmetic the kernels use
@@ -276,7 +299,9 @@ static inline void attention_backward_cpu(float* dqkv, const float* qkv, const f
     }
     for (size_t n = 0; n < acc.size(); n++) dqkv[n] = (float)acc[n];
 }
+// @copy-end attn-cpu-reference
 
+// @copy-begin attn-check-helpers
 // ----------------------------------------------------------------------------
 // poisoning and checking
 
@@ -312,7 +337,9 @@ static inline CheckResult rel_error(const float* got, const float* ref, size_t n
 // tolerances (SPEC §4)
 static const double TOL_BF16 = 1e-2;
 static const double TOL_FP32 = 1e-4;
+// @copy-end attn-check-helpers
 
+// @copy-begin attn-timing
 // ----------------------------------------------------------------------------
 // timing: CUDA events, warm-up, median of `reps` runs; launch(set) must launch on input set `set`,
 // and the caller allocates enough sets that they do not fit the L2 together
@@ -370,7 +397,9 @@ static inline void print_device() {
     printf("device: %s, %d SMs, L2 %.0f MB, sm_%d%d\n", p.name, p.multiProcessorCount,
            p.l2CacheSize / 1e6, p.major, p.minor);
 }
+// @copy-end attn-timing
 
+// @copy-begin attn-init-random
 // ----------------------------------------------------------------------------
 // device-side random fill for the large timing inputs (host generation of 150 MB would be slow)
 
@@ -384,7 +413,9 @@ __global__ void init_random_bf16_kernel(bf16* x, size_t n, uint64_t seed, float 
     float u = (float)(z >> 40) * (1.0f / 16777216.0f);   // [0, 1)
     x[i] = __float2bfloat16(a * (2.f * u - 1.f));
 }
+// @copy-end attn-init-random
 
+// @copy-begin attn-bf16-pack
 // ----------------------------------------------------------------------------
 // device helpers: bf16 packing
 
@@ -407,7 +438,9 @@ __device__ __forceinline__ uint4 pack_bf16x8(const float* f) {
     u.z = pack_bf16x2(f[4], f[5]); u.w = pack_bf16x2(f[6], f[7]);
     return u;
 }
+// @copy-end attn-bf16-pack
 
+// @copy-begin attn-mma
 // ----------------------------------------------------------------------------
 // tensor-core primitives (sm_80+): ldmatrix, mma.sync m16n8k16 bf16 -> fp32, cp.async
 //
@@ -451,6 +484,41 @@ __device__ __forceinline__ void cp_async_4(float* smem, const float* gmem, bool 
     int n = valid ? 4 : 0;
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"(s), "l"(gmem), "r"(n) : "memory");
 }
+// 2^x on the SFU, flush-to-zero: one MUFU.EX2 (exp2f adds range fix-ups for denormal results).
+// ex2(-inf) = +0, which the masked scores rely on.
+__device__ __forceinline__ float ex2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template<int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
+// @copy-end attn-mma
+
+// @copy-begin attn-load-rows
+// ----------------------------------------------------------------------------
+// cheap tile loads (forward v7, backward v9): cp.async of rows [t0, t0 + ROWS) of a strided bf16
+// tensor (D columns, row stride `stride` elements) into smem rows of LDS elements. Each of the NT
+// threads owns fixed (row, 16-byte chunk) slots, so a tile costs one address add per copy; the
+// bounds test (rows past T: zero-fill from a valid address) runs only on the tile that crosses T.
+template<int D, int ROWS, int LDS, int NT>
+__device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+    constexpr int CH = D / 8, RPP = NT / CH, NP = ROWS / RPP;   // rows per pass, passes
+    static_assert(NT % CH == 0 && ROWS % RPP == 0, "tile rows must be a multiple of the rows per pass");
+    const int lr = tid / CH, lc = (tid % CH) * 8;
+    bf16* d = dst + lr * LDS + lc;
+    const bf16* s = src + (size_t)(t0 + lr) * stride + lc;
+    const size_t ps = (size_t)RPP * stride;
+    if (t0 + ROWS <= T) {
+#pragma unroll
+        for (int p = 0; p < NP; p++) cp_async_16(d + p * RPP * LDS, s + p * ps, true);
+    } else {
+#pragma unroll
+        for (int p = 0; p < NP; p++) {
+            const bool ok = t0 + lr + p * RPP < T;
+            cp_async_16(d + p * RPP * LDS, ok ? s + p * ps : src, ok);
+        }
+    }
+}
+// @copy-end attn-load-rows
