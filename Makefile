@@ -87,13 +87,16 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu
 # then the CUDA trainers against the PyTorch dumps (bf16 tolerances) and through their command line.
 # On the device machine the oracle runs with its own python3 (PyTorch 2.x): GPU_REF_PYTHON.
 GPU_REF_PYTHON ?= python3
+# every reference case but rotary positions (not on the GPU yet): heads of 64 on the band kernels,
+# heads of 16 and the non-band patterns on the general attention path
+GPU_DUMP_CASES = gpu_window_sinks gpu_full full window window_sinks dilation noncausal_global layer_mix full_learned_llmc
 test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full
 	$(MAKE) -C dev/cuda check
 	./attention_compare -T 512 -W 512 -S 4 -B 8 --reps 5 --warmup 1
 	@mkdir -p $(TEST_DIR)
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
-	$(GPU_REF_PYTHON) test/reference.py --out $(TEST_DIR)/dumps --case gpu_full --case gpu_window_sinks
-	./train_gpt_window --check-dump $(TEST_DIR)/dumps/gpu_window_sinks $(TEST_DIR)/dumps/gpu_full
+	$(GPU_REF_PYTHON) test/reference.py --out $(TEST_DIR)/dumps
+	./train_gpt_window --check-dump $(addprefix $(TEST_DIR)/dumps/,$(GPU_DUMP_CASES))
 	./train_gpt_full --check-dump $(TEST_DIR)/dumps/gpu_full
 	bash test/test_gpu.sh $(TEST_DIR)
 

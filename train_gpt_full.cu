@@ -12,8 +12,8 @@ host code shared with train_gpt_cpu.c is copied the same way.
 
 Status (issue 4, stages 1-2): forward, backward and AdamW checked against the PyTorch reference
 dumps (--check-dump); training from token shards with the CPU trainer's flags, log, checkpoints and
-exact resume. Still to come: sampling with a rolling KV cache, rotary positions, the non-band
-patterns (dilation, global positions, non-causal) and the speed work of issue 4.
+exact resume. Still to come: sampling with a rolling KV cache, rotary positions and the speed
+work of issue 4.
 
     ./train_gpt_full --check-dump build/test/dumps/gpu_full
 */
@@ -2576,16 +2576,17 @@ static void attention_check_pattern(const GPT2Config* c) {
     }
 }
 
-static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int NH, int D, const AttnPattern* p) {
-    (void)p;  // always full
+static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int NH, int D,
+                              const ModelPattern* mp, const AttnPattern* p) {
+    (void)mp; (void)p;  // always full
     if (D == 64) { ATTN_FORWARD<64>(out, lse, qkv, B, T, NH, 0, 0); }
     else { ATTN_FORWARD<128>(out, lse, qkv, B, T, NH, 0, 0); }
     cudaCheckLaunch();
 }
 
 static void attention_backward(floatX* dqkv, float* scratch, const floatX* qkv, const floatX* out, const floatX* dout,
-                               const float* lse, int B, int T, int NH, int D, const AttnPattern* p) {
-    (void)p;  // always full
+                               const float* lse, int B, int T, int NH, int D, const ModelPattern* mp, const AttnPattern* p) {
+    (void)mp; (void)p;  // always full
     if (D == 64) { ATTN_BACKWARD<64>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, 0, 0); }
     else { ATTN_BACKWARD<128>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, 0, 0); }
     cudaCheckLaunch();
@@ -2758,7 +2759,7 @@ static void gpt2_gpu_forward(GPT2GPU* model, const int* inputs, const int* targe
         const AttnPattern* pat = &c->pattern.patterns[c->pattern.layer_pattern[l]];
         layernorm_forward(a->ln1 + o * C, a->ln1_mean + o, a->ln1_rstd + o, residual, p.ln1w + l * C, p.ln1b + l * C, BT, C);
         matmul_forward(a->qkv + o * 3 * C, a->ln1 + o * C, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, NULL, BT, C, 3 * C);
-        attention_forward(a->atty + o * C, a->lse + (size_t)l * B * NH * T, a->qkv + o * 3 * C, B, T, NH, D, pat);
+        attention_forward(a->atty + o * C, a->lse + (size_t)l * B * NH * T, a->qkv + o * 3 * C, B, T, NH, D, &c->pattern, pat);
         matmul_forward(a->residual2 + o * C, a->atty + o * C, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, residual, BT, C, C);
         layernorm_forward(a->ln2 + o * C, a->ln2_mean + o, a->ln2_rstd + o, a->residual2 + o * C, p.ln2w + l * C, p.ln2b + l * C, BT, C);
         matmul_forward_gelu(a->fch_gelu + o * 4 * C, a->fch + o * 4 * C, a->ln2 + o * C, p.fcw + (size_t)l * 4 * C * C,
@@ -2820,7 +2821,7 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
                         p.attprojw + (size_t)l * C * C, BT, C, C);
         floatX* dqkv = a->dbuf;
         attention_backward(dqkv, a->attn_scratch, a->qkv + o * 3 * C, a->atty + o * C, datty,
-                           a->lse + (size_t)l * B * NH * T, B, T, NH, D, pat);
+                           a->lse + (size_t)l * B * NH * T, B, T, NH, D, &c->pattern, pat);
         floatX* dln1 = a->logits;
         matmul_backward(dln1, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, dqkv, a->ln1 + o * C,
                         p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);

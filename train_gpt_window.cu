@@ -10,8 +10,9 @@ host code shared with train_gpt_cpu.c is copied the same way.
 
 Status (issue 4, stages 1-2): forward, backward and AdamW checked against the PyTorch reference
 dumps (--check-dump); training from token shards with the CPU trainer's flags, log, checkpoints and
-exact resume. Still to come: sampling with a rolling KV cache, rotary positions, the non-band
-patterns (dilation, global positions, non-causal) and the speed work of issue 4.
+exact resume. Every pattern of SPEC §1 trains (the non-band ones on a correct-first
+O(T^2) path). Still to come: sampling with a rolling KV cache, rotary positions, and the speed
+work of issue 4.
 
     ./train_gpt_window --check-dump build/test/dumps/gpu_window_sinks
 */
@@ -3481,6 +3482,183 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // ---- end of version 9
 // @copy-end attn-backward-v9
 
+// @copy-begin attn-general
+// ----------------------------------------------------------------------------
+// the pattern on the device: SPEC §1's allowed(i, j), the same rule as train_gpt_cpu.c's
+
+#define ATTN_MAX_GLOBALS 64
+struct AttnSpec {
+    int causal, window, sinks, lookahead, dilation, dilated_keys, num_globals;
+    int globals[ATTN_MAX_GLOBALS];
+};
+
+__host__ __device__ inline bool spec_is_global(const AttnSpec& p, int pos) {
+    for (int g = 0; g < p.num_globals; g++) { if (p.globals[g] == pos) return true; }
+    return false;
+}
+
+__host__ __device__ inline bool spec_allowed(const AttnSpec& p, int i, int j) {
+    if (p.causal && j > i) return false;
+    int o = i - j;
+    if (o >= 0 && (p.window == 0 || o < p.window)) return true;
+    if (!p.causal && o < 0 && -o <= p.lookahead) return true;
+    if (j < p.sinks) return true;
+    if (!p.causal && i < p.sinks) return true;
+    if (spec_is_global(p, j)) return true;
+    if (!p.causal && spec_is_global(p, i)) return true;
+    if (p.dilation > 1 && p.window > 0 && o >= p.window && o % p.dilation == 0 &&
+        (p.dilated_keys == 0 || o < p.window + p.dilated_keys * p.dilation)) return true;
+    return false;
+}
+
+__device__ inline float general_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+    return v;
+}
+
+// lane l holds dims l, l + 32, l + 64, l + 96 (those below D)
+#define GEN_DPL 4
+
+// Forward: one warp per (b, h, i), online softmax over the allowed keys in ascending order.
+__global__ void attention_general_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D,
+                                                 AttnSpec p) {
+    int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+    if (warp >= B * NH * T) return;
+    int i = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
+    size_t C = (size_t)NH * D, row3 = 3 * C;
+    const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
+    float scale = rsqrtf((float)D);
+    float qd[GEN_DPL], o[GEN_DPL];
+    for (int k = 0; k < GEN_DPL; k++) {
+        int d = lane + 32 * k;
+        qd[k] = d < D ? __bfloat162float(q[d]) * scale : 0.0f;
+        o[k] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    int j_end = p.causal ? i + 1 : T;
+    for (int j = 0; j < j_end; j++) {
+        if (!spec_allowed(p, i, j)) continue;
+        const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
+        const bf16* vj = kj + C;
+        float s = 0.0f;
+        for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) s += qd[k] * __bfloat162float(kj[d]); }
+        s = general_warp_sum(s);
+        float nm = fmaxf(m, s);
+        float corr = expf(m - nm), e = expf(s - nm);  // m = -inf at the first key: corr = 0
+        l = l * corr + e;
+        for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) o[k] = o[k] * corr + e * __bfloat162float(vj[d]); }
+        m = nm;
+    }
+    bf16* orow = out + ((size_t)b * T + i) * C + (size_t)h * D;
+    float inv = l > 0.0f ? 1.0f / l : 0.0f;  // a row with no key (impossible, SPEC §1) gives zeros
+    for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) orow[d] = __float2bfloat16(o[k] * inv); }
+    if (lane == 0) lse[((size_t)b * NH + h) * T + i] = l > 0.0f ? m + logf(l) : -INFINITY;
+}
+
+// Backward, dQ and Dsum: one warp per (b, h, i). Dsum_i = dout_i . out_i is kept for the dK/dV pass.
+__global__ void attention_general_dq_kernel(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                            const float* lse, int B, int T, int NH, int D, AttnSpec p) {
+    int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+    if (warp >= B * NH * T) return;
+    int i = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
+    size_t C = (size_t)NH * D, row3 = 3 * C;
+    const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
+    const bf16* go = dout + ((size_t)b * T + i) * C + (size_t)h * D;
+    const bf16* oo = out + ((size_t)b * T + i) * C + (size_t)h * D;
+    float scale = rsqrtf((float)D);
+    float qd[GEN_DPL], gd[GEN_DPL], dq[GEN_DPL];
+    float dsum = 0.0f;
+    for (int k = 0; k < GEN_DPL; k++) {
+        int d = lane + 32 * k;
+        qd[k] = d < D ? __bfloat162float(q[d]) * scale : 0.0f;
+        gd[k] = d < D ? __bfloat162float(go[d]) : 0.0f;
+        dsum += d < D ? gd[k] * __bfloat162float(oo[d]) : 0.0f;
+        dq[k] = 0.0f;
+    }
+    dsum = general_warp_sum(dsum);
+    float li = lse[((size_t)b * NH + h) * T + i];
+    int j_end = p.causal ? i + 1 : T;
+    for (int j = 0; j < j_end; j++) {
+        if (!spec_allowed(p, i, j)) continue;
+        const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
+        const bf16* vj = kj + C;
+        float s = 0.0f, dp = 0.0f;
+        for (int k = 0; k < GEN_DPL; k++) {
+            int d = lane + 32 * k;
+            if (d < D) { s += qd[k] * __bfloat162float(kj[d]); dp += gd[k] * __bfloat162float(vj[d]); }
+        }
+        s = general_warp_sum(s);
+        dp = general_warp_sum(dp);
+        float ds = expf(s - li) * (dp - dsum) * scale;
+        for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) dq[k] += ds * __bfloat162float(kj[d]); }
+    }
+    bf16* dqrow = dqkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
+    for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) dqrow[d] = __float2bfloat16(dq[k]); }
+    if (lane == 0) Dsum[((size_t)b * NH + h) * T + i] = dsum;
+}
+
+// Backward, dK and dV: one warp per (b, h, j), over the queries that attend key j, in order.
+__global__ void attention_general_dkdv_kernel(bf16* dqkv, const float* Dsum, const bf16* qkv, const bf16* dout,
+                                              const float* lse, int B, int T, int NH, int D, AttnSpec p) {
+    int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+    if (warp >= B * NH * T) return;
+    int j = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
+    size_t C = (size_t)NH * D, row3 = 3 * C;
+    const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
+    const bf16* vj = kj + C;
+    float scale = rsqrtf((float)D);
+    float kd[GEN_DPL], vd[GEN_DPL], dk[GEN_DPL], dv[GEN_DPL];
+    for (int k = 0; k < GEN_DPL; k++) {
+        int d = lane + 32 * k;
+        kd[k] = d < D ? __bfloat162float(kj[d]) : 0.0f;
+        vd[k] = d < D ? __bfloat162float(vj[d]) : 0.0f;
+        dk[k] = 0.0f;
+        dv[k] = 0.0f;
+    }
+    int i_start = p.causal ? j : 0;
+    for (int i = i_start; i < T; i++) {
+        if (!spec_allowed(p, i, j)) continue;
+        const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
+        const bf16* go = dout + ((size_t)b * T + i) * C + (size_t)h * D;
+        float s = 0.0f, dp = 0.0f;
+        for (int k = 0; k < GEN_DPL; k++) {
+            int d = lane + 32 * k;
+            if (d < D) { s += __bfloat162float(q[d]) * kd[k]; dp += __bfloat162float(go[d]) * vd[k]; }
+        }
+        s = general_warp_sum(s) * scale;
+        dp = general_warp_sum(dp);
+        float pr = expf(s - lse[((size_t)b * NH + h) * T + i]);
+        float ds = pr * (dp - Dsum[((size_t)b * NH + h) * T + i]) * scale;
+        for (int k = 0; k < GEN_DPL; k++) {
+            int d = lane + 32 * k;
+            if (d < D) { dv[k] += pr * __bfloat162float(go[d]); dk[k] += ds * __bfloat162float(q[d]); }
+        }
+    }
+    bf16* dkrow = dqkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
+    for (int k = 0; k < GEN_DPL; k++) {
+        int d = lane + 32 * k;
+        if (d < D) { dkrow[d] = __float2bfloat16(dk[k]); dkrow[C + d] = __float2bfloat16(dv[k]); }
+    }
+}
+
+static void attention_general_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    size_t warps = (size_t)B * NH * T;
+    attention_general_forward_kernel<<<(unsigned)((warps * 32 + 255) / 256), 256>>>(out, lse, qkv, B, T, NH, D, p);
+    cudaCheckLaunch();
+}
+
+// Dsum: (B, NH, T) float32 scratch
+static void attention_general_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                       const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    size_t warps = (size_t)B * NH * T;
+    unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
+    attention_general_dq_kernel<<<blocks, 256>>>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    cudaCheckLaunch();
+    attention_general_dkdv_kernel<<<blocks, 256>>>(dqkv, Dsum, qkv, dout, lse, B, T, NH, D, p);
+    cudaCheckLaunch();
+}
+// @copy-end attn-general
+
 // the dev/cuda versions the blocks above hold: forward v7, backward v9 (the fastest on an H200,
 // dev/cuda/notes.md); the other blocks are the helpers and tile functions those two call
 #define ATTN_FORWARD attention_forward7
@@ -3488,26 +3666,51 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 
 static const char* ATTENTION_NAME = "sliding window + sinks";
 
-// Which patterns the GPU kernels run: causal, one band (W, 0 = full) plus sinks per layer.
+// Layers with a plain causal band (W, 0 = full) plus sinks and heads of 64 or 128 run on the fast
+// band kernels; every other pattern of SPEC §1 (dilation, global positions, lookahead, non-causal,
+// other head sizes) on the general path of dev/cuda/attention_general.cu, O(T^2) per head.
+static bool attention_is_band(const ModelPattern* mp, const AttnPattern* p, int D) {
+    return mp->causal && mp->num_globals == 0 && p->dilation == 1 && p->lookahead == 0 && (D == 64 || D == 128);
+}
+
+static AttnSpec attention_spec(const ModelPattern* mp, const AttnPattern* p) {
+    AttnSpec s;
+    memset(&s, 0, sizeof(s));
+    s.causal = mp->causal;
+    s.window = p->window;
+    s.sinks = p->sinks;
+    s.lookahead = p->lookahead;
+    s.dilation = p->dilation;
+    s.dilated_keys = p->dilated_keys;
+    s.num_globals = mp->num_globals;
+    for (int g = 0; g < mp->num_globals; g++) { s.globals[g] = mp->globals[g]; }
+    return s;
+}
+
 static void attention_check_pattern(const GPT2Config* c) {
-    const ModelPattern* mp = &c->pattern;
-    if (!mp->causal || mp->num_globals > 0) { die("%s: non-causal attention and global positions are not on the GPU yet", TRAINER_NAME); }
-    for (int k = 0; k < mp->num_patterns; k++) {
-        if (mp->patterns[k].dilation > 1) { die("%s: dilation is not on the GPU yet", TRAINER_NAME); }
-    }
-    if (c->channels / c->num_heads != 64 && c->channels / c->num_heads != 128) {
-        die("%s: head size %d, the attention kernels take 64 or 128", TRAINER_NAME, c->channels / c->num_heads);
+    int D = c->channels / c->num_heads;
+    if (D > 32 * GEN_DPL) { die("%s: head size %d, the attention kernels take at most %d", TRAINER_NAME, D, 32 * GEN_DPL); }
+    for (int k = 0; k < c->pattern.num_patterns; k++) {
+        if (!attention_is_band(&c->pattern, &c->pattern.patterns[k], D)) {
+            printf("note: pattern %d runs on the general attention path (O(T^2) per head, correct first)\n", k);
+        }
     }
 }
 
-static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int NH, int D, const AttnPattern* p) {
+static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int NH, int D,
+                              const ModelPattern* mp, const AttnPattern* p) {
+    if (!attention_is_band(mp, p, D)) { attention_general_forward(out, lse, qkv, B, T, NH, D, attention_spec(mp, p)); return; }
     if (D == 64) { ATTN_FORWARD<64>(out, lse, qkv, B, T, NH, p->window, p->sinks); }
     else { ATTN_FORWARD<128>(out, lse, qkv, B, T, NH, p->window, p->sinks); }
     cudaCheckLaunch();
 }
 
 static void attention_backward(floatX* dqkv, float* scratch, const floatX* qkv, const floatX* out, const floatX* dout,
-                               const float* lse, int B, int T, int NH, int D, const AttnPattern* p) {
+                               const float* lse, int B, int T, int NH, int D, const ModelPattern* mp, const AttnPattern* p) {
+    if (!attention_is_band(mp, p, D)) {
+        attention_general_backward(dqkv, scratch, qkv, out, dout, lse, B, T, NH, D, attention_spec(mp, p));
+        return;
+    }
     if (D == 64) { ATTN_BACKWARD<64>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, p->window, p->sinks); }
     else { ATTN_BACKWARD<128>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, p->window, p->sinks); }
     cudaCheckLaunch();
@@ -3680,7 +3883,7 @@ static void gpt2_gpu_forward(GPT2GPU* model, const int* inputs, const int* targe
         const AttnPattern* pat = &c->pattern.patterns[c->pattern.layer_pattern[l]];
         layernorm_forward(a->ln1 + o * C, a->ln1_mean + o, a->ln1_rstd + o, residual, p.ln1w + l * C, p.ln1b + l * C, BT, C);
         matmul_forward(a->qkv + o * 3 * C, a->ln1 + o * C, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, NULL, BT, C, 3 * C);
-        attention_forward(a->atty + o * C, a->lse + (size_t)l * B * NH * T, a->qkv + o * 3 * C, B, T, NH, D, pat);
+        attention_forward(a->atty + o * C, a->lse + (size_t)l * B * NH * T, a->qkv + o * 3 * C, B, T, NH, D, &c->pattern, pat);
         matmul_forward(a->residual2 + o * C, a->atty + o * C, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, residual, BT, C, C);
         layernorm_forward(a->ln2 + o * C, a->ln2_mean + o, a->ln2_rstd + o, a->residual2 + o * C, p.ln2w + l * C, p.ln2b + l * C, BT, C);
         matmul_forward_gelu(a->fch_gelu + o * 4 * C, a->fch + o * 4 * C, a->ln2 + o * C, p.fcw + (size_t)l * 4 * C * C,
@@ -3742,7 +3945,7 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
                         p.attprojw + (size_t)l * C * C, BT, C, C);
         floatX* dqkv = a->dbuf;
         attention_backward(dqkv, a->attn_scratch, a->qkv + o * 3 * C, a->atty + o * C, datty,
-                           a->lse + (size_t)l * B * NH * T, B, T, NH, D, pat);
+                           a->lse + (size_t)l * B * NH * T, B, T, NH, D, &c->pattern, pat);
         floatX* dln1 = a->logits;
         matmul_backward(dln1, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, dqkv, a->ln1 + o * C,
                         p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
