@@ -11,8 +11,8 @@ host code shared with train_gpt_cpu.c is copied the same way.
 Status (issue 4, stages 1-2): forward, backward and AdamW checked against the PyTorch reference
 dumps (--check-dump); training from token shards with the CPU trainer's flags, log, checkpoints and
 exact resume. Every pattern of SPEC §1 trains (the non-band ones on a correct-first
-O(T^2) path). Still to come: sampling with a rolling KV cache, rotary positions, and the speed
-work of issue 4.
+O(T^2) path); sampling (-s, --generate) re-runs the forward on the context. Still to
+come: the rolling KV cache for sampling, rotary positions, and the speed work of issue 4.
 
     ./train_gpt_window --check-dump build/test/dumps/gpu_window_sinks
 */
@@ -3748,7 +3748,8 @@ typedef struct {
     float* losses;      // (B, T)
     // backward scratch
     floatX* dresidual;  // (B, T, C)
-    floatX* dbuf;       // (B, T, 4C): d(fch_gelu), then d(fch) in place; also dln, datty, dqkv
+    floatX* dbuf;       // (B, T, 4C): d(fch_gelu), then d(fch) in place; then dqkv
+    floatX* dbuf_c;     // (B, T, C): d(ln2), d(atty), d(ln1) in turn
     float* attn_scratch;  // (B, NH, T) and the sink partials of the attention backward
     int* inputs;        // (B, T)
     int* targets;       // (B, T)
@@ -3818,13 +3819,12 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     const GPT2Config* c = &model->config;
     size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size, BT = (size_t)B * T;
     ActsGPU* a = &model->acts;
-    if (Vp < C) { die("padded vocabulary %zu < channels %zu: the backward borrows the logits buffer for (B, T, C) gradients", Vp, C); }
     if (C % 8 != 0) { die("channels %zu: the kernels read 8 channels at a time, so C must be a multiple of 8", C); }
     // bf16 activations in one allocation, float32 statistics in another
     size_t x_sizes[] = {BT * C, L * BT * C, L * BT * 3 * C, L * BT * C, L * BT * C, L * BT * C, L * BT * 4 * C,
-                        L * BT * 4 * C, L * BT * C, BT * C, BT * Vp, BT * C, BT * 4 * C};
+                        L * BT * 4 * C, L * BT * C, BT * C, BT * Vp, BT * C, BT * 4 * C, BT * C};
     floatX** x_ptrs[] = {&a->encoded, &a->ln1, &a->qkv, &a->atty, &a->residual2, &a->ln2, &a->fch,
-                         &a->fch_gelu, &a->residual3, &a->lnf, &a->logits, &a->dresidual, &a->dbuf};
+                         &a->fch_gelu, &a->residual3, &a->lnf, &a->logits, &a->dresidual, &a->dbuf, &a->dbuf_c};
     size_t f_sizes[] = {L * BT, L * BT, L * B * NH * T, L * BT, L * BT, BT, BT, BT, 2 * B * NH * T + (size_t)B * NH * T * 4};
     float** f_ptrs[] = {&a->ln1_mean, &a->ln1_rstd, &a->lse, &a->ln2_mean, &a->ln2_rstd, &a->lnf_mean, &a->lnf_rstd,
                         &a->losses, &a->attn_scratch};
@@ -3932,21 +3932,19 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
         // dres holds d(residual3) of this layer; residual3 = residual2 + fcproj, so it is also d(residual2)'s start
         matmul_backward(a->dbuf, g.fcprojw + (size_t)l * C * 4 * C, g.fcprojb + l * C, dres, a->fch_gelu + o * 4 * C,
                         p.fcprojw + (size_t)l * C * 4 * C, BT, 4 * C, C, a->fch + o * 4 * C);  // dbuf = d(fch)
-        // (BT, C)-sized gradients borrow the logits buffer: its gradient was consumed by the first
-        // matmul of the backward, and (BT, Vp) holds (BT, C) (Vp >= C, checked at allocation)
-        floatX* dln2 = a->logits;
+        floatX* dln2 = a->dbuf_c;
         matmul_backward(dln2, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, a->dbuf, a->ln2 + o * C,
                         p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
         layernorm_backward(dres, g.ln2w + l * C, g.ln2b + l * C, dln2, a->residual2 + o * C, p.ln2w + l * C,
                            a->ln2_mean + o, a->ln2_rstd + o, BT, C);
         // attention block: residual2 = residual + attproj(atty)
-        floatX* datty = a->logits;
+        floatX* datty = a->dbuf_c;
         matmul_backward(datty, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, dres, a->atty + o * C,
                         p.attprojw + (size_t)l * C * C, BT, C, C);
         floatX* dqkv = a->dbuf;
         attention_backward(dqkv, a->attn_scratch, a->qkv + o * 3 * C, a->atty + o * C, datty,
                            a->lse + (size_t)l * B * NH * T, B, T, NH, D, &c->pattern, pat);
-        floatX* dln1 = a->logits;
+        floatX* dln1 = a->dbuf_c;
         matmul_backward(dln1, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, dqkv, a->ln1 + o * C,
                         p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
         layernorm_backward(dres, g.ln1w + l * C, g.ln1b + l * C, dln1, residual, p.ln1w + l * C,
@@ -4181,6 +4179,40 @@ static float gpu_evaluate(GPT2GPU* model, DataLoader* val, int batches) {
     return sum / batches;
 }
 
+// Samples n tokens after a start token by re-running the forward on the growing context (every
+// batch row holds the same tokens; row 0 is read), as train_gpt_cpu does. The rolling KV cache that
+// makes this O(W) per token is still to come (issue 4).
+static void gpt2_gpu_generate(GPT2GPU* model, int n, uint64_t* rng, const Tokenizer* tk) {
+    const GPT2Config* c = &model->config;
+    int B = model->B, T = model->T, V = c->vocab_size, Vp = c->padded_vocab_size;
+    int start = V > 256 ? 50256 : '\n';  // GPT-2's end-of-text, or a newline for bytes
+    if (start >= V) { start = 0; }
+    if (n > T - 1) {
+        fprintf(stderr, "note: generating %d tokens, not %d: the context is -t %d\n", T - 1, n, T);
+        n = T - 1;
+    }
+    int* tokens = (int*)malloc_check((size_t)B * T * sizeof(int));
+    int* targets = (int*)calloc_check((size_t)B * T, sizeof(int));
+    floatX* row = (floatX*)malloc_check(Vp * sizeof(floatX));
+    float* probs = (float*)malloc_check(V * sizeof(float));
+    for (int i = 0; i < B * T; i++) { tokens[i] = start; }
+    for (int t = 1; t <= n; t++) {
+        gpt2_gpu_forward(model, tokens, targets, 0.0f);
+        cudaCheck(cudaMemcpy(row, model->acts.logits + (size_t)(t - 1) * Vp, Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
+        float m = -INFINITY;
+        for (int v = 0; v < V; v++) { m = fmaxf(m, __bfloat162float(row[v])); }
+        double sum = 0.0;
+        for (int v = 0; v < V; v++) { probs[v] = expf(__bfloat162float(row[v]) - m); sum += probs[v]; }
+        for (int v = 0; v < V; v++) { probs[v] = (float)(probs[v] / sum); }
+        int next = sample_from(probs, V, random_f32(rng));
+        for (int b = 0; b < B; b++) { tokens[(size_t)b * T + t] = next; }
+        print_token(tk, V, next);
+        fflush(stdout);
+    }
+    printf("\n");
+    free(tokens); free(targets); free(row); free(probs);
+}
+
 static void gpu_save(GPT2GPU* model, const char* dir, const TrainState* st) {
     size_t n = model->num_parameters;
     float* host = (float*)malloc_check(n * sizeof(float));
@@ -4211,7 +4243,6 @@ int main(int argc, char** argv) {
     }
     Args a;
     parse_args(&a, argc, argv);
-    if (a.generate || a.sample_every) { die("%s: sampling is not on the GPU yet (issue 4); sample with train_gpt_cpu --generate", TRAINER_NAME); }
     GPT2GPU model;
     memset(&model, 0, sizeof(model));
     int resume_step = -1;
@@ -4254,6 +4285,15 @@ int main(int argc, char** argv) {
     }
     gpt2_gpu_build(&model, host);
     free(host);
+    uint64_t rng = a.seed ^ 0x9E3779B97F4A7C15ull;  // the sampler's, kept in the state as on the CPU
+    Tokenizer tokenizer = {0, NULL};
+    if (a.tokenizer) { tokenizer_load(&tokenizer, a.tokenizer); }
+    if (a.generate) {
+        if (!model.config.pattern.causal) { die("--generate: a non-causal model cannot generate left to right"); }
+        gpt2_gpu_allocate(&model, 1, a.T);
+        gpt2_gpu_generate(&model, a.generate, &rng, &tokenizer);
+        return 0;
+    }
     int tokens_per_micro = a.B * a.T;
     int total_batch = a.total_batch ? a.total_batch : tokens_per_micro;
     if (total_batch % tokens_per_micro != 0) { die("-d %d: the total batch must be a multiple of B*T = %d", total_batch, tokens_per_micro); }
@@ -4268,7 +4308,6 @@ int main(int argc, char** argv) {
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
     printf("GPU memory in use: %.2f GiB of %.2f GiB\n", (total_bytes - free_bytes) / 1073741824.0, total_bytes / 1073741824.0);
 
-    uint64_t rng = a.seed ^ 0x9E3779B97F4A7C15ull;  // the sampler's, kept in the state as on the CPU
     int start_step = 0;
     if (resume_step >= 0) {
         TrainState st;
@@ -4327,6 +4366,11 @@ int main(int argc, char** argv) {
             if (val_loss >= 0.0f) { fprintf(log, "%.6f", val_loss); }
             fprintf(log, ",%.6e,%.3f,%.1f\n", lr, ms, tok_s);
             fflush(log);
+        }
+        if (a.sample_every > 0 && ((step + 1) % a.sample_every == 0 || last) && model.config.pattern.causal) {
+            printf("---\n");
+            gpt2_gpu_generate(&model, a.gen_tokens, &rng, &tokenizer);
+            printf("---\n");
         }
         if (a.out_dir && ((a.ckpt_every > 0 && (step + 1) % a.ckpt_every == 0) || last)) {
             TrainState st = {step + 1, a.B, a.T, total_batch, train.shard_index, train.position, rng};

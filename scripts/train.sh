@@ -17,16 +17,14 @@ if [ $gpu = 1 ]; then
     OUT=${OUT:-out/train_window_gpu}
     make train_gpt_window
     program=./train_gpt_window
-    extra=()
 else
     MODEL=${MODEL:-d4} STEPS=${STEPS:-150} B=${B:-8} T=${T:-256} WINDOW=${WINDOW:-64} SINKS=${SINKS:-4} LR=${LR:-1e-3}
     OUT=${OUT:-out/train_window}
     echo "no usable GPU (nvidia-smi and nvcc): training on the CPU"
     make train_gpt_cpu
     program=./train_gpt_cpu
-    extra=(-s "$STEPS" -g 200)   # a sample of text at the end (the CUDA trainer does not sample yet)
 fi
 mkdir -p "$OUT"
-$program -e "$MODEL" -b "$B" -t "$T" -x "$STEPS" -u 20 -l "$LR" -v 25 -m 8 "${extra[@]}" \
+$program -e "$MODEL" -b "$B" -t "$T" -x "$STEPS" -u 20 -l "$LR" -v 25 -m 8 -s "$STEPS" -g 200 \
     --window "$WINDOW" --sinks "$SINKS" -o "$OUT"
 /usr/bin/python3 scripts/plot_log.py "$OUT/log.csv" "$OUT/loss.png"

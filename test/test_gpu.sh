@@ -21,6 +21,11 @@ first=$(sed -n 2p "$work/a/log.csv" | cut -d, -f2); last=$(sed -n 13p "$work/a/l
 check "the loss falls ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.5) }'
 check "step lines report tokens/s and MFU" grep -qE '^step +12/12 .* tok/s \| MFU [0-9.]+%' "$work/a.out"
 
+./train_gpt_window --generate 40 -e "$work/a/model_00000012.bin" -t 96 > "$work/gen.txt" 2>/dev/null
+check "--generate 40 on the GPU prints 40 bytes of text and a newline" test "$(wc -c < "$work/gen.txt")" -eq 41
+./train_gpt_window "${common[@]}" -x 3 -v 0 -s 3 -g 20 > "$work/sample.out" 2>&1
+check "-s 3 prints a sample between --- lines during training" test "$(grep -c '^---$' "$work/sample.out")" -eq 2
+
 ./train_gpt_window "${common[@]}" -o "$work/b" > /dev/null 2>&1
 check "two runs log bit-identical losses" cmp -s <(cut -d, -f1-3 "$work/a/log.csv") <(cut -d, -f1-3 "$work/b/log.csv")
 
@@ -38,6 +43,9 @@ worst=$(paste -d, <(cut -d, -f2 "$work/cpu/log.csv" | tail -n +2) <(cut -d, -f2 
         awk -F, 'NF == 2 && $1 > 0 { d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > w) w = d; n++ } END { if (n != 8) print 1; else printf "%.2e", w }')
 check "8 steps from one checkpoint: CPU and GPU losses agree within 1e-2 (worst relative difference $worst)" \
     awk -v w="$worst" 'BEGIN { exit !(w < 1e-2) }'
+
+./train_gpt_window "${data[@]}" -e l1c512h8 -V 256 -b 2 -t 128 -x 3 -v 0 --window 32 > "$work/wide.out" 2>&1
+check "a model wider than its padded vocabulary (C=512 > Vp=256) trains" grep -qE '^step +3/3' "$work/wide.out"
 
 ./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -b 4 -t 96 -x 4 -v 0 -o "$work/full" > "$work/full.out" 2>&1
 check "train_gpt_full trains a dense model" test $? -eq 0 -a "$(wc -l < "$work/full/log.csv" 2>/dev/null || echo 0)" -eq 5
