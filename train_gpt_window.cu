@@ -3750,7 +3750,7 @@ typedef struct {
     floatX* dresidual;  // (B, T, C)
     floatX* dbuf;       // (B, T, 4C): d(fch_gelu), then d(fch) in place; then dqkv
     floatX* dbuf_c;     // (B, T, C): d(ln2), d(atty), d(ln1) in turn
-    float* attn_scratch;  // (B, NH, T) and the sink partials of the attention backward
+    float* attn_scratch;  // (B, NH, T): the attention backward's rowsum(dout * out)
     int* inputs;        // (B, T)
     int* targets;       // (B, T)
 } ActsGPU;
@@ -3825,7 +3825,7 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
                         L * BT * 4 * C, L * BT * C, BT * C, BT * Vp, BT * C, BT * 4 * C, BT * C};
     floatX** x_ptrs[] = {&a->encoded, &a->ln1, &a->qkv, &a->atty, &a->residual2, &a->ln2, &a->fch,
                          &a->fch_gelu, &a->residual3, &a->lnf, &a->logits, &a->dresidual, &a->dbuf, &a->dbuf_c};
-    size_t f_sizes[] = {L * BT, L * BT, L * B * NH * T, L * BT, L * BT, BT, BT, BT, 2 * B * NH * T + (size_t)B * NH * T * 4};
+    size_t f_sizes[] = {L * BT, L * BT, L * B * NH * T, L * BT, L * BT, BT, BT, BT, (size_t)B * NH * T};
     float** f_ptrs[] = {&a->ln1_mean, &a->ln1_rstd, &a->lse, &a->ln2_mean, &a->ln2_rstd, &a->lnf_mean, &a->lnf_rstd,
                         &a->losses, &a->attn_scratch};
     size_t nx = 0, nf = 0;
