@@ -895,6 +895,7 @@ typedef struct {
     float* acts_memory;
     ActivationTensors grads_acts;
     float* grads_acts_memory;
+    size_t grads_acts_total;        // floats in grads_acts_memory
     size_t att_offset[MAX_LAYERS];  // where each layer's probabilities start in acts.att
     PairList pairs[MAX_PATTERNS];   // allowed keys per query, per pattern, for seq_len
     float* rope_cos_sin;            // (2, T, hs/2), rotary positions only
@@ -966,12 +967,20 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     s[19] = BT;
     s[20] = BT * Vp;
     s[21] = BT * Vp;
-    size_t total = 0;
-    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { total += s[i]; }
+    // the backward needs no gradient of the probabilities (attention's are recomputed per row, the
+    // classifier's go straight into the logits' gradient): those two, the largest, get no room
+    size_t gs[NUM_ACTIVATION_TENSORS];
+    memcpy(gs, s, sizeof(gs));
+    gs[7] = 0;
+    gs[21] = 0;
+    size_t total = 0, grad_total = 0;
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { total += s[i]; grad_total += gs[i]; }
     model->acts_memory = (float*)calloc_check(total, sizeof(float));
-    model->grads_acts_memory = (float*)calloc_check(total, sizeof(float));
+    model->grads_acts_memory = (float*)calloc_check(grad_total, sizeof(float));
+    model->grads_acts_total = grad_total;
     ActivationTensors* sets[2] = {&model->acts, &model->grads_acts};
     float* bases[2] = {model->acts_memory, model->grads_acts_memory};
+    const size_t* sizes[2] = {s, gs};
     for (int k = 0; k < 2; k++) {
         ActivationTensors* x = sets[k];
         float** ptrs[NUM_ACTIVATION_TENSORS] = {
@@ -980,7 +989,7 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
             &x->fcproj, &x->residual3, &x->lnf, &x->lnf_mean, &x->lnf_rstd, &x->logits, &x->probs
         };
         float* it = bases[k];
-        for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { *ptrs[i] = it; it += s[i]; }
+        for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { *ptrs[i] = sizes[k][i] ? it : NULL; it += sizes[k][i]; }
         if (!c->rope) { x->qkvr = x->qkv; }  // no rotation: attention reads qkv directly
     }
     if (c->rope) {
@@ -1066,9 +1075,7 @@ static void gpt2_backward(GPT2* model, float loss_scale) {
         model->grads_memory = (float*)calloc_check(model->num_parameters, sizeof(float));
         point_parameters(&model->grads, model->param_sizes, model->grads_memory);
     }
-    size_t act_total = 0;
-    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { act_total += model->act_sizes[i]; }
-    memset(model->grads_acts_memory, 0, act_total * sizeof(float));
+    memset(model->grads_acts_memory, 0, model->grads_acts_total * sizeof(float));
     if (!c->rope) { model->grads_acts.qkvr = model->grads_acts.qkv; }
 
     int B = model->forward_batch, T = model->seq_len;
