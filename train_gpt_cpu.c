@@ -1436,6 +1436,185 @@ static void print_token(const Tokenizer* tk, int vocab_size, int token) {
 }
 // @copy-end trainer-sampling
 
+// ----------------------------------------------------------------------------
+// generation with a rolling KV cache: one token at a time, each layer keeping only the keys and
+// values that later queries may see. A band + sinks layer keeps its S sinks and a ring of its last
+// W positions, so memory stays constant and, with rotary positions, the stream runs past the
+// length the model was trained on (seeds/004's "infinite stream"). Full layers keep every position
+// up to maxT. Patterns that reach further back (dilation, global positions) or ahead (non-causal)
+// are not cached: those models generate by re-running the context.
+
+typedef struct {
+    int capacity;     // entries per layer: max over layers of S + W, or maxT where a layer is full
+    int position;     // the next token's position
+    float* k;         // (L, capacity, C) keys, rotated when positions are rotary
+    float* v;         // (L, capacity, C)
+    int* pos;         // (L, capacity) the position held by each entry, -1 when empty
+    float* x;         // (C) the residual stream of the current token
+    float* ln;        // (C)
+    float* qkv;       // (3C)
+    float* atty;      // (C)
+    float* x2;        // (C)
+    float* fch;       // (4C)
+    float* fch_gelu;  // (4C)
+    float* proj;      // (C)
+    float* logits;    // (Vp)
+    float* scores;    // (capacity)
+} KVCache;
+
+static int kv_cache_supported(const GPT2Config* c) {
+    const ModelPattern* mp = &c->pattern;
+    if (!mp->causal || mp->num_globals > 0) { return 0; }
+    for (int k = 0; k < mp->num_patterns; k++) {
+        if (mp->patterns[k].dilation > 1) { return 0; }
+    }
+    return 1;
+}
+
+// The cache entry of position p in a layer with pattern pat: sinks keep their own entries, the band
+// cycles through W entries after them; a full layer keeps position p in entry p.
+static int kv_slot(const AttnPattern* pat, int p) {
+    if (pat->window == 0) { return p; }
+    if (p < pat->sinks) { return p; }
+    return pat->sinks + (p - pat->sinks) % pat->window;
+}
+
+static void kv_cache_init(KVCache* kc, const GPT2Config* c) {
+    int cap = 0;
+    for (int l = 0; l < c->num_layers; l++) {
+        const AttnPattern* p = &c->pattern.patterns[c->pattern.layer_pattern[l]];
+        int need = p->window == 0 ? c->max_seq_len : p->sinks + p->window;
+        if (need > cap) { cap = need; }
+    }
+    size_t L = c->num_layers, C = c->channels;
+    kc->capacity = cap;
+    kc->position = 0;
+    kc->k = (float*)malloc_check(L * cap * C * sizeof(float));
+    kc->v = (float*)malloc_check(L * cap * C * sizeof(float));
+    kc->pos = (int*)malloc_check(L * cap * sizeof(int));
+    for (size_t i = 0; i < L * cap; i++) { kc->pos[i] = -1; }
+    kc->x = (float*)malloc_check(C * sizeof(float));
+    kc->ln = (float*)malloc_check(C * sizeof(float));
+    kc->qkv = (float*)malloc_check(3 * C * sizeof(float));
+    kc->atty = (float*)malloc_check(C * sizeof(float));
+    kc->x2 = (float*)malloc_check(C * sizeof(float));
+    kc->fch = (float*)malloc_check(4 * C * sizeof(float));
+    kc->fch_gelu = (float*)malloc_check(4 * C * sizeof(float));
+    kc->proj = (float*)malloc_check(C * sizeof(float));
+    kc->logits = (float*)malloc_check((size_t)c->padded_vocab_size * sizeof(float));
+    kc->scores = (float*)malloc_check(cap * sizeof(float));
+}
+
+static void kv_cache_free(KVCache* kc) {
+    float* bufs[] = {kc->k, kc->v, kc->x, kc->ln, kc->qkv, kc->atty, kc->x2, kc->fch, kc->fch_gelu, kc->proj, kc->logits, kc->scores};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) { free(bufs[i]); }
+    free(kc->pos);
+}
+
+// Rotates one head's q or k (hs) to position t, as rope_table / rope_forward do.
+static void rope_rotate(float* x, int hs, int t, int theta) {
+    int half = hs / 2;
+    for (int k = 0; k < half; k++) {
+        double a = t * pow((double)theta, -2.0 * k / hs);
+        float c = (float)cos(a), s = (float)sin(a);
+        float x0 = x[k], x1 = x[k + half];
+        x[k] = x0 * c - x1 * s;
+        x[k + half] = x1 * c + x0 * s;
+    }
+}
+
+// Feeds one token at the cache's next position; leaves its logits (Vp) in kc->logits.
+// Returns 0 when the position is past what the model can take (learned positions, or a full layer's maxT).
+static int kv_cache_step(GPT2* model, KVCache* kc, int token) {
+    const GPT2Config* c = &model->config;
+    ParameterTensors p = model->params;
+    int C = c->channels, NH = c->num_heads, hs = C / NH, t = kc->position;
+    if (!c->rope && t >= c->max_seq_len) { return 0; }
+    for (int l = 0; l < c->num_layers; l++) {  // a full layer holds every position: none past its capacity
+        if (c->pattern.patterns[c->pattern.layer_pattern[l]].window == 0 && t >= kc->capacity) { return 0; }
+    }
+    for (int i = 0; i < C; i++) { kc->x[i] = p.wte[(size_t)token * C + i] + (c->rope ? 0.0f : p.wpe[(size_t)t * C + i]); }
+    float mean, rstd;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int l = 0; l < c->num_layers; l++) {
+        const AttnPattern* pat = &c->pattern.patterns[c->pattern.layer_pattern[l]];
+        layernorm_forward(kc->ln, &mean, &rstd, kc->x, p.ln1w + l * C, p.ln1b + l * C, 1, 1, C);
+        matmul_forward(kc->qkv, kc->ln, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, 1, 1, C, 3 * C);
+        if (c->rope) {
+            for (int h = 0; h < NH; h++) {
+                rope_rotate(kc->qkv + h * hs, hs, t, c->rope_theta);
+                rope_rotate(kc->qkv + C + h * hs, hs, t, c->rope_theta);
+            }
+        }
+        int slot = kv_slot(pat, t);
+        size_t base = (size_t)l * kc->capacity;
+        memcpy(kc->k + (base + slot) * C, kc->qkv + C, C * sizeof(float));
+        memcpy(kc->v + (base + slot) * C, kc->qkv + 2 * C, C * sizeof(float));
+        kc->pos[base + slot] = t;
+        for (int h = 0; h < NH; h++) {
+            const float* q = kc->qkv + h * hs;
+            float maxval = -INFINITY;
+            for (int e = 0; e < kc->capacity; e++) {
+                int j = kc->pos[base + e];
+                kc->scores[e] = -INFINITY;
+                if (j < 0 || !allowed(pat, &c->pattern, t, j)) { continue; }
+                const float* k = kc->k + (base + e) * C + h * hs;
+                float dot = 0.0f;
+                for (int d = 0; d < hs; d++) { dot += q[d] * k[d]; }
+                kc->scores[e] = dot * scale;
+                if (kc->scores[e] > maxval) { maxval = kc->scores[e]; }
+            }
+            float sum = 0.0f;
+            for (int e = 0; e < kc->capacity; e++) {
+                kc->scores[e] = kc->scores[e] == -INFINITY ? 0.0f : expf(kc->scores[e] - maxval);
+                sum += kc->scores[e];
+            }
+            float* o = kc->atty + h * hs;
+            for (int d = 0; d < hs; d++) { o[d] = 0.0f; }
+            for (int e = 0; e < kc->capacity; e++) {
+                if (kc->scores[e] == 0.0f) { continue; }
+                const float* v = kc->v + (base + e) * C + h * hs;
+                for (int d = 0; d < hs; d++) { o[d] += kc->scores[e] / sum * v[d]; }
+            }
+        }
+        matmul_forward(kc->proj, kc->atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, 1, 1, C, C);
+        residual_forward(kc->x2, kc->x, kc->proj, C);
+        layernorm_forward(kc->ln, &mean, &rstd, kc->x2, p.ln2w + l * C, p.ln2b + l * C, 1, 1, C);
+        matmul_forward(kc->fch, kc->ln, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, 1, 1, C, 4 * C);
+        gelu_forward(kc->fch_gelu, kc->fch, 4 * C);
+        matmul_forward(kc->proj, kc->fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, 1, 1, 4 * C, C);
+        residual_forward(kc->x, kc->x2, kc->proj, C);
+    }
+    layernorm_forward(kc->ln, &mean, &rstd, kc->x, p.lnfw, p.lnfb, 1, 1, C);
+    matmul_forward(kc->logits, kc->ln, p.wte, NULL, 1, 1, C, c->padded_vocab_size);
+    kc->position++;
+    return 1;
+}
+
+// Samples n tokens after a start token through the KV cache; returns how many it produced.
+static int gpt2_generate_cached(GPT2* model, int n, uint64_t* rng, const Tokenizer* tk) {
+    const GPT2Config* c = &model->config;
+    int V = c->vocab_size, Vp = c->padded_vocab_size;
+    int token = V > 256 ? 50256 : '\n';
+    if (token >= V) { token = 0; }
+    KVCache kc;
+    kv_cache_init(&kc, c);
+    float* probs = (float*)malloc_check((size_t)Vp * sizeof(float));
+    int made = 0;
+    while (made < n && kv_cache_step(model, &kc, token)) {
+        softmax_forward(probs, kc.logits, 1, 1, V, Vp);
+        token = sample_from(probs, V, random_f32(rng));
+        print_token(tk, V, token);
+        fflush(stdout);
+        made++;
+    }
+    printf("\n");
+    if (made < n) { fprintf(stderr, "note: generated %d tokens, not %d: learned positions (or a full layer) stop at maxT %d\n", made, n, c->max_seq_len); }
+    free(probs);
+    kv_cache_free(&kc);
+    return made;
+}
+
 // Generates n tokens after a start token by re-running the model on the growing context
 // (row 0 of the batch), as llm.c's CPU trainer does; the CUDA trainers keep a KV cache.
 static void gpt2_generate(GPT2* model, int n, uint64_t* rng, const Tokenizer* tk, int* tokens) {
@@ -1826,6 +2005,10 @@ int main(int argc, char** argv) {
 
     if (a.generate) {
         if (!model.config.pattern.causal) { die("--generate: a non-causal model cannot generate left to right"); }
+        if (kv_cache_supported(&model.config)) {  // constant memory per token; rotary streams past maxT
+            gpt2_generate_cached(&model, a.generate, &rng, &tokenizer);
+            return 0;
+        }
         gpt2_allocate_activations(&model, 1, a.T);
         int* tokens = (int*)malloc_check(a.T * sizeof(int));
         gpt2_generate(&model, a.generate, &rng, &tokenizer, tokens);

@@ -67,6 +67,9 @@ check "accumulated gradient norm $norm_acc equals the one-batch norm $norm_big (
 $bin --generate 40 -e "$work/a/model_00000006.bin" -t 64 > "$work/gen.txt" 2>/dev/null
 check "--generate 40 prints 40 bytes of text and a newline" test "$(wc -c < "$work/gen.txt")" -eq 41
 
+$bin --generate 150 -e "$dir/dumps/rope_model.bin" > "$work/stream.txt" 2>/dev/null
+check "a rotary window + sinks model streams 150 tokens past its maxT of 64 (rolling KV cache)" test "$(wc -c < "$work/stream.txt")" -eq 151
+
 # ---- pattern flags on a checkpoint change only what they name
 $bin -e "$work/a/model_00000006.bin" --sinks 4 -i "$tiny_train" -j "$tiny_val" -t 64 -x 0 > "$work/override.out" 2>&1
 check "--sinks on a window-16 checkpoint keeps the window (window 16, sinks 4)" grep -q 'layer 0: window 16, sinks 4' "$work/override.out"

@@ -483,6 +483,50 @@ static void test_interrupted_checkpoint_write(const char* dir) {
     gpt2_free(&model);
 }
 
+
+// ----------------------------------------------------------------------------
+// generation with the rolling KV cache equals the full forward over the same tokens, also past
+// the model's maxT when positions are rotary (the cache then holds only S + W entries per layer)
+
+static void test_kv_cache(const char* dir, const char* name, int N) {
+    char path[4200];
+    GPT2 full, cached;
+    memset(&full, 0, sizeof(full));
+    memset(&cached, 0, sizeof(cached));
+    snprintf(path, sizeof(path), "%s/%s_model.bin", dir, name);
+    gpt2_build_from_checkpoint(&full, path);
+    gpt2_build_from_checkpoint(&cached, path);
+    Dump d;
+    snprintf(path, sizeof(path), "%s/%s_ref.bin", dir, name);
+    dump_load(&d, path);
+    int T0 = d.header[3], V = d.header[4], Vp = d.header[5];
+    int* tokens = (int*)malloc_check(N * sizeof(int));
+    for (int i = 0; i < N; i++) { tokens[i] = d.inputs[i % T0]; }
+    gpt2_forward(&full, tokens, NULL, 1, N);  // the reference: every position at once
+    KVCache kc;
+    kv_cache_init(&kc, &cached.config);
+    double diff = 0.0, ref = 0.0;
+    int steps = 0;
+    for (int t = 0; t < N && kv_cache_step(&cached, &kc, tokens[t]); t++, steps++) {
+        for (int v = 0; v < V; v++) {
+            double e = (double)kc.logits[v] - full.acts.logits[(size_t)t * Vp + v];
+            diff += e * e;
+            ref += (double)full.acts.logits[(size_t)t * Vp + v] * full.acts.logits[(size_t)t * Vp + v];
+        }
+    }
+    double err = isfinite(diff) ? sqrt(diff / ref) : INFINITY;
+    const AttnPattern* p = &cached.config.pattern.patterns[0];
+    int expected_capacity = p->window ? p->sinks + p->window : cached.config.max_seq_len;
+    check(steps == N && err < 1e-5 && kc.capacity == expected_capacity,
+          "%s: %d tokens through the KV cache (%d entries per layer, maxT %d) give the full forward's logits, relative error %.2e",
+          name, steps, kc.capacity, cached.config.max_seq_len, err);
+    kv_cache_free(&kc);
+    free(tokens);
+    dump_free(&d);
+    gpt2_free(&full);
+    gpt2_free(&cached);
+}
+
 // ----------------------------------------------------------------------------
 // token shards: text -> shard -> text, and the loader's batches
 
@@ -552,6 +596,9 @@ int main(int argc, char** argv) {
     test_odd_prefix(dump_dir);
     test_bf16_checkpoint(dump_dir);
     test_interrupted_checkpoint_write(dump_dir);
+    test_kv_cache(dump_dir, "window_sinks", 48);   // learned positions: up to maxT
+    test_kv_cache(dump_dir, "full", 64);           // a full layer keeps every position
+    test_kv_cache(dump_dir, "rope", 150);          // rotary: a stream of 150 through 10 entries, maxT 64
     test_shards(argv[2], argv[3]);
     printf("test_gpt_cpu: %d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed == 0 ? 0 : 1;
