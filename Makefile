@@ -22,15 +22,21 @@ NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/de
 GPU_ARCH ?= sm_90
 NVCC_FLAGS ?= -O3 -std=c++17 -arch=$(GPU_ARCH) -lineinfo
 NVCC_LIBS = -lcublasLt -lcublas
-# NCCL (several GPUs) is linked only where its header is found
-NCCL_HEADER := $(firstword $(wildcard /usr/include/nccl.h /usr/local/cuda/include/nccl.h))
-ifneq ($(NCCL_HEADER),)
-  NVCC_NCCL = -DUSE_NCCL -lnccl
+# NCCL (several GPUs: scripts/multi_gpu.sh) is linked where it is found: the system, the CUDA
+# toolkit, or the nvidia-nccl Python wheel that PyTorch installs; NCCL_HOME=DIR names another place
+PY_NCCL := $(shell $(PYTHON) -c 'import nvidia.nccl as m; print(m.__path__[0])' 2>/dev/null)
+NCCL_HOME ?= $(firstword $(foreach d,/usr /usr/local/cuda $(PY_NCCL),$(if $(wildcard $(d)/include/nccl.h),$(d))))
+ifneq ($(NCCL_HOME),)
+  NCCL_LIB_DIR := $(firstword $(foreach d,lib64 lib lib/x86_64-linux-gnu,$(if $(wildcard $(NCCL_HOME)/$(d)/libnccl.so*),$(NCCL_HOME)/$(d))))
+  NCCL_LIB := $(if $(wildcard $(NCCL_LIB_DIR)/libnccl.so),-lnccl,-l:libnccl.so.2)
+  NVCC_NCCL = -DUSE_NCCL -I$(NCCL_HOME)/include -L$(NCCL_LIB_DIR) $(NCCL_LIB) -Xlinker -rpath,$(NCCL_LIB_DIR)
+else
+  $(info NCCL not found: the CUDA trainers are built for one GPU (set NCCL_HOME=DIR to use one))
 endif
 
 CUDA_TARGETS = train_gpt_full train_gpt_window attention_compare
 
-.PHONY: all cuda dev data test test-cpu test-gpu bench-cpu clean
+.PHONY: all cuda dev data test test-cpu test-gpu test-multi-gpu bench-cpu clean
 
 all: train_gpt_cpu cuda
 
@@ -84,21 +90,28 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu
 
 # GPU tests, run on a machine with a GPU (the device machine): the dev/ kernel checks, then
 # attention_compare's quick run (CPU-reference check; dense == streaming at W >= T; no NaN)
-# then the CUDA trainers against the PyTorch dumps (bf16 tolerances) and through their command line.
-# On the device machine the oracle runs with its own python3 (PyTorch 2.x): GPU_REF_PYTHON.
+# then the CUDA trainers against the PyTorch dumps (bf16 tolerances) and through their command line
+# (test/test_gpu.sh: training, resume, the KV cache against the full forward, ...). On the device machine the oracle runs with its own
+# python3 (PyTorch 2.x): GPU_REF_PYTHON.
 GPU_REF_PYTHON ?= python3
-# every reference case but rotary positions (not on the GPU yet): heads of 64 on the band kernels,
-# heads of 16 and the non-band patterns on the general attention path
-GPU_DUMP_CASES = gpu_window_sinks gpu_full full window window_sinks dilation noncausal_global layer_mix full_learned_llmc
+# heads of 64 on the band kernels; heads of 16 and the non-band patterns on the general attention path
+GPU_DUMP_CASES = gpu_window_sinks gpu_rope gpu_full full window window_sinks dilation noncausal_global rope layer_mix full_learned_llmc
+DUMPS = $(TEST_DIR)/dumps
 test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full
 	$(MAKE) -C dev/cuda check
 	./attention_compare -T 512 -W 512 -S 4 -B 8 --reps 5 --warmup 1
 	@mkdir -p $(TEST_DIR)
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
-	$(GPU_REF_PYTHON) test/reference.py --out $(TEST_DIR)/dumps
-	./train_gpt_window --check-dump $(addprefix $(TEST_DIR)/dumps/,$(GPU_DUMP_CASES))
-	./train_gpt_full --check-dump $(TEST_DIR)/dumps/gpu_full
+	$(GPU_REF_PYTHON) test/reference.py --out $(DUMPS)
+	./train_gpt_window --check-dump $(addprefix $(DUMPS)/,$(GPU_DUMP_CASES))
+	./train_gpt_full --check-dump $(DUMPS)/gpu_full
 	bash test/test_gpu.sh $(TEST_DIR)
+
+# several GPUs of one machine (at least 2): data-parallel training through NCCL against one GPU
+test-multi-gpu: train_gpt_window train_gpt_full
+	@mkdir -p $(TEST_DIR)
+	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
+	bash test/test_multi_gpu.sh $(TEST_DIR)
 
 # CPU tokens/s, full vs windowed, at T = 256, 1024, 4096 (writes bench/cpu_full_vs_window.md)
 bench-cpu: train_gpt_cpu

@@ -1,6 +1,6 @@
 // @twin-begin the description
 /*
-train_gpt_window.cu: GPT-2 training on one GPU with sliding-window + sink attention (SPEC §1).
+train_gpt_window.cu: GPT-2 training on one GPU or several with sliding-window + sink attention (SPEC §1).
 
 bf16 parameters and activations, float32 master weights, gradients and AdamW moments; matmuls
 through cuBLASLt (bias and residual fused into the product); every reduction in a fixed order, so
@@ -8,13 +8,16 @@ the same inputs give bit-identical results run to run. The attention kernels are
 dev/cuda versions named in the @copy markers (scripts/sync_copies.py keeps them identical); the
 host code shared with train_gpt_cpu.c is copied the same way.
 
-Status (issue 4, stages 1-2): forward, backward and AdamW checked against the PyTorch reference
-dumps (--check-dump); training from token shards with the CPU trainer's flags, log, checkpoints and
-exact resume. Every pattern of SPEC §1 trains (the non-band ones on a correct-first
-O(T^2) path); sampling (-s, --generate) re-runs the forward on the context. Still to
-come: the rolling KV cache for sampling, rotary positions, and the speed work of issue 4.
+What it does: forward, backward and AdamW checked against the PyTorch reference dumps
+(--check-dump); training from token shards with the CPU trainer's flags, log, checkpoints and exact
+resume; learned or rotary positions; every pattern of SPEC §1 (the non-band ones on a
+correct-first O(T^2) path); sampling (-s, --generate) through a rolling KV cache of S + W entries per
+layer, so a rotary model streams past its training length (--check-cache tests it against the full
+forward); several GPUs, data parallel through NCCL (scripts/multi_gpu.sh).
 
     ./train_gpt_window --check-dump build/test/dumps/gpu_window_sinks
+    ./train_gpt_window --check-cache build/test/dumps/gpu_rope_model.bin 400
+    bash scripts/multi_gpu.sh 2 ./train_gpt_window -e d12 -b 16 -t 1024 --window 256 --sinks 4
 */
 #define TRAINER_NAME "train_gpt_window"
 // @twin-end
@@ -33,6 +36,9 @@ come: the rolling KV cache for sampling, rotary positions, and the speed work of
 #include <cuda_bf16.h>      // __nv_bfloat16
 #include <cublasLt.h>       // matmuls
 #include <algorithm>        // std::min, in the copied attention launchers
+#ifdef USE_NCCL
+#include <nccl.h>           // the gradients' all-reduce across GPUs (the Makefile defines USE_NCCL where it finds NCCL)
+#endif
 
 typedef __nv_bfloat16 floatX;  // parameters and activations on the GPU
 typedef __nv_bfloat16 bf16;    // the name the dev/cuda attention kernels use
@@ -1091,6 +1097,102 @@ static void cublas_check_at(cublasStatus_t status, const char* file, int line) {
 static int ceil_div(long long a, long long b) { return (int)((a + b - 1) / b); }
 
 // ----------------------------------------------------------------------------
+// several GPUs: one process per GPU, data parallel. Each process reads its own rows of every batch,
+// the gradients are summed with one NCCL all-reduce per step, and every process takes the same
+// AdamW step, so the weights stay identical without a broadcast. The launcher
+// (scripts/multi_gpu.sh, or anything that sets the variables: several machines too) gives each
+// process WORLD_SIZE, RANK (0 .. WORLD_SIZE - 1), LOCAL_RANK (its GPU on its machine) and
+// NCCL_ID_FILE, a fresh path that every process can read: rank 0 writes NCCL's id there.
+
+typedef struct {
+    int world, rank, local_rank;
+#ifdef USE_NCCL
+    ncclComm_t comm;
+#endif
+    float* dev_scalar;  // (1) for all-reducing the loss
+} MultiGPU;
+
+static MultiGPU multi = {1, 0, 0};
+
+#ifdef USE_NCCL
+static void nccl_check_at(ncclResult_t r, const char* file, int line) {
+    if (r != ncclSuccess) { die("NCCL %s at %s:%d", ncclGetErrorString(r), file, line); }
+}
+#define ncclCheck(r) nccl_check_at((r), __FILE__, __LINE__)
+#endif
+
+static int env_int(const char* name, int fallback, int min_value) {
+    const char* v = getenv(name);
+    if (!v || !*v) { return fallback; }
+    char* end;
+    long x = strtol(v, &end, 10);
+    if (*end != '\0' || x < min_value || x > 1 << 20) { die("environment %s='%s': expected an integer >= %d", name, v, min_value); }
+    return (int)x;
+}
+
+// Picks this process's GPU and, with WORLD_SIZE > 1, joins the others. Before any other CUDA call.
+static void multi_gpu_init(void) {
+    multi.world = env_int("WORLD_SIZE", 1, 1);
+    multi.rank = env_int("RANK", 0, 0);
+    multi.local_rank = env_int("LOCAL_RANK", multi.rank, 0);
+    if (multi.rank >= multi.world) { die("environment RANK=%d: expected 0 .. WORLD_SIZE - 1 = %d", multi.rank, multi.world - 1); }
+    int devices = 0;
+    cudaCheck(cudaGetDeviceCount(&devices));
+    if (multi.local_rank >= devices) { die("environment LOCAL_RANK=%d: this machine has %d GPUs", multi.local_rank, devices); }
+    cudaCheck(cudaSetDevice(multi.local_rank));
+    if (multi.world == 1) { return; }
+#ifdef USE_NCCL
+    const char* id_path = getenv("NCCL_ID_FILE");
+    if (!id_path || !*id_path) { die("WORLD_SIZE=%d needs NCCL_ID_FILE: a fresh path all processes see (scripts/multi_gpu.sh sets it)", multi.world); }
+    ncclUniqueId id;
+    if (multi.rank == 0) {
+        ncclCheck(ncclGetUniqueId(&id));
+        char tmp[4300];
+        FILE* f = atomic_open(id_path, tmp, sizeof(tmp));  // the others never see half an id
+        fwrite_check(&id, sizeof(id), 1, f, tmp);
+        atomic_commit(f, tmp, id_path);
+    } else {
+        double deadline = now_seconds() + 300.0;
+        struct stat st;
+        while (stat(id_path, &st) != 0 || st.st_size != (off_t)sizeof(id)) {
+            if (now_seconds() > deadline) { die("NCCL_ID_FILE '%s': rank 0 wrote no id within 300 s", id_path); }
+            usleep(10000);
+        }
+        FILE* f = fopen_check(id_path, "rb");
+        fread_check(&id, sizeof(id), 1, f, id_path);
+        fclose(f);
+    }
+    ncclCheck(ncclCommInitRank(&multi.comm, multi.world, id, multi.rank));
+    cudaCheck(cudaMalloc(&multi.dev_scalar, sizeof(float)));
+#else
+    die("WORLD_SIZE=%d: this build has no NCCL (the Makefile links it where it finds nccl.h)", multi.world);
+#endif
+}
+
+// Sums n floats on the GPU across the processes, in place (a no-op on one GPU).
+static void multi_gpu_sum(float* data, size_t n) {
+    if (multi.world == 1) { return; }
+#ifdef USE_NCCL
+    ncclCheck(ncclAllReduce(data, data, n, ncclFloat, ncclSum, multi.comm, 0));
+#endif
+}
+
+// The mean of a host float over the processes.
+static float multi_gpu_mean(float x) {
+    if (multi.world == 1) { return x; }
+    cudaCheck(cudaMemcpy(multi.dev_scalar, &x, sizeof(float), cudaMemcpyHostToDevice));
+    multi_gpu_sum(multi.dev_scalar, 1);
+    cudaCheck(cudaMemcpy(&x, multi.dev_scalar, sizeof(float), cudaMemcpyDeviceToHost));
+    return x / multi.world;
+}
+
+static void multi_gpu_finish(void) {
+#ifdef USE_NCCL
+    if (multi.world > 1) { ncclCheck(ncclCommDestroy(multi.comm)); }
+#endif
+}
+
+// ----------------------------------------------------------------------------
 // matmuls: cuBLASLt, bf16 operands, float32 accumulation
 
 static cublasLtHandle_t lt_handle;
@@ -1104,7 +1206,7 @@ enum Epilogue { EPI_NONE, EPI_BIAS, EPI_GELU_BIAS, EPI_DGELU };
 // cuBLASLt's algorithm choice per matmul shape, asked once: the heuristic query costs more host
 // time than many of the launches it picks for.
 typedef struct { int m, n, k, trans_a, trans_b, d_type, epilogue, has_c; cublasLtMatmulAlgo_t algo; } AlgoEntry;
-static AlgoEntry algo_cache[64];
+static AlgoEntry algo_cache[256];
 static int algo_cache_size = 0;
 
 // Column-major, as cuBLAS sees it: D (m, n) = op(A) (m, k) @ op(B) (k, n) + beta * C, then the
@@ -1151,7 +1253,7 @@ static void matmul(void* d, cudaDataType_t d_type, const floatX* a, const floatX
         cublasCheck(cublasLtMatmulAlgoGetHeuristic(lt_handle, desc, la, lb, lc, lc, pref, 1, &heuristic, &found));
         cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
         if (found == 0) { die("cuBLASLt has no algorithm for m=%d n=%d k=%d epilogue %d", m, n, k, (int)epilogue); }
-        if (algo_cache_size == (int)(sizeof(algo_cache) / sizeof(algo_cache[0]))) { die("more than 64 matmul shapes"); }
+        if (algo_cache_size == (int)(sizeof(algo_cache) / sizeof(algo_cache[0]))) { die("more than 256 matmul shapes"); }
         key.algo = heuristic.algo;
         algo_cache[algo_cache_size] = key;
         hit = algo_cache_size++;
@@ -1288,6 +1390,35 @@ __global__ void encoder_backward_wpe_kernel(float* dwpe, const floatX* dout, int
     float s = 0.0f;
     for (int b = 0; b < B; b++) { s += __bfloat162float(dout[((size_t)b * T + t) * C + c]); }
     dwpe[idx] += s;
+}
+
+// Rotary positions turn q and k of each head by position-dependent angles (README, "half split").
+// cos_sin holds (T, hs/2) cosines then (T, hs/2) sines for positions t0 .. t0 + T - 1, computed in
+// double on the host as train_gpt_cpu's rope_table does, so both trainers turn by the same floats.
+static void rope_table(float* cos_sin, int t0, int T, int hs, int theta) {
+    int half = hs / 2;
+    for (int t = 0; t < T; t++) {
+        for (int k = 0; k < half; k++) {
+            double a = (double)(t0 + t) * pow((double)theta, -2.0 * k / hs);
+            cos_sin[(size_t)t * half + k] = (float)cos(a);
+            cos_sin[(size_t)T * half + (size_t)t * half + k] = (float)sin(a);
+        }
+    }
+}
+
+// In place on qkv (BT, 3C): turns each (x[k], x[k + hs/2]) pair of q and k by the angle of its
+// position (t = bt % T); sign -1 turns back, which is the backward, since the rotation is orthogonal.
+__global__ void rope_kernel(floatX* qkv, const float* cos_sin, int BT, int T, int C, int NH, float sign) {
+    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;  // one thread per pair: (BT, 2, NH, hs/2)
+    if (idx >= (size_t)BT * C) { return; }
+    int hs = C / NH, half = hs / 2;
+    int bt = (int)(idx / C), r = (int)(idx % C);
+    int part = r / (C / 2), h = (r % (C / 2)) / half, k = r % half, t = bt % T;
+    floatX* x = qkv + (size_t)bt * 3 * C + part * C + h * hs;
+    float c = cos_sin[(size_t)t * half + k], s = sign * cos_sin[(size_t)T * half + (size_t)t * half + k];
+    float x0 = __bfloat162float(x[k]), x1 = __bfloat162float(x[k + half]);
+    x[k] = __float2bfloat16(x0 * c - x1 * s);
+    x[k + half] = __float2bfloat16(x1 * c + x0 * s);
 }
 
 __device__ float warp_sum(float v) {
@@ -3775,6 +3906,7 @@ typedef struct {
     int* dev_grouping;      // the same on the GPU
     int* host_count;        // (V + 1)
     float* emb_seg_sums;    // (segments, C): per-segment sums of the embedding backward
+    float* rope_cos_sin;    // (2, T, hs/2) rotary positions only
 } GPT2GPU;
 
 static void point_parameters_x(ParamsX* p, const size_t* sizes, floatX* memory) {
@@ -3787,7 +3919,6 @@ static void point_parameters_x(ParamsX* p, const size_t* sizes, floatX* memory) 
 // The model from float32 host parameters: master weights, their bf16 copies, zeroed gradients and moments.
 static void gpt2_gpu_build(GPT2GPU* model, const float* host) {
     const GPT2Config* c = &model->config;
-    if (c->rope) { die("%s: rotary positions are not on the GPU yet", TRAINER_NAME); }
     attention_check_pattern(c);
     fill_in_parameter_sizes(model->param_sizes, c);
     size_t n = count_parameters(c);
@@ -3856,6 +3987,14 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     model->host_count = (int*)malloc_check((c->vocab_size + 1) * sizeof(int));
     cudaCheck(cudaMalloc(&model->dev_grouping, grouping_ints * sizeof(int)));
     cudaCheck(cudaMalloc(&model->emb_seg_sums, max_segments * C * sizeof(float)));
+    if (c->rope) {
+        size_t table = (size_t)T * (C / NH);
+        float* host_table = (float*)malloc_check(table * sizeof(float));
+        rope_table(host_table, 0, T, (int)(C / NH), c->rope_theta);
+        cudaCheck(cudaMalloc(&model->rope_cos_sin, table * sizeof(float)));
+        cudaCheck(cudaMemcpy(model->rope_cos_sin, host_table, table * sizeof(float), cudaMemcpyHostToDevice));
+        free(host_table);
+    }
     model->B = B;
     model->T = T;
 }
@@ -3883,6 +4022,10 @@ static void gpt2_gpu_forward(GPT2GPU* model, const int* inputs, const int* targe
         const AttnPattern* pat = &c->pattern.patterns[c->pattern.layer_pattern[l]];
         layernorm_forward(a->ln1 + o * C, a->ln1_mean + o, a->ln1_rstd + o, residual, p.ln1w + l * C, p.ln1b + l * C, BT, C);
         matmul_forward(a->qkv + o * 3 * C, a->ln1 + o * C, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, NULL, BT, C, 3 * C);
+        if (c->rope) {  // in place: the qkv matmul's backward needs no unrotated q, k
+            rope_kernel<<<ceil_div((size_t)BT * C, 256), 256>>>(a->qkv + o * 3 * C, model->rope_cos_sin, BT, T, C, NH, 1.0f);
+            cudaCheckLaunch();
+        }
         attention_forward(a->atty + o * C, a->lse + (size_t)l * B * NH * T, a->qkv + o * 3 * C, B, T, NH, D, &c->pattern, pat);
         matmul_forward(a->residual2 + o * C, a->atty + o * C, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, residual, BT, C, C);
         layernorm_forward(a->ln2 + o * C, a->ln2_mean + o, a->ln2_rstd + o, a->residual2 + o * C, p.ln2w + l * C, p.ln2b + l * C, BT, C);
@@ -3944,6 +4087,10 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
         floatX* dqkv = a->dbuf;
         attention_backward(dqkv, a->attn_scratch, a->qkv + o * 3 * C, a->atty + o * C, datty,
                            a->lse + (size_t)l * B * NH * T, B, T, NH, D, &c->pattern, pat);
+        if (c->rope) {
+            rope_kernel<<<ceil_div((size_t)BT * C, 256), 256>>>(dqkv, model->rope_cos_sin, BT, T, C, NH, -1.0f);
+            cudaCheckLaunch();
+        }
         floatX* dln1 = a->dbuf_c;
         matmul_backward(dln1, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, dqkv, a->ln1 + o * C,
                         p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
@@ -4010,6 +4157,234 @@ static float gpt2_gpu_update(GPT2GPU* model, float lr, float beta1, float beta2,
         offset += sz;
     }
     return norm;
+}
+
+// ----------------------------------------------------------------------------
+// generation through a rolling KV cache (train_gpt_cpu's kv_cache_step, in bf16 on the GPU)
+// A windowed layer keeps its S sinks and a ring of its last W keys and values: memory per layer is
+// fixed, and with rotary positions the stream runs past the training length. A full layer keeps
+// every position up to maxT. Patterns the cache does not cover (dilation, global positions,
+// lookahead, non-causal) sample by recomputing the context.
+
+typedef struct {
+    int capacity;         // entries per layer: S + W for a windowed layer, up to maxT for a full one
+    int position;         // of the next token
+    floatX* k;            // (L, capacity, C)
+    floatX* v;            // (L, capacity, C)
+    int* pos;             // (L, capacity) the position each entry holds, -1 while empty
+    int* dev_pos;         // (L, capacity) the same on the GPU
+    float* scores;        // (NH, capacity)
+    float* cos_sin;       // (2, hs/2) the rotation of the current position
+    float* host_cos_sin;  // (2, hs/2)
+} KVCache;
+
+static int kv_cache_covers(const GPT2Config* c) {
+    if (!c->pattern.causal || c->pattern.num_globals > 0) { return 0; }
+    for (int k = 0; k < c->pattern.num_patterns; k++) {
+        const AttnPattern* p = &c->pattern.patterns[k];
+        if (p->dilation != 1 || p->lookahead != 0) { return 0; }
+    }
+    return 1;
+}
+
+// Where position p lives in a layer's cache: the sinks first, then a ring of W slots.
+static int kv_slot(const AttnPattern* pat, int p) {
+    if (pat->window == 0 || p < pat->sinks) { return p; }
+    return pat->sinks + (p - pat->sinks) % pat->window;
+}
+
+// max_tokens bounds a full layer's entries: no more positions than the caller will feed.
+static void kv_cache_init(KVCache* kc, const GPT2Config* c, int max_tokens) {
+    int cap = 1;
+    for (int l = 0; l < c->num_layers; l++) {
+        const AttnPattern* p = &c->pattern.patterns[c->pattern.layer_pattern[l]];
+        int full = c->max_seq_len < max_tokens ? c->max_seq_len : max_tokens;
+        int need = p->window == 0 ? full : p->sinks + p->window;
+        if (need > cap) { cap = need; }
+    }
+    size_t L = c->num_layers, C = c->channels, NH = c->num_heads, hs = C / NH;
+    kc->capacity = cap;
+    kc->position = 0;
+    cudaCheck(cudaMalloc(&kc->k, L * cap * C * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&kc->v, L * cap * C * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&kc->dev_pos, L * cap * sizeof(int)));
+    cudaCheck(cudaMalloc(&kc->scores, NH * cap * sizeof(float)));
+    cudaCheck(cudaMalloc(&kc->cos_sin, hs * sizeof(float)));
+    kc->pos = (int*)malloc_check(L * cap * sizeof(int));
+    kc->host_cos_sin = (float*)malloc_check(hs * sizeof(float));
+    for (size_t i = 0; i < L * cap; i++) { kc->pos[i] = -1; }
+    cudaCheck(cudaMemcpy(kc->dev_pos, kc->pos, L * cap * sizeof(int), cudaMemcpyHostToDevice));
+}
+
+static void kv_cache_free(KVCache* kc) {
+    cudaCheck(cudaFree(kc->k));
+    cudaCheck(cudaFree(kc->v));
+    cudaCheck(cudaFree(kc->dev_pos));
+    cudaCheck(cudaFree(kc->scores));
+    cudaCheck(cudaFree(kc->cos_sin));
+    free(kc->pos);
+    free(kc->host_cos_sin);
+}
+
+__device__ float block_reduce(float v, bool is_max, float* shared) {
+    // shared: 32 floats; every thread gets the result
+    for (int o = 16; o > 0; o >>= 1) {
+        float other = __shfl_xor_sync(0xffffffff, v, o);
+        v = is_max ? fmaxf(v, other) : v + other;
+    }
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    __syncthreads();  // shared may still be read by a previous call
+    if (lane == 0) { shared[warp] = v; }
+    __syncthreads();
+    v = shared[0];
+    for (int w = 1; w < warps; w++) { v = is_max ? fmaxf(v, shared[w]) : v + shared[w]; }
+    return v;
+}
+
+// One query, the newest position t, against a layer's cache; one block per head. The scores of
+// the entries the pattern allows, a float32 softmax, then the weighted sum of the values.
+__global__ void decode_attention_kernel(floatX* out, float* scores, const floatX* qkv, const floatX* k_cache,
+                                        const floatX* v_cache, const int* pos, int capacity, int t, int window,
+                                        int sinks, int C, int NH) {
+    // out (C), scores (NH, capacity), qkv (3C): q is [0, C); k_cache, v_cache (capacity, C); pos (capacity)
+    __shared__ float shared[32];
+    int h = blockIdx.x, hs = C / NH;
+    float* sc = scores + (size_t)h * capacity;
+    const floatX* q = qkv + h * hs;
+    float scale = rsqrtf((float)hs);
+    float local = -INFINITY;
+    for (int e = threadIdx.x; e < capacity; e += blockDim.x) {
+        int j = pos[e];
+        float s = -INFINITY;
+        if (j >= 0 && j <= t && (window == 0 || t - j < window || j < sinks)) {
+            const floatX* k = k_cache + (size_t)e * C + h * hs;
+            float dot = 0.0f;
+            for (int d = 0; d < hs; d++) { dot += __bfloat162float(q[d]) * __bfloat162float(k[d]); }
+            s = dot * scale;
+        }
+        sc[e] = s;
+        local = fmaxf(local, s);
+    }
+    float m = block_reduce(local, true, shared);
+    float sum = 0.0f;
+    for (int e = threadIdx.x; e < capacity; e += blockDim.x) {
+        float p = sc[e] == -INFINITY ? 0.0f : expf(sc[e] - m);
+        sc[e] = p;
+        sum += p;
+    }
+    float total = block_reduce(sum, false, shared);  // its barriers also publish sc to the whole block
+    for (int d = threadIdx.x; d < hs; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int e = 0; e < capacity; e++) {
+            if (sc[e] != 0.0f) { acc += sc[e] * __bfloat162float(v_cache[(size_t)e * C + h * hs + d]); }
+        }
+        out[h * hs + d] = __float2bfloat16(acc / total);
+    }
+}
+
+// Feeds one token at the cache's next position through row 0 of the model's activations and leaves
+// its logits (Vp) in acts.logits. Returns 0 past what the model can take (learned positions, or a
+// full layer's maxT).
+static int kv_cache_step(GPT2GPU* model, KVCache* kc, int token) {
+    const GPT2Config* c = &model->config;
+    int L = c->num_layers, NH = c->num_heads, C = c->channels, Vp = c->padded_vocab_size, t = kc->position;
+    if (!c->rope && t >= c->max_seq_len) { return 0; }
+    for (int l = 0; l < L; l++) {
+        if (c->pattern.patterns[c->pattern.layer_pattern[l]].window == 0 && t >= kc->capacity) { return 0; }
+    }
+    if (token < 0 || token >= c->vocab_size) { die("token %d is outside the vocabulary 0..%d", token, c->vocab_size - 1); }
+    ActsGPU* a = &model->acts;
+    ParamsX p = model->params;
+    cudaCheck(cudaMemcpy(a->inputs, &token, sizeof(int), cudaMemcpyHostToDevice));
+    encoder_forward_kernel<<<ceil_div(C, 256), 256>>>(a->encoded, a->inputs, p.wte, c->rope ? NULL : p.wpe + (size_t)t * C, 1, 1, C);
+    cudaCheckLaunch();
+    if (c->rope) {
+        rope_table(kc->host_cos_sin, t, 1, C / NH, c->rope_theta);
+        cudaCheck(cudaMemcpy(kc->cos_sin, kc->host_cos_sin, (C / NH) * sizeof(float), cudaMemcpyHostToDevice));
+    }
+    const floatX* x = a->encoded;  // (C) the residual stream
+    for (int l = 0; l < L; l++) {
+        const AttnPattern* pat = &c->pattern.patterns[c->pattern.layer_pattern[l]];
+        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p.ln1w + l * C, p.ln1b + l * C, 1, C);
+        matmul_forward(a->qkv, a->ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, NULL, 1, C, 3 * C);
+        if (c->rope) {
+            rope_kernel<<<ceil_div(C, 256), 256>>>(a->qkv, kc->cos_sin, 1, 1, C, NH, 1.0f);
+            cudaCheckLaunch();
+        }
+        size_t entry = (size_t)l * kc->capacity + kv_slot(pat, t);
+        cudaCheck(cudaMemcpyAsync(kc->k + entry * C, a->qkv + C, C * sizeof(floatX), cudaMemcpyDeviceToDevice));
+        cudaCheck(cudaMemcpyAsync(kc->v + entry * C, a->qkv + 2 * C, C * sizeof(floatX), cudaMemcpyDeviceToDevice));
+        kc->pos[entry] = t;
+        cudaCheck(cudaMemcpy(kc->dev_pos + entry, &t, sizeof(int), cudaMemcpyHostToDevice));
+        size_t layer = (size_t)l * kc->capacity;
+        decode_attention_kernel<<<NH, 128>>>(a->atty, kc->scores, a->qkv, kc->k + layer * C, kc->v + layer * C,
+                                             kc->dev_pos + layer, kc->capacity, t, pat->window, pat->sinks, C, NH);
+        cudaCheckLaunch();
+        matmul_forward(a->residual2, a->atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, x, 1, C, C);
+        layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, p.ln2w + l * C, p.ln2b + l * C, 1, C);
+        matmul_forward_gelu(a->fch_gelu, a->fch, a->ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, 1, C, 4 * C);
+        matmul_forward(a->residual3, a->fch_gelu, p.fcprojw + (size_t)l * C * 4 * C, p.fcprojb + l * C, a->residual2, 1, 4 * C, C);
+        x = a->residual3;
+    }
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, p.lnfw, p.lnfb, 1, C);
+    matmul_forward(a->logits, a->lnf, p.wte, NULL, NULL, 1, C, Vp);
+    kc->position++;
+    return 1;
+}
+
+// Samples from a row of bf16 logits on the GPU (V of them used) with the host's softmax.
+static int sample_logits(const floatX* dev_row, int V, floatX* host_row, float* probs, uint64_t* rng) {
+    cudaCheck(cudaMemcpy(host_row, dev_row, V * sizeof(floatX), cudaMemcpyDeviceToHost));
+    float m = -INFINITY;
+    for (int v = 0; v < V; v++) { m = fmaxf(m, __bfloat162float(host_row[v])); }
+    double sum = 0.0;
+    for (int v = 0; v < V; v++) { probs[v] = expf(__bfloat162float(host_row[v]) - m); sum += probs[v]; }
+    for (int v = 0; v < V; v++) { probs[v] = (float)(probs[v] / sum); }
+    return sample_from(probs, V, random_f32(rng));
+}
+
+// Samples n tokens after a start token: through the KV cache where it covers the pattern, else by
+// re-running the forward on the growing context (every batch row holds the same tokens; row 0 is
+// read), as train_gpt_cpu does.
+static void gpt2_gpu_generate(GPT2GPU* model, int n, uint64_t* rng, const Tokenizer* tk) {
+    const GPT2Config* c = &model->config;
+    int B = model->B, T = model->T, V = c->vocab_size, Vp = c->padded_vocab_size;
+    int start = V > 256 ? 50256 : '\n';  // GPT-2's end-of-text, or a newline for bytes
+    if (start >= V) { start = 0; }
+    floatX* row = (floatX*)malloc_check(V * sizeof(floatX));
+    float* probs = (float*)malloc_check(V * sizeof(float));
+    if (kv_cache_covers(c)) {
+        KVCache kc;
+        kv_cache_init(&kc, c, n);
+        int token = start, made = 0;
+        while (made < n && kv_cache_step(model, &kc, token)) {
+            token = sample_logits(model->acts.logits, V, row, probs, rng);
+            print_token(tk, V, token);
+            fflush(stdout);
+            made++;
+        }
+        printf("\n");
+        if (made < n) { fprintf(stderr, "note: generated %d tokens, not %d: learned positions (or a full layer) stop at maxT %d\n", made, n, c->max_seq_len); }
+        kv_cache_free(&kc);
+        free(row); free(probs);
+        return;
+    }
+    if (n > T - 1) {
+        fprintf(stderr, "note: generating %d tokens, not %d: the context is -t %d (this pattern has no KV cache)\n", T - 1, n, T);
+        n = T - 1;
+    }
+    int* tokens = (int*)malloc_check((size_t)B * T * sizeof(int));
+    int* targets = (int*)calloc_check((size_t)B * T, sizeof(int));
+    for (int i = 0; i < B * T; i++) { tokens[i] = start; }
+    for (int t = 1; t <= n; t++) {
+        gpt2_gpu_forward(model, tokens, targets, 0.0f);
+        int next = sample_logits(model->acts.logits + (size_t)(t - 1) * Vp, V, row, probs, rng);
+        for (int b = 0; b < B; b++) { tokens[(size_t)b * T + t] = next; }
+        print_token(tk, V, next);
+        fflush(stdout);
+    }
+    printf("\n");
+    free(tokens); free(targets); free(row); free(probs);
 }
 
 // ----------------------------------------------------------------------------
@@ -4139,6 +4514,82 @@ static void check_dump(const char* prefix) {
     free(inputs); free(targets); free(ref_logits); free(ref_grads); free(ref_losses);
 }
 
+// --check-cache: the logits of N tokens fed one at a time through the rolling KV cache against the
+// full forward over the same N tokens (for a windowed rotary model N may pass maxT: the cache then
+// holds S + W entries per layer and the forward runs at T = N). A second check makes sure the first
+// can fail: a cache that keeps only half of each window (half of N for a full layer) must miss the
+// full forward by more than the tolerance. (A freshly initialized model's logits barely depend on
+// the context, so the tests give this a trained checkpoint.)
+static void check_cache(const char* path, int N) {
+    GPT2GPU model;
+    memset(&model, 0, sizeof(model));
+    gpt2_gpu_load(&model, path);
+    const GPT2Config* c = &model.config;
+    if (!kv_cache_covers(c)) { die("--check-cache: '%s' has a pattern the KV cache does not cover", path); }
+    if (!c->rope && N > c->max_seq_len) { die("--check-cache: %d tokens, but '%s' has learned positions up to %d", N, path, c->max_seq_len); }
+    int V = c->vocab_size, Vp = c->padded_vocab_size;
+    int* tokens = (int*)malloc_check((size_t)N * sizeof(int));
+    uint64_t rng = 1234;
+    for (int t = 0; t < N; t++) { tokens[t] = (int)(random_u32(&rng) % (uint32_t)V); }
+    gpt2_gpu_allocate(&model, 1, N);
+    gpt2_gpu_forward(&model, tokens, tokens, 0.0f);
+    floatX* full_x = (floatX*)malloc_check((size_t)N * Vp * sizeof(floatX));
+    cudaCheck(cudaMemcpy(full_x, model.acts.logits, (size_t)N * Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
+    float* full = (float*)malloc_check((size_t)V * sizeof(float));
+    float* cached = (float*)malloc_check((size_t)V * sizeof(float));
+    floatX* row = (floatX*)malloc_check((size_t)V * sizeof(floatX));
+    KVCache kc;
+    kv_cache_init(&kc, c, N);
+    int steps = 0;
+    double worst = 0.0;
+    while (steps < N && kv_cache_step(&model, &kc, tokens[steps])) {
+        cudaCheck(cudaMemcpy(row, model.acts.logits, V * sizeof(floatX), cudaMemcpyDeviceToHost));
+        for (int v = 0; v < V; v++) {
+            cached[v] = __bfloat162float(row[v]);
+            full[v] = __bfloat162float(full_x[(size_t)steps * Vp + v]);
+        }
+        double e = rel_error(cached, full, V);
+        if (!(e <= worst)) { worst = e; }
+        steps++;
+    }
+    int has_full_layer = 0, ring = 0;  // a windowed model's cache: the largest S + W of its layers
+    for (int l = 0; l < c->num_layers; l++) {
+        const AttnPattern* p = &c->pattern.patterns[c->pattern.layer_pattern[l]];
+        has_full_layer |= p->window == 0;
+        if (p->sinks + p->window > ring) { ring = p->sinks + p->window; }
+    }
+    int expected = (!c->rope || has_full_layer) && N > c->max_seq_len ? c->max_seq_len : N;
+    int capacity_ok = has_full_layer || kc.capacity == ring;
+    const char* name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    report(steps == expected && capacity_ok && worst < 1e-2,
+           "%s: %d tokens through the KV cache (%d entries per layer, maxT %d) give the full forward's logits, "
+           "worst row relative error %.2e (bf16 tolerance 1e-2)", name, steps, kc.capacity, c->max_seq_len, worst);
+    kv_cache_free(&kc);
+
+    // the negative control: the same tokens through a cache whose windows are cut in half
+    ModelPattern kept = model.config.pattern;
+    for (int k = 0; k < model.config.pattern.num_patterns; k++) {
+        AttnPattern* p = &model.config.pattern.patterns[k];
+        p->window = p->window > 1 ? p->window / 2 : (N / 2 > 1 ? N / 2 : 1);
+    }
+    kv_cache_init(&kc, c, N);
+    double wrong = 0.0;
+    for (int t = 0; t < steps && kv_cache_step(&model, &kc, tokens[t]); t++) {
+        cudaCheck(cudaMemcpy(row, model.acts.logits, V * sizeof(floatX), cudaMemcpyDeviceToHost));
+        for (int v = 0; v < V; v++) {
+            cached[v] = __bfloat162float(row[v]);
+            full[v] = __bfloat162float(full_x[(size_t)t * Vp + v]);
+        }
+        double e = rel_error(cached, full, V);
+        if (!(e <= wrong)) { wrong = e; }
+    }
+    kv_cache_free(&kc);
+    model.config.pattern = kept;
+    report(wrong > 1e-2, "%s: a cache that keeps half of each window misses the full forward by %.2e (> 1e-2): the check "
+           "above can fail", name, wrong);
+    free(tokens); free(full_x); free(full); free(cached); free(row);
+}
+
 // ----------------------------------------------------------------------------
 // training
 
@@ -4179,38 +4630,16 @@ static float gpu_evaluate(GPT2GPU* model, DataLoader* val, int batches) {
     return sum / batches;
 }
 
-// Samples n tokens after a start token by re-running the forward on the growing context (every
-// batch row holds the same tokens; row 0 is read), as train_gpt_cpu does. The rolling KV cache that
-// makes this O(W) per token is still to come (issue 4).
-static void gpt2_gpu_generate(GPT2GPU* model, int n, uint64_t* rng, const Tokenizer* tk) {
-    const GPT2Config* c = &model->config;
-    int B = model->B, T = model->T, V = c->vocab_size, Vp = c->padded_vocab_size;
-    int start = V > 256 ? 50256 : '\n';  // GPT-2's end-of-text, or a newline for bytes
-    if (start >= V) { start = 0; }
-    if (n > T - 1) {
-        fprintf(stderr, "note: generating %d tokens, not %d: the context is -t %d\n", T - 1, n, T);
-        n = T - 1;
-    }
-    int* tokens = (int*)malloc_check((size_t)B * T * sizeof(int));
-    int* targets = (int*)calloc_check((size_t)B * T, sizeof(int));
-    floatX* row = (floatX*)malloc_check(Vp * sizeof(floatX));
-    float* probs = (float*)malloc_check(V * sizeof(float));
-    for (int i = 0; i < B * T; i++) { tokens[i] = start; }
-    for (int t = 1; t <= n; t++) {
-        gpt2_gpu_forward(model, tokens, targets, 0.0f);
-        cudaCheck(cudaMemcpy(row, model->acts.logits + (size_t)(t - 1) * Vp, Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
-        float m = -INFINITY;
-        for (int v = 0; v < V; v++) { m = fmaxf(m, __bfloat162float(row[v])); }
-        double sum = 0.0;
-        for (int v = 0; v < V; v++) { probs[v] = expf(__bfloat162float(row[v]) - m); sum += probs[v]; }
-        for (int v = 0; v < V; v++) { probs[v] = (float)(probs[v] / sum); }
-        int next = sample_from(probs, V, random_f32(rng));
-        for (int b = 0; b < B; b++) { tokens[(size_t)b * T + t] = next; }
-        print_token(tk, V, next);
-        fflush(stdout);
-    }
-    printf("\n");
-    free(tokens); free(targets); free(row); free(probs);
+// This process's rows of the next global batch into inputs, targets (B, T): the processes read
+// consecutive B*T blocks in rank order, so WORLD_SIZE processes with -b B see the batches one
+// process with -b WORLD_SIZE*B would, and all of them end each batch at the same position (the one
+// a checkpoint's state records). The blocks of the later ranks overwrite the loader's buffers.
+static void dataloader_next_rank_batch(DataLoader* d, int* inputs, int* targets) {
+    for (int r = 0; r < multi.rank; r++) { dataloader_next_batch(d); }
+    dataloader_next_batch(d);
+    memcpy(inputs, d->inputs, (size_t)d->B * d->T * sizeof(int));
+    memcpy(targets, d->targets, (size_t)d->B * d->T * sizeof(int));
+    for (int r = multi.rank + 1; r < multi.world; r++) { dataloader_next_batch(d); }
 }
 
 static void gpu_save(GPT2GPU* model, const char* dir, const TrainState* st) {
@@ -4231,14 +4660,23 @@ static void gpu_save(GPT2GPU* model, const char* dir, const TrainState* st) {
 }
 
 int main(int argc, char** argv) {
+    multi_gpu_init();
+    if (multi.rank != 0 && !freopen("/dev/null", "w", stdout)) { die("cannot silence rank %d's output", multi.rank); }
     cudaDeviceProp props;
-    cudaCheck(cudaGetDeviceProperties(&props, 0));
+    cudaCheck(cudaGetDeviceProperties(&props, multi.local_rank));
     cublasCheck(cublasLtCreate(&lt_handle));
     cudaCheck(cudaMalloc(&lt_workspace, LT_WORKSPACE_BYTES));
     if (argc >= 3 && strcmp(argv[1], "--check-dump") == 0) {
         printf("device: %s; attention: %s\n", props.name, ATTENTION_NAME);
         for (int i = 2; i < argc; i++) { check_dump(argv[i]); }
         printf("%s --check-dump: %d passed, %d failed\n", TRAINER_NAME, checks_passed, checks_failed);
+        return checks_failed == 0 ? 0 : 1;
+    }
+    if (argc >= 4 && strcmp(argv[1], "--check-cache") == 0) {
+        if (argc % 2 != 0) { die("usage: %s --check-cache CHECKPOINT N [CHECKPOINT N ...]", TRAINER_NAME); }
+        printf("device: %s; attention: %s\n", props.name, ATTENTION_NAME);
+        for (int i = 2; i + 1 < argc; i += 2) { check_cache(argv[i], parse_int("--check-cache N", argv[i + 1], 1)); }
+        printf("%s --check-cache: %d passed, %d failed\n", TRAINER_NAME, checks_passed, checks_failed);
         return checks_failed == 0 ? 0 : 1;
     }
     Args a;
@@ -4294,16 +4732,19 @@ int main(int argc, char** argv) {
         gpt2_gpu_generate(&model, a.generate, &rng, &tokenizer);
         return 0;
     }
-    int tokens_per_micro = a.B * a.T;
-    int total_batch = a.total_batch ? a.total_batch : tokens_per_micro;
-    if (total_batch % tokens_per_micro != 0) { die("-d %d: the total batch must be a multiple of B*T = %d", total_batch, tokens_per_micro); }
-    int accum = total_batch / tokens_per_micro;
+    int tokens_per_micro = a.B * a.T;  // per GPU
+    int total_batch = a.total_batch ? a.total_batch : tokens_per_micro * multi.world;
+    if (total_batch % (tokens_per_micro * multi.world) != 0) {
+        die("-d %d: the total batch must be a multiple of B*T*GPUs = %d", total_batch, tokens_per_micro * multi.world);
+    }
+    int accum = total_batch / (tokens_per_micro * multi.world);
     DataLoader train, val;
     dataloader_init(&train, a.train_pattern, a.B, a.T, model.config.vocab_size, "-i");
     dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
     gpt2_gpu_allocate(&model, a.B, a.T);
     printf("device: %s; attention: %s\n", props.name, ATTENTION_NAME);
     print_config(&model.config, model.num_parameters, &a, accum);
+    if (multi.world > 1) { printf("GPUs: %d processes, each -b %d; the total batch %d tokens\n", multi.world, a.B, total_batch); }
     size_t free_bytes, total_bytes;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
     printf("GPU memory in use: %.2f GiB of %.2f GiB\n", (total_bytes - free_bytes) / 1073741824.0, total_bytes / 1073741824.0);
@@ -4329,7 +4770,7 @@ int main(int argc, char** argv) {
         printf("resumed from step %d of '%s'\n", start_step, a.out_dir);
     }
     FILE* log = NULL;
-    if (a.out_dir) {
+    if (a.out_dir && multi.rank == 0) {
         mkdir_p(a.out_dir);
         snprintf(path, sizeof(path), "%s/log.csv", a.out_dir);
         if (resume_step >= 0) { log_truncate(path, resume_step); }
@@ -4337,22 +4778,26 @@ int main(int argc, char** argv) {
         if (resume_step < 0) { fprintf(log, "step,loss,val_loss,lr,ms,tokens_per_s\n"); }
     }
     double step_flops = flops_per_token(&model.config, a.T) * total_batch;
+    int* rank_inputs = (int*)malloc_check((size_t)tokens_per_micro * sizeof(int));   // (B, T)
+    int* rank_targets = (int*)malloc_check((size_t)tokens_per_micro * sizeof(int));  // (B, T)
     for (int step = start_step; step < a.steps; step++) {
         double t0 = now_seconds();
         gpt2_gpu_zero_grad(&model);
         float loss = 0.0f;
         for (int micro = 0; micro < accum; micro++) {
-            dataloader_next_batch(&train);
-            gpt2_gpu_forward(&model, train.inputs, train.targets, 1.0f / ((float)tokens_per_micro * accum));
+            dataloader_next_rank_batch(&train, rank_inputs, rank_targets);
+            gpt2_gpu_forward(&model, rank_inputs, rank_targets, 1.0f / ((float)tokens_per_micro * accum * multi.world));
             gpt2_gpu_backward(&model);
             loss += gpt2_gpu_mean_loss(&model) / accum;
         }
+        multi_gpu_sum(model.grads_memory, model.num_parameters);
+        loss = multi_gpu_mean(loss);
         float lr = learning_rate_at(step, a.steps, a.warmup, a.lr, a.final_lr_frac);
         float norm = gpt2_gpu_update(&model, lr, 0.9f, 0.95f, 1e-8f, a.weight_decay, a.grad_clip, step + 1);
         cudaCheck(cudaDeviceSynchronize());
         double ms = (now_seconds() - t0) * 1000.0;
         double tok_s = total_batch / (ms / 1000.0);
-        double mfu = step_flops / (ms / 1000.0) / PEAK_BF16_FLOPS;
+        double mfu = step_flops / (ms / 1000.0) / (PEAK_BF16_FLOPS * multi.world);
         printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.2f ms | %.0f tok/s | MFU %.1f%%\n",
                step + 1, a.steps, loss, norm, lr, ms, tok_s, 100.0 * mfu);
         int last = step + 1 == a.steps;
@@ -4367,18 +4812,20 @@ int main(int argc, char** argv) {
             fprintf(log, ",%.6e,%.3f,%.1f\n", lr, ms, tok_s);
             fflush(log);
         }
-        if (a.sample_every > 0 && ((step + 1) % a.sample_every == 0 || last) && model.config.pattern.causal) {
+        if (a.sample_every > 0 && ((step + 1) % a.sample_every == 0 || last) && model.config.pattern.causal && multi.rank == 0) {
             printf("---\n");
             gpt2_gpu_generate(&model, a.gen_tokens, &rng, &tokenizer);
             printf("---\n");
         }
-        if (a.out_dir && ((a.ckpt_every > 0 && (step + 1) % a.ckpt_every == 0) || last)) {
+        if (a.out_dir && multi.rank == 0 && ((a.ckpt_every > 0 && (step + 1) % a.ckpt_every == 0) || last)) {
             TrainState st = {step + 1, a.B, a.T, total_batch, train.shard_index, train.position, rng};
             gpu_save(&model, a.out_dir, &st);
         }
     }
     if (log) { fclose(log); }
+    free(rank_inputs); free(rank_targets);
     dataloader_free(&train);
     dataloader_free(&val);
+    multi_gpu_finish();
     return 0;
 }

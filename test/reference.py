@@ -65,6 +65,9 @@ CASES = {
     # 64-key tiles and ends inside the second, W is not a multiple of the tile.
     "gpu_full":          dict(C=128, NH=2, T=80, maxT=96, patterns=[pattern(W=0)]),
     "gpu_window_sinks":  dict(C=128, NH=2, T=80, maxT=96, patterns=[pattern(W=24, S=3)]),
+    # rotary positions through the band kernels (heads of 64); the GPU's rolling KV cache test
+    # streams this model far past its maxT
+    "gpu_rope":          dict(C=128, NH=2, T=80, maxT=96, patterns=[pattern(W=24, S=3)], rope=True, theta=10000),
 }
 
 

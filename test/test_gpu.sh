@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU tests of the CUDA trainers through their command line (run by `make test-gpu` on a GPU
-# machine): training from data, determinism, exact resume, and the same training on the CPU and
-# the GPU from one checkpoint.
+# machine): training from data, determinism, exact resume, sampling through the KV cache, rotary
+# positions, and the same training on the CPU and the GPU from one checkpoint.
 #   bash test/test_gpu.sh BUILD_DIR     (BUILD_DIR/tiny: tiny shards, BUILD_DIR/dumps: reference dumps)
 set -u
 dir=${1:?usage: test_gpu.sh BUILD_DIR}
@@ -23,6 +23,9 @@ check "step lines report tokens/s and MFU" grep -qE '^step +12/12 .* tok/s \| MF
 
 ./train_gpt_window --generate 40 -e "$work/a/model_00000012.bin" -t 96 > "$work/gen.txt" 2>/dev/null
 check "--generate 40 on the GPU prints 40 bytes of text and a newline" test "$(wc -c < "$work/gen.txt")" -eq 41
+./train_gpt_window --generate 300 -e "$dir/dumps/gpu_rope_model.bin" -t 80 > "$work/stream.txt" 2>/dev/null
+check "--generate 300 from a rotary windowed model (maxT 96) streams through its KV cache: 300 bytes and a newline" \
+    test "$(wc -c < "$work/stream.txt")" -eq 301
 ./train_gpt_window "${common[@]}" -x 3 -v 0 -s 3 -g 20 > "$work/sample.out" 2>&1
 check "-s 3 prints a sample between --- lines during training" test "$(grep -c '^---$' "$work/sample.out")" -eq 2
 
@@ -46,6 +49,25 @@ check "8 steps from one checkpoint: CPU and GPU losses agree within 1e-2 (worst 
 
 ./train_gpt_window "${data[@]}" -e l1c512h8 -V 256 -b 2 -t 128 -x 3 -v 0 --window 32 > "$work/wide.out" 2>&1
 check "a model wider than its padded vocabulary (C=512 > Vp=256) trains" grep -qE '^step +3/3' "$work/wide.out"
+
+./train_gpt_window "${data[@]}" -e l2c128h2 -V 256 -b 4 -t 96 -x 12 -v 0 -l 3e-3 --window 24 --sinks 3 --pos rope -o "$work/rope" > "$work/rope.out" 2>&1
+first=$(sed -n 2p "$work/rope/log.csv" | cut -d, -f2); last=$(sed -n 13p "$work/rope/log.csv" | cut -d, -f2)
+check "a rotary windowed model trains on the GPU and its loss falls ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.5) }'
+
+# the rolling KV cache against the full forward, on models trained long enough for their logits to
+# depend on the context: windowed with learned positions (up to maxT 96), windowed rotary (a stream
+# of 400 through 27 entries per layer), dense
+cache=("${data[@]}" -V 256 -b 8 -t 96 -x 600 -v 0 -u 10 -l 3e-3)
+./train_gpt_window "${cache[@]}" -e l2c128h2 --window 24 --sinks 3 -o "$work/cw" > /dev/null 2>&1
+./train_gpt_window "${cache[@]}" -e l2c128h2 --window 24 --sinks 3 --pos rope -o "$work/cr" > /dev/null 2>&1
+./train_gpt_full "${cache[@]}" -e l2c128h2 -o "$work/cf" > /dev/null 2>&1
+./train_gpt_window --check-cache "$work/cw/model_00000600.bin" 96 "$work/cr/model_00000600.bin" 400 > "$work/cache.out" 2>&1
+rc=$? n=$(grep -c '^PASS' "$work/cache.out")
+check "train_gpt_window --check-cache: $n of 4 checks pass" test $rc -eq 0 -a "$n" -eq 4
+./train_gpt_full --check-cache "$work/cf/model_00000600.bin" 96 > "$work/cache_full.out" 2>&1
+rc=$? n=$(grep -c '^PASS' "$work/cache_full.out")
+check "train_gpt_full --check-cache: $n of 2 checks pass" test $rc -eq 0 -a "$n" -eq 2
+grep -hE '^(PASS|FAIL)' "$work/cache.out" "$work/cache_full.out" | sed 's/^/    /'
 
 ./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -b 4 -t 96 -x 4 -v 0 -o "$work/full" > "$work/full.out" 2>&1
 check "train_gpt_full trains a dense model" test $? -eq 0 -a "$(wc -l < "$work/full/log.csv" 2>/dev/null || echo 0)" -eq 5
