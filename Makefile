@@ -20,7 +20,14 @@ endif
 # CUDA: nvcc on the PATH or in /usr/local/cuda; the GPU architecture can be overridden
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 GPU_ARCH ?= sm_90
-NVCC_FLAGS ?= -O3 -std=c++17 -arch=$(GPU_ARCH) -lineinfo
+# sm_90 builds carry sm_90a code too (Hopper's wgmma: attention forward v8, which the programs use
+# on an H100 / H200) and compute_90 PTX for newer GPUs (which then run forward v7)
+ifeq ($(GPU_ARCH),sm_90)
+  ARCH_FLAGS = -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
+else
+  ARCH_FLAGS = -arch=$(GPU_ARCH)
+endif
+NVCC_FLAGS ?= -O3 -std=c++17 $(ARCH_FLAGS) -lineinfo
 NVCC_LIBS = -lcublasLt -lcublas
 # NCCL (several GPUs: scripts/multi_gpu.sh) is linked where it is found: the system, the CUDA
 # toolkit, or the nvidia-nccl Python wheel that PyTorch installs; NCCL_HOME=DIR names another place

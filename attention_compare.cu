@@ -1006,6 +1006,377 @@ void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 // ---- end of version 7
 // @copy-end attn-forward-v7
 
+// @copy-begin attn-forward-v8
+// ----------------------------------------------------------------------------
+// version 8 (this whole region; uses common.h's block_any_allowed, block_fully_allowed,
+// ex2_approx, pack_bf16x2, cp_async_commit / cp_async_wait, and the pattern's key-tile range)
+// v8: v7's algorithm on Hopper's warpgroup MMA (wgmma, sm_90a) instead of mma.sync. A block is
+// FWD8_NWG warpgroups of 128 threads; warpgroup w owns 64 query rows. S = Q K^T is one chain of
+// wgmma m64n64k16 with Q and K read straight from shared memory through matrix descriptors (no
+// ldmatrix); O += P V is wgmma m64nDk16 with P in registers (the S accumulator layout is the A
+// fragment layout, as with mma.sync) and V read from shared memory as an N-major ("transposed") B.
+// Tiles are stored in the 128-byte-swizzled layout that wgmma expects (64-element column blocks,
+// 16-byte chunk c of row r at chunk c ^ (r % 8)), filled by cp.async. Kept from v7: ex2.approx.ftz,
+// lazy rescale, per-row edge masks, the sink + band key-tile range, a key tile skipped by a
+// warpgroup whose 64 rows have no allowed pair in it.
+// Predicted (written before measuring): one wgmma m64n64k16 does the work of 32 mma.sync with no
+// ldmatrix and no per-mma issue slots, so the issue bound of v7 (9 instr / mma in v4) goes away and
+// the exp / softmax work becomes the bound: full causal ~1.4x v7 (~350 TFLOP/s at T = 16384),
+// W = 1024 ~1.3x, W = 256 ~1.2x (the prologue latency per block stays).
+// Measured (H200): full 1.28-1.40x v7 (352 TFLOP/s at T = 16384), W = 1024 1.33-1.36x, W = 256
+// 1.23-1.24x. Issuing the next tile's Q K^T before this tile's softmax (FA3's overlap) lost: two S
+// register sets cost occupancy (notes.md, Round 3).
+
+constexpr int FWD8_NWG = 2, FWD8_BQ = 64 * FWD8_NWG, FWD8_BK = 64, FWD8_THREADS = 128 * FWD8_NWG;
+template<int D> __host__ __device__ constexpr int fwd8_min_blocks() { return D == 64 ? 2 : 1; }
+template<int D> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
+    return 1024 + (size_t)(FWD8_BQ + 4 * FWD8_BK) * D * sizeof(bf16);
+}
+
+// byte offset of 16-byte chunk c (of D / 8) of row r in a tile of ROWS rows, 128-byte swizzle:
+// column blocks of 64 elements [c / 8][ROWS][128 B], chunk c % 8 of row r stored at (c % 8) ^ (r % 8)
+template<int ROWS>
+__device__ __forceinline__ uint32_t fwd8_swz(int r, int c) {
+    return (uint32_t)((c >> 3) * ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+
+__device__ __forceinline__ void fwd8_cp_async(uint32_t s, const bf16* g, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(g), "r"(valid ? 16 : 0) : "memory");
+}
+
+// rows [t0, t0 + ROWS) of a strided bf16 tensor into a swizzled tile at shared address dst; each
+// thread has fixed (row, chunk) slots (rows per pass is a multiple of 8, so the swizzle phase of a
+// thread's rows is fixed); rows past T are zero-filled
+template<int D, int ROWS, int NT>
+__device__ __forceinline__ void fwd8_load_rows(uint32_t dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+    constexpr int CH = D / 8, RPP = NT / CH, NP = ROWS / RPP;
+    static_assert(NT % CH == 0 && ROWS % RPP == 0 && RPP % 8 == 0, "fixed slots need 8-row passes");
+    const int lr = tid / CH, c = tid % CH;
+    const uint32_t d = dst + fwd8_swz<ROWS>(lr, c);
+    const bf16* s = src + (size_t)(t0 + lr) * stride + c * 8;
+    const size_t ps = (size_t)RPP * stride;
+    if (t0 + ROWS <= T) {
+#pragma unroll
+        for (int p = 0; p < NP; p++) fwd8_cp_async(d + p * RPP * 128, s + p * ps, true);
+    } else {
+#pragma unroll
+        for (int p = 0; p < NP; p++) {
+            const bool ok = t0 + lr + p * RPP < T;
+            fwd8_cp_async(d + p * RPP * 128, ok ? s + p * ps : src, ok);
+        }
+    }
+}
+
+// wgmma shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride byte
+// offsets (K-major: stride = 1024 B between 8-row groups, leading unused; N-major: leading = the
+// step between 64-element column blocks, stride = 1024 B between 8-row groups along K)
+__device__ __forceinline__ uint64_t fwd8_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
+    return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void fwd8_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void fwd8_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template<int N>
+__device__ __forceinline__ void fwd8_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
+// keeps the compiler from moving accesses of accumulator registers across the wgmma fences / waits
+template<int N>
+__device__ __forceinline__ void fwd8_fence_regs(float (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i]) :: "memory");
+}
+
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FWD8_HAS_WGMMA 1
+#endif
+
+// s (64 x 64 keys, fp32) = (scale_d ? s : 0) + Q (64 x 16, smem) K^T (16 x 64, smem, K-major)
+__device__ __forceinline__ void fwd8_wgmma_qk(float (&s)[32], uint64_t da, uint64_t db, int scale_d) {
+#ifdef FWD8_HAS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(s[0]), "+f"(s[1]), "+f"(s[2]), "+f"(s[3]), "+f"(s[4]), "+f"(s[5]), "+f"(s[6]), "+f"(s[7]),
+                   "+f"(s[8]), "+f"(s[9]), "+f"(s[10]), "+f"(s[11]), "+f"(s[12]), "+f"(s[13]), "+f"(s[14]), "+f"(s[15]),
+                   "+f"(s[16]), "+f"(s[17]), "+f"(s[18]), "+f"(s[19]), "+f"(s[20]), "+f"(s[21]), "+f"(s[22]), "+f"(s[23]),
+                   "+f"(s[24]), "+f"(s[25]), "+f"(s[26]), "+f"(s[27]), "+f"(s[28]), "+f"(s[29]), "+f"(s[30]), "+f"(s[31])
+                 : "l"(da), "l"(db), "r"(scale_d));
+#endif
+}
+
+// o (64 x D, fp32) += P (64 x 16 keys, bf16 A fragments in registers) V (16 keys x D, smem, N-major)
+template<int D>
+__device__ __forceinline__ void fwd8_wgmma_pv(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t db) {
+#ifdef FWD8_HAS_WGMMA
+    if constexpr (D == 64) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                     "}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+                     : "+f"(o[0]), "+f"(o[1]), "+f"(o[2]), "+f"(o[3]), "+f"(o[4]), "+f"(o[5]), "+f"(o[6]), "+f"(o[7]),
+                       "+f"(o[8]), "+f"(o[9]), "+f"(o[10]), "+f"(o[11]), "+f"(o[12]), "+f"(o[13]), "+f"(o[14]), "+f"(o[15]),
+                       "+f"(o[16]), "+f"(o[17]), "+f"(o[18]), "+f"(o[19]), "+f"(o[20]), "+f"(o[21]), "+f"(o[22]), "+f"(o[23]),
+                       "+f"(o[24]), "+f"(o[25]), "+f"(o[26]), "+f"(o[27]), "+f"(o[28]), "+f"(o[29]), "+f"(o[30]), "+f"(o[31])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    } else {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                     "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+                     : "+f"(o[0]), "+f"(o[1]), "+f"(o[2]), "+f"(o[3]), "+f"(o[4]), "+f"(o[5]), "+f"(o[6]), "+f"(o[7]),
+                       "+f"(o[8]), "+f"(o[9]), "+f"(o[10]), "+f"(o[11]), "+f"(o[12]), "+f"(o[13]), "+f"(o[14]), "+f"(o[15]),
+                       "+f"(o[16]), "+f"(o[17]), "+f"(o[18]), "+f"(o[19]), "+f"(o[20]), "+f"(o[21]), "+f"(o[22]), "+f"(o[23]),
+                       "+f"(o[24]), "+f"(o[25]), "+f"(o[26]), "+f"(o[27]), "+f"(o[28]), "+f"(o[29]), "+f"(o[30]), "+f"(o[31]),
+                       "+f"(o[32]), "+f"(o[33]), "+f"(o[34]), "+f"(o[35]), "+f"(o[36]), "+f"(o[37]), "+f"(o[38]), "+f"(o[39]),
+                       "+f"(o[40]), "+f"(o[41]), "+f"(o[42]), "+f"(o[43]), "+f"(o[44]), "+f"(o[45]), "+f"(o[46]), "+f"(o[47]),
+                       "+f"(o[48]), "+f"(o[49]), "+f"(o[50]), "+f"(o[51]), "+f"(o[52]), "+f"(o[53]), "+f"(o[54]), "+f"(o[55]),
+                       "+f"(o[56]), "+f"(o[57]), "+f"(o[58]), "+f"(o[59]), "+f"(o[60]), "+f"(o[61]), "+f"(o[62]), "+f"(o[63])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    }
+#endif
+}
+
+// mask (edge tiles only), row max, lazy rescale (only when some row's max grew by > 8 in log2
+// units), P = 2^(s sl2 - m) as bf16 A fragments, row sums. s[4t + 2r + e] is row r0 + 8r, key
+// k0 + 8t + 2tg + e. No wgmma may be in flight (o and the P fragments are rewritten).
+template<int D>
+__device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], float (&m)[2], float (&l)[2],
+                                             uint32_t (&pa)[FWD8_BK / 16][4], int k0, int wq0, int r0, int tg,
+                                             int W, int S, int T, float sl2) {
+    constexpr int BK = FWD8_BK;
+    if (!block_fully_allowed(wq0, 64, k0, BK, W, S, T)) {
+        const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = r0 + 8 * r;
+            const int hi = (row < T) ? row - kb : -1 - BK;
+            const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+            for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kk = t * 8 + e;
+                    if (!(kk <= hi && (kk >= lo || kk < sk))) s[4 * t + 2 * r + e] = -INFINITY;
+                }
+        }
+    }
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[4 * t], s[4 * t + 1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[4 * t + 2], s[4 * t + 3]));
+    }
+    float mnew[2];
+    bool grow = false;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        mnew[r] = fmaxf(m[r], mx[r] * sl2);
+        grow |= (mnew[r] - m[r] > 8.f);   // -inf -> finite: inf > 8; -inf -> -inf: NaN, false
+    }
+    if (__any_sync(0xffffffffu, grow)) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const float mu = (mnew[r] == -INFINITY) ? 0.f : mnew[r];
+            const float alpha = ex2_approx(m[r] - mu);
+            m[r] = mnew[r];
+            l[r] *= alpha;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) { o[4 * n + 2 * r] *= alpha; o[4 * n + 2 * r + 1] *= alpha; }
+        }
+    }
+    float mu[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) mu[r] = (m[r] == -INFINITY) ? 0.f : m[r];
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {   // key chunk kc = accumulator n-tiles 2kc, 2kc + 1
+        float p[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            p[e] = ex2_approx(fmaf(s[4 * t + e], sl2, -mu[e / 2]));
+            l[e / 2] += p[e];
+        }
+        pa[t / 2][2 * (t % 2)] = pack_bf16x2(p[0], p[1]);
+        pa[t / 2][2 * (t % 2) + 1] = pack_bf16x2(p[2], p[3]);
+    }
+}
+
+// issue S = Q K^T (D / 16 chained wgmma) and O += P V (BK / 16 chained wgmma), one commit group each
+template<int D>
+__device__ __forceinline__ void fwd8_issue_qk(float (&s)[32], uint64_t dq0, uint64_t dk) {
+    fwd8_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t offq = (uint32_t)((kk / 4) * FWD8_BQ * 128 + (kk % 4) * 32) >> 4;
+        const uint32_t offk = (uint32_t)((kk / 4) * FWD8_BK * 128 + (kk % 4) * 32) >> 4;
+        fwd8_wgmma_qk(s, dq0 + offq, dk + offk, kk > 0);
+    }
+    fwd8_wg_commit();
+}
+template<int D>
+__device__ __forceinline__ void fwd8_issue_pv(float (&o)[D / 2], const uint32_t (&pa)[FWD8_BK / 16][4], uint64_t dv) {
+    fwd8_fence_regs(o);
+    fwd8_wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < FWD8_BK / 16; kc++) fwd8_wgmma_pv<D>(o, pa[kc], dv + ((uint32_t)(kc * 16 * 128) >> 4));
+    fwd8_wg_commit();
+}
+
+template<int D>
+__global__ void __launch_bounds__(FWD8_THREADS, fwd8_min_blocks<D>())
+attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+#ifdef FWD8_HAS_WGMMA
+    constexpr int BQ = FWD8_BQ, BK = FWD8_BK, NT = FWD8_THREADS, CH = D / 8;
+    constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    // tiles need 1024-byte alignment (the swizzle pattern repeats every 8 rows of 128 B)
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;
+    unsigned char* smem = smem_raw + (sbase - raw);
+    const uint32_t Qs = sbase;                         // (BQ rows) swizzled
+    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;         // longest tiles first
+    const int tid = threadIdx.x, wg = tid / 128, wt = tid % 128;
+    const int warp = wt / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ, wq0 = q0 + wg * 64;        // this warpgroup's 64 rows
+    const int r0 = wq0 + warp * 16 + g;                // this thread's rows: r0, r0 + 8
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_k = [&](int it, int buf) {
+        fwd8_load_rows<D, BK, NT>(Ks + buf * KVBYTES, kbase, C3, key_tile_at(kr, it) * BK, T, tid);
+    };
+    auto load_v = [&](int it, int buf) {
+        fwd8_load_rows<D, BK, NT>(Vs + buf * KVBYTES, vbase, C3, key_tile_at(kr, it) * BK, T, tid);
+    };
+    auto need = [&](int it) { return block_any_allowed(wq0, 64, key_tile_at(kr, it) * BK, BK, W, S, T); };
+    auto sync_tiles = [&]() {
+        cp_async_wait<0>();                                              // my copies landed
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to wgmma
+        __syncthreads();                                                 // ... everyone's
+    };
+
+    // descriptors: Q of this warpgroup (A, K-major), K (B, K-major), V (B, N-major); k-step kk of
+    // Q / K starts (kk / 4) column blocks and (kk % 4) * 32 bytes in; k-step kc of V 16 rows down
+    const uint64_t dq0 = fwd8_desc(Qs + wg * 64 * 128, 16, 1024);
+    const uint64_t dk0 = fwd8_desc(Ks, 16, 1024);
+    const uint64_t dv0 = fwd8_desc(Vs, BK * 128, 1024);
+    auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KVBYTES >> 4); };
+    auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KVBYTES >> 4); };
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    uint32_t pa[BK / 16][4];
+
+    fwd8_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
+    load_k(0, 0);
+    load_v(0, 0);
+    cp_async_commit();
+    for (int it = 0; it < ntiles; it++) {
+        sync_tiles();                  // tile it (and Q) landed; every warpgroup is done with tile it-1
+        if (it + 1 < ntiles) {         // into the buffers of tile it-1
+            load_k(it + 1, (it + 1) & 1);
+            load_v(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        if (!need(it)) continue;       // warpgroup-uniform
+        float s[32];
+        fwd8_issue_qk<D>(s, dq0, dk(it & 1));
+        fwd8_wg_wait<0>();
+        fwd8_fence_regs(s);
+        fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, wq0, r0, tg, W, S, T, sl2);
+        fwd8_issue_pv<D>(o, pa, dv(it & 1));
+        fwd8_wg_wait<0>();
+    }
+    fwd8_fence_regs(o);
+
+    // epilogue: normalise, stage bf16 rows in this warpgroup's own Q rows (swizzled: no bank
+    // conflicts; only this warpgroup's wgmma read them, and those have completed), 16-byte stores
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = (l[r] > 0.f) ? 1.f / l[r] : 0.f;
+    }
+    const int lrow = wg * 64 + warp * 16 + g;   // row within the block
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+            *reinterpret_cast<uint32_t*>(smem + fwd8_swz<BQ>(lrow + 8 * r, n) + 4 * tg) =
+                pack_bf16x2(o[4 * n + 2 * r] * inv[r], o[4 * n + 2 * r + 1] * inv[r]);
+    if (tg == 0) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = r0 + 8 * r;
+            if (row < T) lse[(size_t)(b * NH + h) * T + row] = (m[r] + log2f(l[r])) * LN2;
+        }
+    }
+    if (wg == 0) asm volatile("bar.sync 1, 128;\n" ::: "memory");      // this warpgroup's 128 threads
+    else         asm volatile("bar.sync 2, 128;\n" ::: "memory");
+#pragma unroll
+    for (int p = 0; p < 64 * CH / 128; p++) {
+        const int x = wt + p * 128, rr = x / CH, cc = x % CH, t = wq0 + rr;
+        if (t < T)
+            *reinterpret_cast<uint4*>(out + ((size_t)(b * T + t) * NH + h) * D + cc * 8) =
+                *reinterpret_cast<const uint4*>(smem + fwd8_swz<BQ>(wg * 64 + rr, cc));
+    }
+#endif
+}
+
+// does this binary hold v8's wgmma code for the current device (built for sm_90a)?
+__global__ void fwd8_probe_kernel(int* ok) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    *ok = 1;
+#else
+    *ok = 0;
+#endif
+}
+static bool attention_forward8_available() {
+    static int avail = -1;
+    if (avail < 0) {
+        int* d_ok;
+        cudaCheck(cudaMalloc(&d_ok, sizeof(int)));
+        fwd8_probe_kernel<<<1, 1>>>(d_ok);
+        cudaCheckLaunch();
+        cudaCheck(cudaMemcpy(&avail, d_ok, sizeof(int), cudaMemcpyDeviceToHost));
+        cudaCheck(cudaFree(d_ok));
+    }
+    return avail == 1;
+}
+
+template<int D>
+void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = fwd8_smem<D>();
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, FWD8_BQ));
+    attention_forward_kernel8<D><<<grid, FWD8_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+// ---- end of version 8
+// @copy-end attn-forward-v8
+
 
 // ----------------------------------------------------------------------------
 // backward (dev/cuda/attention_backward.cu)
@@ -2348,11 +2719,16 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // ----------------------------------------------------------------------------
 // the versions this program runs (the copied launchers; update these calls when the copies move)
 
-static const char* KERNEL_VERSIONS = "forward v7, backward v9 (mma.sync, fixed-slot cp.async; dev/cuda/notes.md)";
+// forward v8 (wgmma) where this binary holds it for the GPU (built for sm_90a: H100 / H200), else v7
+static const char* kernel_versions(void) {
+    return attention_forward8_available() ? "forward v8 (wgmma), backward v9 (mma.sync); dev/cuda/notes.md"
+                                          : "forward v7, backward v9 (mma.sync, fixed-slot cp.async; dev/cuda/notes.md)";
+}
 
 static void swa_forward_launch(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, int W, int S) {
-    if (D == 64) attention_forward7<64>(out, lse, qkv, B, T, NH, W, S);
-    else         attention_forward7<128>(out, lse, qkv, B, T, NH, W, S);
+    bool v8 = attention_forward8_available();
+    if (D == 64) { if (v8) attention_forward8<64>(out, lse, qkv, B, T, NH, W, S); else attention_forward7<64>(out, lse, qkv, B, T, NH, W, S); }
+    else         { if (v8) attention_forward8<128>(out, lse, qkv, B, T, NH, W, S); else attention_forward7<128>(out, lse, qkv, B, T, NH, W, S); }
 }
 static void swa_backward_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                                 const float* lse, int B, int T, int NH, int D, int W, int S) {
@@ -2401,6 +2777,13 @@ static int swa_call(void* stream, F f) {
     } catch (const SwaError& e) {
         return (int)e.code;
     }
+}
+
+// which kernel versions this library runs on the current GPU (NULL on a CUDA error)
+extern "C" const char* swa_kernel_versions(void) {
+    const char* v = nullptr;
+    swa_call(nullptr, [&]() { v = kernel_versions(); });
+    return v;
 }
 
 extern "C" int swa_forward(const void* qkv, void* out, float* lse, int B, int T, int NH, int D, int W, int S,
@@ -2820,7 +3203,7 @@ int main(int argc, char** argv) {
     cudaCheck(cudaGetDeviceProperties(&prop, 0));
     if (prop.major < 8) { fprintf(stderr, "error: %s is sm_%d%d; the kernels need sm_80+\n", prop.name, prop.major, prop.minor); return 1; }
     print_device();
-    printf("kernels: %s\n", KERNEL_VERSIONS);
+    printf("kernels: %s\n", kernel_versions());
     cudaCheck(cudaMalloc(&d_counter, sizeof(unsigned long long)));
     cudaCheck(cudaMalloc(&d_diff, 3 * sizeof(unsigned int)));
 

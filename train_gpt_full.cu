@@ -1451,67 +1451,89 @@ union Pack8 { uint4 u; floatX x[8]; };
 // LayerNorm backward: dinp (rows, C) += the input gradient; the weight and bias gradients are
 // summed per block of LN_WARPS * LN_ROWS_PER_WARP rows in a fixed order into partial (blocks, 2C),
 // then added up by the finish kernel. Lane l of a warp owns the channel chunks [8 (l + 32k), +8),
-// read with 16-byte loads (C must be a multiple of 8); each warp keeps its own sums in shared memory.
-static const int LN_WARPS = 4, LN_ROWS_PER_WARP = 8;
+// k < CHUNKS = ceil(C / 256), read with 16-byte loads (C must be a multiple of 8); a row's dout and
+// input, the weights and the warp's running weight and bias gradients stay in registers (summing
+// them in shared memory cost 8-way bank conflicts on every row: 4x the time of the loads).
+static const int LN_WARPS = 4, LN_ROWS_PER_WARP = 16, LN_MAX_CHUNKS = 8;
 
-__global__ void layernorm_backward_kernel(floatX* dinp, float* partial, const floatX* dout, const floatX* inp,
-                                          const floatX* weight, const float* mean, const float* rstd, int rows, int C) {
+template <int CHUNKS>
+__global__ void __launch_bounds__(LN_WARPS * 32)
+layernorm_backward_kernel(floatX* dinp, float* partial, const floatX* dout, const floatX* inp,
+                          const floatX* weight, const float* mean, const float* rstd, int rows, int C) {
     extern __shared__ float acc[];  // (LN_WARPS, 2C): each warp's dweight, then dbias
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float* my = acc + (size_t)warp * 2 * C;
-    for (int c = lane; c < 2 * C; c += 32) { my[c] = 0.0f; }
-    __syncwarp();
+    Pack8 w[CHUNKS];
+    float dw[CHUNKS][8], db[CHUNKS][8];
+    for (int k = 0; k < CHUNKS; k++) {
+        int c0 = (lane + 32 * k) * 8;
+        if (c0 < C) { w[k].u = *(const uint4*)(weight + c0); }
+        for (int i = 0; i < 8; i++) { dw[k][i] = 0.0f; db[k][i] = 0.0f; }
+    }
     int row0 = (blockIdx.x * LN_WARPS + warp) * LN_ROWS_PER_WARP;
     for (int row = row0; row < min(rows, row0 + LN_ROWS_PER_WARP); row++) {
         const floatX* dy = dout + (size_t)row * C;
         const floatX* x = inp + (size_t)row * C;
+        floatX* dx = dinp + (size_t)row * C;
         float m = mean[row], r = rstd[row];
+        Pack8 g[CHUNKS], xi[CHUNKS], d[CHUNKS];
         float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-        for (int c0 = lane * 8; c0 < C; c0 += 256) {
-            Pack8 g, xi, w;
-            g.u = *(const uint4*)(dy + c0);
-            xi.u = *(const uint4*)(x + c0);
-            w.u = *(const uint4*)(weight + c0);
-            for (int k = 0; k < 8; k++) {
-                float dn = __bfloat162float(w.x[k]) * __bfloat162float(g.x[k]);
+        for (int k = 0; k < CHUNKS; k++) {
+            int c0 = (lane + 32 * k) * 8;
+            if (c0 >= C) { continue; }
+            g[k].u = *(const uint4*)(dy + c0);
+            xi[k].u = *(const uint4*)(x + c0);
+            d[k].u = *(const uint4*)(dx + c0);
+            for (int i = 0; i < 8; i++) {
+                float dn = __bfloat162float(w[k].x[i]) * __bfloat162float(g[k].x[i]);
                 dnorm_mean += dn;
-                dnorm_norm_mean += dn * (__bfloat162float(xi.x[k]) - m) * r;
+                dnorm_norm_mean += dn * (__bfloat162float(xi[k].x[i]) - m) * r;
             }
         }
         dnorm_mean = warp_sum(dnorm_mean) / C;
         dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
-        floatX* dx = dinp + (size_t)row * C;
-        for (int c0 = lane * 8; c0 < C; c0 += 256) {
-            Pack8 g, xi, w, d;
-            g.u = *(const uint4*)(dy + c0);
-            xi.u = *(const uint4*)(x + c0);
-            w.u = *(const uint4*)(weight + c0);
-            d.u = *(const uint4*)(dx + c0);
-            for (int k = 0; k < 8; k++) {
-                float gk = __bfloat162float(g.x[k]);
-                float n = (__bfloat162float(xi.x[k]) - m) * r;
-                float dn = __bfloat162float(w.x[k]) * gk;
-                my[c0 + k] += n * gk;
-                my[C + c0 + k] += gk;
-                d.x[k] = __float2bfloat16(__bfloat162float(d.x[k]) + r * (dn - dnorm_mean - n * dnorm_norm_mean));
+        for (int k = 0; k < CHUNKS; k++) {
+            int c0 = (lane + 32 * k) * 8;
+            if (c0 >= C) { continue; }
+            for (int i = 0; i < 8; i++) {
+                float gk = __bfloat162float(g[k].x[i]);
+                float n = (__bfloat162float(xi[k].x[i]) - m) * r;
+                float dn = __bfloat162float(w[k].x[i]) * gk;
+                dw[k][i] += n * gk;
+                db[k][i] += gk;
+                d[k].x[i] = __float2bfloat16(__bfloat162float(d[k].x[i]) + r * (dn - dnorm_mean - n * dnorm_norm_mean));
             }
-            *(uint4*)(dx + c0) = d.u;
+            *(uint4*)(dx + c0) = d[k].u;
         }
+    }
+    float* my = acc + (size_t)warp * 2 * C;
+    for (int k = 0; k < CHUNKS; k++) {
+        int c0 = (lane + 32 * k) * 8;
+        if (c0 >= C) { continue; }
+        for (int i = 0; i < 8; i++) { my[c0 + i] = dw[k][i]; my[C + c0 + i] = db[k][i]; }
     }
     __syncthreads();
     for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) {
         float sum = 0.0f;
-        for (int w = 0; w < LN_WARPS; w++) { sum += acc[(size_t)w * 2 * C + c]; }
+        for (int v = 0; v < LN_WARPS; v++) { sum += acc[(size_t)v * 2 * C + c]; }
         partial[(size_t)blockIdx.x * 2 * C + c] = sum;
     }
 }
 
+// dweight, dbias (C each) += the column sums of partial (blocks, 2C): 32 columns per block, its 8
+// thread rows take every 8th partial row, then thread row 0 adds the 8 in order
 __global__ void layernorm_backward_finish_kernel(float* dweight, float* dbias, const float* partial, int blocks, int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= 2 * C) { return; }
+    __shared__ float red[8][32];
+    int c = blockIdx.x * 32 + threadIdx.x;
     float s = 0.0f;
-    for (int k = 0; k < blocks; k++) { s += partial[(size_t)k * 2 * C + c]; }
-    if (c < C) { dweight[c] += s; } else { dbias[c - C] += s; }
+    if (c < 2 * C) {
+        for (int k = threadIdx.y; k < blocks; k += 8) { s += partial[(size_t)k * 2 * C + c]; }
+    }
+    red[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y != 0 || c >= 2 * C) { return; }
+    float sum = 0.0f;
+    for (int y = 0; y < 8; y++) { sum += red[y][threadIdx.x]; }
+    if (c < C) { dweight[c] += sum; } else { dbias[c - C] += sum; }
 }
 
 static void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* w,
@@ -1524,10 +1546,75 @@ static void layernorm_backward(floatX* dinp, float* dweight, float* dbias, const
                                const floatX* weight, const float* mean, const float* rstd, int rows, int C) {
     int blocks = ceil_div(rows, LN_WARPS * LN_ROWS_PER_WARP);
     size_t smem = (size_t)LN_WARPS * 2 * C * sizeof(float);
-    layernorm_backward_kernel<<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C);
+    switch (ceil_div(C, 256)) {
+        case 1: layernorm_backward_kernel<1><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
+        case 2: layernorm_backward_kernel<2><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
+        case 3: layernorm_backward_kernel<3><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
+        case 4: layernorm_backward_kernel<4><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
+        case 5: layernorm_backward_kernel<5><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
+        case 6: layernorm_backward_kernel<6><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
+        case 7: layernorm_backward_kernel<7><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
+        default: layernorm_backward_kernel<8><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
+    }
     cudaCheckLaunch();
-    layernorm_backward_finish_kernel<<<ceil_div(2 * C, 256), 256>>>(dweight, dbias, scratch_partial, blocks, C);
+    layernorm_backward_finish_kernel<<<ceil_div(2 * C, 32), dim3(32, 8)>>>(dweight, dbias, scratch_partial, blocks, C);
     cudaCheckLaunch();
+}
+
+// The same with the row held in registers: one read and one write of the logits instead of two
+// reads and a write (the classifier's logits are the largest tensor of a step). 1024 threads x
+// CLS_PACKS x 8 logits: vocabularies up to 65536; larger ones take classifier_kernel below.
+static const int CLS_THREADS = 1024, CLS_PACKS = 8;
+
+__device__ float block_reduce_ordered(float v, bool is_max, float* red) {
+    // red: 32 floats; every thread gets the result, combined in warp order
+    for (int o = 16; o > 0; o >>= 1) {
+        float other = __shfl_xor_sync(0xffffffff, v, o);
+        v = is_max ? fmaxf(v, other) : v + other;
+    }
+    __syncthreads();  // red may still be read by a previous call
+    if (threadIdx.x % 32 == 0) { red[threadIdx.x / 32] = v; }
+    __syncthreads();
+    v = red[0];
+    for (int w = 1; w < (int)blockDim.x / 32; w++) { v = is_max ? fmaxf(v, red[w]) : v + red[w]; }
+    return v;
+}
+
+__global__ void __launch_bounds__(CLS_THREADS)
+classifier_registers_kernel(floatX* logits, float* losses, const int* targets, float dloss, int V, int Vp) {
+    __shared__ float red[32];
+    floatX* l = logits + (size_t)blockIdx.x * Vp;
+    int target = targets[blockIdx.x];
+    float target_logit = threadIdx.x == 0 ? __bfloat162float(l[target]) : 0.0f;  // read before any write
+    Pack8 p[CLS_PACKS];
+    float m = -INFINITY;
+    for (int i = 0; i < CLS_PACKS; i++) {
+        int c0 = (i * CLS_THREADS + threadIdx.x) * 8;
+        if (c0 >= Vp) { continue; }
+        p[i].u = *(const uint4*)(l + c0);
+        for (int k = 0; k < 8; k++) { if (c0 + k < V) { m = fmaxf(m, __bfloat162float(p[i].x[k])); } }
+    }
+    float gm = block_reduce_ordered(m, true, red);
+    float s = 0.0f;
+    for (int i = 0; i < CLS_PACKS; i++) {
+        int c0 = (i * CLS_THREADS + threadIdx.x) * 8;
+        if (c0 >= Vp) { continue; }
+        for (int k = 0; k < 8; k++) { if (c0 + k < V) { s += __expf(__bfloat162float(p[i].x[k]) - gm); } }
+    }
+    float gs = block_reduce_ordered(s, false, red);
+    if (threadIdx.x == 0) { losses[blockIdx.x] = logf(gs) + gm - target_logit; }
+    if (dloss == 0.0f) { return; }
+    float inv = 1.0f / gs;
+    for (int i = 0; i < CLS_PACKS; i++) {
+        int c0 = (i * CLS_THREADS + threadIdx.x) * 8;
+        if (c0 >= Vp) { continue; }
+        for (int k = 0; k < 8; k++) {
+            int c = c0 + k;
+            float prob = c < V ? __expf(__bfloat162float(p[i].x[k]) - gm) * inv : 0.0f;
+            p[i].x[k] = __float2bfloat16(c < V ? (prob - (c == target ? 1.0f : 0.0f)) * dloss : 0.0f);
+        }
+        *(uint4*)(l + c0) = p[i].u;
+    }
 }
 
 // Softmax + cross-entropy per row without keeping float32 logits: losses (rows) gets -log p[target];
@@ -1624,7 +1711,7 @@ __global__ void float_to_bf16_kernel(floatX* out, const float* in, size_t n) {
 }
 
 // ============================================================================
-// @twin-begin attention: the one part of this file that differs from train_gpt_full.cu
+// @twin-begin attention: the one part of this file that differs from train_gpt_window.cu
 
 // @copy-begin attn-pattern
 // ----------------------------------------------------------------------------
@@ -1778,6 +1865,33 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template<int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
 // @copy-end attn-mma
+
+// @copy-begin attn-load-rows
+// ----------------------------------------------------------------------------
+// cheap tile loads (forward v7, backward v9): cp.async of rows [t0, t0 + ROWS) of a strided bf16
+// tensor (D columns, row stride `stride` elements) into smem rows of LDS elements. Each of the NT
+// threads owns fixed (row, 16-byte chunk) slots, so a tile costs one address add per copy; the
+// bounds test (rows past T: zero-fill from a valid address) runs only on the tile that crosses T.
+template<int D, int ROWS, int LDS, int NT>
+__device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+    constexpr int CH = D / 8, RPP = NT / CH, NP = ROWS / RPP;   // rows per pass, passes
+    static_assert(NT % CH == 0 && ROWS % RPP == 0, "tile rows must be a multiple of the rows per pass");
+    const int lr = tid / CH, lc = (tid % CH) * 8;
+    bf16* d = dst + lr * LDS + lc;
+    const bf16* s = src + (size_t)(t0 + lr) * stride + lc;
+    const size_t ps = (size_t)RPP * stride;
+    if (t0 + ROWS <= T) {
+#pragma unroll
+        for (int p = 0; p < NP; p++) cp_async_16(d + p * RPP * LDS, s + p * ps, true);
+    } else {
+#pragma unroll
+        for (int p = 0; p < NP; p++) {
+            const bool ok = t0 + lr + p * RPP < T;
+            cp_async_16(d + p * RPP * LDS, ok ? s + p * ps : src, ok);
+        }
+    }
+}
+// @copy-end attn-load-rows
 
 // @copy-begin attn-forward-consts
 static const float LOG2E = 1.4426950408889634f;
@@ -1933,13 +2047,137 @@ __device__ __forceinline__ void fwd_epilogue(bf16* out, float* lse, bf16* Qs, fl
 }
 // @copy-end attn-forward-tiles
 
-// @copy-begin attn-forward-kernel
-// kernel 4: v3's math, with cp.async double buffering: while the warps compute on K/V tile it, the
-// copy engine path streams tile it+1 into the other buffer (zero-fill past T via src-size 0).
-// Expected gain over v3: hides most of the global-load latency, ~1.2-1.5x on the long windows.
+// @copy-begin attn-forward-v6
+// ----------------------------------------------------------------------------
+// version 6 (tile functions, kernel, launcher: this whole region; the epilogue is v3's fwd_epilogue)
+// v6: back to v4's shape (4 warps x 16 rows, 64-query blocks, now 3 blocks per SM by launch bounds)
+// with the tile loop software-pipelined inside each warp: the Q K^T mma of key tile it+1 are issued
+// before the mask/max/exp/sum of tile it, so the tensor cores run while the warp does the softmax
+// (v4 and v5 serialize QK -> softmax -> PV in every warp: v5's measurement showed that halving the
+// ldmatrix traffic bought nothing, so the bound is latency, not shared memory). K runs one tile
+// ahead of V in separate cp.async groups. Kept from v5: ex2.approx.ftz, lazy rescale, 16-key chunk
+// skipping (as predicated mma only: the exp phase has no branches, so the compiler can interleave it
+// with the next tile's mma).
+// Predicted (written before measuring): full causal ~1.3x v4 (~265 TFLOP/s), W = 1024 ~1.25x,
+// W = 256 ~1.15x.
+
+template<int D> __host__ __device__ constexpr int fwd6_min_blocks() { return D == 64 ? 3 : 2; }
+
+// 16-key chunks of key tile k0 with an allowed pair for the warp's 16 rows (bit c: chunk c)
+__device__ __forceinline__ unsigned fwd6_need(int wq0, int k0, int W, int S, int T) {
+    unsigned need = 0;
+#pragma unroll
+    for (int c = 0; c < TC_BK / 16; c++)
+        if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+    return need;
+}
+
+// s = Q K^T for one warp (16 rows x 64 keys); chunks not in `need` stay 0 (the mask removes them)
 template<int D>
-__global__ void __launch_bounds__(TC_THREADS)
-attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+__device__ __forceinline__ void fwd6_qk(float (&s)[TC_BK / 8][4], const uint32_t (&qf)[D / 16][4],
+                                        const bf16* Ks, unsigned need, int lane) {
+    constexpr int LDS = D + 8, NC = TC_BK / 16;
+#pragma unroll
+    for (int t = 0; t < TC_BK / 8; t++) { s[t][0] = s[t][1] = s[t][2] = s[t][3] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t bfr[NC][4];
+#pragma unroll
+        for (int np = 0; np < NC; np++)
+            if (need & (1u << np))
+                ldmatrix_x4(bfr[np], Ks + (np * 16 + (lane % 8) + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                mma_bf16_16816(s[2 * np], qf[kc], bfr[np]);
+                mma_bf16_16816(s[2 * np + 1], qf[kc], bfr[np] + 2);
+            }
+        }
+    }
+}
+
+// mask (edge tiles), max, lazy rescale, P = 2^(s sl2 - m), row sums, O += P V for one warp
+template<int D>
+__device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
+                                                float (&s)[TC_BK / 8][4], const bf16* Vs, int k0, int wq0,
+                                                unsigned need, int lane, int W, int S, int T, float sl2) {
+    constexpr int BK = TC_BK, LDS = D + 8, NC = BK / 16;
+    const int g = lane / 4, tg = lane % 4;
+    if (!block_fully_allowed(wq0, 16, k0, BK, W, S, T)) {
+        const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = wq0 + g + 8 * r;
+            const int hi = (row < T) ? row - kb : -1 - BK;
+            const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+            for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kk = t * 8 + e;
+                    if (!(kk <= hi && (kk >= lo || kk < sk))) s[t][2 * r + e] = -INFINITY;
+                }
+        }
+    }
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[t][0], s[t][1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[t][2], s[t][3]));
+    }
+    float mnew[2];
+    bool grow = false;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        mnew[r] = fmaxf(m[r], mx[r] * sl2);
+        grow |= (mnew[r] - m[r] > 8.f);   // -inf -> finite: inf > 8; -inf -> -inf: NaN, false
+    }
+    if (__any_sync(0xffffffffu, grow)) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const float mu = (mnew[r] == -INFINITY) ? 0.f : mnew[r];
+            const float alpha = ex2_approx(m[r] - mu);
+            m[r] = mnew[r];
+            l[r] *= alpha;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) { o[n][2 * r] *= alpha; o[n][2 * r + 1] *= alpha; }
+        }
+    }
+    float mu[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) mu[r] = (m[r] == -INFINITY) ? 0.f : m[r];
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float p = ex2_approx(fmaf(s[t][e], sl2, -mu[e / 2]));
+            s[t][e] = p;
+            l[e / 2] += p;
+        }
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (need & (1u << kc)) {
+            uint32_t a[4];
+            a[0] = pack_bf16x2(s[2 * kc][0], s[2 * kc][1]);
+            a[1] = pack_bf16x2(s[2 * kc][2], s[2 * kc][3]);
+            a[2] = pack_bf16x2(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+            a[3] = pack_bf16x2(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+            for (int np = 0; np < D / 16; np++) {
+                uint32_t bfr[4];
+                ldmatrix_x4_trans(bfr, Vs + (kc * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * LDS + np * 16 + (lane / 16) * 8);
+                mma_bf16_16816(o[2 * np], a, bfr);
+                mma_bf16_16816(o[2 * np + 1], a, bfr + 2);
+            }
+        }
+    }
+}
+
+template<int D>
+__global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
+attention_forward_kernel6(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8, CH = D / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
@@ -1947,9 +2185,9 @@ attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
 
     const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int q0 = qt * BQ;
+    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
     const size_t C = (size_t)NH * D, C3 = 3 * C;
     const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
     const bf16* kbase = qbase + C;
@@ -1960,28 +2198,125 @@ attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
     const int ntiles = key_tile_count(kr);
 
-    // issue the async copies of key tile `it` into buffer `buf` (rows past T: zero-fill, clamped address)
-    auto load_kv = [&](int it, int buf) {
-        const int k0 = key_tile_at(kr, it) * BK;
+    // rows past T: zero-fill from a clamped address
+    auto load_rows = [&](bf16* dst, const bf16* src, int k0) {
         for (int x = tid; x < BK * CH; x += NT) {
             int kk = x / CH, cc = x % CH, j = k0 + kk;
             bool ok = j < T;
-            size_t jr = ok ? (size_t)j : 0;
-            cp_async_16(Ks + (buf * BK + kk) * LDS + cc * 8, kbase + jr * C3 + cc * 8, ok);
-            cp_async_16(Vs + (buf * BK + kk) * LDS + cc * 8, vbase + jr * C3 + cc * 8, ok);
+            cp_async_16(dst + kk * LDS + cc * 8, src + (ok ? (size_t)j : 0) * C3 + cc * 8, ok);
         }
     };
+    auto load_k = [&](int it, int buf) { load_rows(Ks + buf * BK * LDS, kbase, key_tile_at(kr, it) * BK); };
+    auto load_v = [&](int it, int buf) { load_rows(Vs + buf * BK * LDS, vbase, key_tile_at(kr, it) * BK); };
 
-    // prologue: group 0 = Q, group 1 = K/V tile 0
+    // prologue: group {Q, K0}, group {V0, K1}
     for (int x = tid; x < BQ * CH; x += NT) {
         int rr = x / CH, cc = x % CH, t = q0 + rr;
         bool ok = t < T;
         cp_async_16(Qs + rr * LDS + cc * 8, qbase + (ok ? (size_t)t : 0) * C3 + cc * 8, ok);
     }
+    load_k(0, 0);
     cp_async_commit();
+    load_v(0, 0);
+    if (ntiles > 1) load_k(1, 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    load_q_frags<D>(qf, Qs, warp, lane);
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f; }
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+    float sa[BK / 8][4], sb[BK / 8][4];
+    unsigned need_a = fwd6_need(wq0, key_tile_at(kr, 0) * BK, W, S, T), need_b = 0;
+    fwd6_qk<D>(sa, qf, Ks, need_a, lane);
+
+    // step `it`: S of tile it is in `cur`; issue S of tile it+1 into `nxt`, then finish tile it
+    auto step = [&](int it, float (&cur)[BK / 8][4], unsigned need_cur, float (&nxt)[BK / 8][4], unsigned& need_nxt) {
+        cp_async_wait<0>();   // V_it and K_{it+1} have landed
+        __syncthreads();      // ... for everyone, and step it-1 (V_{it-1}, K_it) is done in every warp
+        if (it + 1 < ntiles) load_v(it + 1, (it + 1) & 1);   // over V_{it-1}
+        if (it + 2 < ntiles) load_k(it + 2, it & 1);         // over K_it
+        cp_async_commit();
+        if (it + 1 < ntiles) {
+            need_nxt = fwd6_need(wq0, key_tile_at(kr, it + 1) * BK, W, S, T);
+            fwd6_qk<D>(nxt, qf, Ks + ((it + 1) & 1) * BK * LDS, need_nxt, lane);
+        }
+        if (need_cur)
+            fwd6_softmax_pv<D>(o, m, l, cur, Vs + (it & 1) * BK * LDS, key_tile_at(kr, it) * BK, wq0,
+                               need_cur, lane, W, S, T, sl2);
+    };
+    for (int it = 0; it < ntiles; it += 2) {
+        step(it, sa, need_a, sb, need_b);
+        if (it + 1 < ntiles) step(it + 1, sb, need_b, sa, need_a);
+    }
+    fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
+}
+
+template<int D>
+void attention_forward6(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel6<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, TC_BQ));
+    attention_forward_kernel6<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+// ---- end of version 6
+// @copy-end attn-forward-v6
+
+// @copy-begin attn-forward-v7
+// ----------------------------------------------------------------------------
+// version 7 (kernel, launcher: this region; the tile functions are v6's fwd6_need / fwd6_qk /
+// fwd6_softmax_pv, the epilogue v3's fwd_epilogue, the tile loads common.h's load_rows_async)
+// v7: v4's loop (no software pipelining, 4 warps x 16 rows, 3 blocks per SM) with fewer instructions
+// per mma. ncu on v4 (T = 16384, full): 9.3 instructions issued per mma, issue slots 51% busy, tensor
+// pipe 33%, stalls mostly fixed-latency waits and short scoreboard at 3 warps per scheduler: the
+// kernel is issue- and latency-bound, not shared-memory bound. v4's SASS for one unmasked tile holds
+// ~680 instructions: ~200 of them address and bounds math for the 8 cp.async per thread, ~100 the
+// range fix-ups of exp2f. v7: common.h's load_rows_async (fixed slots, one add per copy), v6's
+// ex2.approx.ftz, lazy rescale, chunk skipping only on tiles that have a skipped chunk (predicated
+// ldmatrix costs a WARPSYNC and an address recomputation each), one __syncthreads per tile.
+// Predicted (written before measuring): 1.25x v4 on full causal and W = 1024, 1.2x on W = 256.
+
+template<int D>
+__global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
+attention_forward_kernel7(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* Ks = Qs + BQ * LDS;                       // (2, BK, LDS)
+    bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, kbase, C3, k0, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, vbase, C3, k0, T, tid);
+    };
+
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
     load_kv(0, 0);
     cp_async_commit();
-    cp_async_wait<1>();   // Q has landed (tile 0 may still be in flight)
+    cp_async_wait<0>();
     __syncthreads();
     uint32_t qf[D / 16][4];
     load_q_frags<D>(qf, Qs, warp, lane);
@@ -1992,38 +2327,413 @@ attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
     for (int it = 0; it < ntiles; it++) {
-        // buffer (it+1)&1 was last read in iteration it-1, which ended with __syncthreads
-        if (it + 1 < ntiles) {
+        if (it > 0) {
+            cp_async_wait<0>();   // tile it has landed
+            __syncthreads();      // ... for everyone, and tile it-1 is done in every warp
+        }
+        if (it + 1 < ntiles) {    // into the buffer of tile it-1
             load_kv(it + 1, (it + 1) & 1);
             cp_async_commit();
-            cp_async_wait<1>();   // everything but the newest group (tile it+1) is complete
-        } else {
-            cp_async_wait<0>();
         }
-        __syncthreads();          // tile it is visible to every warp
-        const int buf = it & 1;
-        fwd_tile_mma<D>(o, m, l, qf, Ks + buf * BK * LDS, Vs + buf * BK * LDS,
-                        key_tile_at(kr, it) * BK, q0 + warp * 16, lane, W, S, T, sl2);
-        __syncthreads();          // all warps are done with buffer `buf` before it is refilled
+        const int buf = it & 1, k0 = key_tile_at(kr, it) * BK;
+        const unsigned need = fwd6_need(wq0, k0, W, S, T);
+        float s[BK / 8][4];
+        if (need == 0xFu) {       // every chunk: a copy with the chunk predicates folded away
+            fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, 0xFu, lane);
+            fwd6_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, k0, wq0, 0xFu, lane, W, S, T, sl2);
+        } else if (need) {        // band edges and sink tiles: predicated mma on the needed chunks
+            fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, need, lane);
+            fwd6_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, k0, wq0, need, lane, W, S, T, sl2);
+        }
     }
     fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
 }
-// @copy-end attn-forward-kernel
 
-// @copy-begin attn-forward-launcher
 template<int D>
-void attention_forward4(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
     static bool configured = false;
     if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel4<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel7<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         configured = true;
     }
     dim3 grid(B * NH, ceil_div(T, TC_BQ));
-    attention_forward_kernel4<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    attention_forward_kernel7<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
     cudaCheckLaunch();
 }
-// @copy-end attn-forward-launcher
+// ---- end of version 7
+// @copy-end attn-forward-v7
+
+// @copy-begin attn-forward-v8
+// ----------------------------------------------------------------------------
+// version 8 (this whole region; uses common.h's block_any_allowed, block_fully_allowed,
+// ex2_approx, pack_bf16x2, cp_async_commit / cp_async_wait, and the pattern's key-tile range)
+// v8: v7's algorithm on Hopper's warpgroup MMA (wgmma, sm_90a) instead of mma.sync. A block is
+// FWD8_NWG warpgroups of 128 threads; warpgroup w owns 64 query rows. S = Q K^T is one chain of
+// wgmma m64n64k16 with Q and K read straight from shared memory through matrix descriptors (no
+// ldmatrix); O += P V is wgmma m64nDk16 with P in registers (the S accumulator layout is the A
+// fragment layout, as with mma.sync) and V read from shared memory as an N-major ("transposed") B.
+// Tiles are stored in the 128-byte-swizzled layout that wgmma expects (64-element column blocks,
+// 16-byte chunk c of row r at chunk c ^ (r % 8)), filled by cp.async. Kept from v7: ex2.approx.ftz,
+// lazy rescale, per-row edge masks, the sink + band key-tile range, a key tile skipped by a
+// warpgroup whose 64 rows have no allowed pair in it.
+// Predicted (written before measuring): one wgmma m64n64k16 does the work of 32 mma.sync with no
+// ldmatrix and no per-mma issue slots, so the issue bound of v7 (9 instr / mma in v4) goes away and
+// the exp / softmax work becomes the bound: full causal ~1.4x v7 (~350 TFLOP/s at T = 16384),
+// W = 1024 ~1.3x, W = 256 ~1.2x (the prologue latency per block stays).
+// Measured (H200): full 1.28-1.40x v7 (352 TFLOP/s at T = 16384), W = 1024 1.33-1.36x, W = 256
+// 1.23-1.24x. Issuing the next tile's Q K^T before this tile's softmax (FA3's overlap) lost: two S
+// register sets cost occupancy (notes.md, Round 3).
+
+constexpr int FWD8_NWG = 2, FWD8_BQ = 64 * FWD8_NWG, FWD8_BK = 64, FWD8_THREADS = 128 * FWD8_NWG;
+template<int D> __host__ __device__ constexpr int fwd8_min_blocks() { return D == 64 ? 2 : 1; }
+template<int D> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
+    return 1024 + (size_t)(FWD8_BQ + 4 * FWD8_BK) * D * sizeof(bf16);
+}
+
+// byte offset of 16-byte chunk c (of D / 8) of row r in a tile of ROWS rows, 128-byte swizzle:
+// column blocks of 64 elements [c / 8][ROWS][128 B], chunk c % 8 of row r stored at (c % 8) ^ (r % 8)
+template<int ROWS>
+__device__ __forceinline__ uint32_t fwd8_swz(int r, int c) {
+    return (uint32_t)((c >> 3) * ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+
+__device__ __forceinline__ void fwd8_cp_async(uint32_t s, const bf16* g, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(g), "r"(valid ? 16 : 0) : "memory");
+}
+
+// rows [t0, t0 + ROWS) of a strided bf16 tensor into a swizzled tile at shared address dst; each
+// thread has fixed (row, chunk) slots (rows per pass is a multiple of 8, so the swizzle phase of a
+// thread's rows is fixed); rows past T are zero-filled
+template<int D, int ROWS, int NT>
+__device__ __forceinline__ void fwd8_load_rows(uint32_t dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+    constexpr int CH = D / 8, RPP = NT / CH, NP = ROWS / RPP;
+    static_assert(NT % CH == 0 && ROWS % RPP == 0 && RPP % 8 == 0, "fixed slots need 8-row passes");
+    const int lr = tid / CH, c = tid % CH;
+    const uint32_t d = dst + fwd8_swz<ROWS>(lr, c);
+    const bf16* s = src + (size_t)(t0 + lr) * stride + c * 8;
+    const size_t ps = (size_t)RPP * stride;
+    if (t0 + ROWS <= T) {
+#pragma unroll
+        for (int p = 0; p < NP; p++) fwd8_cp_async(d + p * RPP * 128, s + p * ps, true);
+    } else {
+#pragma unroll
+        for (int p = 0; p < NP; p++) {
+            const bool ok = t0 + lr + p * RPP < T;
+            fwd8_cp_async(d + p * RPP * 128, ok ? s + p * ps : src, ok);
+        }
+    }
+}
+
+// wgmma shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride byte
+// offsets (K-major: stride = 1024 B between 8-row groups, leading unused; N-major: leading = the
+// step between 64-element column blocks, stride = 1024 B between 8-row groups along K)
+__device__ __forceinline__ uint64_t fwd8_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
+    return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void fwd8_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void fwd8_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template<int N>
+__device__ __forceinline__ void fwd8_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
+// keeps the compiler from moving accesses of accumulator registers across the wgmma fences / waits
+template<int N>
+__device__ __forceinline__ void fwd8_fence_regs(float (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i]) :: "memory");
+}
+
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FWD8_HAS_WGMMA 1
+#endif
+
+// s (64 x 64 keys, fp32) = (scale_d ? s : 0) + Q (64 x 16, smem) K^T (16 x 64, smem, K-major)
+__device__ __forceinline__ void fwd8_wgmma_qk(float (&s)[32], uint64_t da, uint64_t db, int scale_d) {
+#ifdef FWD8_HAS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(s[0]), "+f"(s[1]), "+f"(s[2]), "+f"(s[3]), "+f"(s[4]), "+f"(s[5]), "+f"(s[6]), "+f"(s[7]),
+                   "+f"(s[8]), "+f"(s[9]), "+f"(s[10]), "+f"(s[11]), "+f"(s[12]), "+f"(s[13]), "+f"(s[14]), "+f"(s[15]),
+                   "+f"(s[16]), "+f"(s[17]), "+f"(s[18]), "+f"(s[19]), "+f"(s[20]), "+f"(s[21]), "+f"(s[22]), "+f"(s[23]),
+                   "+f"(s[24]), "+f"(s[25]), "+f"(s[26]), "+f"(s[27]), "+f"(s[28]), "+f"(s[29]), "+f"(s[30]), "+f"(s[31])
+                 : "l"(da), "l"(db), "r"(scale_d));
+#endif
+}
+
+// o (64 x D, fp32) += P (64 x 16 keys, bf16 A fragments in registers) V (16 keys x D, smem, N-major)
+template<int D>
+__device__ __forceinline__ void fwd8_wgmma_pv(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t db) {
+#ifdef FWD8_HAS_WGMMA
+    if constexpr (D == 64) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                     "}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+                     : "+f"(o[0]), "+f"(o[1]), "+f"(o[2]), "+f"(o[3]), "+f"(o[4]), "+f"(o[5]), "+f"(o[6]), "+f"(o[7]),
+                       "+f"(o[8]), "+f"(o[9]), "+f"(o[10]), "+f"(o[11]), "+f"(o[12]), "+f"(o[13]), "+f"(o[14]), "+f"(o[15]),
+                       "+f"(o[16]), "+f"(o[17]), "+f"(o[18]), "+f"(o[19]), "+f"(o[20]), "+f"(o[21]), "+f"(o[22]), "+f"(o[23]),
+                       "+f"(o[24]), "+f"(o[25]), "+f"(o[26]), "+f"(o[27]), "+f"(o[28]), "+f"(o[29]), "+f"(o[30]), "+f"(o[31])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    } else {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                     "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+                     : "+f"(o[0]), "+f"(o[1]), "+f"(o[2]), "+f"(o[3]), "+f"(o[4]), "+f"(o[5]), "+f"(o[6]), "+f"(o[7]),
+                       "+f"(o[8]), "+f"(o[9]), "+f"(o[10]), "+f"(o[11]), "+f"(o[12]), "+f"(o[13]), "+f"(o[14]), "+f"(o[15]),
+                       "+f"(o[16]), "+f"(o[17]), "+f"(o[18]), "+f"(o[19]), "+f"(o[20]), "+f"(o[21]), "+f"(o[22]), "+f"(o[23]),
+                       "+f"(o[24]), "+f"(o[25]), "+f"(o[26]), "+f"(o[27]), "+f"(o[28]), "+f"(o[29]), "+f"(o[30]), "+f"(o[31]),
+                       "+f"(o[32]), "+f"(o[33]), "+f"(o[34]), "+f"(o[35]), "+f"(o[36]), "+f"(o[37]), "+f"(o[38]), "+f"(o[39]),
+                       "+f"(o[40]), "+f"(o[41]), "+f"(o[42]), "+f"(o[43]), "+f"(o[44]), "+f"(o[45]), "+f"(o[46]), "+f"(o[47]),
+                       "+f"(o[48]), "+f"(o[49]), "+f"(o[50]), "+f"(o[51]), "+f"(o[52]), "+f"(o[53]), "+f"(o[54]), "+f"(o[55]),
+                       "+f"(o[56]), "+f"(o[57]), "+f"(o[58]), "+f"(o[59]), "+f"(o[60]), "+f"(o[61]), "+f"(o[62]), "+f"(o[63])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    }
+#endif
+}
+
+// mask (edge tiles only), row max, lazy rescale (only when some row's max grew by > 8 in log2
+// units), P = 2^(s sl2 - m) as bf16 A fragments, row sums. s[4t + 2r + e] is row r0 + 8r, key
+// k0 + 8t + 2tg + e. No wgmma may be in flight (o and the P fragments are rewritten).
+template<int D>
+__device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], float (&m)[2], float (&l)[2],
+                                             uint32_t (&pa)[FWD8_BK / 16][4], int k0, int wq0, int r0, int tg,
+                                             int W, int S, int T, float sl2) {
+    constexpr int BK = FWD8_BK;
+    if (!block_fully_allowed(wq0, 64, k0, BK, W, S, T)) {
+        const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = r0 + 8 * r;
+            const int hi = (row < T) ? row - kb : -1 - BK;
+            const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+            for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kk = t * 8 + e;
+                    if (!(kk <= hi && (kk >= lo || kk < sk))) s[4 * t + 2 * r + e] = -INFINITY;
+                }
+        }
+    }
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[4 * t], s[4 * t + 1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[4 * t + 2], s[4 * t + 3]));
+    }
+    float mnew[2];
+    bool grow = false;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        mnew[r] = fmaxf(m[r], mx[r] * sl2);
+        grow |= (mnew[r] - m[r] > 8.f);   // -inf -> finite: inf > 8; -inf -> -inf: NaN, false
+    }
+    if (__any_sync(0xffffffffu, grow)) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const float mu = (mnew[r] == -INFINITY) ? 0.f : mnew[r];
+            const float alpha = ex2_approx(m[r] - mu);
+            m[r] = mnew[r];
+            l[r] *= alpha;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) { o[4 * n + 2 * r] *= alpha; o[4 * n + 2 * r + 1] *= alpha; }
+        }
+    }
+    float mu[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) mu[r] = (m[r] == -INFINITY) ? 0.f : m[r];
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {   // key chunk kc = accumulator n-tiles 2kc, 2kc + 1
+        float p[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            p[e] = ex2_approx(fmaf(s[4 * t + e], sl2, -mu[e / 2]));
+            l[e / 2] += p[e];
+        }
+        pa[t / 2][2 * (t % 2)] = pack_bf16x2(p[0], p[1]);
+        pa[t / 2][2 * (t % 2) + 1] = pack_bf16x2(p[2], p[3]);
+    }
+}
+
+// issue S = Q K^T (D / 16 chained wgmma) and O += P V (BK / 16 chained wgmma), one commit group each
+template<int D>
+__device__ __forceinline__ void fwd8_issue_qk(float (&s)[32], uint64_t dq0, uint64_t dk) {
+    fwd8_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t offq = (uint32_t)((kk / 4) * FWD8_BQ * 128 + (kk % 4) * 32) >> 4;
+        const uint32_t offk = (uint32_t)((kk / 4) * FWD8_BK * 128 + (kk % 4) * 32) >> 4;
+        fwd8_wgmma_qk(s, dq0 + offq, dk + offk, kk > 0);
+    }
+    fwd8_wg_commit();
+}
+template<int D>
+__device__ __forceinline__ void fwd8_issue_pv(float (&o)[D / 2], const uint32_t (&pa)[FWD8_BK / 16][4], uint64_t dv) {
+    fwd8_fence_regs(o);
+    fwd8_wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < FWD8_BK / 16; kc++) fwd8_wgmma_pv<D>(o, pa[kc], dv + ((uint32_t)(kc * 16 * 128) >> 4));
+    fwd8_wg_commit();
+}
+
+template<int D>
+__global__ void __launch_bounds__(FWD8_THREADS, fwd8_min_blocks<D>())
+attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+#ifdef FWD8_HAS_WGMMA
+    constexpr int BQ = FWD8_BQ, BK = FWD8_BK, NT = FWD8_THREADS, CH = D / 8;
+    constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    // tiles need 1024-byte alignment (the swizzle pattern repeats every 8 rows of 128 B)
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;
+    unsigned char* smem = smem_raw + (sbase - raw);
+    const uint32_t Qs = sbase;                         // (BQ rows) swizzled
+    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;         // longest tiles first
+    const int tid = threadIdx.x, wg = tid / 128, wt = tid % 128;
+    const int warp = wt / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ, wq0 = q0 + wg * 64;        // this warpgroup's 64 rows
+    const int r0 = wq0 + warp * 16 + g;                // this thread's rows: r0, r0 + 8
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_k = [&](int it, int buf) {
+        fwd8_load_rows<D, BK, NT>(Ks + buf * KVBYTES, kbase, C3, key_tile_at(kr, it) * BK, T, tid);
+    };
+    auto load_v = [&](int it, int buf) {
+        fwd8_load_rows<D, BK, NT>(Vs + buf * KVBYTES, vbase, C3, key_tile_at(kr, it) * BK, T, tid);
+    };
+    auto need = [&](int it) { return block_any_allowed(wq0, 64, key_tile_at(kr, it) * BK, BK, W, S, T); };
+    auto sync_tiles = [&]() {
+        cp_async_wait<0>();                                              // my copies landed
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to wgmma
+        __syncthreads();                                                 // ... everyone's
+    };
+
+    // descriptors: Q of this warpgroup (A, K-major), K (B, K-major), V (B, N-major); k-step kk of
+    // Q / K starts (kk / 4) column blocks and (kk % 4) * 32 bytes in; k-step kc of V 16 rows down
+    const uint64_t dq0 = fwd8_desc(Qs + wg * 64 * 128, 16, 1024);
+    const uint64_t dk0 = fwd8_desc(Ks, 16, 1024);
+    const uint64_t dv0 = fwd8_desc(Vs, BK * 128, 1024);
+    auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KVBYTES >> 4); };
+    auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KVBYTES >> 4); };
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    uint32_t pa[BK / 16][4];
+
+    fwd8_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
+    load_k(0, 0);
+    load_v(0, 0);
+    cp_async_commit();
+    for (int it = 0; it < ntiles; it++) {
+        sync_tiles();                  // tile it (and Q) landed; every warpgroup is done with tile it-1
+        if (it + 1 < ntiles) {         // into the buffers of tile it-1
+            load_k(it + 1, (it + 1) & 1);
+            load_v(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        if (!need(it)) continue;       // warpgroup-uniform
+        float s[32];
+        fwd8_issue_qk<D>(s, dq0, dk(it & 1));
+        fwd8_wg_wait<0>();
+        fwd8_fence_regs(s);
+        fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, wq0, r0, tg, W, S, T, sl2);
+        fwd8_issue_pv<D>(o, pa, dv(it & 1));
+        fwd8_wg_wait<0>();
+    }
+    fwd8_fence_regs(o);
+
+    // epilogue: normalise, stage bf16 rows in this warpgroup's own Q rows (swizzled: no bank
+    // conflicts; only this warpgroup's wgmma read them, and those have completed), 16-byte stores
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = (l[r] > 0.f) ? 1.f / l[r] : 0.f;
+    }
+    const int lrow = wg * 64 + warp * 16 + g;   // row within the block
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+            *reinterpret_cast<uint32_t*>(smem + fwd8_swz<BQ>(lrow + 8 * r, n) + 4 * tg) =
+                pack_bf16x2(o[4 * n + 2 * r] * inv[r], o[4 * n + 2 * r + 1] * inv[r]);
+    if (tg == 0) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = r0 + 8 * r;
+            if (row < T) lse[(size_t)(b * NH + h) * T + row] = (m[r] + log2f(l[r])) * LN2;
+        }
+    }
+    if (wg == 0) asm volatile("bar.sync 1, 128;\n" ::: "memory");      // this warpgroup's 128 threads
+    else         asm volatile("bar.sync 2, 128;\n" ::: "memory");
+#pragma unroll
+    for (int p = 0; p < 64 * CH / 128; p++) {
+        const int x = wt + p * 128, rr = x / CH, cc = x % CH, t = wq0 + rr;
+        if (t < T)
+            *reinterpret_cast<uint4*>(out + ((size_t)(b * T + t) * NH + h) * D + cc * 8) =
+                *reinterpret_cast<const uint4*>(smem + fwd8_swz<BQ>(wg * 64 + rr, cc));
+    }
+#endif
+}
+
+// does this binary hold v8's wgmma code for the current device (built for sm_90a)?
+__global__ void fwd8_probe_kernel(int* ok) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    *ok = 1;
+#else
+    *ok = 0;
+#endif
+}
+static bool attention_forward8_available() {
+    static int avail = -1;
+    if (avail < 0) {
+        int* d_ok;
+        cudaCheck(cudaMalloc(&d_ok, sizeof(int)));
+        fwd8_probe_kernel<<<1, 1>>>(d_ok);
+        cudaCheckLaunch();
+        cudaCheck(cudaMemcpy(&avail, d_ok, sizeof(int), cudaMemcpyDeviceToHost));
+        cudaCheck(cudaFree(d_ok));
+    }
+    return avail == 1;
+}
+
+template<int D>
+void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = fwd8_smem<D>();
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, FWD8_BQ));
+    attention_forward_kernel8<D><<<grid, FWD8_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+// ---- end of version 8
+// @copy-end attn-forward-v8
 
 // @copy-begin attn-backward-dot
 // ----------------------------------------------------------------------------
@@ -2681,12 +3391,696 @@ void attention_backward_tc(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16*
 }
 // @copy-end attn-backward-launcher
 
-// the dev/cuda versions the blocks above hold: forward v4, backward v6 (concurrent dQ, cp.async, split sinks)
-#define ATTN_FORWARD attention_forward4
+// @copy-begin attn-backward-v8
+// ----------------------------------------------------------------------------
+// version 8 (phase functions, kernels, launcher: this whole region; it also uses the shared
+// tensor-core helpers of the v3 section, launch_dot, get_sink_partial and v6's sink_reduce_kernel)
+// v8: v6's tile shapes (one m16 tile per warp: 64-key dK/dV blocks, 64-query dQ blocks) with the
+// tile loop software-pipelined in every warp, as forward v6: the first two matmuls of tile it+1
+// (S^T and dP^T in dK/dV, S and dP in dQ) are issued before the exp / dS / last matmuls of tile it,
+// so the tensor cores keep running through the elementwise work. This needs a third buffer for
+// what both halves read (Q, dO, lse, D in dK/dV; K in dQ). Kept from v7: ex2.approx.ftz, 16-row chunk
+// skipping as predicated mma, one __syncthreads per tile, cheaper edge masks, v6's sink split.
+// v7's two m16 tiles per warp are dropped (measured slower than v6 on the windows).
+// Predicted (written before measuring): ~1.25x v6 everywhere.
+
+// tiles: dK/dV streams BQ-query tiles, dQ streams BK-key tiles; two sets of the first half's
+// accumulators are live at once, so the tiles are half of v6's (D = 64: 32 queries; D = 128: 16 queries
+// and 32 keys) to stay within 255 registers without spills
+template<int D> __host__ __device__ constexpr int bwd8_bq() { return D == 64 ? 32 : 16; }
+template<int D> __host__ __device__ constexpr int bwd8_bk() { return D == 64 ? 64 : 32; }
+
+// dK/dV first half, one warp, keys [wrow, wrow+16) of Ks / Vs: S^T = K Q^T, dP^T = V dO^T
+template<int D, int BQ>
+__device__ __forceinline__ void dkdv8_phase1(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
+                                             const bf16* Ks, const bf16* Vs, const bf16* Qs, const bf16* dOs,
+                                             unsigned need, int wrow, int lane) {
+    constexpr int LDS = D + 8, NC = BQ / 16;
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { st[t][e] = 0.f; dpt[t][e] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t ka[4], va[4];
+        ldsm_a<LDS>(ka, Ks, wrow, kc, lane);
+        ldsm_a<LDS>(va, Vs, wrow, kc, lane);
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                uint32_t bq[4], bd[4];
+                ldsm_b_nk<LDS>(bq, Qs, np * 16, kc, lane);
+                ldsm_b_nk<LDS>(bd, dOs, np * 16, kc, lane);
+                mma_bf16_16816(st[2 * np], ka, bq);
+                mma_bf16_16816(st[2 * np + 1], ka, bq + 2);
+                mma_bf16_16816(dpt[2 * np], va, bd);
+                mma_bf16_16816(dpt[2 * np + 1], va, bd + 2);
+            }
+        }
+    }
+}
+
+// dK/dV second half: P^T, dS^T (mask on edge tiles), dV += P^T dO, dK += dS^T Q over the needed chunks
+template<int D, int BQ>
+__device__ __forceinline__ void dkdv8_phase2(float (&dk)[D / 8][4], float (&dv)[D / 8][4],
+                                             float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
+                                             const bf16* Qs, const bf16* dOs, const float* Ls, const float* Ds,
+                                             int q0, int wk0, unsigned need, int lane, int W, int S, int T, float sl2) {
+    constexpr int LDS = D + 8, NC = BQ / 16;
+    const int g = lane / 4, tg = lane % 4;
+    const bool full = block_fully_allowed(q0, BQ, wk0, 16, W, S, T);
+    const int qb = q0 + 2 * tg;
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++) {
+        const float2 Lv = *reinterpret_cast<const float2*>(Ls + t * 8 + 2 * tg);
+        const float2 Dv = *reinterpret_cast<const float2*>(Ds + t * 8 + 2 * tg);
+        const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E}, Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int key = wk0 + g + 8 * r;
+            const int lo = key - qb;
+            int hi = T - qb;
+            if (W > 0 && key >= S) hi = min(hi, key + W - qb);
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int qq = t * 8 + e;
+                float p = ex2_approx(fmaf(st[t][2 * r + e], sl2, -L2[e]));
+                if (!full && !(qq >= lo && qq < hi)) p = 0.f;
+                st[t][2 * r + e] = p;
+                dpt[t][2 * r + e] = p * (dpt[t][2 * r + e] - Dq[e]);
+            }
+        }
+    }
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (!(need & (1u << kc))) continue;
+        uint32_t pa[4], sa[4];
+        acc_to_a(pa, st[2 * kc], st[2 * kc + 1]);
+        acc_to_a(sa, dpt[2 * kc], dpt[2 * kc + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bd[4], bq[4];
+            ldsm_b_kn<LDS>(bd, dOs, np * 16, kc, lane);
+            ldsm_b_kn<LDS>(bq, Qs, np * 16, kc, lane);
+            mma_bf16_16816(dv[2 * np], pa, bd);
+            mma_bf16_16816(dv[2 * np + 1], pa, bd + 2);
+            mma_bf16_16816(dk[2 * np], sa, bq);
+            mma_bf16_16816(dk[2 * np + 1], sa, bq + 2);
+        }
+    }
+}
+
+// dQ first half, one warp, queries [wrow, wrow+16) of Qs / dOs: S = Q K^T, dP = dO V^T
+template<int D, int BK>
+__device__ __forceinline__ void dq8_phase1(float (&s)[BK / 8][4], float (&dp)[BK / 8][4],
+                                           const bf16* Qs, const bf16* dOs, const bf16* Ks, const bf16* Vs,
+                                           unsigned need, int wrow, int lane) {
+    constexpr int LDS = D + 8, NC = BK / 16;
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { s[t][e] = 0.f; dp[t][e] = 0.f; }
+#pragma unroll
+    for (int kc = 0; kc < D / 16; kc++) {
+        uint32_t qa[4], da[4];
+        ldsm_a<LDS>(qa, Qs, wrow, kc, lane);
+        ldsm_a<LDS>(da, dOs, wrow, kc, lane);
+#pragma unroll
+        for (int np = 0; np < NC; np++) {
+            if (need & (1u << np)) {
+                uint32_t bk[4], bv[4];
+                ldsm_b_nk<LDS>(bk, Ks, np * 16, kc, lane);
+                ldsm_b_nk<LDS>(bv, Vs, np * 16, kc, lane);
+                mma_bf16_16816(s[2 * np], qa, bk);
+                mma_bf16_16816(s[2 * np + 1], qa, bk + 2);
+                mma_bf16_16816(dp[2 * np], da, bv);
+                mma_bf16_16816(dp[2 * np + 1], da, bv + 2);
+            }
+        }
+    }
+}
+
+// dQ second half: dS = P (dP - D) (mask on edge tiles), dQ += dS K over the needed key chunks
+template<int D, int BK>
+__device__ __forceinline__ void dq8_phase2(float (&dq)[D / 8][4], float (&s)[BK / 8][4], float (&dp)[BK / 8][4],
+                                           const bf16* Ks, const float (&L2)[2], const float (&Di)[2],
+                                           int k0, int wq0, unsigned need, int lane, int W, int S, int T, float sl2) {
+    constexpr int LDS = D + 8, NC = BK / 16;
+    const int g = lane / 4, tg = lane % 4;
+    const bool full = block_fully_allowed(wq0, 16, k0, BK, W, S, T);
+    const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = wq0 + g + 8 * r;
+        const int hi = (row < T) ? row - kb : -1 - BK;
+        const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int kk = t * 8 + e;
+                float p = ex2_approx(fmaf(s[t][2 * r + e], sl2, -L2[r]));
+                if (!full && !(kk <= hi && (kk >= lo || kk < sk))) p = 0.f;
+                s[t][2 * r + e] = p * (dp[t][2 * r + e] - Di[r]);
+            }
+    }
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (!(need & (1u << kc))) continue;
+        uint32_t a[4];
+        acc_to_a(a, s[2 * kc], s[2 * kc + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bk[4];
+            ldsm_b_kn<LDS>(bk, Ks, np * 16, kc, lane);
+            mma_bf16_16816(dq[2 * np], a, bk);
+            mma_bf16_16816(dq[2 * np + 1], a, bk + 2);
+        }
+    }
+}
+
+// 8a: dK/dV. Block per (b, h, 64 keys), warp w owns keys [16w, 16w+16). Query tiles (Q, dO, lse, D)
+// stream through 3 buffers: tile it+1 is read by the first half while tile it is read by the second.
 template<int D>
-static void ATTN_BACKWARD(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                          const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward_tc<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S, true, true, true);
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dkdv_kernel8(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
+                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+    constexpr int BK = TCB_BK, BQ = bwd8_bq<D>(), LDS = D + 8, NB = 3;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (NB, BQ, LDS)
+    bf16* dOs = Qs + NB * BQ * LDS;                  // (NB, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + NB * BQ * LDS);   // (NB, BQ) lse
+    float* Ds = Ls + NB * BQ;                                    // (NB, BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int y = blockIdx.y;
+    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
+    if (chunk >= 0) {
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        qt0 += chunk * CT;
+        qt_end = min(qt_end, qt0 + CT - 1);
+    }
+    const int ntiles = qt_end - qt0 + 1;
+
+    auto load_q_tile = [&](int it) {
+        const int q0 = (qt0 + it) * BQ, buf = it % NB;
+        load_tile_async<D, BQ, LDS>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_tile_async<D, BQ, LDS>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        for (int x = tid; x < BQ; x += TCB_THREADS) {
+            int i = q0 + x;
+            bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + x, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + x, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    auto need_of = [&](int it) {
+        unsigned need = 0;
+        const int q0 = (qt0 + it) * BQ;
+#pragma unroll
+        for (int c = 0; c < BQ / 16; c++)
+            if (block_any_allowed(q0 + 16 * c, 16, wk0, 16, W, S, T)) need |= 1u << c;
+        return need;
+    };
+
+    // prologue: group {K, V, tile 0}, group {tile 1}
+    load_tile_async<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
+    load_tile_async<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if (ntiles > 0) load_q_tile(0);
+    cp_async_commit();
+    if (ntiles > 1) load_q_tile(1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+    float sta[BQ / 8][4], dpa[BQ / 8][4], stb[BQ / 8][4], dpb[BQ / 8][4];
+    unsigned need_a = 0, need_b = 0;
+    if (ntiles > 0) {
+        need_a = need_of(0);
+        dkdv8_phase1<D, BQ>(sta, dpa, Ks, Vs, Qs, dOs, need_a, wrow, lane);
+    }
+    auto step = [&](int it, float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4], unsigned need_cur,
+                    float (&stn)[BQ / 8][4], float (&dpn)[BQ / 8][4], unsigned& need_nxt) {
+        cp_async_wait<0>();   // tile it+1 has landed
+        __syncthreads();      // ... for everyone; step it-1 (buffers (it-1)%3 and it%3) done everywhere
+        if (it + 2 < ntiles) load_q_tile(it + 2);   // into buffer (it-1)%3
+        cp_async_commit();
+        if (it + 1 < ntiles) {
+            const int nb = (it + 1) % NB;
+            need_nxt = need_of(it + 1);
+            dkdv8_phase1<D, BQ>(stn, dpn, Ks, Vs, Qs + nb * BQ * LDS, dOs + nb * BQ * LDS, need_nxt, wrow, lane);
+        }
+        if (need_cur) {
+            const int cb = it % NB;
+            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qs + cb * BQ * LDS, dOs + cb * BQ * LDS, Ls + cb * BQ, Ds + cb * BQ,
+                                (qt0 + it) * BQ, wk0, need_cur, lane, W, S, T, sl2);
+        }
+    };
+    for (int it = 0; it < ntiles; it += 2) {
+        step(it, sta, dpa, need_a, stb, dpb, need_b);
+        if (it + 1 < ntiles) step(it + 1, stb, dpb, need_b, sta, dpa, need_a);
+    }
+    cp_async_wait<0>();
+    if (chunk >= 0) {
+        // fp32 partial, v6's layout (B*NH, nst, nch, 2, BK, D): [0] = dK * scale, [1] = dV
+        const int g = lane / 4, tg = lane % 4;
+        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+        float* pv = pk + BK * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = wrow + g + 8 * r;
+                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
+                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
+            }
+        return;
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);
+    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
+}
+
+// 8b: dQ. Block per (b, h, 64 queries), warp w owns queries [16w, 16w+16). K streams through 3
+// buffers (tile it+1 for the first half, tile it for dS K), V through 2.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dq_kernel8(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                              const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BK = bwd8_bk<D>(), BQ = TCB_BQ_DQ, LDS = D + 8, NB = 3;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (NB, BK, LDS)
+    bf16* Vs  = Ks + NB * BK * LDS;                  // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_tile_async<D, BK, LDS>(Ks + (it % NB) * BK * LDS, qbase + C, C3, k0, T, tid);
+        load_tile_async<D, BK, LDS>(Vs + (it & 1) * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
+    };
+    auto need_of = [&](int it) {
+        unsigned need = 0;
+        const int k0 = key_tile_at(kr, it) * BK;
+#pragma unroll
+        for (int c = 0; c < BK / 16; c++)
+            if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+        return need;
+    };
+
+    // prologue: group {Q, dO, K0, V0}, group {K1, V1}
+    load_tile_async<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
+    load_tile_async<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
+    load_kv(0);
+    cp_async_commit();
+    if (ntiles > 1) load_kv(1);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+    cp_async_wait<1>();
+    __syncthreads();
+
+    float sa[BK / 8][4], dpa[BK / 8][4], sb[BK / 8][4], dpb[BK / 8][4];
+    unsigned need_a = need_of(0), need_b = 0;
+    dq8_phase1<D, BK>(sa, dpa, Qs, dOs, Ks, Vs, need_a, wrow, lane);
+    auto step = [&](int it, float (&s)[BK / 8][4], float (&dp)[BK / 8][4], unsigned need_cur,
+                    float (&sn)[BK / 8][4], float (&dpn)[BK / 8][4], unsigned& need_nxt) {
+        cp_async_wait<0>();   // K/V of tile it+1 have landed
+        __syncthreads();      // ... for everyone; step it-1 is done everywhere
+        if (it + 2 < ntiles) load_kv(it + 2);   // K over K_{it-1}, V over V_it (read in step it-1)
+        cp_async_commit();
+        if (it + 1 < ntiles) {
+            need_nxt = need_of(it + 1);
+            dq8_phase1<D, BK>(sn, dpn, Qs, dOs, Ks + ((it + 1) % NB) * BK * LDS, Vs + ((it + 1) & 1) * BK * LDS,
+                              need_nxt, wrow, lane);
+        }
+        if (need_cur)
+            dq8_phase2<D, BK>(dq, s, dp, Ks + (it % NB) * BK * LDS, L2, Di, key_tile_at(kr, it) * BK, wq0,
+                              need_cur, lane, W, S, T, sl2);
+    };
+    for (int it = 0; it < ntiles; it += 2) {
+        step(it, sa, dpa, need_a, sb, dpb, need_b);
+        if (it + 1 < ntiles) step(it + 1, sb, dpb, need_b, sa, dpa, need_a);
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
+}
+
+template<int D>
+void attention_backward8(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                         const float* lse, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = bwd8_bq<D>(), BK = TCB_BK, BKQ = bwd8_bk<D>();   // dK/dV: BK keys x BQ; dQ: 64 x BKQ
+    constexpr size_t smem_kv = (size_t)(2 * BK + 6 * BQ) * (D + 8) * sizeof(bf16) + (size_t)6 * BQ * sizeof(float);
+    constexpr size_t smem_q = (size_t)(2 * TCB_BQ_DQ + 5 * BKQ) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    static cudaStream_t side;
+    static cudaEvent_t ev_fork, ev_join;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
+        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        configured = true;
+    }
+    const int nkt = ceil_div(T, BK);
+    int nst = 0, nch = 1;   // v6's sink split
+    if (W > 0 && S > 0) {
+        nch = ceil_div(ceil_div(T, BQ), SINK_CHUNK_QUERIES / BQ);
+        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
+        if (nst == 0) nch = 1;
+    }
+    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
+    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
+    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
+
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    cudaCheck(cudaEventRecord(ev_fork, 0));
+    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    attention_backward_dkdv_kernel8<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                          B, T, NH, W, S, nst, nch);
+    cudaCheckLaunch();
+    if (nst) {
+        const size_t n = (size_t)B * NH * nst * 2 * BK * D;
+        sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
+        cudaCheckLaunch();
+    }
+    attention_backward_dq_kernel8<D><<<grid_q, TCB_THREADS, smem_q, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    cudaCheck(cudaEventRecord(ev_join, side));
+    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+}
+// ---- end of version 8
+// @copy-end attn-backward-v8
+
+// @copy-begin attn-backward-v9
+// ----------------------------------------------------------------------------
+// version 9 (kernels, launcher: this region; the tile math is v8's dkdv8_phase1/2 and dq8_phase1/2,
+// the loads common.h's load_rows_async; also the v3 helpers, launch_dot, get_sink_partial and v6's
+// sink_reduce_kernel)
+// v9: v6's shapes and loop (64 keys x 64-query tiles in dK/dV, 64 queries x 64-key tiles in dQ at
+// D = 64; no software pipelining) with fewer instructions per mma, the lesson of forward v7 (ncu on
+// v6: issue slots 40-52% busy, tensor pipe 25-34%, at 2-3 warps per scheduler): cp.async with fixed
+// per-thread slots (one add per copy, bounds tests only on the tile crossing T), ex2.approx.ftz
+// instead of exp2f's range fix-ups, per-row edge masks, chunk skipping only on partial tiles, one
+// __syncthreads per tile. Keeps v6's sink split and the dQ pass on a second stream.
+// Predicted (written before measuring): 1.2x v6 on every case.
+
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dkdv_kernel9(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
+                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BQ / 16)) - 1;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (2, BQ, LDS)
+    bf16* dOs = Qs + 2 * BQ * LDS;                   // (2, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * LDS);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int y = blockIdx.y;
+    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
+    if (chunk >= 0) {
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        qt0 += chunk * CT;
+        qt_end = min(qt_end, qt0 + CT - 1);
+    }
+    const int ntiles = qt_end - qt0 + 1;
+
+    auto load_q_tile = [&](int it, int buf) {
+        const int q0 = (qt0 + it) * BQ;
+        load_rows_async<D, BQ, LDS, NT>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_rows_async<D, BQ, LDS, NT>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+
+    load_rows_async<D, BK, LDS, NT>(Ks, qbase + C, C3, k0, T, tid);
+    load_rows_async<D, BK, LDS, NT>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if (ntiles > 0) load_q_tile(0, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        if (it + 1 < ntiles) {
+            load_q_tile(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, q0 = (qt0 + it) * BQ;
+        unsigned need = 0;
+#pragma unroll
+        for (int c = 0; c < BQ / 16; c++)
+            if (block_any_allowed(q0 + 16 * c, 16, wk0, 16, W, S, T)) need |= 1u << c;
+        const bf16* Qb = Qs + buf * BQ * LDS;
+        const bf16* dOb = dOs + buf * BQ * LDS;
+        float st[BQ / 8][4], dpt[BQ / 8][4];
+        if (need == ALL) {
+            dkdv8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, ALL, wrow, lane);
+            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qb, dOb, Ls + buf * BQ, Ds + buf * BQ, q0, wk0, ALL, lane, W, S, T, sl2);
+        } else if (need) {
+            dkdv8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, need, wrow, lane);
+            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qb, dOb, Ls + buf * BQ, Ds + buf * BQ, q0, wk0, need, lane, W, S, T, sl2);
+        }
+    }
+    cp_async_wait<0>();
+    if (chunk >= 0) {
+        const int g = lane / 4, tg = lane % 4;
+        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+        float* pv = pk + BK * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = wrow + g + 8 * r;
+                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
+                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
+            }
+        return;
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);
+    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
+}
+
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_backward_dq_kernel9(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                              const float* Dbuf, int B, int T, int NH, int W, int S) {
+    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BK / 16)) - 1;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (2, BK, LDS)
+    bf16* Vs  = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, qbase + C, C3, k0, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
+    };
+
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
+    load_rows_async<D, BQ, LDS, NT>(dOs, dobase, C, q0, T, tid);
+    load_kv(0, 0);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+    cp_async_wait<0>();
+    __syncthreads();
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        if (it + 1 < ntiles) {
+            load_kv(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = key_tile_at(kr, it) * BK;
+        unsigned need = 0;
+#pragma unroll
+        for (int c = 0; c < BK / 16; c++)
+            if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
+        const bf16* Kb = Ks + buf * BK * LDS;
+        const bf16* Vb = Vs + buf * BK * LDS;
+        float s[BK / 8][4], dp[BK / 8][4];
+        if (need == ALL) {
+            dq8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, ALL, wrow, lane);
+            dq8_phase2<D, BK>(dq, s, dp, Kb, L2, Di, k0, wq0, ALL, lane, W, S, T, sl2);
+        } else if (need) {
+            dq8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, need, wrow, lane);
+            dq8_phase2<D, BK>(dq, s, dp, Kb, L2, Di, k0, wq0, need, lane, W, S, T, sl2);
+        }
+    }
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
+}
+
+template<int D>
+void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                         const float* lse, int B, int T, int NH, int W, int S) {
+    constexpr int BQ = dkdv_bq<D>(), BK = TCB_BK;
+    constexpr size_t smem_kv = dkdv_smem<D>(true), smem_q = dq_smem<D>(true);   // v5/v6's layouts
+    static bool configured = false;
+    static cudaStream_t side;
+    static cudaEvent_t ev_fork, ev_join;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel9<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel9<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
+        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        configured = true;
+    }
+    const int nkt = ceil_div(T, BK);
+    int nst = 0, nch = 1;   // v6's sink split
+    if (W > 0 && S > 0) {
+        nch = ceil_div(ceil_div(T, BQ), SINK_CHUNK_QUERIES / BQ);
+        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
+        if (nst == 0) nch = 1;
+    }
+    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
+    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
+    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
+
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    cudaCheck(cudaEventRecord(ev_fork, 0));
+    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    attention_backward_dkdv_kernel9<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                          B, T, NH, W, S, nst, nch);
+    cudaCheckLaunch();
+    if (nst) {
+        const size_t n = (size_t)B * NH * nst * 2 * BK * D;
+        sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
+        cudaCheckLaunch();
+    }
+    attention_backward_dq_kernel9<D><<<grid_q, TCB_THREADS, smem_q, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    cudaCheck(cudaEventRecord(ev_join, side));
+    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+}
+// ---- end of version 9
+// @copy-end attn-backward-v9
+
+// forward v8 (wgmma) where this binary holds it for the GPU (built for sm_90a: H100 / H200), else v7;
+// backward v9: the fastest versions on an H200 (dev/cuda/notes.md)
+template<int D>
+static void attention_forward_best(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    if (attention_forward8_available()) { attention_forward8<D>(out, lse, qkv, B, T, NH, W, S); }
+    else { attention_forward7<D>(out, lse, qkv, B, T, NH, W, S); }
+}
+#define ATTN_FORWARD attention_forward_best
+#define ATTN_BACKWARD attention_backward9
+static const char* attention_kernels(void) {
+    return attention_forward8_available() ? "forward v8 (wgmma), backward v9" : "forward v7, backward v9";
 }
 
 static const char* ATTENTION_NAME = "dense causal";
@@ -2848,9 +4242,13 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     size_t partial = (size_t)SUM_CHUNKS * (Vp > 4 * C ? Vp : 4 * C);
     size_t ln_partial = (size_t)ceil_div(BT, LN_WARPS * LN_ROWS_PER_WARP) * 2 * C;
     cudaCheck(cudaMalloc(&scratch_partial, (partial > ln_partial ? partial : ln_partial) * sizeof(float)));
+    if (C > 256 * LN_MAX_CHUNKS) { die("channels %zu: the layernorm backward takes at most %d", C, 256 * LN_MAX_CHUNKS); }
     if ((size_t)LN_WARPS * 2 * C * sizeof(float) > 48 * 1024) {
-        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       (int)(LN_WARPS * 2 * C * sizeof(float))));
+        int bytes = (int)(LN_WARPS * 2 * C * sizeof(float));
+        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel<5>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel<6>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel<7>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     }
     model->host_inputs = (int*)malloc_check(BT * sizeof(int));
     model->host_losses = (float*)malloc_check(BT * sizeof(float));
@@ -2910,7 +4308,11 @@ static void gpt2_gpu_forward(GPT2GPU* model, const int* inputs, const int* targe
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (size_t)(L - 1) * BT * C, p.lnfw, p.lnfb, BT, C);
     matmul_forward(a->logits, a->lnf, p.wte, NULL, NULL, BT, C, Vp);
-    classifier_kernel<<<BT, 256>>>(a->logits, a->losses, a->targets, dloss, V, Vp);
+    if (Vp <= CLS_THREADS * CLS_PACKS * 8) {
+        classifier_registers_kernel<<<BT, CLS_THREADS>>>(a->logits, a->losses, a->targets, dloss, V, Vp);
+    } else {
+        classifier_kernel<<<BT, 256>>>(a->logits, a->losses, a->targets, dloss, V, Vp);
+    }
     cudaCheckLaunch();
 }
 
@@ -3541,14 +4943,14 @@ int main(int argc, char** argv) {
     cublasCheck(cublasLtCreate(&lt_handle));
     cudaCheck(cudaMalloc(&lt_workspace, LT_WORKSPACE_BYTES));
     if (argc >= 3 && strcmp(argv[1], "--check-dump") == 0) {
-        printf("device: %s; attention: %s\n", props.name, ATTENTION_NAME);
+        printf("device: %s; attention: %s (%s)\n", props.name, ATTENTION_NAME, attention_kernels());
         for (int i = 2; i < argc; i++) { check_dump(argv[i]); }
         printf("%s --check-dump: %d passed, %d failed\n", TRAINER_NAME, checks_passed, checks_failed);
         return checks_failed == 0 ? 0 : 1;
     }
     if (argc >= 4 && strcmp(argv[1], "--check-cache") == 0) {
         if (argc % 2 != 0) { die("usage: %s --check-cache CHECKPOINT N [CHECKPOINT N ...]", TRAINER_NAME); }
-        printf("device: %s; attention: %s\n", props.name, ATTENTION_NAME);
+        printf("device: %s; attention: %s (%s)\n", props.name, ATTENTION_NAME, attention_kernels());
         for (int i = 2; i + 1 < argc; i += 2) { check_cache(argv[i], parse_int("--check-cache N", argv[i + 1], 1)); }
         printf("%s --check-cache: %d passed, %d failed\n", TRAINER_NAME, checks_passed, checks_failed);
         return checks_failed == 0 ? 0 : 1;
@@ -3616,7 +5018,7 @@ int main(int argc, char** argv) {
     dataloader_init(&train, a.train_pattern, a.B, a.T, model.config.vocab_size, "-i");
     dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
     gpt2_gpu_allocate(&model, a.B, a.T);
-    printf("device: %s; attention: %s\n", props.name, ATTENTION_NAME);
+    printf("device: %s; attention: %s (%s)\n", props.name, ATTENTION_NAME, attention_kernels());
     print_config(&model.config, model.num_parameters, &a, accum);
     if (multi.world > 1) { printf("GPUs: %d processes, each -b %d; the total batch %d tokens\n", multi.world, a.B, total_batch); }
     size_t free_bytes, total_bytes;

@@ -42,6 +42,7 @@ def load_library(path):
     lib.swa_forward.argtypes = [ptr, ptr, ptr, i, i, i, i, i, i, ptr]
     lib.swa_backward.argtypes = [ptr, ptr, ptr, ptr, ptr, i, i, i, i, i, i, ptr]
     lib.swa_error_string.restype = ctypes.c_char_p
+    lib.swa_kernel_versions.restype = ctypes.c_char_p
     return lib
 
 
@@ -165,11 +166,12 @@ def main():
                   f"({row['theirs_fb'] / row['ours_fb']:.2f}x) | max rel err {worst:.1e} {'ok' if worst < 1e-2 else 'FAIL'}", flush=True)
 
     device = torch.cuda.get_device_name(0)
+    versions = (lib.swa_kernel_versions() or b"unknown versions").decode()
     lines = [
         "# Attention kernels vs PyTorch (SDPA flash, FlexAttention)", "",
         f"`python3 scripts/attention_vs_torch.py` on {device}, PyTorch {torch.__version__}, "
         f"{datetime.date.today().isoformat()}. bf16, {args.heads} heads of {args.head_dim}, B·T = {args.tokens}; "
-        "windows have 4 sinks. Ours: attention_compare.cu's kernels (forward v7, backward v9 of dev/cuda). "
+        f"windows have 4 sinks. Ours: attention_compare.cu's kernels ({versions}). "
         "Times are medians (triton do_bench, L2 flushed); TFLOP/s on allowed pairs (SPEC §1). "
         "Ratio = their time / our time (above 1: ours is faster). Errors: ours against theirs, relative, on "
         "the output and dq, dk, dv.", "",
