@@ -1425,28 +1425,50 @@ __device__ float warp_sum(float v) {
     return v;
 }
 
+// 8 bf16 in one 16-byte load or store
+union Pack8 { uint4 u; floatX x[8]; };
+
+// LayerNorm forward, one warp per row; lane l owns the channel chunks [8 (l + 32k), +8), k < CHUNKS,
+// read and written with 16-byte accesses and held in registers between the two passes
+// (mean, then the variance around it). out (rows, C), mean and rstd (rows).
+template <int CHUNKS>
 __global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, const floatX* inp,
                                          const floatX* weight, const floatX* bias, int rows, int C) {
-    // one warp per row; out (rows, C), mean and rstd (rows)
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= rows) { return; }
     const floatX* x = inp + (size_t)row * C;
+    Pack8 xr[CHUNKS];
     float s = 0.0f;
-    for (int c = lane; c < C; c += 32) { s += __bfloat162float(x[c]); }
+    for (int k = 0; k < CHUNKS; k++) {
+        int c0 = (lane + 32 * k) * 8;
+        if (c0 >= C) { continue; }
+        xr[k].u = *(const uint4*)(x + c0);
+        for (int i = 0; i < 8; i++) { s += __bfloat162float(xr[k].x[i]); }
+    }
     float m = warp_sum(s) / C;
     float v = 0.0f;
-    for (int c = lane; c < C; c += 32) { float d = __bfloat162float(x[c]) - m; v += d * d; }
+    for (int k = 0; k < CHUNKS; k++) {
+        int c0 = (lane + 32 * k) * 8;
+        if (c0 >= C) { continue; }
+        for (int i = 0; i < 8; i++) { float d = __bfloat162float(xr[k].x[i]) - m; v += d * d; }
+    }
     float r = rsqrtf(warp_sum(v) / C + 1e-5f);
     floatX* o = out + (size_t)row * C;
-    for (int c = lane; c < C; c += 32) {
-        float n = (__bfloat162float(x[c]) - m) * r;
-        o[c] = __float2bfloat16(n * __bfloat162float(weight[c]) + __bfloat162float(bias[c]));
+    for (int k = 0; k < CHUNKS; k++) {
+        int c0 = (lane + 32 * k) * 8;
+        if (c0 >= C) { continue; }
+        Pack8 w, b, y;
+        w.u = *(const uint4*)(weight + c0);
+        b.u = *(const uint4*)(bias + c0);
+        for (int i = 0; i < 8; i++) {
+            float n = (__bfloat162float(xr[k].x[i]) - m) * r;
+            y.x[i] = __float2bfloat16(n * __bfloat162float(w.x[i]) + __bfloat162float(b.x[i]));
+        }
+        *(uint4*)(o + c0) = y.u;
     }
     if (lane == 0) { mean[row] = m; rstd[row] = r; }
 }
 
-// 8 bf16 in one 16-byte load or store
-union Pack8 { uint4 u; floatX x[8]; };
 
 // LayerNorm backward: dinp (rows, C) += the input gradient; the weight and bias gradients are
 // summed per block of LN_WARPS * LN_ROWS_PER_WARP rows in a fixed order into partial (blocks, 2C),
@@ -1538,7 +1560,17 @@ __global__ void layernorm_backward_finish_kernel(float* dweight, float* dbias, c
 
 static void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* w,
                               const floatX* b, int rows, int C) {
-    layernorm_forward_kernel<<<ceil_div(rows, 8), 256>>>(out, mean, rstd, inp, w, b, rows, C);
+    int blocks = ceil_div(rows, 8);
+    switch (ceil_div(C, 256)) {
+        case 1: layernorm_forward_kernel<1><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 2: layernorm_forward_kernel<2><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 3: layernorm_forward_kernel<3><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 4: layernorm_forward_kernel<4><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 5: layernorm_forward_kernel<5><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 6: layernorm_forward_kernel<6><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 7: layernorm_forward_kernel<7><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        default: layernorm_forward_kernel<8><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+    }
     cudaCheckLaunch();
 }
 
@@ -4242,7 +4274,7 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     size_t partial = (size_t)SUM_CHUNKS * (Vp > 4 * C ? Vp : 4 * C);
     size_t ln_partial = (size_t)ceil_div(BT, LN_WARPS * LN_ROWS_PER_WARP) * 2 * C;
     cudaCheck(cudaMalloc(&scratch_partial, (partial > ln_partial ? partial : ln_partial) * sizeof(float)));
-    if (C > 256 * LN_MAX_CHUNKS) { die("channels %zu: the layernorm backward takes at most %d", C, 256 * LN_MAX_CHUNKS); }
+    if (C > 256 * LN_MAX_CHUNKS) { die("channels %zu: the layernorm kernels take at most %d", C, 256 * LN_MAX_CHUNKS); }
     if ((size_t)LN_WARPS * 2 * C * sizeof(float) > 48 * 1024) {
         int bytes = (int)(LN_WARPS * 2 * C * sizeof(float));
         cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel<5>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
