@@ -33,12 +33,15 @@ NVCC_LIBS = -lcublasLt -lcublas
 # toolkit, or the nvidia-nccl Python wheel that PyTorch installs; NCCL_HOME=DIR names another place
 PY_NCCL := $(shell $(PYTHON) -c 'import nvidia.nccl as m; print(m.__path__[0])' 2>/dev/null)
 NCCL_HOME ?= $(firstword $(foreach d,/usr /usr/local/cuda $(PY_NCCL),$(if $(wildcard $(d)/include/nccl.h),$(d))))
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 ifneq ($(NCCL_HOME),)
-  NCCL_LIB_DIR := $(firstword $(foreach d,lib64 lib lib/x86_64-linux-gnu,$(if $(wildcard $(NCCL_HOME)/$(d)/libnccl.so*),$(NCCL_HOME)/$(d))))
+  NCCL_LIB_DIR := $(firstword $(foreach d,lib64 lib lib/$(MULTIARCH),$(if $(wildcard $(NCCL_HOME)/$(d)/libnccl.so*),$(NCCL_HOME)/$(d))))
+endif
+ifneq ($(NCCL_LIB_DIR),)
   NCCL_LIB := $(if $(wildcard $(NCCL_LIB_DIR)/libnccl.so),-lnccl,-l:libnccl.so.2)
   NVCC_NCCL = -DUSE_NCCL -I$(NCCL_HOME)/include -L$(NCCL_LIB_DIR) $(NCCL_LIB) -Xlinker -rpath,$(NCCL_LIB_DIR)
 else
-  $(info NCCL not found: the CUDA trainers are built for one GPU (set NCCL_HOME=DIR to use one))
+  NCCL_NOTE = NCCL not found (nccl.h and libnccl.so under NCCL_HOME=$(NCCL_HOME)): built for one GPU
 endif
 
 CUDA_TARGETS = train_gpt_full train_gpt_window attention_compare
@@ -61,6 +64,7 @@ dev:
 	@echo "skipping dev/: nvcc not found"
 else
 $(CUDA_TARGETS): %: %.cu
+	$(if $(NCCL_NOTE),@echo "$@: $(NCCL_NOTE)")
 	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) -o $@
 $(ATTN_LIB): attention_compare.cu
 	@mkdir -p $(dir $@)

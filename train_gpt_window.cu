@@ -1321,6 +1321,7 @@ __global__ void column_sum_finish_kernel(float* out, const float* partial, int c
 }
 
 static float* scratch_partial;  // (SUM_CHUNKS, max columns) and the layernorm partials
+static size_t scratch_partial_bytes = 0;
 
 static void bias_backward(float* dbias, const floatX* dout, int rows, int cols) {
     column_sum_partial_kernel<<<dim3(ceil_div(cols, 256), SUM_CHUNKS), dim3(32, 8)>>>(scratch_partial, dout, rows, cols);
@@ -1476,7 +1477,8 @@ __global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, 
 // then added up by the finish kernel. Lane l of a warp owns the channel chunks [8 (l + 32k), +8),
 // k < CHUNKS = ceil(C / 256), read with 16-byte loads (C must be a multiple of 8); a row's dout and
 // input, the weights and the warp's running weight and bias gradients stay in registers (summing
-// them in shared memory cost 8-way bank conflicts on every row: 4x the time of the loads).
+// them in shared memory cost 8-way bank conflicts on every row: 4x the time of the loads). Above
+// C = 1536 (CHUNKS 7, 8) the registers spill: correct, slower.
 static const int LN_WARPS = 4, LN_ROWS_PER_WARP = 16, LN_MAX_CHUNKS = 8;
 
 template <int CHUNKS>
@@ -4471,7 +4473,12 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     // scratch for the fixed-order reductions: column sums and layernorm partials
     size_t partial = (size_t)SUM_CHUNKS * (Vp > 4 * C ? Vp : 4 * C);
     size_t ln_partial = (size_t)ceil_div(BT, LN_WARPS * LN_ROWS_PER_WARP) * 2 * C;
-    cudaCheck(cudaMalloc(&scratch_partial, (partial > ln_partial ? partial : ln_partial) * sizeof(float)));
+    size_t scratch = (partial > ln_partial ? partial : ln_partial) * sizeof(float);
+    if (scratch > scratch_partial_bytes) {  // shared by every model of the process (the tests build several): only grows
+        if (scratch_partial) { cudaCheck(cudaFree(scratch_partial)); }
+        cudaCheck(cudaMalloc(&scratch_partial, scratch));
+        scratch_partial_bytes = scratch;
+    }
     if (C > 256 * LN_MAX_CHUNKS) { die("channels %zu: the layernorm kernels take at most %d", C, 256 * LN_MAX_CHUNKS); }
     if ((size_t)LN_WARPS * 2 * C * sizeof(float) > 48 * 1024) {
         int bytes = (int)(LN_WARPS * 2 * C * sizeof(float));
@@ -5072,11 +5079,14 @@ static void check_cache(const char* path, int N) {
            "worst row relative error %.2e (bf16 tolerance 1e-2)", name, steps, kc.capacity, c->max_seq_len, worst);
     kv_cache_free(&kc);
 
-    // the negative control: the same tokens through a cache whose windows are cut in half
+    // the negative control: the same tokens through a cache whose windows are cut in half (a full
+    // layer's to N / 2; a window of 1 loses its sinks instead)
     ModelPattern kept = model.config.pattern;
     for (int k = 0; k < model.config.pattern.num_patterns; k++) {
         AttnPattern* p = &model.config.pattern.patterns[k];
-        p->window = p->window > 1 ? p->window / 2 : (N / 2 > 1 ? N / 2 : 1);
+        if (p->window > 1) { p->window /= 2; }
+        else if (p->window == 0) { p->window = N / 2 > 1 ? N / 2 : 1; }
+        else { p->sinks = 0; }
     }
     kv_cache_init(&kc, c, N);
     double wrong = 0.0;
@@ -5137,9 +5147,10 @@ static float gpu_evaluate(GPT2GPU* model, DataLoader* val, int batches) {
 }
 
 // This process's rows of the next global batch into inputs, targets (B, T): the processes read
-// consecutive B*T blocks in rank order, so WORLD_SIZE processes with -b B see the batches one
-// process with -b WORLD_SIZE*B would, and all of them end each batch at the same position (the one
-// a checkpoint's state records). The blocks of the later ranks overwrite the loader's buffers.
+// consecutive B*T blocks in rank order, so WORLD_SIZE processes with -b B see the rows one process
+// with -b WORLD_SIZE*B would (except at a shard's end, where a rank whose block no longer fits moves
+// on to the next shard alone), and all of them end each batch at the same position (the one a
+// checkpoint's state records). The blocks of the later ranks overwrite the loader's buffers.
 static void dataloader_next_rank_batch(DataLoader* d, int* inputs, int* targets) {
     for (int r = 0; r < multi.rank; r++) { dataloader_next_batch(d); }
     dataloader_next_batch(d);

@@ -18,8 +18,10 @@ have=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 # NVLink multicast (NVLS) stays off: it can take a shared host's GPUs out of service
 export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
 id_dir=$(mktemp -d)
-trap 'rm -rf "$id_dir"' EXIT
 pids=()
+trap 'rm -rf "$id_dir"' EXIT
+# Ctrl-C or a scheduler's SIGTERM stops the trainers too (background jobs ignore SIGINT, so TERM)
+trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
 for ((r = 0; r < n; r++)); do
     WORLD_SIZE=$n RANK=$r LOCAL_RANK=$r NCCL_ID_FILE=$id_dir/nccl_id "$@" &
     pids+=($!)
@@ -34,7 +36,7 @@ while [ ${#pids[@]} -gt 0 ]; do
         if [ $rc -ne 0 ] && [ $status -eq 0 ]; then
             status=$rc
             echo "error: multi_gpu.sh: a process exited with status $rc; stopping the others" >&2
-            kill "${pids[@]}" 2>/dev/null
+            for other in "${pids[@]}"; do [ "$other" != "$pid" ] && kill -TERM "$other" 2>/dev/null; done
         fi
     done
     pids=("${running[@]}")
