@@ -16,7 +16,7 @@ resume; learned or rotary positions; sampling (-s, --generate) through a KV cach
 tests it against the full forward); several GPUs, data parallel through NCCL (scripts/multi_gpu.sh).
 
     ./train_gpt_full --check-dump build/test/dumps/gpu_full
-    ./train_gpt_full --check-cache build/test/dumps/gpu_full_model.bin 96
+    ./train_gpt_full --check-cache out/full/model_00000600.bin 1024    # a trained checkpoint
 */
 #define TRAINER_NAME "train_gpt_full"
 // @twin-end
@@ -1164,7 +1164,7 @@ static void multi_gpu_init(void) {
     ncclCheck(ncclCommInitRank(&multi.comm, multi.world, id, multi.rank));
     cudaCheck(cudaMalloc(&multi.dev_scalar, sizeof(float)));
 #else
-    die("WORLD_SIZE=%d: this build has no NCCL (the Makefile links it where it finds nccl.h)", multi.world);
+    die("WORLD_SIZE=%d: this build has no NCCL (the Makefile links it where it finds nccl.h and libnccl)", multi.world);
 #endif
 }
 
@@ -1476,7 +1476,7 @@ __global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, 
 // then added up by the finish kernel. Lane l of a warp owns the channel chunks [8 (l + 32k), +8),
 // k < CHUNKS = ceil(C / 256), read with 16-byte loads (C must be a multiple of 8); a row's dout and
 // input, the weights and the warp's running weight and bias gradients stay in registers (summing
-// them in shared memory cost 8-way bank conflicts on every row: 4x the time of the loads). Above
+// them in shared memory cost 8-way bank conflicts on every row). Above
 // C = 1536 (CHUNKS 7, 8) the registers spill: correct, slower.
 static const int LN_WARPS = 4, LN_ROWS_PER_WARP = 16, LN_MAX_CHUNKS = 8;
 
@@ -1595,8 +1595,8 @@ static void layernorm_backward(floatX* dinp, float* dweight, float* dbias, const
     cudaCheckLaunch();
 }
 
-// The same with the row held in registers: one read and one write of the logits instead of two
-// reads and a write (the classifier's logits are the largest tensor of a step). 1024 threads x
+// classifier_kernel's softmax + cross-entropy (below) with the row held in registers: one read and
+// one write of the logits instead of two reads and a write (the logits are a step's largest tensor). 1024 threads x
 // CLS_PACKS x 8 logits: vocabularies up to 65536; larger ones take classifier_kernel below.
 static const int CLS_THREADS = 1024, CLS_PACKS = 8;
 
@@ -4541,21 +4541,6 @@ static void kv_cache_free(KVCache* kc) {
     free(kc->host_cos_sin);
 }
 
-__device__ float block_reduce(float v, bool is_max, float* shared) {
-    // shared: 32 floats; every thread gets the result
-    for (int o = 16; o > 0; o >>= 1) {
-        float other = __shfl_xor_sync(0xffffffff, v, o);
-        v = is_max ? fmaxf(v, other) : v + other;
-    }
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-    __syncthreads();  // shared may still be read by a previous call
-    if (lane == 0) { shared[warp] = v; }
-    __syncthreads();
-    v = shared[0];
-    for (int w = 1; w < warps; w++) { v = is_max ? fmaxf(v, shared[w]) : v + shared[w]; }
-    return v;
-}
-
 // One query, the newest position t, against a layer's cache; one block per head. The scores of
 // the entries the pattern allows, a float32 softmax, then the weighted sum of the values.
 __global__ void decode_attention_kernel(floatX* out, float* scores, const floatX* qkv, const floatX* k_cache,
@@ -4580,14 +4565,14 @@ __global__ void decode_attention_kernel(floatX* out, float* scores, const floatX
         sc[e] = s;
         local = fmaxf(local, s);
     }
-    float m = block_reduce(local, true, shared);
+    float m = block_reduce_ordered(local, true, shared);
     float sum = 0.0f;
     for (int e = threadIdx.x; e < capacity; e += blockDim.x) {
         float p = sc[e] == -INFINITY ? 0.0f : expf(sc[e] - m);
         sc[e] = p;
         sum += p;
     }
-    float total = block_reduce(sum, false, shared);  // its barriers also publish sc to the whole block
+    float total = block_reduce_ordered(sum, false, shared);  // its barriers also publish sc to the whole block
     for (int d = threadIdx.x; d < hs; d += blockDim.x) {
         float acc = 0.0f;
         for (int e = 0; e < capacity; e++) {
