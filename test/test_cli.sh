@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests of ./train_gpt_cpu through its command line: training, exact resume,
-# determinism, sampling, every bad input of issue 2, and checkpoints that survive a kill.
+# determinism, sampling, every bad input of issue 2, checkpoints that survive a kill, and the
+# randomized full-vs-window experiment (scripts/experiment.sh) in miniature.
 #   bash test/test_cli.sh BUILD_DIR        (BUILD_DIR/tiny holds the tiny shards)
 set -u
 dir=${1:?usage: test_cli.sh BUILD_DIR}
@@ -166,6 +167,20 @@ for delay in 0.3 0.7 1.1 1.6; do
     rm -rf "$kill_dir"
 done
 check "checkpoints written every step stay loadable when the run is killed (4 kills)" test $intact -eq 1
+
+# ---- the randomized full-vs-window experiment (scripts/experiment.sh) end to end, tiny: 2 pairs
+exp_out=$work/experiment
+RUNS=2 STEPS=4 MODEL=l1c64h2 B=2 T=64 WINDOW=16 DEVICE=cpu SEED=7 TRAIN="$tiny_train" VAL="$tiny_val" \
+    OUT="$exp_out" PYTHON=${PYTHON:-python3} bash scripts/experiment.sh > "$work/experiment.out" 2>&1
+check "experiment.sh runs 2 pairs of full and window and writes results.md" \
+    bash -c "[ \$(tail -n +2 '$exp_out/runs/manifest.csv' | wc -l) -eq 4 ] && grep -q '^| final val loss | [0-9]' '$exp_out/results.md'"
+check "the same master seed draws the same seeds and orders" \
+    bash -c "RUNS=2 STEPS=1 MODEL=l1c64h2 B=2 T=64 WINDOW=16 DEVICE=cpu SEED=7 TRAIN='$tiny_train' VAL='$tiny_val' OUT='$work/experiment2' PYTHON=${PYTHON:-python3} bash scripts/experiment.sh > /dev/null 2>&1 && cmp -s <(cut -d, -f1-4 '$exp_out/runs/manifest.csv') <(cut -d, -f1-4 '$work/experiment2/runs/manifest.csv')"
+err=$(RUNS=1 DEVICE=cpu bash scripts/experiment.sh 2>&1 >/dev/null)
+check "experiment.sh RUNS=1: one line naming RUNS" bash -c "[ \$(printf '%s\n' \"$err\" | wc -l) -eq 1 ] && printf '%s' \"$err\" | grep -q 'RUNS=1'"
+${PYTHON:-python3} scripts/experiment_stats.py --self-test > "$work/stats.out" 2>&1
+rc=$?
+check "the experiment's statistics match textbook t-distribution values ($(tail -n 1 "$work/stats.out"))" test $rc -eq 0
 
 echo "test_cli: $passed passed, $failed failed"
 [ $failed -eq 0 ]
