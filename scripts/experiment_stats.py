@@ -250,12 +250,14 @@ def plot(by, result, out_dir, title):
     axes = axes if len(keys) > 1 else [axes]
     for ax, key in zip(axes, keys):
         data = [[r[key] for r in by[a]] for a in ("full", "window")]
-        ax.boxplot(data, labels=["full", "window"])
+        ax.boxplot(data)
+        ax.set_xticks([1, 2], ["full", "window"])  # (boxplot renamed its labels argument in matplotlib 3.9)
         for i, values in enumerate(data):
             ax.scatter([i + 1 + 0.08 * (j - len(values) / 2) / len(values) for j in range(len(values))], values,
                        color=colors[("full", "window")[i]], s=14, zorder=3)
         label = dict((k, l) for k, l, _ in METRICS)[key]
-        ax.set_title(f"{label}\nWelch p = {p_text(result['metrics'][key]['welch']['p'])}", fontsize=9)
+        p = p_text(result['metrics'][key]['welch']['p'])
+        ax.set_title(f"{label}\nWelch p {p if p.startswith('<') else '= ' + p}", fontsize=9)
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=9)
     written.append(save(fig, out_dir, "distributions.png"))
