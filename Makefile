@@ -102,8 +102,8 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu
 # GPU tests, run on a machine with a GPU (the device machine): the dev/ kernel checks, then
 # attention_compare's quick run (CPU-reference check; dense == streaming at W >= T; no NaN)
 # then the CUDA trainers against the PyTorch dumps (bf16 tolerances) and through their command line
-# (test/test_gpu.sh: training, resume, the KV cache against the full forward, ...). On the device machine the oracle runs with its own
-# python3 (PyTorch 2.x): GPU_REF_PYTHON.
+# (test/test_gpu.sh: training, resume, the KV cache against the full forward, ...). On the device
+# machine the oracle runs with its own python3 (PyTorch 2.x): GPU_REF_PYTHON.
 GPU_REF_PYTHON ?= python3
 # heads of 64 on the band kernels; heads of 16 and the non-band patterns on the general attention path
 GPU_DUMP_CASES = gpu_window_sinks gpu_rope gpu_full full window window_sinks dilation noncausal_global rope layer_mix full_learned_llmc
