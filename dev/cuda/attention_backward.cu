@@ -15,7 +15,8 @@ Math (scale = 1/sqrt(D), P_ij = exp(scale q_i.k_j - lse_i) on allowed pairs, 0 e
   dQ_i = scale sum_j dS_ij k_j    dK_j  = scale sum_i dS_ij q_i
 
 Compile:
-nvcc -O3 -arch=sm_90 -lineinfo -Xptxas -v attention_backward.cu -o attention_backward
+nvcc -O3 -arch=sm_90a -lineinfo -Xptxas -v attention_backward.cu -o attention_backward
+(sm_90a for version 10's wgmma; with -arch=sm_90 or older targets version 10 skips itself)
 
 version 1 is naive: one thread per query row for dQ (recomputing P from lse), then one thread per
 key row for dK/dV looping over the queries that attend it
@@ -50,7 +51,11 @@ version 9 is version 6 with fewer instructions per mma: fixed-slot cp.async, ex2
 edge masks, chunk skipping only on partial tiles (measured: the fastest, 1.2-1.4x v6)
 ./attention_backward 9
 
-./attention_backward 6 9    runs the checks and the timing of versions 6 and 9 only
+version 10 is version 9 on Hopper's warpgroup MMA (wgmma, sm_90a; D = 64): one warpgroup per 64 rows,
+all seven products as wgmma from swizzled smem tiles, the exponentials overlapping the next product
+./attention_backward 10
+
+./attention_backward 9 10   runs the checks and the timing of versions 9 and 10 only
 
 ./attention_backward        runs the checks and the timing for all versions
 The program exits non-zero if any check fails.
@@ -2152,11 +2157,402 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // ---- end of version 9
 // @copy-end attn-backward-v9
 
+// @copy-begin attn-backward-v10
+// ----------------------------------------------------------------------------
+// version 10 (kernels, launcher: this region; uses common.h's wgmma helpers (attn-wgmma) and
+// pattern helpers, launch_dot, get_sink_partial and v6's sink_reduce_kernel; D = 64 only)
+// v10: v9's two passes (dK/dV per 64-key tile, dQ per 64-query tile on a second stream, v6's sink
+// split) on Hopper's warpgroup MMA, as forward v8 did for the forward. A block is one warpgroup; it
+// owns 64 rows (keys in dK/dV, queries in dQ) and streams 64-row tiles of the other side through
+// 128-byte-swizzled, double-buffered smem. All seven products are wgmma: S^T = K Q^T, dP^T = V dO^T,
+// S = Q K^T and dP = dO V^T read both operands from smem (K-major); dV += P^T dO, dK += dS^T Q and
+// dQ += dS K take P^T / dS^T / dS from registers (the accumulator layout is the A-fragment layout)
+// and dO, Q, K as N-major B operands (the tile that S reads K-major serves dQ N-major).
+// Inside a warpgroup the products overlap the elementwise work: S and dP are issued together, the
+// exponentials run while dP is still computing, and in dK/dV the dV product runs while dS is formed.
+// Predicted (written before measuring): the backward does 7 products per 2 exponentials (the
+// forward 2 per 1), so wgmma pays more than in forward v8: 1.4x v9 on full causal, 1.3x at
+// W = 1024, 1.2x at W = 256.
+
+constexpr int BWD10_ROWS = 64, BWD10_THREADS = 128;
+constexpr int BWD10_DKDV_MIN_BLOCKS = 2, BWD10_DQ_MIN_BLOCKS = 3;   // <= 255, <= 168 registers
+template<int D> __host__ __device__ constexpr size_t bwd10_smem() {   // 6 tiles (+ lse, D_i) + alignment
+    return 1024 + (size_t)6 * BWD10_ROWS * D * sizeof(bf16) + 4 * BWD10_ROWS * sizeof(float);
+}
+
+// issue acc = A B^T over the head dimension (D / 16 chained wgmma, one commit group); da, db:
+// descriptors of 64-row K-major tiles (a step of 16 columns: 32 bytes, every 4 steps the next
+// 64-column block, ROWS_A / ROWS_B rows further)
+template<int D, int ROWS_A, int ROWS_B>
+__device__ __forceinline__ void bwd10_issue_abt(float (&acc)[32], uint64_t da, uint64_t db) {
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t offa = (uint32_t)((kk / 4) * ROWS_A * 128 + (kk % 4) * 32) >> 4;
+        const uint32_t offb = (uint32_t)((kk / 4) * ROWS_B * 128 + (kk % 4) * 32) >> 4;
+        wgmma_m64n64_ss(acc, da + offa, db + offb, kk > 0);
+    }
+    wg_commit();
+}
+// issue acc += P B over 64 rows of B (4 chained wgmma, one commit group); db: N-major descriptor
+template<int D>
+__device__ __forceinline__ void bwd10_issue_pb(float (&acc)[D / 2], const uint32_t (&pa)[4][4], uint64_t db) {
+    wg_fence_regs(acc);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) wgmma_m64nD_rs<D>(acc, pa[kc], db + ((uint32_t)(kc * 16 * 128) >> 4));
+    wg_commit();
+}
+// accumulator columns 8t + 2tg + {0, 1} of rows g, g + 8 -> A fragments of 16-column k-steps
+__device__ __forceinline__ void bwd10_pack(uint32_t (&pa)[4][4], const float (&x)[32]) {
+#pragma unroll
+    for (int t = 0; t < 8; t++) {
+        pa[t / 2][2 * (t % 2)] = pack_bf16x2(x[4 * t], x[4 * t + 1]);
+        pa[t / 2][2 * (t % 2) + 1] = pack_bf16x2(x[4 * t + 2], x[4 * t + 3]);
+    }
+}
+
+// 10a: dK/dV. Block per (b, h, 64 keys); query tiles (Q, dO, lse, D_i) double-buffered. Thread rows
+// (keys) k_r = wk0 + 16 warp + g + 8r; accumulator column 8t + 2tg + e is query q0 + 8t + 2tg + e.
+template<int D>
+__global__ void __launch_bounds__(BWD10_THREADS, BWD10_DKDV_MIN_BLOCKS)
+attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
+                                 const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+#ifdef HAS_WGMMA
+    constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;   // swizzled tiles: 1024-byte alignment
+    const uint32_t Ks = sbase;                       // (BK rows) swizzled
+    const uint32_t Vs = Ks + TILE;                   // (BK rows)
+    const uint32_t Qs = Vs + TILE;                   // 2 buffers of (BQ rows)
+    const uint32_t dOs = Qs + 2 * TILE;              // 2 buffers of (BQ rows)
+    float* Ls = reinterpret_cast<float*>(smem_raw + (sbase - raw) + 6 * TILE);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                                     // (2, BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int y = blockIdx.y;
+    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int k0 = kt * BK, kr0 = k0 + warp * 16 + g;   // this thread's keys: kr0, kr0 + 8
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
+    if (chunk >= 0) {
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        qt0 += chunk * CT;
+        qt_end = min(qt_end, qt0 + CT - 1);
+    }
+    const int ntiles = qt_end - qt0 + 1;
+
+    auto load_q_tile = [&](int it, int buf) {
+        const int q0 = (qt0 + it) * BQ;
+        wg_load_rows<D, BQ, NT>(Qs + buf * TILE, qbase, C3, q0, T, tid);
+        wg_load_rows<D, BQ, NT>(dOs + buf * TILE, dobase, C, q0, T, tid);
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    auto sync_tiles = [&]() {
+        cp_async_wait<0>();                                              // my copies landed
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to wgmma
+        __syncthreads();                                                 // ... everyone's
+    };
+
+    // descriptors: K, V (A, K-major); Q, dO as K-major B (S^T, dP^T) and as N-major B (dK, dV)
+    const uint64_t dK = wg_desc(Ks, 16, 1024), dV = wg_desc(Vs, 16, 1024);
+    auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
+    auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BQ * 128, 1024); };
+
+    float dk[D / 2], dv[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) { dk[i] = 0.f; dv[i] = 0.f; }
+
+    wg_load_rows<D, BK, NT>(Ks, qbase + C, C3, k0, T, tid);
+    wg_load_rows<D, BK, NT>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if (ntiles > 0) load_q_tile(0, 0);
+    cp_async_commit();
+    for (int it = 0; it < ntiles; it++) {
+        sync_tiles();                  // tile it landed; everyone is done with tile it-1
+        if (it + 1 < ntiles) {         // into the buffers of tile it-1
+            load_q_tile(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, q0 = (qt0 + it) * BQ;
+        if (!block_any_allowed(q0, BQ, k0, BK, W, S, T)) continue;   // block-uniform
+        const uint32_t Qb = Qs + buf * TILE, dOb = dOs + buf * TILE;
+        float st[32], dpt[32];
+        bwd10_issue_abt<D, BK, BQ>(st, dK, kmaj(Qb));     // S^T = K Q^T
+        bwd10_issue_abt<D, BK, BQ>(dpt, dV, kmaj(dOb));   // dP^T = V dO^T
+        const float* Lb = Ls + buf * BQ;
+        const float* Db = Ds + buf * BQ;
+        wg_wait<1>();                  // S^T done, dP^T may still run
+        wg_fence_regs(st);
+        // P^T (masked on edge tiles): key kr0 + 8r and query qb + 8t + e are a pair iff
+        // key <= query < T and (no window, a sink key, or query < key + W)
+        const bool full = block_fully_allowed(q0, BQ, k0, BK, W, S, T);
+        const int qb = q0 + 2 * tg;
+        int lo[2], hi[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int key = kr0 + 8 * r;
+            lo[r] = key - qb;
+            hi[r] = T - qb;
+            if (W > 0 && key >= S) hi[r] = min(hi[r], key + W - qb);
+        }
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            const float2 Lv = *reinterpret_cast<const float2*>(Lb + 8 * t + 2 * tg);
+            const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E};
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int qq = 8 * t + e;
+                    float p = ex2_approx(fmaf(st[4 * t + 2 * r + e], sl2, -L2[e]));
+                    if (!full && !(qq >= lo[r] && qq < hi[r])) p = 0.f;
+                    st[4 * t + 2 * r + e] = p;
+                }
+        }
+        uint32_t pa[4][4];
+        bwd10_pack(pa, st);
+        bwd10_issue_pb<D>(dv, pa, nmaj(dOb));             // dV += P^T dO
+        wg_wait<1>();                  // dP^T done, dV may still run
+        wg_fence_regs(dpt);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            const float2 Dv = *reinterpret_cast<const float2*>(Db + 8 * t + 2 * tg);
+            const float Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    dpt[4 * t + 2 * r + e] = st[4 * t + 2 * r + e] * (dpt[4 * t + 2 * r + e] - Dq[e]);
+        }
+        uint32_t sa[4][4];
+        bwd10_pack(sa, dpt);
+        bwd10_issue_pb<D>(dk, sa, nmaj(Qb));              // dK += dS^T Q
+        wg_wait<0>();
+        wg_fence_regs(dk);
+        wg_fence_regs(dv);
+    }
+    cp_async_wait<0>();
+    if (chunk >= 0) {   // a chunk of a sink tile's run: fp32 partials, reduced in a fixed order later
+        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+        float* pv = pk + BK * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = warp * 16 + g + 8 * r;
+                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[4 * n + 2 * r] * scale, dk[4 * n + 2 * r + 1] * scale);
+                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[4 * n + 2 * r], dv[4 * n + 2 * r + 1]);
+            }
+        return;
+    }
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int key = kr0 + 8 * r;
+        if (key >= T) continue;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            *reinterpret_cast<uint32_t*>(dkbase + key * C3 + n * 8 + 2 * tg) =
+                pack_bf16x2(dk[4 * n + 2 * r] * scale, dk[4 * n + 2 * r + 1] * scale);
+            *reinterpret_cast<uint32_t*>(dkbase + C + key * C3 + n * 8 + 2 * tg) =
+                pack_bf16x2(dv[4 * n + 2 * r], dv[4 * n + 2 * r + 1]);
+        }
+    }
+#endif
+}
+
+// 10b: dQ. Block per (b, h, 64 queries), longest first; K, V tiles double-buffered. Thread rows
+// (queries) r0 = q0 + 16 warp + g (+ 8); accumulator column 8t + 2tg + e is key k0 + 8t + 2tg + e.
+template<int D>
+__global__ void __launch_bounds__(BWD10_THREADS, BWD10_DQ_MIN_BLOCKS)
+attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                               const float* Dbuf, int B, int T, int NH, int W, int S) {
+#ifdef HAS_WGMMA
+    constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;
+    const uint32_t Qs = sbase;                  // (BQ rows) swizzled
+    const uint32_t dOs = Qs + TILE;             // (BQ rows)
+    const uint32_t Ks = dOs + TILE;             // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * TILE;          // 2 buffers of (BK rows)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ, r0 = q0 + warp * 16 + g;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        wg_load_rows<D, BK, NT>(Ks + buf * TILE, qbase + C, C3, k0, T, tid);
+        wg_load_rows<D, BK, NT>(Vs + buf * TILE, qbase + 2 * C, C3, k0, T, tid);
+    };
+    auto sync_tiles = [&]() {
+        cp_async_wait<0>();
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();
+    };
+    const uint64_t dQd = wg_desc(Qs, 16, 1024), dOd = wg_desc(dOs, 16, 1024);
+    auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
+    auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BK * 128, 1024); };
+
+    wg_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
+    wg_load_rows<D, BQ, NT>(dOs, dobase, C, q0, T, tid);
+    if (ntiles > 0) load_kv(0, 0);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = r0 + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) dq[i] = 0.f;
+
+    for (int it = 0; it < ntiles; it++) {
+        sync_tiles();
+        if (it + 1 < ntiles) {
+            load_kv(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = key_tile_at(kr, it) * BK;
+        const uint32_t Kb = Ks + buf * TILE, Vb = Vs + buf * TILE;
+        float s[32], dp[32];
+        bwd10_issue_abt<D, BQ, BK>(s, dQd, kmaj(Kb));    // S = Q K^T
+        bwd10_issue_abt<D, BQ, BK>(dp, dOd, kmaj(Vb));   // dP = dO V^T
+        wg_wait<1>();
+        wg_fence_regs(s);
+        const bool full = block_fully_allowed(q0, BQ, k0, BK, W, S, T);
+        const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = r0 + 8 * r;
+            const int hi = (row < T) ? row - kb : -1 - BK;
+            const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+            for (int t = 0; t < 8; t++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kk = 8 * t + e;
+                    float p = ex2_approx(fmaf(s[4 * t + 2 * r + e], sl2, -L2[r]));
+                    if (!full && !(kk <= hi && (kk >= lo || kk < sk))) p = 0.f;
+                    s[4 * t + 2 * r + e] = p;
+                }
+        }
+        wg_wait<0>();
+        wg_fence_regs(dp);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    s[4 * t + 2 * r + e] *= dp[4 * t + 2 * r + e] - Di[r];
+        uint32_t sa[4][4];
+        bwd10_pack(sa, s);
+        bwd10_issue_pb<D>(dq, sa, nmaj(Kb));             // dQ += dS K
+        wg_wait<0>();
+        wg_fence_regs(dq);
+    }
+    bf16* dqbase = dqkv + (size_t)b * T * C3 + h * D;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = r0 + 8 * r;
+        if (row >= T) continue;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+            *reinterpret_cast<uint32_t*>(dqbase + row * C3 + n * 8 + 2 * tg) =
+                pack_bf16x2(dq[4 * n + 2 * r] * scale, dq[4 * n + 2 * r + 1] * scale);
+    }
+#endif
+}
+
+template<int D>
+void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                          const float* lse, int B, int T, int NH, int W, int S) {
+    static_assert(D == 64, "backward v10 is written for head dim 64 (D = 128 runs v9)");
+    constexpr int BK = BWD10_ROWS;
+    constexpr size_t smem = bwd10_smem<D>();
+    static bool configured = false;
+    static cudaStream_t side;
+    static cudaEvent_t ev_fork, ev_join;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel10<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel10<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
+        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        configured = true;
+    }
+    const int nkt = ceil_div(T, BK);
+    int nst = 0, nch = 1;   // v6's sink split
+    if (W > 0 && S > 0) {
+        nch = ceil_div(ceil_div(T, BWD10_ROWS), SINK_CHUNK_QUERIES / BWD10_ROWS);
+        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
+        if (nst == 0) nch = 1;
+    }
+    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
+    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
+    const dim3 grid_q(B * NH, ceil_div(T, BWD10_ROWS));
+
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    cudaCheck(cudaEventRecord(ev_fork, 0));
+    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    attention_backward_dkdv_kernel10<D><<<grid_kv, BWD10_THREADS, smem>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                           B, T, NH, W, S, nst, nch);
+    cudaCheckLaunch();
+    if (nst) {
+        const size_t n = (size_t)B * NH * nst * 2 * BK * D;
+        sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
+        cudaCheckLaunch();
+    }
+    attention_backward_dq_kernel10<D><<<grid_q, BWD10_THREADS, smem, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    cudaCheck(cudaEventRecord(ev_join, side));
+    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+}
+// ---- end of version 10
+// @copy-end attn-backward-v10
+
 // version dispatch
-static const int NUM_VERSIONS = 9;
+static const int NUM_VERSIONS = 10;
 static const char* version_names[NUM_VERSIONS + 1] = {
     "", "v1 naive", "v2 flash fp32", "v3 mma.sync", "v4 mma+2 streams", "v5 +cp.async", "v6 +split sinks",
-    "v7 2 m-tiles/warp", "v8 pipelined", "v9 lean v6"};
+    "v7 2 m-tiles/warp", "v8 pipelined", "v9 lean v6", "v10 wgmma"};
+
+// v10 needs the sm_90a build (wgmma), a Hopper GPU and D = 64; every other version runs everywhere
+static bool version_supported(int version, int D) {
+    return version != 10 || (D == 64 && wgmma_available());
+}
 
 template<int D>
 void attention_backward_d(int version, bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out,
@@ -2171,6 +2567,9 @@ void attention_backward_d(int version, bf16* dqkv, float* Dbuf, const bf16* qkv,
         case 7: attention_backward7<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break;
         case 8: attention_backward8<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break;
         case 9: attention_backward9<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break;
+        case 10:
+            if constexpr (D == 64) { attention_backward10<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break; }
+            printf("version 10 needs D = 64\n"); exit(EXIT_FAILURE);
         default: printf("invalid version %d\n", version); exit(EXIT_FAILURE);
     }
 }
@@ -2238,6 +2637,11 @@ static int run_checks(unsigned only_version) {
         cudaCheck(cudaMemcpy(d_lse, lse.data(), n_lse * sizeof(float), cudaMemcpyHostToDevice));
         for (int v = 1; v <= NUM_VERSIONS; v++) {
             if (only_version && !((only_version >> v) & 1u)) continue;
+            if (!version_supported(v, D)) {
+                printf("%-3d %-4d %-3d %-4d %-4d %-4d %-36s | %-16s | skipped: needs D = 64 and the sm_90a build on a Hopper GPU\n",
+                       B, T, NH, D, W, S, cs.why, version_names[v]);
+                continue;
+            }
             poison(d_dqkv, n_qkv * sizeof(bf16));
             poison(d_Dbuf, n_lse * sizeof(float));
             attention_backward(v, d_dqkv, d_Dbuf, d_qkv, d_out, d_dout, d_lse, B, T, NH, D, W, S);
@@ -2335,6 +2739,11 @@ static void run_timing(unsigned only_version) {
             const double bytes = attention_bwd_bytes(B, NH, T, D);
             for (int v = 1; v <= NUM_VERSIONS; v++) {
                 if (only_version && !((only_version >> v) & 1u)) continue;
+                if (!version_supported(v, D)) {
+                    printf("%-3d %-6d %-5d %-3d | %-16s | skipped: needs the sm_90a build on a Hopper GPU\n",
+                           B, T, W, S, version_names[v]);
+                    continue;
+                }
                 auto launch = [&](int s) {
                     attention_backward(v, dqkv[s], Dbuf[s], qkv[s], out[s], dout[s], lse[s], B, T, NH, D, W, S);
                 };

@@ -1153,8 +1153,9 @@ void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 
 // @copy-begin attn-forward-v8
 // ----------------------------------------------------------------------------
-// version 8 (this whole region; uses common.h's block_any_allowed, block_fully_allowed,
-// ex2_approx, pack_bf16x2, cp_async_commit / cp_async_wait, and the pattern's key-tile range)
+// version 8 (this whole region; uses common.h's wgmma helpers (attn-wgmma), block_any_allowed,
+// block_fully_allowed, ex2_approx, pack_bf16x2, cp_async_commit / cp_async_wait, and the pattern's
+// key-tile range)
 // v8: v7's algorithm on Hopper's warpgroup MMA (wgmma, sm_90a) instead of mma.sync. A block is
 // FWD8_NWG warpgroups of 128 threads; warpgroup w owns 64 query rows. S = Q K^T is one chain of
 // wgmma m64n64k16 with Q and K read straight from shared memory through matrix descriptors (no
@@ -1176,113 +1177,6 @@ constexpr int FWD8_NWG = 2, FWD8_BQ = 64 * FWD8_NWG, FWD8_BK = 64, FWD8_THREADS 
 template<int D> __host__ __device__ constexpr int fwd8_min_blocks() { return D == 64 ? 2 : 1; }
 template<int D> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
     return 1024 + (size_t)(FWD8_BQ + 4 * FWD8_BK) * D * sizeof(bf16);
-}
-
-// byte offset of 16-byte chunk c (of D / 8) of row r in a tile of ROWS rows, 128-byte swizzle:
-// column blocks of 64 elements [c / 8][ROWS][128 B], chunk c % 8 of row r stored at (c % 8) ^ (r % 8)
-template<int ROWS>
-__device__ __forceinline__ uint32_t fwd8_swz(int r, int c) {
-    return (uint32_t)((c >> 3) * ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
-}
-
-__device__ __forceinline__ void fwd8_cp_async(uint32_t s, const bf16* g, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(g), "r"(valid ? 16 : 0) : "memory");
-}
-
-// rows [t0, t0 + ROWS) of a strided bf16 tensor into a swizzled tile at shared address dst; each
-// thread has fixed (row, chunk) slots (rows per pass is a multiple of 8, so the swizzle phase of a
-// thread's rows is fixed); rows past T are zero-filled
-template<int D, int ROWS, int NT>
-__device__ __forceinline__ void fwd8_load_rows(uint32_t dst, const bf16* src, size_t stride, int t0, int T, int tid) {
-    constexpr int CH = D / 8, RPP = NT / CH, NP = ROWS / RPP;
-    static_assert(NT % CH == 0 && ROWS % RPP == 0 && RPP % 8 == 0, "fixed slots need 8-row passes");
-    const int lr = tid / CH, c = tid % CH;
-    const uint32_t d = dst + fwd8_swz<ROWS>(lr, c);
-    const bf16* s = src + (size_t)(t0 + lr) * stride + c * 8;
-    const size_t ps = (size_t)RPP * stride;
-    if (t0 + ROWS <= T) {
-#pragma unroll
-        for (int p = 0; p < NP; p++) fwd8_cp_async(d + p * RPP * 128, s + p * ps, true);
-    } else {
-#pragma unroll
-        for (int p = 0; p < NP; p++) {
-            const bool ok = t0 + lr + p * RPP < T;
-            fwd8_cp_async(d + p * RPP * 128, ok ? s + p * ps : src, ok);
-        }
-    }
-}
-
-// wgmma shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride byte
-// offsets (K-major: stride = 1024 B between 8-row groups, leading unused; N-major: leading = the
-// step between 64-element column blocks, stride = 1024 B between 8-row groups along K)
-__device__ __forceinline__ uint64_t fwd8_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
-    return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32) | (1ull << 62);
-}
-__device__ __forceinline__ void fwd8_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void fwd8_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template<int N>
-__device__ __forceinline__ void fwd8_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
-// keeps the compiler from moving accesses of accumulator registers across the wgmma fences / waits
-template<int N>
-__device__ __forceinline__ void fwd8_fence_regs(float (&r)[N]) {
-#pragma unroll
-    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i]) :: "memory");
-}
-
-#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define FWD8_HAS_WGMMA 1
-#endif
-
-// s (64 x 64 keys, fp32) = (scale_d ? s : 0) + Q (64 x 16, smem) K^T (16 x 64, smem, K-major)
-__device__ __forceinline__ void fwd8_wgmma_qk(float (&s)[32], uint64_t da, uint64_t db, int scale_d) {
-#ifdef FWD8_HAS_WGMMA
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
-                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-                 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(s[0]), "+f"(s[1]), "+f"(s[2]), "+f"(s[3]), "+f"(s[4]), "+f"(s[5]), "+f"(s[6]), "+f"(s[7]),
-                   "+f"(s[8]), "+f"(s[9]), "+f"(s[10]), "+f"(s[11]), "+f"(s[12]), "+f"(s[13]), "+f"(s[14]), "+f"(s[15]),
-                   "+f"(s[16]), "+f"(s[17]), "+f"(s[18]), "+f"(s[19]), "+f"(s[20]), "+f"(s[21]), "+f"(s[22]), "+f"(s[23]),
-                   "+f"(s[24]), "+f"(s[25]), "+f"(s[26]), "+f"(s[27]), "+f"(s[28]), "+f"(s[29]), "+f"(s[30]), "+f"(s[31])
-                 : "l"(da), "l"(db), "r"(scale_d));
-#endif
-}
-
-// o (64 x D, fp32) += P (64 x 16 keys, bf16 A fragments in registers) V (16 keys x D, smem, N-major)
-template<int D>
-__device__ __forceinline__ void fwd8_wgmma_pv(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t db) {
-#ifdef FWD8_HAS_WGMMA
-    if constexpr (D == 64) {
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
-                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-                     "}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
-                     : "+f"(o[0]), "+f"(o[1]), "+f"(o[2]), "+f"(o[3]), "+f"(o[4]), "+f"(o[5]), "+f"(o[6]), "+f"(o[7]),
-                       "+f"(o[8]), "+f"(o[9]), "+f"(o[10]), "+f"(o[11]), "+f"(o[12]), "+f"(o[13]), "+f"(o[14]), "+f"(o[15]),
-                       "+f"(o[16]), "+f"(o[17]), "+f"(o[18]), "+f"(o[19]), "+f"(o[20]), "+f"(o[21]), "+f"(o[22]), "+f"(o[23]),
-                       "+f"(o[24]), "+f"(o[25]), "+f"(o[26]), "+f"(o[27]), "+f"(o[28]), "+f"(o[29]), "+f"(o[30]), "+f"(o[31])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
-    } else {
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
-                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-                     "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-                     : "+f"(o[0]), "+f"(o[1]), "+f"(o[2]), "+f"(o[3]), "+f"(o[4]), "+f"(o[5]), "+f"(o[6]), "+f"(o[7]),
-                       "+f"(o[8]), "+f"(o[9]), "+f"(o[10]), "+f"(o[11]), "+f"(o[12]), "+f"(o[13]), "+f"(o[14]), "+f"(o[15]),
-                       "+f"(o[16]), "+f"(o[17]), "+f"(o[18]), "+f"(o[19]), "+f"(o[20]), "+f"(o[21]), "+f"(o[22]), "+f"(o[23]),
-                       "+f"(o[24]), "+f"(o[25]), "+f"(o[26]), "+f"(o[27]), "+f"(o[28]), "+f"(o[29]), "+f"(o[30]), "+f"(o[31]),
-                       "+f"(o[32]), "+f"(o[33]), "+f"(o[34]), "+f"(o[35]), "+f"(o[36]), "+f"(o[37]), "+f"(o[38]), "+f"(o[39]),
-                       "+f"(o[40]), "+f"(o[41]), "+f"(o[42]), "+f"(o[43]), "+f"(o[44]), "+f"(o[45]), "+f"(o[46]), "+f"(o[47]),
-                       "+f"(o[48]), "+f"(o[49]), "+f"(o[50]), "+f"(o[51]), "+f"(o[52]), "+f"(o[53]), "+f"(o[54]), "+f"(o[55]),
-                       "+f"(o[56]), "+f"(o[57]), "+f"(o[58]), "+f"(o[59]), "+f"(o[60]), "+f"(o[61]), "+f"(o[62]), "+f"(o[63])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
-    }
-#endif
 }
 
 // mask (edge tiles only), row max, lazy rescale (only when some row's max grew by > 8 in log2
@@ -1354,28 +1248,28 @@ __device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], 
 // issue S = Q K^T (D / 16 chained wgmma) and O += P V (BK / 16 chained wgmma), one commit group each
 template<int D>
 __device__ __forceinline__ void fwd8_issue_qk(float (&s)[32], uint64_t dq0, uint64_t dk) {
-    fwd8_wg_fence();
+    wg_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
         const uint32_t offq = (uint32_t)((kk / 4) * FWD8_BQ * 128 + (kk % 4) * 32) >> 4;
         const uint32_t offk = (uint32_t)((kk / 4) * FWD8_BK * 128 + (kk % 4) * 32) >> 4;
-        fwd8_wgmma_qk(s, dq0 + offq, dk + offk, kk > 0);
+        wgmma_m64n64_ss(s, dq0 + offq, dk + offk, kk > 0);
     }
-    fwd8_wg_commit();
+    wg_commit();
 }
 template<int D>
 __device__ __forceinline__ void fwd8_issue_pv(float (&o)[D / 2], const uint32_t (&pa)[FWD8_BK / 16][4], uint64_t dv) {
-    fwd8_fence_regs(o);
-    fwd8_wg_fence();
+    wg_fence_regs(o);
+    wg_fence();
 #pragma unroll
-    for (int kc = 0; kc < FWD8_BK / 16; kc++) fwd8_wgmma_pv<D>(o, pa[kc], dv + ((uint32_t)(kc * 16 * 128) >> 4));
-    fwd8_wg_commit();
+    for (int kc = 0; kc < FWD8_BK / 16; kc++) wgmma_m64nD_rs<D>(o, pa[kc], dv + ((uint32_t)(kc * 16 * 128) >> 4));
+    wg_commit();
 }
 
 template<int D>
 __global__ void __launch_bounds__(FWD8_THREADS, fwd8_min_blocks<D>())
 attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-#ifdef FWD8_HAS_WGMMA
+#ifdef HAS_WGMMA
     constexpr int BQ = FWD8_BQ, BK = FWD8_BK, NT = FWD8_THREADS, CH = D / 8;
     constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -1403,10 +1297,10 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
     const int ntiles = key_tile_count(kr);
     auto load_k = [&](int it, int buf) {
-        fwd8_load_rows<D, BK, NT>(Ks + buf * KVBYTES, kbase, C3, key_tile_at(kr, it) * BK, T, tid);
+        wg_load_rows<D, BK, NT>(Ks + buf * KVBYTES, kbase, C3, key_tile_at(kr, it) * BK, T, tid);
     };
     auto load_v = [&](int it, int buf) {
-        fwd8_load_rows<D, BK, NT>(Vs + buf * KVBYTES, vbase, C3, key_tile_at(kr, it) * BK, T, tid);
+        wg_load_rows<D, BK, NT>(Vs + buf * KVBYTES, vbase, C3, key_tile_at(kr, it) * BK, T, tid);
     };
     auto need = [&](int it) { return block_any_allowed(wq0, 64, key_tile_at(kr, it) * BK, BK, W, S, T); };
     auto sync_tiles = [&]() {
@@ -1417,9 +1311,9 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
 
     // descriptors: Q of this warpgroup (A, K-major), K (B, K-major), V (B, N-major); k-step kk of
     // Q / K starts (kk / 4) column blocks and (kk % 4) * 32 bytes in; k-step kc of V 16 rows down
-    const uint64_t dq0 = fwd8_desc(Qs + wg * 64 * 128, 16, 1024);
-    const uint64_t dk0 = fwd8_desc(Ks, 16, 1024);
-    const uint64_t dv0 = fwd8_desc(Vs, BK * 128, 1024);
+    const uint64_t dq0 = wg_desc(Qs + wg * 64 * 128, 16, 1024);
+    const uint64_t dk0 = wg_desc(Ks, 16, 1024);
+    const uint64_t dv0 = wg_desc(Vs, BK * 128, 1024);
     auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KVBYTES >> 4); };
     auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KVBYTES >> 4); };
 
@@ -1429,7 +1323,7 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     uint32_t pa[BK / 16][4];
 
-    fwd8_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
+    wg_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
     load_k(0, 0);
     load_v(0, 0);
     cp_async_commit();
@@ -1443,13 +1337,13 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
         if (!need(it)) continue;       // warpgroup-uniform
         float s[32];
         fwd8_issue_qk<D>(s, dq0, dk(it & 1));
-        fwd8_wg_wait<0>();
-        fwd8_fence_regs(s);
+        wg_wait<0>();
+        wg_fence_regs(s);
         fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, wq0, r0, tg, W, S, T, sl2);
         fwd8_issue_pv<D>(o, pa, dv(it & 1));
-        fwd8_wg_wait<0>();
+        wg_wait<0>();
     }
-    fwd8_fence_regs(o);
+    wg_fence_regs(o);
 
     // epilogue: normalise, stage bf16 rows in this warpgroup's own Q rows (swizzled: no bank
     // conflicts; only this warpgroup's wgmma read them, and those have completed), 16-byte stores
@@ -1465,7 +1359,7 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     for (int n = 0; n < D / 8; n++)
 #pragma unroll
         for (int r = 0; r < 2; r++)
-            *reinterpret_cast<uint32_t*>(smem + fwd8_swz<BQ>(lrow + 8 * r, n) + 4 * tg) =
+            *reinterpret_cast<uint32_t*>(smem + wg_swz<BQ>(lrow + 8 * r, n) + 4 * tg) =
                 pack_bf16x2(o[4 * n + 2 * r] * inv[r], o[4 * n + 2 * r + 1] * inv[r]);
     if (tg == 0) {
 #pragma unroll
@@ -1481,30 +1375,9 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
         const int x = wt + p * 128, rr = x / CH, cc = x % CH, t = wq0 + rr;
         if (t < T)
             *reinterpret_cast<uint4*>(out + ((size_t)(b * T + t) * NH + h) * D + cc * 8) =
-                *reinterpret_cast<const uint4*>(smem + fwd8_swz<BQ>(wg * 64 + rr, cc));
+                *reinterpret_cast<const uint4*>(smem + wg_swz<BQ>(wg * 64 + rr, cc));
     }
 #endif
-}
-
-// does this binary hold v8's wgmma code for the current device (built for sm_90a)?
-__global__ void fwd8_probe_kernel(int* ok) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    *ok = 1;
-#else
-    *ok = 0;
-#endif
-}
-static bool attention_forward8_available() {
-    static int avail = -1;
-    if (avail < 0) {
-        int* d_ok;
-        cudaCheck(cudaMalloc(&d_ok, sizeof(int)));
-        fwd8_probe_kernel<<<1, 1>>>(d_ok);
-        cudaCheckLaunch();
-        cudaCheck(cudaMemcpy(&avail, d_ok, sizeof(int), cudaMemcpyDeviceToHost));
-        cudaCheck(cudaFree(d_ok));
-    }
-    return avail == 1;
 }
 
 template<int D>
@@ -1530,7 +1403,7 @@ static const char* version_names[NUM_VERSIONS + 1] = {
 
 // v8 needs the sm_90a build (wgmma) and a Hopper GPU; every other version runs everywhere
 static bool version_supported(int version) {
-    return version != 8 || attention_forward8_available();
+    return version != 8 || wgmma_available();
 }
 
 template<int D>

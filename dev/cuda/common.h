@@ -522,3 +522,140 @@ __device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* src, size
     }
 }
 // @copy-end attn-load-rows
+
+// @copy-begin attn-wgmma
+// ----------------------------------------------------------------------------
+// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 and backward v10:
+// 128-byte-swizzled tiles filled by cp.async, matrix descriptors, the two wgmma shapes they use
+// (S = A B^T with both operands in smem; O += P V with P in registers and V N-major in smem).
+
+// byte offset of 16-byte chunk c (of D / 8) of row r in a tile of ROWS rows, 128-byte swizzle:
+// column blocks of 64 elements [c / 8][ROWS][128 B], chunk c % 8 of row r stored at (c % 8) ^ (r % 8)
+template<int ROWS>
+__device__ __forceinline__ uint32_t wg_swz(int r, int c) {
+    return (uint32_t)((c >> 3) * ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+
+__device__ __forceinline__ void wg_cp_async(uint32_t s, const bf16* g, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(g), "r"(valid ? 16 : 0) : "memory");
+}
+
+// rows [t0, t0 + ROWS) of a strided bf16 tensor into a swizzled tile at shared address dst; each
+// thread has fixed (row, chunk) slots (rows per pass is a multiple of 8, so the swizzle phase of a
+// thread's rows is fixed); rows past T are zero-filled
+template<int D, int ROWS, int NT>
+__device__ __forceinline__ void wg_load_rows(uint32_t dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+    constexpr int CH = D / 8, RPP = NT / CH, NP = ROWS / RPP;
+    static_assert(NT % CH == 0 && ROWS % RPP == 0 && RPP % 8 == 0, "fixed slots need 8-row passes");
+    const int lr = tid / CH, c = tid % CH;
+    const uint32_t d = dst + wg_swz<ROWS>(lr, c);
+    const bf16* s = src + (size_t)(t0 + lr) * stride + c * 8;
+    const size_t ps = (size_t)RPP * stride;
+    if (t0 + ROWS <= T) {
+#pragma unroll
+        for (int p = 0; p < NP; p++) wg_cp_async(d + p * RPP * 128, s + p * ps, true);
+    } else {
+#pragma unroll
+        for (int p = 0; p < NP; p++) {
+            const bool ok = t0 + lr + p * RPP < T;
+            wg_cp_async(d + p * RPP * 128, ok ? s + p * ps : src, ok);
+        }
+    }
+}
+
+// wgmma shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride byte
+// offsets (K-major: stride = 1024 B between 8-row groups, leading unused; N-major: leading = the
+// step between 64-element column blocks, stride = 1024 B between 8-row groups along K)
+__device__ __forceinline__ uint64_t wg_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
+    return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template<int N>
+__device__ __forceinline__ void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
+// keeps the compiler from moving accesses of accumulator registers across the wgmma fences / waits
+template<int N>
+__device__ __forceinline__ void wg_fence_regs(float (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i]) :: "memory");
+}
+
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define HAS_WGMMA 1
+#endif
+
+// s (64 x 64, fp32) = (scale_d ? s : 0) + A (64 x 16, smem, K-major) B^T (16 x 64, smem, K-major),
+// e.g. S = Q K^T
+__device__ __forceinline__ void wgmma_m64n64_ss(float (&s)[32], uint64_t da, uint64_t db, int scale_d) {
+#ifdef HAS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(s[0]), "+f"(s[1]), "+f"(s[2]), "+f"(s[3]), "+f"(s[4]), "+f"(s[5]), "+f"(s[6]), "+f"(s[7]),
+                   "+f"(s[8]), "+f"(s[9]), "+f"(s[10]), "+f"(s[11]), "+f"(s[12]), "+f"(s[13]), "+f"(s[14]), "+f"(s[15]),
+                   "+f"(s[16]), "+f"(s[17]), "+f"(s[18]), "+f"(s[19]), "+f"(s[20]), "+f"(s[21]), "+f"(s[22]), "+f"(s[23]),
+                   "+f"(s[24]), "+f"(s[25]), "+f"(s[26]), "+f"(s[27]), "+f"(s[28]), "+f"(s[29]), "+f"(s[30]), "+f"(s[31])
+                 : "l"(da), "l"(db), "r"(scale_d));
+#endif
+}
+
+// o (64 x D, fp32) += P (64 x 16, bf16 A fragments in registers) V (16 x D, smem, N-major), e.g. O += P V
+template<int D>
+__device__ __forceinline__ void wgmma_m64nD_rs(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t db) {
+#ifdef HAS_WGMMA
+    if constexpr (D == 64) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                     "}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+                     : "+f"(o[0]), "+f"(o[1]), "+f"(o[2]), "+f"(o[3]), "+f"(o[4]), "+f"(o[5]), "+f"(o[6]), "+f"(o[7]),
+                       "+f"(o[8]), "+f"(o[9]), "+f"(o[10]), "+f"(o[11]), "+f"(o[12]), "+f"(o[13]), "+f"(o[14]), "+f"(o[15]),
+                       "+f"(o[16]), "+f"(o[17]), "+f"(o[18]), "+f"(o[19]), "+f"(o[20]), "+f"(o[21]), "+f"(o[22]), "+f"(o[23]),
+                       "+f"(o[24]), "+f"(o[25]), "+f"(o[26]), "+f"(o[27]), "+f"(o[28]), "+f"(o[29]), "+f"(o[30]), "+f"(o[31])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    } else {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                     "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+                     : "+f"(o[0]), "+f"(o[1]), "+f"(o[2]), "+f"(o[3]), "+f"(o[4]), "+f"(o[5]), "+f"(o[6]), "+f"(o[7]),
+                       "+f"(o[8]), "+f"(o[9]), "+f"(o[10]), "+f"(o[11]), "+f"(o[12]), "+f"(o[13]), "+f"(o[14]), "+f"(o[15]),
+                       "+f"(o[16]), "+f"(o[17]), "+f"(o[18]), "+f"(o[19]), "+f"(o[20]), "+f"(o[21]), "+f"(o[22]), "+f"(o[23]),
+                       "+f"(o[24]), "+f"(o[25]), "+f"(o[26]), "+f"(o[27]), "+f"(o[28]), "+f"(o[29]), "+f"(o[30]), "+f"(o[31]),
+                       "+f"(o[32]), "+f"(o[33]), "+f"(o[34]), "+f"(o[35]), "+f"(o[36]), "+f"(o[37]), "+f"(o[38]), "+f"(o[39]),
+                       "+f"(o[40]), "+f"(o[41]), "+f"(o[42]), "+f"(o[43]), "+f"(o[44]), "+f"(o[45]), "+f"(o[46]), "+f"(o[47]),
+                       "+f"(o[48]), "+f"(o[49]), "+f"(o[50]), "+f"(o[51]), "+f"(o[52]), "+f"(o[53]), "+f"(o[54]), "+f"(o[55]),
+                       "+f"(o[56]), "+f"(o[57]), "+f"(o[58]), "+f"(o[59]), "+f"(o[60]), "+f"(o[61]), "+f"(o[62]), "+f"(o[63])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    }
+#endif
+}
+
+// does this binary hold the wgmma code for the current device (built for sm_90a)? The wgmma versions
+// (forward v8, backward v10) ask before they run; every other build falls back to mma.sync versions.
+__global__ void wgmma_probe_kernel(int* ok) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    *ok = 1;
+#else
+    *ok = 0;
+#endif
+}
+static bool wgmma_available() {
+    static int avail = -1;
+    if (avail < 0) {
+        int* d_ok;
+        cudaCheck(cudaMalloc(&d_ok, sizeof(int)));
+        wgmma_probe_kernel<<<1, 1>>>(d_ok);
+        cudaCheckLaunch();
+        cudaCheck(cudaMemcpy(&avail, d_ok, sizeof(int), cudaMemcpyDeviceToHost));
+        cudaCheck(cudaFree(d_ok));
+    }
+    return avail == 1;
+}
+// @copy-end attn-wgmma
