@@ -2398,41 +2398,20 @@ void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 // ---- end of version 7
 // @copy-end attn-forward-v7
 
-// @copy-begin attn-forward-v8
+// @copy-begin attn-wgmma
 // ----------------------------------------------------------------------------
-// version 8 (this whole region; uses common.h's block_any_allowed, block_fully_allowed,
-// ex2_approx, pack_bf16x2, cp_async_commit / cp_async_wait, and the pattern's key-tile range)
-// v8: v7's algorithm on Hopper's warpgroup MMA (wgmma, sm_90a) instead of mma.sync. A block is
-// FWD8_NWG warpgroups of 128 threads; warpgroup w owns 64 query rows. S = Q K^T is one chain of
-// wgmma m64n64k16 with Q and K read straight from shared memory through matrix descriptors (no
-// ldmatrix); O += P V is wgmma m64nDk16 with P in registers (the S accumulator layout is the A
-// fragment layout, as with mma.sync) and V read from shared memory as an N-major ("transposed") B.
-// Tiles are stored in the 128-byte-swizzled layout that wgmma expects (64-element column blocks,
-// 16-byte chunk c of row r at chunk c ^ (r % 8)), filled by cp.async. Kept from v7: ex2.approx.ftz,
-// lazy rescale, per-row edge masks, the sink + band key-tile range, a key tile skipped by a
-// warpgroup whose 64 rows have no allowed pair in it.
-// Predicted (written before measuring): one wgmma m64n64k16 does the work of 32 mma.sync with no
-// ldmatrix and no per-mma issue slots, so the issue bound of v7 (9 instr / mma in v4) goes away and
-// the exp / softmax work becomes the bound: full causal ~1.4x v7 (~350 TFLOP/s at T = 16384),
-// W = 1024 ~1.3x, W = 256 ~1.2x (the prologue latency per block stays).
-// Measured (H200): full 1.28-1.40x v7 (352 TFLOP/s at T = 16384), W = 1024 1.33-1.36x, W = 256
-// 1.23-1.24x. Issuing the next tile's Q K^T before this tile's softmax (FA3's overlap) lost: two S
-// register sets cost occupancy (notes.md, Round 3).
-
-constexpr int FWD8_NWG = 2, FWD8_BQ = 64 * FWD8_NWG, FWD8_BK = 64, FWD8_THREADS = 128 * FWD8_NWG;
-template<int D> __host__ __device__ constexpr int fwd8_min_blocks() { return D == 64 ? 2 : 1; }
-template<int D> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
-    return 1024 + (size_t)(FWD8_BQ + 4 * FWD8_BK) * D * sizeof(bf16);
-}
+// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 and backward v10:
+// 128-byte-swizzled tiles filled by cp.async, matrix descriptors, the two wgmma shapes they use
+// (S = A B^T with both operands in smem; O += P V with P in registers and V N-major in smem).
 
 // byte offset of 16-byte chunk c (of D / 8) of row r in a tile of ROWS rows, 128-byte swizzle:
 // column blocks of 64 elements [c / 8][ROWS][128 B], chunk c % 8 of row r stored at (c % 8) ^ (r % 8)
 template<int ROWS>
-__device__ __forceinline__ uint32_t fwd8_swz(int r, int c) {
+__device__ __forceinline__ uint32_t wg_swz(int r, int c) {
     return (uint32_t)((c >> 3) * ROWS * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
 }
 
-__device__ __forceinline__ void fwd8_cp_async(uint32_t s, const bf16* g, bool valid) {
+__device__ __forceinline__ void wg_cp_async(uint32_t s, const bf16* g, bool valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(g), "r"(valid ? 16 : 0) : "memory");
 }
 
@@ -2440,21 +2419,21 @@ __device__ __forceinline__ void fwd8_cp_async(uint32_t s, const bf16* g, bool va
 // thread has fixed (row, chunk) slots (rows per pass is a multiple of 8, so the swizzle phase of a
 // thread's rows is fixed); rows past T are zero-filled
 template<int D, int ROWS, int NT>
-__device__ __forceinline__ void fwd8_load_rows(uint32_t dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+__device__ __forceinline__ void wg_load_rows(uint32_t dst, const bf16* src, size_t stride, int t0, int T, int tid) {
     constexpr int CH = D / 8, RPP = NT / CH, NP = ROWS / RPP;
     static_assert(NT % CH == 0 && ROWS % RPP == 0 && RPP % 8 == 0, "fixed slots need 8-row passes");
     const int lr = tid / CH, c = tid % CH;
-    const uint32_t d = dst + fwd8_swz<ROWS>(lr, c);
+    const uint32_t d = dst + wg_swz<ROWS>(lr, c);
     const bf16* s = src + (size_t)(t0 + lr) * stride + c * 8;
     const size_t ps = (size_t)RPP * stride;
     if (t0 + ROWS <= T) {
 #pragma unroll
-        for (int p = 0; p < NP; p++) fwd8_cp_async(d + p * RPP * 128, s + p * ps, true);
+        for (int p = 0; p < NP; p++) wg_cp_async(d + p * RPP * 128, s + p * ps, true);
     } else {
 #pragma unroll
         for (int p = 0; p < NP; p++) {
             const bool ok = t0 + lr + p * RPP < T;
-            fwd8_cp_async(d + p * RPP * 128, ok ? s + p * ps : src, ok);
+            wg_cp_async(d + p * RPP * 128, ok ? s + p * ps : src, ok);
         }
     }
 }
@@ -2462,27 +2441,28 @@ __device__ __forceinline__ void fwd8_load_rows(uint32_t dst, const bf16* src, si
 // wgmma shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride byte
 // offsets (K-major: stride = 1024 B between 8-row groups, leading unused; N-major: leading = the
 // step between 64-element column blocks, stride = 1024 B between 8-row groups along K)
-__device__ __forceinline__ uint64_t fwd8_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
+__device__ __forceinline__ uint64_t wg_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
     return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32) | (1ull << 62);
 }
-__device__ __forceinline__ void fwd8_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void fwd8_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template<int N>
-__device__ __forceinline__ void fwd8_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
+__device__ __forceinline__ void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
 // keeps the compiler from moving accesses of accumulator registers across the wgmma fences / waits
 template<int N>
-__device__ __forceinline__ void fwd8_fence_regs(float (&r)[N]) {
+__device__ __forceinline__ void wg_fence_regs(float (&r)[N]) {
 #pragma unroll
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i]) :: "memory");
 }
 
 #if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define FWD8_HAS_WGMMA 1
+#define HAS_WGMMA 1
 #endif
 
-// s (64 x 64 keys, fp32) = (scale_d ? s : 0) + Q (64 x 16, smem) K^T (16 x 64, smem, K-major)
-__device__ __forceinline__ void fwd8_wgmma_qk(float (&s)[32], uint64_t da, uint64_t db, int scale_d) {
-#ifdef FWD8_HAS_WGMMA
+// s (64 x 64, fp32) = (scale_d ? s : 0) + A (64 x 16, smem, K-major) B^T (16 x 64, smem, K-major),
+// e.g. S = Q K^T
+__device__ __forceinline__ void wgmma_m64n64_ss(float (&s)[32], uint64_t da, uint64_t db, int scale_d) {
+#ifdef HAS_WGMMA
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
                  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
@@ -2496,10 +2476,10 @@ __device__ __forceinline__ void fwd8_wgmma_qk(float (&s)[32], uint64_t da, uint6
 #endif
 }
 
-// o (64 x D, fp32) += P (64 x 16 keys, bf16 A fragments in registers) V (16 keys x D, smem, N-major)
+// o (64 x D, fp32) += P (64 x 16, bf16 A fragments in registers) V (16 x D, smem, N-major), e.g. O += P V
 template<int D>
-__device__ __forceinline__ void fwd8_wgmma_pv(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t db) {
-#ifdef FWD8_HAS_WGMMA
+__device__ __forceinline__ void wgmma_m64nD_rs(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t db) {
+#ifdef HAS_WGMMA
     if constexpr (D == 64) {
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
@@ -2530,6 +2510,57 @@ __device__ __forceinline__ void fwd8_wgmma_pv(float (&o)[D / 2], const uint32_t 
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
     }
 #endif
+}
+
+// does this binary hold the wgmma code for the current device (built for sm_90a)? The wgmma versions
+// (forward v8, backward v10) ask before they run; every other build falls back to mma.sync versions.
+__global__ void wgmma_probe_kernel(int* ok) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    *ok = 1;
+#else
+    *ok = 0;
+#endif
+}
+static bool wgmma_available() {
+    static int avail = -1;
+    if (avail < 0) {
+        int* d_ok;
+        cudaCheck(cudaMalloc(&d_ok, sizeof(int)));
+        wgmma_probe_kernel<<<1, 1>>>(d_ok);
+        cudaCheckLaunch();
+        cudaCheck(cudaMemcpy(&avail, d_ok, sizeof(int), cudaMemcpyDeviceToHost));
+        cudaCheck(cudaFree(d_ok));
+    }
+    return avail == 1;
+}
+// @copy-end attn-wgmma
+
+// @copy-begin attn-forward-v8
+// ----------------------------------------------------------------------------
+// version 8 (this whole region; uses common.h's wgmma helpers (attn-wgmma), block_any_allowed,
+// block_fully_allowed, ex2_approx, pack_bf16x2, cp_async_commit / cp_async_wait, and the pattern's
+// key-tile range)
+// v8: v7's algorithm on Hopper's warpgroup MMA (wgmma, sm_90a) instead of mma.sync. A block is
+// FWD8_NWG warpgroups of 128 threads; warpgroup w owns 64 query rows. S = Q K^T is one chain of
+// wgmma m64n64k16 with Q and K read straight from shared memory through matrix descriptors (no
+// ldmatrix); O += P V is wgmma m64nDk16 with P in registers (the S accumulator layout is the A
+// fragment layout, as with mma.sync) and V read from shared memory as an N-major ("transposed") B.
+// Tiles are stored in the 128-byte-swizzled layout that wgmma expects (64-element column blocks,
+// 16-byte chunk c of row r at chunk c ^ (r % 8)), filled by cp.async. Kept from v7: ex2.approx.ftz,
+// lazy rescale, per-row edge masks, the sink + band key-tile range, a key tile skipped by a
+// warpgroup whose 64 rows have no allowed pair in it.
+// Predicted (written before measuring): one wgmma m64n64k16 does the work of 32 mma.sync with no
+// ldmatrix and no per-mma issue slots, so the issue bound of v7 (9 instr / mma in v4) goes away and
+// the exp / softmax work becomes the bound: full causal ~1.4x v7 (~350 TFLOP/s at T = 16384),
+// W = 1024 ~1.3x, W = 256 ~1.2x (the prologue latency per block stays).
+// Measured (H200): full 1.28-1.40x v7 (352 TFLOP/s at T = 16384), W = 1024 1.33-1.36x, W = 256
+// 1.23-1.24x. Issuing the next tile's Q K^T before this tile's softmax (FA3's overlap) lost: two S
+// register sets cost occupancy (notes.md, Round 3).
+
+constexpr int FWD8_NWG = 2, FWD8_BQ = 64 * FWD8_NWG, FWD8_BK = 64, FWD8_THREADS = 128 * FWD8_NWG;
+template<int D> __host__ __device__ constexpr int fwd8_min_blocks() { return D == 64 ? 2 : 1; }
+template<int D> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
+    return 1024 + (size_t)(FWD8_BQ + 4 * FWD8_BK) * D * sizeof(bf16);
 }
 
 // mask (edge tiles only), row max, lazy rescale (only when some row's max grew by > 8 in log2
@@ -2601,28 +2632,28 @@ __device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], 
 // issue S = Q K^T (D / 16 chained wgmma) and O += P V (BK / 16 chained wgmma), one commit group each
 template<int D>
 __device__ __forceinline__ void fwd8_issue_qk(float (&s)[32], uint64_t dq0, uint64_t dk) {
-    fwd8_wg_fence();
+    wg_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
         const uint32_t offq = (uint32_t)((kk / 4) * FWD8_BQ * 128 + (kk % 4) * 32) >> 4;
         const uint32_t offk = (uint32_t)((kk / 4) * FWD8_BK * 128 + (kk % 4) * 32) >> 4;
-        fwd8_wgmma_qk(s, dq0 + offq, dk + offk, kk > 0);
+        wgmma_m64n64_ss(s, dq0 + offq, dk + offk, kk > 0);
     }
-    fwd8_wg_commit();
+    wg_commit();
 }
 template<int D>
 __device__ __forceinline__ void fwd8_issue_pv(float (&o)[D / 2], const uint32_t (&pa)[FWD8_BK / 16][4], uint64_t dv) {
-    fwd8_fence_regs(o);
-    fwd8_wg_fence();
+    wg_fence_regs(o);
+    wg_fence();
 #pragma unroll
-    for (int kc = 0; kc < FWD8_BK / 16; kc++) fwd8_wgmma_pv<D>(o, pa[kc], dv + ((uint32_t)(kc * 16 * 128) >> 4));
-    fwd8_wg_commit();
+    for (int kc = 0; kc < FWD8_BK / 16; kc++) wgmma_m64nD_rs<D>(o, pa[kc], dv + ((uint32_t)(kc * 16 * 128) >> 4));
+    wg_commit();
 }
 
 template<int D>
 __global__ void __launch_bounds__(FWD8_THREADS, fwd8_min_blocks<D>())
 attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-#ifdef FWD8_HAS_WGMMA
+#ifdef HAS_WGMMA
     constexpr int BQ = FWD8_BQ, BK = FWD8_BK, NT = FWD8_THREADS, CH = D / 8;
     constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -2650,10 +2681,10 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
     const int ntiles = key_tile_count(kr);
     auto load_k = [&](int it, int buf) {
-        fwd8_load_rows<D, BK, NT>(Ks + buf * KVBYTES, kbase, C3, key_tile_at(kr, it) * BK, T, tid);
+        wg_load_rows<D, BK, NT>(Ks + buf * KVBYTES, kbase, C3, key_tile_at(kr, it) * BK, T, tid);
     };
     auto load_v = [&](int it, int buf) {
-        fwd8_load_rows<D, BK, NT>(Vs + buf * KVBYTES, vbase, C3, key_tile_at(kr, it) * BK, T, tid);
+        wg_load_rows<D, BK, NT>(Vs + buf * KVBYTES, vbase, C3, key_tile_at(kr, it) * BK, T, tid);
     };
     auto need = [&](int it) { return block_any_allowed(wq0, 64, key_tile_at(kr, it) * BK, BK, W, S, T); };
     auto sync_tiles = [&]() {
@@ -2664,9 +2695,9 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
 
     // descriptors: Q of this warpgroup (A, K-major), K (B, K-major), V (B, N-major); k-step kk of
     // Q / K starts (kk / 4) column blocks and (kk % 4) * 32 bytes in; k-step kc of V 16 rows down
-    const uint64_t dq0 = fwd8_desc(Qs + wg * 64 * 128, 16, 1024);
-    const uint64_t dk0 = fwd8_desc(Ks, 16, 1024);
-    const uint64_t dv0 = fwd8_desc(Vs, BK * 128, 1024);
+    const uint64_t dq0 = wg_desc(Qs + wg * 64 * 128, 16, 1024);
+    const uint64_t dk0 = wg_desc(Ks, 16, 1024);
+    const uint64_t dv0 = wg_desc(Vs, BK * 128, 1024);
     auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KVBYTES >> 4); };
     auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KVBYTES >> 4); };
 
@@ -2676,7 +2707,7 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     uint32_t pa[BK / 16][4];
 
-    fwd8_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
+    wg_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
     load_k(0, 0);
     load_v(0, 0);
     cp_async_commit();
@@ -2690,13 +2721,13 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
         if (!need(it)) continue;       // warpgroup-uniform
         float s[32];
         fwd8_issue_qk<D>(s, dq0, dk(it & 1));
-        fwd8_wg_wait<0>();
-        fwd8_fence_regs(s);
+        wg_wait<0>();
+        wg_fence_regs(s);
         fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, wq0, r0, tg, W, S, T, sl2);
         fwd8_issue_pv<D>(o, pa, dv(it & 1));
-        fwd8_wg_wait<0>();
+        wg_wait<0>();
     }
-    fwd8_fence_regs(o);
+    wg_fence_regs(o);
 
     // epilogue: normalise, stage bf16 rows in this warpgroup's own Q rows (swizzled: no bank
     // conflicts; only this warpgroup's wgmma read them, and those have completed), 16-byte stores
@@ -2712,7 +2743,7 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     for (int n = 0; n < D / 8; n++)
 #pragma unroll
         for (int r = 0; r < 2; r++)
-            *reinterpret_cast<uint32_t*>(smem + fwd8_swz<BQ>(lrow + 8 * r, n) + 4 * tg) =
+            *reinterpret_cast<uint32_t*>(smem + wg_swz<BQ>(lrow + 8 * r, n) + 4 * tg) =
                 pack_bf16x2(o[4 * n + 2 * r] * inv[r], o[4 * n + 2 * r + 1] * inv[r]);
     if (tg == 0) {
 #pragma unroll
@@ -2728,30 +2759,9 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
         const int x = wt + p * 128, rr = x / CH, cc = x % CH, t = wq0 + rr;
         if (t < T)
             *reinterpret_cast<uint4*>(out + ((size_t)(b * T + t) * NH + h) * D + cc * 8) =
-                *reinterpret_cast<const uint4*>(smem + fwd8_swz<BQ>(wg * 64 + rr, cc));
+                *reinterpret_cast<const uint4*>(smem + wg_swz<BQ>(wg * 64 + rr, cc));
     }
 #endif
-}
-
-// does this binary hold v8's wgmma code for the current device (built for sm_90a)?
-__global__ void fwd8_probe_kernel(int* ok) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    *ok = 1;
-#else
-    *ok = 0;
-#endif
-}
-static bool attention_forward8_available() {
-    static int avail = -1;
-    if (avail < 0) {
-        int* d_ok;
-        cudaCheck(cudaMalloc(&d_ok, sizeof(int)));
-        fwd8_probe_kernel<<<1, 1>>>(d_ok);
-        cudaCheckLaunch();
-        cudaCheck(cudaMemcpy(&avail, d_ok, sizeof(int), cudaMemcpyDeviceToHost));
-        cudaCheck(cudaFree(d_ok));
-    }
-    return avail == 1;
 }
 
 template<int D>
@@ -4104,17 +4114,416 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // ---- end of version 9
 // @copy-end attn-backward-v9
 
-// forward v8 (wgmma) where this binary holds it for the GPU (built for sm_90a: H100 / H200), else v7;
-// backward v9: the fastest versions on an H200 (dev/cuda/notes.md)
+// @copy-begin attn-backward-v10
+// ----------------------------------------------------------------------------
+// version 10 (kernels, launcher: this region; uses common.h's wgmma helpers (attn-wgmma) and
+// pattern helpers, launch_dot, get_sink_partial and v6's sink_reduce_kernel; D = 64 only)
+// v10: v9's two passes (dK/dV per 64-key tile, dQ per 64-query tile on a second stream, v6's sink
+// split) on Hopper's warpgroup MMA, as forward v8 did for the forward. A block is one warpgroup; it
+// owns 64 rows (keys in dK/dV, queries in dQ) and streams 64-row tiles of the other side through
+// 128-byte-swizzled, double-buffered smem. All seven products are wgmma: S^T = K Q^T, dP^T = V dO^T,
+// S = Q K^T and dP = dO V^T read both operands from smem (K-major); dV += P^T dO, dK += dS^T Q and
+// dQ += dS K take P^T / dS^T / dS from registers (the accumulator layout is the A-fragment layout)
+// and dO, Q, K as N-major B operands (the tile that S reads K-major serves dQ N-major).
+// Inside a warpgroup the products overlap the elementwise work: S and dP are issued together, the
+// exponentials run while dP is still computing, and in dK/dV the dV product runs while dS is formed.
+// Predicted (written before measuring): the backward does 7 products per 2 exponentials (the
+// forward 2 per 1), so wgmma pays more than in forward v8: 1.4x v9 on full causal, 1.3x at
+// W = 1024, 1.2x at W = 256.
+
+constexpr int BWD10_ROWS = 64, BWD10_THREADS = 128;
+// blocks per SM: occupancy beats registers, as in forward v8. Measured (H200, fwd+bwd TFLOP/s at
+// T = 1024 / 4096 / 16384 full): dK/dV at 2 blocks (180 registers) 198 / 288 / 310; at 3 blocks
+// (166 registers; ptxas serializes the wgmma, C7512) 210 / 294 / 317; with dQ at 4 blocks
+// (128 registers, no spills) instead of 3 as well: 223 / 300 / 315
+constexpr int BWD10_DKDV_MIN_BLOCKS = 3, BWD10_DQ_MIN_BLOCKS = 4;
+template<int D> __host__ __device__ constexpr size_t bwd10_smem() {   // 6 tiles (+ lse, D_i) + alignment
+    return 1024 + (size_t)6 * BWD10_ROWS * D * sizeof(bf16) + 4 * BWD10_ROWS * sizeof(float);
+}
+
+// issue acc = A B^T over the head dimension (D / 16 chained wgmma, one commit group); da, db:
+// descriptors of 64-row K-major tiles (a step of 16 columns: 32 bytes, every 4 steps the next
+// 64-column block, ROWS_A / ROWS_B rows further)
+template<int D, int ROWS_A, int ROWS_B>
+__device__ __forceinline__ void bwd10_issue_abt(float (&acc)[32], uint64_t da, uint64_t db) {
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t offa = (uint32_t)((kk / 4) * ROWS_A * 128 + (kk % 4) * 32) >> 4;
+        const uint32_t offb = (uint32_t)((kk / 4) * ROWS_B * 128 + (kk % 4) * 32) >> 4;
+        wgmma_m64n64_ss(acc, da + offa, db + offb, kk > 0);
+    }
+    wg_commit();
+}
+// issue acc += P B over 64 rows of B (4 chained wgmma, one commit group); db: N-major descriptor
+template<int D>
+__device__ __forceinline__ void bwd10_issue_pb(float (&acc)[D / 2], const uint32_t (&pa)[4][4], uint64_t db) {
+    wg_fence_regs(acc);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) wgmma_m64nD_rs<D>(acc, pa[kc], db + ((uint32_t)(kc * 16 * 128) >> 4));
+    wg_commit();
+}
+// accumulator columns 8t + 2tg + {0, 1} of rows g, g + 8 -> A fragments of 16-column k-steps
+__device__ __forceinline__ void bwd10_pack(uint32_t (&pa)[4][4], const float (&x)[32]) {
+#pragma unroll
+    for (int t = 0; t < 8; t++) {
+        pa[t / 2][2 * (t % 2)] = pack_bf16x2(x[4 * t], x[4 * t + 1]);
+        pa[t / 2][2 * (t % 2) + 1] = pack_bf16x2(x[4 * t + 2], x[4 * t + 3]);
+    }
+}
+
+// 10a: dK/dV. Block per (b, h, 64 keys); query tiles (Q, dO, lse, D_i) double-buffered. Thread rows
+// (keys) k_r = wk0 + 16 warp + g + 8r; accumulator column 8t + 2tg + e is query q0 + 8t + 2tg + e.
+template<int D>
+__global__ void __launch_bounds__(BWD10_THREADS, BWD10_DKDV_MIN_BLOCKS)
+attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
+                                 const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+#ifdef HAS_WGMMA
+    constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;   // swizzled tiles: 1024-byte alignment
+    const uint32_t Ks = sbase;                       // (BK rows) swizzled
+    const uint32_t Vs = Ks + TILE;                   // (BK rows)
+    const uint32_t Qs = Vs + TILE;                   // 2 buffers of (BQ rows)
+    const uint32_t dOs = Qs + 2 * TILE;              // 2 buffers of (BQ rows)
+    float* Ls = reinterpret_cast<float*>(smem_raw + (sbase - raw) + 6 * TILE);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                                     // (2, BQ) D_i
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int y = blockIdx.y;
+    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int k0 = kt * BK, kr0 = k0 + warp * 16 + g;   // this thread's keys: kr0, kr0 + 8
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
+    if (chunk >= 0) {
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        qt0 += chunk * CT;
+        qt_end = min(qt_end, qt0 + CT - 1);
+    }
+    const int ntiles = qt_end - qt0 + 1;
+
+    auto load_q_tile = [&](int it, int buf) {
+        const int q0 = (qt0 + it) * BQ;
+        wg_load_rows<D, BQ, NT>(Qs + buf * TILE, qbase, C3, q0, T, tid);
+        wg_load_rows<D, BQ, NT>(dOs + buf * TILE, dobase, C, q0, T, tid);
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    auto sync_tiles = [&]() {
+        cp_async_wait<0>();                                              // my copies landed
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to wgmma
+        __syncthreads();                                                 // ... everyone's
+    };
+
+    // descriptors: K, V (A, K-major); Q, dO as K-major B (S^T, dP^T) and as N-major B (dK, dV)
+    const uint64_t dK = wg_desc(Ks, 16, 1024), dV = wg_desc(Vs, 16, 1024);
+    auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
+    auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BQ * 128, 1024); };
+
+    float dk[D / 2], dv[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) { dk[i] = 0.f; dv[i] = 0.f; }
+
+    wg_load_rows<D, BK, NT>(Ks, qbase + C, C3, k0, T, tid);
+    wg_load_rows<D, BK, NT>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if (ntiles > 0) load_q_tile(0, 0);
+    cp_async_commit();
+    for (int it = 0; it < ntiles; it++) {
+        sync_tiles();                  // tile it landed; everyone is done with tile it-1
+        if (it + 1 < ntiles) {         // into the buffers of tile it-1
+            load_q_tile(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, q0 = (qt0 + it) * BQ;
+        if (!block_any_allowed(q0, BQ, k0, BK, W, S, T)) continue;   // block-uniform
+        const uint32_t Qb = Qs + buf * TILE, dOb = dOs + buf * TILE;
+        float st[32], dpt[32];
+        bwd10_issue_abt<D, BK, BQ>(st, dK, kmaj(Qb));     // S^T = K Q^T
+        bwd10_issue_abt<D, BK, BQ>(dpt, dV, kmaj(dOb));   // dP^T = V dO^T
+        const float* Lb = Ls + buf * BQ;
+        const float* Db = Ds + buf * BQ;
+        wg_wait<1>();                  // S^T done, dP^T may still run
+        wg_fence_regs(st);
+        // P^T (masked on edge tiles): key kr0 + 8r and query qb + 8t + e are a pair iff
+        // key <= query < T and (no window, a sink key, or query < key + W)
+        const bool full = block_fully_allowed(q0, BQ, k0, BK, W, S, T);
+        const int qb = q0 + 2 * tg;
+        int lo[2], hi[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int key = kr0 + 8 * r;
+            lo[r] = key - qb;
+            hi[r] = T - qb;
+            if (W > 0 && key >= S) hi[r] = min(hi[r], key + W - qb);
+        }
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            const float2 Lv = *reinterpret_cast<const float2*>(Lb + 8 * t + 2 * tg);
+            const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E};
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int qq = 8 * t + e;
+                    float p = ex2_approx(fmaf(st[4 * t + 2 * r + e], sl2, -L2[e]));
+                    if (!full && !(qq >= lo[r] && qq < hi[r])) p = 0.f;
+                    st[4 * t + 2 * r + e] = p;
+                }
+        }
+        uint32_t pa[4][4];
+        bwd10_pack(pa, st);
+        bwd10_issue_pb<D>(dv, pa, nmaj(dOb));             // dV += P^T dO
+        wg_wait<1>();                  // dP^T done, dV may still run
+        wg_fence_regs(dpt);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            const float2 Dv = *reinterpret_cast<const float2*>(Db + 8 * t + 2 * tg);
+            const float Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    dpt[4 * t + 2 * r + e] = st[4 * t + 2 * r + e] * (dpt[4 * t + 2 * r + e] - Dq[e]);
+        }
+        uint32_t sa[4][4];
+        bwd10_pack(sa, dpt);
+        bwd10_issue_pb<D>(dk, sa, nmaj(Qb));              // dK += dS^T Q
+        wg_wait<0>();
+        wg_fence_regs(dk);
+        wg_fence_regs(dv);
+    }
+    cp_async_wait<0>();
+    if (chunk >= 0) {   // a chunk of a sink tile's run: fp32 partials, reduced in a fixed order later
+        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+        float* pv = pk + BK * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = warp * 16 + g + 8 * r;
+                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[4 * n + 2 * r] * scale, dk[4 * n + 2 * r + 1] * scale);
+                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[4 * n + 2 * r], dv[4 * n + 2 * r + 1]);
+            }
+        return;
+    }
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int key = kr0 + 8 * r;
+        if (key >= T) continue;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            *reinterpret_cast<uint32_t*>(dkbase + key * C3 + n * 8 + 2 * tg) =
+                pack_bf16x2(dk[4 * n + 2 * r] * scale, dk[4 * n + 2 * r + 1] * scale);
+            *reinterpret_cast<uint32_t*>(dkbase + C + key * C3 + n * 8 + 2 * tg) =
+                pack_bf16x2(dv[4 * n + 2 * r], dv[4 * n + 2 * r + 1]);
+        }
+    }
+#endif
+}
+
+// 10b: dQ. Block per (b, h, 64 queries), longest first; K, V tiles double-buffered. Thread rows
+// (queries) r0 = q0 + 16 warp + g (+ 8); accumulator column 8t + 2tg + e is key k0 + 8t + 2tg + e.
+template<int D>
+__global__ void __launch_bounds__(BWD10_THREADS, BWD10_DQ_MIN_BLOCKS)
+attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
+                               const float* Dbuf, int B, int T, int NH, int W, int S) {
+#ifdef HAS_WGMMA
+    constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;
+    const uint32_t Qs = sbase;                  // (BQ rows) swizzled
+    const uint32_t dOs = Qs + TILE;             // (BQ rows)
+    const uint32_t Ks = dOs + TILE;             // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * TILE;          // 2 buffers of (BK rows)
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ, r0 = q0 + warp * 16 + g;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    auto load_kv = [&](int it, int buf) {
+        const int k0 = key_tile_at(kr, it) * BK;
+        wg_load_rows<D, BK, NT>(Ks + buf * TILE, qbase + C, C3, k0, T, tid);
+        wg_load_rows<D, BK, NT>(Vs + buf * TILE, qbase + 2 * C, C3, k0, T, tid);
+    };
+    auto sync_tiles = [&]() {
+        cp_async_wait<0>();
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();
+    };
+    const uint64_t dQd = wg_desc(Qs, 16, 1024), dOd = wg_desc(dOs, 16, 1024);
+    auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
+    auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BK * 128, 1024); };
+
+    wg_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
+    wg_load_rows<D, BQ, NT>(dOs, dobase, C, q0, T, tid);
+    if (ntiles > 0) load_kv(0, 0);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = r0 + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) dq[i] = 0.f;
+
+    for (int it = 0; it < ntiles; it++) {
+        sync_tiles();
+        if (it + 1 < ntiles) {
+            load_kv(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = key_tile_at(kr, it) * BK;
+        const uint32_t Kb = Ks + buf * TILE, Vb = Vs + buf * TILE;
+        float s[32], dp[32];
+        bwd10_issue_abt<D, BQ, BK>(s, dQd, kmaj(Kb));    // S = Q K^T
+        bwd10_issue_abt<D, BQ, BK>(dp, dOd, kmaj(Vb));   // dP = dO V^T
+        wg_wait<1>();
+        wg_fence_regs(s);
+        const bool full = block_fully_allowed(q0, BQ, k0, BK, W, S, T);
+        const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = r0 + 8 * r;
+            const int hi = (row < T) ? row - kb : -1 - BK;
+            const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+            for (int t = 0; t < 8; t++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kk = 8 * t + e;
+                    float p = ex2_approx(fmaf(s[4 * t + 2 * r + e], sl2, -L2[r]));
+                    if (!full && !(kk <= hi && (kk >= lo || kk < sk))) p = 0.f;
+                    s[4 * t + 2 * r + e] = p;
+                }
+        }
+        wg_wait<0>();
+        wg_fence_regs(dp);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    s[4 * t + 2 * r + e] *= dp[4 * t + 2 * r + e] - Di[r];
+        uint32_t sa[4][4];
+        bwd10_pack(sa, s);
+        bwd10_issue_pb<D>(dq, sa, nmaj(Kb));             // dQ += dS K
+        wg_wait<0>();
+        wg_fence_regs(dq);
+    }
+    bf16* dqbase = dqkv + (size_t)b * T * C3 + h * D;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = r0 + 8 * r;
+        if (row >= T) continue;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+            *reinterpret_cast<uint32_t*>(dqbase + row * C3 + n * 8 + 2 * tg) =
+                pack_bf16x2(dq[4 * n + 2 * r] * scale, dq[4 * n + 2 * r + 1] * scale);
+    }
+#endif
+}
+
+template<int D>
+void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                          const float* lse, int B, int T, int NH, int W, int S) {
+    static_assert(D == 64, "backward v10 is written for head dim 64 (D = 128 runs v9)");
+    constexpr int BK = BWD10_ROWS;
+    constexpr size_t smem = bwd10_smem<D>();
+    static bool configured = false;
+    static cudaStream_t side;
+    static cudaEvent_t ev_fork, ev_join;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel10<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel10<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
+        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        configured = true;
+    }
+    const int nkt = ceil_div(T, BK);
+    int nst = 0, nch = 1;   // v6's sink split
+    if (W > 0 && S > 0) {
+        nch = ceil_div(ceil_div(T, BWD10_ROWS), SINK_CHUNK_QUERIES / BWD10_ROWS);
+        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
+        if (nst == 0) nch = 1;
+    }
+    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
+    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
+    const dim3 grid_q(B * NH, ceil_div(T, BWD10_ROWS));
+
+    launch_dot<D>(Dbuf, out, dout, B, T, NH);
+    cudaCheck(cudaEventRecord(ev_fork, 0));
+    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    attention_backward_dkdv_kernel10<D><<<grid_kv, BWD10_THREADS, smem>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                           B, T, NH, W, S, nst, nch);
+    cudaCheckLaunch();
+    if (nst) {
+        const size_t n = (size_t)B * NH * nst * 2 * BK * D;
+        sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
+        cudaCheckLaunch();
+    }
+    attention_backward_dq_kernel10<D><<<grid_q, BWD10_THREADS, smem, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    cudaCheckLaunch();
+    cudaCheck(cudaEventRecord(ev_join, side));
+    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+}
+// ---- end of version 10
+// @copy-end attn-backward-v10
+
+// forward v8 and backward v10 (wgmma) where this binary holds them for the GPU (built for sm_90a:
+// H100 / H200; backward v10 for heads of 64), else forward v7 and backward v9: the fastest versions
+// on an H200 (dev/cuda/notes.md)
 template<int D>
 static void attention_forward_best(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    if (attention_forward8_available()) { attention_forward8<D>(out, lse, qkv, B, T, NH, W, S); }
+    if (wgmma_available()) { attention_forward8<D>(out, lse, qkv, B, T, NH, W, S); }
     else { attention_forward7<D>(out, lse, qkv, B, T, NH, W, S); }
 }
+template<int D>
+static void attention_backward_best(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                                    const float* lse, int B, int T, int NH, int W, int S) {
+    if constexpr (D == 64) {
+        if (wgmma_available()) { attention_backward10<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); return; }
+    }
+    attention_backward9<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+}
 #define ATTN_FORWARD attention_forward_best
-#define ATTN_BACKWARD attention_backward9
+#define ATTN_BACKWARD attention_backward_best
 static const char* attention_kernels(void) {
-    return attention_forward8_available() ? "forward v8 (wgmma), backward v9" : "forward v7, backward v9";
+    return wgmma_available() ? "forward v8 (wgmma), backward v10 (wgmma; v9 for heads of 128)" : "forward v7, backward v9";
 }
 
 static const char* ATTENTION_NAME = "dense causal";

@@ -2175,7 +2175,11 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // W = 1024, 1.2x at W = 256.
 
 constexpr int BWD10_ROWS = 64, BWD10_THREADS = 128;
-constexpr int BWD10_DKDV_MIN_BLOCKS = 2, BWD10_DQ_MIN_BLOCKS = 3;   // <= 255, <= 168 registers
+// blocks per SM: occupancy beats registers, as in forward v8. Measured (H200, fwd+bwd TFLOP/s at
+// T = 1024 / 4096 / 16384 full): dK/dV at 2 blocks (180 registers) 198 / 288 / 310; at 3 blocks
+// (166 registers; ptxas serializes the wgmma, C7512) 210 / 294 / 317; with dQ at 4 blocks
+// (128 registers, no spills) instead of 3 as well: 223 / 300 / 315
+constexpr int BWD10_DKDV_MIN_BLOCKS = 3, BWD10_DQ_MIN_BLOCKS = 4;
 template<int D> __host__ __device__ constexpr size_t bwd10_smem() {   // 6 tiles (+ lse, D_i) + alignment
     return 1024 + (size_t)6 * BWD10_ROWS * D * sizeof(bf16) + 4 * BWD10_ROWS * sizeof(float);
 }
