@@ -4133,10 +4133,11 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // W = 1024, 1.2x at W = 256.
 
 constexpr int BWD10_ROWS = 64, BWD10_THREADS = 128;
-// blocks per SM: occupancy beats registers, as in forward v8. Measured (H200, fwd+bwd TFLOP/s at
+// blocks per SM: occupancy beats registers, as in forward v8. Measured (H200, backward TFLOP/s at
 // T = 1024 / 4096 / 16384 full): dK/dV at 2 blocks (180 registers) 198 / 288 / 310; at 3 blocks
 // (166 registers; ptxas serializes the wgmma, C7512) 210 / 294 / 317; with dQ at 4 blocks
-// (128 registers, no spills) instead of 3 as well: 223 / 300 / 315
+// (128 registers, no spills) instead of 3 as well: 223 / 300 / 315; and dS^T formed from the bf16
+// P^T fragments (154 registers, no serialization): 230 / 305 / 331
 constexpr int BWD10_DKDV_MIN_BLOCKS = 3, BWD10_DQ_MIN_BLOCKS = 4;
 template<int D> __host__ __device__ constexpr size_t bwd10_smem() {   // 6 tiles (+ lse, D_i) + alignment
     return 1024 + (size_t)6 * BWD10_ROWS * D * sizeof(bf16) + 4 * BWD10_ROWS * sizeof(float);
@@ -4302,7 +4303,12 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
             for (int r = 0; r < 2; r++)
 #pragma unroll
                 for (int e = 0; e < 2; e++)
-                    dpt[4 * t + 2 * r + e] = st[4 * t + 2 * r + e] * (dpt[4 * t + 2 * r + e] - Dq[e]);
+                {   // P^T back from its bf16 fragments: st dies at the pack, which keeps ptxas from
+                    // serializing the wgmma at 3 blocks / SM (C7512)
+                    const uint32_t pp = pa[t / 2][2 * (t % 2) + r];
+                    const float p = __uint_as_float(e == 0 ? pp << 16 : pp & 0xffff0000u);
+                    dpt[4 * t + 2 * r + e] = p * (dpt[4 * t + 2 * r + e] - Dq[e]);
+                }
         }
         uint32_t sa[4][4];
         bwd10_pack(sa, dpt);
