@@ -106,7 +106,7 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu
 # machine the oracle runs with its own python3 (PyTorch 2.x): GPU_REF_PYTHON.
 GPU_REF_PYTHON ?= python3
 # heads of 64 on the band kernels; heads of 16 and the non-band patterns on the general attention path
-GPU_DUMP_CASES = gpu_window_sinks gpu_rope gpu_full full window window_sinks dilation noncausal_global rope layer_mix full_learned_llmc
+GPU_DUMP_CASES = gpu_window_sinks gpu_rope gpu_vocab gpu_full full window window_sinks dilation noncausal_global rope layer_mix full_learned_llmc
 DUMPS = $(TEST_DIR)/dumps
 test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full
 	$(MAKE) -C dev/cuda check

@@ -68,6 +68,8 @@ CASES = {
     # rotary positions through the band kernels (heads of 64); the GPU's rolling KV cache test
     # streams this model far past its maxT
     "gpu_rope":          dict(C=128, NH=2, T=80, maxT=96, patterns=[pattern(W=24, S=3)], rope=True, theta=10000),
+    # GPT-2's vocabulary (padded to 50304): the GPU classifier's path for rows of ~100 KB
+    "gpu_vocab":         dict(V=50257, C=64, NH=1, L=1, T=40, maxT=64, patterns=[pattern(W=24, S=3)]),
 }
 
 
