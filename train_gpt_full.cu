@@ -2563,6 +2563,30 @@ __device__ __forceinline__ void wgmma_m64nD_rs(float (&o)[D / 2], const uint32_t
 #endif
 }
 
+// issue acc = A B^T over the head dimension (D / 16 chained wgmma, one commit group); da, db:
+// descriptors of 64 rows of A and of B in K-major swizzled tiles of ROWS_A / ROWS_B rows (a k-step
+// of 16 columns is 32 bytes; every 4 steps the next 64-column block, ROWS * 128 bytes further)
+template<int D, int ROWS_A, int ROWS_B>
+__device__ __forceinline__ void wg_issue_abt(float (&acc)[32], uint64_t da, uint64_t db) {
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t offa = (uint32_t)((kk / 4) * ROWS_A * 128 + (kk % 4) * 32) >> 4;
+        const uint32_t offb = (uint32_t)((kk / 4) * ROWS_B * 128 + (kk % 4) * 32) >> 4;
+        wgmma_m64n64_ss(acc, da + offa, db + offb, kk > 0);
+    }
+    wg_commit();
+}
+// issue acc += P B over 64 rows of B (4 chained wgmma, one commit group); db: N-major descriptor
+template<int D>
+__device__ __forceinline__ void wg_issue_pb(float (&acc)[D / 2], const uint32_t (&pa)[4][4], uint64_t db) {
+    wg_fence_regs(acc);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) wgmma_m64nD_rs<D>(acc, pa[kc], db + ((uint32_t)(kc * 16 * 128) >> 4));
+    wg_commit();
+}
+
 // does this binary hold the wgmma code for the current device (built for sm_90a)? The wgmma versions
 // (forward v8, backward v10) ask before they run; every other build falls back to mma.sync versions.
 __global__ void wgmma_probe_kernel(int* ok) {
@@ -2572,7 +2596,7 @@ __global__ void wgmma_probe_kernel(int* ok) {
     *ok = 0;
 #endif
 }
-static bool wgmma_available() {
+static inline bool wgmma_available() {
     static int avail = -1;
     if (avail < 0) {
         int* d_ok;
@@ -2680,27 +2704,6 @@ __device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], 
     }
 }
 
-// issue S = Q K^T (D / 16 chained wgmma) and O += P V (BK / 16 chained wgmma), one commit group each
-template<int D>
-__device__ __forceinline__ void fwd8_issue_qk(float (&s)[32], uint64_t dq0, uint64_t dk) {
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        const uint32_t offq = (uint32_t)((kk / 4) * FWD8_BQ * 128 + (kk % 4) * 32) >> 4;
-        const uint32_t offk = (uint32_t)((kk / 4) * FWD8_BK * 128 + (kk % 4) * 32) >> 4;
-        wgmma_m64n64_ss(s, dq0 + offq, dk + offk, kk > 0);
-    }
-    wg_commit();
-}
-template<int D>
-__device__ __forceinline__ void fwd8_issue_pv(float (&o)[D / 2], const uint32_t (&pa)[FWD8_BK / 16][4], uint64_t dv) {
-    wg_fence_regs(o);
-    wg_fence();
-#pragma unroll
-    for (int kc = 0; kc < FWD8_BK / 16; kc++) wgmma_m64nD_rs<D>(o, pa[kc], dv + ((uint32_t)(kc * 16 * 128) >> 4));
-    wg_commit();
-}
-
 template<int D>
 __global__ void __launch_bounds__(FWD8_THREADS, fwd8_min_blocks<D>())
 attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
@@ -2771,11 +2774,11 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
         }
         if (!need(it)) continue;       // warpgroup-uniform
         float s[32];
-        fwd8_issue_qk<D>(s, dq0, dk(it & 1));
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));   // S = Q K^T
         wg_wait<0>();
         wg_fence_regs(s);
         fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, wq0, r0, tg, W, S, T, sl2);
-        fwd8_issue_pv<D>(o, pa, dv(it & 1));
+        wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
         wg_wait<0>();
     }
     wg_fence_regs(o);
@@ -3407,6 +3410,37 @@ template<int D> constexpr size_t dq_smem(bool dbuf) {
 
 typedef void (*bwd_kernel_t)(bf16*, const bf16*, const bf16*, const float*, const float*, int, int, int, int, int);
 
+// v6's sink split: with a window every later query attends the sink keys, so a sink key tile's
+// dK/dV run is T queries long while a band tile's is about W. The first nst key tiles (of BK keys)
+// are split into nch chunks of SINK_CHUNK_QUERIES queries (fp32 partials, added in a fixed order).
+// Without a window every run is long anyway: no split.
+struct SinkSplit { int nst, nch; };
+static SinkSplit sink_split(int T, int W, int S, int BK) {
+    SinkSplit sp = {0, 1};
+    const int nch = ceil_div(T, SINK_CHUNK_QUERIES);
+    if (W > 0 && S > 0 && nch > 1) { sp.nst = std::min(ceil_div(S, BK), ceil_div(T, BK)); sp.nch = nch; }
+    return sp;
+}
+
+// v4+: the dQ pass runs on a side stream beside the dK/dV pass. Fork: the side stream waits for D_i;
+// join: the default stream (and so the caller's next work or timing event) waits for dQ.
+struct SideStream { cudaStream_t stream; cudaEvent_t fork, join; };
+static SideStream side_stream_create() {
+    SideStream s;
+    cudaCheck(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+    cudaCheck(cudaEventCreateWithFlags(&s.fork, cudaEventDisableTiming));
+    cudaCheck(cudaEventCreateWithFlags(&s.join, cudaEventDisableTiming));
+    return s;
+}
+static void side_stream_fork(const SideStream& s) {
+    cudaCheck(cudaEventRecord(s.fork, 0));
+    cudaCheck(cudaStreamWaitEvent(s.stream, s.fork, 0));
+}
+static void side_stream_join(const SideStream& s) {
+    cudaCheck(cudaEventRecord(s.join, s.stream));
+    cudaCheck(cudaStreamWaitEvent(0, s.join, 0));
+}
+
 // fp32 scratch for v6's sink-tile partials, grown on demand (the first call of a shape allocates)
 static float* sink_partial = nullptr;
 static size_t sink_partial_bytes = 0;
@@ -3428,40 +3462,29 @@ void attention_backward_tc(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16*
                            const float* lse, int B, int T, int NH, int W, int S, bool concurrent, bool pipelined,
                            bool split_sinks) {
     static bool configured = false;   // opt in to > 48 KB dynamic smem once per instantiation
-    static cudaStream_t side;
-    static cudaEvent_t ev_fork, ev_join;
+    static SideStream side;
     if (!configured) {
         cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel3<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkdv_smem<D>(false)));
         cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel3<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem<D>(false)));
         cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel5<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkdv_smem<D>(true)));
         cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel5<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem<D>(true)));
-        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
-        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        side = side_stream_create();
         configured = true;
     }
     bwd_kernel_t dq = pipelined ? attention_backward_dq_kernel5<D> : attention_backward_dq_kernel3<D>;
     const size_t smem_kv = dkdv_smem<D>(pipelined), smem_q = dq_smem<D>(pipelined);
     const int nkt = ceil_div(T, TCB_BK);
     const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
-    // v6: split the sink tiles' query runs when there is a window (W = 0: every run is long anyway)
-    // and the run is longer than one chunk
-    int nst = 0, nch = 1;
-    if (split_sinks && W > 0 && S > 0) {
-        nch = ceil_div(ceil_div(T, dkdv_bq<D>()), SINK_CHUNK_QUERIES / dkdv_bq<D>());
-        nst = (nch > 1) ? std::min(ceil_div(S, TCB_BK), nkt) : 0;
-        if (nst == 0) nch = 1;
-    }
+    const SinkSplit sp = split_sinks ? sink_split(T, W, S, TCB_BK) : SinkSplit{0, 1};   // v6
+    const int nst = sp.nst, nch = sp.nch;
     float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * TCB_BK * D * sizeof(float)) : nullptr;
     const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
 
     launch_dot<D>(Dbuf, out, dout, B, T, NH);
     cudaStream_t qstream = 0;
     if (concurrent) {
-        // fork: the side stream waits for D_i, runs dQ while the default stream runs dK/dV
-        cudaCheck(cudaEventRecord(ev_fork, 0));
-        cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
-        qstream = side;
+        side_stream_fork(side);
+        qstream = side.stream;
     }
     if (pipelined) {
         attention_backward_dkdv_kernel5<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
@@ -3479,9 +3502,7 @@ void attention_backward_tc(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16*
     dq<<<grid_q, TCB_THREADS, smem_q, qstream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
     cudaCheckLaunch();
     if (concurrent) {
-        // join: the default stream (and so the caller's timing event) waits for dQ
-        cudaCheck(cudaEventRecord(ev_join, side));
-        cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+        side_stream_join(side);
     }
 }
 // @copy-end attn-backward-launcher
@@ -3875,30 +3896,22 @@ void attention_backward8(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
     constexpr size_t smem_kv = (size_t)(2 * BK + 6 * BQ) * (D + 8) * sizeof(bf16) + (size_t)6 * BQ * sizeof(float);
     constexpr size_t smem_q = (size_t)(2 * TCB_BQ_DQ + 5 * BKQ) * (D + 8) * sizeof(bf16);
     static bool configured = false;
-    static cudaStream_t side;
-    static cudaEvent_t ev_fork, ev_join;
+    static SideStream side;
     if (!configured) {
         cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
         cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
-        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
-        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        side = side_stream_create();
         configured = true;
     }
     const int nkt = ceil_div(T, BK);
-    int nst = 0, nch = 1;   // v6's sink split
-    if (W > 0 && S > 0) {
-        nch = ceil_div(ceil_div(T, BQ), SINK_CHUNK_QUERIES / BQ);
-        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
-        if (nst == 0) nch = 1;
-    }
+    const SinkSplit sp = sink_split(T, W, S, BK);   // v6's split of the sink tiles' runs
+    const int nst = sp.nst, nch = sp.nch;
     float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
     const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
     const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
 
     launch_dot<D>(Dbuf, out, dout, B, T, NH);
-    cudaCheck(cudaEventRecord(ev_fork, 0));
-    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    side_stream_fork(side);
     attention_backward_dkdv_kernel8<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
                                                                           B, T, NH, W, S, nst, nch);
     cudaCheckLaunch();
@@ -3907,10 +3920,9 @@ void attention_backward8(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
         sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
         cudaCheckLaunch();
     }
-    attention_backward_dq_kernel8<D><<<grid_q, TCB_THREADS, smem_q, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    attention_backward_dq_kernel8<D><<<grid_q, TCB_THREADS, smem_q, side.stream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
     cudaCheckLaunch();
-    cudaCheck(cudaEventRecord(ev_join, side));
-    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+    side_stream_join(side);
 }
 // ---- end of version 8
 // @copy-end attn-backward-v8
@@ -4125,30 +4137,22 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
     constexpr int BQ = dkdv_bq<D>(), BK = TCB_BK;
     constexpr size_t smem_kv = dkdv_smem<D>(true), smem_q = dq_smem<D>(true);   // v5/v6's layouts
     static bool configured = false;
-    static cudaStream_t side;
-    static cudaEvent_t ev_fork, ev_join;
+    static SideStream side;
     if (!configured) {
         cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel9<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
         cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel9<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
-        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
-        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        side = side_stream_create();
         configured = true;
     }
     const int nkt = ceil_div(T, BK);
-    int nst = 0, nch = 1;   // v6's sink split
-    if (W > 0 && S > 0) {
-        nch = ceil_div(ceil_div(T, BQ), SINK_CHUNK_QUERIES / BQ);
-        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
-        if (nst == 0) nch = 1;
-    }
+    const SinkSplit sp = sink_split(T, W, S, BK);   // v6's split of the sink tiles' runs
+    const int nst = sp.nst, nch = sp.nch;
     float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
     const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
     const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
 
     launch_dot<D>(Dbuf, out, dout, B, T, NH);
-    cudaCheck(cudaEventRecord(ev_fork, 0));
-    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    side_stream_fork(side);
     attention_backward_dkdv_kernel9<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
                                                                           B, T, NH, W, S, nst, nch);
     cudaCheckLaunch();
@@ -4157,10 +4161,9 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
         sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
         cudaCheckLaunch();
     }
-    attention_backward_dq_kernel9<D><<<grid_q, TCB_THREADS, smem_q, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    attention_backward_dq_kernel9<D><<<grid_q, TCB_THREADS, smem_q, side.stream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
     cudaCheckLaunch();
-    cudaCheck(cudaEventRecord(ev_join, side));
-    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+    side_stream_join(side);
 }
 // ---- end of version 9
 // @copy-end attn-backward-v9
@@ -4195,29 +4198,6 @@ template<int D> __host__ __device__ constexpr size_t bwd10_smem() {   // 6 tiles
     return 1024 + (size_t)6 * BWD10_ROWS * D * sizeof(bf16) + 4 * BWD10_ROWS * sizeof(float);
 }
 
-// issue acc = A B^T over the head dimension (D / 16 chained wgmma, one commit group); da, db:
-// descriptors of 64-row K-major tiles (a step of 16 columns: 32 bytes, every 4 steps the next
-// 64-column block, ROWS_A / ROWS_B rows further)
-template<int D, int ROWS_A, int ROWS_B>
-__device__ __forceinline__ void bwd10_issue_abt(float (&acc)[32], uint64_t da, uint64_t db) {
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        const uint32_t offa = (uint32_t)((kk / 4) * ROWS_A * 128 + (kk % 4) * 32) >> 4;
-        const uint32_t offb = (uint32_t)((kk / 4) * ROWS_B * 128 + (kk % 4) * 32) >> 4;
-        wgmma_m64n64_ss(acc, da + offa, db + offb, kk > 0);
-    }
-    wg_commit();
-}
-// issue acc += P B over 64 rows of B (4 chained wgmma, one commit group); db: N-major descriptor
-template<int D>
-__device__ __forceinline__ void bwd10_issue_pb(float (&acc)[D / 2], const uint32_t (&pa)[4][4], uint64_t db) {
-    wg_fence_regs(acc);
-    wg_fence();
-#pragma unroll
-    for (int kc = 0; kc < 4; kc++) wgmma_m64nD_rs<D>(acc, pa[kc], db + ((uint32_t)(kc * 16 * 128) >> 4));
-    wg_commit();
-}
 // accumulator columns 8t + 2tg + {0, 1} of rows g, g + 8 -> A fragments of 16-column k-steps
 __device__ __forceinline__ void bwd10_pack(uint32_t (&pa)[4][4], const float (&x)[32]) {
 #pragma unroll
@@ -4310,8 +4290,8 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
         if (!block_any_allowed(q0, BQ, k0, BK, W, S, T)) continue;   // block-uniform
         const uint32_t Qb = Qs + buf * TILE, dOb = dOs + buf * TILE;
         float st[32], dpt[32];
-        bwd10_issue_abt<D, BK, BQ>(st, dK, kmaj(Qb));     // S^T = K Q^T
-        bwd10_issue_abt<D, BK, BQ>(dpt, dV, kmaj(dOb));   // dP^T = V dO^T
+        wg_issue_abt<D, BK, BQ>(st, dK, kmaj(Qb));     // S^T = K Q^T
+        wg_issue_abt<D, BK, BQ>(dpt, dV, kmaj(dOb));   // dP^T = V dO^T
         const float* Lb = Ls + buf * BQ;
         const float* Db = Ds + buf * BQ;
         wg_wait<1>();                  // S^T done, dP^T may still run
@@ -4344,7 +4324,7 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
         }
         uint32_t pa[4][4];
         bwd10_pack(pa, st);
-        bwd10_issue_pb<D>(dv, pa, nmaj(dOb));             // dV += P^T dO
+        wg_issue_pb<D>(dv, pa, nmaj(dOb));             // dV += P^T dO
         wg_wait<1>();                  // dP^T done, dV may still run
         wg_fence_regs(dpt);
 #pragma unroll
@@ -4364,7 +4344,7 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
         }
         uint32_t sa[4][4];
         bwd10_pack(sa, dpt);
-        bwd10_issue_pb<D>(dk, sa, nmaj(Qb));              // dK += dS^T Q
+        wg_issue_pb<D>(dk, sa, nmaj(Qb));              // dK += dS^T Q
         wg_wait<0>();
         wg_fence_regs(dk);
         wg_fence_regs(dv);
@@ -4467,8 +4447,8 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
         const int buf = it & 1, k0 = key_tile_at(kr, it) * BK;
         const uint32_t Kb = Ks + buf * TILE, Vb = Vs + buf * TILE;
         float s[32], dp[32];
-        bwd10_issue_abt<D, BQ, BK>(s, dQd, kmaj(Kb));    // S = Q K^T
-        bwd10_issue_abt<D, BQ, BK>(dp, dOd, kmaj(Vb));   // dP = dO V^T
+        wg_issue_abt<D, BQ, BK>(s, dQd, kmaj(Kb));    // S = Q K^T
+        wg_issue_abt<D, BQ, BK>(dp, dOd, kmaj(Vb));   // dP = dO V^T
         wg_wait<1>();
         wg_fence_regs(s);
         const bool full = block_fully_allowed(q0, BQ, k0, BK, W, S, T);
@@ -4499,7 +4479,7 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
                     s[4 * t + 2 * r + e] *= dp[4 * t + 2 * r + e] - Di[r];
         uint32_t sa[4][4];
         bwd10_pack(sa, s);
-        bwd10_issue_pb<D>(dq, sa, nmaj(Kb));             // dQ += dS K
+        wg_issue_pb<D>(dq, sa, nmaj(Kb));             // dQ += dS K
         wg_wait<0>();
         wg_fence_regs(dq);
     }
@@ -4523,30 +4503,22 @@ void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
     constexpr int BK = BWD10_ROWS;
     constexpr size_t smem = bwd10_smem<D>();
     static bool configured = false;
-    static cudaStream_t side;
-    static cudaEvent_t ev_fork, ev_join;
+    static SideStream side;
     if (!configured) {
         cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel10<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel10<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        cudaCheck(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-        cudaCheck(cudaEventCreateWithFlags(&ev_fork, cudaEventDisableTiming));
-        cudaCheck(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+        side = side_stream_create();
         configured = true;
     }
     const int nkt = ceil_div(T, BK);
-    int nst = 0, nch = 1;   // v6's sink split
-    if (W > 0 && S > 0) {
-        nch = ceil_div(ceil_div(T, BWD10_ROWS), SINK_CHUNK_QUERIES / BWD10_ROWS);
-        nst = (nch > 1) ? std::min(ceil_div(S, BK), nkt) : 0;
-        if (nst == 0) nch = 1;
-    }
+    const SinkSplit sp = sink_split(T, W, S, BK);   // v6's split of the sink tiles' runs
+    const int nst = sp.nst, nch = sp.nch;
     float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
     const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
     const dim3 grid_q(B * NH, ceil_div(T, BWD10_ROWS));
 
     launch_dot<D>(Dbuf, out, dout, B, T, NH);
-    cudaCheck(cudaEventRecord(ev_fork, 0));
-    cudaCheck(cudaStreamWaitEvent(side, ev_fork, 0));
+    side_stream_fork(side);
     attention_backward_dkdv_kernel10<D><<<grid_kv, BWD10_THREADS, smem>>>(dqkv, partial, qkv, dout, lse, Dbuf,
                                                                            B, T, NH, W, S, nst, nch);
     cudaCheckLaunch();
@@ -4555,10 +4527,9 @@ void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
         sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
         cudaCheckLaunch();
     }
-    attention_backward_dq_kernel10<D><<<grid_q, BWD10_THREADS, smem, side>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    attention_backward_dq_kernel10<D><<<grid_q, BWD10_THREADS, smem, side.stream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
     cudaCheckLaunch();
-    cudaCheck(cudaEventRecord(ev_join, side));
-    cudaCheck(cudaStreamWaitEvent(0, ev_join, 0));
+    side_stream_join(side);
 }
 // ---- end of version 10
 // @copy-end attn-backward-v10

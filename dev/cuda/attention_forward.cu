@@ -1245,27 +1245,6 @@ __device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], 
     }
 }
 
-// issue S = Q K^T (D / 16 chained wgmma) and O += P V (BK / 16 chained wgmma), one commit group each
-template<int D>
-__device__ __forceinline__ void fwd8_issue_qk(float (&s)[32], uint64_t dq0, uint64_t dk) {
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        const uint32_t offq = (uint32_t)((kk / 4) * FWD8_BQ * 128 + (kk % 4) * 32) >> 4;
-        const uint32_t offk = (uint32_t)((kk / 4) * FWD8_BK * 128 + (kk % 4) * 32) >> 4;
-        wgmma_m64n64_ss(s, dq0 + offq, dk + offk, kk > 0);
-    }
-    wg_commit();
-}
-template<int D>
-__device__ __forceinline__ void fwd8_issue_pv(float (&o)[D / 2], const uint32_t (&pa)[FWD8_BK / 16][4], uint64_t dv) {
-    wg_fence_regs(o);
-    wg_fence();
-#pragma unroll
-    for (int kc = 0; kc < FWD8_BK / 16; kc++) wgmma_m64nD_rs<D>(o, pa[kc], dv + ((uint32_t)(kc * 16 * 128) >> 4));
-    wg_commit();
-}
-
 template<int D>
 __global__ void __launch_bounds__(FWD8_THREADS, fwd8_min_blocks<D>())
 attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
@@ -1336,11 +1315,11 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
         }
         if (!need(it)) continue;       // warpgroup-uniform
         float s[32];
-        fwd8_issue_qk<D>(s, dq0, dk(it & 1));
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));   // S = Q K^T
         wg_wait<0>();
         wg_fence_regs(s);
         fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, wq0, r0, tg, W, S, T, sl2);
-        fwd8_issue_pv<D>(o, pa, dv(it & 1));
+        wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
         wg_wait<0>();
     }
     wg_fence_regs(o);

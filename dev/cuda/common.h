@@ -637,6 +637,30 @@ __device__ __forceinline__ void wgmma_m64nD_rs(float (&o)[D / 2], const uint32_t
 #endif
 }
 
+// issue acc = A B^T over the head dimension (D / 16 chained wgmma, one commit group); da, db:
+// descriptors of 64 rows of A and of B in K-major swizzled tiles of ROWS_A / ROWS_B rows (a k-step
+// of 16 columns is 32 bytes; every 4 steps the next 64-column block, ROWS * 128 bytes further)
+template<int D, int ROWS_A, int ROWS_B>
+__device__ __forceinline__ void wg_issue_abt(float (&acc)[32], uint64_t da, uint64_t db) {
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t offa = (uint32_t)((kk / 4) * ROWS_A * 128 + (kk % 4) * 32) >> 4;
+        const uint32_t offb = (uint32_t)((kk / 4) * ROWS_B * 128 + (kk % 4) * 32) >> 4;
+        wgmma_m64n64_ss(acc, da + offa, db + offb, kk > 0);
+    }
+    wg_commit();
+}
+// issue acc += P B over 64 rows of B (4 chained wgmma, one commit group); db: N-major descriptor
+template<int D>
+__device__ __forceinline__ void wg_issue_pb(float (&acc)[D / 2], const uint32_t (&pa)[4][4], uint64_t db) {
+    wg_fence_regs(acc);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) wgmma_m64nD_rs<D>(acc, pa[kc], db + ((uint32_t)(kc * 16 * 128) >> 4));
+    wg_commit();
+}
+
 // does this binary hold the wgmma code for the current device (built for sm_90a)? The wgmma versions
 // (forward v8, backward v10) ask before they run; every other build falls back to mma.sync versions.
 __global__ void wgmma_probe_kernel(int* ok) {
@@ -646,7 +670,7 @@ __global__ void wgmma_probe_kernel(int* ok) {
     *ok = 0;
 #endif
 }
-static bool wgmma_available() {
+static inline bool wgmma_available() {
     static int avail = -1;
     if (avail < 0) {
         int* d_ok;
