@@ -383,6 +383,30 @@ attention_backward_dq_kernel2(bf16* dqkv, const bf16* qkv, const bf16* dout, con
 
 constexpr int TCB_THREADS = 128, TCB_BK = 64, TCB_BQ_DQ = 64;
 constexpr int SINK_CHUNK_QUERIES = 1024;   // v6: queries per chunk of a sink tile's dK/dV run
+
+// The query tiles (of BQ queries) that the dK/dV block in grid row y streams (v5+). Rows y < nst * nch
+// are v6's chunks of the sink key tiles' runs (the longest, so first); the others are one key tile
+// each. A key tile's run goes from the query tile holding its first key (causal) to the last query
+// that attends one of its keys; chunk c keeps the c-th SINK_CHUNK_QUERIES of it (possibly none:
+// ntiles <= 0, and the block writes zero partials).
+struct QueryRun { int kt, chunk, qt0, ntiles; };
+template<int BK, int BQ>
+__device__ __forceinline__ QueryRun dkdv_query_run(int y, int nst, int nch, int W, int S, int T) {
+    QueryRun r;
+    r.kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
+    r.chunk = (y < nst * nch) ? y % nch : -1;
+    const int k0 = r.kt * BK, k_last = min(k0 + BK, T) - 1;
+    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
+    r.qt0 = k0 / BQ;
+    int qt_end = q_hi / BQ;
+    if (r.chunk >= 0) {
+        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
+        r.qt0 += r.chunk * CT;
+        qt_end = min(qt_end, r.qt0 + CT - 1);
+    }
+    r.ntiles = qt_end - r.qt0 + 1;
+    return r;
+}
 // query tile of the dK/dV pass: 32 for D = 128 keeps the four accumulators (dK, dV: D/2 floats each;
 // S^T, dP^T: BQ/2 each) in registers
 template<int D> __host__ __device__ constexpr int dkdv_bq() { return D == 64 ? 64 : 32; }
@@ -719,9 +743,8 @@ attention_backward_dkdv_kernel5(bf16* dqkv, float* partial, const bf16* qkv, con
     float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
 
     const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int y = blockIdx.y;
-    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
-    const int chunk = (y < nst * nch) ? y % nch : -1;   // -1: the whole query run, bf16 output
+    const QueryRun run = dkdv_query_run<BK, BQ>(blockIdx.y, nst, nch, W, S, T);
+    const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;   // chunk -1: whole run
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int k0 = kt * BK, wk0 = k0 + warp * 16;
     const size_t C = (size_t)NH * D, C3 = 3 * C;
@@ -732,15 +755,6 @@ attention_backward_dkdv_kernel5(bf16* dqkv, float* partial, const bf16* qkv, con
     const float sl2 = LOG2E / sqrtf((float)D);
     const float scale = 1.0f / sqrtf((float)D);
 
-    const int k_last = min(k0 + BK, T) - 1;
-    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
-    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
-    if (chunk >= 0) {   // this chunk's part of the run; may be empty (then it writes zeros)
-        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
-        qt0 += chunk * CT;
-        qt_end = min(qt_end, qt0 + CT - 1);
-    }
-    const int ntiles = qt_end - qt0 + 1;
 
     // issue the async copies of query tile qt0 + it into buffer buf (past T: zero-fill)
     auto load_q_tile = [&](int it, int buf) {
@@ -1254,9 +1268,8 @@ attention_backward_dkdv_kernel7(bf16* dqkv, float* partial, const bf16* qkv, con
     float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
 
     const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int y = blockIdx.y;
-    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
-    const int chunk = (y < nst * nch) ? y % nch : -1;   // -1: the whole query run, bf16 output
+    const QueryRun run = dkdv_query_run<BK, BQ>(blockIdx.y, nst, nch, W, S, T);
+    const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;   // chunk -1: whole run
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int k0 = kt * BK, wrow = warp * WK, wk0 = k0 + wrow;
     const size_t C = (size_t)NH * D, C3 = 3 * C;
@@ -1267,15 +1280,6 @@ attention_backward_dkdv_kernel7(bf16* dqkv, float* partial, const bf16* qkv, con
     const float sl2 = LOG2E / sqrtf((float)D);
     const float scale = 1.0f / sqrtf((float)D);
 
-    const int k_last = min(k0 + BK, T) - 1;
-    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
-    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
-    if (chunk >= 0) {   // this chunk's part of the run; may be empty (then it writes zeros)
-        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
-        qt0 += chunk * CT;
-        qt_end = min(qt_end, qt0 + CT - 1);
-    }
-    const int ntiles = qt_end - qt0 + 1;
 
     auto load_q_tile = [&](int it, int buf) {
         const int q0 = (qt0 + it) * BQ;
@@ -1671,9 +1675,8 @@ attention_backward_dkdv_kernel8(bf16* dqkv, float* partial, const bf16* qkv, con
     float* Ds = Ls + NB * BQ;                                    // (NB, BQ) D_i
 
     const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int y = blockIdx.y;
-    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
-    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const QueryRun run = dkdv_query_run<BK, BQ>(blockIdx.y, nst, nch, W, S, T);
+    const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
     const size_t C = (size_t)NH * D, C3 = 3 * C;
@@ -1684,15 +1687,6 @@ attention_backward_dkdv_kernel8(bf16* dqkv, float* partial, const bf16* qkv, con
     const float sl2 = LOG2E / sqrtf((float)D);
     const float scale = 1.0f / sqrtf((float)D);
 
-    const int k_last = min(k0 + BK, T) - 1;
-    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
-    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
-    if (chunk >= 0) {
-        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
-        qt0 += chunk * CT;
-        qt_end = min(qt_end, qt0 + CT - 1);
-    }
-    const int ntiles = qt_end - qt0 + 1;
 
     auto load_q_tile = [&](int it) {
         const int q0 = (qt0 + it) * BQ, buf = it % NB;
@@ -1935,9 +1929,8 @@ attention_backward_dkdv_kernel9(bf16* dqkv, float* partial, const bf16* qkv, con
     float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
 
     const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int y = blockIdx.y;
-    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
-    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const QueryRun run = dkdv_query_run<BK, BQ>(blockIdx.y, nst, nch, W, S, T);
+    const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
     const size_t C = (size_t)NH * D, C3 = 3 * C;
@@ -1948,15 +1941,6 @@ attention_backward_dkdv_kernel9(bf16* dqkv, float* partial, const bf16* qkv, con
     const float sl2 = LOG2E / sqrtf((float)D);
     const float scale = 1.0f / sqrtf((float)D);
 
-    const int k_last = min(k0 + BK, T) - 1;
-    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
-    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
-    if (chunk >= 0) {
-        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
-        qt0 += chunk * CT;
-        qt_end = min(qt_end, qt0 + CT - 1);
-    }
-    const int ntiles = qt_end - qt0 + 1;
 
     auto load_q_tile = [&](int it, int buf) {
         const int q0 = (qt0 + it) * BQ;
@@ -2207,9 +2191,8 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
     float* Ds = Ls + 2 * BQ;                                                     // (2, BQ) D_i
 
     const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int y = blockIdx.y;
-    const int kt = (y < nst * nch) ? y / nch : nst + (y - nst * nch);
-    const int chunk = (y < nst * nch) ? y % nch : -1;
+    const QueryRun run = dkdv_query_run<BK, BQ>(blockIdx.y, nst, nch, W, S, T);
+    const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
     const int k0 = kt * BK, kr0 = k0 + warp * 16 + g;   // this thread's keys: kr0, kr0 + 8
     const size_t C = (size_t)NH * D, C3 = 3 * C;
@@ -2220,15 +2203,6 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
     const float sl2 = LOG2E / sqrtf((float)D);
     const float scale = 1.0f / sqrtf((float)D);
 
-    const int k_last = min(k0 + BK, T) - 1;
-    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
-    int qt0 = k0 / BQ, qt_end = q_hi / BQ;
-    if (chunk >= 0) {
-        constexpr int CT = SINK_CHUNK_QUERIES / BQ;
-        qt0 += chunk * CT;
-        qt_end = min(qt_end, qt0 + CT - 1);
-    }
-    const int ntiles = qt_end - qt0 + 1;
 
     auto load_q_tile = [&](int it, int buf) {
         const int q0 = (qt0 + it) * BQ;
