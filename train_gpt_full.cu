@@ -1599,8 +1599,9 @@ static void layernorm_backward(floatX* dinp, float* dweight, float* dbias, const
 // read and one write of the logits (a step's largest tensor) and no running-max rescales. At GPT-2's
 // vocabulary a row is ~100 KB, so two rows share an SM and one block's loads overlap the other's
 // exponentials (the earlier version held the row in the registers of 1024 threads: one row per SM
-// at a time, 4.1 ms per d12 step at T = 1024). Rows up to CLS_SMEM_MAX_VP columns; larger
-// vocabularies take classifier_kernel below.
+// at a time, 4.1 ms per d12 step at T = 1024). Rows up to CLS_SMEM_MAX_VP columns (57344: two
+// blocks per SM; the register version went to 65536); larger vocabularies take classifier_kernel
+// below.
 static const int CLS_THREADS = 512, CLS_BATCH = 4;   // 16-byte loads in flight per thread
 static const int CLS_SMEM_MAX_VP = 112 * 1024 / (int)sizeof(floatX);
 

@@ -48,7 +48,7 @@ elementwise work of this one (software pipelining; measured: slower than v6)
 ./attention_backward 8
 
 version 9 is version 6 with fewer instructions per mma: fixed-slot cp.async, ex2.approx.ftz, per-row
-edge masks, chunk skipping only on partial tiles (measured: the fastest, 1.2-1.4x v6)
+edge masks, chunk skipping only on partial tiles (measured: the fastest mma.sync version, 1.2-1.4x v6)
 ./attention_backward 9
 
 version 10 is version 9 on Hopper's warpgroup MMA (wgmma, sm_90a; D = 64): one warpgroup per 64 rows,
