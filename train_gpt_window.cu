@@ -1472,75 +1472,122 @@ __global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, 
 }
 
 
-// LayerNorm backward: dinp (rows, C) += the input gradient; the weight and bias gradients are
-// summed per block of LN_WARPS * LN_ROWS_PER_WARP rows in a fixed order into partial (blocks, 2C),
-// then added up by the finish kernel. Lane l of a warp owns the channel chunks [8 (l + 32k), +8),
-// k < CHUNKS = ceil(C / 256), read with 16-byte loads (C must be a multiple of 8); a row's dout and
-// input, the weights and the warp's running weight and bias gradients stay in registers (summing
-// them in shared memory cost 8-way bank conflicts on every row). Above
-// C = 1536 (CHUNKS 7, 8) the registers spill: correct, slower.
-static const int LN_WARPS = 4, LN_ROWS_PER_WARP = 16, LN_MAX_CHUNKS = 8;
+static void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* w,
+                              const floatX* b, int rows, int C) {
+    int blocks = ceil_div(rows, 8);
+    switch (ceil_div(C, 256)) {
+        case 1: layernorm_forward_kernel<1><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 2: layernorm_forward_kernel<2><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 3: layernorm_forward_kernel<3><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 4: layernorm_forward_kernel<4><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 5: layernorm_forward_kernel<5><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 6: layernorm_forward_kernel<6><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 7: layernorm_forward_kernel<7><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        default: layernorm_forward_kernel<8><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+    }
+    cudaCheckLaunch();
+}
 
-template <int CHUNKS>
-__global__ void __launch_bounds__(LN_WARPS * 32)
-layernorm_backward_kernel(floatX* dinp, float* partial, const floatX* dout, const floatX* inp,
-                          const floatX* weight, const float* mean, const float* rstd, int rows, int C) {
-    extern __shared__ float acc[];  // (LN_WARPS, 2C): each warp's dweight, then dbias
+// LayerNorm backward (dinp += ..., dweight, dbias += ...): dev/cuda/layernorm_backward.cu
+// @copy-begin ln-backward
+// ----------------------------------------------------------------------------
+// LayerNorm backward (dev/cuda/layernorm_backward.cu version 5)
+
+static const int LN_WARPS = 4, LN_MAX_CHUNKS = 8;   // 4 warps per block; C <= 256 * LN_MAX_CHUNKS
+
+union LnPack8 { uint4 u; bf16 x[8]; };
+
+__device__ __forceinline__ float ln_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) { v += __shfl_xor_sync(0xffffffff, v, o); }
+    return v;
+}
+
+// Lane l of a warp owns the channel chunks [8 (l + 32k), +8), k < CHUNKS = ceil(C / 256), read with
+// 16-byte loads. A warp takes rows_per_warp consecutive rows. With PREFETCH, while it computes one
+// row the next row's dout, input and input gradient are already loading (the *_next registers);
+// past C = 1024 those registers spill, so wider rows load as they go (v4).
+// The warp's running dweight and dbias sums live in shared memory as float4s indexed
+// [sum][chunk][half][lane]: a lane only ever touches its own entries (no synchronisation), and a
+// warp's 16-byte accesses cover 512 contiguous bytes (no bank conflicts). At the end the block adds
+// its warps' sums in warp order into partial (blocks, 2C) (dweight, then dbias).
+// Without the prefetch, up to C = 768 the registers are capped at 96 (five blocks per SM, no spills).
+template <int CHUNKS, bool PREFETCH>
+constexpr int ln_backward_min_blocks() { return PREFETCH ? 1 : CHUNKS <= 3 ? 5 : CHUNKS == 4 ? 4 : 1; }
+
+template <int CHUNKS, bool PREFETCH>
+__global__ void __launch_bounds__(LN_WARPS * 32, (ln_backward_min_blocks<CHUNKS, PREFETCH>()))
+layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf16* inp, const bf16* weight,
+                          const float* mean, const float* rstd, int rows, int C, int rows_per_warp) {
+    extern __shared__ float4 ln_acc[];  // (LN_WARPS, 2, CHUNKS, 2, 32) float4
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    Pack8 w[CHUNKS];
-    float dw[CHUNKS][8], db[CHUNKS][8];
+    float4* my = ln_acc + (size_t)warp * 2 * CHUNKS * 2 * 32;
+    LnPack8 w[CHUNKS];
     for (int k = 0; k < CHUNKS; k++) {
         int c0 = (lane + 32 * k) * 8;
         if (c0 < C) { w[k].u = *(const uint4*)(weight + c0); }
-        for (int i = 0; i < 8; i++) { dw[k][i] = 0.0f; db[k][i] = 0.0f; }
+        for (int s = 0; s < 4; s++) { my[(s * CHUNKS + k) * 32 + lane] = make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
     }
-    int row0 = (blockIdx.x * LN_WARPS + warp) * LN_ROWS_PER_WARP;
-    for (int row = row0; row < min(rows, row0 + LN_ROWS_PER_WARP); row++) {
-        const floatX* dy = dout + (size_t)row * C;
-        const floatX* x = inp + (size_t)row * C;
-        floatX* dx = dinp + (size_t)row * C;
-        float m = mean[row], r = rstd[row];
-        Pack8 g[CHUNKS], xi[CHUNKS], d[CHUNKS];
-        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+    int row0 = (blockIdx.x * LN_WARPS + warp) * rows_per_warp;
+    int row_end = min(rows, row0 + rows_per_warp);
+    LnPack8 g[CHUNKS], x[CHUNKS], d[CHUNKS];
+    auto load_row = [&](int row, LnPack8* gr, LnPack8* xr, LnPack8* dr) {
         for (int k = 0; k < CHUNKS; k++) {
             int c0 = (lane + 32 * k) * 8;
             if (c0 >= C) { continue; }
-            g[k].u = *(const uint4*)(dy + c0);
-            xi[k].u = *(const uint4*)(x + c0);
-            d[k].u = *(const uint4*)(dx + c0);
+            gr[k].u = *(const uint4*)(dout + (size_t)row * C + c0);
+            xr[k].u = *(const uint4*)(inp + (size_t)row * C + c0);
+            dr[k].u = *(const uint4*)(dinp + (size_t)row * C + c0);
+        }
+    };
+    if (PREFETCH && row0 < row_end) { load_row(row0, g, x, d); }
+    for (int row = row0; row < row_end; row++) {
+        LnPack8 g_next[CHUNKS], x_next[CHUNKS], d_next[CHUNKS];
+        if (PREFETCH && row + 1 < row_end) { load_row(row + 1, g_next, x_next, d_next); }
+        if (!PREFETCH) { load_row(row, g, x, d); }
+        float m = mean[row], r = rstd[row];
+        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        for (int k = 0; k < CHUNKS; k++) {
+            if ((lane + 32 * k) * 8 >= C) { continue; }
             for (int i = 0; i < 8; i++) {
                 float dn = __bfloat162float(w[k].x[i]) * __bfloat162float(g[k].x[i]);
                 dnorm_mean += dn;
-                dnorm_norm_mean += dn * (__bfloat162float(xi[k].x[i]) - m) * r;
+                dnorm_norm_mean += dn * (__bfloat162float(x[k].x[i]) - m) * r;
             }
         }
-        dnorm_mean = warp_sum(dnorm_mean) / C;
-        dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
+        dnorm_mean = ln_warp_sum(dnorm_mean) / C;
+        dnorm_norm_mean = ln_warp_sum(dnorm_norm_mean) / C;
         for (int k = 0; k < CHUNKS; k++) {
             int c0 = (lane + 32 * k) * 8;
             if (c0 >= C) { continue; }
+            float4* dw = my + (0 * CHUNKS + k) * 2 * 32 + lane;   // halves at +0 and +32
+            float4* db = my + (1 * CHUNKS + k) * 2 * 32 + lane;
+            float4 dw_lo = dw[0], dw_hi = dw[32], db_lo = db[0], db_hi = db[32];
+            float* dwf[2] = {&dw_lo.x, &dw_hi.x};
+            float* dbf[2] = {&db_lo.x, &db_hi.x};
             for (int i = 0; i < 8; i++) {
                 float gk = __bfloat162float(g[k].x[i]);
-                float n = (__bfloat162float(xi[k].x[i]) - m) * r;
+                float n = (__bfloat162float(x[k].x[i]) - m) * r;
                 float dn = __bfloat162float(w[k].x[i]) * gk;
-                dw[k][i] += n * gk;
-                db[k][i] += gk;
+                dwf[i / 4][i % 4] += n * gk;
+                dbf[i / 4][i % 4] += gk;
                 d[k].x[i] = __float2bfloat16(__bfloat162float(d[k].x[i]) + r * (dn - dnorm_mean - n * dnorm_norm_mean));
             }
-            *(uint4*)(dx + c0) = d[k].u;
+            dw[0] = dw_lo; dw[32] = dw_hi; db[0] = db_lo; db[32] = db_hi;
+            *(uint4*)(dinp + (size_t)row * C + c0) = d[k].u;
+        }
+        if (PREFETCH) {
+            for (int k = 0; k < CHUNKS; k++) { g[k] = g_next[k]; x[k] = x_next[k]; d[k] = d_next[k]; }
         }
     }
-    float* my = acc + (size_t)warp * 2 * C;
-    for (int k = 0; k < CHUNKS; k++) {
-        int c0 = (lane + 32 * k) * 8;
-        if (c0 >= C) { continue; }
-        for (int i = 0; i < 8; i++) { my[c0 + i] = dw[k][i]; my[C + c0 + i] = db[k][i]; }
-    }
     __syncthreads();
+    const float* accf = (const float*)ln_acc;
     for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) {
-        float sum = 0.0f;
-        for (int v = 0; v < LN_WARPS; v++) { sum += acc[(size_t)v * 2 * C + c]; }
-        partial[(size_t)blockIdx.x * 2 * C + c] = sum;
+        int sum = c / C, col = c % C;                  // which sum, which channel
+        int chunk = col / 8, i = col % 8;              // chunk = lane + 32 k
+        size_t at = ((size_t)((sum * CHUNKS + chunk / 32) * 2 + i / 4) * 32 + chunk % 32) * 4 + i % 4;
+        float s = 0.0f;
+        for (int v = 0; v < LN_WARPS; v++) { s += accf[(size_t)v * 2 * CHUNKS * 2 * 32 * 4 + at]; }
+        partial[(size_t)blockIdx.x * 2 * C + c] = s;
     }
 }
 
@@ -1561,40 +1608,73 @@ __global__ void layernorm_backward_finish_kernel(float* dweight, float* dbias, c
     if (c < C) { dweight[c] += sum; } else { dbias[c - C] += sum; }
 }
 
-static void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* w,
-                              const floatX* b, int rows, int C) {
-    int blocks = ceil_div(rows, 8);
+typedef void (*ln_backward_kernel_t)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*,
+                                     const float*, int, int, int);
+// the prefetch where it pays (C <= 1024), unless turned off (v4)
+static ln_backward_kernel_t ln_backward_kernel_for(int C, bool prefetch) {
     switch (ceil_div(C, 256)) {
-        case 1: layernorm_forward_kernel<1><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 2: layernorm_forward_kernel<2><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 3: layernorm_forward_kernel<3><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 4: layernorm_forward_kernel<4><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 5: layernorm_forward_kernel<5><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 6: layernorm_forward_kernel<6><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 7: layernorm_forward_kernel<7><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        default: layernorm_forward_kernel<8><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
+        case 1: return prefetch ? layernorm_backward_kernel<1, true> : layernorm_backward_kernel<1, false>;
+        case 2: return prefetch ? layernorm_backward_kernel<2, true> : layernorm_backward_kernel<2, false>;
+        case 3: return prefetch ? layernorm_backward_kernel<3, true> : layernorm_backward_kernel<3, false>;
+        case 4: return prefetch ? layernorm_backward_kernel<4, true> : layernorm_backward_kernel<4, false>;
+        case 5: return layernorm_backward_kernel<5, false>;
+        case 6: return layernorm_backward_kernel<6, false>;
+        case 7: return layernorm_backward_kernel<7, false>;
+        default: return layernorm_backward_kernel<8, false>;
     }
+}
+static size_t ln_backward_smem(int C) { return (size_t)LN_WARPS * 2 * ceil_div(C, 256) * 2 * 32 * sizeof(float4); }
+
+// The grid is one wave: as many blocks as fit on the GPU at once (fewer for few rows), each warp
+// taking an equal run of rows. Blocks (and so the partial sums' order) depend only on rows, C and
+// the GPU: the same bits run to run on one GPU.
+struct LnBackwardGrid { int blocks, rows_per_warp; };
+static LnBackwardGrid ln_backward_grid(ln_backward_kernel_t kernel, int rows, int C) {
+    static ln_backward_kernel_t cached_kernel = NULL;
+    static int cached_slots = 0;  // resident blocks of that kernel on the whole GPU
+    if (kernel != cached_kernel) {
+        size_t smem = ln_backward_smem(C);
+        cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        int dev = 0, sms = 0, per_sm = 0;
+        cudaCheck(cudaGetDevice(&dev));
+        cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+        cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, LN_WARPS * 32, smem));
+        if (per_sm < 1) { fprintf(stderr, "layernorm backward: no block fits an SM at C=%d\n", C); exit(EXIT_FAILURE); }
+        cached_kernel = kernel;
+        cached_slots = sms * per_sm;
+    }
+    LnBackwardGrid grid;
+    grid.rows_per_warp = ceil_div(rows, cached_slots * LN_WARPS);
+    grid.blocks = ceil_div(rows, LN_WARPS * grid.rows_per_warp);
+    return grid;
+}
+
+static void layernorm_backward_launch(bool prefetch, bf16* dinp, float* dweight, float* dbias, float* partial,
+                                      const bf16* dout, const bf16* inp, const bf16* weight, const float* mean,
+                                      const float* rstd, int rows, int C) {
+    if (C % 8 != 0 || C > 256 * LN_MAX_CHUNKS) {
+        fprintf(stderr, "layernorm backward: C=%d, expected a multiple of 8 up to %d\n", C, 256 * LN_MAX_CHUNKS);
+        exit(EXIT_FAILURE);
+    }
+    ln_backward_kernel_t kernel = ln_backward_kernel_for(C, prefetch);
+    LnBackwardGrid grid = ln_backward_grid(kernel, rows, C);
+    kernel<<<grid.blocks, LN_WARPS * 32, ln_backward_smem(C)>>>(dinp, partial, dout, inp, weight, mean, rstd,
+                                                                rows, C, grid.rows_per_warp);
+    cudaCheckLaunch();
+    layernorm_backward_finish_kernel<<<ceil_div(2 * C, 32), dim3(32, 8)>>>(dweight, dbias, partial, grid.blocks, C);
     cudaCheckLaunch();
 }
 
-static void layernorm_backward(floatX* dinp, float* dweight, float* dbias, const floatX* dout, const floatX* inp,
-                               const floatX* weight, const float* mean, const float* rstd, int rows, int C) {
-    int blocks = ceil_div(rows, LN_WARPS * LN_ROWS_PER_WARP);
-    size_t smem = (size_t)LN_WARPS * 2 * C * sizeof(float);
-    switch (ceil_div(C, 256)) {
-        case 1: layernorm_backward_kernel<1><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
-        case 2: layernorm_backward_kernel<2><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
-        case 3: layernorm_backward_kernel<3><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
-        case 4: layernorm_backward_kernel<4><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
-        case 5: layernorm_backward_kernel<5><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
-        case 6: layernorm_backward_kernel<6><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
-        case 7: layernorm_backward_kernel<7><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
-        default: layernorm_backward_kernel<8><<<blocks, LN_WARPS * 32, smem>>>(dinp, scratch_partial, dout, inp, weight, mean, rstd, rows, C); break;
-    }
-    cudaCheckLaunch();
-    layernorm_backward_finish_kernel<<<ceil_div(2 * C, 32), dim3(32, 8)>>>(dweight, dbias, scratch_partial, blocks, C);
-    cudaCheckLaunch();
+// dinp (rows, C) += the input gradient; dweight, dbias (C) += their gradients. partial: scratch of
+// at least layernorm_backward_partial_floats(rows, C) floats.
+static size_t layernorm_backward_partial_floats(int rows, int C) {
+    return (size_t)ln_backward_grid(ln_backward_kernel_for(C, true), rows, C).blocks * 2 * C;
 }
+static void layernorm_backward(bf16* dinp, float* dweight, float* dbias, float* partial, const bf16* dout,
+                               const bf16* inp, const bf16* weight, const float* mean, const float* rstd, int rows, int C) {
+    layernorm_backward_launch(true, dinp, dweight, dbias, partial, dout, inp, weight, mean, rstd, rows, C);
+}
+// @copy-end ln-backward
 
 // classifier_kernel's softmax + cross-entropy (below) with the row staged in shared memory: one
 // read and one write of the logits (a step's largest tensor) and no running-max rescales. At GPT-2's
@@ -4896,20 +4976,13 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     cudaCheck(cudaMalloc(&a->targets, BT * sizeof(int)));
     // scratch for the fixed-order reductions: column sums and layernorm partials
     size_t partial = (size_t)SUM_CHUNKS * (Vp > 4 * C ? Vp : 4 * C);
-    size_t ln_partial = (size_t)ceil_div(BT, LN_WARPS * LN_ROWS_PER_WARP) * 2 * C;
+    if (C > 256 * LN_MAX_CHUNKS) { die("channels %zu: the layernorm kernels take at most %d", C, 256 * LN_MAX_CHUNKS); }
+    size_t ln_partial = layernorm_backward_partial_floats((int)BT, (int)C);
     size_t scratch = (partial > ln_partial ? partial : ln_partial) * sizeof(float);
     if (scratch > scratch_partial_bytes) {  // shared by every model of the process (the tests build several): only grows
         if (scratch_partial) { cudaCheck(cudaFree(scratch_partial)); }
         cudaCheck(cudaMalloc(&scratch_partial, scratch));
         scratch_partial_bytes = scratch;
-    }
-    if (C > 256 * LN_MAX_CHUNKS) { die("channels %zu: the layernorm kernels take at most %d", C, 256 * LN_MAX_CHUNKS); }
-    if ((size_t)LN_WARPS * 2 * C * sizeof(float) > 48 * 1024) {
-        int bytes = (int)(LN_WARPS * 2 * C * sizeof(float));
-        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel<5>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel<6>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel<7>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-        cudaCheck(cudaFuncSetAttribute(layernorm_backward_kernel<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     }
     model->host_inputs = (int*)malloc_check(BT * sizeof(int));
     model->host_losses = (float*)malloc_check(BT * sizeof(float));
@@ -5009,7 +5082,7 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
     cudaCheck(cudaMemset(dres, 0, (size_t)BT * C * sizeof(floatX)));
     // classifier and final LayerNorm; acts.logits holds d(loss)/d(logits)
     matmul_backward(a->dbuf, g.wte, NULL, a->logits, a->lnf, p.wte, BT, C, Vp);
-    layernorm_backward(dres, g.lnfw, g.lnfb, a->dbuf, a->residual3 + (size_t)(L - 1) * BT * C, p.lnfw,
+    layernorm_backward(dres, g.lnfw, g.lnfb, scratch_partial, a->dbuf, a->residual3 + (size_t)(L - 1) * BT * C, p.lnfw,
                        a->lnf_mean, a->lnf_rstd, BT, C);
     for (int l = L - 1; l >= 0; l--) {
         size_t o = (size_t)l * BT;
@@ -5021,7 +5094,7 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
         floatX* dln2 = a->dbuf_c;
         matmul_backward(dln2, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, a->dbuf, a->ln2 + o * C,
                         p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
-        layernorm_backward(dres, g.ln2w + l * C, g.ln2b + l * C, dln2, a->residual2 + o * C, p.ln2w + l * C,
+        layernorm_backward(dres, g.ln2w + l * C, g.ln2b + l * C, scratch_partial, dln2, a->residual2 + o * C, p.ln2w + l * C,
                            a->ln2_mean + o, a->ln2_rstd + o, BT, C);
         // attention block: residual2 = residual + attproj(atty)
         floatX* datty = a->dbuf_c;
@@ -5037,7 +5110,7 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
         floatX* dln1 = a->dbuf_c;
         matmul_backward(dln1, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, dqkv, a->ln1 + o * C,
                         p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
-        layernorm_backward(dres, g.ln1w + l * C, g.ln1b + l * C, dln1, residual, p.ln1w + l * C,
+        layernorm_backward(dres, g.ln1w + l * C, g.ln1b + l * C, scratch_partial, dln1, residual, p.ln1w + l * C,
                            a->ln1_mean + o, a->ln1_rstd + o, BT, C);
     }
     // embeddings: positions grouped by token on the host (a counting sort), each token's list cut
