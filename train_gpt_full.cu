@@ -1473,17 +1473,11 @@ __global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, 
 
 static void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* w,
                               const floatX* b, int rows, int C) {
-    int blocks = ceil_div(rows, 8);
-    switch (ceil_div(C, 256)) {
-        case 1: layernorm_forward_kernel<1><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 2: layernorm_forward_kernel<2><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 3: layernorm_forward_kernel<3><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 4: layernorm_forward_kernel<4><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 5: layernorm_forward_kernel<5><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 6: layernorm_forward_kernel<6><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        case 7: layernorm_forward_kernel<7><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-        default: layernorm_forward_kernel<8><<<blocks, 256>>>(out, mean, rstd, inp, w, b, rows, C); break;
-    }
+    typedef void (*kernel_t)(floatX*, float*, float*, const floatX*, const floatX*, const floatX*, int, int);
+    static const kernel_t kernels[] = {layernorm_forward_kernel<1>, layernorm_forward_kernel<2>, layernorm_forward_kernel<3>,
+                                       layernorm_forward_kernel<4>, layernorm_forward_kernel<5>, layernorm_forward_kernel<6>,
+                                       layernorm_forward_kernel<7>, layernorm_forward_kernel<8>};
+    kernels[ceil_div(C, 256) - 1]<<<ceil_div(rows, 8), 256>>>(out, mean, rstd, inp, w, b, rows, C);  // C <= 2048: checked at allocation
     cudaCheckLaunch();
 }
 
@@ -1709,7 +1703,7 @@ __device__ __forceinline__ float exp2_fast(float x) {
     return y;
 }
 
-__global__ void __launch_bounds__(CLS_THREADS)
+__global__ void __launch_bounds__(CLS_THREADS, 2)  // two rows per SM: 64 registers at most
 classifier_smem_kernel(floatX* logits, float* losses, const int* targets, float dloss, int V, int Vp) {
     extern __shared__ uint4 row[];  // (Vp / 8) packs of 8 logits
     __shared__ float red[32];
@@ -4989,8 +4983,7 @@ typedef struct {
     int position;         // of the next token
     floatX* k;            // (L, capacity, C)
     floatX* v;            // (L, capacity, C)
-    int* pos;             // (L, capacity) the position each entry holds, -1 while empty
-    int* dev_pos;         // (L, capacity) the same on the GPU
+    int* dev_pos;         // (L, capacity) the position each entry holds, -1 while empty
     float* scores;        // (NH, capacity)
     float* cos_sin;       // (2, hs/2) the rotation of the current position
     float* host_cos_sin;  // (2, hs/2)
@@ -5028,10 +5021,8 @@ static void kv_cache_init(KVCache* kc, const GPT2Config* c, int max_tokens) {
     cudaCheck(cudaMalloc(&kc->dev_pos, L * cap * sizeof(int)));
     cudaCheck(cudaMalloc(&kc->scores, NH * cap * sizeof(float)));
     cudaCheck(cudaMalloc(&kc->cos_sin, hs * sizeof(float)));
-    kc->pos = (int*)malloc_check(L * cap * sizeof(int));
     kc->host_cos_sin = (float*)malloc_check(hs * sizeof(float));
-    for (size_t i = 0; i < L * cap; i++) { kc->pos[i] = -1; }
-    cudaCheck(cudaMemcpy(kc->dev_pos, kc->pos, L * cap * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemset(kc->dev_pos, 0xFF, L * cap * sizeof(int)));  // all-ones bytes: -1, every entry empty
 }
 
 static void kv_cache_free(KVCache* kc) {
@@ -5040,7 +5031,6 @@ static void kv_cache_free(KVCache* kc) {
     cudaCheck(cudaFree(kc->dev_pos));
     cudaCheck(cudaFree(kc->scores));
     cudaCheck(cudaFree(kc->cos_sin));
-    free(kc->pos);
     free(kc->host_cos_sin);
 }
 
@@ -5117,7 +5107,6 @@ static int kv_cache_step(GPT2GPU* model, KVCache* kc, int token) {
         size_t entry = (size_t)l * kc->capacity + kv_slot(pat, t);
         cudaCheck(cudaMemcpyAsync(kc->k + entry * C, a->qkv + C, C * sizeof(floatX), cudaMemcpyDeviceToDevice));
         cudaCheck(cudaMemcpyAsync(kc->v + entry * C, a->qkv + 2 * C, C * sizeof(floatX), cudaMemcpyDeviceToDevice));
-        kc->pos[entry] = t;
         cudaCheck(cudaMemcpy(kc->dev_pos + entry, &t, sizeof(int), cudaMemcpyHostToDevice));
         size_t layer = (size_t)l * kc->capacity;
         decode_attention_kernel<<<NH, 128>>>(a->atty, kc->scores, a->qkv, kc->k + layer * C, kc->v + layer * C,
