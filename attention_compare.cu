@@ -1189,10 +1189,11 @@ static inline bool wgmma_available() {
 // 1.23-1.24x. Issuing the next tile's Q K^T before this tile's softmax (FA3's overlap) lost: two S
 // register sets cost occupancy (notes.md, Round 3).
 
+// NS: K/V stages in the ring (v8: 2; version 9 below tried 4)
 constexpr int FWD8_NWG = 2, FWD8_BQ = 64 * FWD8_NWG, FWD8_BK = 64, FWD8_THREADS = 128 * FWD8_NWG;
 template<int D> __host__ __device__ constexpr int fwd8_min_blocks() { return D == 64 ? 2 : 1; }
-template<int D> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
-    return 1024 + (size_t)(FWD8_BQ + 4 * FWD8_BK) * D * sizeof(bf16);
+template<int D, int NS> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
+    return 1024 + (size_t)(FWD8_BQ + 2 * NS * FWD8_BK) * D * sizeof(bf16);
 }
 
 // mask (edge tiles only), row max, lazy rescale (only when some row's max grew by > 8 in log2
@@ -1261,9 +1262,10 @@ __device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], 
     }
 }
 
-template<int D>
+template<int D, int NS>
 __global__ void __launch_bounds__(FWD8_THREADS, fwd8_min_blocks<D>())
 attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    static_assert(NS >= 2, "a K/V ring needs two stages at least");
 #ifdef HAS_WGMMA
     constexpr int BQ = FWD8_BQ, BK = FWD8_BK, NT = FWD8_THREADS, CH = D / 8;
     constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
@@ -1273,8 +1275,8 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     const uint32_t sbase = (raw + 1023u) & ~1023u;
     unsigned char* smem = smem_raw + (sbase - raw);
     const uint32_t Qs = sbase;                         // (BQ rows) swizzled
-    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
-    const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
+    const uint32_t Ks = Qs + QBYTES;                   // NS buffers of (BK rows)
+    const uint32_t Vs = Ks + NS * KVBYTES;             // NS buffers of (BK rows)
 
     const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
     const int qt = gridDim.y - 1 - blockIdx.y;         // longest tiles first
@@ -1299,7 +1301,7 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     };
     auto need = [&](int it) { return block_any_allowed(wq0, 64, key_tile_at(kr, it) * BK, BK, W, S, T); };
     auto sync_tiles = [&]() {
-        cp_async_wait<0>();                                              // my copies landed
+        cp_async_wait<NS - 2>();                                         // my copies of this tile landed
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to wgmma
         __syncthreads();                                                 // ... everyone's
     };
@@ -1318,24 +1320,26 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     uint32_t pa[BK / 16][4];
 
+    // one commit group per tile (empty past the last), Q in tile 0's: the wait above lets the
+    // NS - 2 newest groups stay in flight
     wg_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
-    load_k(0, 0);
-    load_v(0, 0);
-    cp_async_commit();
+#pragma unroll
+    for (int st = 0; st < NS - 1; st++) {
+        if (st < ntiles) { load_k(st, st); load_v(st, st); }
+        cp_async_commit();
+    }
     for (int it = 0; it < ntiles; it++) {
         sync_tiles();                  // tile it (and Q) landed; every warpgroup is done with tile it-1
-        if (it + 1 < ntiles) {         // into the buffers of tile it-1
-            load_k(it + 1, (it + 1) & 1);
-            load_v(it + 1, (it + 1) & 1);
-            cp_async_commit();
-        }
+        const int next = it + NS - 1;  // into the buffers of tile it-1
+        if (next < ntiles) { load_k(next, next % NS); load_v(next, next % NS); }
+        cp_async_commit();
         if (!need(it)) continue;       // warpgroup-uniform
         float s[32];
-        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));   // S = Q K^T
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it % NS));   // S = Q K^T
         wg_wait<0>();
         wg_fence_regs(s);
         fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, wq0, r0, tg, W, S, T, sl2);
-        wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
+        wg_issue_pb<D>(o, pa, dv(it % NS));               // O += P V
         wg_wait<0>();
     }
     wg_fence_regs(o);
@@ -1375,17 +1379,21 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
 #endif
 }
 
-template<int D>
-void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    const size_t smem = fwd8_smem<D>();
+template<int D, int NS>
+void attention_forward8_stages(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = fwd8_smem<D, NS>();
     static bool configured = false;
     if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel8<D, NS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         configured = true;
     }
     dim3 grid(B * NH, ceil_div(T, FWD8_BQ));
-    attention_forward_kernel8<D><<<grid, FWD8_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    attention_forward_kernel8<D, NS><<<grid, FWD8_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
     cudaCheckLaunch();
+}
+template<int D>
+void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    attention_forward8_stages<D, 2>(out, lse, qkv, B, T, NH, W, S);
 }
 // ---- end of version 8
 // @copy-end attn-forward-v8

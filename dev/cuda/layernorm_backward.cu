@@ -18,9 +18,10 @@ version 3: v2's kernel on a grid of exactly one wave (rows per warp from the occ
 version 4: the running dweight / dbias sums move from registers to shared memory, laid out
            [sum][chunk][half][lane] so each lane's 16-byte accesses are conflict-free: 96
            registers at C = 768, 5 blocks per SM instead of 3 to hide the loads' latency; one wave.
+           The trainers' version (1.6x v2 at C = 768).
 version 5: v4 and the next row's loads issued before this row's arithmetic (registers double
-           buffered), so each warp keeps a row in flight while it computes; up to C = 1024 only
-           (wider rows spill: v4 there). The trainers' version.
+           buffered, up to C = 1024; wider rows spill), so each warp keeps a row in flight while it
+           computes. Measured 9% slower than v4: the doubled registers cost v4's occupancy.
 
 ./layernorm_backward              checks every version against a CPU reference, then times them
 ./layernorm_backward --check-only the checks
@@ -29,7 +30,7 @@ version 5: v4 and the next row's loads issued before this row's arithmetic (regi
 
 // @copy-begin ln-backward
 // ----------------------------------------------------------------------------
-// LayerNorm backward (dev/cuda/layernorm_backward.cu version 5)
+// LayerNorm backward (dev/cuda/layernorm_backward.cu version 4; PREFETCH is version 5)
 
 static const int LN_WARPS = 4, LN_MAX_CHUNKS = 8;   // 4 warps per block; C <= 256 * LN_MAX_CHUNKS
 
@@ -41,14 +42,15 @@ __device__ __forceinline__ float ln_warp_sum(float v) {
 }
 
 // Lane l of a warp owns the channel chunks [8 (l + 32k), +8), k < CHUNKS = ceil(C / 256), read with
-// 16-byte loads. A warp takes rows_per_warp consecutive rows. With PREFETCH, while it computes one
-// row the next row's dout, input and input gradient are already loading (the *_next registers);
-// past C = 1024 those registers spill, so wider rows load as they go (v4).
+// 16-byte loads. A warp takes rows_per_warp consecutive rows. With PREFETCH (v5), while it computes
+// one row the next row's dout, input and input gradient are already loading (the *_next registers;
+// past C = 1024 they would spill, so wider rows load as they go).
 // The warp's running dweight and dbias sums live in shared memory as float4s indexed
 // [sum][chunk][half][lane]: a lane only ever touches its own entries (no synchronisation), and a
 // warp's 16-byte accesses cover 512 contiguous bytes (no bank conflicts). At the end the block adds
 // its warps' sums in warp order into partial (blocks, 2C) (dweight, then dbias).
-// Without the prefetch, up to C = 768 the registers are capped at 96 (five blocks per SM, no spills).
+// Without the prefetch (v4), up to C = 768 the registers are capped at 96 (five blocks per SM, no
+// spills): measured 9% faster than the prefetch at C = 768 and 1024, which needs 174 / 225 registers.
 template <int CHUNKS, bool PREFETCH>
 constexpr int ln_backward_min_blocks() { return PREFETCH ? 1 : CHUNKS <= 3 ? 5 : CHUNKS == 4 ? 4 : 1; }
 
@@ -148,7 +150,7 @@ __global__ void layernorm_backward_finish_kernel(float* dweight, float* dbias, c
 
 typedef void (*ln_backward_kernel_t)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*,
                                      const float*, int, int, int);
-// the prefetch where it pays (C <= 1024), unless turned off (v4)
+// with the prefetch (v5) up to C = 1024, where its registers do not spill
 static ln_backward_kernel_t ln_backward_kernel_for(int C, bool prefetch) {
     switch (ceil_div(C, 256)) {
         case 1: return prefetch ? layernorm_backward_kernel<1, true> : layernorm_backward_kernel<1, false>;
@@ -206,11 +208,11 @@ static void layernorm_backward_launch(bool prefetch, bf16* dinp, float* dweight,
 // dinp (rows, C) += the input gradient; dweight, dbias (C) += their gradients. partial: scratch of
 // at least layernorm_backward_partial_floats(rows, C) floats.
 static size_t layernorm_backward_partial_floats(int rows, int C) {
-    return (size_t)ln_backward_grid(ln_backward_kernel_for(C, true), rows, C).blocks * 2 * C;
+    return (size_t)ln_backward_grid(ln_backward_kernel_for(C, false), rows, C).blocks * 2 * C;
 }
 static void layernorm_backward(bf16* dinp, float* dweight, float* dbias, float* partial, const bf16* dout,
                                const bf16* inp, const bf16* weight, const float* mean, const float* rstd, int rows, int C) {
-    layernorm_backward_launch(true, dinp, dweight, dbias, partial, dout, inp, weight, mean, rstd, rows, C);
+    layernorm_backward_launch(false, dinp, dweight, dbias, partial, dout, inp, weight, mean, rstd, rows, C);
 }
 // @copy-end ln-backward
 
@@ -374,11 +376,11 @@ static void layernorm_backward3(bf16* dinp, float* dweight, float* dbias, float*
 }
 
 // ----------------------------------------------------------------------------
-// version 4: v5's kernel without the next-row prefetch (the sums in shared memory, one wave)
+// version 5: the trainers' kernel (v4) with the next-row prefetch
 
-static void layernorm_backward4(bf16* dinp, float* dweight, float* dbias, float* partial, const bf16* dout, const bf16* inp,
+static void layernorm_backward5(bf16* dinp, float* dweight, float* dbias, float* partial, const bf16* dout, const bf16* inp,
                                 const bf16* weight, const float* mean, const float* rstd, int rows, int C) {
-    layernorm_backward_launch(false, dinp, dweight, dbias, partial, dout, inp, weight, mean, rstd, rows, C);
+    layernorm_backward_launch(true, dinp, dweight, dbias, partial, dout, inp, weight, mean, rstd, rows, C);
 }
 
 // ----------------------------------------------------------------------------
@@ -416,8 +418,8 @@ static const Version versions[] = {
     {"v1 naive", layernorm_backward1},
     {"v2 registers, 16 rows/warp", layernorm_backward2},
     {"v3 v2 on one wave", layernorm_backward3},
-    {"v4 sums in smem, one wave", layernorm_backward4},
-    {"v5 v4 + next-row prefetch", layernorm_backward},
+    {"v4 sums in smem, one wave", layernorm_backward},
+    {"v5 v4 + next-row prefetch", layernorm_backward5},
 };
 static const int NUM_VERSIONS = sizeof(versions) / sizeof(versions[0]);
 
@@ -466,7 +468,7 @@ int main(int argc, char** argv) {
         bf16 *d_dout, *d_inp, *d_dinp, *d_weight;
         float *d_dweight, *d_dbias, *d_mean, *d_rstd, *d_partial;
         size_t partial_floats = (size_t)ceil_div(rows, LN_WARPS) * 2 * C;   // every version's grid is at most that
-        if (layernorm_backward_partial_floats(rows, C) > partial_floats) { printf("v5's grid outgrew the scratch\n"); return 1; }
+        if (layernorm_backward_partial_floats(rows, C) > partial_floats) { printf("v4's grid outgrew the scratch\n"); return 1; }
         cudaCheck(cudaMalloc(&d_dout, n * sizeof(bf16)));
         cudaCheck(cudaMalloc(&d_inp, n * sizeof(bf16)));
         cudaCheck(cudaMalloc(&d_dinp, n * sizeof(bf16)));
