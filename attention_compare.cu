@@ -1173,7 +1173,7 @@ static inline bool wgmma_available() {
 // block_fully_allowed, ex2_approx, pack_bf16x2, cp_async_commit / cp_async_wait, and the pattern's
 // key-tile range)
 // v8: v7's algorithm on Hopper's warpgroup MMA (wgmma, sm_90a) instead of mma.sync. A block is
-// FWD8_NWG warpgroups of 128 threads; warpgroup w owns 64 query rows. S = Q K^T is one chain of
+// NWG warpgroups of 128 threads; warpgroup w owns 64 query rows. S = Q K^T is one chain of
 // wgmma m64n64k16 with Q and K read straight from shared memory through matrix descriptors (no
 // ldmatrix); O += P V is wgmma m64nDk16 with P in registers (the S accumulator layout is the A
 // fragment layout, as with mma.sync) and V read from shared memory as an N-major ("transposed") B.
@@ -1189,11 +1189,15 @@ static inline bool wgmma_available() {
 // 1.23-1.24x. Issuing the next tile's Q K^T before this tile's softmax (FA3's overlap) lost: two S
 // register sets cost occupancy (notes.md, Round 3).
 
-// NS: K/V stages in the ring (v8: 2; version 9 below tried 4)
-constexpr int FWD8_NWG = 2, FWD8_BQ = 64 * FWD8_NWG, FWD8_BK = 64, FWD8_THREADS = 128 * FWD8_NWG;
-template<int D> __host__ __device__ constexpr int fwd8_min_blocks() { return D == 64 ? 2 : 1; }
-template<int D, int NS> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
-    return 1024 + (size_t)(FWD8_BQ + 2 * NS * FWD8_BK) * D * sizeof(bf16);
+// NWG: warpgroups per block (v8: 2; v9, below: 1). Blocks per SM: v8 at D = 64 fits 2 (114
+// registers); v9's 64-row blocks are capped at 96 registers so that 5 fit (no spills at D = 64).
+constexpr int FWD8_BK = 64;
+template<int NWG> __host__ __device__ constexpr int fwd8_threads() { return 128 * NWG; }
+template<int D, int NWG> __host__ __device__ constexpr int fwd8_min_blocks() {
+    return NWG == 2 ? (D == 64 ? 2 : 1) : (D == 64 ? 5 : 2);
+}
+template<int D, int NWG> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
+    return 1024 + (size_t)(64 * NWG + 4 * FWD8_BK) * D * sizeof(bf16);
 }
 
 // mask (edge tiles only), row max, lazy rescale (only when some row's max grew by > 8 in log2
@@ -1262,12 +1266,11 @@ __device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], 
     }
 }
 
-template<int D, int NS>
-__global__ void __launch_bounds__(FWD8_THREADS, fwd8_min_blocks<D>())
+template<int D, int NWG>
+__global__ void __launch_bounds__(fwd8_threads<NWG>(), (fwd8_min_blocks<D, NWG>()))
 attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    static_assert(NS >= 2, "a K/V ring needs two stages at least");
 #ifdef HAS_WGMMA
-    constexpr int BQ = FWD8_BQ, BK = FWD8_BK, NT = FWD8_THREADS, CH = D / 8;
+    constexpr int BQ = 64 * NWG, BK = FWD8_BK, NT = fwd8_threads<NWG>(), CH = D / 8;
     constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     // tiles need 1024-byte alignment (the swizzle pattern repeats every 8 rows of 128 B)
@@ -1275,8 +1278,8 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     const uint32_t sbase = (raw + 1023u) & ~1023u;
     unsigned char* smem = smem_raw + (sbase - raw);
     const uint32_t Qs = sbase;                         // (BQ rows) swizzled
-    const uint32_t Ks = Qs + QBYTES;                   // NS buffers of (BK rows)
-    const uint32_t Vs = Ks + NS * KVBYTES;             // NS buffers of (BK rows)
+    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
 
     const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
     const int qt = gridDim.y - 1 - blockIdx.y;         // longest tiles first
@@ -1301,7 +1304,7 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     };
     auto need = [&](int it) { return block_any_allowed(wq0, 64, key_tile_at(kr, it) * BK, BK, W, S, T); };
     auto sync_tiles = [&]() {
-        cp_async_wait<NS - 2>();                                         // my copies of this tile landed
+        cp_async_wait<0>();                                              // my copies landed
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to wgmma
         __syncthreads();                                                 // ... everyone's
     };
@@ -1320,26 +1323,24 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     uint32_t pa[BK / 16][4];
 
-    // one commit group per tile (empty past the last), Q in tile 0's: the wait above lets the
-    // NS - 2 newest groups stay in flight
     wg_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
-#pragma unroll
-    for (int st = 0; st < NS - 1; st++) {
-        if (st < ntiles) { load_k(st, st); load_v(st, st); }
-        cp_async_commit();
-    }
+    load_k(0, 0);
+    load_v(0, 0);
+    cp_async_commit();
     for (int it = 0; it < ntiles; it++) {
         sync_tiles();                  // tile it (and Q) landed; every warpgroup is done with tile it-1
-        const int next = it + NS - 1;  // into the buffers of tile it-1
-        if (next < ntiles) { load_k(next, next % NS); load_v(next, next % NS); }
-        cp_async_commit();
+        if (it + 1 < ntiles) {         // into the buffers of tile it-1
+            load_k(it + 1, (it + 1) & 1);
+            load_v(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
         if (!need(it)) continue;       // warpgroup-uniform
         float s[32];
-        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it % NS));   // S = Q K^T
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));   // S = Q K^T
         wg_wait<0>();
         wg_fence_regs(s);
         fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, wq0, r0, tg, W, S, T, sl2);
-        wg_issue_pb<D>(o, pa, dv(it % NS));               // O += P V
+        wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
         wg_wait<0>();
     }
     wg_fence_regs(o);
@@ -1379,23 +1380,43 @@ attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, 
 #endif
 }
 
-template<int D, int NS>
-void attention_forward8_stages(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    const size_t smem = fwd8_smem<D, NS>();
+template<int D, int NWG>
+void attention_forward8_launch(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = fwd8_smem<D, NWG>();
     static bool configured = false;
     if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel8<D, NS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel8<D, NWG>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         configured = true;
     }
-    dim3 grid(B * NH, ceil_div(T, FWD8_BQ));
-    attention_forward_kernel8<D, NS><<<grid, FWD8_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
+    dim3 grid(B * NH, ceil_div(T, 64 * NWG));
+    attention_forward_kernel8<D, NWG><<<grid, fwd8_threads<NWG>(), smem>>>(out, lse, qkv, B, T, NH, W, S);
     cudaCheckLaunch();
 }
 template<int D>
 void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    attention_forward8_stages<D, 2>(out, lse, qkv, B, T, NH, W, S);
+    attention_forward8_launch<D, 2>(out, lse, qkv, B, T, NH, W, S);
 }
-// ---- end of version 8
+// version 9: v8 with one warpgroup (64 query rows) per block, 5 blocks per SM at D = 64.
+// Predicted (after ncu showed v8 on W = 256 issuing on 55% of cycles with 1.07 of 3.8 warps
+// eligible, notes.md Round 5): v8's two warpgroups meet at a barrier every key tile, so their
+// products and softmaxes run in step and leave the tensor cores idle together; independent
+// 64-row blocks drift apart, and at 96 registers 5 of them (20 warps) fit instead of 2 x 8 = 16
+// warps. Each block loads its own K / V tiles (more L2 traffic, ~6 tiles per 64 rows against ~7 per
+// 128 at W = 256). Expected 1.1-1.2x on windows, ~1x on long full causal rows.
+// Measured (H200, results/h200_forward_v9.log, v9 / v8 in one run): W = 256 1.12-1.14x, W = 1024
+// 1.04-1.09x, full causal 1.03x (T = 1024), 1.01x (4096), 0.95x (16384: v8's two warpgroups share
+// each K / V tile, and long rows have no short-run cost to win back).
+template<int D>
+void attention_forward9(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    attention_forward8_launch<D, 1>(out, lse, qkv, B, T, NH, W, S);
+}
+// where v9 beat v8 (H200, D = 64): every window up to 4096 keys, and full rows up to T = 4096; on
+// full causal rows of 16384 v8's shared K / V tiles won (0.95x)
+inline bool forward9_pays(int T, int W) {
+    const int keys = (W > 0 && W < T) ? W : T;   // the longest run of keys a query row sees
+    return keys <= 4096;
+}
+// ---- end of versions 8 and 9
 // @copy-end attn-forward-v8
 
 
@@ -3090,17 +3111,22 @@ void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
 // ----------------------------------------------------------------------------
 // the versions this program runs (the copied launchers; update these calls when the copies move)
 
-// forward v8 and backward v10 (wgmma) where this binary holds them for the GPU (built for sm_90a:
-// H100 / H200; backward v10 for heads of 64), else forward v7 and backward v9
+// forward v9 / v8 and backward v10 (wgmma) where this binary holds them for the GPU (built for
+// sm_90a: H100 / H200; v9 and v10 for heads of 64), else forward v7 and backward v9
 static const char* kernel_versions(void) {
-    return wgmma_available() ? "forward v8 (wgmma), backward v10 (wgmma; v9 for heads of 128); dev/cuda/notes.md"
+    return wgmma_available() ? "forward v9 (wgmma, 1 warpgroup per block; v8 for heads of 128 and rows past 4096 keys), "
+                               "backward v10 (wgmma; v9 for heads of 128); dev/cuda/notes.md"
                              : "forward v7, backward v9 (mma.sync, fixed-slot cp.async; dev/cuda/notes.md)";
 }
 
 static void swa_forward_launch(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, int W, int S) {
-    bool v8 = wgmma_available();
-    if (D == 64) { if (v8) attention_forward8<64>(out, lse, qkv, B, T, NH, W, S); else attention_forward7<64>(out, lse, qkv, B, T, NH, W, S); }
-    else         { if (v8) attention_forward8<128>(out, lse, qkv, B, T, NH, W, S); else attention_forward7<128>(out, lse, qkv, B, T, NH, W, S); }
+    bool wgmma = wgmma_available();
+    if (D == 64) {
+        if (wgmma && forward9_pays(T, W)) attention_forward9<64>(out, lse, qkv, B, T, NH, W, S);
+        else if (wgmma)                   attention_forward8<64>(out, lse, qkv, B, T, NH, W, S);
+        else                              attention_forward7<64>(out, lse, qkv, B, T, NH, W, S);
+    }
+    else { if (wgmma) attention_forward8<128>(out, lse, qkv, B, T, NH, W, S); else attention_forward7<128>(out, lse, qkv, B, T, NH, W, S); }
 }
 static void swa_backward_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                                 const float* lse, int B, int T, int NH, int D, int W, int S) {
