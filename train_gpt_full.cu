@@ -1499,10 +1499,11 @@ __device__ __forceinline__ float ln_warp_sum(float v) {
 // 16-byte loads. A warp takes rows_per_warp consecutive rows. With PREFETCH (v5), while it computes
 // one row the next row's dout, input and input gradient are already loading (the *_next registers;
 // past C = 1024 they would spill, so wider rows load as they go).
-// The warp's running dweight and dbias sums live in shared memory as float4s indexed
-// [sum][chunk][half][lane]: a lane only ever touches its own entries (no synchronisation), and a
-// warp's 16-byte accesses cover 512 contiguous bytes (no bank conflicts). At the end the block adds
-// its warps' sums in warp order into partial (blocks, 2C) (dweight, then dbias).
+// The warp's running dweight and dbias sums (and with sum_dinp the updated dinp's) live in shared
+// memory as float4s indexed [sum][chunk][half][lane]: a lane only ever touches its own entries (no
+// synchronisation), and a warp's 16-byte accesses cover 512 contiguous bytes (no bank conflicts). At
+// the end the block adds its warps' sums in warp order into partial (blocks, nsum C): dweight, dbias
+// and the dinp sums, nsum = 2 or 3.
 // Without the prefetch (v4), up to C = 768 the registers are capped at 96 (five blocks per SM, no
 // spills): measured 9% faster than the prefetch at C = 768 and 1024, which needs 174 / 225 registers.
 template <int CHUNKS, bool PREFETCH>
@@ -1511,15 +1512,15 @@ constexpr int ln_backward_min_blocks() { return PREFETCH ? 1 : CHUNKS <= 3 ? 5 :
 template <int CHUNKS, bool PREFETCH>
 __global__ void __launch_bounds__(LN_WARPS * 32, (ln_backward_min_blocks<CHUNKS, PREFETCH>()))
 layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf16* inp, const bf16* weight,
-                          const float* mean, const float* rstd, int rows, int C, int rows_per_warp) {
-    extern __shared__ float4 ln_acc[];  // (LN_WARPS, 2, CHUNKS, 2, 32) float4
+                          const float* mean, const float* rstd, int rows, int C, int rows_per_warp, bool sum_dinp) {
+    extern __shared__ float4 ln_acc[];  // (LN_WARPS, 3, CHUNKS, 2, 32) float4
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float4* my = ln_acc + (size_t)warp * 2 * CHUNKS * 2 * 32;
+    float4* my = ln_acc + (size_t)warp * 3 * CHUNKS * 2 * 32;
     LnPack8 w[CHUNKS];
     for (int k = 0; k < CHUNKS; k++) {
         int c0 = (lane + 32 * k) * 8;
         if (c0 < C) { w[k].u = *(const uint4*)(weight + c0); }
-        for (int s = 0; s < 4; s++) { my[(s * CHUNKS + k) * 32 + lane] = make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
+        for (int s = 0; s < 6; s++) { my[(s * CHUNKS + k) * 32 + lane] = make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
     }
     int row0 = (blockIdx.x * LN_WARPS + warp) * rows_per_warp;
     int row_end = min(rows, row0 + rows_per_warp);
@@ -1568,6 +1569,13 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
             }
             dw[0] = dw_lo; dw[32] = dw_hi; db[0] = db_lo; db[32] = db_hi;
             *(uint4*)(dinp + (size_t)row * C + c0) = d[k].u;
+            if (sum_dinp) {  // the rounded values, as the next matmul reads them
+                float4* ds = my + (2 * CHUNKS + k) * 2 * 32 + lane;
+                float4 ds_lo = ds[0], ds_hi = ds[32];
+                float* dsf[2] = {&ds_lo.x, &ds_hi.x};
+                for (int i = 0; i < 8; i++) { dsf[i / 4][i % 4] += __bfloat162float(d[k].x[i]); }
+                ds[0] = ds_lo; ds[32] = ds_hi;
+            }
         }
         if (PREFETCH) {
             for (int k = 0; k < CHUNKS; k++) { g[k] = g_next[k]; x[k] = x_next[k]; d[k] = d_next[k]; }
@@ -1575,35 +1583,40 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
     }
     __syncthreads();
     const float* accf = (const float*)ln_acc;
-    for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) {
+    const int nsum = sum_dinp ? 3 : 2;
+    for (int c = threadIdx.x; c < nsum * C; c += blockDim.x) {
         int sum = c / C, col = c % C;                  // which sum, which channel
         int chunk = col / 8, i = col % 8;              // chunk = lane + 32 k
         size_t at = ((size_t)((sum * CHUNKS + chunk / 32) * 2 + i / 4) * 32 + chunk % 32) * 4 + i % 4;
         float s = 0.0f;
-        for (int v = 0; v < LN_WARPS; v++) { s += accf[(size_t)v * 2 * CHUNKS * 2 * 32 * 4 + at]; }
-        partial[(size_t)blockIdx.x * 2 * C + c] = s;
+        for (int v = 0; v < LN_WARPS; v++) { s += accf[(size_t)v * 3 * CHUNKS * 2 * 32 * 4 + at]; }
+        partial[(size_t)blockIdx.x * nsum * C + c] = s;
     }
 }
 
-// dweight, dbias (C each) += the column sums of partial (blocks, 2C): 32 columns per block, its 8
-// thread rows take every 8th partial row, then thread row 0 adds the 8 in order
-__global__ void layernorm_backward_finish_kernel(float* dweight, float* dbias, const float* partial, int blocks, int C) {
+// dweight, dbias (C each) and dinp_sum (C, when not NULL) += the column sums of partial (blocks,
+// nsum C): 32 columns per block, its 8 thread rows take every 8th partial row, then thread row 0
+// adds the 8 in order
+__global__ void layernorm_backward_finish_kernel(float* dweight, float* dbias, float* dinp_sum, const float* partial,
+                                                 int blocks, int C) {
     __shared__ float red[8][32];
+    const int nsum = dinp_sum ? 3 : 2;
     int c = blockIdx.x * 32 + threadIdx.x;
     float s = 0.0f;
-    if (c < 2 * C) {
-        for (int k = threadIdx.y; k < blocks; k += 8) { s += partial[(size_t)k * 2 * C + c]; }
+    if (c < nsum * C) {
+        for (int k = threadIdx.y; k < blocks; k += 8) { s += partial[(size_t)k * nsum * C + c]; }
     }
     red[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
-    if (threadIdx.y != 0 || c >= 2 * C) { return; }
+    if (threadIdx.y != 0 || c >= nsum * C) { return; }
     float sum = 0.0f;
     for (int y = 0; y < 8; y++) { sum += red[y][threadIdx.x]; }
-    if (c < C) { dweight[c] += sum; } else { dbias[c - C] += sum; }
+    float* out = c < C ? dweight : c < 2 * C ? dbias : dinp_sum;
+    out[c % C] += sum;
 }
 
 typedef void (*ln_backward_kernel_t)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*,
-                                     const float*, int, int, int);
+                                     const float*, int, int, int, bool);
 // with the prefetch (v5) up to C = 1024, where its registers do not spill
 static ln_backward_kernel_t ln_backward_kernel_for(int C, bool prefetch) {
     switch (ceil_div(C, 256)) {
@@ -1617,7 +1630,7 @@ static ln_backward_kernel_t ln_backward_kernel_for(int C, bool prefetch) {
         default: return layernorm_backward_kernel<8, false>;
     }
 }
-static size_t ln_backward_smem(int C) { return (size_t)LN_WARPS * 2 * ceil_div(C, 256) * 2 * 32 * sizeof(float4); }
+static size_t ln_backward_smem(int C) { return (size_t)LN_WARPS * 3 * ceil_div(C, 256) * 2 * 32 * sizeof(float4); }
 
 // The grid is one wave: as many blocks as fit on the GPU at once (fewer for few rows), each warp
 // taking an equal run of rows. Blocks (and so the partial sums' order) depend only on rows, C and
@@ -1643,9 +1656,9 @@ static LnBackwardGrid ln_backward_grid(ln_backward_kernel_t kernel, int rows, in
     return grid;
 }
 
-static void layernorm_backward_launch(bool prefetch, bf16* dinp, float* dweight, float* dbias, float* partial,
-                                      const bf16* dout, const bf16* inp, const bf16* weight, const float* mean,
-                                      const float* rstd, int rows, int C) {
+static void layernorm_backward_launch(bool prefetch, bf16* dinp, float* dweight, float* dbias, float* dinp_sum,
+                                      float* partial, const bf16* dout, const bf16* inp, const bf16* weight,
+                                      const float* mean, const float* rstd, int rows, int C) {
     if (C % 8 != 0 || C > 256 * LN_MAX_CHUNKS) {
         fprintf(stderr, "layernorm backward: C=%d, expected a multiple of 8 up to %d\n", C, 256 * LN_MAX_CHUNKS);
         exit(EXIT_FAILURE);
@@ -1653,20 +1666,24 @@ static void layernorm_backward_launch(bool prefetch, bf16* dinp, float* dweight,
     ln_backward_kernel_t kernel = ln_backward_kernel_for(C, prefetch);
     LnBackwardGrid grid = ln_backward_grid(kernel, rows, C);
     kernel<<<grid.blocks, LN_WARPS * 32, ln_backward_smem(C)>>>(dinp, partial, dout, inp, weight, mean, rstd,
-                                                                rows, C, grid.rows_per_warp);
+                                                                rows, C, grid.rows_per_warp, dinp_sum != NULL);
     cudaCheckLaunch();
-    layernorm_backward_finish_kernel<<<ceil_div(2 * C, 32), dim3(32, 8)>>>(dweight, dbias, partial, grid.blocks, C);
+    const int nsum = dinp_sum ? 3 : 2;
+    layernorm_backward_finish_kernel<<<ceil_div(nsum * C, 32), dim3(32, 8)>>>(dweight, dbias, dinp_sum, partial,
+                                                                               grid.blocks, C);
     cudaCheckLaunch();
 }
 
-// dinp (rows, C) += the input gradient; dweight, dbias (C) += their gradients. partial: scratch of
-// at least layernorm_backward_partial_floats(rows, C) floats.
+// dinp (rows, C) += the input gradient; dweight, dbias (C) += their gradients; dinp_sum (C), unless
+// NULL, += the column sums of the updated dinp. partial: scratch of at least
+// layernorm_backward_partial_floats(rows, C) floats.
 static size_t layernorm_backward_partial_floats(int rows, int C) {
-    return (size_t)ln_backward_grid(ln_backward_kernel_for(C, false), rows, C).blocks * 2 * C;
+    return (size_t)ln_backward_grid(ln_backward_kernel_for(C, false), rows, C).blocks * 3 * C;
 }
-static void layernorm_backward(bf16* dinp, float* dweight, float* dbias, float* partial, const bf16* dout,
-                               const bf16* inp, const bf16* weight, const float* mean, const float* rstd, int rows, int C) {
-    layernorm_backward_launch(false, dinp, dweight, dbias, partial, dout, inp, weight, mean, rstd, rows, C);
+static void layernorm_backward(bf16* dinp, float* dweight, float* dbias, float* dinp_sum, float* partial,
+                               const bf16* dout, const bf16* inp, const bf16* weight, const float* mean,
+                               const float* rstd, int rows, int C) {
+    layernorm_backward_launch(false, dinp, dweight, dbias, dinp_sum, partial, dout, inp, weight, mean, rstd, rows, C);
 }
 // @copy-end ln-backward
 
@@ -4911,23 +4928,25 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
     cudaCheck(cudaMemset(dres, 0, (size_t)BT * C * sizeof(floatX)));
     // classifier and final LayerNorm; acts.logits holds d(loss)/d(logits)
     matmul_backward(a->dbuf, g.wte, NULL, a->logits, a->lnf, p.wte, BT, C, Vp);
-    layernorm_backward(dres, g.lnfw, g.lnfb, scratch_partial, a->dbuf, a->residual3 + (size_t)(L - 1) * BT * C, p.lnfw,
-                       a->lnf_mean, a->lnf_rstd, BT, C);
+    // the sums of each LayerNorm's updated dres are the bias gradient of the projection that wrote
+    // that residual (fcproj for residual3, attproj for residual2): no pass of their own over dres
+    layernorm_backward(dres, g.lnfw, g.lnfb, g.fcprojb + (size_t)(L - 1) * C, scratch_partial, a->dbuf,
+                       a->residual3 + (size_t)(L - 1) * BT * C, p.lnfw, a->lnf_mean, a->lnf_rstd, BT, C);
     for (int l = L - 1; l >= 0; l--) {
         size_t o = (size_t)l * BT;
         const floatX* residual = l == 0 ? a->encoded : a->residual3 + (o - BT) * C;
         const AttnPattern* pat = &c->pattern.patterns[c->pattern.layer_pattern[l]];
         // dres holds d(residual3) of this layer; residual3 = residual2 + fcproj, so it is also d(residual2)'s start
-        matmul_backward(a->dbuf, g.fcprojw + (size_t)l * C * 4 * C, g.fcprojb + l * C, dres, a->fch_gelu + o * 4 * C,
+        matmul_backward(a->dbuf, g.fcprojw + (size_t)l * C * 4 * C, NULL, dres, a->fch_gelu + o * 4 * C,
                         p.fcprojw + (size_t)l * C * 4 * C, BT, 4 * C, C, a->fch + o * 4 * C);  // dbuf = d(fch)
         floatX* dln2 = a->dbuf_c;
         matmul_backward(dln2, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C, a->dbuf, a->ln2 + o * C,
                         p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
-        layernorm_backward(dres, g.ln2w + l * C, g.ln2b + l * C, scratch_partial, dln2, a->residual2 + o * C, p.ln2w + l * C,
-                           a->ln2_mean + o, a->ln2_rstd + o, BT, C);
+        layernorm_backward(dres, g.ln2w + l * C, g.ln2b + l * C, g.attprojb + l * C, scratch_partial, dln2,
+                           a->residual2 + o * C, p.ln2w + l * C, a->ln2_mean + o, a->ln2_rstd + o, BT, C);
         // attention block: residual2 = residual + attproj(atty)
         floatX* datty = a->dbuf_c;
-        matmul_backward(datty, g.attprojw + (size_t)l * C * C, g.attprojb + l * C, dres, a->atty + o * C,
+        matmul_backward(datty, g.attprojw + (size_t)l * C * C, NULL, dres, a->atty + o * C,
                         p.attprojw + (size_t)l * C * C, BT, C, C);
         floatX* dqkv = a->dbuf;
         attention_backward(dqkv, a->attn_scratch, a->qkv + o * 3 * C, a->atty + o * C, datty,
@@ -4939,8 +4958,8 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
         floatX* dln1 = a->dbuf_c;
         matmul_backward(dln1, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C, dqkv, a->ln1 + o * C,
                         p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
-        layernorm_backward(dres, g.ln1w + l * C, g.ln1b + l * C, scratch_partial, dln1, residual, p.ln1w + l * C,
-                           a->ln1_mean + o, a->ln1_rstd + o, BT, C);
+        layernorm_backward(dres, g.ln1w + l * C, g.ln1b + l * C, l > 0 ? g.fcprojb + (l - 1) * C : NULL,
+                           scratch_partial, dln1, residual, p.ln1w + l * C, a->ln1_mean + o, a->ln1_rstd + o, BT, C);
     }
     // embeddings: positions grouped by token on the host (a counting sort), each token's list cut
     // into segments: tokens (nu), token_segs (nu + 1), seg_starts (nseg + 1), positions (BT)
