@@ -20,7 +20,7 @@ endif
 # CUDA: nvcc on the PATH or in /usr/local/cuda; the GPU architecture can be overridden
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 GPU_ARCH ?= sm_90
-# sm_90 builds carry sm_90a code too (Hopper's wgmma: attention forward v8 and backward v10, which
+# sm_90 builds carry sm_90a code too (Hopper's wgmma: attention forward v8 / v9 and backward v10, which
 # the programs use on an H100 / H200) and compute_90 PTX for newer GPUs (forward v7, backward v9)
 ifeq ($(GPU_ARCH),sm_90)
   ARCH_FLAGS = -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
