@@ -1008,7 +1008,7 @@ void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 
 // @copy-begin attn-wgmma
 // ----------------------------------------------------------------------------
-// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 and backward v10:
+// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 / v9 and backward v10:
 // 128-byte-swizzled tiles filled by cp.async, matrix descriptors, the two wgmma shapes they use
 // (S = A B^T with both operands in smem; O += P V with P in registers and V N-major in smem).
 
@@ -1145,7 +1145,7 @@ __device__ __forceinline__ void wg_issue_pb(float (&acc)[D / 2], const uint32_t 
 }
 
 // does this binary hold the wgmma code for the current device (built for sm_90a)? The wgmma versions
-// (forward v8, backward v10) ask before they run; every other build falls back to mma.sync versions.
+// (forward v8 / v9, backward v10) ask before they run; every other build falls back to mma.sync versions.
 __global__ void wgmma_probe_kernel(int* ok) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     *ok = 1;
@@ -1410,8 +1410,9 @@ template<int D>
 void attention_forward9(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     attention_forward8_launch<D, 1>(out, lse, qkv, B, T, NH, W, S);
 }
-// where v9 beat v8 (H200, D = 64): every window up to 4096 keys, and full rows up to T = 4096; on
-// full causal rows of 16384 v8's shared K / V tiles won (0.95x)
+// where v9 beat v8 (H200, D = 64): windows of 256 and 1024 keys at every T, full rows up to T = 4096
+// (windows of 1025-4096 keys are taken as between those); on full causal rows of 16384 v8's shared
+// K / V tiles won (0.95x)
 inline bool forward9_pays(int T, int W) {
     const int keys = (W > 0 && W < T) ? W : T;   // the longest run of keys a query row sees
     return keys <= 4096;

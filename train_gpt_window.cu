@@ -1505,8 +1505,8 @@ __device__ __forceinline__ float ln_warp_sum(float v) {
 // synchronisation), and a warp's 16-byte accesses cover 512 contiguous bytes (no bank conflicts). At
 // the end the block adds its warps' sums in warp order into partial (blocks, nsum C): dweight, dbias
 // and the dinp sums, nsum = 2 or 3.
-// Without the prefetch (v4), up to C = 768 the registers are capped at 96 (five blocks per SM, no
-// spills): measured 9% faster than the prefetch at C = 768 and 1024, which needs 174 / 225 registers.
+// Without the prefetch (v4), up to C = 768 the registers are capped at 96 so that five blocks fit an
+// SM (nvcc 13.0: 8 bytes spill since the third sum; the prefetch needs 167-199 registers, 2-3 blocks).
 template <int CHUNKS, bool PREFETCH>
 constexpr int ln_backward_min_blocks() { return PREFETCH ? 1 : CHUNKS <= 3 ? 5 : CHUNKS == 4 ? 4 : 1; }
 
@@ -1521,8 +1521,8 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
     for (int k = 0; k < CHUNKS; k++) {
         int c0 = (lane + 32 * k) * 8;
         if (c0 < C) { w[k].u = *(const uint4*)(weight + c0); }
-        for (int s = 0; s < 6; s++) { my[(s * CHUNKS + k) * 32 + lane] = make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
     }
+    for (int e = lane; e < 3 * CHUNKS * 2 * 32; e += 32) { my[e] = make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
     int row0 = (blockIdx.x * LN_WARPS + warp) * rows_per_warp;
     int row_end = min(rows, row0 + rows_per_warp);
     LnPack8 g[CHUNKS], x[CHUNKS], d[CHUNKS];
@@ -1618,13 +1618,12 @@ __global__ void layernorm_backward_finish_kernel(float* dweight, float* dbias, f
 
 typedef void (*ln_backward_kernel_t)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*,
                                      const float*, int, int, int, bool);
-// with the prefetch (v5) up to C = 1024, where its registers do not spill
-static ln_backward_kernel_t ln_backward_kernel_for(int C, bool prefetch) {
+static ln_backward_kernel_t ln_backward_kernel_for(int C) {
     switch (ceil_div(C, 256)) {
-        case 1: return prefetch ? layernorm_backward_kernel<1, true> : layernorm_backward_kernel<1, false>;
-        case 2: return prefetch ? layernorm_backward_kernel<2, true> : layernorm_backward_kernel<2, false>;
-        case 3: return prefetch ? layernorm_backward_kernel<3, true> : layernorm_backward_kernel<3, false>;
-        case 4: return prefetch ? layernorm_backward_kernel<4, true> : layernorm_backward_kernel<4, false>;
+        case 1: return layernorm_backward_kernel<1, false>;
+        case 2: return layernorm_backward_kernel<2, false>;
+        case 3: return layernorm_backward_kernel<3, false>;
+        case 4: return layernorm_backward_kernel<4, false>;
         case 5: return layernorm_backward_kernel<5, false>;
         case 6: return layernorm_backward_kernel<6, false>;
         case 7: return layernorm_backward_kernel<7, false>;
@@ -1657,14 +1656,13 @@ static LnBackwardGrid ln_backward_grid(ln_backward_kernel_t kernel, int rows, in
     return grid;
 }
 
-static void layernorm_backward_launch(bool prefetch, bf16* dinp, float* dweight, float* dbias, float* dinp_sum,
-                                      float* partial, const bf16* dout, const bf16* inp, const bf16* weight,
-                                      const float* mean, const float* rstd, int rows, int C) {
+static void layernorm_backward_launch(ln_backward_kernel_t kernel, bf16* dinp, float* dweight, float* dbias,
+                                      float* dinp_sum, float* partial, const bf16* dout, const bf16* inp,
+                                      const bf16* weight, const float* mean, const float* rstd, int rows, int C) {
     if (C % 8 != 0 || C > 256 * LN_MAX_CHUNKS) {
         fprintf(stderr, "layernorm backward: C=%d, expected a multiple of 8 up to %d\n", C, 256 * LN_MAX_CHUNKS);
         exit(EXIT_FAILURE);
     }
-    ln_backward_kernel_t kernel = ln_backward_kernel_for(C, prefetch);
     LnBackwardGrid grid = ln_backward_grid(kernel, rows, C);
     kernel<<<grid.blocks, LN_WARPS * 32, ln_backward_smem(C)>>>(dinp, partial, dout, inp, weight, mean, rstd,
                                                                 rows, C, grid.rows_per_warp, dinp_sum != NULL);
@@ -1679,12 +1677,13 @@ static void layernorm_backward_launch(bool prefetch, bf16* dinp, float* dweight,
 // NULL, += the column sums of the updated dinp. partial: scratch of at least
 // layernorm_backward_partial_floats(rows, C) floats.
 static size_t layernorm_backward_partial_floats(int rows, int C) {
-    return (size_t)ln_backward_grid(ln_backward_kernel_for(C, false), rows, C).blocks * 3 * C;
+    return (size_t)ln_backward_grid(ln_backward_kernel_for(C), rows, C).blocks * 3 * C;
 }
 static void layernorm_backward(bf16* dinp, float* dweight, float* dbias, float* dinp_sum, float* partial,
                                const bf16* dout, const bf16* inp, const bf16* weight, const float* mean,
                                const float* rstd, int rows, int C) {
-    layernorm_backward_launch(false, dinp, dweight, dbias, dinp_sum, partial, dout, inp, weight, mean, rstd, rows, C);
+    layernorm_backward_launch(ln_backward_kernel_for(C), dinp, dweight, dbias, dinp_sum, partial, dout, inp, weight,
+                              mean, rstd, rows, C);
 }
 // @copy-end ln-backward
 
@@ -2545,7 +2544,7 @@ void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 
 // @copy-begin attn-wgmma
 // ----------------------------------------------------------------------------
-// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 and backward v10:
+// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 / v9 and backward v10:
 // 128-byte-swizzled tiles filled by cp.async, matrix descriptors, the two wgmma shapes they use
 // (S = A B^T with both operands in smem; O += P V with P in registers and V N-major in smem).
 
@@ -2682,7 +2681,7 @@ __device__ __forceinline__ void wg_issue_pb(float (&acc)[D / 2], const uint32_t 
 }
 
 // does this binary hold the wgmma code for the current device (built for sm_90a)? The wgmma versions
-// (forward v8, backward v10) ask before they run; every other build falls back to mma.sync versions.
+// (forward v8 / v9, backward v10) ask before they run; every other build falls back to mma.sync versions.
 __global__ void wgmma_probe_kernel(int* ok) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     *ok = 1;
@@ -2947,8 +2946,9 @@ template<int D>
 void attention_forward9(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     attention_forward8_launch<D, 1>(out, lse, qkv, B, T, NH, W, S);
 }
-// where v9 beat v8 (H200, D = 64): every window up to 4096 keys, and full rows up to T = 4096; on
-// full causal rows of 16384 v8's shared K / V tiles won (0.95x)
+// where v9 beat v8 (H200, D = 64): windows of 256 and 1024 keys at every T, full rows up to T = 4096
+// (windows of 1025-4096 keys are taken as between those); on full causal rows of 16384 v8's shared
+// K / V tiles won (0.95x)
 inline bool forward9_pays(int T, int W) {
     const int keys = (W > 0 && W < T) ? W : T;   // the longest run of keys a query row sees
     return keys <= 4096;
@@ -4824,8 +4824,10 @@ static void attention_general_backward(bf16* dqkv, float* Dsum, const bf16* qkv,
 template<int D>
 static void attention_forward_best(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     if (wgmma_available()) {
-        if (D == 64 && forward9_pays(T, W)) { attention_forward9<D>(out, lse, qkv, B, T, NH, W, S); }
-        else { attention_forward8<D>(out, lse, qkv, B, T, NH, W, S); }
+        if constexpr (D == 64) {
+            if (forward9_pays(T, W)) { attention_forward9<D>(out, lse, qkv, B, T, NH, W, S); return; }
+        }
+        attention_forward8<D>(out, lse, qkv, B, T, NH, W, S);
     } else { attention_forward7<D>(out, lse, qkv, B, T, NH, W, S); }
 }
 template<int D>

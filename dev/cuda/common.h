@@ -525,7 +525,7 @@ __device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* src, size
 
 // @copy-begin attn-wgmma
 // ----------------------------------------------------------------------------
-// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 and backward v10:
+// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 / v9 and backward v10:
 // 128-byte-swizzled tiles filled by cp.async, matrix descriptors, the two wgmma shapes they use
 // (S = A B^T with both operands in smem; O += P V with P in registers and V N-major in smem).
 
@@ -662,7 +662,7 @@ __device__ __forceinline__ void wg_issue_pb(float (&acc)[D / 2], const uint32_t 
 }
 
 // does this binary hold the wgmma code for the current device (built for sm_90a)? The wgmma versions
-// (forward v8, backward v10) ask before they run; every other build falls back to mma.sync versions.
+// (forward v8 / v9, backward v10) ask before they run; every other build falls back to mma.sync versions.
 __global__ void wgmma_probe_kernel(int* ok) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     *ok = 1;
