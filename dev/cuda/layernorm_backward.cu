@@ -24,8 +24,8 @@ version 4: the running dweight / dbias sums move from registers to shared memory
            The trainers' version (1.6x v2 at C = 768).
 version 5: v4 and the next row's loads issued before this row's arithmetic (registers double
            buffered, up to C = 1024; wider rows spill), so each warp keeps a row in flight while it
-           computes. Measured: 0.9-1.0x v4 at C = 768, 0.9x at C = 1024: the doubled registers cost
-           v4's occupancy.
+           computes. Measured: 0.91-1.02x v4 at C = 768, 0.9x at C = 1024: the doubled registers
+           cost v4's occupancy.
 
 ./layernorm_backward              checks every version against a CPU reference, then times them
 ./layernorm_backward --check-only the checks
