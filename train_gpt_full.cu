@@ -1421,76 +1421,18 @@ __global__ void rope_kernel(floatX* qkv, const float* cos_sin, int BT, int T, in
     x[k + half] = __float2bfloat16(x1 * c + x0 * s);
 }
 
-__device__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) { v += __shfl_xor_sync(0xffffffff, v, o); }
-    return v;
-}
-
-// 8 bf16 in one 16-byte load or store
-union Pack8 { uint4 u; floatX x[8]; };
-
-// LayerNorm forward, one warp per row; lane l owns the channel chunks [8 (l + 32k), +8), k < CHUNKS,
-// read and written with 16-byte accesses and held in registers between the two passes
-// (mean, then the variance around it). out (rows, C), mean and rstd (rows).
-template <int CHUNKS>
-__global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, const floatX* inp,
-                                         const floatX* weight, const floatX* bias, int rows, int C) {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= rows) { return; }
-    const floatX* x = inp + (size_t)row * C;
-    Pack8 xr[CHUNKS];
-    float s = 0.0f;
-    for (int k = 0; k < CHUNKS; k++) {
-        int c0 = (lane + 32 * k) * 8;
-        if (c0 >= C) { continue; }
-        xr[k].u = *(const uint4*)(x + c0);
-        for (int i = 0; i < 8; i++) { s += __bfloat162float(xr[k].x[i]); }
-    }
-    float m = warp_sum(s) / C;
-    float v = 0.0f;
-    for (int k = 0; k < CHUNKS; k++) {
-        int c0 = (lane + 32 * k) * 8;
-        if (c0 >= C) { continue; }
-        for (int i = 0; i < 8; i++) { float d = __bfloat162float(xr[k].x[i]) - m; v += d * d; }
-    }
-    float r = rsqrtf(warp_sum(v) / C + 1e-5f);
-    floatX* o = out + (size_t)row * C;
-    for (int k = 0; k < CHUNKS; k++) {
-        int c0 = (lane + 32 * k) * 8;
-        if (c0 >= C) { continue; }
-        Pack8 w, b, y;
-        w.u = *(const uint4*)(weight + c0);
-        b.u = *(const uint4*)(bias + c0);
-        for (int i = 0; i < 8; i++) {
-            float n = (__bfloat162float(xr[k].x[i]) - m) * r;
-            y.x[i] = __float2bfloat16(n * __bfloat162float(w.x[i]) + __bfloat162float(b.x[i]));
-        }
-        *(uint4*)(o + c0) = y.u;
-    }
-    if (lane == 0) { mean[row] = m; rstd[row] = r; }
-}
-
-
-static void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* w,
-                              const floatX* b, int rows, int C) {
-    typedef void (*kernel_t)(floatX*, float*, float*, const floatX*, const floatX*, const floatX*, int, int);
-    static const kernel_t kernels[] = {layernorm_forward_kernel<1>, layernorm_forward_kernel<2>, layernorm_forward_kernel<3>,
-                                       layernorm_forward_kernel<4>, layernorm_forward_kernel<5>, layernorm_forward_kernel<6>,
-                                       layernorm_forward_kernel<7>, layernorm_forward_kernel<8>};
-    kernels[ceil_div(C, 256) - 1]<<<ceil_div(rows, 8), 256>>>(out, mean, rstd, inp, w, b, rows, C);  // C <= 2048: checked at allocation
-    cudaCheckLaunch();
-}
-
-// LayerNorm backward (dinp += ..., dweight, dbias += ...): dev/cuda/layernorm_backward.cu
+// LayerNorm backward (dinp += ..., dweight, dbias += ...): dev/cuda/layernorm_backward.cu; its Pack8
+// and warp_sum serve the LayerNorm forward and the classifier below too
 // @copy-begin ln-backward
 // ----------------------------------------------------------------------------
 // LayerNorm backward (dev/cuda/layernorm_backward.cu version 4; PREFETCH is version 5)
 
 static const int LN_WARPS = 4, LN_MAX_CHUNKS = 8;   // 4 warps per block; C <= 256 * LN_MAX_CHUNKS
 
-union LnPack8 { uint4 u; bf16 x[8]; };
+// 8 bf16 in one 16-byte load or store; a warp's sum (the trainers' other kernels use both too)
+union Pack8 { uint4 u; bf16 x[8]; };
 
-__device__ __forceinline__ float ln_warp_sum(float v) {
+__device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) { v += __shfl_xor_sync(0xffffffff, v, o); }
     return v;
 }
@@ -1516,7 +1458,7 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
     extern __shared__ float4 ln_acc[];  // (LN_WARPS, 3, CHUNKS, 2, 32) float4
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     float4* my = ln_acc + (size_t)warp * 3 * CHUNKS * 2 * 32;
-    LnPack8 w[CHUNKS];
+    Pack8 w[CHUNKS];
     for (int k = 0; k < CHUNKS; k++) {
         int c0 = (lane + 32 * k) * 8;
         if (c0 < C) { w[k].u = *(const uint4*)(weight + c0); }
@@ -1524,8 +1466,8 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
     for (int e = lane; e < 3 * CHUNKS * 2 * 32; e += 32) { my[e] = make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
     int row0 = (blockIdx.x * LN_WARPS + warp) * rows_per_warp;
     int row_end = min(rows, row0 + rows_per_warp);
-    LnPack8 g[CHUNKS], x[CHUNKS], d[CHUNKS];
-    auto load_row = [&](int row, LnPack8* gr, LnPack8* xr, LnPack8* dr) {
+    Pack8 g[CHUNKS], x[CHUNKS], d[CHUNKS];
+    auto load_row = [&](int row, Pack8* gr, Pack8* xr, Pack8* dr) {
         for (int k = 0; k < CHUNKS; k++) {
             int c0 = (lane + 32 * k) * 8;
             if (c0 >= C) { continue; }
@@ -1536,7 +1478,7 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
     };
     if (PREFETCH && row0 < row_end) { load_row(row0, g, x, d); }
     for (int row = row0; row < row_end; row++) {
-        LnPack8 g_next[CHUNKS], x_next[CHUNKS], d_next[CHUNKS];
+        Pack8 g_next[CHUNKS], x_next[CHUNKS], d_next[CHUNKS];
         if (PREFETCH && row + 1 < row_end) { load_row(row + 1, g_next, x_next, d_next); }
         if (!PREFETCH) { load_row(row, g, x, d); }
         float m = mean[row], r = rstd[row];
@@ -1549,8 +1491,8 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
                 dnorm_norm_mean += dn * (__bfloat162float(x[k].x[i]) - m) * r;
             }
         }
-        dnorm_mean = ln_warp_sum(dnorm_mean) / C;
-        dnorm_norm_mean = ln_warp_sum(dnorm_norm_mean) / C;
+        dnorm_mean = warp_sum(dnorm_mean) / C;
+        dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
         for (int k = 0; k < CHUNKS; k++) {
             int c0 = (lane + 32 * k) * 8;
             if (c0 >= C) { continue; }
@@ -1631,23 +1573,28 @@ static ln_backward_kernel_t ln_backward_kernel_for(int C) {
 }
 static size_t ln_backward_smem(int C) { return (size_t)LN_WARPS * 3 * ceil_div(C, 256) * 2 * 32 * sizeof(float4); }
 
+// blocks of LN_WARPS warps of `kernel` resident on the whole GPU at once with smem bytes of dynamic
+// shared memory (the kernel opted in to that much)
+static int ln_resident_blocks(const void* kernel, size_t smem) {
+    cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    int dev = 0, sms = 0, per_sm = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, LN_WARPS * 32, smem));
+    if (per_sm < 1) { fprintf(stderr, "layernorm backward: no block fits an SM with %zu bytes of shared memory\n", smem); exit(EXIT_FAILURE); }
+    return sms * per_sm;
+}
+
 // The grid is one wave: as many blocks as fit on the GPU at once (fewer for few rows), each warp
 // taking an equal run of rows. Blocks (and so the partial sums' order) depend only on rows, C and
 // the GPU: the same bits run to run on one GPU.
 struct LnBackwardGrid { int blocks, rows_per_warp; };
 static LnBackwardGrid ln_backward_grid(ln_backward_kernel_t kernel, int rows, int C) {
     static ln_backward_kernel_t cached_kernel = NULL;
-    static int cached_slots = 0;  // resident blocks of that kernel on the whole GPU
+    static int cached_slots = 0;  // resident blocks of that kernel (its smem depends on C's chunks only)
     if (kernel != cached_kernel) {
-        size_t smem = ln_backward_smem(C);
-        cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        int dev = 0, sms = 0, per_sm = 0;
-        cudaCheck(cudaGetDevice(&dev));
-        cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-        cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, LN_WARPS * 32, smem));
-        if (per_sm < 1) { fprintf(stderr, "layernorm backward: no block fits an SM at C=%d\n", C); exit(EXIT_FAILURE); }
+        cached_slots = ln_resident_blocks((const void*)kernel, ln_backward_smem(C));
         cached_kernel = kernel;
-        cached_slots = sms * per_sm;
     }
     LnBackwardGrid grid;
     grid.rows_per_warp = ceil_div(rows, cached_slots * LN_WARPS);
@@ -1685,6 +1632,59 @@ static void layernorm_backward(bf16* dinp, float* dweight, float* dbias, float* 
                               mean, rstd, rows, C);
 }
 // @copy-end ln-backward
+
+// LayerNorm forward, one warp per row; lane l owns the channel chunks [8 (l + 32k), +8), k < CHUNKS,
+// read and written with 16-byte accesses and held in registers between the two passes
+// (mean, then the variance around it). out (rows, C), mean and rstd (rows).
+template <int CHUNKS>
+__global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, const floatX* inp,
+                                         const floatX* weight, const floatX* bias, int rows, int C) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) { return; }
+    const floatX* x = inp + (size_t)row * C;
+    Pack8 xr[CHUNKS];
+    float s = 0.0f;
+    for (int k = 0; k < CHUNKS; k++) {
+        int c0 = (lane + 32 * k) * 8;
+        if (c0 >= C) { continue; }
+        xr[k].u = *(const uint4*)(x + c0);
+        for (int i = 0; i < 8; i++) { s += __bfloat162float(xr[k].x[i]); }
+    }
+    float m = warp_sum(s) / C;
+    float v = 0.0f;
+    for (int k = 0; k < CHUNKS; k++) {
+        int c0 = (lane + 32 * k) * 8;
+        if (c0 >= C) { continue; }
+        for (int i = 0; i < 8; i++) { float d = __bfloat162float(xr[k].x[i]) - m; v += d * d; }
+    }
+    float r = rsqrtf(warp_sum(v) / C + 1e-5f);
+    floatX* o = out + (size_t)row * C;
+    for (int k = 0; k < CHUNKS; k++) {
+        int c0 = (lane + 32 * k) * 8;
+        if (c0 >= C) { continue; }
+        Pack8 w, b, y;
+        w.u = *(const uint4*)(weight + c0);
+        b.u = *(const uint4*)(bias + c0);
+        for (int i = 0; i < 8; i++) {
+            float n = (__bfloat162float(xr[k].x[i]) - m) * r;
+            y.x[i] = __float2bfloat16(n * __bfloat162float(w.x[i]) + __bfloat162float(b.x[i]));
+        }
+        *(uint4*)(o + c0) = y.u;
+    }
+    if (lane == 0) { mean[row] = m; rstd[row] = r; }
+}
+
+
+static void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* w,
+                              const floatX* b, int rows, int C) {
+    typedef void (*kernel_t)(floatX*, float*, float*, const floatX*, const floatX*, const floatX*, int, int);
+    static const kernel_t kernels[] = {layernorm_forward_kernel<1>, layernorm_forward_kernel<2>, layernorm_forward_kernel<3>,
+                                       layernorm_forward_kernel<4>, layernorm_forward_kernel<5>, layernorm_forward_kernel<6>,
+                                       layernorm_forward_kernel<7>, layernorm_forward_kernel<8>};
+    kernels[ceil_div(C, 256) - 1]<<<ceil_div(rows, 8), 256>>>(out, mean, rstd, inp, w, b, rows, C);  // C <= 2048: checked at allocation
+    cudaCheckLaunch();
+}
+
 
 // classifier_kernel's softmax + cross-entropy (below) with the row staged in shared memory: one
 // read and one write of the logits (a step's largest tensor) and no running-max rescales. At GPT-2's

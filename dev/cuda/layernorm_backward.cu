@@ -38,9 +38,10 @@ version 5: v4 and the next row's loads issued before this row's arithmetic (regi
 
 static const int LN_WARPS = 4, LN_MAX_CHUNKS = 8;   // 4 warps per block; C <= 256 * LN_MAX_CHUNKS
 
-union LnPack8 { uint4 u; bf16 x[8]; };
+// 8 bf16 in one 16-byte load or store; a warp's sum (the trainers' other kernels use both too)
+union Pack8 { uint4 u; bf16 x[8]; };
 
-__device__ __forceinline__ float ln_warp_sum(float v) {
+__device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) { v += __shfl_xor_sync(0xffffffff, v, o); }
     return v;
 }
@@ -66,7 +67,7 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
     extern __shared__ float4 ln_acc[];  // (LN_WARPS, 3, CHUNKS, 2, 32) float4
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     float4* my = ln_acc + (size_t)warp * 3 * CHUNKS * 2 * 32;
-    LnPack8 w[CHUNKS];
+    Pack8 w[CHUNKS];
     for (int k = 0; k < CHUNKS; k++) {
         int c0 = (lane + 32 * k) * 8;
         if (c0 < C) { w[k].u = *(const uint4*)(weight + c0); }
@@ -74,8 +75,8 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
     for (int e = lane; e < 3 * CHUNKS * 2 * 32; e += 32) { my[e] = make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
     int row0 = (blockIdx.x * LN_WARPS + warp) * rows_per_warp;
     int row_end = min(rows, row0 + rows_per_warp);
-    LnPack8 g[CHUNKS], x[CHUNKS], d[CHUNKS];
-    auto load_row = [&](int row, LnPack8* gr, LnPack8* xr, LnPack8* dr) {
+    Pack8 g[CHUNKS], x[CHUNKS], d[CHUNKS];
+    auto load_row = [&](int row, Pack8* gr, Pack8* xr, Pack8* dr) {
         for (int k = 0; k < CHUNKS; k++) {
             int c0 = (lane + 32 * k) * 8;
             if (c0 >= C) { continue; }
@@ -86,7 +87,7 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
     };
     if (PREFETCH && row0 < row_end) { load_row(row0, g, x, d); }
     for (int row = row0; row < row_end; row++) {
-        LnPack8 g_next[CHUNKS], x_next[CHUNKS], d_next[CHUNKS];
+        Pack8 g_next[CHUNKS], x_next[CHUNKS], d_next[CHUNKS];
         if (PREFETCH && row + 1 < row_end) { load_row(row + 1, g_next, x_next, d_next); }
         if (!PREFETCH) { load_row(row, g, x, d); }
         float m = mean[row], r = rstd[row];
@@ -99,8 +100,8 @@ layernorm_backward_kernel(bf16* dinp, float* partial, const bf16* dout, const bf
                 dnorm_norm_mean += dn * (__bfloat162float(x[k].x[i]) - m) * r;
             }
         }
-        dnorm_mean = ln_warp_sum(dnorm_mean) / C;
-        dnorm_norm_mean = ln_warp_sum(dnorm_norm_mean) / C;
+        dnorm_mean = warp_sum(dnorm_mean) / C;
+        dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
         for (int k = 0; k < CHUNKS; k++) {
             int c0 = (lane + 32 * k) * 8;
             if (c0 >= C) { continue; }
@@ -181,23 +182,28 @@ static ln_backward_kernel_t ln_backward_kernel_for(int C) {
 }
 static size_t ln_backward_smem(int C) { return (size_t)LN_WARPS * 3 * ceil_div(C, 256) * 2 * 32 * sizeof(float4); }
 
+// blocks of LN_WARPS warps of `kernel` resident on the whole GPU at once with smem bytes of dynamic
+// shared memory (the kernel opted in to that much)
+static int ln_resident_blocks(const void* kernel, size_t smem) {
+    cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    int dev = 0, sms = 0, per_sm = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, LN_WARPS * 32, smem));
+    if (per_sm < 1) { fprintf(stderr, "layernorm backward: no block fits an SM with %zu bytes of shared memory\n", smem); exit(EXIT_FAILURE); }
+    return sms * per_sm;
+}
+
 // The grid is one wave: as many blocks as fit on the GPU at once (fewer for few rows), each warp
 // taking an equal run of rows. Blocks (and so the partial sums' order) depend only on rows, C and
 // the GPU: the same bits run to run on one GPU.
 struct LnBackwardGrid { int blocks, rows_per_warp; };
 static LnBackwardGrid ln_backward_grid(ln_backward_kernel_t kernel, int rows, int C) {
     static ln_backward_kernel_t cached_kernel = NULL;
-    static int cached_slots = 0;  // resident blocks of that kernel on the whole GPU
+    static int cached_slots = 0;  // resident blocks of that kernel (its smem depends on C's chunks only)
     if (kernel != cached_kernel) {
-        size_t smem = ln_backward_smem(C);
-        cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        int dev = 0, sms = 0, per_sm = 0;
-        cudaCheck(cudaGetDevice(&dev));
-        cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-        cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, LN_WARPS * 32, smem));
-        if (per_sm < 1) { fprintf(stderr, "layernorm backward: no block fits an SM at C=%d\n", C); exit(EXIT_FAILURE); }
+        cached_slots = ln_resident_blocks((const void*)kernel, ln_backward_smem(C));
         cached_kernel = kernel;
-        cached_slots = sms * per_sm;
     }
     LnBackwardGrid grid;
     grid.rows_per_warp = ceil_div(rows, cached_slots * LN_WARPS);
@@ -252,8 +258,8 @@ __global__ void layernorm_backward1_dinp_kernel(bf16* dinp, const bf16* dout, co
         a += dn;
         b += dn * (__bfloat162float(x[c]) - m) * r;
     }
-    a = ln_warp_sum(a) / C;
-    b = ln_warp_sum(b) / C;
+    a = warp_sum(a) / C;
+    b = warp_sum(b) / C;
     for (int c = lane; c < C; c += 32) {
         float n = (__bfloat162float(x[c]) - m) * r;
         float dn = __bfloat162float(weight[c]) * __bfloat162float(g[c]);
@@ -299,7 +305,7 @@ layernorm_backward2_kernel(bf16* dinp, float* partial, const bf16* dout, const b
                            const float* mean, const float* rstd, int rows, int C, int rows_per_warp) {
     extern __shared__ float acc[];  // (LN_WARPS, 2C): each warp's dweight, then dbias
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    LnPack8 w[CHUNKS];
+    Pack8 w[CHUNKS];
     float dw[CHUNKS][8], db[CHUNKS][8];
     for (int k = 0; k < CHUNKS; k++) {
         int c0 = (lane + 32 * k) * 8;
@@ -312,7 +318,7 @@ layernorm_backward2_kernel(bf16* dinp, float* partial, const bf16* dout, const b
         const bf16* x = inp + (size_t)row * C;
         bf16* dx = dinp + (size_t)row * C;
         float m = mean[row], r = rstd[row];
-        LnPack8 g[CHUNKS], xi[CHUNKS], d[CHUNKS];
+        Pack8 g[CHUNKS], xi[CHUNKS], d[CHUNKS];
         float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
         for (int k = 0; k < CHUNKS; k++) {
             int c0 = (lane + 32 * k) * 8;
@@ -326,8 +332,8 @@ layernorm_backward2_kernel(bf16* dinp, float* partial, const bf16* dout, const b
                 dnorm_norm_mean += dn * (__bfloat162float(xi[k].x[i]) - m) * r;
             }
         }
-        dnorm_mean = ln_warp_sum(dnorm_mean) / C;
-        dnorm_norm_mean = ln_warp_sum(dnorm_norm_mean) / C;
+        dnorm_mean = warp_sum(dnorm_mean) / C;
+        dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
         for (int k = 0; k < CHUNKS; k++) {
             int c0 = (lane + 32 * k) * 8;
             if (c0 >= C) { continue; }
@@ -382,13 +388,8 @@ static void layernorm_backward2or3(bool one_wave, bf16* dinp, float* dweight, fl
     static int cached_slots = 0;  // resident blocks of that kernel on the whole GPU
     if (kernel != cached_kernel) {
         size_t smem_max = (size_t)LN_WARPS * 2 * 256 * ceil_div(C, 256) * sizeof(float);  // any C of this kernel
-        cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_max));
-        int dev = 0, sms = 0, per_sm = 0;
-        cudaCheck(cudaGetDevice(&dev));
-        cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-        cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, LN_WARPS * 32, smem_max));
+        cached_slots = ln_resident_blocks((const void*)kernel, smem_max);
         cached_kernel = kernel;
-        cached_slots = sms * per_sm;
     }
     int rows_per_warp = one_wave ? ceil_div(rows, cached_slots * LN_WARPS) : LN2_ROWS_PER_WARP;
     int blocks = ceil_div(rows, LN_WARPS * rows_per_warp);
