@@ -33,6 +33,8 @@ tests it against the full forward); several GPUs, data parallel through NCCL (sc
 #include <sys/stat.h>       // stat
 #include <cuda_runtime.h>   // the runtime API
 #include <cuda_bf16.h>      // __nv_bfloat16
+#include <cuda.h>           // CUtensorMap (types only: the TMA encoder is fetched through the runtime)
+#include <cudaTypedefs.h>   // PFN_cuTensorMapEncodeTiled, the encoder's signature
 #include <cublasLt.h>       // matmuls
 #include <algorithm>        // std::min, in the copied attention launchers
 #ifdef USE_NCCL
@@ -2931,29 +2933,324 @@ template<int D>
 void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     attention_forward8_launch<D, 2>(out, lse, qkv, B, T, NH, W, S);
 }
-// version 9: v8 with one warpgroup (64 query rows) per block, 5 blocks per SM at D = 64.
-// Predicted (after ncu showed v8 on W = 256 issuing on 55% of cycles with 1.07 of 3.8 warps
-// eligible, notes.md Round 5): v8's two warpgroups meet at a barrier every key tile, so their
-// products and softmaxes run in step and leave the tensor cores idle together; independent
-// 64-row blocks drift apart, and at 96 registers 5 of them (20 warps) fit instead of 2 x 8 = 16
-// warps. Each block loads its own K / V tiles (more L2 traffic, ~6 tiles per 64 rows against ~7 per
-// 128 at W = 256). Expected 1.1-1.2x on windows, ~1x on long full causal rows.
-// Measured (H200, results/h200_forward_v9.log, v9 / v8 in one run): W = 256 1.12-1.14x, W = 1024
-// 1.04-1.09x, full causal 1.03x (T = 1024), 1.01x (4096), 0.95x (16384: v8's two warpgroups share
-// each K / V tile, and long rows have no short-run cost to win back).
-template<int D>
-void attention_forward9(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    attention_forward8_launch<D, 1>(out, lse, qkv, B, T, NH, W, S);
-}
-// where v9 beat v8 (H200, D = 64): windows of 256 and 1024 keys at every T, full rows up to T = 4096
-// (windows of 1025-4096 keys are taken as between those); on full causal rows of 16384 v8's shared
-// K / V tiles won (0.95x)
-inline bool forward9_pays(int T, int W) {
-    const int keys = (W > 0 && W < T) ? W : T;   // the longest run of keys a query row sees
-    return keys <= 4096;
-}
-// ---- end of versions 8 and 9
 // @copy-end attn-forward-v8
+
+// @copy-begin attn-tma
+// ----------------------------------------------------------------------------
+// Hopper's tensor memory accelerator (TMA, sm_90): one thread copies a whole box of a tensor into
+// shared memory in the 128-byte swizzle that wgmma reads, and the copy itself tells an mbarrier how
+// many bytes landed. Replaces 128 threads' cp.async address arithmetic (forward v10 / v11).
+
+// The (B, T, 3, NH, D) qkv tensor as a 3-d tensor map: 3C columns, T rows, B batches. A box is 64
+// columns (128 bytes, the swizzle span) of box_rows rows of one batch; rows past T read as zeros.
+static inline CUtensorMap encode_qkv_tensor_map(const bf16* qkv, int B, int T, int NH, int D, int box_rows) {
+    static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
+    if (!encode) {
+        cudaDriverEntryPointQueryResult found;
+#if CUDART_VERSION >= 12050
+        cudaCheck(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void**)&encode, 12000,
+                                                   cudaEnableDefault, &found));
+#else
+        cudaCheck(cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", (void**)&encode, cudaEnableDefault, &found));
+#endif
+        if (found != cudaDriverEntryPointSuccess || !encode) {
+            fprintf(stderr, "error: the CUDA driver has no cuTensorMapEncodeTiled (TMA needs a CUDA 12+ driver)\n");
+            exit(EXIT_FAILURE);
+        }
+    }
+    const size_t C3 = (size_t)3 * NH * D;
+    if (((uintptr_t)qkv % 16) != 0 || (C3 * sizeof(bf16)) % 16 != 0) {
+        fprintf(stderr, "error: qkv at %p with rows of %zu bytes: TMA needs 16-byte aligned rows\n", (const void*)qkv, C3 * sizeof(bf16));
+        exit(EXIT_FAILURE);
+    }
+    CUtensorMap map;
+    const cuuint64_t dims[3] = {(cuuint64_t)C3, (cuuint64_t)T, (cuuint64_t)B};
+    const cuuint64_t strides[2] = {(cuuint64_t)(C3 * sizeof(bf16)), (cuuint64_t)(T * C3 * sizeof(bf16))};
+    const cuuint32_t box[3] = {64, (cuuint32_t)box_rows, 1};
+    const cuuint32_t elem_strides[3] = {1, 1, 1};
+    const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void*)qkv, dims, strides, box, elem_strides,
+                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        fprintf(stderr, "error: cuTensorMapEncodeTiled failed (%d) for qkv B=%d T=%d NH=%d D=%d\n", (int)r, B, T, NH, D);
+        exit(EXIT_FAILURE);
+    }
+    return map;
+}
+// Encoding costs microseconds of host time in front of every launch; a program runs the same few
+// buffers again and again (a trainer: one qkv per layer), so the maps are kept. A map depends only on
+// its key, so a buffer freed and allocated again at the same address finds a correct map.
+static inline CUtensorMap qkv_tensor_map(const bf16* qkv, int B, int T, int NH, int D, int box_rows) {
+    struct Entry { const bf16* qkv; int B, T, NH, D, box_rows; CUtensorMap map; };
+    static Entry cache[64];
+    static int used = 0, next = 0;
+    for (int i = 0; i < used; i++) {
+        const Entry& e = cache[i];
+        if (e.qkv == qkv && e.B == B && e.T == T && e.NH == NH && e.D == D && e.box_rows == box_rows) return e.map;
+    }
+    Entry& e = cache[next];
+    e = Entry{qkv, B, T, NH, D, box_rows, encode_qkv_tensor_map(qkv, B, T, NH, D, box_rows)};
+    next = (next + 1) % 64;
+    if (used < 64) used++;
+    return e.map;
+}
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, int arrivals) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(arrivals) : "memory");
+}
+// makes the initialised barriers visible to the copy engine (then a __syncthreads for the threads)
+__device__ __forceinline__ void mbar_init_fence() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// one arrival that also announces how many bytes the phase waits for
+__device__ __forceinline__ void mbar_arrive_expect_bytes(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
+}
+// spin until the barrier's phase with this parity has completed
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    asm volatile("{\n.reg .pred done;\nWAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
+}
+// box at (column x, row y, batch z) of the map into shared address dst, completing bytes on bar
+__device__ __forceinline__ void tma_load_box(uint32_t dst, const CUtensorMap* map, int x, int y, int z, uint32_t bar) {
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+                 :: "r"(dst), "l"((uint64_t)map), "r"(x), "r"(y), "r"(z), "r"(bar) : "memory");
+}
+
+// s (64 x 16, fp32) = A (64 x 16, smem, K-major) B^T (16 x 16 keys, smem, K-major): the narrow
+// sink tile of forward v11
+__device__ __forceinline__ void wgmma_m64n16_ss(float (&s)[8], uint64_t da, uint64_t db, int scale_d) {
+#ifdef HAS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(s[0]), "+f"(s[1]), "+f"(s[2]), "+f"(s[3]), "+f"(s[4]), "+f"(s[5]), "+f"(s[6]), "+f"(s[7])
+                 : "l"(da), "l"(db), "r"(scale_d));
+#endif
+}
+// @copy-end attn-tma
+
+// @copy-begin attn-forward-v10
+// ----------------------------------------------------------------------------
+// versions 10 and 11 (this whole region; uses v8's fwd8_softmax and FWD8_BK, common.h's wgmma and
+// TMA helpers)
+// v10: v9 (one warpgroup, 64 query rows per block) with Q, K and V brought in by the tensor memory
+// accelerator: one thread issues one copy per 64 x 64 box (the copy engine writes the 128-byte
+// swizzle itself and zero-fills rows past T), and the warps wait on an mbarrier per K / V buffer.
+// Every key tile of the block's range has an allowed pair for some row (the range is the union of
+// the rows' bands and the sinks below it), so v9's per-tile "any allowed pair" test is gone too.
+// Predicted (written before measuring): ncu on v9 (W = 1024, T = 16384) counts ~430 instructions
+// per warp per key tile with the issue slots 62% busy; the cp.async addressing (IMAD / LEA / ISETP /
+// LDGSTS) is ~80-100 of them, so 1.1-1.2x v9 on windows, ~1.1x on full rows.
+// Measured (H200, results/h200_forward_v10.log): 1.17-1.27x v9 in all nine canonical cases (ncu,
+// W = 1024: 311 instructions per warp per tile against 430). The grid matters: with v9's order
+// (consecutive blocks = different heads) v10 was 0.95-0.99x v9 at T = 1024; with a head's query
+// tiles next to each other, neighbours find their K / V tiles in the L2.
+// v11: v10 with a 16-key sink tile when the sinks fit one (S <= 16) and lie below the band: the
+// sink keys' Q K^T is wgmma n16 instead of n64, their P V one k-step instead of four, and their
+// softmax covers 8 scores per thread instead of 32. At W = 256 a 64-row block visits 5 band tiles
+// and the sink tile, so predicted ~1.15x v10 there, ~1.04x at W = 1024, nothing on full rows.
+// Measured: W = 256 1.04-1.10x v10, W = 1024 1.00-1.03x, full rows level; 1.21-1.32x v9 overall.
+constexpr int FWD10_SINK_KEYS = 16;
+static_assert(FWD10_SINK_KEYS == 16, "the narrow sink tile is one wgmma n16 and one k16 step of P V");
+template<int D> __host__ __device__ constexpr int fwd10_min_blocks() { return D == 64 ? 5 : 2; }
+template<int D> __host__ __device__ constexpr size_t fwd10_smem() {   // + 1024: base alignment
+    return 1024 + (size_t)(64 + 4 * FWD8_BK) * D * sizeof(bf16);
+}
+
+// The 16-key sink tile (v11 on): keys 0..15 lie below every row's band, so key j is allowed iff
+// j < S. It is the first tile a row sees: m = -inf, l = 0, o = 0 before it, nothing to rescale.
+// s8[4t + 2r + e] is row r0 + 8r, key 8t + 2tg + e; ps: P as the A fragment of one k16 step.
+template<int D, int BQ, int BK>
+__device__ __forceinline__ void fwd10_sink_tile(float (&s8)[8], uint32_t (&ps)[4], float (&m)[2], float (&l)[2],
+                                                uint64_t dq, uint64_t dk, int tg, int S, float sl2) {
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++)
+        wgmma_m64n16_ss(s8, dq + ((uint32_t)((kk / 4) * BQ * 128 + (kk % 4) * 32) >> 4),
+                        dk + ((uint32_t)((kk / 4) * BK * 128 + (kk % 4) * 32) >> 4), kk > 0);
+    wg_commit();
+    wg_wait<0>();
+    wg_fence_regs(s8);
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        if (8 * (i / 4) + 2 * tg + (i % 2) >= S) s8[i] = -INFINITY;
+        mx[(i / 2) % 2] = fmaxf(mx[(i / 2) % 2], s8[i]);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        m[r] = mx[r] * sl2;   // key 0 is a sink: finite
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        s8[i] = ex2_approx(fmaf(s8[i], sl2, -m[(i / 2) % 2]));
+        l[(i / 2) % 2] += s8[i];
+    }
+    // A fragment of m64 x k16: (row g, keys 2tg..), (row g+8, 2tg..), (row g, 8+2tg..), (row g+8, 8+2tg..)
+#pragma unroll
+    for (int j = 0; j < 4; j++) ps[j] = pack_bf16x2(s8[2 * j], s8[2 * j + 1]);
+}
+
+// epilogue of v10 on (as v9): normalise, stage the bf16 rows in Q's swizzled tile (its wgmma are
+// done), 16-byte stores; lse in natural log
+template<int D>
+__device__ __forceinline__ void fwd10_epilogue(bf16* out, float* lse, unsigned char* smem, float (&o)[D / 2],
+                                               float (&m)[2], float (&l)[2], int b, int h, int q0, int r0,
+                                               int warp, int g, int tg, int tid, int T, int NH) {
+    constexpr int BQ = 64, CH = D / 8;
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = (l[r] > 0.f) ? 1.f / l[r] : 0.f;
+    }
+    const int lrow = warp * 16 + g;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+            *reinterpret_cast<uint32_t*>(smem + wg_swz<BQ>(lrow + 8 * r, n) + 4 * tg) =
+                pack_bf16x2(o[4 * n + 2 * r] * inv[r], o[4 * n + 2 * r + 1] * inv[r]);
+    if (tg == 0) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = r0 + 8 * r;
+            if (row < T) lse[(size_t)(b * NH + h) * T + row] = (m[r] + log2f(l[r])) * LN2;
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int p = 0; p < 64 * CH / 128; p++) {
+        const int x = tid + p * 128, rr = x / CH, cc = x % CH, t = q0 + rr;
+        if (t < T)
+            *reinterpret_cast<uint4*>(out + ((size_t)(b * T + t) * NH + h) * D + cc * 8) =
+                *reinterpret_cast<const uint4*>(smem + wg_swz<BQ>(rr, cc));
+    }
+}
+
+template<int D, bool NARROW_SINK>
+__global__ void __launch_bounds__(128, fwd10_min_blocks<D>())
+attention_forward_kernel10(bf16* out, float* lse, const __grid_constant__ CUtensorMap qkv_map,
+                           int B, int T, int NH, int W, int S) {
+#ifdef HAS_WGMMA
+    constexpr int BQ = 64, BK = FWD8_BK, CB = D / 64;   // CB: 64-column boxes per row
+    constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __shared__ __align__(8) uint64_t tile_full[2];     // one mbarrier per K / V buffer
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;     // the swizzle repeats every 1024 bytes
+    unsigned char* smem = smem_raw + (sbase - raw);
+    const uint32_t Qs = sbase;                         // (BQ rows) swizzled
+    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
+
+    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.x - 1 - blockIdx.x;         // longest tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ;
+    const int r0 = q0 + warp * 16 + g;                 // this thread's rows: r0, r0 + 8
+    const int C = NH * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    // tile 0 is the sink tile and all sinks sit in its first 16 keys: the narrow path
+    const bool narrow = NARROW_SINK && kr.n_sink == 1 && S <= FWD10_SINK_KEYS;
+    auto issue_kv = [&](int it, int buf) {   // one thread
+        const int k0 = key_tile_at(kr, it) * BK;
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) {
+            tma_load_box(Ks + buf * KVBYTES + cb * BK * 128, &qkv_map, C + h * D + cb * 64, k0, b, bar0 + 8 * buf);
+            tma_load_box(Vs + buf * KVBYTES + cb * BK * 128, &qkv_map, 2 * C + h * D + cb * 64, k0, b, bar0 + 8 * buf);
+        }
+    };
+    if (tid == 0) {
+        mbar_init(bar0, 1);
+        mbar_init(bar0 + 8, 1);
+        mbar_init_fence();
+        mbar_arrive_expect_bytes(bar0, QBYTES + 2 * KVBYTES);
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) tma_load_box(Qs + cb * BQ * 128, &qkv_map, h * D + cb * 64, q0, b, bar0);
+        issue_kv(0, 0);
+    }
+    __syncthreads();   // the barriers are initialised before anyone waits on them
+
+    const uint64_t dq0 = wg_desc(Qs, 16, 1024);
+    const uint64_t dk0 = wg_desc(Ks, 16, 1024);
+    const uint64_t dv0 = wg_desc(Vs, BK * 128, 1024);
+    auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KVBYTES >> 4); };
+    auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KVBYTES >> 4); };
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    uint32_t pa[BK / 16][4];
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) __syncthreads();   // every warp is done with tile it-1, whose buffers tile it+1 takes
+        if (tid == 0 && it + 1 < ntiles) {
+            mbar_arrive_expect_bytes(bar0 + 8 * ((it + 1) & 1), 2 * KVBYTES);
+            issue_kv(it + 1, (it + 1) & 1);
+        }
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // tile it (and, for it = 0, Q) landed
+        if (narrow && it == 0) {
+            float s8[8];
+            uint32_t ps[4];
+            fwd10_sink_tile<D, BQ, BK>(s8, ps, m, l, dq0, dk(0), tg, S, sl2);
+            wg_fence_regs(o);
+            wg_fence();
+            wgmma_m64nD_rs<D>(o, ps, dv(0));
+            wg_commit();
+            wg_wait<0>();
+            continue;
+        }
+        float s[32];
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));   // S = Q K^T
+        wg_wait<0>();
+        wg_fence_regs(s);
+        fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, q0, r0, tg, W, S, T, sl2);
+        wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
+        wg_wait<0>();
+    }
+    wg_fence_regs(o);
+
+    fwd10_epilogue<D>(out, lse, smem, o, m, l, b, h, q0, r0, warp, g, tg, tid, T, NH);
+#endif
+}
+
+template<int D, bool NARROW_SINK>
+void attention_forward10_launch(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = fwd10_smem<D>();
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel10<D, NARROW_SINK>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    const CUtensorMap map = qkv_tensor_map(qkv, B, T, NH, D, 64);
+    dim3 grid(ceil_div(T, 64), B * NH);   // a head's query tiles side by side: they share K / V in the L2
+    attention_forward_kernel10<D, NARROW_SINK><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+template<int D>
+void attention_forward10(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    attention_forward10_launch<D, false>(out, lse, qkv, B, T, NH, W, S);
+}
+template<int D>
+void attention_forward11(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    attention_forward10_launch<D, true>(out, lse, qkv, B, T, NH, W, S);
+}
+
+// ---- end of versions 10 and 11 (the programs' copy)
+// @copy-end attn-forward-v10
 
 // @copy-begin attn-backward-dot
 // ----------------------------------------------------------------------------
@@ -4640,17 +4937,13 @@ void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
 // ---- end of version 10
 // @copy-end attn-backward-v10
 
-// forward v9 / v8 and backward v10 (wgmma) where this binary holds them for the GPU (built for
-// sm_90a: H100 / H200; v9 and v10 for heads of 64), else forward v7 and backward v9: the fastest
-// versions on an H200 (dev/cuda/notes.md)
+// forward v11 (wgmma, TMA) and backward v10 (wgmma) where this binary holds them for the GPU
+// (built for sm_90a: H100 / H200; backward v10 for heads of 64), else forward v7 and backward v9:
+// the fastest versions on an H200 (dev/cuda/notes.md)
 template<int D>
 static void attention_forward_best(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    if (wgmma_available()) {
-        if constexpr (D == 64) {
-            if (forward9_pays(T, W)) { attention_forward9<D>(out, lse, qkv, B, T, NH, W, S); return; }
-        }
-        attention_forward8<D>(out, lse, qkv, B, T, NH, W, S);
-    } else { attention_forward7<D>(out, lse, qkv, B, T, NH, W, S); }
+    if (wgmma_available()) attention_forward11<D>(out, lse, qkv, B, T, NH, W, S);
+    else                   attention_forward7<D>(out, lse, qkv, B, T, NH, W, S);
 }
 template<int D>
 static void attention_backward_best(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
@@ -4663,7 +4956,7 @@ static void attention_backward_best(bf16* dqkv, float* Dbuf, const bf16* qkv, co
 #define ATTN_FORWARD attention_forward_best
 #define ATTN_BACKWARD attention_backward_best
 static const char* attention_kernels(void) {
-    return wgmma_available() ? "forward v9 (wgmma; v8 for heads of 128 and rows past 4096 keys), backward v10 (wgmma; v9 for heads of 128)"
+    return wgmma_available() ? "forward v11 (wgmma, TMA), backward v10 (wgmma; v9 for heads of 128)"
                              : "forward v7, backward v9";
 }
 

@@ -10,7 +10,7 @@ are always attended). Dense causal attention is the W = 0, S = 0 special case.
 
 Compile:
 nvcc -O3 -arch=sm_90a -lineinfo -Xptxas -v attention_forward.cu -o attention_forward
-(sm_90a for versions 8 and 9's wgmma; with -arch=sm_90 or older targets they skip themselves)
+(sm_90a for versions 8-12's wgmma and TMA; with -arch=sm_90 or older targets they skip themselves)
 
 version 1 is naive: one thread per (b, h, query) row, fp32, loops over the allowed keys only
 ./attention_forward 1
@@ -48,6 +48,19 @@ warpgroups' products and softmaxes together, and 5 blocks fit an SM (20 warps, n
 (measured: 1.12-1.14x v8 at W = 256, 1.04-1.09x at W = 1024, 1.01-1.03x full causal up to T = 4096,
 0.95x at T = 16384)
 ./attention_forward 9
+
+version 10 is v9 with Q, K and V brought in by the tensor memory accelerator (TMA: one thread, one
+copy per 64 x 64 box, completion on an mbarrier) and a head's query tiles side by side in the grid
+(measured: 1.17-1.27x v9)
+./attention_forward 10
+
+version 11 is v10 with a 16-key sink tile (wgmma n16) when the sinks fit one (measured: 1.04-1.10x
+v10 at W = 256; the fastest, 1.21-1.32x v9)
+./attention_forward 11
+
+version 12 is v11 with tile it's P V left running under tile it+1's softmax (measured: 0.90-0.95x
+v11: it needs 106 registers, so 4 blocks per SM instead of 5)
+./attention_forward 12
 
 ./attention_forward 4 7     runs the checks and the timing of versions 4 and 7 only
 
@@ -1386,6 +1399,7 @@ template<int D>
 void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     attention_forward8_launch<D, 2>(out, lse, qkv, B, T, NH, W, S);
 }
+// @copy-end attn-forward-v8
 // version 9: v8 with one warpgroup (64 query rows) per block, 5 blocks per SM at D = 64.
 // Predicted (after ncu showed v8 on W = 256 issuing on 55% of cycles with 1.07 of 3.8 warps
 // eligible, notes.md Round 5): v8's two warpgroups meet at a barrier every key tile, so their
@@ -1408,13 +1422,461 @@ inline bool forward9_pays(int T, int W) {
     return keys <= 4096;
 }
 // ---- end of versions 8 and 9
-// @copy-end attn-forward-v8
+
+// @copy-begin attn-forward-v10
+// ----------------------------------------------------------------------------
+// versions 10 and 11 (this whole region; uses v8's fwd8_softmax and FWD8_BK, common.h's wgmma and
+// TMA helpers)
+// v10: v9 (one warpgroup, 64 query rows per block) with Q, K and V brought in by the tensor memory
+// accelerator: one thread issues one copy per 64 x 64 box (the copy engine writes the 128-byte
+// swizzle itself and zero-fills rows past T), and the warps wait on an mbarrier per K / V buffer.
+// Every key tile of the block's range has an allowed pair for some row (the range is the union of
+// the rows' bands and the sinks below it), so v9's per-tile "any allowed pair" test is gone too.
+// Predicted (written before measuring): ncu on v9 (W = 1024, T = 16384) counts ~430 instructions
+// per warp per key tile with the issue slots 62% busy; the cp.async addressing (IMAD / LEA / ISETP /
+// LDGSTS) is ~80-100 of them, so 1.1-1.2x v9 on windows, ~1.1x on full rows.
+// Measured (H200, results/h200_forward_v10.log): 1.17-1.27x v9 in all nine canonical cases (ncu,
+// W = 1024: 311 instructions per warp per tile against 430). The grid matters: with v9's order
+// (consecutive blocks = different heads) v10 was 0.95-0.99x v9 at T = 1024; with a head's query
+// tiles next to each other, neighbours find their K / V tiles in the L2.
+// v11: v10 with a 16-key sink tile when the sinks fit one (S <= 16) and lie below the band: the
+// sink keys' Q K^T is wgmma n16 instead of n64, their P V one k-step instead of four, and their
+// softmax covers 8 scores per thread instead of 32. At W = 256 a 64-row block visits 5 band tiles
+// and the sink tile, so predicted ~1.15x v10 there, ~1.04x at W = 1024, nothing on full rows.
+// Measured: W = 256 1.04-1.10x v10, W = 1024 1.00-1.03x, full rows level; 1.21-1.32x v9 overall.
+constexpr int FWD10_SINK_KEYS = 16;
+static_assert(FWD10_SINK_KEYS == 16, "the narrow sink tile is one wgmma n16 and one k16 step of P V");
+template<int D> __host__ __device__ constexpr int fwd10_min_blocks() { return D == 64 ? 5 : 2; }
+template<int D> __host__ __device__ constexpr size_t fwd10_smem() {   // + 1024: base alignment
+    return 1024 + (size_t)(64 + 4 * FWD8_BK) * D * sizeof(bf16);
+}
+
+// The 16-key sink tile (v11 on): keys 0..15 lie below every row's band, so key j is allowed iff
+// j < S. It is the first tile a row sees: m = -inf, l = 0, o = 0 before it, nothing to rescale.
+// s8[4t + 2r + e] is row r0 + 8r, key 8t + 2tg + e; ps: P as the A fragment of one k16 step.
+template<int D, int BQ, int BK>
+__device__ __forceinline__ void fwd10_sink_tile(float (&s8)[8], uint32_t (&ps)[4], float (&m)[2], float (&l)[2],
+                                                uint64_t dq, uint64_t dk, int tg, int S, float sl2) {
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++)
+        wgmma_m64n16_ss(s8, dq + ((uint32_t)((kk / 4) * BQ * 128 + (kk % 4) * 32) >> 4),
+                        dk + ((uint32_t)((kk / 4) * BK * 128 + (kk % 4) * 32) >> 4), kk > 0);
+    wg_commit();
+    wg_wait<0>();
+    wg_fence_regs(s8);
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        if (8 * (i / 4) + 2 * tg + (i % 2) >= S) s8[i] = -INFINITY;
+        mx[(i / 2) % 2] = fmaxf(mx[(i / 2) % 2], s8[i]);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        m[r] = mx[r] * sl2;   // key 0 is a sink: finite
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        s8[i] = ex2_approx(fmaf(s8[i], sl2, -m[(i / 2) % 2]));
+        l[(i / 2) % 2] += s8[i];
+    }
+    // A fragment of m64 x k16: (row g, keys 2tg..), (row g+8, 2tg..), (row g, 8+2tg..), (row g+8, 8+2tg..)
+#pragma unroll
+    for (int j = 0; j < 4; j++) ps[j] = pack_bf16x2(s8[2 * j], s8[2 * j + 1]);
+}
+
+// epilogue of v10 on (as v9): normalise, stage the bf16 rows in Q's swizzled tile (its wgmma are
+// done), 16-byte stores; lse in natural log
+template<int D>
+__device__ __forceinline__ void fwd10_epilogue(bf16* out, float* lse, unsigned char* smem, float (&o)[D / 2],
+                                               float (&m)[2], float (&l)[2], int b, int h, int q0, int r0,
+                                               int warp, int g, int tg, int tid, int T, int NH) {
+    constexpr int BQ = 64, CH = D / 8;
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = (l[r] > 0.f) ? 1.f / l[r] : 0.f;
+    }
+    const int lrow = warp * 16 + g;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+            *reinterpret_cast<uint32_t*>(smem + wg_swz<BQ>(lrow + 8 * r, n) + 4 * tg) =
+                pack_bf16x2(o[4 * n + 2 * r] * inv[r], o[4 * n + 2 * r + 1] * inv[r]);
+    if (tg == 0) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = r0 + 8 * r;
+            if (row < T) lse[(size_t)(b * NH + h) * T + row] = (m[r] + log2f(l[r])) * LN2;
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int p = 0; p < 64 * CH / 128; p++) {
+        const int x = tid + p * 128, rr = x / CH, cc = x % CH, t = q0 + rr;
+        if (t < T)
+            *reinterpret_cast<uint4*>(out + ((size_t)(b * T + t) * NH + h) * D + cc * 8) =
+                *reinterpret_cast<const uint4*>(smem + wg_swz<BQ>(rr, cc));
+    }
+}
+
+template<int D, bool NARROW_SINK>
+__global__ void __launch_bounds__(128, fwd10_min_blocks<D>())
+attention_forward_kernel10(bf16* out, float* lse, const __grid_constant__ CUtensorMap qkv_map,
+                           int B, int T, int NH, int W, int S) {
+#ifdef HAS_WGMMA
+    constexpr int BQ = 64, BK = FWD8_BK, CB = D / 64;   // CB: 64-column boxes per row
+    constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __shared__ __align__(8) uint64_t tile_full[2];     // one mbarrier per K / V buffer
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;     // the swizzle repeats every 1024 bytes
+    unsigned char* smem = smem_raw + (sbase - raw);
+    const uint32_t Qs = sbase;                         // (BQ rows) swizzled
+    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
+
+    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.x - 1 - blockIdx.x;         // longest tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ;
+    const int r0 = q0 + warp * 16 + g;                 // this thread's rows: r0, r0 + 8
+    const int C = NH * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    // tile 0 is the sink tile and all sinks sit in its first 16 keys: the narrow path
+    const bool narrow = NARROW_SINK && kr.n_sink == 1 && S <= FWD10_SINK_KEYS;
+    auto issue_kv = [&](int it, int buf) {   // one thread
+        const int k0 = key_tile_at(kr, it) * BK;
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) {
+            tma_load_box(Ks + buf * KVBYTES + cb * BK * 128, &qkv_map, C + h * D + cb * 64, k0, b, bar0 + 8 * buf);
+            tma_load_box(Vs + buf * KVBYTES + cb * BK * 128, &qkv_map, 2 * C + h * D + cb * 64, k0, b, bar0 + 8 * buf);
+        }
+    };
+    if (tid == 0) {
+        mbar_init(bar0, 1);
+        mbar_init(bar0 + 8, 1);
+        mbar_init_fence();
+        mbar_arrive_expect_bytes(bar0, QBYTES + 2 * KVBYTES);
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) tma_load_box(Qs + cb * BQ * 128, &qkv_map, h * D + cb * 64, q0, b, bar0);
+        issue_kv(0, 0);
+    }
+    __syncthreads();   // the barriers are initialised before anyone waits on them
+
+    const uint64_t dq0 = wg_desc(Qs, 16, 1024);
+    const uint64_t dk0 = wg_desc(Ks, 16, 1024);
+    const uint64_t dv0 = wg_desc(Vs, BK * 128, 1024);
+    auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KVBYTES >> 4); };
+    auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KVBYTES >> 4); };
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    uint32_t pa[BK / 16][4];
+
+    for (int it = 0; it < ntiles; it++) {
+        if (it > 0) __syncthreads();   // every warp is done with tile it-1, whose buffers tile it+1 takes
+        if (tid == 0 && it + 1 < ntiles) {
+            mbar_arrive_expect_bytes(bar0 + 8 * ((it + 1) & 1), 2 * KVBYTES);
+            issue_kv(it + 1, (it + 1) & 1);
+        }
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // tile it (and, for it = 0, Q) landed
+        if (narrow && it == 0) {
+            float s8[8];
+            uint32_t ps[4];
+            fwd10_sink_tile<D, BQ, BK>(s8, ps, m, l, dq0, dk(0), tg, S, sl2);
+            wg_fence_regs(o);
+            wg_fence();
+            wgmma_m64nD_rs<D>(o, ps, dv(0));
+            wg_commit();
+            wg_wait<0>();
+            continue;
+        }
+        float s[32];
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));   // S = Q K^T
+        wg_wait<0>();
+        wg_fence_regs(s);
+        fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, q0, r0, tg, W, S, T, sl2);
+        wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
+        wg_wait<0>();
+    }
+    wg_fence_regs(o);
+
+    fwd10_epilogue<D>(out, lse, smem, o, m, l, b, h, q0, r0, warp, g, tg, tid, T, NH);
+#endif
+}
+
+template<int D, bool NARROW_SINK>
+void attention_forward10_launch(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = fwd10_smem<D>();
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel10<D, NARROW_SINK>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    const CUtensorMap map = qkv_tensor_map(qkv, B, T, NH, D, 64);
+    dim3 grid(ceil_div(T, 64), B * NH);   // a head's query tiles side by side: they share K / V in the L2
+    attention_forward_kernel10<D, NARROW_SINK><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+template<int D>
+void attention_forward10(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    attention_forward10_launch<D, false>(out, lse, qkv, B, T, NH, W, S);
+}
+template<int D>
+void attention_forward11(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    attention_forward10_launch<D, true>(out, lse, qkv, B, T, NH, W, S);
+}
+
+// ---- end of versions 10 and 11 (the programs' copy)
+// @copy-end attn-forward-v10
+
+// v12: v11 with the tensor cores kept busy during the softmax. Each iteration issues tile it+1's
+// Q K^T and then tile it's P V back to back, waits for the Q K^T only, and runs tile it+1's
+// softmax while P V still runs; the P fragments are packed (and o rescaled, when the max grew)
+// after P V has finished with them. K is loaded two tiles ahead, V one (separate mbarriers), since
+// K(it+1) is needed a P V earlier than V(it+1). Same registers as v11 (S, O, P fragments), so 5
+// blocks per SM would fit if the register count allowed it.
+// Predicted (written before measuring): ncu on v11 shows the wgmma waits as the largest stall
+// (~14% of samples, the two WARPGROUP.DEPBAR) and 1.3 eligible warps per scheduler; hiding the
+// P V wait under the softmax: ~1.15x v11 on W = 1024 and full rows, ~1.1x on W = 256.
+// Measured: slower. S, O and both P sets live at once need 106 registers: at 5 blocks per SM (96)
+// it spills and runs 0.72-0.82x v11; at 4 blocks (16 warps) 0.90-0.95x v11. With 5 independent
+// warpgroups per SM the tensor cores already have another warpgroup's products to run during a
+// softmax; the overlap inside one warpgroup does not pay for the warps it costs. Kept as a record.
+
+// v12's softmax before its P V may be packed: mask, row max, the rescale factor alpha (lazy: only
+// when some row's max grew by > 8 in log2 units; grow tells the caller to rescale o once the
+// in-flight P V is done), P = 2^(s sl2 - m) in place, row sums. Indexing as fwd8_softmax.
+template<int D>
+__device__ __forceinline__ void fwd12_softmax(float (&s)[32], float (&m)[2], float (&l)[2], float (&alpha)[2],
+                                              bool& grow, int k0, int q0, int r0, int tg, int W, int S, int T,
+                                              float sl2) {
+    constexpr int BK = FWD8_BK;
+    if (!block_fully_allowed(q0, 64, k0, BK, W, S, T)) {
+        const int kb = k0 + 2 * tg, sk = S - kb;
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = r0 + 8 * r;
+            const int hi = (row < T) ? row - kb : -1 - BK;
+            const int lo = (W > 0) ? row - W + 1 - kb : -BK;
+#pragma unroll
+            for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kk = t * 8 + e;
+                    if (!(kk <= hi && (kk >= lo || kk < sk))) s[4 * t + 2 * r + e] = -INFINITY;
+                }
+        }
+    }
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[4 * t], s[4 * t + 1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[4 * t + 2], s[4 * t + 3]));
+    }
+    float mnew[2];
+    bool g = false;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        mnew[r] = fmaxf(m[r], mx[r] * sl2);
+        g |= (mnew[r] - m[r] > 8.f);   // -inf -> finite: inf > 8; -inf -> -inf: NaN, false
+    }
+    grow = __any_sync(0xffffffffu, g);
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        alpha[r] = 1.f;
+        if (grow) {
+            const float mu = (mnew[r] == -INFINITY) ? 0.f : mnew[r];
+            alpha[r] = ex2_approx(m[r] - mu);
+            m[r] = mnew[r];
+            l[r] *= alpha[r];
+        }
+    }
+    float mu[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) mu[r] = (m[r] == -INFINITY) ? 0.f : m[r];
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        s[i] = ex2_approx(fmaf(s[i], sl2, -mu[(i / 2) % 2]));
+        l[(i / 2) % 2] += s[i];
+    }
+}
+// P (in s) as bf16 A fragments: key chunk t of 8 is k-step t / 2, registers 2 (t % 2) and +1
+__device__ __forceinline__ void fwd12_pack(uint32_t (&pa)[FWD8_BK / 16][4], const float (&s)[32]) {
+#pragma unroll
+    for (int t = 0; t < FWD8_BK / 8; t++) {
+        pa[t / 2][2 * (t % 2)] = pack_bf16x2(s[4 * t], s[4 * t + 1]);
+        pa[t / 2][2 * (t % 2) + 1] = pack_bf16x2(s[4 * t + 2], s[4 * t + 3]);
+    }
+}
+
+template<int D>
+__global__ void __launch_bounds__(128, 4)
+attention_forward_kernel12(bf16* out, float* lse, const __grid_constant__ CUtensorMap qkv_map,
+                           int B, int T, int NH, int W, int S) {
+#ifdef HAS_WGMMA
+    constexpr int BQ = 64, BK = FWD8_BK, CB = D / 64;   // CB: 64-column boxes per row
+    constexpr uint32_t QBYTES = BQ * D * 2, KBYTES = BK * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __shared__ __align__(8) uint64_t tile_full[4];     // mbarriers: K buffers 0, 1, V buffers 0, 1
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;     // the swizzle repeats every 1024 bytes
+    unsigned char* smem = smem_raw + (sbase - raw);
+    const uint32_t Qs = sbase;                         // (BQ rows) swizzled
+    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * KBYTES;               // 2 buffers of (BK rows)
+    const uint32_t kbar = (uint32_t)__cvta_generic_to_shared(&tile_full[0]), vbar = kbar + 16;
+
+    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.x - 1 - blockIdx.x;         // longest tiles first
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ;
+    const int r0 = q0 + warp * 16 + g;                 // this thread's rows: r0, r0 + 8
+    const int C = NH * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+
+    const int q_last = min(q0 + BQ, T) - 1;
+    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
+    const int ntiles = key_tile_count(kr);
+    const bool narrow = kr.n_sink == 1 && S <= FWD10_SINK_KEYS;   // as v11
+    // tile j: K in buffer j % 2 behind mbarrier kbar + 8 (j % 2), its (j / 2)-th phase; V likewise
+    auto issue_k = [&](int j, uint32_t extra_bytes) {   // one thread; extra_bytes: Q's, with K(0)
+        const uint32_t bar = kbar + 8 * (j & 1);
+        mbar_arrive_expect_bytes(bar, KBYTES + extra_bytes);
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++)
+            tma_load_box(Ks + (j & 1) * KBYTES + cb * BK * 128, &qkv_map, C + h * D + cb * 64, key_tile_at(kr, j) * BK, b, bar);
+    };
+    auto issue_v = [&](int j) {   // one thread
+        const uint32_t bar = vbar + 8 * (j & 1);
+        mbar_arrive_expect_bytes(bar, KBYTES);
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++)
+            tma_load_box(Vs + (j & 1) * KBYTES + cb * BK * 128, &qkv_map, 2 * C + h * D + cb * 64, key_tile_at(kr, j) * BK, b, bar);
+    };
+    auto wait_k = [&](int j) { mbar_wait(kbar + 8 * (j & 1), (j >> 1) & 1); };
+    auto wait_v = [&](int j) { mbar_wait(vbar + 8 * (j & 1), (j >> 1) & 1); };
+    if (tid == 0) {
+        for (int i = 0; i < 4; i++) mbar_init(kbar + 8 * i, 1);
+        mbar_init_fence();
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) tma_load_box(Qs + cb * BQ * 128, &qkv_map, h * D + cb * 64, q0, b, kbar);
+        issue_k(0, QBYTES);
+        issue_v(0);
+        if (ntiles > 1) issue_k(1, 0);
+    }
+    __syncthreads();   // the barriers are initialised before anyone waits on them
+
+    const uint64_t dq0 = wg_desc(Qs, 16, 1024);
+    const uint64_t dk0 = wg_desc(Ks, 16, 1024);
+    const uint64_t dv0 = wg_desc(Vs, BK * 128, 1024);
+    auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KBYTES >> 4); };
+    auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KBYTES >> 4); };
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    float s[32];
+    uint32_t pa[BK / 16][4];
+
+    // tile 0's scores and P (o = 0: nothing to rescale)
+    wait_k(0);
+    if (narrow) {
+        float s8[8];
+        fwd10_sink_tile<D, BQ, BK>(s8, pa[0], m, l, dq0, dk(0), tg, S, sl2);
+    } else {
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk(0));
+        wg_wait<0>();
+        wg_fence_regs(s);
+        float alpha[2];
+        bool grow;
+        fwd12_softmax<D>(s, m, l, alpha, grow, key_tile_at(kr, 0) * BK, q0, r0, tg, W, S, T, sl2);
+        fwd12_pack(pa, s);
+    }
+    __syncthreads();                                 // every warp's Q K(0) is done: K buffer 0 is free
+    if (tid == 0 && ntiles > 2) issue_k(2, 0);
+
+    for (int it = 0; it + 1 < ntiles; it++) {
+        // here: pa = P(it); o holds tiles < it; K(it+1), K(it+2) and V(it) are on their way
+        wait_k(it + 1);
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk((it + 1) & 1));   // S(it+1) = Q K(it+1)^T
+        wait_v(it);
+        if (narrow && it == 0) {                       // the sink tile's P V: one k-step
+            wg_fence_regs(o);
+            wg_fence();
+            wgmma_m64nD_rs<D>(o, pa[0], dv(0));
+            wg_commit();
+        } else {
+            wg_issue_pb<D>(o, pa, dv(it & 1));         // O += P(it) V(it)
+        }
+        wg_wait<1>();                                  // S(it+1) is ready; P V(it) may still run
+        wg_fence_regs(s);
+        __syncthreads();   // every warp is past Q K(it+1) and P V(it-1): K buffer (it+1) % 2 and V buffer (it+1) % 2 are free
+        if (tid == 0) {
+            if (it + 3 < ntiles) issue_k(it + 3, 0);
+            issue_v(it + 1);
+        }
+        float alpha[2];
+        bool grow;
+        fwd12_softmax<D>(s, m, l, alpha, grow, key_tile_at(kr, it + 1) * BK, q0, r0, tg, W, S, T, sl2);
+        wg_wait<0>();                                  // P V(it) is done with pa and o
+        wg_fence_regs(o);
+        if (grow) {
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+#pragma unroll
+                for (int r = 0; r < 2; r++) { o[4 * n + 2 * r] *= alpha[r]; o[4 * n + 2 * r + 1] *= alpha[r]; }
+        }
+        fwd12_pack(pa, s);
+    }
+    // the last tile's P V (never the narrow sink tile: a band tile follows it)
+    wait_v(ntiles - 1);
+    wg_issue_pb<D>(o, pa, dv((ntiles - 1) & 1));
+    wg_wait<0>();
+    wg_fence_regs(o);
+
+    fwd10_epilogue<D>(out, lse, smem, o, m, l, b, h, q0, r0, warp, g, tg, tid, T, NH);
+#endif
+}
+
+template<int D>
+void attention_forward12(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
+    const size_t smem = fwd10_smem<D>();
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel12<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    const CUtensorMap map = qkv_tensor_map(qkv, B, T, NH, D, 64);
+    dim3 grid(ceil_div(T, 64), B * NH);   // a head's query tiles side by side: they share K / V in the L2
+    attention_forward_kernel12<D><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
+    cudaCheckLaunch();
+}
+// ---- end of versions 10 to 12
 
 // version dispatch
-static const int NUM_VERSIONS = 9;
+static const int NUM_VERSIONS = 12;
 static const char* version_names[NUM_VERSIONS + 1] = {
     "", "v1 naive", "v2 flash fp32", "v3 mma.sync", "v4 mma+cp.async", "v5 2 m-tiles/warp",
-    "v6 pipelined QK", "v7 lean v4", "v8 wgmma", "v9 wgmma 1 wg/block"};
+    "v6 pipelined QK", "v7 lean v4", "v8 wgmma", "v9 wgmma 1 wg/block",
+    "v10 TMA loads", "v11 narrow sinks", "v12 PV under softmax"};
 
 // v8 and v9 need the sm_90a build (wgmma) and a Hopper GPU; every other version runs everywhere
 static bool version_supported(int version) {
@@ -1433,6 +1895,9 @@ void attention_forward_d(int version, bf16* out, float* lse, const bf16* qkv, in
         case 7: attention_forward7<D>(out, lse, qkv, B, T, NH, W, S); break;
         case 8: attention_forward8<D>(out, lse, qkv, B, T, NH, W, S); break;
         case 9: attention_forward9<D>(out, lse, qkv, B, T, NH, W, S); break;
+        case 10: attention_forward10<D>(out, lse, qkv, B, T, NH, W, S); break;
+        case 11: attention_forward11<D>(out, lse, qkv, B, T, NH, W, S); break;
+        case 12: attention_forward12<D>(out, lse, qkv, B, T, NH, W, S); break;
         default: printf("invalid version %d\n", version); exit(EXIT_FAILURE);
     }
 }
@@ -1525,10 +1990,15 @@ static int run_checks(unsigned only_version) {
 // timing on the canonical workload (SPEC §5): bf16, NH = 12, D = 64, B*T = 32768 tokens
 
 static void run_timing(unsigned only_version) {
-    const int NH = 12, D = 64, TOKENS = 32768;
-    const int Ts[] = {1024, 4096, 16384};
-    const int WS[][2] = {{256, 4}, {1024, 4}, {0, 0}};
-    const size_t n_qkv = (size_t)TOKENS * 3 * NH * D, n_out = (size_t)TOKENS * NH * D, n_lse = (size_t)TOKENS * NH;
+    const int NH = 12, TOKENS = 32768;
+    // the canonical cases (D = 64), then heads of 128 at T = 4096 for the versions that could serve them
+    struct TimingCase { int T, W, S, D; };
+    const TimingCase cases[] = {{1024, 256, 4, 64}, {1024, 1024, 4, 64}, {1024, 0, 0, 64},
+                                {4096, 256, 4, 64}, {4096, 1024, 4, 64}, {4096, 0, 0, 64},
+                                {16384, 256, 4, 64}, {16384, 1024, 4, 64}, {16384, 0, 0, 64},
+                                {4096, 256, 4, 128}, {4096, 0, 0, 128}};
+    const int DMAX = 128;
+    const size_t n_qkv = (size_t)TOKENS * 3 * NH * DMAX, n_out = (size_t)TOKENS * NH * DMAX, n_lse = (size_t)TOKENS * NH;
     const size_t set_bytes = n_qkv * sizeof(bf16) + n_out * sizeof(bf16) + n_lse * sizeof(float);
     const int n_sets = sets_to_defeat_l2(set_bytes);
     std::vector<bf16*> qkv(n_sets), out(n_sets);
@@ -1542,50 +2012,49 @@ static void run_timing(unsigned only_version) {
     }
     cudaCheck(cudaDeviceSynchronize());
 
-    printf("\n---- timing: bf16, NH=%d, D=%d, B*T=%d tokens, %d input sets of %.0f MB rotated (L2 defeated) ----\n",
-           NH, D, TOKENS, n_sets, set_bytes / 1e6);
+    printf("\n---- timing: bf16, NH=%d, D=64 (then 128), B*T=%d tokens, %d input sets of %.0f MB rotated (L2 defeated) ----\n",
+           NH, TOKENS, n_sets, set_bytes / 1e6);
     printf("TFLOP/s on allowed pairs (4*P*D); GB/s on compulsory bytes (qkv in, out + lse out);\n");
     printf("%%TC = of %.0f TFLOP/s, %%BW = of %.0f GB/s (the H200's limits, SPEC §5); median of the runs\n",
            H200_TFLOPS, H200_GBPS);
     printf("%-3s %-6s %-5s %-3s | %-16s | %-9s %-8s %-8s %-6s %-6s | %s\n",
            "B", "T", "W", "S", "version", "ms", "TFLOP/s", "GB/s", "%TC", "%BW", "note");
     double naive_tflops = -1.0;   // measured naive throughput, used to skip hopeless naive runs
-    for (int T : Ts) {
-        const int B = TOKENS / T;
-        for (const auto& ws : WS) {
-            const int W = ws[0], S = ws[1];
-            const double flops = attention_fwd_flops(B, NH, T, D, W, S);
-            const double bytes = attention_fwd_bytes(B, NH, T, D);
-            for (int v = 1; v <= NUM_VERSIONS; v++) {
-                if (only_version && !((only_version >> v) & 1u)) continue;
-                if (!version_supported(v)) {
-                    printf("%-3d %-6d %-5d %-3d | %-16s | skipped: needs the sm_90a build on a Hopper GPU\n",
-                           B, T, W, S, version_names[v]);
+    for (const TimingCase& tc : cases) {
+        const int T = tc.T, B = TOKENS / T, W = tc.W, S = tc.S, D = tc.D;
+        const double flops = attention_fwd_flops(B, NH, T, D, W, S);
+        const double bytes = attention_fwd_bytes(B, NH, T, D);
+        for (int v = 1; v <= NUM_VERSIONS; v++) {
+            if (only_version && !((only_version >> v) & 1u)) continue;
+            if (D == 128 && v < 7) continue;   // heads of 128: only the versions the programs might run
+            if (!version_supported(v)) {
+                printf("%-3d %-6d %-5d %-3d | %-16s | skipped: needs the sm_90a build on a Hopper GPU\n",
+                       B, T, W, S, version_names[v]);
+                continue;
+            }
+            auto launch = [&](int s) { attention_forward(v, out[s], lse[s], qkv[s], B, T, NH, D, W, S); };
+            int warmup = 3, reps = 25;
+            char note[64] = "";
+            if (D != 64) snprintf(note, sizeof(note), "D = %d", D);
+            if (v == 1) {
+                // the naive kernel: estimate from the last measured naive throughput, skip if > 2 s
+                double est_ms = naive_tflops > 0 ? flops / (naive_tflops * 1e12) * 1e3 : time_once_ms(launch);
+                if (est_ms > 2000.0) {
+                    printf("%-3d %-6d %-5d %-3d | %-16s | skipped: estimated %.1f s per run\n",
+                           B, T, W, S, version_names[v], est_ms / 1e3);
                     continue;
                 }
-                auto launch = [&](int s) { attention_forward(v, out[s], lse[s], qkv[s], B, T, NH, D, W, S); };
-                int warmup = 3, reps = 25;
-                char note[64] = "";
-                if (v == 1) {
-                    // the naive kernel: estimate from the last measured naive throughput, skip if > 2 s
-                    double est_ms = naive_tflops > 0 ? flops / (naive_tflops * 1e12) * 1e3 : time_once_ms(launch);
-                    if (est_ms > 2000.0) {
-                        printf("%-3d %-6d %-5d %-3d | %-16s | skipped: estimated %.1f s per run\n",
-                               B, T, W, S, version_names[v], est_ms / 1e3);
-                        continue;
-                    }
-                    warmup = 1;
-                    reps = std::max(1, std::min(9, (int)(1500.0 / std::max(est_ms, 1e-3))));
-                    snprintf(note, sizeof(note), "%d runs", reps);
-                }
-                float ms = time_median_ms(launch, n_sets, warmup, reps);
-                double tflops = flops / (ms * 1e-3) / 1e12;
-                double gbps = bytes / (ms * 1e-3) / 1e9;
-                if (v == 1) naive_tflops = tflops;
-                printf("%-3d %-6d %-5d %-3d | %-16s | %-9.4f %-8.1f %-8.0f %-6.1f %-6.1f | %s\n",
-                       B, T, W, S, version_names[v], ms, tflops, gbps,
-                       100.0 * tflops / H200_TFLOPS, 100.0 * gbps / H200_GBPS, note);
+                warmup = 1;
+                reps = std::max(1, std::min(9, (int)(1500.0 / std::max(est_ms, 1e-3))));
+                snprintf(note, sizeof(note), "%d runs", reps);
             }
+            float ms = time_median_ms(launch, n_sets, warmup, reps);
+            double tflops = flops / (ms * 1e-3) / 1e12;
+            double gbps = bytes / (ms * 1e-3) / 1e9;
+            if (v == 1) naive_tflops = tflops;
+            printf("%-3d %-6d %-5d %-3d | %-16s | %-9.4f %-8.1f %-8.0f %-6.1f %-6.1f | %s\n",
+                   B, T, W, S, version_names[v], ms, tflops, gbps,
+                   100.0 * tflops / H200_TFLOPS, 100.0 * gbps / H200_GBPS, note);
         }
     }
     for (int s = 0; s < n_sets; s++) {

@@ -30,6 +30,8 @@ Layouts used by all kernels (what the trainers use, so no permutes are needed):
 #include <algorithm>
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
+#include <cuda.h>             // CUtensorMap and its enums (types only: the encoder is fetched at run time)
+#include <cudaTypedefs.h>     // PFN_cuTensorMapEncodeTiled, the encoder's signature
 
 typedef __nv_bfloat16 bf16;
 
@@ -683,3 +685,99 @@ static inline bool wgmma_available() {
     return avail == 1;
 }
 // @copy-end attn-wgmma
+
+// @copy-begin attn-tma
+// ----------------------------------------------------------------------------
+// Hopper's tensor memory accelerator (TMA, sm_90): one thread copies a whole box of a tensor into
+// shared memory in the 128-byte swizzle that wgmma reads, and the copy itself tells an mbarrier how
+// many bytes landed. Replaces 128 threads' cp.async address arithmetic (forward v10 / v11).
+
+// The (B, T, 3, NH, D) qkv tensor as a 3-d tensor map: 3C columns, T rows, B batches. A box is 64
+// columns (128 bytes, the swizzle span) of box_rows rows of one batch; rows past T read as zeros.
+static inline CUtensorMap encode_qkv_tensor_map(const bf16* qkv, int B, int T, int NH, int D, int box_rows) {
+    static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
+    if (!encode) {
+        cudaDriverEntryPointQueryResult found;
+#if CUDART_VERSION >= 12050
+        cudaCheck(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void**)&encode, 12000,
+                                                   cudaEnableDefault, &found));
+#else
+        cudaCheck(cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", (void**)&encode, cudaEnableDefault, &found));
+#endif
+        if (found != cudaDriverEntryPointSuccess || !encode) {
+            fprintf(stderr, "error: the CUDA driver has no cuTensorMapEncodeTiled (TMA needs a CUDA 12+ driver)\n");
+            exit(EXIT_FAILURE);
+        }
+    }
+    const size_t C3 = (size_t)3 * NH * D;
+    if (((uintptr_t)qkv % 16) != 0 || (C3 * sizeof(bf16)) % 16 != 0) {
+        fprintf(stderr, "error: qkv at %p with rows of %zu bytes: TMA needs 16-byte aligned rows\n", (const void*)qkv, C3 * sizeof(bf16));
+        exit(EXIT_FAILURE);
+    }
+    CUtensorMap map;
+    const cuuint64_t dims[3] = {(cuuint64_t)C3, (cuuint64_t)T, (cuuint64_t)B};
+    const cuuint64_t strides[2] = {(cuuint64_t)(C3 * sizeof(bf16)), (cuuint64_t)(T * C3 * sizeof(bf16))};
+    const cuuint32_t box[3] = {64, (cuuint32_t)box_rows, 1};
+    const cuuint32_t elem_strides[3] = {1, 1, 1};
+    const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void*)qkv, dims, strides, box, elem_strides,
+                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        fprintf(stderr, "error: cuTensorMapEncodeTiled failed (%d) for qkv B=%d T=%d NH=%d D=%d\n", (int)r, B, T, NH, D);
+        exit(EXIT_FAILURE);
+    }
+    return map;
+}
+// Encoding costs microseconds of host time in front of every launch; a program runs the same few
+// buffers again and again (a trainer: one qkv per layer), so the maps are kept. A map depends only on
+// its key, so a buffer freed and allocated again at the same address finds a correct map.
+static inline CUtensorMap qkv_tensor_map(const bf16* qkv, int B, int T, int NH, int D, int box_rows) {
+    struct Entry { const bf16* qkv; int B, T, NH, D, box_rows; CUtensorMap map; };
+    static Entry cache[64];
+    static int used = 0, next = 0;
+    for (int i = 0; i < used; i++) {
+        const Entry& e = cache[i];
+        if (e.qkv == qkv && e.B == B && e.T == T && e.NH == NH && e.D == D && e.box_rows == box_rows) return e.map;
+    }
+    Entry& e = cache[next];
+    e = Entry{qkv, B, T, NH, D, box_rows, encode_qkv_tensor_map(qkv, B, T, NH, D, box_rows)};
+    next = (next + 1) % 64;
+    if (used < 64) used++;
+    return e.map;
+}
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, int arrivals) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(arrivals) : "memory");
+}
+// makes the initialised barriers visible to the copy engine (then a __syncthreads for the threads)
+__device__ __forceinline__ void mbar_init_fence() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// one arrival that also announces how many bytes the phase waits for
+__device__ __forceinline__ void mbar_arrive_expect_bytes(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
+}
+// spin until the barrier's phase with this parity has completed
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    asm volatile("{\n.reg .pred done;\nWAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT;\n}\n" :: "r"(bar), "r"(parity) : "memory");
+}
+// box at (column x, row y, batch z) of the map into shared address dst, completing bytes on bar
+__device__ __forceinline__ void tma_load_box(uint32_t dst, const CUtensorMap* map, int x, int y, int z, uint32_t bar) {
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+                 :: "r"(dst), "l"((uint64_t)map), "r"(x), "r"(y), "r"(z), "r"(bar) : "memory");
+}
+
+// s (64 x 16, fp32) = A (64 x 16, smem, K-major) B^T (16 x 16 keys, smem, K-major): the narrow
+// sink tile of forward v11
+__device__ __forceinline__ void wgmma_m64n16_ss(float (&s)[8], uint64_t da, uint64_t db, int scale_d) {
+#ifdef HAS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(s[0]), "+f"(s[1]), "+f"(s[2]), "+f"(s[3]), "+f"(s[4]), "+f"(s[5]), "+f"(s[6]), "+f"(s[7])
+                 : "l"(da), "l"(db), "r"(scale_d));
+#endif
+}
+// @copy-end attn-tma
