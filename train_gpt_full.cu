@@ -2939,11 +2939,11 @@ void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 // ----------------------------------------------------------------------------
 // Hopper's tensor memory accelerator (TMA, sm_90): one thread copies a whole box of a tensor into
 // shared memory in the 128-byte swizzle that wgmma reads, and the copy itself tells an mbarrier how
-// many bytes landed. Replaces 128 threads' cp.async address arithmetic (forward v10 / v11).
+// many bytes landed. Replaces 128 threads' cp.async address arithmetic (forward v10 on, backward v11).
 
-// The (B, T, 3, NH, D) qkv tensor as a 3-d tensor map: 3C columns, T rows, B batches. A box is 64
+// A (B, T, cols) bf16 tensor (qkv: cols = 3C; dout: cols = C) as a 3-d tensor map. A box is 64
 // columns (128 bytes, the swizzle span) of box_rows rows of one batch; rows past T read as zeros.
-static inline CUtensorMap encode_qkv_tensor_map(const bf16* qkv, int B, int T, int NH, int D, int box_rows) {
+static inline CUtensorMap encode_rows_tensor_map(const bf16* base, int B, int T, int cols, int box_rows) {
     static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
     if (!encode) {
         cudaDriverEntryPointQueryResult found;
@@ -2958,21 +2958,21 @@ static inline CUtensorMap encode_qkv_tensor_map(const bf16* qkv, int B, int T, i
             exit(EXIT_FAILURE);
         }
     }
-    const size_t C3 = (size_t)3 * NH * D;
-    if (((uintptr_t)qkv % 16) != 0 || (C3 * sizeof(bf16)) % 16 != 0) {
-        fprintf(stderr, "error: qkv at %p with rows of %zu bytes: TMA needs 16-byte aligned rows\n", (const void*)qkv, C3 * sizeof(bf16));
+    const size_t row_bytes = (size_t)cols * sizeof(bf16);
+    if (((uintptr_t)base % 16) != 0 || row_bytes % 16 != 0) {
+        fprintf(stderr, "error: tensor at %p with rows of %zu bytes: TMA needs 16-byte aligned rows\n", (const void*)base, row_bytes);
         exit(EXIT_FAILURE);
     }
     CUtensorMap map;
-    const cuuint64_t dims[3] = {(cuuint64_t)C3, (cuuint64_t)T, (cuuint64_t)B};
-    const cuuint64_t strides[2] = {(cuuint64_t)(C3 * sizeof(bf16)), (cuuint64_t)(T * C3 * sizeof(bf16))};
+    const cuuint64_t dims[3] = {(cuuint64_t)cols, (cuuint64_t)T, (cuuint64_t)B};
+    const cuuint64_t strides[2] = {(cuuint64_t)row_bytes, (cuuint64_t)(T * row_bytes)};
     const cuuint32_t box[3] = {64, (cuuint32_t)box_rows, 1};
     const cuuint32_t elem_strides[3] = {1, 1, 1};
-    const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void*)qkv, dims, strides, box, elem_strides,
+    const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void*)base, dims, strides, box, elem_strides,
                               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) {
-        fprintf(stderr, "error: cuTensorMapEncodeTiled failed (%d) for qkv B=%d T=%d NH=%d D=%d\n", (int)r, B, T, NH, D);
+        fprintf(stderr, "error: cuTensorMapEncodeTiled failed (%d) for a (%d, %d, %d) tensor\n", (int)r, B, T, cols);
         exit(EXIT_FAILURE);
     }
     return map;
@@ -2980,16 +2980,16 @@ static inline CUtensorMap encode_qkv_tensor_map(const bf16* qkv, int B, int T, i
 // Encoding costs microseconds of host time in front of every launch; a program runs the same few
 // buffers again and again (a trainer: one qkv per layer), so the maps are kept. A map depends only on
 // its key, so a buffer freed and allocated again at the same address finds a correct map.
-static inline CUtensorMap qkv_tensor_map(const bf16* qkv, int B, int T, int NH, int D, int box_rows) {
-    struct Entry { const bf16* qkv; int B, T, NH, D, box_rows; CUtensorMap map; };
+static inline CUtensorMap rows_tensor_map(const bf16* base, int B, int T, int cols, int box_rows) {
+    struct Entry { const bf16* base; int B, T, cols, box_rows; CUtensorMap map; };
     static Entry cache[64];
     static int used = 0, next = 0;
     for (int i = 0; i < used; i++) {
         const Entry& e = cache[i];
-        if (e.qkv == qkv && e.B == B && e.T == T && e.NH == NH && e.D == D && e.box_rows == box_rows) return e.map;
+        if (e.base == base && e.B == B && e.T == T && e.cols == cols && e.box_rows == box_rows) return e.map;
     }
     Entry& e = cache[next];
-    e = Entry{qkv, B, T, NH, D, box_rows, encode_qkv_tensor_map(qkv, B, T, NH, D, box_rows)};
+    e = Entry{base, B, T, cols, box_rows, encode_rows_tensor_map(base, B, T, cols, box_rows)};
     next = (next + 1) % 64;
     if (used < 64) used++;
     return e.map;
@@ -3005,6 +3005,10 @@ __device__ __forceinline__ void mbar_init_fence() {
 // one arrival that also announces how many bytes the phase waits for
 __device__ __forceinline__ void mbar_arrive_expect_bytes(uint32_t bar, uint32_t bytes) {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
+}
+// more bytes for the current phase, without an arrival (a second copy riding on someone's arrival)
+__device__ __forceinline__ void mbar_expect_bytes(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
 }
 // spin until the barrier's phase with this parity has completed
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
@@ -3235,7 +3239,7 @@ void attention_forward10_launch(bf16* out, float* lse, const bf16* qkv, int B, i
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         configured = true;
     }
-    const CUtensorMap map = qkv_tensor_map(qkv, B, T, NH, D, 64);
+    const CUtensorMap map = rows_tensor_map(qkv, B, T, 3 * NH * D, 64);
     dim3 grid(ceil_div(T, 64), B * NH);   // a head's query tiles side by side: they share K / V in the L2
     attention_forward_kernel10<D, NARROW_SINK><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
     cudaCheckLaunch();
@@ -4622,10 +4626,12 @@ __device__ __forceinline__ void bwd10_pack(uint32_t (&pa)[4][4], const float (&x
 
 // 10a: dK/dV. Block per (b, h, 64 keys); query tiles (Q, dO, lse, D_i) double-buffered. Thread rows
 // (keys) k_r = wk0 + 16 warp + g + 8r; accumulator column 8t + 2tg + e is query q0 + 8t + 2tg + e.
-template<int D>
+// TMA (v11): Q, dO, K, V by the copy engine (the maps: qkv and dout), a head's blocks side by side.
+template<int D, bool TMA>
 __global__ void __launch_bounds__(BWD10_THREADS, BWD10_DKDV_MIN_BLOCKS)
 attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
-                                 const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
+                                 const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch,
+                                 const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
 #ifdef HAS_WGMMA
     constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
     constexpr uint32_t TILE = BWD10_ROWS * D * 2;
@@ -4638,9 +4644,11 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
     const uint32_t dOs = Qs + 2 * TILE;              // 2 buffers of (BQ rows)
     float* Ls = reinterpret_cast<float*>(smem_raw + (sbase - raw) + 6 * TILE);   // (2, BQ) lse
     float* Ds = Ls + 2 * BQ;                                                     // (2, BQ) D_i
+    __shared__ __align__(8) uint64_t tile_full[2];   // TMA: one mbarrier per Q / dO buffer
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
 
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const QueryRun run = dkdv_query_run<BK, BQ>(blockIdx.y, nst, nch, W, S, T);
+    const int bh = TMA ? blockIdx.y : blockIdx.x, b = bh / NH, h = bh % NH;
+    const QueryRun run = dkdv_query_run<BK, BQ>(TMA ? blockIdx.x : blockIdx.y, nst, nch, W, S, T);
     const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
     const int k0 = kt * BK, kr0 = k0 + warp * 16 + g;   // this thread's keys: kr0, kr0 + 8
@@ -4655,8 +4663,16 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
 
     auto load_q_tile = [&](int it, int buf) {
         const int q0 = (qt0 + it) * BQ;
-        wg_load_rows<D, BQ, NT>(Qs + buf * TILE, qbase, C3, q0, T, tid);
-        wg_load_rows<D, BQ, NT>(dOs + buf * TILE, dobase, C, q0, T, tid);
+        if constexpr (TMA) {
+            if (tid == 0) {
+                mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
+                tma_load_box(Qs + buf * TILE, &qkv_map, h * D, q0, b, bar0 + 8 * buf);
+                tma_load_box(dOs + buf * TILE, &dout_map, h * D, q0, b, bar0 + 8 * buf);
+            }
+        } else {
+            wg_load_rows<D, BQ, NT>(Qs + buf * TILE, qbase, C3, q0, T, tid);
+            wg_load_rows<D, BQ, NT>(dOs + buf * TILE, dobase, C, q0, T, tid);
+        }
         if (tid < BQ) {
             const int i = q0 + tid;
             const bool ok = i < T;
@@ -4679,16 +4695,36 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
 #pragma unroll
     for (int i = 0; i < D / 2; i++) { dk[i] = 0.f; dv[i] = 0.f; }
 
-    wg_load_rows<D, BK, NT>(Ks, qbase + C, C3, k0, T, tid);
-    wg_load_rows<D, BK, NT>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    if constexpr (TMA) {
+        if (tid == 0) {
+            mbar_init(bar0, 1);
+            mbar_init(bar0 + 8, 1);
+            mbar_init_fence();
+            if (ntiles > 0) {          // K and V ride on Q / dO tile 0's phase
+                mbar_expect_bytes(bar0, 2 * TILE);
+                tma_load_box(Ks, &qkv_map, C + h * D, k0, b, bar0);
+                tma_load_box(Vs, &qkv_map, 2 * C + h * D, k0, b, bar0);
+            }
+        }
+        __syncthreads();               // the barriers are initialised before anyone waits on them
+    } else {
+        wg_load_rows<D, BK, NT>(Ks, qbase + C, C3, k0, T, tid);
+        wg_load_rows<D, BK, NT>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    }
     if (ntiles > 0) load_q_tile(0, 0);
     cp_async_commit();
     for (int it = 0; it < ntiles; it++) {
-        sync_tiles();                  // tile it landed; everyone is done with tile it-1
+        if constexpr (TMA) {
+            cp_async_wait<0>();        // my lse / D_i copies of tile it landed
+            __syncthreads();           // ... everyone's; everyone is done with tile it-1
+        } else {
+            sync_tiles();              // tile it landed; everyone is done with tile it-1
+        }
         if (it + 1 < ntiles) {         // into the buffers of tile it-1
             load_q_tile(it + 1, (it + 1) & 1);
             cp_async_commit();
         }
+        if constexpr (TMA) mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // Q, dO (and K, V) of tile it
         const int buf = it & 1, q0 = (qt0 + it) * BQ;
         if (!block_any_allowed(q0, BQ, k0, BK, W, S, T)) continue;   // block-uniform
         const uint32_t Qb = Qs + buf * TILE, dOb = dOs + buf * TILE;
@@ -4784,10 +4820,11 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
 
 // 10b: dQ. Block per (b, h, 64 queries), longest first; K, V tiles double-buffered. Thread rows
 // (queries) r0 = q0 + 16 warp + g (+ 8); accumulator column 8t + 2tg + e is key k0 + 8t + 2tg + e.
-template<int D>
+template<int D, bool TMA>
 __global__ void __launch_bounds__(BWD10_THREADS, BWD10_DQ_MIN_BLOCKS)
 attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
-                               const float* Dbuf, int B, int T, int NH, int W, int S) {
+                               const float* Dbuf, int B, int T, int NH, int W, int S,
+                               const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
 #ifdef HAS_WGMMA
     constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
     constexpr uint32_t TILE = BWD10_ROWS * D * 2;
@@ -4798,9 +4835,11 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
     const uint32_t dOs = Qs + TILE;             // (BQ rows)
     const uint32_t Ks = dOs + TILE;             // 2 buffers of (BK rows)
     const uint32_t Vs = Ks + 2 * TILE;          // 2 buffers of (BK rows)
+    __shared__ __align__(8) uint64_t tile_full[3];   // TMA: K / V buffers 0, 1; Q and dO
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]), qbar = bar0 + 16;
 
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;
+    const int bh = TMA ? blockIdx.y : blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = TMA ? gridDim.x - 1 - blockIdx.x : gridDim.y - 1 - blockIdx.y;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
     const int q0 = qt * BQ, r0 = q0 + warp * 16 + g;
     const size_t C = (size_t)NH * D, C3 = 3 * C;
@@ -4814,8 +4853,16 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
     const int ntiles = key_tile_count(kr);
     auto load_kv = [&](int it, int buf) {
         const int k0 = key_tile_at(kr, it) * BK;
-        wg_load_rows<D, BK, NT>(Ks + buf * TILE, qbase + C, C3, k0, T, tid);
-        wg_load_rows<D, BK, NT>(Vs + buf * TILE, qbase + 2 * C, C3, k0, T, tid);
+        if constexpr (TMA) {
+            if (tid == 0) {
+                mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
+                tma_load_box(Ks + buf * TILE, &qkv_map, C + h * D, k0, b, bar0 + 8 * buf);
+                tma_load_box(Vs + buf * TILE, &qkv_map, 2 * C + h * D, k0, b, bar0 + 8 * buf);
+            }
+        } else {
+            wg_load_rows<D, BK, NT>(Ks + buf * TILE, qbase + C, C3, k0, T, tid);
+            wg_load_rows<D, BK, NT>(Vs + buf * TILE, qbase + 2 * C, C3, k0, T, tid);
+        }
     };
     auto sync_tiles = [&]() {
         cp_async_wait<0>();
@@ -4826,8 +4873,19 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
     auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
     auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BK * 128, 1024); };
 
-    wg_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
-    wg_load_rows<D, BQ, NT>(dOs, dobase, C, q0, T, tid);
+    if constexpr (TMA) {
+        if (tid == 0) {
+            for (int i = 0; i < 3; i++) mbar_init(bar0 + 8 * i, 1);
+            mbar_init_fence();
+            mbar_arrive_expect_bytes(qbar, 2 * TILE);
+            tma_load_box(Qs, &qkv_map, h * D, q0, b, qbar);
+            tma_load_box(dOs, &dout_map, h * D, q0, b, qbar);
+        }
+        __syncthreads();               // the barriers are initialised before anyone waits on them
+    } else {
+        wg_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
+        wg_load_rows<D, BQ, NT>(dOs, dobase, C, q0, T, tid);
+    }
     if (ntiles > 0) load_kv(0, 0);
     cp_async_commit();
     float L2[2], Di[2];
@@ -4841,12 +4899,18 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
 #pragma unroll
     for (int i = 0; i < D / 2; i++) dq[i] = 0.f;
 
+    if constexpr (TMA) mbar_wait(qbar, 0);
     for (int it = 0; it < ntiles; it++) {
-        sync_tiles();
+        if constexpr (TMA) {
+            if (it > 0) __syncthreads();   // everyone is done with tile it-1, whose buffers tile it+1 takes
+        } else {
+            sync_tiles();
+        }
         if (it + 1 < ntiles) {
             load_kv(it + 1, (it + 1) & 1);
             cp_async_commit();
         }
+        if constexpr (TMA) mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // K, V of tile it
         const int buf = it & 1, k0 = key_tile_at(kr, it) * BK;
         const uint32_t Kb = Ks + buf * TILE, Vb = Vs + buf * TILE;
         float s[32], dp[32];
@@ -4899,17 +4963,17 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
 #endif
 }
 
-template<int D>
-void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                          const float* lse, int B, int T, int NH, int W, int S) {
-    static_assert(D == 64, "backward v10 is written for head dim 64 (D = 128 runs v9)");
+template<int D, bool TMA>
+void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                                 const float* lse, int B, int T, int NH, int W, int S) {
+    static_assert(D == 64, "backward v10 / v11 are written for head dim 64 (D = 128 runs v9)");
     constexpr int BK = BWD10_ROWS;
     constexpr size_t smem = bwd10_smem<D>();
     static bool configured = false;
     static SideStream side;
     if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel10<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel10<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel10<D, TMA>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel10<D, TMA>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         side = side_stream_create();
         configured = true;
     }
@@ -4917,28 +4981,49 @@ void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
     const SinkSplit sp = sink_split(T, W, S, BK);   // v6's split of the sink tiles' runs
     const int nst = sp.nst, nch = sp.nch;
     float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
-    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
-    const dim3 grid_q(B * NH, ceil_div(T, BWD10_ROWS));
+    const int nkv = nkt + nst * (nch - 1), nq = ceil_div(T, BWD10_ROWS);
+    // v11: a head's blocks side by side, so that neighbours share tiles in the L2 (forward v10)
+    const dim3 grid_kv = TMA ? dim3(nkv, B * NH) : dim3(B * NH, nkv);
+    const dim3 grid_q = TMA ? dim3(nq, B * NH) : dim3(B * NH, nq);
+    const CUtensorMap qkv_map = rows_tensor_map(qkv, B, T, 3 * NH * D, BWD10_ROWS);
+    const CUtensorMap dout_map = rows_tensor_map(dout, B, T, NH * D, BWD10_ROWS);
 
     launch_dot<D>(Dbuf, out, dout, B, T, NH);
     side_stream_fork(side);
-    attention_backward_dkdv_kernel10<D><<<grid_kv, BWD10_THREADS, smem>>>(dqkv, partial, qkv, dout, lse, Dbuf,
-                                                                           B, T, NH, W, S, nst, nch);
+    attention_backward_dkdv_kernel10<D, TMA><<<grid_kv, BWD10_THREADS, smem>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+                                                                                B, T, NH, W, S, nst, nch, qkv_map, dout_map);
     cudaCheckLaunch();
     if (nst) {
         const size_t n = (size_t)B * NH * nst * 2 * BK * D;
         sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
         cudaCheckLaunch();
     }
-    attention_backward_dq_kernel10<D><<<grid_q, BWD10_THREADS, smem, side.stream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
+    attention_backward_dq_kernel10<D, TMA><<<grid_q, BWD10_THREADS, smem, side.stream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S,
+                                                                                         qkv_map, dout_map);
     cudaCheckLaunch();
     side_stream_join(side);
+}
+template<int D>
+void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                          const float* lse, int B, int T, int NH, int W, int S) {
+    attention_backward10_launch<D, false>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+}
+// version 11: v10 with TMA loads (Q, dO, K, V tiles: one thread, one copy per tile, an mbarrier per
+// buffer; lse and D_i stay on cp.async) and a head's blocks side by side in both grids.
+// Predicted (written before measuring): forward v10 gained 1.17-1.27x from the same change; the
+// backward spends more of each tile on products and elementwise work: ~1.1x v10.
+// Measured (H200, results/h200_backward_v11.log, beside v10): W = 256 1.08-1.14x, W = 1024
+// 1.03-1.15x, full causal 1.05-1.14x.
+template<int D>
+void attention_backward11(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                          const float* lse, int B, int T, int NH, int W, int S) {
+    attention_backward10_launch<D, true>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
 // ---- end of version 10
 // @copy-end attn-backward-v10
 
-// forward v11 (wgmma, TMA) and backward v10 (wgmma) where this binary holds them for the GPU
-// (built for sm_90a: H100 / H200; backward v10 for heads of 64), else forward v7 and backward v9:
+// forward v11 and backward v11 (wgmma, TMA) where this binary holds them for the GPU (built for
+// sm_90a: H100 / H200; backward v11 for heads of 64), else forward v7 and backward v9:
 // the fastest versions on an H200 (dev/cuda/notes.md)
 template<int D>
 static void attention_forward_best(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
@@ -4949,14 +5034,14 @@ template<int D>
 static void attention_backward_best(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                                     const float* lse, int B, int T, int NH, int W, int S) {
     if constexpr (D == 64) {
-        if (wgmma_available()) { attention_backward10<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); return; }
+        if (wgmma_available()) { attention_backward11<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); return; }
     }
     attention_backward9<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
 #define ATTN_FORWARD attention_forward_best
 #define ATTN_BACKWARD attention_backward_best
 static const char* attention_kernels(void) {
-    return wgmma_available() ? "forward v11 (wgmma, TMA), backward v10 (wgmma; v9 for heads of 128)"
+    return wgmma_available() ? "forward v11 (wgmma, TMA), backward v11 (wgmma, TMA; v9 for heads of 128)"
                              : "forward v7, backward v9";
 }
 

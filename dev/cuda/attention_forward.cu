@@ -1627,7 +1627,7 @@ void attention_forward10_launch(bf16* out, float* lse, const bf16* qkv, int B, i
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         configured = true;
     }
-    const CUtensorMap map = qkv_tensor_map(qkv, B, T, NH, D, 64);
+    const CUtensorMap map = rows_tensor_map(qkv, B, T, 3 * NH * D, 64);
     dim3 grid(ceil_div(T, 64), B * NH);   // a head's query tiles side by side: they share K / V in the L2
     attention_forward_kernel10<D, NARROW_SINK><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
     cudaCheckLaunch();
@@ -1864,7 +1864,7 @@ void attention_forward12(bf16* out, float* lse, const bf16* qkv, int B, int T, i
         cudaCheck(cudaFuncSetAttribute(attention_forward_kernel12<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         configured = true;
     }
-    const CUtensorMap map = qkv_tensor_map(qkv, B, T, NH, D, 64);
+    const CUtensorMap map = rows_tensor_map(qkv, B, T, 3 * NH * D, 64);
     dim3 grid(ceil_div(T, 64), B * NH);   // a head's query tiles side by side: they share K / V in the L2
     attention_forward_kernel12<D><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
     cudaCheckLaunch();

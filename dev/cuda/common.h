@@ -690,11 +690,11 @@ static inline bool wgmma_available() {
 // ----------------------------------------------------------------------------
 // Hopper's tensor memory accelerator (TMA, sm_90): one thread copies a whole box of a tensor into
 // shared memory in the 128-byte swizzle that wgmma reads, and the copy itself tells an mbarrier how
-// many bytes landed. Replaces 128 threads' cp.async address arithmetic (forward v10 / v11).
+// many bytes landed. Replaces 128 threads' cp.async address arithmetic (forward v10 on, backward v11).
 
-// The (B, T, 3, NH, D) qkv tensor as a 3-d tensor map: 3C columns, T rows, B batches. A box is 64
+// A (B, T, cols) bf16 tensor (qkv: cols = 3C; dout: cols = C) as a 3-d tensor map. A box is 64
 // columns (128 bytes, the swizzle span) of box_rows rows of one batch; rows past T read as zeros.
-static inline CUtensorMap encode_qkv_tensor_map(const bf16* qkv, int B, int T, int NH, int D, int box_rows) {
+static inline CUtensorMap encode_rows_tensor_map(const bf16* base, int B, int T, int cols, int box_rows) {
     static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
     if (!encode) {
         cudaDriverEntryPointQueryResult found;
@@ -709,21 +709,21 @@ static inline CUtensorMap encode_qkv_tensor_map(const bf16* qkv, int B, int T, i
             exit(EXIT_FAILURE);
         }
     }
-    const size_t C3 = (size_t)3 * NH * D;
-    if (((uintptr_t)qkv % 16) != 0 || (C3 * sizeof(bf16)) % 16 != 0) {
-        fprintf(stderr, "error: qkv at %p with rows of %zu bytes: TMA needs 16-byte aligned rows\n", (const void*)qkv, C3 * sizeof(bf16));
+    const size_t row_bytes = (size_t)cols * sizeof(bf16);
+    if (((uintptr_t)base % 16) != 0 || row_bytes % 16 != 0) {
+        fprintf(stderr, "error: tensor at %p with rows of %zu bytes: TMA needs 16-byte aligned rows\n", (const void*)base, row_bytes);
         exit(EXIT_FAILURE);
     }
     CUtensorMap map;
-    const cuuint64_t dims[3] = {(cuuint64_t)C3, (cuuint64_t)T, (cuuint64_t)B};
-    const cuuint64_t strides[2] = {(cuuint64_t)(C3 * sizeof(bf16)), (cuuint64_t)(T * C3 * sizeof(bf16))};
+    const cuuint64_t dims[3] = {(cuuint64_t)cols, (cuuint64_t)T, (cuuint64_t)B};
+    const cuuint64_t strides[2] = {(cuuint64_t)row_bytes, (cuuint64_t)(T * row_bytes)};
     const cuuint32_t box[3] = {64, (cuuint32_t)box_rows, 1};
     const cuuint32_t elem_strides[3] = {1, 1, 1};
-    const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void*)qkv, dims, strides, box, elem_strides,
+    const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void*)base, dims, strides, box, elem_strides,
                               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) {
-        fprintf(stderr, "error: cuTensorMapEncodeTiled failed (%d) for qkv B=%d T=%d NH=%d D=%d\n", (int)r, B, T, NH, D);
+        fprintf(stderr, "error: cuTensorMapEncodeTiled failed (%d) for a (%d, %d, %d) tensor\n", (int)r, B, T, cols);
         exit(EXIT_FAILURE);
     }
     return map;
@@ -731,16 +731,16 @@ static inline CUtensorMap encode_qkv_tensor_map(const bf16* qkv, int B, int T, i
 // Encoding costs microseconds of host time in front of every launch; a program runs the same few
 // buffers again and again (a trainer: one qkv per layer), so the maps are kept. A map depends only on
 // its key, so a buffer freed and allocated again at the same address finds a correct map.
-static inline CUtensorMap qkv_tensor_map(const bf16* qkv, int B, int T, int NH, int D, int box_rows) {
-    struct Entry { const bf16* qkv; int B, T, NH, D, box_rows; CUtensorMap map; };
+static inline CUtensorMap rows_tensor_map(const bf16* base, int B, int T, int cols, int box_rows) {
+    struct Entry { const bf16* base; int B, T, cols, box_rows; CUtensorMap map; };
     static Entry cache[64];
     static int used = 0, next = 0;
     for (int i = 0; i < used; i++) {
         const Entry& e = cache[i];
-        if (e.qkv == qkv && e.B == B && e.T == T && e.NH == NH && e.D == D && e.box_rows == box_rows) return e.map;
+        if (e.base == base && e.B == B && e.T == T && e.cols == cols && e.box_rows == box_rows) return e.map;
     }
     Entry& e = cache[next];
-    e = Entry{qkv, B, T, NH, D, box_rows, encode_qkv_tensor_map(qkv, B, T, NH, D, box_rows)};
+    e = Entry{base, B, T, cols, box_rows, encode_rows_tensor_map(base, B, T, cols, box_rows)};
     next = (next + 1) % 64;
     if (used < 64) used++;
     return e.map;
@@ -756,6 +756,10 @@ __device__ __forceinline__ void mbar_init_fence() {
 // one arrival that also announces how many bytes the phase waits for
 __device__ __forceinline__ void mbar_arrive_expect_bytes(uint32_t bar, uint32_t bytes) {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
+}
+// more bytes for the current phase, without an arrival (a second copy riding on someone's arrival)
+__device__ __forceinline__ void mbar_expect_bytes(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
 }
 // spin until the barrier's phase with this parity has completed
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
