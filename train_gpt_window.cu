@@ -4612,6 +4612,8 @@ constexpr int BWD10_ROWS = 64, BWD10_THREADS = 128;
 // (128 registers, no spills) instead of 3 as well: 223 / 300 / 315; and dS^T formed from the bf16
 // P^T fragments (154 registers, no serialization): 230 / 305 / 331
 constexpr int BWD10_DKDV_MIN_BLOCKS = 3, BWD10_DQ_MIN_BLOCKS = 4;
+constexpr int BWD12_SINK_KEYS = 16;   // v12: sink chunks with S <= 16 take the sinks as wgmma n16
+static_assert(BWD12_SINK_KEYS == 16, "the narrow sink chunk is one wgmma n16 wide");
 template<int D> __host__ __device__ constexpr size_t bwd10_smem() {   // 6 tiles (+ lse, D_i) + alignment
     return 1024 + (size_t)6 * BWD10_ROWS * D * sizeof(bf16) + 4 * BWD10_ROWS * sizeof(float);
 }
@@ -4625,10 +4627,117 @@ __device__ __forceinline__ void bwd10_pack(uint32_t (&pa)[4][4], const float (&x
     }
 }
 
+// v12: wgmma m64n16k16 with A read transposed from smem (a tile stored K rows of 64 contiguous M
+// elements, e.g. dO (queries x d) as A = dO^T) and B K-major: the narrow sink chunk's dV^T and dK^T
+__device__ __forceinline__ void wgmma_m64n16_tss(float (&acc)[8], uint64_t da, uint64_t db) {
+#ifdef HAS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 1, 0;\n}\n"
+                 : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7])
+                 : "l"(da), "l"(db), "r"(1));
+#endif
+}
+
+// v12's sink chunk: every query of the chunk lies past the band of all keys of sink tile 0, so only
+// keys < S <= 16 have pairs with them. Keys are the N = 16 side here (the main loop has them as the
+// M = 64 side of S^T): S = Q K_s^T and dP = dO V_s^T are wgmma n16 (thread rows: queries
+// 16 warp + g + 8r of the tile, columns: keys 8t + 2tg + e), P^T and dS^T go through smem as
+// 16 x 64 K-major B operands, and dV^T += dO^T P, dK^T += Q^T dS take dO and Q transposed as A
+// (thread rows: d = 16 warp + g + 8r). A quarter of the tile's products and exponentials.
+// Writes the chunk's fp32 partials (dK scaled) for all 64 keys of the tile, zeros past key 15.
+template<int D, class LoadTile>
+__device__ __forceinline__ void bwd12_sink_chunk(float* pk, float* pv, LoadTile& load_q_tile, uint32_t Ks, uint32_t Vs,
+                                                 uint32_t Qs, uint32_t dOs, const float* Ls, const float* Ds,
+                                                 uint32_t bar0, int qt0, int ntiles, int T, int S,
+                                                 int tid, int warp, int g, int tg, float sl2, float scale) {
+#ifdef HAS_WGMMA
+    constexpr int BQ = BWD10_ROWS, BK = BWD10_ROWS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    // P^T, dS^T: rows 16..31 of the K and V tiles (only keys 0..15 are read here), 1024-byte aligned
+    const uint32_t Pt = Ks + 16 * 128, dSt = Vs + 16 * 128;
+    float dkt[8], dvt[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) { dkt[i] = 0.f; dvt[i] = 0.f; }
+    const uint64_t dK = wg_desc(Ks, 16, 1024), dV = wg_desc(Vs, 16, 1024);
+    for (int it = 0; it < ntiles; it++) {
+        cp_async_wait<0>();            // my lse / D_i copies of tile it landed
+        __syncthreads();               // ... everyone's; everyone is done with tile it-1 (and its P^T, dS^T)
+        if (it + 1 < ntiles) {
+            load_q_tile(it + 1, (it + 1) & 1);
+            cp_async_commit();
+        }
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);
+        const int buf = it & 1, q0 = (qt0 + it) * BQ;
+        const uint32_t Qb = Qs + buf * TILE, dOb = dOs + buf * TILE;
+        float s8[8], dp8[8];
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++)
+            wgmma_m64n16_ss(s8, wg_desc(Qb + kk * 32, 16, 1024), dK + ((uint32_t)(kk * 32) >> 4), kk > 0);
+        wg_commit();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++)
+            wgmma_m64n16_ss(dp8, wg_desc(dOb + kk * 32, 16, 1024), dV + ((uint32_t)(kk * 32) >> 4), kk > 0);
+        wg_commit();
+        const float* Lb = Ls + buf * BQ;
+        const float* Db = Ds + buf * BQ;
+        const int ql = warp * 16 + g;  // this thread's query rows in the tile: ql, ql + 8
+        float L2[2], Dq[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) { L2[r] = Lb[ql + 8 * r] * LOG2E; Dq[r] = Db[ql + 8 * r]; }
+        wg_wait<1>();
+        wg_fence_regs(s8);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int r = (i / 2) % 2, key = 8 * (i / 4) + 2 * tg + (i % 2);
+            const float p = ex2_approx(fmaf(s8[i], sl2, -L2[r]));
+            s8[i] = (key < S && q0 + ql + 8 * r < T) ? p : 0.f;
+        }
+        wg_wait<0>();
+        wg_fence_regs(dp8);
+        // P^T and dS^T as [key][query] rows of 128 bytes, 128-byte swizzle
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int r = (i / 2) % 2, key = 8 * (i / 4) + 2 * tg + (i % 2), q = ql + 8 * r;
+            const uint32_t off = key * 128 + ((((q >> 3) ^ (key & 7)) << 4) | ((q & 7) << 1));
+            const float ds = s8[i] * (dp8[i] - Dq[r]);
+            asm volatile("st.shared.b16 [%0], %1;\n" :: "r"(Pt + off), "h"(__bfloat16_as_ushort(__float2bfloat16(s8[i]))) : "memory");
+            asm volatile("st.shared.b16 [%0], %1;\n" :: "r"(dSt + off), "h"(__bfloat16_as_ushort(__float2bfloat16(ds))) : "memory");
+        }
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // visible to wgmma
+        __syncthreads();
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BQ / 16; kk++) {   // k-step: 16 queries, 16 rows down dO / Q, 32 bytes into P^T / dS^T
+            wgmma_m64n16_tss(dvt, wg_desc(dOb + kk * 16 * 128, BQ * 128, 1024), wg_desc(Pt + kk * 32, 16, 1024));
+            wgmma_m64n16_tss(dkt, wg_desc(Qb + kk * 16 * 128, BQ * 128, 1024), wg_desc(dSt + kk * 32, 16, 1024));
+        }
+        wg_commit();
+        wg_wait<0>();
+        wg_fence_regs(dkt);
+        wg_fence_regs(dvt);
+    }
+    cp_async_wait<0>();
+    // partials: key rows 0..15 from the accumulators (d = 16 warp + g + 8r, key = 8t + 2tg + e), 16..63 zero
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int d = warp * 16 + g + 8 * ((i / 2) % 2), key = 8 * (i / 4) + 2 * tg + (i % 2);
+        pk[key * D + d] = dkt[i] * scale;
+        pv[key * D + d] = dvt[i];
+    }
+    for (int x = tid; x < (BK - 16) * D / 4; x += BWD10_THREADS) {
+        reinterpret_cast<float4*>(pk + 16 * D)[x] = make_float4(0.f, 0.f, 0.f, 0.f);
+        reinterpret_cast<float4*>(pv + 16 * D)[x] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+#endif
+}
+
 // 10a: dK/dV. Block per (b, h, 64 keys); query tiles (Q, dO, lse, D_i) double-buffered. Thread rows
 // (keys) k_r = wk0 + 16 warp + g + 8r; accumulator column 8t + 2tg + e is query q0 + 8t + 2tg + e.
 // TMA (v11): Q, dO, K, V by the copy engine (the maps: qkv and dout), a head's blocks side by side.
-template<int D, bool TMA>
+// NARROW_SINK (v12): sink-tile chunks past every band take the sinks as 16 keys (bwd12_sink_chunk).
+template<int D, bool TMA, bool NARROW_SINK>
 __global__ void __launch_bounds__(BWD10_THREADS, BWD10_DKDV_MIN_BLOCKS)
 attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
                                  const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch,
@@ -4714,6 +4823,16 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
     }
     if (ntiles > 0) load_q_tile(0, 0);
     cp_async_commit();
+    if constexpr (NARROW_SINK) {
+        // a chunk of the sink tile's run whose first query is past the band of the tile's last key:
+        // only the sinks (keys < S <= 16) see its queries
+        if (chunk >= 0 && kt == 0 && W > 0 && S <= BWD12_SINK_KEYS && qt0 * BQ >= BK - 1 + W) {
+            float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
+            bwd12_sink_chunk<D>(pk, pk + BK * D, load_q_tile, Ks, Vs, Qs, dOs, Ls, Ds, bar0, qt0, ntiles, T, S,
+                                tid, warp, g, tg, sl2, scale);
+            return;
+        }
+    }
     for (int it = 0; it < ntiles; it++) {
         if constexpr (TMA) {
             cp_async_wait<0>();        // my lse / D_i copies of tile it landed
@@ -4964,7 +5083,7 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
 #endif
 }
 
-template<int D, bool TMA>
+template<int D, bool TMA, bool NARROW_SINK>
 void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                                  const float* lse, int B, int T, int NH, int W, int S) {
     static_assert(D == 64, "backward v10 / v11 are written for head dim 64 (D = 128 runs v9)");
@@ -4973,7 +5092,7 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
     static bool configured = false;
     static SideStream side;
     if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel10<D, TMA>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel10<D, TMA, NARROW_SINK>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel10<D, TMA>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         side = side_stream_create();
         configured = true;
@@ -4991,7 +5110,7 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
 
     launch_dot<D>(Dbuf, out, dout, B, T, NH);
     side_stream_fork(side);
-    attention_backward_dkdv_kernel10<D, TMA><<<grid_kv, BWD10_THREADS, smem>>>(dqkv, partial, qkv, dout, lse, Dbuf,
+    attention_backward_dkdv_kernel10<D, TMA, NARROW_SINK><<<grid_kv, BWD10_THREADS, smem>>>(dqkv, partial, qkv, dout, lse, Dbuf,
                                                                                 B, T, NH, W, S, nst, nch, qkv_map, dout_map);
     cudaCheckLaunch();
     if (nst) {
@@ -5007,18 +5126,32 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
 template<int D>
 void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                           const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward10_launch<D, false>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    attention_backward10_launch<D, false, false>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
 // version 11: v10 with TMA loads (Q, dO, K, V tiles: one thread, one copy per tile, an mbarrier per
 // buffer; lse and D_i stay on cp.async) and a head's blocks side by side in both grids.
 // Predicted (written before measuring): forward v10 gained 1.17-1.27x from the same change; the
 // backward spends more of each tile on products and elementwise work: ~1.1x v10.
-// Measured (H200, results/h200_backward_v11.log, beside v10): W = 256 1.08-1.14x, W = 1024
-// 1.03-1.15x, full causal 1.05-1.14x.
+// Measured (H200, three runs beside v10; results/h200_backward_v12.log is the last): W = 256
+// 1.05-1.15x, W = 1024 1.03-1.16x, full causal 1.04-1.15x.
 template<int D>
 void attention_backward11(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                           const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward10_launch<D, true>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    attention_backward10_launch<D, true, false>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+}
+// version 12: v11 with the sink tile's chunks past every band done as 16 keys (bwd12_sink_chunk).
+// At W = 256, T = 4096 a head's dK/dV pass is ~315 band tiles and 64 sink-tile tiles, 48 of them in
+// chunks past the band where 60 of the 64 keys have no pair.
+// Predicted (written before measuring): those 48 tiles at ~1/4 of the cost: ~9% less dK/dV work,
+// ~1.07x v11 at W = 256 (T >= 4096), ~1.02x at W = 1024, nothing on full rows (no band).
+// Measured (H200, results/h200_backward_v12.log and the run before it): W = 256 1.07x (T = 4096),
+// 1.03-1.07x (T = 16384), 1.00x (T = 1024: one chunk, nothing narrow); W = 1024 1.01-1.02x; full
+// causal runs v11's code path (0.89-1.01x in two runs: noise). Also tried: the dQ pass's sink tile as
+// 16 keys (as forward v11): 0.96-1.03x, since dQ runs beside dK/dV on a second stream.
+template<int D>
+void attention_backward12(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                          const float* lse, int B, int T, int NH, int W, int S) {
+    attention_backward10_launch<D, true, true>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
 // ---- end of version 10
 // @copy-end attn-backward-v10
@@ -5200,8 +5333,8 @@ static void attention_general_backward(bf16* dqkv, float* Dsum, const bf16* qkv,
 }
 // @copy-end attn-general
 
-// forward v11 and backward v11 (wgmma, TMA) where this binary holds them for the GPU (built for
-// sm_90a: H100 / H200; backward v11 for heads of 64), else forward v7 and backward v9:
+// forward v11 and backward v12 (wgmma, TMA) where this binary holds them for the GPU (built for
+// sm_90a: H100 / H200; backward v12 for heads of 64), else forward v7 and backward v9:
 // the fastest versions on an H200 (dev/cuda/notes.md)
 template<int D>
 static void attention_forward_best(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
@@ -5212,14 +5345,14 @@ template<int D>
 static void attention_backward_best(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                                     const float* lse, int B, int T, int NH, int W, int S) {
     if constexpr (D == 64) {
-        if (wgmma_available()) { attention_backward11<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); return; }
+        if (wgmma_available()) { attention_backward12<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); return; }
     }
     attention_backward9<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
 #define ATTN_FORWARD attention_forward_best
 #define ATTN_BACKWARD attention_backward_best
 static const char* attention_kernels(void) {
-    return wgmma_available() ? "forward v11 (wgmma, TMA), backward v11 (wgmma, TMA; v9 for heads of 128)"
+    return wgmma_available() ? "forward v11 (wgmma, TMA), backward v12 (wgmma, TMA, 16-key sink chunks; v9 for heads of 128)"
                              : "forward v7, backward v9";
 }
 
