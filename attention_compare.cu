@@ -1202,13 +1202,9 @@ template<int D, int NWG> __host__ __device__ constexpr size_t fwd8_smem() {   //
     return 1024 + (size_t)(64 * NWG + 4 * FWD8_BK) * D * sizeof(bf16);
 }
 
-// mask (edge tiles only), row max, lazy rescale (only when some row's max grew by > 8 in log2
-// units), P = 2^(s sl2 - m) as bf16 A fragments, row sums. s[4t + 2r + e] is row r0 + 8r, key
-// k0 + 8t + 2tg + e. No wgmma may be in flight (o and the P fragments are rewritten).
-template<int D>
-__device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], float (&m)[2], float (&l)[2],
-                                             uint32_t (&pa)[FWD8_BK / 16][4], int k0, int wq0, int r0, int tg,
-                                             int W, int S, int T, float sl2) {
+// edge tiles only (the pair block is not wholly allowed): scores of disallowed pairs, and of rows
+// past T, to -inf. s[4t + 2r + e] is row r0 + 8r, key k0 + 8t + 2tg + e.
+__device__ __forceinline__ void fwd8_mask(float (&s)[32], int k0, int wq0, int r0, int tg, int W, int S, int T) {
     constexpr int BK = FWD8_BK;
     if (!block_fully_allowed(wq0, 64, k0, BK, W, S, T)) {
         const int kb = k0 + 2 * tg, sk = S - kb;
@@ -1226,12 +1222,28 @@ __device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], 
                 }
         }
     }
-    float mx[2] = {-INFINITY, -INFINITY};
+}
+// this thread's part of the row maxima (rows r0, r0 + 8; the row's 4 threads still to be combined)
+__device__ __forceinline__ void fwd8_thread_max(const float (&s)[32], float (&mx)[2]) {
+    mx[0] = mx[1] = -INFINITY;
 #pragma unroll
-    for (int t = 0; t < BK / 8; t++) {
+    for (int t = 0; t < FWD8_BK / 8; t++) {
         mx[0] = fmaxf(mx[0], fmaxf(s[4 * t], s[4 * t + 1]));
         mx[1] = fmaxf(mx[1], fmaxf(s[4 * t + 2], s[4 * t + 3]));
     }
+}
+
+// mask (edge tiles only), row max, lazy rescale (only when some row's max grew by > 8 in log2
+// units), P = 2^(s sl2 - m) as bf16 A fragments, row sums. s[4t + 2r + e] is row r0 + 8r, key
+// k0 + 8t + 2tg + e. No wgmma may be in flight (o and the P fragments are rewritten).
+template<int D>
+__device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], float (&m)[2], float (&l)[2],
+                                             uint32_t (&pa)[FWD8_BK / 16][4], int k0, int wq0, int r0, int tg,
+                                             int W, int S, int T, float sl2) {
+    constexpr int BK = FWD8_BK;
+    fwd8_mask(s, k0, wq0, r0, tg, W, S, T);
+    float mx[2];
+    fwd8_thread_max(s, mx);
     float mnew[2];
     bool grow = false;
 #pragma unroll
