@@ -2955,6 +2955,8 @@ void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 
 // A (B, T, cols) bf16 tensor (qkv: cols = 3C; dout: cols = C) as a 3-d tensor map. A box is 64
 // columns (128 bytes, the swizzle span) of box_rows rows of one batch; rows past T read as zeros.
+// Errors go through cudaCheck after a line that says what was wrong: the programs exit, and
+// attention_compare's library (whose cudaCheck throws) returns the error to its caller.
 static inline CUtensorMap encode_rows_tensor_map(const bf16* base, int B, int T, int cols, int box_rows) {
     static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
     if (!encode) {
@@ -2967,13 +2969,14 @@ static inline CUtensorMap encode_rows_tensor_map(const bf16* base, int B, int T,
 #endif
         if (found != cudaDriverEntryPointSuccess || !encode) {
             fprintf(stderr, "error: the CUDA driver has no cuTensorMapEncodeTiled (TMA needs a CUDA 12+ driver)\n");
-            exit(EXIT_FAILURE);
+            encode = nullptr;
+            cudaCheck(cudaErrorNotSupported);
         }
     }
     const size_t row_bytes = (size_t)cols * sizeof(bf16);
     if (((uintptr_t)base % 16) != 0 || row_bytes % 16 != 0) {
         fprintf(stderr, "error: tensor at %p with rows of %zu bytes: TMA needs 16-byte aligned rows\n", (const void*)base, row_bytes);
-        exit(EXIT_FAILURE);
+        cudaCheck(cudaErrorInvalidValue);
     }
     CUtensorMap map;
     const cuuint64_t dims[3] = {(cuuint64_t)cols, (cuuint64_t)T, (cuuint64_t)B};
@@ -2985,7 +2988,7 @@ static inline CUtensorMap encode_rows_tensor_map(const bf16* base, int B, int T,
                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) {
         fprintf(stderr, "error: cuTensorMapEncodeTiled failed (%d) for a (%d, %d, %d) tensor\n", (int)r, B, T, cols);
-        exit(EXIT_FAILURE);
+        cudaCheck(cudaErrorInvalidValue);
     }
     return map;
 }
@@ -3166,7 +3169,7 @@ attention_forward_kernel10(bf16* out, float* lse, const __grid_constant__ CUtens
     const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
     const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
 
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const int h = blockIdx.y, b = blockIdx.z;
     const int qt = gridDim.x - 1 - blockIdx.x;         // longest tiles first
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
     const int q0 = qt * BQ;
@@ -3252,7 +3255,7 @@ void attention_forward10_launch(bf16* out, float* lse, const bf16* qkv, int B, i
         configured = true;
     }
     const CUtensorMap map = rows_tensor_map(qkv, B, T, 3 * NH * D, 64);
-    dim3 grid(ceil_div(T, 64), B * NH);   // a head's query tiles side by side: they share K / V in the L2
+    dim3 grid(ceil_div(T, 64), NH, B);   // a head's query tiles side by side: they share K / V in the L2
     attention_forward_kernel10<D, NARROW_SINK><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
     cudaCheckLaunch();
 }
@@ -4768,7 +4771,8 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
     __shared__ __align__(8) uint64_t tile_full[2];   // TMA: one mbarrier per Q / dO buffer
     const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
 
-    const int bh = TMA ? blockIdx.y : blockIdx.x, b = bh / NH, h = bh % NH;
+    static_assert(TMA || !NARROW_SINK, "the narrow sink chunk waits on the TMA path's mbarriers");
+    const int bh = TMA ? blockIdx.z * NH + blockIdx.y : blockIdx.x, b = bh / NH, h = bh % NH;
     const QueryRun run = dkdv_query_run<BK, BQ>(TMA ? blockIdx.x : blockIdx.y, nst, nch, W, S, T);
     const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
@@ -4969,7 +4973,7 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
     __shared__ __align__(8) uint64_t tile_full[3];   // TMA: K / V buffers 0, 1; Q and dO
     const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]), qbar = bar0 + 16;
 
-    const int bh = TMA ? blockIdx.y : blockIdx.x, b = bh / NH, h = bh % NH;
+    const int bh = TMA ? blockIdx.z * NH + blockIdx.y : blockIdx.x, b = bh / NH, h = bh % NH;
     const int qt = TMA ? gridDim.x - 1 - blockIdx.x : gridDim.y - 1 - blockIdx.y;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
     const int q0 = qt * BQ, r0 = q0 + warp * 16 + g;
@@ -5114,10 +5118,10 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
     float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
     const int nkv = nkt + nst * (nch - 1), nq = ceil_div(T, BWD10_ROWS);
     // v11: a head's blocks side by side, so that neighbours share tiles in the L2 (forward v10)
-    const dim3 grid_kv = TMA ? dim3(nkv, B * NH) : dim3(B * NH, nkv);
-    const dim3 grid_q = TMA ? dim3(nq, B * NH) : dim3(B * NH, nq);
-    const CUtensorMap qkv_map = rows_tensor_map(qkv, B, T, 3 * NH * D, BWD10_ROWS);
-    const CUtensorMap dout_map = rows_tensor_map(dout, B, T, NH * D, BWD10_ROWS);
+    const dim3 grid_kv = TMA ? dim3(nkv, NH, B) : dim3(B * NH, nkv);
+    const dim3 grid_q = TMA ? dim3(nq, NH, B) : dim3(B * NH, nq);
+    const CUtensorMap qkv_map = TMA ? rows_tensor_map(qkv, B, T, 3 * NH * D, BWD10_ROWS) : CUtensorMap{};
+    const CUtensorMap dout_map = TMA ? rows_tensor_map(dout, B, T, NH * D, BWD10_ROWS) : CUtensorMap{};
 
     launch_dot<D>(Dbuf, out, dout, B, T, NH);
     side_stream_fork(side);

@@ -2313,7 +2313,8 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
     __shared__ __align__(8) uint64_t tile_full[2];   // TMA: one mbarrier per Q / dO buffer
     const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
 
-    const int bh = TMA ? blockIdx.y : blockIdx.x, b = bh / NH, h = bh % NH;
+    static_assert(TMA || !NARROW_SINK, "the narrow sink chunk waits on the TMA path's mbarriers");
+    const int bh = TMA ? blockIdx.z * NH + blockIdx.y : blockIdx.x, b = bh / NH, h = bh % NH;
     const QueryRun run = dkdv_query_run<BK, BQ>(TMA ? blockIdx.x : blockIdx.y, nst, nch, W, S, T);
     const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
@@ -2514,7 +2515,7 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
     __shared__ __align__(8) uint64_t tile_full[3];   // TMA: K / V buffers 0, 1; Q and dO
     const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]), qbar = bar0 + 16;
 
-    const int bh = TMA ? blockIdx.y : blockIdx.x, b = bh / NH, h = bh % NH;
+    const int bh = TMA ? blockIdx.z * NH + blockIdx.y : blockIdx.x, b = bh / NH, h = bh % NH;
     const int qt = TMA ? gridDim.x - 1 - blockIdx.x : gridDim.y - 1 - blockIdx.y;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
     const int q0 = qt * BQ, r0 = q0 + warp * 16 + g;
@@ -2659,10 +2660,10 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
     float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
     const int nkv = nkt + nst * (nch - 1), nq = ceil_div(T, BWD10_ROWS);
     // v11: a head's blocks side by side, so that neighbours share tiles in the L2 (forward v10)
-    const dim3 grid_kv = TMA ? dim3(nkv, B * NH) : dim3(B * NH, nkv);
-    const dim3 grid_q = TMA ? dim3(nq, B * NH) : dim3(B * NH, nq);
-    const CUtensorMap qkv_map = rows_tensor_map(qkv, B, T, 3 * NH * D, BWD10_ROWS);
-    const CUtensorMap dout_map = rows_tensor_map(dout, B, T, NH * D, BWD10_ROWS);
+    const dim3 grid_kv = TMA ? dim3(nkv, NH, B) : dim3(B * NH, nkv);
+    const dim3 grid_q = TMA ? dim3(nq, NH, B) : dim3(B * NH, nq);
+    const CUtensorMap qkv_map = TMA ? rows_tensor_map(qkv, B, T, 3 * NH * D, BWD10_ROWS) : CUtensorMap{};
+    const CUtensorMap dout_map = TMA ? rows_tensor_map(dout, B, T, NH * D, BWD10_ROWS) : CUtensorMap{};
 
     launch_dot<D>(Dbuf, out, dout, B, T, NH);
     side_stream_fork(side);

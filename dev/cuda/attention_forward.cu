@@ -1554,7 +1554,7 @@ attention_forward_kernel10(bf16* out, float* lse, const __grid_constant__ CUtens
     const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
     const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
 
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const int h = blockIdx.y, b = blockIdx.z;
     const int qt = gridDim.x - 1 - blockIdx.x;         // longest tiles first
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
     const int q0 = qt * BQ;
@@ -1640,7 +1640,7 @@ void attention_forward10_launch(bf16* out, float* lse, const bf16* qkv, int B, i
         configured = true;
     }
     const CUtensorMap map = rows_tensor_map(qkv, B, T, 3 * NH * D, 64);
-    dim3 grid(ceil_div(T, 64), B * NH);   // a head's query tiles side by side: they share K / V in the L2
+    dim3 grid(ceil_div(T, 64), NH, B);   // a head's query tiles side by side: they share K / V in the L2
     attention_forward_kernel10<D, NARROW_SINK><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
     cudaCheckLaunch();
 }
@@ -1719,7 +1719,7 @@ __device__ __forceinline__ void fwd12_pack(uint32_t (&pa)[FWD8_BK / 16][4], cons
 }
 
 template<int D>
-__global__ void __launch_bounds__(128, 4)
+__global__ void __launch_bounds__(128, D == 64 ? 4 : 2)
 attention_forward_kernel12(bf16* out, float* lse, const __grid_constant__ CUtensorMap qkv_map,
                            int B, int T, int NH, int W, int S) {
 #ifdef HAS_WGMMA
@@ -1735,7 +1735,7 @@ attention_forward_kernel12(bf16* out, float* lse, const __grid_constant__ CUtens
     const uint32_t Vs = Ks + 2 * KBYTES;               // 2 buffers of (BK rows)
     const uint32_t kbar = (uint32_t)__cvta_generic_to_shared(&tile_full[0]), vbar = kbar + 16;
 
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const int h = blockIdx.y, b = blockIdx.z;
     const int qt = gridDim.x - 1 - blockIdx.x;         // longest tiles first
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
     const int q0 = qt * BQ;
@@ -1857,7 +1857,7 @@ void attention_forward12(bf16* out, float* lse, const bf16* qkv, int B, int T, i
         configured = true;
     }
     const CUtensorMap map = rows_tensor_map(qkv, B, T, 3 * NH * D, 64);
-    dim3 grid(ceil_div(T, 64), B * NH);   // a head's query tiles side by side: they share K / V in the L2
+    dim3 grid(ceil_div(T, 64), NH, B);   // a head's query tiles side by side: they share K / V in the L2
     attention_forward_kernel12<D><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
     cudaCheckLaunch();
 }

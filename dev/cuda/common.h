@@ -694,6 +694,8 @@ static inline bool wgmma_available() {
 
 // A (B, T, cols) bf16 tensor (qkv: cols = 3C; dout: cols = C) as a 3-d tensor map. A box is 64
 // columns (128 bytes, the swizzle span) of box_rows rows of one batch; rows past T read as zeros.
+// Errors go through cudaCheck after a line that says what was wrong: the programs exit, and
+// attention_compare's library (whose cudaCheck throws) returns the error to its caller.
 static inline CUtensorMap encode_rows_tensor_map(const bf16* base, int B, int T, int cols, int box_rows) {
     static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
     if (!encode) {
@@ -706,13 +708,14 @@ static inline CUtensorMap encode_rows_tensor_map(const bf16* base, int B, int T,
 #endif
         if (found != cudaDriverEntryPointSuccess || !encode) {
             fprintf(stderr, "error: the CUDA driver has no cuTensorMapEncodeTiled (TMA needs a CUDA 12+ driver)\n");
-            exit(EXIT_FAILURE);
+            encode = nullptr;
+            cudaCheck(cudaErrorNotSupported);
         }
     }
     const size_t row_bytes = (size_t)cols * sizeof(bf16);
     if (((uintptr_t)base % 16) != 0 || row_bytes % 16 != 0) {
         fprintf(stderr, "error: tensor at %p with rows of %zu bytes: TMA needs 16-byte aligned rows\n", (const void*)base, row_bytes);
-        exit(EXIT_FAILURE);
+        cudaCheck(cudaErrorInvalidValue);
     }
     CUtensorMap map;
     const cuuint64_t dims[3] = {(cuuint64_t)cols, (cuuint64_t)T, (cuuint64_t)B};
@@ -724,7 +727,7 @@ static inline CUtensorMap encode_rows_tensor_map(const bf16* base, int B, int T,
                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) {
         fprintf(stderr, "error: cuTensorMapEncodeTiled failed (%d) for a (%d, %d, %d) tensor\n", (int)r, B, T, cols);
-        exit(EXIT_FAILURE);
+        cudaCheck(cudaErrorInvalidValue);
     }
     return map;
 }
