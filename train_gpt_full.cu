@@ -3037,8 +3037,8 @@ __device__ __forceinline__ void tma_load_box(uint32_t dst, const CUtensorMap* ma
                  :: "r"(dst), "l"((uint64_t)map), "r"(x), "r"(y), "r"(z), "r"(bar) : "memory");
 }
 
-// s (64 x 16, fp32) = A (64 x 16, smem, K-major) B^T (16 x 16 keys, smem, K-major): the narrow
-// sink tile of forward v11
+// s (64 x 16, fp32) = A (64 x 16, smem, K-major) B^T (16 x 16 keys, smem, K-major): the 16-key
+// sink tiles of forward v11 and backward v12
 __device__ __forceinline__ void wgmma_m64n16_ss(float (&s)[8], uint64_t da, uint64_t db, int scale_d) {
 #ifdef HAS_WGMMA
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"

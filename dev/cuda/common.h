@@ -10,7 +10,8 @@ What lives here:
 - NaN poisoning of output buffers, relative-error checks that fail on any NaN
 - CUDA-event timing (warm-up, median of N runs, rotating input sets to defeat the L2)
 - FLOP / byte accounting on allowed pairs (SPEC §1), the H200 limits (SPEC §5)
-- tensor-core primitives (ldmatrix, mma.sync m16n8k16 bf16, cp.async) used by the fast versions
+- tensor-core primitives (ldmatrix, mma.sync m16n8k16 bf16, cp.async) used by the fast versions,
+  Hopper's wgmma and its TMA loads (tensor maps, mbarriers) for the sm_90a versions
 
 Layouts used by all kernels (what the trainers use, so no permutes are needed):
   qkv  (B, T, 3, NH, D) bf16   == llm.c's (B, T, 3C) with C = NH*D
@@ -776,8 +777,8 @@ __device__ __forceinline__ void tma_load_box(uint32_t dst, const CUtensorMap* ma
                  :: "r"(dst), "l"((uint64_t)map), "r"(x), "r"(y), "r"(z), "r"(bar) : "memory");
 }
 
-// s (64 x 16, fp32) = A (64 x 16, smem, K-major) B^T (16 x 16 keys, smem, K-major): the narrow
-// sink tile of forward v11
+// s (64 x 16, fp32) = A (64 x 16, smem, K-major) B^T (16 x 16 keys, smem, K-major): the 16-key
+// sink tiles of forward v11 and backward v12
 __device__ __forceinline__ void wgmma_m64n16_ss(float (&s)[8], uint64_t da, uint64_t db, int scale_d) {
 #ifdef HAS_WGMMA
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
