@@ -2704,38 +2704,9 @@ static inline bool wgmma_available() {
 }
 // @copy-end attn-wgmma
 
-// @copy-begin attn-forward-v8
-// ----------------------------------------------------------------------------
-// version 8 (this whole region; uses common.h's wgmma helpers (attn-wgmma), block_any_allowed,
-// block_fully_allowed, ex2_approx, pack_bf16x2, cp_async_commit / cp_async_wait, and the pattern's
-// key-tile range)
-// v8: v7's algorithm on Hopper's warpgroup MMA (wgmma, sm_90a) instead of mma.sync. A block is
-// NWG warpgroups of 128 threads; warpgroup w owns 64 query rows. S = Q K^T is one chain of
-// wgmma m64n64k16 with Q and K read straight from shared memory through matrix descriptors (no
-// ldmatrix); O += P V is wgmma m64nDk16 with P in registers (the S accumulator layout is the A
-// fragment layout, as with mma.sync) and V read from shared memory as an N-major ("transposed") B.
-// Tiles are stored in the 128-byte-swizzled layout that wgmma expects (64-element column blocks,
-// 16-byte chunk c of row r at chunk c ^ (r % 8)), filled by cp.async. Kept from v7: ex2.approx.ftz,
-// lazy rescale, per-row edge masks, the sink + band key-tile range, a key tile skipped by a
-// warpgroup whose 64 rows have no allowed pair in it.
-// Predicted (written before measuring): one wgmma m64n64k16 does the work of 32 mma.sync with no
-// ldmatrix and no per-mma issue slots, so the issue bound of v7 (9 instr / mma in v4) goes away and
-// the exp / softmax work becomes the bound: full causal ~1.4x v7 (~350 TFLOP/s at T = 16384),
-// W = 1024 ~1.3x, W = 256 ~1.2x (the prologue latency per block stays).
-// Measured (H200): full 1.28-1.40x v7 (352 TFLOP/s at T = 16384), W = 1024 1.33-1.36x, W = 256
-// 1.23-1.24x. Issuing the next tile's Q K^T before this tile's softmax (FA3's overlap) lost: two S
-// register sets cost occupancy (notes.md, Round 3).
-
-// NWG: warpgroups per block (v8: 2; v9, below: 1). Blocks per SM: v8 at D = 64 fits 2 (114
-// registers); v9's 64-row blocks are capped at 96 registers so that 5 fit (no spills at D = 64).
+// @copy-begin attn-forward-softmax
+// the key tile and the softmax steps of v8, which v9-v12 share (the programs copy this part only)
 constexpr int FWD8_BK = 64;
-template<int NWG> __host__ __device__ constexpr int fwd8_threads() { return 128 * NWG; }
-template<int D, int NWG> __host__ __device__ constexpr int fwd8_min_blocks() {
-    return NWG == 2 ? (D == 64 ? 2 : 1) : (D == 64 ? 5 : 2);
-}
-template<int D, int NWG> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
-    return 1024 + (size_t)(64 * NWG + 4 * FWD8_BK) * D * sizeof(bf16);
-}
 
 // edge tiles only (the pair block is not wholly allowed): scores of disallowed pairs, and of rows
 // past T, to -inf. s[4t + 2r + e] is row r0 + 8r, key k0 + 8t + 2tg + e.
@@ -2815,137 +2786,7 @@ __device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], 
     }
 }
 
-template<int D, int NWG>
-__global__ void __launch_bounds__(fwd8_threads<NWG>(), (fwd8_min_blocks<D, NWG>()))
-attention_forward_kernel8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-#ifdef HAS_WGMMA
-    constexpr int BQ = 64 * NWG, BK = FWD8_BK, NT = fwd8_threads<NWG>(), CH = D / 8;
-    constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    // tiles need 1024-byte alignment (the swizzle pattern repeats every 8 rows of 128 B)
-    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
-    const uint32_t sbase = (raw + 1023u) & ~1023u;
-    unsigned char* smem = smem_raw + (sbase - raw);
-    const uint32_t Qs = sbase;                         // (BQ rows) swizzled
-    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
-    const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;         // longest tiles first
-    const int tid = threadIdx.x, wg = tid / 128, wt = tid % 128;
-    const int warp = wt / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
-    const int q0 = qt * BQ, wq0 = q0 + wg * 64;        // this warpgroup's 64 rows
-    const int r0 = wq0 + warp * 16 + g;                // this thread's rows: r0, r0 + 8
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* kbase = qbase + C;
-    const bf16* vbase = qbase + 2 * C;
-    const float sl2 = LOG2E / sqrtf((float)D);
-
-    const int q_last = min(q0 + BQ, T) - 1;
-    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
-    const int ntiles = key_tile_count(kr);
-    auto load_k = [&](int it, int buf) {
-        wg_load_rows<D, BK, NT>(Ks + buf * KVBYTES, kbase, C3, key_tile_at(kr, it) * BK, T, tid);
-    };
-    auto load_v = [&](int it, int buf) {
-        wg_load_rows<D, BK, NT>(Vs + buf * KVBYTES, vbase, C3, key_tile_at(kr, it) * BK, T, tid);
-    };
-    auto need = [&](int it) { return block_any_allowed(wq0, 64, key_tile_at(kr, it) * BK, BK, W, S, T); };
-    auto sync_tiles = [&]() {
-        cp_async_wait<0>();                                              // my copies landed
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");   // ... visible to wgmma
-        __syncthreads();                                                 // ... everyone's
-    };
-
-    // descriptors: Q of this warpgroup (A, K-major), K (B, K-major), V (B, N-major); k-step kk of
-    // Q / K starts (kk / 4) column blocks and (kk % 4) * 32 bytes in; k-step kc of V 16 rows down
-    const uint64_t dq0 = wg_desc(Qs + wg * 64 * 128, 16, 1024);
-    const uint64_t dk0 = wg_desc(Ks, 16, 1024);
-    const uint64_t dv0 = wg_desc(Vs, BK * 128, 1024);
-    auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KVBYTES >> 4); };
-    auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KVBYTES >> 4); };
-
-    float o[D / 2];
-#pragma unroll
-    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-    uint32_t pa[BK / 16][4];
-
-    wg_load_rows<D, BQ, NT>(Qs, qbase, C3, q0, T, tid);
-    load_k(0, 0);
-    load_v(0, 0);
-    cp_async_commit();
-    for (int it = 0; it < ntiles; it++) {
-        sync_tiles();                  // tile it (and Q) landed; every warpgroup is done with tile it-1
-        if (it + 1 < ntiles) {         // into the buffers of tile it-1
-            load_k(it + 1, (it + 1) & 1);
-            load_v(it + 1, (it + 1) & 1);
-            cp_async_commit();
-        }
-        if (!need(it)) continue;       // warpgroup-uniform
-        float s[32];
-        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));   // S = Q K^T
-        wg_wait<0>();
-        wg_fence_regs(s);
-        fwd8_softmax<D>(s, o, m, l, pa, key_tile_at(kr, it) * BK, wq0, r0, tg, W, S, T, sl2);
-        wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
-        wg_wait<0>();
-    }
-    wg_fence_regs(o);
-
-    // epilogue: normalise, stage bf16 rows in this warpgroup's own Q rows (swizzled: no bank
-    // conflicts; only this warpgroup's wgmma read them, and those have completed), 16-byte stores
-    float inv[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        inv[r] = (l[r] > 0.f) ? 1.f / l[r] : 0.f;
-    }
-    const int lrow = wg * 64 + warp * 16 + g;   // row within the block
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-        for (int r = 0; r < 2; r++)
-            *reinterpret_cast<uint32_t*>(smem + wg_swz<BQ>(lrow + 8 * r, n) + 4 * tg) =
-                pack_bf16x2(o[4 * n + 2 * r] * inv[r], o[4 * n + 2 * r + 1] * inv[r]);
-    if (tg == 0) {
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const int row = r0 + 8 * r;
-            if (row < T) lse[(size_t)(b * NH + h) * T + row] = (m[r] + log2f(l[r])) * LN2;
-        }
-    }
-    if (wg == 0) asm volatile("bar.sync 1, 128;\n" ::: "memory");      // this warpgroup's 128 threads
-    else         asm volatile("bar.sync 2, 128;\n" ::: "memory");
-#pragma unroll
-    for (int p = 0; p < 64 * CH / 128; p++) {
-        const int x = wt + p * 128, rr = x / CH, cc = x % CH, t = wq0 + rr;
-        if (t < T)
-            *reinterpret_cast<uint4*>(out + ((size_t)(b * T + t) * NH + h) * D + cc * 8) =
-                *reinterpret_cast<const uint4*>(smem + wg_swz<BQ>(wg * 64 + rr, cc));
-    }
-#endif
-}
-
-template<int D, int NWG>
-void attention_forward8_launch(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    const size_t smem = fwd8_smem<D, NWG>();
-    static bool configured = false;
-    if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel8<D, NWG>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        configured = true;
-    }
-    dim3 grid(B * NH, ceil_div(T, 64 * NWG));
-    attention_forward_kernel8<D, NWG><<<grid, fwd8_threads<NWG>(), smem>>>(out, lse, qkv, B, T, NH, W, S);
-    cudaCheckLaunch();
-}
-template<int D>
-void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    attention_forward8_launch<D, 2>(out, lse, qkv, B, T, NH, W, S);
-}
-// @copy-end attn-forward-v8
+// @copy-end attn-forward-softmax
 
 // @copy-begin attn-tma
 // ----------------------------------------------------------------------------

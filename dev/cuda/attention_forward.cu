@@ -1170,7 +1170,6 @@ void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 // ---- end of version 7
 // @copy-end attn-forward-v7
 
-// @copy-begin attn-forward-v8
 // ----------------------------------------------------------------------------
 // version 8 (this whole region; uses common.h's wgmma helpers (attn-wgmma), block_any_allowed,
 // block_fully_allowed, ex2_approx, pack_bf16x2, cp_async_commit / cp_async_wait, and the pattern's
@@ -1192,16 +1191,9 @@ void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 // 1.23-1.24x. Issuing the next tile's Q K^T before this tile's softmax (FA3's overlap) lost: two S
 // register sets cost occupancy (notes.md, Round 3).
 
-// NWG: warpgroups per block (v8: 2; v9, below: 1). Blocks per SM: v8 at D = 64 fits 2 (114
-// registers); v9's 64-row blocks are capped at 96 registers so that 5 fit (no spills at D = 64).
+// @copy-begin attn-forward-softmax
+// the key tile and the softmax steps of v8, which v9-v12 share (the programs copy this part only)
 constexpr int FWD8_BK = 64;
-template<int NWG> __host__ __device__ constexpr int fwd8_threads() { return 128 * NWG; }
-template<int D, int NWG> __host__ __device__ constexpr int fwd8_min_blocks() {
-    return NWG == 2 ? (D == 64 ? 2 : 1) : (D == 64 ? 5 : 2);
-}
-template<int D, int NWG> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
-    return 1024 + (size_t)(64 * NWG + 4 * FWD8_BK) * D * sizeof(bf16);
-}
 
 // edge tiles only (the pair block is not wholly allowed): scores of disallowed pairs, and of rows
 // past T, to -inf. s[4t + 2r + e] is row r0 + 8r, key k0 + 8t + 2tg + e.
@@ -1279,6 +1271,18 @@ __device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], 
         pa[t / 2][2 * (t % 2)] = pack_bf16x2(p[0], p[1]);
         pa[t / 2][2 * (t % 2) + 1] = pack_bf16x2(p[2], p[3]);
     }
+}
+
+// @copy-end attn-forward-softmax
+
+// NWG: warpgroups per block (v8: 2; v9, below: 1). Blocks per SM: v8 at D = 64 fits 2 (114
+// registers); v9's 64-row blocks are capped at 96 registers so that 5 fit (no spills at D = 64).
+template<int NWG> __host__ __device__ constexpr int fwd8_threads() { return 128 * NWG; }
+template<int D, int NWG> __host__ __device__ constexpr int fwd8_min_blocks() {
+    return NWG == 2 ? (D == 64 ? 2 : 1) : (D == 64 ? 5 : 2);
+}
+template<int D, int NWG> __host__ __device__ constexpr size_t fwd8_smem() {   // + 1024: base alignment
+    return 1024 + (size_t)(64 * NWG + 4 * FWD8_BK) * D * sizeof(bf16);
 }
 
 template<int D, int NWG>
@@ -1411,7 +1415,6 @@ template<int D>
 void attention_forward8(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     attention_forward8_launch<D, 2>(out, lse, qkv, B, T, NH, W, S);
 }
-// @copy-end attn-forward-v8
 // version 9: v8 with one warpgroup (64 query rows) per block, 5 blocks per SM at D = 64.
 // Predicted (after ncu showed v8 on W = 256 issuing on 55% of cycles with 1.07 of 3.8 warps
 // eligible, notes.md Round 5): v8's two warpgroups meet at a barrier every key tile, so their
