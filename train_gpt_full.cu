@@ -565,6 +565,7 @@ typedef struct {
     size_t shard_index;
     size_t position;      // token index of the next batch in the current shard
     size_t shard_tokens;  // tokens in the current shard
+    size_t batches_per_pass;  // batches before the loader wraps around to the first shard
     FILE* file;
     int B, T;
     int vocab_size;
@@ -606,7 +607,9 @@ static void dataloader_init(DataLoader* d, const char* pattern, int B, int T, in
         die("%s '%s': no token shard matches (run `make data` or `python3 data/prepare.py`)", flag, pattern);
     }
     d->num_shards = d->paths.gl_pathc;
-    for (size_t i = 0; i < d->num_shards; i++) { shard_check(d->paths.gl_pathv[i], (size_t)B * T + 1); }
+    for (size_t i = 0; i < d->num_shards; i++) {  // a batch reads B*T+1 tokens and moves on by B*T
+        d->batches_per_pass += (shard_check(d->paths.gl_pathv[i], (size_t)B * T + 1) - 1) / ((size_t)B * T);
+    }
     d->buffer = (uint16_t*)malloc_check(((size_t)B * T + 1) * sizeof(uint16_t));
     d->inputs = (int*)malloc_check((size_t)B * T * sizeof(int));
     d->targets = (int*)malloc_check((size_t)B * T * sizeof(int));
@@ -791,11 +794,12 @@ static void usage(void) {
         "  -b B  -t T   batch size, sequence length          default 4, 256\n"
         "  -d N         total batch in tokens (gradient accumulation)  default B*T\n"
         "  -x N         steps                                default 100\n"
-        "  -l LR  -u N  -q F   peak learning rate, warmup steps, final lr fraction (cosine)  default 1e-3, 10, 0.1\n"
+        "  -l LR  -u N  -q F   peak learning rate, warmup steps, final lr fraction (cosine)\n"
+        "               default: lr and warmup from the model's size (README, \"Learning rate\"), 0.1\n"
         "  -c WD        weight decay                         default 0.1\n"
         "  -k CLIP      gradient norm clip (0 = off)         default 1.0\n"
         "  -r SEED      seed for a new model and sampling    default 1337\n"
-        "  -v N  -m N   val loss every N steps, over M batches    default 25, 8\n"
+        "  -v N  -m M   val loss every N steps, over M batches (at most the val split's)   default 25, 8\n"
         "  -n N         checkpoint every N steps (and at the end) with -o   default 0 (end only)\n"
         "  -s N  -g N   sample every N steps, N tokens       default 0 (off), 64\n"
         "attention pattern and positions of a new model (or to override a checkpoint's pattern):\n"
@@ -811,6 +815,9 @@ static void usage(void) {
         "  --max-seq-len N   maxT of a new model                 default T\n"
         "other:\n"
         "  --generate N      load -e, print N sampled tokens, exit\n"
+        "  --eval            load -e CHECKPOINT, print its loss over the val split (-j; -m M: the first M\n"
+        "                    batches of B x T), exit without training or writing\n"
+        "  --eval-positions FILE.csv   with --eval: also the mean loss at each position 0..T-1\n"
         "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
 }
 
@@ -856,29 +863,35 @@ typedef struct {
     int resume;
     int B, T, total_batch;
     int steps, warmup, val_every, val_batches, ckpt_every, sample_every, gen_tokens, generate;
-    float lr, final_lr_frac, weight_decay, grad_clip;
+    float lr, final_lr_frac, weight_decay, grad_clip;  // lr, warmup < 0: from the model (default_schedule)
     uint64_t seed;
     // pattern flags; -1 marks "not given" so a checkpoint's pattern is kept unless overridden
     int window, sinks, causal, lookahead, dilation, dilated_keys, full_every;
     int num_layer_windows, layer_windows[MAX_LAYERS];
     int num_globals, globals[MAX_GLOBALS];
     int rope, rope_theta, max_seq_len;
+    int val_batches_given;  // -m given: --eval evaluates that many batches, not the whole split
+    int eval;               // --eval: report the val loss of -e CHECKPOINT and exit
+    const char* eval_positions;  // --eval-positions: CSV of the mean loss per position
+    int lr_from_model, warmup_from_model;  // set by default_schedule, for the printout
 } Args;
 
 static void parse_args(Args* a, int argc, char** argv) {
     *a = (Args){
         .train_pattern = "data/austen/austen_train.bin", .val_pattern = "data/austen/austen_val.bin",
         .out_dir = NULL, .init = "d4", .tokenizer = NULL, .vocab_size = 0, .resume = 0,
-        .B = 4, .T = 256, .total_batch = 0, .steps = 100, .warmup = 10, .val_every = 25, .val_batches = 8,
+        .B = 4, .T = 256, .total_batch = 0, .steps = 100, .warmup = -1, .val_every = 25, .val_batches = 8,
         .ckpt_every = 0, .sample_every = 0, .gen_tokens = 64, .generate = 0,
-        .lr = 1e-3f, .final_lr_frac = 0.1f, .weight_decay = 0.1f, .grad_clip = 1.0f, .seed = 1337,
+        .lr = -1.0f, .final_lr_frac = 0.1f, .weight_decay = 0.1f, .grad_clip = 1.0f, .seed = 1337,
         .window = -1, .sinks = -1, .causal = -1, .lookahead = -1, .dilation = -1, .dilated_keys = -1,
         .full_every = 0, .num_layer_windows = 0, .num_globals = -1, .rope = -1, .rope_theta = 10000, .max_seq_len = 0,
+        .val_batches_given = 0, .eval = 0, .eval_positions = NULL,
     };
     for (int i = 1; i < argc; i++) {
         const char* f = argv[i];
         if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { usage(); exit(EXIT_SUCCESS); }
         if (f[0] != '-') { die("unexpected argument '%s' (flags start with '-'; see -h)", f); }
+        if (strcmp(f, "--eval") == 0) { a->eval = 1; continue; }  // the one flag without a value
         if (i + 1 >= argc) { die("flag %s needs a value (see -h)", f); }
         const char* v = argv[++i];
         if (strcmp(f, "-i") == 0) { a->train_pattern = v; }
@@ -898,7 +911,7 @@ static void parse_args(Args* a, int argc, char** argv) {
         else if (strcmp(f, "-k") == 0) { a->grad_clip = parse_float(f, v, 0.0f); }
         else if (strcmp(f, "-r") == 0) { a->seed = (uint64_t)parse_int(f, v, 0); }
         else if (strcmp(f, "-v") == 0) { a->val_every = parse_int(f, v, 0); }
-        else if (strcmp(f, "-m") == 0) { a->val_batches = parse_int(f, v, 1); }
+        else if (strcmp(f, "-m") == 0) { a->val_batches = parse_int(f, v, 1); a->val_batches_given = 1; }
         else if (strcmp(f, "-n") == 0) { a->ckpt_every = parse_int(f, v, 0); }
         else if (strcmp(f, "-s") == 0) { a->sample_every = parse_int(f, v, 0); }
         else if (strcmp(f, "-g") == 0) { a->gen_tokens = parse_int(f, v, 1); }
@@ -923,6 +936,10 @@ static void parse_args(Args* a, int argc, char** argv) {
         else if (strcmp(f, "--max-seq-len") == 0) { a->max_seq_len = parse_int(f, v, 1); }
         else if (strcmp(f, "--generate") == 0) { a->generate = parse_int(f, v, 1); }
         else if (strcmp(f, "--tokenizer") == 0) { a->tokenizer = v; }
+        else if (strcmp(f, "--eval-positions") == 0) {
+            if (*v == '\0') { die("--eval-positions '': expected a file name"); }
+            a->eval_positions = v;
+        }
         else { die("unknown flag '%s' (see -h)", f); }
     }
     if (a->resume && a->out_dir == NULL) { die("-y 1 (resume) needs -o DIR holding the checkpoints"); }
@@ -931,6 +948,8 @@ static void parse_args(Args* a, int argc, char** argv) {
     }
     if (a->final_lr_frac > 1.0f) { die("-q %g: the final learning-rate fraction must be in [0, 1]", a->final_lr_frac); }
     if (a->resume > 1) { die("-y %d: expected 0 or 1", a->resume); }
+    if (a->eval_positions && !a->eval) { die("--eval-positions needs --eval"); }
+    if (a->eval && (a->generate || a->resume)) { die("--eval: drop --generate / -y (it only evaluates -e CHECKPOINT)"); }
     if ((long long)a->B * a->T > (1LL << 30)) { die("-b %d -t %d: B*T = %lld tokens per micro-batch is more than 2^30", a->B, a->T, (long long)a->B * a->T); }
 }
 
@@ -1025,6 +1044,46 @@ static int vocab_from_data(const char* pattern) {
     return max_token < 256 ? 256 : 50257;
 }
 
+// The peak learning rate and warmup of a run that does not set them (-l, -u). The peak falls with
+// the width, lr = LR_TIMES_WIDTH / C: the lr sweeps in bench/lr_sweep/ (README, "Learning rate")
+// put the best final val loss of a d12 (C = 768) near 3e-4 and of a d6 near 6e-4, where llm.c's
+// usual 6e-4 to 1e-3 leaves a d12 on byte-level text on the bigram plateau. Warmup grows with the
+// depth, 25 steps a layer, but takes at most a tenth of the run.
+#define LR_TIMES_WIDTH 0.24f
+static void default_schedule(Args* a, const GPT2Config* c) {
+    a->lr_from_model = a->lr < 0.0f;
+    a->warmup_from_model = a->warmup < 0;
+    if (a->lr < 0.0f) { a->lr = LR_TIMES_WIDTH / c->channels; }
+    if (a->warmup < 0) {
+        a->warmup = 25 * c->num_layers;
+        if (a->warmup > a->steps / 10) { a->warmup = a->steps / 10; }
+    }
+}
+
+// The val batches to evaluate: -m M (8 when not given; the whole split in --eval when not given),
+// never more than the split holds, so that a short split is said, not silently read twice.
+static int val_batches_to_use(const Args* a, const DataLoader* val) {
+    size_t have = val->batches_per_pass;  // >= 1: dataloader_init refuses shards shorter than a batch
+    if (have > 2147483647u) { have = 2147483647u; }
+    if (a->eval && !a->val_batches_given) { return (int)have; }
+    if ((size_t)a->val_batches > have) {
+        printf("val: -m %d asks for %d batches of %d x %d tokens; the val split '%s' holds %zu: evaluating %zu\n",
+               a->val_batches, a->val_batches, val->B, val->T, a->val_pattern, have, have);
+        return (int)have;
+    }
+    return a->val_batches;
+}
+
+// --eval-positions: row t is the mean loss at position t of the sequence over every row evaluated
+// (the curve that shows how much context a model uses)
+static void position_losses_write(const char* path, const double* sums, int T, size_t rows) {
+    char tmp[4300];
+    FILE* f = atomic_open(path, tmp, sizeof(tmp));
+    fprintf(f, "position,loss\n");
+    for (int t = 0; t < T; t++) { fprintf(f, "%d,%.6f\n", t, sums[t] / rows); }
+    atomic_commit(f, tmp, path);
+}
+
 static void print_config(const GPT2Config* c, size_t num_parameters, const Args* a, int accum) {
     printf("model: L=%d C=%d NH=%d V=%d (padded %d) maxT=%d, %zu parameters, positions %s\n",
            c->num_layers, c->channels, c->num_heads, c->vocab_size, c->padded_vocab_size, c->max_seq_len,
@@ -1040,8 +1099,11 @@ static void print_config(const GPT2Config* c, size_t num_parameters, const Args*
         pattern_describe(&c->pattern.patterns[c->pattern.layer_pattern[l]], desc, sizeof(desc));
         printf("  layer %d: %s\n", l, desc);
     }
-    printf("batch: B=%d T=%d, %d micro-steps per step (%d tokens), %d steps, lr %.2e warmup %d\n",
-           a->B, a->T, accum, a->B * a->T * accum, a->steps, a->lr, a->warmup);
+    printf("batch: B=%d T=%d, %d micro-steps per step (%d tokens), %d steps\n", a->B, a->T, accum, a->B * a->T * accum, a->steps);
+    char lr_note[80] = "";
+    if (a->lr_from_model) { snprintf(lr_note, sizeof(lr_note), " (default: %g / C)", LR_TIMES_WIDTH); }
+    printf("schedule: peak lr %.2e%s, warmup %d steps%s, cosine to %.2f of the peak\n", a->lr, lr_note, a->warmup,
+           a->warmup_from_model ? " (default: 25 a layer, at most a tenth of the run)" : "", a->final_lr_frac);
 #ifdef OMP
     printf("threads: %d\n", omp_get_max_threads());
 #endif
@@ -5836,13 +5898,16 @@ static double flops_per_token(const GPT2Config* c, int T) {
 
 static const double PEAK_BF16_FLOPS = 989.5e12;  // H100 / H200 SXM dense bf16, for MFU
 
-static float gpu_evaluate(GPT2GPU* model, DataLoader* val, int batches) {
+// The mean loss of the first `batches` val batches; with position_sums (T) it also adds each
+// token's loss to the sum of its position.
+static float gpu_evaluate(GPT2GPU* model, DataLoader* val, int batches, double* position_sums) {
     dataloader_reset(val);
     float sum = 0.0f;
     for (int i = 0; i < batches; i++) {
         dataloader_next_batch(val);
         gpt2_gpu_forward(model, val->inputs, val->targets, 0.0f);
-        sum += gpt2_gpu_mean_loss(model);
+        sum += gpt2_gpu_mean_loss(model);  // also brings the (B, T) token losses to host_losses
+        for (int bt = 0; position_sums && bt < val->B * val->T; bt++) { position_sums[bt % val->T] += model->host_losses[bt]; }
     }
     return sum / batches;
 }
@@ -5944,6 +6009,24 @@ int main(int argc, char** argv) {
     uint64_t rng = a.seed ^ 0x9E3779B97F4A7C15ull;  // the sampler's, kept in the state as on the CPU
     Tokenizer tokenizer = {0, NULL};
     if (a.tokenizer) { tokenizer_load(&tokenizer, a.tokenizer); }
+    if (a.eval) {  // the val loss of a checkpoint: nothing trained, nothing written but the positions' CSV
+        if (!from_checkpoint) { die("--eval: -e '%s' is a new model; name a checkpoint file", a.init); }
+        DataLoader val;
+        dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
+        int batches = val_batches_to_use(&a, &val);
+        double* position_sums = a.eval_positions ? (double*)calloc_check(a.T, sizeof(double)) : NULL;
+        gpt2_gpu_allocate(&model, a.B, a.T);
+        printf("eval: '%s' on '%s', %d batches of %d x %d tokens\n", a.init, a.val_pattern, batches, a.B, a.T);
+        printf("val loss %.6f\n", gpu_evaluate(&model, &val, batches, position_sums));
+        if (position_sums && multi.rank == 0) {
+            position_losses_write(a.eval_positions, position_sums, a.T, (size_t)batches * a.B);
+            printf("mean loss per position written: %s\n", a.eval_positions);
+        }
+        free(position_sums);
+        dataloader_free(&val);
+        multi_gpu_finish();
+        return 0;
+    }
     if (a.generate) {
         if (!model.config.pattern.causal) { die("--generate: a non-causal model cannot generate left to right"); }
         gpt2_gpu_allocate(&model, 1, a.T);
@@ -5961,7 +6044,9 @@ int main(int argc, char** argv) {
     dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
     gpt2_gpu_allocate(&model, a.B, a.T);
     printf("device: %s; attention: %s (%s)\n", props.name, ATTENTION_NAME, attention_kernels());
+    default_schedule(&a, &model.config);
     print_config(&model.config, model.num_parameters, &a, accum);
+    int val_batches = val_batches_to_use(&a, &val);
     if (multi.world > 1) { printf("GPUs: %d processes, each -b %d; the total batch %d tokens\n", multi.world, a.B, total_batch); }
     size_t free_bytes, total_bytes;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -6021,7 +6106,7 @@ int main(int argc, char** argv) {
         int last = step + 1 == a.steps;
         float val_loss = -1.0f;
         if (a.val_every > 0 && ((step + 1) % a.val_every == 0 || last)) {
-            val_loss = gpu_evaluate(&model, &val, a.val_batches);
+            val_loss = gpu_evaluate(&model, &val, val_batches, NULL);
             printf("val loss %.6f\n", val_loss);
         }
         if (log) {

@@ -1,30 +1,49 @@
 #!/usr/bin/env bash
 # The main job of the README: prepare the default data (Jane Austen, byte-level) and train a
-# windowed GPT (window W with S attention sinks), then plot its loss. On a machine with an NVIDIA
-# GPU and nvcc it trains with train_gpt_window, otherwise with train_gpt_cpu.
-# Settings through the environment, e.g. STEPS=500 MODEL=d6 WINDOW=128 bash scripts/train.sh
+# windowed GPT (window W with S attention sinks), then plot its loss and print its final val loss
+# beside the unigram and bigram baselines of the same val split (scripts/baselines.py). On a
+# machine with an NVIDIA GPU and nvcc it trains with train_gpt_window, otherwise with train_gpt_cpu.
+# The learning rate and warmup are the trainers' defaults for the model's size unless LR / WARMUP
+# are set. Settings through the environment, e.g. STEPS=500 MODEL=d6 WINDOW=128 bash scripts/train.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install_deps.sh build python plot
+bash scripts/install_deps.sh build python
+# the plots need matplotlib: the first python3 that has it, else Debian's, with it installed
+PY=
+for p in ${PYTHON:-} python3 /usr/bin/python3; do
+    if "$p" -c 'import matplotlib' 2>/dev/null; then PY=$p; break; fi
+done
+[ -n "$PY" ] || { bash scripts/install_deps.sh plot; PY=/usr/bin/python3; }
 /usr/bin/python3 data/prepare.py
 gpu=0
-if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && { command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; }; then
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+    echo "no GPU (nvidia-smi lists none): training on the CPU"
+elif ! command -v nvcc >/dev/null && [ ! -x /usr/local/cuda/bin/nvcc ]; then
+    echo "a GPU is here but no nvcc (the CUDA toolkit) to build train_gpt_window: training on the CPU"
+else
     gpu=1
 fi
 if [ $gpu = 1 ]; then
-    # GPU: a GPT-2 d12 (124M-sized body) on 1024-byte windows of text
-    MODEL=${MODEL:-d12} STEPS=${STEPS:-600} B=${B:-16} T=${T:-1024} WINDOW=${WINDOW:-256} SINKS=${SINKS:-4} LR=${LR:-1e-3}
+    # GPU: a GPT-2 d12 (124M-sized body) on 1024-byte sequences, about a minute on an H200
+    MODEL=${MODEL:-d12} STEPS=${STEPS:-1500} B=${B:-16} T=${T:-1024} WINDOW=${WINDOW:-256} SINKS=${SINKS:-4}
     OUT=${OUT:-out/train_window_gpu}
     make train_gpt_window
     program=./train_gpt_window
 else
-    MODEL=${MODEL:-d4} STEPS=${STEPS:-150} B=${B:-8} T=${T:-256} WINDOW=${WINDOW:-64} SINKS=${SINKS:-4} LR=${LR:-1e-3}
+    # CPU: a 4-layer, 128-channel GPT on 128-byte sequences, about 7 minutes on 2 cores
+    MODEL=${MODEL:-l4c128h4} STEPS=${STEPS:-1500} B=${B:-8} T=${T:-128} WINDOW=${WINDOW:-64} SINKS=${SINKS:-4}
     OUT=${OUT:-out/train_window}
-    echo "no usable GPU (nvidia-smi and nvcc): training on the CPU"
     make train_gpt_cpu
     program=./train_gpt_cpu
 fi
+schedule=()
+[ -n "${LR:-}" ] && schedule+=(-l "$LR")
+[ -n "${WARMUP:-}" ] && schedule+=(-u "$WARMUP")
 mkdir -p "$OUT"
-$program -e "$MODEL" -b "$B" -t "$T" -x "$STEPS" -u 20 -l "$LR" -v 25 -m 8 -s "$STEPS" -g 200 \
-    --window "$WINDOW" --sinks "$SINKS" -o "$OUT"
-/usr/bin/python3 scripts/plot_log.py "$OUT/log.csv" "$OUT/loss.png"
+$program -e "$MODEL" -b "$B" -t "$T" -x "$STEPS" "${schedule[@]}" -v $(( STEPS / 10 > 0 ? STEPS / 10 : 1 )) -m 8 \
+    -s "$STEPS" -g 300 --window "$WINDOW" --sinks "$SINKS" -o "$OUT"
+"$PY" scripts/plot_log.py "$OUT/log.csv" "$OUT/loss.png"
+final=$(awk -F, 'NR > 1 && $3 != "" { v = $3 } END { print v }' "$OUT/log.csv")
+read -r unigram bigram < <(/usr/bin/python3 scripts/baselines.py data/austen/austen_train.bin data/austen/austen_val.bin --values)
+echo "final val loss $final nats/byte; on the same val split a unigram model scores $unigram, a bigram model $bigram" \
+     "($(awk -v v="$final" -v b="$bigram" 'BEGIN { printf "%.3f", b - v }') below the bigram)"

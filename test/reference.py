@@ -10,6 +10,7 @@ applied as an explicit boolean mask. For each test case it writes
 and the C test loads the checkpoint, runs the same batch and compares against the dump.
 
 Usage:  /usr/bin/python3 test/reference.py --out DIR [--case NAME ...]
+        /usr/bin/python3 test/reference.py --eval CHECKPOINT SHARD B T M POSITIONS_CSV
 
 Everything is deterministic: each case reseeds torch with the same seed and runs single-threaded,
 so two runs write byte-identical files.
@@ -379,12 +380,62 @@ def self_checks():
     assert torch.allclose(Q[10] @ K[7], Q[33] @ K[30], rtol=1e-4, atol=1e-5)
 
 
+# ---------------------------------------------------------------------------------------------
+# --eval: the PyTorch side of the trainers' --eval on an llm.c checkpoint (full causal attention,
+# learned positions): the mean loss over the first M batches of B x T tokens of a shard, batched as
+# the trainers' loader does (batch k reads tokens k*B*T .. (k+1)*B*T inclusive), and the mean loss
+# at each position.
+
+def evaluate_llmc_file(path, shard, B, T, M, positions_csv):
+    h = np.fromfile(path, dtype="<i4", count=256)
+    if h[0] != MODEL_MAGIC or h[1] != MODEL_VERSION_FP32 or h[8] != 0:
+        sys.exit(f"error: {path}: expected an llm.c float32 checkpoint (magic {MODEL_MAGIC}, version 3, slot 8 = 0)")
+    cfg = dict(BASE, maxT=int(h[2]), V=int(h[3]), L=int(h[4]), NH=int(h[5]), C=int(h[6]), Vp=int(h[7]))
+    flat_params = np.fromfile(path, dtype="<f4", offset=256 * 4)
+    assert flat_params.size == num_params(cfg), (flat_params.size, num_params(cfg))
+    params, at = {}, 0
+    for name, shape in param_shapes(cfg):
+        n = math.prod(shape)
+        params[name] = torch.from_numpy(flat_params[at:at + n].copy()).reshape(shape)
+        at += n
+    header = np.fromfile(shard, dtype="<i4", count=256)
+    tokens = np.fromfile(shard, dtype="<u2", offset=256 * 4).astype(np.int64)
+    assert header[0] == 20240520 and tokens.size == header[2], shard
+    if tokens.size < M * B * T + 1:
+        sys.exit(f"error: {shard}: {tokens.size} tokens, fewer than {M} batches of {B} x {T} need")
+    masks = [build_mask(T, pattern(W=0), 1, [])] * cfg["L"]
+    sums, position_sums = 0.0, torch.zeros(T, dtype=torch.float64)
+    with torch.no_grad():
+        for k in range(M):
+            window = torch.from_numpy(tokens[k * B * T: (k + 1) * B * T + 1])
+            idx, targets = window[:-1].view(B, T), window[1:].view(B, T)
+            logits = forward(params, cfg, idx, masks)[..., :cfg["V"]]
+            token_losses = F.cross_entropy(logits.reshape(-1, cfg["V"]), targets.reshape(-1), reduction="none")
+            sums += token_losses.mean().item()
+            position_sums += token_losses.view(B, T).sum(dim=0).double()
+    print(f"val loss {sums / M:.6f}")
+    with open(positions_csv, "w") as f:
+        f.write("position,loss\n")
+        for t in range(T):
+            f.write(f"{t},{position_sums[t].item() / (M * B):.6f}\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="directory for <case>_model.bin and <case>_ref.bin")
+    ap.add_argument("--out", help="directory for <case>_model.bin and <case>_ref.bin")
     ap.add_argument("--case", action="append", choices=list(CASES),
                     help="case to write (repeatable); default: all")
+    ap.add_argument("--eval", nargs=6, metavar=("CHECKPOINT", "SHARD", "B", "T", "M", "POSITIONS_CSV"),
+                    help="print the loss of an llm.c checkpoint over M batches of B x T of SHARD; "
+                         "write the mean loss per position to POSITIONS_CSV")
     args = ap.parse_args()
+    if args.eval:
+        torch.set_num_threads(1)
+        ckpt, shard, B, T, M, csv_path = args.eval
+        evaluate_llmc_file(ckpt, shard, int(B), int(T), int(M), csv_path)
+        return 0
+    if not args.out:
+        ap.error("--out DIR is needed (or --eval)")
 
     torch.set_num_threads(1)                       # fixed reduction order: reproducible bytes
     os.makedirs(args.out, exist_ok=True)

@@ -79,6 +79,43 @@ check "--sinks on a window-16 checkpoint keeps the window (window 16, sinks 4)" 
 $bin -i "$tiny_train" -j "$tiny_val" -e l3c64h4 -b 2 -t 64 -x 2 -v 0 --layer-windows 8,0,16 --sinks 1 --pos rope -o "$work/mix" > "$work/mix.out" 2>&1
 check "a per-layer, rotary model trains and describes its layers" grep -q 'layer 1: full' "$work/mix.out"
 
+# ---- the default schedule: the peak learning rate follows the width (0.24 / C) and is printed
+$bin -i "$tiny_train" -j "$tiny_val" -e l1c64h2 -b 2 -t 32 -x 40 -v 0 > "$work/schedule.out" 2>&1
+check "without -l and -u the run prints its peak lr (0.24 / C = 3.75e-03) and warmup (a tenth of 40 steps)" \
+    grep -q '^schedule: peak lr 3.75e-03 (default: 0.24 / C), warmup 4 steps (default' "$work/schedule.out"
+
+# ---- --eval: a checkpoint's val loss is exactly the one its training logged for the same batches,
+# and an llm.c checkpoint's is PyTorch's evaluation of the same file
+$bin -i "$tiny_train" -j "$tiny_val" -e l2c64h4 -b 2 -t 64 -x 8 -v 4 -m 3 -o "$work/ev" > "$work/ev.out" 2>&1
+logged=$(grep '^val loss' "$work/ev.out" | tail -n 1)
+files_before=$(ls "$work/ev" | wc -l)
+$bin --eval -e "$work/ev/model_00000008.bin" -j "$tiny_val" -b 2 -t 64 -m 3 > "$work/ev_eval.out" 2>&1
+check "--eval prints the val loss training logged for the same 3 batches, to the last digit ($logged)" \
+    test -n "$logged" -a "$(grep '^val loss' "$work/ev_eval.out")" = "$logged"
+check "--eval trains nothing and writes nothing" test "$(ls "$work/ev" | wc -l)" -eq "$files_before" -a "$(grep -c '^step' "$work/ev_eval.out")" -eq 0
+val_tokens=$(python3 data/prepare.py --check "$tiny_val" | grep -oE '[0-9]+ tokens' | grep -oE '[0-9]+')
+whole=$(( (val_tokens - 1) / 128 ))
+$bin --eval -e "$work/ev/model_00000008.bin" -j "$tiny_val" -b 2 -t 64 > "$work/ev_whole.out" 2>&1
+check "--eval without -m reads the whole val split once: $whole batches of 2 x 64 from $val_tokens tokens" \
+    grep -q "^eval: .*, $whole batches of 2 x 64 tokens" "$work/ev_whole.out"
+$bin --eval -e "$work/ev/model_00000008.bin" -j "$tiny_val" -b 2 -t 64 -m 1000 > "$work/ev_short.out" 2>&1
+check "a val split shorter than -m asks for is said and read once, not repeated" \
+    bash -c "grep -q '^val: -m 1000 asks for 1000 batches .* holds $whole: evaluating $whole' '$work/ev_short.out' && [ \"\$(grep '^val loss' '$work/ev_short.out')\" = \"\$(grep '^val loss' '$work/ev_whole.out')\" ]"
+# llm.c's file for the same model: our full-attention, learned-position checkpoint with the pattern
+# slots (8..255) zeroed, as llm.c writes them
+python3 -c "
+import sys; h = bytearray(open(sys.argv[1], 'rb').read()); h[32:1024] = bytes(992); open(sys.argv[2], 'wb').write(h)" \
+    "$work/ev/model_00000008.bin" "$work/ev_llmc.bin"
+$bin --eval -e "$work/ev_llmc.bin" -j "$tiny_val" -b 2 -t 64 -m 3 --eval-positions "$work/ev_c.csv" > "$work/ev_llmc.out" 2>&1
+${REF_PYTHON:-/usr/bin/python3} test/reference.py --eval "$work/ev_llmc.bin" "$tiny_val" 2 64 3 "$work/ev_torch.csv" > "$work/ev_torch.out" 2>&1
+ours=$(grep -oE '^val loss [0-9.]+' "$work/ev_llmc.out" | cut -d' ' -f3)
+torch=$(grep -oE '^val loss [0-9.]+' "$work/ev_torch.out" | cut -d' ' -f3)
+check "--eval on an llm.c checkpoint: $ours, PyTorch on the same file: $torch (within 1e-5 relative)" \
+    awk -v a="$ours" -v b="$torch" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= 1e-5 * b) }'
+check "--eval-positions: 64 positions, each within 1e-4 of PyTorch's" \
+    awk -F, 'NR == FNR { if (FNR > 1) t[$1] = $2; next } FNR > 1 { n++; d = $2 - t[$1]; if (d < 0) d = -d; if (!($1 in t) || d > 1e-4) bad++ }
+             END { exit !(n == 64 && bad == 0) }' "$work/ev_torch.csv" "$work/ev_c.csv"
+
 # ---- bad input: one line naming the culprit, exit code 1, never a crash
 bad() {  # bad "what" "expected words in the message" args...
     local what=$1 words=$2; shift 2
@@ -151,6 +188,8 @@ bad "flag without a value" "needs a value" $bin -b
 bad "total batch not a multiple of B*T" "multiple of B\*T" $bin "${common[@]}" -d 100
 bad "resume without an output dir" "needs -o" $bin -y 1
 bad "tokens beyond the model's vocabulary" "outside the model's vocabulary" $bin -i "$tiny_train" -j "$tiny_val" -e l1c64h4 -V 50 -t 64 -x 1
+bad "--eval on a new model" "eval.*new model" $bin --eval -e d2 -j "$tiny_val"
+bad "--eval-positions without --eval" "eval-positions needs --eval" $bin --eval-positions "$work/p.csv"
 
 # ---- a checkpoint write killed at any moment leaves every finished checkpoint loadable
 kill_dir=$work/kill
@@ -168,19 +207,37 @@ for delay in 0.3 0.7 1.1 1.6; do
 done
 check "checkpoints written every step stay loadable when the run is killed (4 kills)" test $intact -eq 1
 
-# ---- the randomized full-vs-window experiment (scripts/experiment.sh) end to end, tiny: 2 pairs
+# ---- the randomized full-vs-window experiment (scripts/experiment.sh) end to end, tiny: 2 arms x 2 seeds
 exp_out=$work/experiment
-RUNS=2 STEPS=4 MODEL=l1c64h2 B=2 T=64 WINDOW=16 DEVICE=cpu SEED=7 TRAIN="$tiny_train" VAL="$tiny_val" \
-    OUT="$exp_out" PYTHON=${PYTHON:-python3} bash scripts/experiment.sh > "$work/experiment.out" 2>&1
-check "experiment.sh runs 2 pairs of full and window and writes results.md" \
-    bash -c "[ \$(tail -n +2 '$exp_out/runs/manifest.csv' | wc -l) -eq 4 ] && grep -q '^| final val loss | [0-9]' '$exp_out/results.md'"
-check "the same master seed draws the same seeds and orders" \
-    bash -c "RUNS=2 STEPS=1 MODEL=l1c64h2 B=2 T=64 WINDOW=16 DEVICE=cpu SEED=7 TRAIN='$tiny_train' VAL='$tiny_val' OUT='$work/experiment2' PYTHON=${PYTHON:-python3} bash scripts/experiment.sh > /dev/null 2>&1 && cmp -s <(cut -d, -f1-4 '$exp_out/runs/manifest.csv') <(cut -d, -f1-4 '$work/experiment2/runs/manifest.csv')"
+exp=(env RUNS=2 STEPS=4 MODEL=l1c64h2 B=2 T=64 "ARMS=full 16" DEVICE=cpu SEED=7 TRAIN="$tiny_train" VAL="$tiny_val"
+     OUT="$exp_out" PYTHON="${PYTHON:-python3}" bash scripts/experiment.sh)
+"${exp[@]}" > "$work/experiment.out" 2>&1
+check "experiment.sh trains and evaluates 2 seeds x 2 arms, 4 runs, and writes results.md with numbers and the bigram margins" \
+    bash -c "[ \$(tail -n +2 '$exp_out/runs/manifest.csv' | wc -l) -eq 4 ] && [ \$(grep -c '(whole val split)\$' '$work/experiment.out') -eq 4 ] &&
+             grep -qE '^\| eval val loss \(whole split\) \| [0-9]+\.[0-9]+ ± [0-9.]+ \[' '$exp_out/results.md' &&
+             grep -qE '^\| window 16 \+ 4 sinks \| [0-9.]+ \| [-+][0-9.]+ \| ' '$exp_out/results.md'"
+check "each run kept positions.csv (a header and T = 64 positions) and log.csv, not its checkpoints" \
+    bash -c "for d in '$exp_out'/runs/{full,w16}_{1,2}; do [ \$(wc -l < \$d/positions.csv) -eq 65 ] && [ -f \$d/log.csv ] || exit 1; done
+             ! ls '$exp_out'/runs/*/model_* > /dev/null 2>&1"
+check "the same master seed draws the same seeds and order (PLAN=1 against the manifest; SEED=8 differs)" \
+    bash -c "plan() { env PLAN=1 SEED=\$1 RUNS=2 'ARMS=full 16' DEVICE=cpu bash scripts/experiment.sh | sed -nE 's/^run +([0-9]+)\/4: seed +([0-9]+)\/2, (\w+) +\(seed ([0-9]+)\)\$/\2,\3,\4,\1/p'; }
+             [ \"\$(plan 7)\" = \"\$(tail -n +2 '$exp_out/runs/manifest.csv' | cut -d, -f1,2,5,6)\" ] && [ \"\$(plan 8 | wc -l)\" -eq 4 ] && [ \"\$(plan 8)\" != \"\$(plan 7)\" ]"
+# an interrupted study: the last run finished but was never recorded; the re-run trains only that one
+cp "$exp_out/runs/manifest.csv" "$work/manifest_full.csv"
+sed -i '$d' "$exp_out/runs/manifest.csv"
+touch "$work/experiment.mark"
+"${exp[@]}" > "$work/experiment_resume.out" 2>&1
+check "a re-run skips the 3 recorded runs (not retrained), trains the missing one, and records it as before" \
+    bash -c "[ \$(grep -c 'done already' '$work/experiment_resume.out') -eq 3 ] && [ \$(find '$exp_out/runs' -name log.csv -newer '$work/experiment.mark' | wc -l) -eq 1 ] &&
+             cmp -s '$work/manifest_full.csv' '$exp_out/runs/manifest.csv'"
+err=$(env RUNS=2 STEPS=5 MODEL=l1c64h2 B=2 T=64 "ARMS=full 16" DEVICE=cpu SEED=7 TRAIN="$tiny_train" VAL="$tiny_val" OUT="$exp_out" bash scripts/experiment.sh 2>&1 >/dev/null)
+check "a re-run with other settings (STEPS=5) is refused in one line: $err" \
+    bash -c "[ \$(printf '%s\n' \"$err\" | wc -l) -eq 1 ] && printf '%s' \"$err\" | grep -q \"^error: .*STEPS='4', not STEPS='5'\""
 err=$(RUNS=1 DEVICE=cpu bash scripts/experiment.sh 2>&1 >/dev/null)
-check "experiment.sh RUNS=1: one line naming RUNS" bash -c "[ \$(printf '%s\n' \"$err\" | wc -l) -eq 1 ] && printf '%s' \"$err\" | grep -q 'RUNS=1'"
+check "experiment.sh RUNS=1: one line naming RUNS" bash -c "[ \$(printf '%s\n' \"$err\" | wc -l) -eq 1 ] && printf '%s' \"$err\" | grep -q '^error: .*RUNS=1'"
 ${PYTHON:-python3} scripts/experiment_stats.py --self-test > "$work/stats.out" 2>&1
 rc=$?
-check "the experiment's statistics match textbook t-distribution values ($(tail -n 1 "$work/stats.out"))" test $rc -eq 0
+check "the experiment's statistics match textbook t-distribution values and a made-up study ($(tail -n 1 "$work/stats.out"))" test $rc -eq 0
 
 echo "test_cli: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -37,6 +37,23 @@ mkdir -p "$work/r" && cp "$work/a/model_00000006.bin" "$work/a/state_00000006.bi
 check "resume at step 6 gives the same losses and weights bit for bit" \
     bash -c "cmp -s <(cut -d, -f1-3 '$work/a/log.csv') <(cut -d, -f1-3 '$work/r/log.csv') && cmp -s '$work/a/model_00000012.bin' '$work/r/model_00000012.bin'"
 
+# --eval: the val loss the run logged at step 12 (-m 2), to the last digit, and the same through
+# train_gpt_cpu within bf16 noise; --eval-positions writes one mean loss per position
+logged=$(awk -F, 'NR == 13 { print $3 }' "$work/a/log.csv")
+./train_gpt_window --eval -e "$work/a/model_00000012.bin" -j "$dir/tiny/tiny_val.bin" -b 4 -t 96 -m 2 \
+    --eval-positions "$work/positions.csv" > "$work/eval.out" 2>&1
+check "train_gpt_window --eval prints the val loss its training logged for the same batches ($logged)" \
+    test -n "$logged" -a "$(grep '^val loss' "$work/eval.out")" = "val loss $logged"
+check "--eval-positions: a header and 96 positions" test "$(wc -l < "$work/positions.csv" 2>/dev/null || echo 0)" -eq 97
+cpu=$(./train_gpt_cpu --eval -e "$work/a/model_00000012.bin" -j "$dir/tiny/tiny_val.bin" -b 4 -t 96 -m 2 2>&1 | grep -oE '^val loss [0-9.]+' | cut -d' ' -f3)
+check "the same checkpoint's val loss on the CPU, $cpu, within 1e-2 of the GPU's" \
+    awk -v a="$cpu" -v b="$logged" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; exit !(a != "" && d < 1e-2) }'
+./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -b 4 -t 96 -x 4 -v 4 -m 2 -o "$work/fe" > /dev/null 2>&1
+logged=$(awk -F, 'NR == 5 { print $3 }' "$work/fe/log.csv")
+./train_gpt_full --eval -e "$work/fe/model_00000004.bin" -j "$dir/tiny/tiny_val.bin" -b 4 -t 96 -m 2 > "$work/eval_full.out" 2>&1
+check "train_gpt_full --eval prints the val loss its training logged ($logged)" \
+    test -n "$logged" -a "$(grep '^val loss' "$work/eval_full.out")" = "val loss $logged"
+
 # the CPU trainer and the GPU trainer from one checkpoint: the same losses within bf16 noise
 ck=$dir/dumps/gpu_window_sinks_model.bin
 same=("${data[@]}" -e "$ck" -b 4 -t 64 -x 8 -u 2 -v 0 -l 1e-3)
