@@ -784,8 +784,8 @@ static void usage(void) {
     fprintf(stderr,
         "usage: %s [flags]\n"
         "data and output:\n"
-        "  -i PATTERN   train token shards (glob)            default data/austen/austen_train.bin\n"
-        "  -j PATTERN   val token shards (glob)              default data/austen/austen_val.bin\n"
+        "  -i PATTERN   train token shards (glob)            default data/books/books_train.bin\n"
+        "  -j PATTERN   val token shards (glob)              default data/books/books_val.bin\n"
         "  -o DIR       output: log.csv, model_/state_ checkpoints   default none\n"
         "  -e INIT      checkpoint file, or a new model: dN (N layers, N heads of 64) or lLcChH (e.g. l2c64h4)  default d4\n"
         "  -V N         vocabulary of a new model            default: 256 if the train shard is bytes, else 50257\n"
@@ -878,7 +878,7 @@ typedef struct {
 
 static void parse_args(Args* a, int argc, char** argv) {
     *a = (Args){
-        .train_pattern = "data/austen/austen_train.bin", .val_pattern = "data/austen/austen_val.bin",
+        .train_pattern = "data/books/books_train.bin", .val_pattern = "data/books/books_val.bin",
         .out_dir = NULL, .init = "d4", .tokenizer = NULL, .vocab_size = 0, .resume = 0,
         .B = 4, .T = 256, .total_batch = 0, .steps = 100, .warmup = -1, .val_every = 25, .val_batches = 8,
         .ckpt_every = 0, .sample_every = 0, .gen_tokens = 64, .generate = 0,
@@ -5943,6 +5943,7 @@ static void gpu_save(GPT2GPU* model, const char* dir, const TrainState* st) {
 }
 
 int main(int argc, char** argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);  // step lines reach a log file as they are printed, also when the run is killed
     multi_gpu_init();
     if (multi.rank != 0 && !freopen("/dev/null", "w", stdout)) { die("cannot silence rank %d's output", multi.rank); }
     cudaDeviceProp props;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Make byte-level token shards (llm.c's format) for the trainers.
 
-  python3 data/prepare.py                      Jane Austen's six novels -> data/austen/
+  python3 data/prepare.py                      the default: 11 public-domain works, ~29 MB -> data/books/
+  python3 data/prepare.py --corpus austen      Jane Austen's six novels -> data/austen/
   python3 data/prepare.py --corpus kjv         King James Bible -> data/kjv/
   python3 data/prepare.py --text a.txt b.txt --out DIR
                                                any local text -> DIR/NAME_train.bin, DIR/NAME_val.bin
@@ -12,7 +13,8 @@
 Shard: little-endian int32 header[256] (header[0] = 20240520, header[1] = 1,
 header[2] = ntokens), then ntokens uint16 tokens. Tokens here are the bytes of
 the UTF-8 text (vocab 256). The last --val-fraction of the bytes, cut at a line
-break, is the val split; the rest is train.
+break, is the val split; the rest is train. The books corpus is split by
+document instead: a fixed list of whole works is val.
 
 Python 3 standard library only, so that it runs on a bare Debian machine. The
 corpora come from Debian packages fetched with `apt-get download`; nothing is
@@ -23,7 +25,9 @@ import argparse
 import array
 import gzip
 import hashlib
+import html
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -134,11 +138,12 @@ def write_if_changed(path, data):
     return True
 
 
-def write_shards(text, out_dir, val_fraction, source):
+def write_shards(text, out_dir, val_fraction, source, cut=None):
     """Write NAME_train.bin and NAME_val.bin under out_dir (NAME = out_dir's
-    basename); return True if either file had to be (re)written."""
+    basename); return True if either file had to be (re)written. Val is the
+    bytes from cut on if given, else the last val_fraction of them."""
     name = os.path.basename(os.path.abspath(out_dir))
-    train, val = split(text, val_fraction, source)
+    train, val = split(text, val_fraction, source) if cut is None else (text[:cut], text[cut:])
     try:
         os.makedirs(out_dir, exist_ok=True)
         changed = False
@@ -158,8 +163,10 @@ def sha256(data):
 # ---------------------------------------------------------------- Debian packages
 
 def fetch_package(package, workdir):
-    """apt-get download the package into workdir and unpack it there; return the
-    unpacked root and the .deb's name. apt-get's chatter is shown only when it fails."""
+    """apt-get download the package into workdir (made if missing) and unpack it
+    there; return the unpacked root and the .deb's name. apt-get's chatter is
+    shown only when it fails."""
+    os.makedirs(workdir, exist_ok=True)
     english = dict(os.environ, LC_ALL="C")  # apt's messages are matched below
 
     def run(*command):
@@ -417,20 +424,272 @@ def kjv_text(root):
     return bytes(text), path
 
 
+# ---------------------------------------------------------------- SWORD commentaries (books corpus)
+#
+# A SWORD zCom module keeps each testament in three files: NAME.Xzs, one
+# (offset, size, uncompressed size) triple of little-endian uint32s per block;
+# NAME.Xzz, the blocks, each a zlib stream; NAME.Xzv, one entry per verse slot
+# of the KJV versification (headings included): block number, offset in the
+# uncompressed block and size, as uint32, uint32 and uint16 (10-byte entries)
+# or uint32 (12-byte; BOOKS says which, since a module's .conf may not: mhcc's
+# names zCom4 over 10-byte entries). X is b (a block per book) or c (per
+# chapter). Entries are read in verse order through the index, since a block
+# may hold them in another order or keep a replaced one. The text is OSIS XML;
+# osis_plain keeps its words.
+
+def sword_entries(prefix, kind, entry_size):
+    """The entries of one testament (empty if the module has none), in verse
+    order, each once (verses that share an entry point at the same one)."""
+    try:
+        with open(prefix + ".%czs" % kind, "rb") as f:
+            block_index = f.read()
+        if not block_index:
+            return []
+        with open(prefix + ".%czz" % kind, "rb") as f:
+            data = f.read()
+        with open(prefix + ".%czv" % kind, "rb") as f:
+            verse_index = f.read()
+    except OSError as e:
+        raise Fail("%s: %s" % (e.filename, e.strerror))
+    if len(block_index) % 12 or len(verse_index) % entry_size:
+        raise Fail("%s.%czs/.%czv: sizes %d and %d, expected multiples of 12 and %d"
+                   % (prefix, kind, kind, len(block_index), len(verse_index), entry_size))
+    blocks = []
+    for i in range(0, len(block_index), 12):
+        offset, size, usize = struct.unpack("<3I", block_index[i:i + 12])
+        try:
+            block = zlib.decompress(data[offset:offset + size])
+        except zlib.error as e:
+            raise Fail("%s.%czz: block %d: bad zlib stream: %s" % (prefix, kind, i // 12, e))
+        if len(block) != usize:
+            raise Fail("%s.%czz: block %d is %d bytes, index says %d" % (prefix, kind, i // 12, len(block), usize))
+        blocks.append(block)
+    layout = "<IIH" if entry_size == 10 else "<III"
+    entries, seen = [], set()
+    for i in range(0, len(verse_index), entry_size):
+        block, offset, size = struct.unpack(layout, verse_index[i:i + entry_size])
+        if size == 0 or (block, offset) in seen:
+            continue
+        seen.add((block, offset))
+        if block >= len(blocks) or offset + size > len(blocks[block]):
+            raise Fail("%s.%czv: entry %d points past block %d" % (prefix, kind, i // entry_size, block))
+        entries.append(blocks[block][offset:offset + size])
+    return entries
+
+
+# Tags that end a line: paragraph and section divs, chapter marks, titles,
+# list items, table rows, poetry lines. All other tags (hi, reference, cell,
+# milestone, w) go, leaving their text; a cell ends with a space.
+OSIS_BREAK = re.compile(r"<(?:/?(?:title|item|row|list|table|lg|l)\b|(?:div|chapter|lb)\b)[^>]*>")
+OSIS_TAG = re.compile(r"<[^>]*>")
+
+
+def osis_plain(entries, source):
+    """One paragraph (title, list item, ...) a line, whitespace runs as one space."""
+    lines = []
+    for entry in entries:
+        try:
+            markup = entry.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise Fail("%s: not UTF-8: %s" % (source, e))
+        text = html.unescape(OSIS_TAG.sub("", OSIS_BREAK.sub("\n", markup).replace("</cell>", " ")))
+        lines += [" ".join(line.split()) for line in text.split("\n")]
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def sword_commentary(module, kind, entry_size):
+    def read(root):
+        base = os.path.join(root, "usr/share/sword/modules/comments/zcom", module)
+        entries = []
+        for testament in ("ot", "nt"):
+            entries += sword_entries(os.path.join(base, testament), kind, entry_size)
+        return osis_plain(entries, base).encode("utf-8"), base
+    return read
+
+
+# ---------------------------------------------------------------- dictd databases (books corpus)
+#
+# NAME.dict.dz is gzip-compatible (dictzip); NAME.index has one line per
+# headword: headword, offset and length of its entry in the .dict, the numbers
+# in base 64 (A-Z a-z 0-9 + /, most significant digit first). Several
+# headwords can share an entry; 00-database-* entries are dictfmt's metadata.
+
+B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+
+
+def b64_number(digits):
+    n = 0
+    for c in digits:
+        n = 64 * n + B64[c]
+    return n
+
+
+def dictd(name):
+    def read(root):
+        base = os.path.join(root, "usr/share/dictd", name)
+        try:
+            with open(base + ".dict.dz", "rb") as f:
+                data = gzip.decompress(f.read())
+            with open(base + ".index", encoding="utf-8") as f:
+                index = f.read().splitlines()
+        except (OSError, EOFError, zlib.error) as e:
+            raise Fail("%s.dict.dz: %s" % (base, getattr(e, "strerror", None) or e))
+        spans = set()
+        for line in index:
+            fields = line.split("\t")
+            if len(fields) < 3 or not all(c in B64 for c in fields[1] + fields[2]):
+                raise Fail("%s.index: bad line %r" % (base, line))
+            if not fields[0].startswith(("00database", "00-database")):
+                spans.add((b64_number(fields[1]), b64_number(fields[2])))
+        entries = [tidy(data[o:o + n], base + ".dict.dz").rstrip(b"\n") for o, n in sorted(spans)]
+        return b"\n\n".join(entries) + b"\n", base + ".dict.dz"
+    return read
+
+
+# ---------------------------------------------------------------- plain texts (books corpus)
+
+def tidy(raw, source):
+    """UTF-8 text with \\n line ends, no byte-order mark, no trailing spaces,
+    no blank lines at either end, ending with one \\n."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Fail("%s: not UTF-8: %s" % (source, e))
+    lines = [line.rstrip() for line in text.lstrip("\ufeff").replace("\r\n", "\n").split("\n")]
+    return ("\n".join(lines).strip("\n") + "\n").encode("utf-8")
+
+
+GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG.*\n", re.M | re.I)
+GUTENBERG_END = re.compile(r"^(\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG|End of (the )?Project Gutenberg)", re.M | re.I)
+
+
+def gutenberg_body(text):
+    """The book without Project Gutenberg's header, footer and licence, and
+    without a leading 'Produced by ...' paragraph."""
+    start = GUTENBERG_START.search(text)
+    if start:
+        text = text[start.end():]
+    end = GUTENBERG_END.search(text)
+    if end:
+        text = text[:end.start()]
+    text = text.strip("\n")
+    if text.startswith("Produced by"):
+        text = text[text.find("\n\n") + 2:] if "\n\n" in text else ""
+    return text
+
+
+def gutenberg_file(path):
+    def read(root):
+        full = os.path.join(root, path)
+        try:
+            with open(full, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise Fail("%s: %s" % (full, e.strerror))
+        text = tidy(raw, full).decode("utf-8")
+        return tidy(gutenberg_body(text).encode("utf-8"), full), full
+    return read
+
+
+def moby_dick(root):
+    """tokenizers ships Moby-Dick as the R data set `mobydick`: one string."""
+    data = os.path.join(root, "usr/lib/R/site-library/tokenizers/data")
+    rdb = os.path.join(data, "Rdata.rdb")
+    book = lazyload_objects(os.path.join(data, "Rdata.rdx"), rdb, ["mobydick"])["mobydick"]
+    if not (isinstance(book, RVector) and len(book) == 1 and isinstance(book[0], str)):
+        raise Fail("%s: object 'mobydick' is not one string" % rdb)
+    text = tidy(book[0].encode("utf-8"), rdb).decode("utf-8")
+    return tidy(gutenberg_body(text).encode("utf-8"), rdb), rdb
+
+
+def with_newline(reader):
+    """The austen and kjv readers' text, ending with a line break."""
+    def read(root):
+        text, source = reader(root)
+        return (text if text.endswith(b"\n") else text + b"\n"), source
+    return read
+
+
 # ---------------------------------------------------------------- corpora
 
-# name: (Debian package, function turning the unpacked package into text, sha256 of that text).
-# The pins catch a changed package or a reader bug before any shard is written.
+LZ4_TESTDATA = "usr/share/gocode/src/github.com/pierrec/lz4/testdata/"
+
+# The books corpus: public-domain works from Debian packages, in this order in
+# books.txt with a blank line between works. The val works come last, so the
+# train split is everything before the first of them: no work is in both.
+# (name, package, reader, bytes, sha256 of the work's text, split); see data/README.md.
+BOOKS = [
+    ("austen", "r-cran-janeaustenr", with_newline(austen_text), 4025034,
+     "887d811d970b962381ef54f0d0dde7d14e7ce7aa2c85fdef0a8a97a47e4390d0", "train"),
+    ("kjv", "bible-kjv-text", with_newline(kjv_text), 4404475,
+     "e53aaf0af1e58f259e35d0d9f7ca1bbe154fd77bb95471279b37b34d3c397a98", "train"),
+    ("treasury-of-david", "sword-comm-tdavid", sword_commentary("tdavid", "c", 12), 11786689,
+     "ab3fcf48b82d59fa2d65ffdacd3ded8f47abdf084df47722446a5c277772ae6a", "train"),
+    ("henry-concise", "sword-comm-mhcc", sword_commentary("mhcc", "b", 10), 3931315,
+     "9b33e1db6d57d15e4396876cdde15fda076ab1f2c29417329b1811f92fa5bb2c", "train"),
+    ("sherlock-holmes", "golang-github-pierrec-lz4-dev", gutenberg_file(LZ4_TESTDATA + "pg1661.txt"), 562346,
+     "efc28bcd78eb3e5a903117fb117819208c6745849ea4862ad7e6ed6b216aa69d", "train"),
+    ("moby-dick", "r-cran-tokenizers", moby_dick, 1215776,
+     "0a4f9d0a1e6faae432487248d0ae84221f1cd26f47a11bdf029314669a7bfc28", "train"),
+    ("opticks", "golang-github-andybalholm-brotli-dev",
+     gutenberg_file("usr/share/gocode/src/github.com/andybalholm/brotli/testdata/Isaac.Newton-Opticks.txt"), 567061,
+     "e37ca1e6a0a1e1851a461839ffff591f967c9cea6e40b2be2e54a9db1a87ed63", "train"),
+    ("jargon-file", "dict-jargon", dictd("jargon"), 1417266,
+     "6c36211325c42e06fbac212540ea809e0a89c95e7c0682ea9f68396777aa431f", "train"),
+    ("tom-sawyer", "golang-github-pierrec-lz4-dev", gutenberg_file(LZ4_TESTDATA + "Mark.Twain-Tom.Sawyer.txt"), 387769,
+     "22cd2fa4bc0f686b649ad6c4baf9ecf85eefaab8d619fa558363c687cc66e0dd", "val"),
+    ("devils-dictionary", "dict-devil", dictd("devil"), 380595,
+     "495c57d6804c48aafb66a3f8e923efc4d6add2cbd55ae4256938f430743cedaa", "val"),
+    ("scofield-notes", "sword-comm-scofield", sword_commentary("scofield", "b", 10), 776055,
+     "08e40f7610c900f9fdf4b8439a5bfe14e1cd6227891d0db34161beb50a7a1721", "val"),
+]
+BOOKS_PACKAGES = tuple(dict.fromkeys(package for _, package, *_ in BOOKS))
+BOOKS_TRAIN_BYTES = sum(size + 1 for _, _, _, size, _, split in BOOKS if split == "train")
+
+
+def books_text(roots):
+    """Read every work, check it against its pin, and join them."""
+    works = []
+    for name, package, reader, size, pinned, split in BOOKS:
+        root, deb = roots[package]
+        text, source = reader(root)
+        source = "%s:/%s" % (deb, os.path.relpath(source, root))
+        if len(text) != size or sha256(text) != pinned:
+            raise Fail("books: work %s from %s has %d bytes, sha256 %s; expected %d bytes, sha256 %s; nothing written"
+                       % (name, source, len(text), sha256(text), size, pinned))
+        print("  %-5s %-18s %9d bytes  %s" % (split, name, size, source))
+        works.append(text)
+    return b"\n".join(works), "the %d works of %d packages" % (len(BOOKS), len(BOOKS_PACKAGES))
+
+
+def from_package(package, reader):
+    """A corpus that is one package's text."""
+    def extract(roots):
+        root, deb = roots[package]
+        text, source = reader(root)
+        return text, "%s:/%s" % (deb, os.path.relpath(source, root))
+    return extract
+
+
+# name: (Debian packages, function turning the unpacked packages into text and a
+# description of where it came from, sha256 of that text, train bytes or None for
+# a cut at --val-fraction). The pins catch a changed package or a reader bug
+# before any shard is written.
 CORPORA = {
-    "austen": ("r-cran-janeaustenr", austen_text,
-               "7f77b3747b535329741d65eafa6742c714087743969518a1a5e15a7afe058272"),
-    "kjv": ("bible-kjv-text", kjv_text,
-            "e53aaf0af1e58f259e35d0d9f7ca1bbe154fd77bb95471279b37b34d3c397a98"),
+    "austen": (("r-cran-janeaustenr",), from_package("r-cran-janeaustenr", austen_text),
+               "7f77b3747b535329741d65eafa6742c714087743969518a1a5e15a7afe058272", None),
+    "kjv": (("bible-kjv-text",), from_package("bible-kjv-text", kjv_text),
+            "e53aaf0af1e58f259e35d0d9f7ca1bbe154fd77bb95471279b37b34d3c397a98", None),
+    "books": (BOOKS_PACKAGES, books_text,
+              "9fb7a0a35e1dfa77fe8679269a319466e177390d150758b27dc286427fd3fa5c", BOOKS_TRAIN_BYTES),
 }
+DEFAULT_VAL_FRACTION = 0.05
 
 
 def prepare_corpus(name, out_dir, val_fraction):
-    package, extract, pinned = CORPORA[name]
+    packages, extract, pinned, cut = CORPORA[name]
+    if cut is not None and val_fraction is not None:
+        raise Fail("--val-fraction: the %s corpus has a fixed split by work (see data/README.md)" % name)
     out_dir = out_dir or os.path.join(DATA_DIR, name)
     base = os.path.basename(os.path.abspath(out_dir))
     txt_path = os.path.join(out_dir, base + ".txt")
@@ -445,9 +704,8 @@ def prepare_corpus(name, out_dir, val_fraction):
         if text is not None:
             print("%s: checksum differs from the pinned one; rebuilding it" % txt_path)
         with tempfile.TemporaryDirectory(prefix="prepare-") as work:
-            root, deb = fetch_package(package, work)
-            text, source = extract(root)
-            source = "%s:/%s" % (deb, os.path.relpath(source, root))
+            roots = {package: fetch_package(package, os.path.join(work, package)) for package in packages}
+            text, source = extract(roots)
         if sha256(text) != pinned:
             raise Fail("%s gave text with sha256 %s, expected %s; not writing %s"
                        % (source, sha256(text), pinned, txt_path))
@@ -459,7 +717,8 @@ def prepare_corpus(name, out_dir, val_fraction):
             raise Fail("%s: %s" % (txt_path, e.strerror))
         fetched = True
     print("%s: %d bytes, sha256 %s (matches the pinned checksum)" % (txt_path, len(text), pinned))
-    changed = write_shards(text, out_dir, val_fraction, txt_path)
+    changed = write_shards(text, out_dir, DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction,
+                           txt_path, cut)
     if not fetched and not changed:
         print("%s: already up to date, nothing to do" % out_dir)
 
@@ -477,7 +736,7 @@ def prepare_text(paths, out_dir, val_fraction):
         parts.append(content)
     text = b"\n\n".join(parts)
     print("%s: %d bytes, sha256 %s" % (", ".join(paths), len(text), sha256(text)))
-    write_shards(text, out_dir, val_fraction, ", ".join(paths))
+    write_shards(text, out_dir, DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction, ", ".join(paths))
 
 
 # ---------------------------------------------------------------- command line
@@ -490,17 +749,18 @@ class Parser(argparse.ArgumentParser):
 def main(argv):
     parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--corpus", help="Debian-packaged corpus: %s (default austen)" % ", ".join(CORPORA))
+    what.add_argument("--corpus", help="Debian-packaged corpus: %s (default books)" % ", ".join(CORPORA))
     what.add_argument("--text", nargs="+", metavar="FILE", help="local text files, joined with blank lines")
     what.add_argument("--decode", metavar="SHARD", help="print a byte-level shard as text")
     what.add_argument("--check", metavar="SHARD", help="validate a shard and print its token count")
     parser.add_argument("--out", metavar="DIR", help="output directory; files are named after its basename")
-    parser.add_argument("--val-fraction", type=float, default=0.05, metavar="F",
-                        help="share of the bytes for val (default 0.05)")
+    parser.add_argument("--val-fraction", type=float, metavar="F",
+                        help="share of the bytes for val (default %g; not for books, split by work)"
+                        % DEFAULT_VAL_FRACTION)
     parser.add_argument("--max", type=int, metavar="N", help="with --decode: only the first N tokens")
     args = parser.parse_args(argv)
 
-    if not 0 < args.val_fraction < 1:
+    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
         raise Fail("--val-fraction %g: expected a number between 0 and 1" % args.val_fraction)
     if args.max is not None and (args.decode is None or args.max < 0):
         raise Fail("--max N: expected with --decode and N >= 0")
@@ -513,7 +773,7 @@ def main(argv):
             raise Fail("--text needs --out DIR")
         prepare_text(args.text, args.out, args.val_fraction)
     else:
-        corpus = args.corpus or "austen"
+        corpus = args.corpus or "books"
         if corpus not in CORPORA:
             raise Fail("--corpus %s: unknown, expected one of %s" % (corpus, ", ".join(CORPORA)))
         prepare_corpus(corpus, args.out, args.val_fraction)

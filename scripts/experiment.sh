@@ -22,12 +22,12 @@
 # study's own is taken.
 #
 # Settings (environment)          GPU default                 CPU default
-#   ARMS     the arms: full, W..   "full 64 256 1024"          "full 64"
+#   ARMS     the arms: full, W..   "full 64 256 1024"          "full 32"
 #   SINKS    sinks of every window 4                           4
 #   RUNS     seeds per arm (>= 2)  10                          10
-#   STEPS    training steps        500                         200
+#   STEPS    training steps        500                         600
 #   MODEL    -e of a new model     d6                          l2c128h2
-#   B, T     batch, sequence       8, 4096                     8, 256
+#   B, T     batch, sequence       8, 4096                     8, 128
 #   VAL_EVERY, VAL_BATCHES (-v, -m: val loss during training)  STEPS/10, 4
 #   EVAL_B   batch of the final whole-split evaluation         B
 #   POS      position encoding, learned or rope (--pos)        rope                        rope
@@ -37,7 +37,7 @@
 #   SEED     master seed; drawn from /dev/urandom and printed when unset
 #   DEVICE   gpu (./train_gpt_full; ./train_gpt_window --window W --sinks S) or cpu (./train_gpt_cpu
 #            for every arm); default gpu when nvidia-smi lists one
-#   TRAIN, VAL   token shards; default Jane Austen (prepared when missing); VAL defaults to TRAIN
+#   TRAIN, VAL   token shards; default the books corpus (prepared when missing); VAL defaults to TRAIN
 #   OUT      out/experiment;   PYTHON: one with matplotlib for the plots (default /usr/bin/python3)
 #   PLAN=1   print the seeds and the order of the runs, and stop: nothing trained, nothing written
 #
@@ -56,7 +56,7 @@ if [ -z "${DEVICE:-}" ]; then
 fi
 case $DEVICE in
     gpu) ARMS=${ARMS:-full 64 256 1024} STEPS=${STEPS:-500} MODEL=${MODEL:-d6} B=${B:-8} T=${T:-4096} ;;
-    cpu) ARMS=${ARMS:-full 64} STEPS=${STEPS:-200} MODEL=${MODEL:-l2c128h2} B=${B:-8} T=${T:-256} ;;
+    cpu) ARMS=${ARMS:-full 32} STEPS=${STEPS:-600} MODEL=${MODEL:-l2c128h2} B=${B:-8} T=${T:-128} ;;
     *) die "DEVICE='$DEVICE': expected gpu or cpu" ;;
 esac
 RUNS=${RUNS:-10} SINKS=${SINKS:-4} VAL_BATCHES=${VAL_BATCHES:-4} OUT=${OUT:-out/experiment}
@@ -124,8 +124,8 @@ if [ "${PLAN:-0}" = 1 ]; then  # the plan only: nothing trained, nothing written
 fi
 
 if [ -z "${TRAIN:-}" ]; then
-    [ -f data/austen/austen_train.bin ] || python3 data/prepare.py
-    TRAIN=data/austen/austen_train.bin VAL=data/austen/austen_val.bin
+    [ -f data/books/books_train.bin ] || python3 data/prepare.py
+    TRAIN=data/books/books_train.bin VAL=data/books/books_val.bin
 fi
 VAL=${VAL:-$TRAIN}
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The main job of the README: prepare the default data (Jane Austen, byte-level) and train a
+# The main job of the README: prepare the default data (the books corpus, byte-level) and train a
 # windowed GPT (window W with S attention sinks), then plot its loss and print its final val loss
 # beside the unigram and bigram baselines of the same val split (scripts/baselines.py). On a
 # machine with an NVIDIA GPU and nvcc it trains with train_gpt_window, otherwise with train_gpt_cpu.
 # The learning rate and warmup are the trainers' defaults for the model's size unless LR / WARMUP
-# are set. Settings through the environment, e.g. STEPS=500 MODEL=d6 WINDOW=128 bash scripts/train.sh
+# are set. Settings through the environment, e.g. STEPS=500 MODEL=d6 WINDOW=128 CORPUS=austen bash scripts/train.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh build python
@@ -14,7 +14,9 @@ for p in ${PYTHON:-} python3 /usr/bin/python3; do
     if "$p" -c 'import matplotlib' 2>/dev/null; then PY=$p; break; fi
 done
 [ -n "$PY" ] || { bash scripts/install_deps.sh plot; PY=/usr/bin/python3; }
-/usr/bin/python3 data/prepare.py
+CORPUS=${CORPUS:-books}
+/usr/bin/python3 data/prepare.py --corpus "$CORPUS"
+train=data/$CORPUS/${CORPUS}_train.bin val=data/$CORPUS/${CORPUS}_val.bin
 gpu=0
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
     echo "no GPU (nvidia-smi lists none): training on the CPU"
@@ -31,7 +33,7 @@ if [ $gpu = 1 ]; then
     program=./train_gpt_window
 else
     # CPU: a 4-layer, 128-channel GPT on 128-byte sequences, about 7 minutes on 2 cores
-    MODEL=${MODEL:-l4c128h4} STEPS=${STEPS:-1500} B=${B:-8} T=${T:-128} WINDOW=${WINDOW:-64} SINKS=${SINKS:-4}
+    MODEL=${MODEL:-l4c128h4} STEPS=${STEPS:-1200} B=${B:-8} T=${T:-128} WINDOW=${WINDOW:-64} SINKS=${SINKS:-4}
     OUT=${OUT:-out/train_window}
     make train_gpt_cpu
     program=./train_gpt_cpu
@@ -40,10 +42,10 @@ schedule=()
 [ -n "${LR:-}" ] && schedule+=(-l "$LR")
 [ -n "${WARMUP:-}" ] && schedule+=(-u "$WARMUP")
 mkdir -p "$OUT"
-$program -e "$MODEL" -b "$B" -t "$T" -x "$STEPS" "${schedule[@]}" -v $(( STEPS / 10 > 0 ? STEPS / 10 : 1 )) -m 8 \
+$program -i "$train" -j "$val" -e "$MODEL" -b "$B" -t "$T" -x "$STEPS" "${schedule[@]}" -v $(( STEPS / 10 > 0 ? STEPS / 10 : 1 )) -m 8 \
     -s "$STEPS" -g 300 --window "$WINDOW" --sinks "$SINKS" -o "$OUT"
 "$PY" scripts/plot_log.py "$OUT/log.csv" "$OUT/loss.png"
 final=$(awk -F, 'NR > 1 && $3 != "" { v = $3 } END { print v }' "$OUT/log.csv")
-read -r unigram bigram < <(/usr/bin/python3 scripts/baselines.py data/austen/austen_train.bin data/austen/austen_val.bin --values)
+read -r unigram bigram < <(/usr/bin/python3 scripts/baselines.py "$train" "$val" --values)
 echo "final val loss $final nats/byte; on the same val split a unigram model scores $unigram, a bigram model $bigram" \
      "($(awk -v v="$final" -v b="$bigram" 'BEGIN { printf "%.3f", b - v }') below the bigram)"
