@@ -138,12 +138,39 @@ def write_if_changed(path, data):
     return True
 
 
+# A corpus split by work (books) holds its train works one after another, and the trainers read a
+# shard in order: a run would train on one work for thousands of steps, then the next, and its val
+# loss would follow whichever it is on. So its train shard takes the train text in pieces of about
+# 64 KiB, each ending at a line break, in one fixed shuffled order: every stretch of training mixes
+# the works, and the shard is the same on every machine.
+PIECE_BYTES = 65536
+PIECE_ORDER_SEED = 20261204
+
+
+def shuffled_pieces(text):
+    """text cut into pieces of about PIECE_BYTES, each ending at a line break, in a fixed random order."""
+    pieces, start = [], 0
+    while start < len(text):
+        end = text.find(b"\n", start + PIECE_BYTES)
+        end = len(text) if end < 0 else end + 1
+        pieces.append(text[start:end])
+        start = end
+    order = list(range(len(pieces)))
+    rng = PIECE_ORDER_SEED  # a 64-bit LCG (Knuth's MMIX constants) for the Fisher-Yates draws: no
+    for i in range(len(order) - 1, 0, -1):  # dependence on the random module's algorithm
+        rng = (rng * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        j = (rng >> 33) % (i + 1)
+        order[i], order[j] = order[j], order[i]
+    return b"".join(pieces[k] for k in order)
+
+
 def write_shards(text, out_dir, val_fraction, source, cut=None):
     """Write NAME_train.bin and NAME_val.bin under out_dir (NAME = out_dir's
     basename); return True if either file had to be (re)written. Val is the
-    bytes from cut on if given, else the last val_fraction of them."""
+    bytes from cut on if given (then train is shuffled_pieces of the rest), else
+    the last val_fraction of them."""
     name = os.path.basename(os.path.abspath(out_dir))
-    train, val = split(text, val_fraction, source) if cut is None else (text[:cut], text[cut:])
+    train, val = split(text, val_fraction, source) if cut is None else (shuffled_pieces(text[:cut]), text[cut:])
     try:
         os.makedirs(out_dir, exist_ok=True)
         changed = False

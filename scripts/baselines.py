@@ -3,12 +3,14 @@
 only the current token (bigram) scores, in nats per token, so that a trained model's val loss can
 be read against them (SPEC §6: a result counts when it is far below the bigram level).
 
-    python3 scripts/baselines.py TRAIN_SHARD VAL_SHARD [--json | --values]
+    python3 scripts/baselines.py TRAIN_SHARD VAL_SHARD [--tokens N] [--json | --values]
 
 Both models are fit on the train shard's counts and scored on the val shard as mean -ln p:
 unigram p(b) = (n(b) + 1) / (N + V), bigram p(b | a) = (n(a, b) + 1) / (n(a) + V) (add-one, so a pair
 never seen in train still has a finite loss), V = 256 for byte-level shards, else the largest token
-+ 1 of the two shards. Standard library only; llm.c's shard format (data/README.md).
++ 1 of the two shards. --tokens N scores only the first N predictions (tokens 1..N of val, each
+after the one before it): what a trainer's `--eval -m M` reads with M x B x T = N. Standard library
+only; llm.c's shard format (data/README.md).
 """
 import argparse
 import array
@@ -56,10 +58,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("train")
     ap.add_argument("val")
+    ap.add_argument("--tokens", type=int, help="score the first N predictions of val only (default: all)")
     ap.add_argument("--json", action="store_true", help="print the numbers as one JSON object")
     ap.add_argument("--values", action="store_true", help="print the unigram and bigram losses alone, on one line")
     args = ap.parse_args()
-    r = baselines(read_tokens(args.train), read_tokens(args.val))
+    val = read_tokens(args.val)
+    if args.tokens is not None:
+        if not 1 <= args.tokens < len(val):
+            sys.exit(f"error: baselines.py: --tokens {args.tokens}: expected 1 to {len(val) - 1} (the val shard's predictions)")
+        val = val[:args.tokens + 1]
+    r = baselines(read_tokens(args.train), val)
     if args.json:
         print(json.dumps(r))
     elif args.values:
