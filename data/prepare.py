@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Make byte-level token shards (llm.c's format) for the trainers.
 
-  python3 data/prepare.py                      the default: 11 public-domain works, ~29 MB -> data/books/
-  python3 data/prepare.py --corpus austen      Jane Austen's six novels -> data/austen/
+  python3 data/prepare.py                      Jane Austen's six novels (the default) -> data/austen/
+  python3 data/prepare.py --corpus books       11 public-domain works, ~29 MB, split by work -> data/books/
   python3 data/prepare.py --corpus kjv         King James Bible -> data/kjv/
   python3 data/prepare.py --text a.txt b.txt --out DIR
                                                any local text -> DIR/NAME_train.bin, DIR/NAME_val.bin
@@ -776,7 +776,7 @@ class Parser(argparse.ArgumentParser):
 def main(argv):
     parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--corpus", help="Debian-packaged corpus: %s (default books)" % ", ".join(CORPORA))
+    what.add_argument("--corpus", help="Debian-packaged corpus: %s (default austen)" % ", ".join(CORPORA))
     what.add_argument("--text", nargs="+", metavar="FILE", help="local text files, joined with blank lines")
     what.add_argument("--decode", metavar="SHARD", help="print a byte-level shard as text")
     what.add_argument("--check", metavar="SHARD", help="validate a shard and print its token count")
@@ -800,7 +800,7 @@ def main(argv):
             raise Fail("--text needs --out DIR")
         prepare_text(args.text, args.out, args.val_fraction)
     else:
-        corpus = args.corpus or "books"
+        corpus = args.corpus or "austen"
         if corpus not in CORPORA:
             raise Fail("--corpus %s: unknown, expected one of %s" % (corpus, ", ".join(CORPORA)))
         prepare_corpus(corpus, args.out, args.val_fraction)

@@ -37,7 +37,7 @@
 #   SEED     master seed; drawn from /dev/urandom and printed when unset
 #   DEVICE   gpu (./train_gpt_full; ./train_gpt_window --window W --sinks S) or cpu (./train_gpt_cpu
 #            for every arm); default gpu when nvidia-smi lists one
-#   TRAIN, VAL   token shards; default the books corpus (prepared when missing); VAL defaults to TRAIN
+#   TRAIN, VAL   token shards; default Jane Austen (prepared when missing); VAL defaults to TRAIN
 #   OUT      out/experiment;   PYTHON: one with matplotlib for the plots (default /usr/bin/python3)
 #   PLAN=1   print the seeds and the order of the runs, and stop: nothing trained, nothing written
 #
@@ -124,8 +124,8 @@ if [ "${PLAN:-0}" = 1 ]; then  # the plan only: nothing trained, nothing written
 fi
 
 if [ -z "${TRAIN:-}" ]; then
-    [ -f data/books/books_train.bin ] || python3 data/prepare.py
-    TRAIN=data/books/books_train.bin VAL=data/books/books_val.bin
+    [ -f data/austen/austen_train.bin ] || python3 data/prepare.py
+    TRAIN=data/austen/austen_train.bin VAL=data/austen/austen_val.bin
 fi
 VAL=${VAL:-$TRAIN}
 

@@ -14,13 +14,13 @@
 # Writes OUT_DIR/sweep.csv (one row per run, appended as each ends, so an interrupted sweep keeps
 # what it finished and a rerun skips those rows) and OUT_DIR/sweep.png (scripts/plot_lr_sweep.py:
 # val loss against learning rate, one line per group). TRAIN and VAL name the token shards (default
-# the books corpus; bench/lr_sweep/ was run on Jane Austen's); VAL_BATCHES (default 4) sets -m.
+# Jane Austen); VAL_BATCHES (default 4) sets -m.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: lr_sweep.sh ARMS_FILE OUT_DIR" >&2; exit 1; }
 arms=$1 out=$2
 [ -f "$arms" ] || { echo "error: lr_sweep.sh: arms file '$arms' not found" >&2; exit 1; }
-TRAIN=${TRAIN:-data/books/books_train.bin} VAL=${VAL:-data/books/books_val.bin} VAL_BATCHES=${VAL_BATCHES:-4}
+TRAIN=${TRAIN:-data/austen/austen_train.bin} VAL=${VAL:-data/austen/austen_val.bin} VAL_BATCHES=${VAL_BATCHES:-4}
 mkdir -p "$out/runs"
 csv=$out/sweep.csv
 [ -f "$csv" ] || echo "group,program,model,B,T,window,sinks,lr,steps,warmup,val_loss,train_seconds,tokens_per_s" > "$csv"
