@@ -188,7 +188,7 @@ bad "flag without a value" "needs a value" $bin -b
 bad "total batch not a multiple of B*T" "multiple of B\*T" $bin "${common[@]}" -d 100
 bad "resume without an output dir" "needs -o" $bin -y 1
 bad "tokens beyond the model's vocabulary" "outside the model's vocabulary" $bin -i "$tiny_train" -j "$tiny_val" -e l1c64h4 -V 50 -t 64 -x 1
-bad "--eval on a new model" "eval.*new model" $bin --eval -e d2 -j "$tiny_val"
+bad "--eval on a new model" "eval.*new model" $bin --eval -e d2 -i "$tiny_train" -j "$tiny_val"
 bad "--eval-positions without --eval" "eval-positions needs --eval" $bin --eval-positions "$work/p.csv"
 
 # ---- a checkpoint write killed at any moment leaves every finished checkpoint loadable
