@@ -87,17 +87,22 @@ TEST_DIR ?= build/test
 test/test_gpt_cpu: test/test_gpt_cpu.c train_gpt_cpu.c
 	$(CC) $(CFLAGS) -Wno-unused-function $(OMP_FLAGS) $< $(LDLIBS) -o $@
 
+# the trainer's own pair count, against which scripts/analyze_pattern.py is checked
+test/pattern_pairs: test/pattern_pairs.c train_gpt_cpu.c
+	$(CC) $(CFLAGS) -Wno-unused-function $(OMP_FLAGS) $< $(LDLIBS) -o $@
+
 test: test-cpu
 
-test-cpu: train_gpt_cpu test/test_gpt_cpu
+test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs
 	@mkdir -p $(TEST_DIR)
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
 	$(REF_PYTHON) test/reference.py --out $(TEST_DIR)/dumps
 	./test/test_gpt_cpu $(TEST_DIR)/dumps $(TEST_DIR)/tiny data/tiny/tiny.txt | tee $(TEST_DIR)/unit.log
 	bash test/test_cli.sh $(TEST_DIR) | tee $(TEST_DIR)/cli.log
+	REF_PYTHON=$(REF_PYTHON) bash test/test_analyzer.sh $(TEST_DIR) | tee $(TEST_DIR)/analyzer.log
 	$(PYTHON) scripts/sync_copies.py --check | tee $(TEST_DIR)/copies.log
 	$(PYTHON) test/check_twins.py | tee $(TEST_DIR)/twins.log
-	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log
+	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/analyzer.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log
 
 # GPU tests, run on a machine with a GPU (the device machine): the dev/ kernel checks, then
 # attention_compare's quick run (CPU-reference check; dense == streaming at W >= T; no NaN)
@@ -129,5 +134,5 @@ bench-cpu: train_gpt_cpu
 	bash scripts/bench_cpu.sh
 
 clean:
-	rm -rf train_gpt_cpu test/test_gpt_cpu $(CUDA_TARGETS) build
+	rm -rf train_gpt_cpu test/test_gpt_cpu test/pattern_pairs $(CUDA_TARGETS) build
 	-$(MAKE) -C dev/cuda clean 2>/dev/null
