@@ -75,7 +75,7 @@ endif
 
 cuda: $(CUDA_TARGETS) $(ATTN_LIB)
 
-# the default corpus (Jane Austen, byte-level); a no-op once prepared
+# the default corpus (the books corpus, byte-level: data/README.md); a no-op once prepared
 data:
 	$(PYTHON) data/prepare.py
 

@@ -60,6 +60,10 @@ typedef __nv_bfloat16 bf16;    // the name the dev/cuda attention kernels use
 
 static void die(const char* fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 #include <stdarg.h>     // va_list, for die
+#ifdef FUZZING          // test/fuzz_trainer.c: a refusal returns to the fuzzer instead of ending the process
+#include <setjmp.h>
+static jmp_buf die_jump;
+#endif
 static void die(const char* fmt, ...) {
     va_list args;
     va_start(args, fmt);
@@ -67,6 +71,9 @@ static void die(const char* fmt, ...) {
     vfprintf(stderr, fmt, args);
     fprintf(stderr, "\n");
     va_end(args);
+#ifdef FUZZING
+    longjmp(die_jump, 1);
+#endif
     exit(EXIT_FAILURE);
 }
 
@@ -784,8 +791,8 @@ static void usage(void) {
     fprintf(stderr,
         "usage: %s [flags]\n"
         "data and output:\n"
-        "  -i PATTERN   train token shards (glob)            default data/austen/austen_train.bin\n"
-        "  -j PATTERN   val token shards (glob)              default data/austen/austen_val.bin\n"
+        "  -i PATTERN   train token shards (glob)            default data/books/books_train.bin\n"
+        "  -j PATTERN   val token shards (glob)              default data/books/books_val.bin\n"
         "  -o DIR       output: log.csv, model_/state_ checkpoints   default none\n"
         "  -e INIT      checkpoint file, or a new model: dN (N layers, N heads of 64) or lLcChH (e.g. l2c64h4)  default d4\n"
         "  -V N         vocabulary of a new model            default: 256 if the train shard is bytes, else 50257\n"
@@ -878,7 +885,7 @@ typedef struct {
 
 static void parse_args(Args* a, int argc, char** argv) {
     *a = (Args){
-        .train_pattern = "data/austen/austen_train.bin", .val_pattern = "data/austen/austen_val.bin",
+        .train_pattern = "data/books/books_train.bin", .val_pattern = "data/books/books_val.bin",
         .out_dir = NULL, .init = "d4", .tokenizer = NULL, .vocab_size = 0, .resume = 0,
         .B = 4, .T = 256, .total_batch = 0, .steps = 100, .warmup = -1, .val_every = 25, .val_batches = 8,
         .ckpt_every = 0, .sample_every = 0, .gen_tokens = 64, .generate = 0,

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Make byte-level token shards (llm.c's format) for the trainers.
 
-  python3 data/prepare.py                      Jane Austen's six novels (the default) -> data/austen/
-  python3 data/prepare.py --corpus books       11 public-domain works, ~29 MB, split by work -> data/books/
+  python3 data/prepare.py                      11 public-domain works, ~29 MB, split by work (the default) -> data/books/
+  python3 data/prepare.py --corpus austen      Jane Austen's six novels -> data/austen/
   python3 data/prepare.py --corpus kjv         King James Bible -> data/kjv/
   python3 data/prepare.py --text a.txt b.txt --out DIR
                                                any local text -> DIR/NAME_train.bin, DIR/NAME_val.bin
@@ -142,7 +142,8 @@ def write_if_changed(path, data):
 # shard in order: a run would train on one work for thousands of steps, then the next, and its val
 # loss would follow whichever it is on. So its train shard takes the train text in pieces of about
 # 64 KiB, each ending at a line break, in one fixed shuffled order: every stretch of training mixes
-# the works, and the shard is the same on every machine.
+# the works, and the shard is the same on every machine. The val shard is cut and shuffled the same
+# way, so that its first batches (what a run's periodic val loss reads) hold all the val works.
 PIECE_BYTES = 65536
 PIECE_ORDER_SEED = 20261204
 
@@ -167,10 +168,10 @@ def shuffled_pieces(text):
 def write_shards(text, out_dir, val_fraction, source, cut=None):
     """Write NAME_train.bin and NAME_val.bin under out_dir (NAME = out_dir's
     basename); return True if either file had to be (re)written. Val is the
-    bytes from cut on if given (then train is shuffled_pieces of the rest), else
-    the last val_fraction of them."""
+    bytes from cut on if given (then both are shuffled_pieces), else the last
+    val_fraction of them."""
     name = os.path.basename(os.path.abspath(out_dir))
-    train, val = split(text, val_fraction, source) if cut is None else (shuffled_pieces(text[:cut]), text[cut:])
+    train, val = split(text, val_fraction, source) if cut is None else (shuffled_pieces(text[:cut]), shuffled_pieces(text[cut:]))
     try:
         os.makedirs(out_dir, exist_ok=True)
         changed = False
@@ -654,8 +655,6 @@ BOOKS = [
      "ab3fcf48b82d59fa2d65ffdacd3ded8f47abdf084df47722446a5c277772ae6a", "train"),
     ("henry-concise", "sword-comm-mhcc", sword_commentary("mhcc", "b", 10), 3931315,
      "9b33e1db6d57d15e4396876cdde15fda076ab1f2c29417329b1811f92fa5bb2c", "train"),
-    ("sherlock-holmes", "golang-github-pierrec-lz4-dev", gutenberg_file(LZ4_TESTDATA + "pg1661.txt"), 562346,
-     "efc28bcd78eb3e5a903117fb117819208c6745849ea4862ad7e6ed6b216aa69d", "train"),
     ("moby-dick", "r-cran-tokenizers", moby_dick, 1215776,
      "0a4f9d0a1e6faae432487248d0ae84221f1cd26f47a11bdf029314669a7bfc28", "train"),
     ("opticks", "golang-github-andybalholm-brotli-dev",
@@ -663,12 +662,14 @@ BOOKS = [
      "e37ca1e6a0a1e1851a461839ffff591f967c9cea6e40b2be2e54a9db1a87ed63", "train"),
     ("jargon-file", "dict-jargon", dictd("jargon"), 1417266,
      "6c36211325c42e06fbac212540ea809e0a89c95e7c0682ea9f68396777aa431f", "train"),
+    ("scofield-notes", "sword-comm-scofield", sword_commentary("scofield", "b", 10), 776055,
+     "08e40f7610c900f9fdf4b8439a5bfe14e1cd6227891d0db34161beb50a7a1721", "train"),
     ("tom-sawyer", "golang-github-pierrec-lz4-dev", gutenberg_file(LZ4_TESTDATA + "Mark.Twain-Tom.Sawyer.txt"), 387769,
      "22cd2fa4bc0f686b649ad6c4baf9ecf85eefaab8d619fa558363c687cc66e0dd", "val"),
     ("devils-dictionary", "dict-devil", dictd("devil"), 380595,
      "495c57d6804c48aafb66a3f8e923efc4d6add2cbd55ae4256938f430743cedaa", "val"),
-    ("scofield-notes", "sword-comm-scofield", sword_commentary("scofield", "b", 10), 776055,
-     "08e40f7610c900f9fdf4b8439a5bfe14e1cd6227891d0db34161beb50a7a1721", "val"),
+    ("sherlock-holmes", "golang-github-pierrec-lz4-dev", gutenberg_file(LZ4_TESTDATA + "pg1661.txt"), 562346,
+     "efc28bcd78eb3e5a903117fb117819208c6745849ea4862ad7e6ed6b216aa69d", "val"),
 ]
 BOOKS_PACKAGES = tuple(dict.fromkeys(package for _, package, *_ in BOOKS))
 BOOKS_TRAIN_BYTES = sum(size + 1 for _, _, _, size, _, split in BOOKS if split == "train")
@@ -708,7 +709,7 @@ CORPORA = {
     "kjv": (("bible-kjv-text",), from_package("bible-kjv-text", kjv_text),
             "e53aaf0af1e58f259e35d0d9f7ca1bbe154fd77bb95471279b37b34d3c397a98", None),
     "books": (BOOKS_PACKAGES, books_text,
-              "9fb7a0a35e1dfa77fe8679269a319466e177390d150758b27dc286427fd3fa5c", BOOKS_TRAIN_BYTES),
+              "5966d62ac3c84eb2ce73bc2025c562ebbb9c60d4b4cdd0072d86941936f9fb3a", BOOKS_TRAIN_BYTES),
 }
 DEFAULT_VAL_FRACTION = 0.05
 
@@ -776,7 +777,7 @@ class Parser(argparse.ArgumentParser):
 def main(argv):
     parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--corpus", help="Debian-packaged corpus: %s (default austen)" % ", ".join(CORPORA))
+    what.add_argument("--corpus", help="Debian-packaged corpus: %s (default books)" % ", ".join(CORPORA))
     what.add_argument("--text", nargs="+", metavar="FILE", help="local text files, joined with blank lines")
     what.add_argument("--decode", metavar="SHARD", help="print a byte-level shard as text")
     what.add_argument("--check", metavar="SHARD", help="validate a shard and print its token count")
@@ -800,7 +801,7 @@ def main(argv):
             raise Fail("--text needs --out DIR")
         prepare_text(args.text, args.out, args.val_fraction)
     else:
-        corpus = args.corpus or "austen"
+        corpus = args.corpus or "books"
         if corpus not in CORPORA:
             raise Fail("--corpus %s: unknown, expected one of %s" % (corpus, ", ".join(CORPORA)))
         prepare_corpus(corpus, args.out, args.val_fraction)
