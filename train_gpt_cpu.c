@@ -40,6 +40,14 @@ Build: make train_gpt_cpu        Run: ./train_gpt_cpu -h
 #define MAX_PATTERNS 8
 #define MAX_LAYERS 128
 #define MAX_GLOBALS 64
+// Bounds on what a file or flag may say, so that every size below is computed without overflow:
+// a pattern field (window, sinks, lookahead, dilation, the reach of the dilated keys, a global
+// position) is at most 2^30, as is B*T; a model is at most 2^16 channels, a vocabulary of 2^16
+// and 2^24 positions, which keeps every parameter count far below 2^63.
+#define PATTERN_LIMIT (1 << 30)
+#define MAX_CHANNELS 65536
+#define MAX_VOCAB 65536
+#define MAX_SEQ_LEN (1 << 24)
 
 static void die(const char* fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 #include <stdarg.h>     // va_list, for die
@@ -157,7 +165,7 @@ static int allowed(const AttnPattern* p, const ModelPattern* mp, int i, int j) {
     if (is_global(mp, j)) { return 1; }
     if (!mp->causal && is_global(mp, i)) { return 1; }
     if (p->dilation > 1 && p->window > 0 && o >= p->window && o % p->dilation == 0 &&
-        (p->dilated_keys == 0 || o < p->window + p->dilated_keys * p->dilation)) { return 1; }
+        (p->dilated_keys == 0 || o < p->window + (long long)p->dilated_keys * p->dilation)) { return 1; }
     return 0;
 }
 
@@ -185,16 +193,18 @@ static int collect_row_keys(const AttnPattern* p, const ModelPattern* mp, int T,
     if (sees_all || p->window == 0) {
         int hi = mp->causal ? i : T - 1;
         for (int j = 0; j <= hi; j++) { CONSIDER(j); }
-    } else {
-        int hi = mp->causal ? i : i + p->lookahead;
-        for (int j = i - p->window + 1; j <= hi; j++) { CONSIDER(j); }
+    } else {  // the band, clipped to 0..T-1 before looping: a window or lookahead may be far longer than T
+        long long lo = (long long)i - p->window + 1, hi = mp->causal ? i : (long long)i + p->lookahead;
+        if (lo < 0) { lo = 0; }
+        if (hi > T - 1) { hi = T - 1; }
+        for (long long j = lo; j <= hi; j++) { CONSIDER((int)j); }
         for (int j = 0; j < p->sinks && j < T; j++) { CONSIDER(j); }
         for (int g = 0; g < mp->num_globals; g++) { CONSIDER(mp->globals[g]); }
         if (p->dilation > 1) {
-            int first = (p->window + p->dilation - 1) / p->dilation * p->dilation;
-            for (int o = first; o <= i; o += p->dilation) {
-                if (p->dilated_keys > 0 && o >= p->window + p->dilated_keys * p->dilation) { break; }
-                CONSIDER(i - o);
+            long long first = ((long long)p->window + p->dilation - 1) / p->dilation * p->dilation;
+            for (long long o = first; o <= i; o += p->dilation) {
+                if (p->dilated_keys > 0 && o >= p->window + (long long)p->dilated_keys * p->dilation) { break; }
+                CONSIDER(i - (int)o);
             }
         }
     }
@@ -235,6 +245,7 @@ static void pairlist_free(PairList* pl) {
 }
 
 static void pattern_validate(const ModelPattern* mp, int num_layers, const char* source) {
+    if (num_layers < 1 || num_layers > MAX_LAYERS) { die("%s: %d layers, expected 1..%d", source, num_layers, MAX_LAYERS); }
     if (mp->causal != 0 && mp->causal != 1) { die("%s: causal must be 0 or 1, got %d", source, mp->causal); }
     if (mp->num_patterns < 1 || mp->num_patterns > MAX_PATTERNS) {
         die("%s: number of attention patterns must be 1..%d, got %d", source, MAX_PATTERNS, mp->num_patterns);
@@ -249,6 +260,15 @@ static void pattern_validate(const ModelPattern* mp, int num_layers, const char*
         if (p->dilated_keys < 0) { die("%s: dilated keys must be >= 0 (0 = no limit), got %d", source, p->dilated_keys); }
         if (p->dilation > 1 && p->window == 0) { die("%s: dilation %d needs a window (with window 0 every key is seen already)", source, p->dilation); }
         if (p->dilated_keys > 0 && p->dilation == 1) { die("%s: dilated keys %d need a dilation > 1", source, p->dilated_keys); }
+        const int fields[5] = {p->window, p->sinks, p->lookahead, p->dilation, p->dilated_keys};
+        const char* names[5] = {"window", "sinks", "lookahead", "dilation", "dilated keys"};
+        for (int f = 0; f < 5; f++) {
+            if (fields[f] > PATTERN_LIMIT) { die("%s: %s %d is more than %d", source, names[f], fields[f], PATTERN_LIMIT); }
+        }
+        if (p->dilated_keys > 0 && p->window + (long long)p->dilated_keys * p->dilation > PATTERN_LIMIT) {
+            die("%s: window %d + %d dilated keys x dilation %d reaches past %d", source, p->window, p->dilated_keys,
+                p->dilation, PATTERN_LIMIT);
+        }
     }
     for (int l = 0; l < num_layers; l++) {
         if (mp->layer_pattern[l] < 0 || mp->layer_pattern[l] >= mp->num_patterns) {
@@ -259,8 +279,8 @@ static void pattern_validate(const ModelPattern* mp, int num_layers, const char*
         die("%s: number of global positions must be 0..%d, got %d", source, MAX_GLOBALS, mp->num_globals);
     }
     for (int g = 0; g < mp->num_globals; g++) {
-        if (mp->globals[g] < 0 || (g > 0 && mp->globals[g] <= mp->globals[g - 1])) {
-            die("%s: global positions must be ascending and >= 0, got %d", source, mp->globals[g]);
+        if (mp->globals[g] < 0 || mp->globals[g] >= PATTERN_LIMIT || (g > 0 && mp->globals[g] <= mp->globals[g - 1])) {
+            die("%s: global positions must be ascending, >= 0 and < %d, got %d", source, PATTERN_LIMIT, mp->globals[g]);
         }
     }
 }
@@ -279,7 +299,8 @@ static void pattern_describe(const AttnPattern* p, char* buf, size_t len) {
     int n = snprintf(buf, len, "window %d", p->window);
     if (p->sinks) { n += snprintf(buf + n, len - n, ", sinks %d", p->sinks); }
     if (p->lookahead) { n += snprintf(buf + n, len - n, ", lookahead %d", p->lookahead); }
-    if (p->dilation > 1) { snprintf(buf + n, len - n, ", dilation %d x %d keys", p->dilation, p->dilated_keys); }
+    if (p->dilation > 1 && p->dilated_keys > 0) { snprintf(buf + n, len - n, ", dilation %d x %d keys", p->dilation, p->dilated_keys); }
+    else if (p->dilation > 1) { snprintf(buf + n, len - n, ", dilation %d, every such key", p->dilation); }
 }
 
 // @copy-end trainer-pattern
@@ -320,6 +341,11 @@ typedef struct {
     float* lnfb;      // (C)
 } ParameterTensors;
 
+static const char* param_names[NUM_PARAMETER_TENSORS] = {
+    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"
+};
+
 // the matrices AdamW decays; biases and LayerNorm parameters are left alone (as llm.c's CUDA trainer)
 static const int param_is_decayed[NUM_PARAMETER_TENSORS] = {1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0};
 
@@ -359,10 +385,13 @@ static void config_validate(const GPT2Config* c, const char* source) {
         die("%s: model sizes must be positive (maxT %d, V %d, L %d, NH %d, C %d)", source,
             c->max_seq_len, c->vocab_size, c->num_layers, c->num_heads, c->channels);
     }
-    if (c->vocab_size > 65536) { die("%s: vocabulary %d does not fit uint16 tokens", source, c->vocab_size); }
-    if (c->padded_vocab_size < c->vocab_size || c->padded_vocab_size % 128 != 0) {
-        die("%s: padded vocabulary %d must be a multiple of 128 and >= V %d", source, c->padded_vocab_size, c->vocab_size);
+    if (c->vocab_size > MAX_VOCAB) { die("%s: vocabulary %d does not fit uint16 tokens", source, c->vocab_size); }
+    if (c->padded_vocab_size < c->vocab_size || c->padded_vocab_size % 128 != 0 || c->padded_vocab_size > MAX_VOCAB) {
+        die("%s: padded vocabulary %d must be a multiple of 128, >= V %d and <= %d", source, c->padded_vocab_size,
+            c->vocab_size, MAX_VOCAB);
     }
+    if (c->channels > MAX_CHANNELS) { die("%s: %d channels, at most %d supported", source, c->channels, MAX_CHANNELS); }
+    if (c->max_seq_len > MAX_SEQ_LEN) { die("%s: maximum sequence length %d, at most %d supported", source, c->max_seq_len, MAX_SEQ_LEN); }
     if (c->channels % c->num_heads != 0) { die("%s: channels %d not divisible by heads %d", source, c->channels, c->num_heads); }
     if (c->num_layers > MAX_LAYERS) { die("%s: %d layers, at most %d supported", source, c->num_layers, MAX_LAYERS); }
     if (c->rope && ((c->channels / c->num_heads) % 2 != 0 || c->rope_theta <= 0)) {
@@ -444,6 +473,20 @@ static size_t count_parameters(const GPT2Config* c) {
     return n;
 }
 
+// A NaN or Inf weight trains to NaN or samples garbage without a word: refuse it, naming the tensor.
+static void params_check_finite(const float* params, const GPT2Config* c, const char* path, const char* verb) {
+    size_t sizes[NUM_PARAMETER_TENSORS], offset = 0;
+    fill_in_parameter_sizes(sizes, c);
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+        for (size_t i = 0; i < sizes[t]; i++) {
+            if (!isfinite(params[offset + i])) {
+                die("'%s' %s a non-finite weight: %s[%zu] = %g", path, verb, param_names[t], i, params[offset + i]);
+            }
+        }
+        offset += sizes[t];
+    }
+}
+
 // Reads a checkpoint (float32 or bf16): fills the config and returns its parameters as float32
 // (malloc'd), *n of them. Every size is checked before anything large is allocated.
 static float* checkpoint_read(const char* path, GPT2Config* c, size_t* n) {
@@ -461,7 +504,7 @@ static float* checkpoint_read(const char* path, GPT2Config* c, size_t* n) {
     c->channels = h[6];
     c->padded_vocab_size = h[7];
     header_to_pattern(h, c);
-    config_validate(c, path);
+    config_validate(c, path);  // its bounds keep the parameter count and the byte count below 2^50
     *n = count_parameters(c);
     size_t bytes_per = h[1] == 3 ? 4 : 2;
     long expected = (long)(HEADER_INTS * sizeof(int) + *n * bytes_per);
@@ -478,10 +521,12 @@ static float* checkpoint_read(const char* path, GPT2Config* c, size_t* n) {
         free(tmp);
     }
     fclose(f);
+    params_check_finite(params, c, path, "holds");
     return params;
 }
 
 static void checkpoint_write(const char* path, const GPT2Config* c, const float* params, size_t n) {
+    params_check_finite(params, c, path, "would get");  // a diverged model is never written
     int h[HEADER_INTS];
     memset(h, 0, sizeof(h));
     h[0] = CHECKPOINT_MAGIC;
@@ -1180,6 +1225,59 @@ static float learning_rate_at(int step, int total_steps, int warmup, float peak,
     float cosine = 0.5f * (1.0f + cosf((float)M_PI * progress));
     return peak * (final_fraction + (1.0f - final_fraction) * cosine);
 }
+
+// The training guard. A step whose loss or gradient norm is NaN or Inf skips its update (one bad
+// batch must not poison the weights); with --skip-z Z, so does a step whose loss or norm lies more
+// than Z standard deviations above the mean of the last GUARD_WINDOW good steps (llm.c's outlier
+// test). GUARD_MAX_SKIPS skips in a row mean the run has diverged: it stops, exit status 1.
+#define GUARD_WINDOW 128
+#define GUARD_MAX_SKIPS 5
+typedef struct {
+    float z;             // 0: no outlier test
+    int skipped_in_row;
+    int count;           // good steps seen, the last GUARD_WINDOW of them kept
+    double loss[GUARD_WINDOW];
+    double norm[GUARD_WINDOW];
+} StepGuard;
+
+// x in standard deviations above the window's mean; 0 until the window is full
+static double guard_zscore(const double* window, int count, double x) {
+    if (count < GUARD_WINDOW) { return 0.0; }
+    double mean = 0.0, var = 0.0;
+    for (int i = 0; i < GUARD_WINDOW; i++) { mean += window[i]; }
+    mean /= GUARD_WINDOW;
+    for (int i = 0; i < GUARD_WINDOW; i++) { var += (window[i] - mean) * (window[i] - mean); }
+    var /= GUARD_WINDOW;
+    return var > 0.0 ? (x - mean) / sqrt(var) : 0.0;
+}
+
+// 1: apply this step's update; 0: skip it (said on stdout)
+static int step_guard(StepGuard* g, int step, float loss, float norm) {
+    char why[128] = "";
+    if (!isfinite(loss) || !isfinite(norm)) {
+        snprintf(why, sizeof(why), "not finite");
+    } else if (g->z > 0.0f) {
+        double zl = guard_zscore(g->loss, g->count, loss), zn = guard_zscore(g->norm, g->count, norm);
+        if (zl > g->z || zn > g->z) {
+            snprintf(why, sizeof(why), "%.1f and %.1f standard deviations above the mean of the last %d steps (--skip-z %g)",
+                     zl, zn, GUARD_WINDOW, g->z);
+        }
+    }
+    if (why[0] == '\0') {
+        g->loss[g->count % GUARD_WINDOW] = loss;
+        g->norm[g->count % GUARD_WINDOW] = norm;
+        g->count++;
+        g->skipped_in_row = 0;
+        return 1;
+    }
+    g->skipped_in_row++;
+    printf("step %d: loss %g, gradient norm %g: %s; update skipped (%d in a row)\n", step, loss, norm, why, g->skipped_in_row);
+    if (g->skipped_in_row >= GUARD_MAX_SKIPS) {
+        die("steps %d to %d all skipped their update (loss or gradient norm not finite or an outlier): the run diverged, "
+            "stopping without writing the model", step - GUARD_MAX_SKIPS + 1, step);
+    }
+    return 0;
+}
 // @copy-end trainer-schedule
 
 static float gpt2_grad_norm(const GPT2* model) {
@@ -1188,13 +1286,16 @@ static float gpt2_grad_norm(const GPT2* model) {
     return (float)sqrt(sum);
 }
 
-// One AdamW step (t counts from 1). Returns the gradient norm before clipping.
-static float gpt2_update(GPT2* model, const AdamWConfig* opt, float learning_rate, int t) {
+// One AdamW step (t counts from 1), given the gradient norm (gpt2_grad_norm) for clipping.
+static void gpt2_allocate_moments(GPT2* model) {
     if (model->m_memory == NULL) {
         model->m_memory = (float*)calloc_check(model->num_parameters, sizeof(float));
         model->v_memory = (float*)calloc_check(model->num_parameters, sizeof(float));
     }
-    float norm = gpt2_grad_norm(model);
+}
+
+static void gpt2_update(GPT2* model, const AdamWConfig* opt, float learning_rate, int t, float norm) {
+    gpt2_allocate_moments(model);
     // as torch's clip_grad_norm_: scale by clip / (norm + 1e-6) whenever that is below 1
     float clip_scale = 1.0f;
     if (opt->grad_clip > 0.0f) {
@@ -1221,7 +1322,6 @@ static float gpt2_update(GPT2* model, const AdamWConfig* opt, float learning_rat
         }
         offset += n;
     }
-    return norm;
 }
 
 
@@ -1236,6 +1336,7 @@ typedef struct {
     size_t position;      // token index of the next batch in the current shard
     size_t shard_tokens;  // tokens in the current shard
     size_t batches_per_pass;  // batches before the loader wraps around to the first shard
+    unsigned char* scanned;   // (num_shards) 1 once a shard's tokens were checked against V
     FILE* file;
     int B, T;
     int vocab_size;
@@ -1260,12 +1361,33 @@ static size_t shard_check(const char* path, size_t min_tokens) {
     return (size_t)h[2];
 }
 
+// A token outside the vocabulary would index past the embedding table: each shard is read through
+// once, the first time it is opened, so that a bad token is named before a step uses the shard.
+static void shard_scan_tokens(FILE* f, const char* path, size_t n, int vocab_size) {
+    uint16_t chunk[32768];
+    if (fseek(f, HEADER_INTS * 4, SEEK_SET) != 0) { die("seek in '%s' failed", path); }
+    for (size_t done = 0; done < n; ) {
+        size_t count = n - done < 32768 ? n - done : 32768;
+        fread_check(chunk, sizeof(uint16_t), count, f, path);
+        for (size_t i = 0; i < count; i++) {
+            if (chunk[i] >= vocab_size) {
+                die("shard '%s': token %u at %zu is outside the model's vocabulary (V=%d)", path, chunk[i], done + i, vocab_size);
+            }
+        }
+        done += count;
+    }
+}
+
 static void dataloader_open_shard(DataLoader* d, size_t index) {
     if (d->file) { fclose(d->file); }
     d->shard_index = index;
     const char* path = d->paths.gl_pathv[index];
     d->shard_tokens = shard_check(path, (size_t)d->B * d->T + 1);
     d->file = fopen_check(path, "rb");
+    if (!d->scanned[index]) {
+        shard_scan_tokens(d->file, path, d->shard_tokens, d->vocab_size);
+        d->scanned[index] = 1;
+    }
 }
 
 static void dataloader_init(DataLoader* d, const char* pattern, int B, int T, int vocab_size, const char* flag) {
@@ -1277,6 +1399,7 @@ static void dataloader_init(DataLoader* d, const char* pattern, int B, int T, in
         die("%s '%s': no token shard matches (run `make data` or `python3 data/prepare.py`)", flag, pattern);
     }
     d->num_shards = d->paths.gl_pathc;
+    d->scanned = (unsigned char*)calloc_check(d->num_shards, 1);
     for (size_t i = 0; i < d->num_shards; i++) {  // a batch reads B*T+1 tokens and moves on by B*T
         d->batches_per_pass += (shard_check(d->paths.gl_pathv[i], (size_t)B * T + 1) - 1) / ((size_t)B * T);
     }
@@ -1303,12 +1426,7 @@ static void dataloader_next_batch(DataLoader* d) {
     }
     const char* path = d->paths.gl_pathv[d->shard_index];
     if (fseek(d->file, HEADER_INTS * 4 + (long)d->position * 2, SEEK_SET) != 0) { die("seek in '%s' failed", path); }
-    fread_check(d->buffer, sizeof(uint16_t), n, d->file, path);
-    for (size_t i = 0; i < n; i++) {
-        if (d->buffer[i] >= d->vocab_size) {
-            die("shard '%s': token %u at %zu is outside the model's vocabulary (V=%d)", path, d->buffer[i], d->position + i, d->vocab_size);
-        }
-    }
+    fread_check(d->buffer, sizeof(uint16_t), n, d->file, path);  // tokens < V: shard_scan_tokens
     for (size_t i = 0; i + 1 < n; i++) { d->inputs[i] = d->buffer[i]; d->targets[i] = d->buffer[i + 1]; }
     d->position += (size_t)d->B * d->T;
 }
@@ -1316,6 +1434,7 @@ static void dataloader_next_batch(DataLoader* d) {
 static void dataloader_free(DataLoader* d) {
     if (d->file) { fclose(d->file); }
     globfree(&d->paths);
+    free(d->scanned);
     free(d->buffer);
     free(d->inputs);
     free(d->targets);
@@ -1358,8 +1477,12 @@ static void state_save(const char* path, const TrainState* s, const float* m, co
     atomic_commit(f, tmp, path);
 }
 
-// Reads a state file into s and the preallocated m and v (num_parameters each).
-static void state_load(const char* path, TrainState* s, float* m, float* v, size_t num_parameters) {
+// Reads a state file into s and the preallocated m and v (the sum of param_sizes each). The step
+// must be the one in the file's name (the model file beside it holds that step's weights), and the
+// moments finite, v >= 0: a bad state is named here, not found as a NaN loss later.
+static void state_load(const char* path, int expected_step, TrainState* s, float* m, float* v, const size_t* param_sizes) {
+    size_t num_parameters = 0;
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) { num_parameters += param_sizes[t]; }
     FILE* f = fopen_check(path, "rb");
     int h[HEADER_INTS];
     fread_check(h, sizeof(int), HEADER_INTS, f, path);
@@ -1376,9 +1499,23 @@ static void state_load(const char* path, TrainState* s, float* m, float* v, size
     s->B = h[10];
     s->T = h[11];
     s->total_batch = h[12];
+    if (s->step != expected_step) { die("'%s' says step %d, expected %d (the step in its name)", path, s->step, expected_step); }
+    if (s->B < 1 || s->T < 1 || s->total_batch < 1) {
+        die("'%s': batch shape B=%d T=%d total %d, expected positive values", path, s->B, s->T, s->total_batch);
+    }
     fread_check(m, sizeof(float), n, f, path);
     fread_check(v, sizeof(float), n, f, path);
     fclose(f);
+    size_t offset = 0;
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+        for (size_t i = offset; i < offset + param_sizes[t]; i++) {
+            if (!isfinite(m[i]) || !isfinite(v[i]) || v[i] < 0.0f) {
+                die("'%s': the Adam moments of %s[%zu] are m = %g, v = %g; expected finite values, v >= 0",
+                    path, param_names[t], i - offset, m[i], v[i]);
+            }
+        }
+        offset += param_sizes[t];
+    }
 }
 
 // the newest step in dir that has both a model and a state file, or -1
@@ -1427,6 +1564,7 @@ static void tokenizer_load(Tokenizer* tk, const char* path) {
     uint32_t h[256];
     fread_check(h, sizeof(uint32_t), 256, f, path);
     if (h[0] != 20240328 || (h[1] != 1 && h[1] != 2)) { die("'%s' is not an llm.c tokenizer file (magic %u)", path, h[0]); }
+    if (h[2] < 1 || h[2] > MAX_VOCAB) { die("'%s': tokenizer of %u tokens, expected 1..%d", path, h[2], MAX_VOCAB); }
     tk->vocab_size = (int)h[2];
     tk->tokens = (char**)malloc_check(tk->vocab_size * sizeof(char*));
     for (int i = 0; i < tk->vocab_size; i++) {
@@ -1437,6 +1575,12 @@ static void tokenizer_load(Tokenizer* tk, const char* path) {
         tk->tokens[i][len] = '\0';
     }
     fclose(f);
+}
+
+static void tokenizer_free(Tokenizer* tk) {
+    for (int i = 0; tk->tokens && i < tk->vocab_size; i++) { free(tk->tokens[i]); }
+    free(tk->tokens);
+    tk->tokens = NULL;
 }
 
 static void print_token(const Tokenizer* tk, int vocab_size, int token) {
@@ -1489,12 +1633,15 @@ static int kv_slot(const AttnPattern* pat, int p) {
     return pat->sinks + (p - pat->sinks) % pat->window;
 }
 
-static void kv_cache_init(KVCache* kc, const GPT2Config* c) {
-    int cap = 0;
+// max_tokens bounds every layer's entries: no more positions than the caller will feed (a window
+// of 2^30 from a checkpoint must not become a cache of 2^30 entries for 100 tokens).
+static void kv_cache_init(KVCache* kc, const GPT2Config* c, int max_tokens) {
+    int cap = 1;
     for (int l = 0; l < c->num_layers; l++) {
         const AttnPattern* p = &c->pattern.patterns[c->pattern.layer_pattern[l]];
-        int need = p->window == 0 ? c->max_seq_len : p->sinks + p->window;
-        if (need > cap) { cap = need; }
+        long long need = p->window == 0 ? c->max_seq_len : (long long)p->sinks + p->window;
+        if (need > max_tokens) { need = max_tokens; }
+        if (need > cap) { cap = (int)need; }
     }
     size_t L = c->num_layers, C = c->channels;
     kc->capacity = cap;
@@ -1608,7 +1755,7 @@ static int gpt2_generate_cached(GPT2* model, int n, uint64_t* rng, const Tokeniz
     int token = V > 256 ? 50256 : '\n';
     if (token >= V) { token = 0; }
     KVCache kc;
-    kv_cache_init(&kc, c);
+    kv_cache_init(&kc, c, n);
     float* probs = (float*)malloc_check((size_t)Vp * sizeof(float));
     int made = 0;
     while (made < n && kv_cache_step(model, &kc, token)) {
@@ -1651,7 +1798,7 @@ static void gpt2_generate(GPT2* model, int n, uint64_t* rng, const Tokenizer* tk
 // command line
 
 static void usage(void) {
-    fprintf(stderr,
+    printf(
         "usage: %s [flags]\n"
         "data and output:\n"
         "  -i PATTERN   train token shards (glob)            default data/books/books_train.bin\n"
@@ -1668,10 +1815,12 @@ static void usage(void) {
         "               default: lr and warmup from the model's size (README, \"Learning rate\"), 0.1\n"
         "  -c WD        weight decay                         default 0.1\n"
         "  -k CLIP      gradient norm clip (0 = off)         default 1.0\n"
-        "  -r SEED      seed for a new model and sampling    default 1337\n"
+        "  -r SEED      seed for a new model and sampling (>= 1)   default 1337\n"
         "  -v N  -m M   val loss every N steps, over M batches (at most the val split's)   default 25, 8\n"
         "  -n N         checkpoint every N steps (and at the end) with -o   default 0 (end only)\n"
         "  -s N  -g N   sample every N steps, N tokens       default 0 (off), 64\n"
+        "  --skip-z Z   skip the update of a step whose loss or gradient norm is Z standard deviations\n"
+        "               above the mean of the last 128 (0 = off; NaN/Inf steps are always skipped)   default 0\n"
         "attention pattern and positions of a new model (or to override a checkpoint's pattern):\n"
         "  --window W        keys 0 <= i-j < W; 0 = full         default 0\n"
         "  --sinks S         keys j < S always                   default 0\n"
@@ -1691,14 +1840,24 @@ static void usage(void) {
         "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
 }
 
-static int parse_int(const char* flag, const char* value, int min_value) {
+static int parse_int_in(const char* flag, const char* value, int min_value, int max_value) {
     char* end;
     errno = 0;
     long v = strtol(value, &end, 10);
-    if (errno || *end != '\0' || end == value || v < min_value || v > 2147483647L) {
-        die("%s '%s': expected an integer >= %d", flag, value, min_value);
+    if (errno || *end != '\0' || end == value || v < min_value || v > max_value) {
+        if (max_value == 2147483647) { die("%s '%s': expected an integer >= %d", flag, value, min_value); }
+        die("%s '%s': expected an integer from %d to %d", flag, value, min_value, max_value);
     }
     return (int)v;
+}
+
+static int parse_int(const char* flag, const char* value, int min_value) {
+    return parse_int_in(flag, value, min_value, 2147483647);
+}
+
+// a pattern field (window, sinks, ...): at most PATTERN_LIMIT, so that sums of them fit an int
+static int parse_pattern_int(const char* flag, const char* value, int min_value) {
+    return parse_int_in(flag, value, min_value, PATTERN_LIMIT);
 }
 
 static float parse_float(const char* flag, const char* value, float min_value) {
@@ -1711,15 +1870,25 @@ static float parse_float(const char* flag, const char* value, float min_value) {
     return v;
 }
 
-static int parse_int_list(const char* flag, const char* value, int* out, int max_count) {
+// "a,b,c": every item an integer in 0..PATTERN_LIMIT (no empty items); with ascending, each larger
+// than the one before
+static int parse_int_list(const char* flag, const char* value, int* out, int max_count, int ascending) {
     int n = 0;
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", value);
-    for (char* tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (n == max_count) { die("%s: more than %d values", flag, max_count); }
-        out[n++] = parse_int(flag, tok, 0);
+    const char* item = value;
+    for (;;) {
+        const char* comma = strchr(item, ',');
+        size_t len = comma ? (size_t)(comma - item) : strlen(item);
+        char buf[32];
+        if (len == 0 || len >= sizeof(buf)) { die("%s '%s': expected a comma-separated list of integers", flag, value); }
+        if (n == max_count) { die("%s '%s': more than %d values", flag, value, max_count); }
+        memcpy(buf, item, len);
+        buf[len] = '\0';
+        out[n] = parse_pattern_int(flag, buf, 0);
+        if (ascending && n > 0 && out[n] <= out[n - 1]) { die("%s '%s': expected ascending positions, no repeats", flag, value); }
+        n++;
+        if (!comma) { break; }
+        item = comma + 1;
     }
-    if (n == 0) { die("%s '%s': expected a comma-separated list of integers", flag, value); }
     return n;
 }
 
@@ -1740,6 +1909,7 @@ typedef struct {
     int num_layer_windows, layer_windows[MAX_LAYERS];
     int num_globals, globals[MAX_GLOBALS];
     int rope, rope_theta, max_seq_len;
+    float skip_z;           // --skip-z: the training guard's outlier threshold, 0 = off
     int val_batches_given;  // -m given: --eval evaluates that many batches, not the whole split
     int eval;               // --eval: report the val loss of -e CHECKPOINT and exit
     const char* eval_positions;  // --eval-positions: CSV of the mean loss per position
@@ -1755,7 +1925,7 @@ static void parse_args(Args* a, int argc, char** argv) {
         .lr = -1.0f, .final_lr_frac = 0.1f, .weight_decay = 0.1f, .grad_clip = 1.0f, .seed = 1337,
         .window = -1, .sinks = -1, .causal = -1, .lookahead = -1, .dilation = -1, .dilated_keys = -1,
         .full_every = 0, .num_layer_windows = 0, .num_globals = -1, .rope = -1, .rope_theta = 10000, .max_seq_len = 0,
-        .val_batches_given = 0, .eval = 0, .eval_positions = NULL,
+        .skip_z = 0.0f, .val_batches_given = 0, .eval = 0, .eval_positions = NULL,
     };
     for (int i = 1; i < argc; i++) {
         const char* f = argv[i];
@@ -1766,7 +1936,10 @@ static void parse_args(Args* a, int argc, char** argv) {
         const char* v = argv[++i];
         if (strcmp(f, "-i") == 0) { a->train_pattern = v; }
         else if (strcmp(f, "-j") == 0) { a->val_pattern = v; }
-        else if (strcmp(f, "-o") == 0) { a->out_dir = v; }
+        else if (strcmp(f, "-o") == 0) {
+            if (*v == '\0') { die("-o '': expected a directory name"); }
+            a->out_dir = v;
+        }
         else if (strcmp(f, "-e") == 0) { a->init = v; }
         else if (strcmp(f, "-V") == 0) { a->vocab_size = parse_int(f, v, 1); }
         else if (strcmp(f, "-y") == 0) { a->resume = parse_int(f, v, 0); }
@@ -1779,31 +1952,32 @@ static void parse_args(Args* a, int argc, char** argv) {
         else if (strcmp(f, "-q") == 0) { a->final_lr_frac = parse_float(f, v, 0.0f); }
         else if (strcmp(f, "-c") == 0) { a->weight_decay = parse_float(f, v, 0.0f); }
         else if (strcmp(f, "-k") == 0) { a->grad_clip = parse_float(f, v, 0.0f); }
-        else if (strcmp(f, "-r") == 0) { a->seed = (uint64_t)parse_int(f, v, 0); }
+        else if (strcmp(f, "-r") == 0) { a->seed = (uint64_t)parse_int(f, v, 1); }  // xorshift from 0 stays 0
         else if (strcmp(f, "-v") == 0) { a->val_every = parse_int(f, v, 0); }
         else if (strcmp(f, "-m") == 0) { a->val_batches = parse_int(f, v, 1); a->val_batches_given = 1; }
         else if (strcmp(f, "-n") == 0) { a->ckpt_every = parse_int(f, v, 0); }
         else if (strcmp(f, "-s") == 0) { a->sample_every = parse_int(f, v, 0); }
         else if (strcmp(f, "-g") == 0) { a->gen_tokens = parse_int(f, v, 1); }
-        else if (strcmp(f, "--window") == 0) { a->window = parse_int(f, v, 0); }
-        else if (strcmp(f, "--sinks") == 0) { a->sinks = parse_int(f, v, 0); }
+        else if (strcmp(f, "--window") == 0) { a->window = parse_pattern_int(f, v, 0); }
+        else if (strcmp(f, "--sinks") == 0) { a->sinks = parse_pattern_int(f, v, 0); }
         else if (strcmp(f, "--causal") == 0) {
             a->causal = parse_int(f, v, 0);
             if (a->causal > 1) { die("--causal '%s': expected 0 or 1", v); }
         }
-        else if (strcmp(f, "--lookahead") == 0) { a->lookahead = parse_int(f, v, 0); }
-        else if (strcmp(f, "--dilation") == 0) { a->dilation = parse_int(f, v, 1); }
-        else if (strcmp(f, "--dilated-keys") == 0) { a->dilated_keys = parse_int(f, v, 0); }
-        else if (strcmp(f, "--global") == 0) { a->num_globals = parse_int_list(f, v, a->globals, MAX_GLOBALS); }
-        else if (strcmp(f, "--layer-windows") == 0) { a->num_layer_windows = parse_int_list(f, v, a->layer_windows, MAX_LAYERS); }
-        else if (strcmp(f, "--full-every") == 0) { a->full_every = parse_int(f, v, 1); }
+        else if (strcmp(f, "--lookahead") == 0) { a->lookahead = parse_pattern_int(f, v, 0); }
+        else if (strcmp(f, "--dilation") == 0) { a->dilation = parse_pattern_int(f, v, 1); }
+        else if (strcmp(f, "--dilated-keys") == 0) { a->dilated_keys = parse_pattern_int(f, v, 0); }
+        else if (strcmp(f, "--global") == 0) { a->num_globals = parse_int_list(f, v, a->globals, MAX_GLOBALS, 1); }
+        else if (strcmp(f, "--layer-windows") == 0) { a->num_layer_windows = parse_int_list(f, v, a->layer_windows, MAX_LAYERS, 0); }
+        else if (strcmp(f, "--full-every") == 0) { a->full_every = parse_int_in(f, v, 1, MAX_LAYERS); }
         else if (strcmp(f, "--pos") == 0) {
             if (strcmp(v, "learned") == 0) { a->rope = 0; }
             else if (strcmp(v, "rope") == 0) { a->rope = 1; }
             else { die("--pos '%s': expected learned or rope", v); }
         }
         else if (strcmp(f, "--rope-theta") == 0) { a->rope_theta = parse_int(f, v, 1); }
-        else if (strcmp(f, "--max-seq-len") == 0) { a->max_seq_len = parse_int(f, v, 1); }
+        else if (strcmp(f, "--max-seq-len") == 0) { a->max_seq_len = parse_int_in(f, v, 1, MAX_SEQ_LEN); }
+        else if (strcmp(f, "--skip-z") == 0) { a->skip_z = parse_float(f, v, 0.0f); }
         else if (strcmp(f, "--generate") == 0) { a->generate = parse_int(f, v, 1); }
         else if (strcmp(f, "--tokenizer") == 0) { a->tokenizer = v; }
         else if (strcmp(f, "--eval-positions") == 0) {
@@ -1832,6 +2006,7 @@ static int pattern_flags_given(const Args* a) {
 // checkpoint's pattern when flags override it): a flag replaces its field in every layer, fields
 // no flag names keep base's per-layer values.
 static void pattern_from_args(const Args* a, int num_layers, const ModelPattern* base, ModelPattern* mp) {
+    if (num_layers < 1 || num_layers > MAX_LAYERS) { die("%d layers, expected 1..%d", num_layers, MAX_LAYERS); }
     AttnPattern layer[MAX_LAYERS];
     for (int l = 0; l < num_layers; l++) {
         AttnPattern p = base->patterns[base->layer_pattern[l]];
@@ -1863,13 +2038,46 @@ static void pattern_from_args(const Args* a, int num_layers, const ModelPattern*
     }
     if (a->num_globals > 0) {
         out.num_globals = a->num_globals;
-        memcpy(out.globals, a->globals, a->num_globals * sizeof(int));
-        qsort(out.globals, out.num_globals, sizeof(int), compare_ints);
+        memcpy(out.globals, a->globals, a->num_globals * sizeof(int));  // ascending: parse_int_list
     } else {
         out.num_globals = base->num_globals;
         memcpy(out.globals, base->globals, sizeof(out.globals));
     }
     *mp = out;
+}
+
+// the same attention in every layer (pattern slots no layer uses do not count)
+static int patterns_equal(const ModelPattern* x, const ModelPattern* y, int num_layers) {
+    if (x->causal != y->causal || x->num_globals != y->num_globals) { return 0; }
+    if (memcmp(x->globals, y->globals, x->num_globals * sizeof(int)) != 0) { return 0; }
+    for (int l = 0; l < num_layers; l++) {
+        if (memcmp(&x->patterns[x->layer_pattern[l]], &y->patterns[y->layer_pattern[l]], sizeof(AttnPattern)) != 0) { return 0; }
+    }
+    return 1;
+}
+
+// A checkpoint's pattern with the pattern flags on top (e.g. fine-tune an llm.c GPT-2 with a window)
+static void pattern_override(const Args* a, GPT2Config* c) {
+    if (!pattern_flags_given(a)) { return; }
+    ModelPattern from_checkpoint = c->pattern;
+    pattern_from_args(a, c->num_layers, &from_checkpoint, &c->pattern);
+    config_validate(c, "flags");
+    if (!patterns_equal(&from_checkpoint, &c->pattern, c->num_layers)) {
+        printf("attention pattern taken from the flags, not the checkpoint\n");
+    }
+}
+
+// A resumed run's last step: 1 when the checkpoint is at -x already (said; nothing to train), a
+// checkpoint past -x is refused.
+static int resume_nothing_left(const Args* a, int start_step) {
+    if (start_step > a->steps) {
+        die("-x %d: the newest checkpoint in '%s' is at step %d, past the last step", a->steps, a->out_dir, start_step);
+    }
+    if (start_step == a->steps) {
+        printf("resume: '%s' is at step %d, the last of -x %d: nothing left to train\n", a->out_dir, start_step, a->steps);
+        return 1;
+    }
+    return 0;
 }
 
 // -e names a new model (dN, lLcChH) or else a checkpoint file
@@ -1882,9 +2090,15 @@ static int is_model_descriptor(const char* desc) {
 static void config_from_descriptor(GPT2Config* c, const char* desc, int T, int vocab_size) {
     int n, L, C, NH;
     char extra;
-    if (sscanf(desc, "d%d%c", &n, &extra) == 1 && n > 0) { L = n; C = 64 * n; NH = n; }
+    if (sscanf(desc, "d%d%c", &n, &extra) == 1) {
+        if (n < 1 || n > MAX_LAYERS) { die("-e '%s': dN needs 1 <= N <= %d layers", desc, MAX_LAYERS); }
+        L = n; C = 64 * n; NH = n;
+    }
     else if (sscanf(desc, "l%dc%dh%d%c", &L, &C, &NH, &extra) == 3) {}
     else { die("-e '%s': expected dN (e.g. d4) or lLcChH (e.g. l2c64h4) with positive sizes", desc); }
+    if (L < 1 || L > MAX_LAYERS || C < 1 || C > MAX_CHANNELS || NH < 1 || C % NH != 0) {  // before anything is sized by them
+        die("-e '%s': expected 1..%d layers, 1..%d channels and a number of heads dividing the channels", desc, MAX_LAYERS, MAX_CHANNELS);
+    }
     memset(c, 0, sizeof(*c));
     c->max_seq_len = T;
     c->vocab_size = vocab_size;
@@ -2067,12 +2281,7 @@ int main(int argc, char** argv) {
         if (a.rope >= 0 && a.rope != model.config.rope) {
             die("--pos: the checkpoint uses %s positions; they cannot be changed", model.config.rope ? "rotary" : "learned");
         }
-        if (pattern_flags_given(&a)) {  // e.g. fine-tune an llm.c GPT-2 with a window
-            ModelPattern from_checkpoint = model.config.pattern;
-            pattern_from_args(&a, model.config.num_layers, &from_checkpoint, &model.config.pattern);
-            config_validate(&model.config, "flags");
-            printf("attention pattern taken from the flags, not the checkpoint\n");
-        }
+        pattern_override(&a, &model.config);
     }
     if (a.T > model.config.max_seq_len && !model.config.rope) {  // rotary positions have no table to run out of
         die("-t %d exceeds the model's maximum sequence length %d", a.T, model.config.max_seq_len);
@@ -2102,12 +2311,14 @@ int main(int argc, char** argv) {
         if (!model.config.pattern.causal) { die("--generate: a non-causal model cannot generate left to right"); }
         if (kv_cache_supported(&model.config)) {  // constant memory per token; rotary streams past maxT
             gpt2_generate_cached(&model, a.generate, &rng, &tokenizer);
-            return 0;
+        } else {
+            gpt2_allocate_activations(&model, 1, a.T);
+            int* tokens = (int*)malloc_check(a.T * sizeof(int));
+            gpt2_generate(&model, a.generate, &rng, &tokenizer, tokens);
+            free(tokens);
         }
-        gpt2_allocate_activations(&model, 1, a.T);
-        int* tokens = (int*)malloc_check(a.T * sizeof(int));
-        gpt2_generate(&model, a.generate, &rng, &tokenizer, tokens);
-        free(tokens);
+        tokenizer_free(&tokenizer);
+        gpt2_free(&model);
         return 0;
     }
 
@@ -2129,11 +2340,8 @@ int main(int argc, char** argv) {
     if (resume_step >= 0) {
         TrainState st;
         snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, resume_step);
-        if (model.m_memory == NULL) {
-            model.m_memory = (float*)malloc_check(model.num_parameters * sizeof(float));
-            model.v_memory = (float*)malloc_check(model.num_parameters * sizeof(float));
-        }
-        state_load(path, &st, model.m_memory, model.v_memory, model.num_parameters);
+        gpt2_allocate_moments(&model);
+        state_load(path, resume_step, &st, model.m_memory, model.v_memory, model.param_sizes);
         if (st.B != a.B || st.T != a.T || st.total_batch != total_batch) {
             die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
                 path, st.B, st.T, st.total_batch, a.B, a.T, total_batch);
@@ -2142,7 +2350,16 @@ int main(int argc, char** argv) {
         dataloader_seek(&train, st.shard_index, st.position);
         rng = st.rng;
         printf("resumed from step %d of '%s'\n", start_step, a.out_dir);
+        if (resume_nothing_left(&a, start_step)) {
+            dataloader_free(&train);
+            dataloader_free(&val);
+            tokenizer_free(&tokenizer);
+            gpt2_free(&model);
+            return 0;
+        }
     }
+    gpt2_allocate_moments(&model);  // a run whose every step is skipped still writes a state
+    StepGuard guard = {.z = a.skip_z};
     FILE* log = NULL;
     if (a.out_dir) {
         mkdir_p(a.out_dir);
@@ -2164,7 +2381,8 @@ int main(int argc, char** argv) {
             loss += model.mean_loss / accum;
         }
         float lr = learning_rate_at(step, a.steps, a.warmup, a.lr, a.final_lr_frac);
-        float norm = gpt2_update(&model, &opt, lr, step + 1);
+        float norm = gpt2_grad_norm(&model);
+        if (step_guard(&guard, step + 1, loss, norm)) { gpt2_update(&model, &opt, lr, step + 1, norm); }
         double ms = (now_seconds() - t0) * 1000.0;
         double tok_s = total_batch / (ms / 1000.0);
         printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.2f ms | %.0f tok/s\n",
@@ -2199,6 +2417,7 @@ int main(int argc, char** argv) {
     free(gen_tokens);
     dataloader_free(&train);
     dataloader_free(&val);
+    tokenizer_free(&tokenizer);
     gpt2_free(&model);
     return 0;
 }

@@ -254,7 +254,7 @@ static void test_reference_case(const char* dir, const char* name) {
         if (!(e <= worst_step)) { worst_step = e; }
         gpt2_zero_grad(&model);
         gpt2_backward(&model, 1.0f);
-        gpt2_update(&model, &opt, opt.learning_rate, step + 1);
+        gpt2_update(&model, &opt, opt.learning_rate, step + 1, gpt2_grad_norm(&model));
     }
     check(worst_step < 1e-4, "%s: %d AdamW steps, losses within %.2e of the reference (last %.6f)",
           name, steps, worst_step, d.losses[steps - 1]);
@@ -348,7 +348,7 @@ static void test_weight_decay_mask(const char* dir) {
     model.grads_memory = (float*)calloc_check(model.num_parameters, sizeof(float));
     point_parameters(&model.grads, model.param_sizes, model.grads_memory);
     AdamWConfig opt = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.5f, 1.0f};
-    gpt2_update(&model, &opt, opt.learning_rate, 1);
+    gpt2_update(&model, &opt, opt.learning_rate, 1, gpt2_grad_norm(&model));
     // GPT-2 practice (llm.c, nanoGPT): decay the matrices and embeddings, not biases or LayerNorm
     const char* decayed[] = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw"};
     size_t offset = 0;
@@ -504,7 +504,7 @@ static void test_kv_cache(const char* dir, const char* name, int N) {
     for (int i = 0; i < N; i++) { tokens[i] = d.inputs[i % T0]; }
     gpt2_forward(&full, tokens, NULL, 1, N);  // the reference: every position at once
     KVCache kc;
-    kv_cache_init(&kc, &cached.config);
+    kv_cache_init(&kc, &cached.config, N);
     double diff = 0.0, ref = 0.0;
     int steps = 0;
     for (int t = 0; t < N && kv_cache_step(&cached, &kc, tokens[t]); t++, steps++) {
