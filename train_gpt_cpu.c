@@ -28,6 +28,7 @@ Build: make train_gpt_cpu        Run: ./train_gpt_cpu -h
 #endif
 
 #define TRAINER_NAME "train_gpt_cpu"
+#define TRAINER_USAGE_EXTRA ""  // the CUDA trainers list their self-checks here
 
 // @copy-begin trainer-helpers
 // ----------------------------------------------------------------------------
@@ -959,25 +960,29 @@ typedef struct {
     float mean_loss;    // -1 when the last forward had no targets
 } GPT2;
 
-static void gpt2_allocate_parameters(GPT2* model) {
+// A model of model->config that takes over params (malloc'd, count_parameters of them): main's
+// come from model_from_args (a checkpoint, or a new model drawn from a fixed seed)
+static void gpt2_build_from_params(GPT2* model, float* params) {
+    model->params_memory = params;
+    model->num_parameters = count_parameters(&model->config);
     fill_in_parameter_sizes(model->param_sizes, &model->config);
-    model->num_parameters = 0;
-    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { model->num_parameters += model->param_sizes[i]; }
-    model->params_memory = (float*)malloc_check(model->num_parameters * sizeof(float));
     point_parameters(&model->params, model->param_sizes, model->params_memory);
 }
 
-// A fresh model, drawn from a fixed seed so runs are reproducible.
+#ifdef TESTING  // the tests' ways in (test/test_gpt_cpu.c, test/fuzz_trainer.c)
 static void gpt2_init_random(GPT2* model, uint64_t seed) {
-    gpt2_allocate_parameters(model);
-    params_init_random(model->params_memory, model->param_sizes, &model->config, seed);
+    size_t sizes[NUM_PARAMETER_TENSORS];
+    fill_in_parameter_sizes(sizes, &model->config);
+    float* params = (float*)malloc_check(count_parameters(&model->config) * sizeof(float));
+    params_init_random(params, sizes, &model->config, seed);
+    gpt2_build_from_params(model, params);
 }
 
 static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
-    model->params_memory = checkpoint_read(path, &model->config, &model->num_parameters);
-    fill_in_parameter_sizes(model->param_sizes, &model->config);
-    point_parameters(&model->params, model->param_sizes, model->params_memory);
+    size_t n;
+    gpt2_build_from_params(model, checkpoint_read(path, &model->config, &n));
 }
+#endif
 
 static void gpt2_save_checkpoint(const GPT2* model, const char* path) {
     checkpoint_write(path, &model->config, model->params_memory, model->num_parameters);
@@ -1837,7 +1842,8 @@ static void usage(void) {
         "  --eval            load -e CHECKPOINT, print its loss over the val split (-j; -m M: the first M\n"
         "                    batches of B x T), exit without training or writing\n"
         "  --eval-positions FILE.csv   with --eval: also the mean loss at each position 0..T-1\n"
-        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
+        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n"
+        TRAINER_USAGE_EXTRA, TRAINER_NAME);
 }
 
 static int parse_int_in(const char* flag, const char* value, int min_value, int max_value) {
@@ -2225,6 +2231,105 @@ static void log_truncate(const char* path, int last_step) {
     atomic_commit(out, tmp, path);
 }
 
+// ----------------------------------------------------------------------------
+// the host side of main, one text for the three trainers: each main keeps only its device calls
+
+// The model the flags ask for: the newest checkpoint in -o (-y 1), a checkpoint file, or a new
+// model (dN, lLcChH) drawn from -r, with the pattern flags on top. Fills c and returns the float32
+// parameters (malloc'd, *n of them); *resume_step is the step resumed from, or -1.
+static float* model_from_args(const Args* a, GPT2Config* c, size_t* n, int* resume_step, int* from_checkpoint) {
+    *resume_step = -1;
+    if (a->resume) {
+        *resume_step = latest_checkpoint_step(a->out_dir);
+        if (*resume_step < 0) { die("-y 1: no model_/state_ checkpoint pair in '%s'", a->out_dir); }
+    }
+    *from_checkpoint = *resume_step >= 0 || !is_model_descriptor(a->init);
+    float* params;
+    if (*from_checkpoint) {
+        char path[4200];
+        if (*resume_step >= 0) { snprintf(path, sizeof(path), "%s/model_%08d.bin", a->out_dir, *resume_step); }
+        params = checkpoint_read(*resume_step >= 0 ? path : a->init, c, n);
+        if (a->rope >= 0 && a->rope != c->rope) {
+            die("--pos: the checkpoint uses %s positions; they cannot be changed", c->rope ? "rotary" : "learned");
+        }
+        pattern_override(a, c);
+    } else {
+        int V = a->vocab_size ? a->vocab_size : vocab_from_data(a->train_pattern);
+        config_from_descriptor(c, a->init, a->max_seq_len ? a->max_seq_len : a->T, V);
+        c->rope = a->rope == 1;
+        c->rope_theta = a->rope_theta;
+        ModelPattern defaults = default_pattern();
+        pattern_from_args(a, c->num_layers, &defaults, &c->pattern);
+        config_validate(c, "flags");
+        size_t sizes[NUM_PARAMETER_TENSORS];
+        fill_in_parameter_sizes(sizes, c);
+        *n = count_parameters(c);
+        params = (float*)malloc_check(*n * sizeof(float));
+        params_init_random(params, sizes, c, a->seed);
+    }
+    if (a->T > c->max_seq_len && !c->rope) {  // rotary positions have no table to run out of
+        die("-t %d exceeds the model's maximum sequence length %d", a->T, c->max_seq_len);
+    }
+    return params;
+}
+
+// -d: the total batch in tokens, a multiple of B*T*workers; returns the micro-steps per step
+static int accumulation_steps(const Args* a, int workers, int* total_batch) {
+    int per_step = a->B * a->T * workers;  // B*T <= 2^30 (parse_args)
+    *total_batch = a->total_batch ? a->total_batch : per_step;
+    if (*total_batch % per_step != 0) {
+        die("-d %d: the total batch must be a multiple of B*T%s = %d", *total_batch, workers > 1 ? "*GPUs" : "", per_step);
+    }
+    return *total_batch / per_step;
+}
+
+// Resume (-y 1): the optimizer state beside the checkpoint into m and v (host, one float per
+// parameter each), the train loader moved to where the run stopped, the sampler's rng restored.
+// Returns the step to go on from; a->steps when nothing is left (said).
+static int resume_from_state(const Args* a, int resume_step, int total_batch, const size_t* param_sizes,
+                             float* m, float* v, DataLoader* train, uint64_t* rng) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/state_%08d.bin", a->out_dir, resume_step);
+    TrainState st;
+    state_load(path, resume_step, &st, m, v, param_sizes);
+    if (st.B != a->B || st.T != a->T || st.total_batch != total_batch) {
+        die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
+            path, st.B, st.T, st.total_batch, a->B, a->T, total_batch);
+    }
+    dataloader_seek(train, st.shard_index, st.position);
+    *rng = st.rng;
+    printf("resumed from step %d of '%s'\n", st.step, a->out_dir);
+    return resume_nothing_left(a, st.step) ? a->steps : st.step;
+}
+
+// log.csv in -o (none without -o): a resumed run drops the steps after its checkpoint and appends
+static FILE* log_open(const Args* a, int resume_step) {
+    if (a->out_dir == NULL) { return NULL; }
+    char path[4200];
+    mkdir_p(a->out_dir);
+    snprintf(path, sizeof(path), "%s/log.csv", a->out_dir);
+    if (resume_step >= 0) { log_truncate(path, resume_step); }
+    FILE* log = fopen_check(path, resume_step >= 0 ? "a" : "w");
+    if (resume_step < 0) { fprintf(log, "step,loss,val_loss,lr,ms,tokens_per_s\n"); }
+    return log;
+}
+
+// A step's line in log.csv; val_loss < 0 on steps without evaluation
+static void log_step(FILE* log, int step, float loss, float val_loss, float lr, double ms, double tok_s) {
+    if (log == NULL) { return; }
+    fprintf(log, "%d,%.6f,", step, loss);
+    if (val_loss >= 0.0f) { fprintf(log, "%.6f", val_loss); }
+    fprintf(log, ",%.6e,%.3f,%.1f\n", lr, ms, tok_s);
+    fflush(log);
+}
+
+// what a step does besides its update: evaluate, sample, checkpoint, by the flags
+static int is_val_step(const Args* a, int step) { return a->val_every > 0 && (step % a->val_every == 0 || step == a->steps); }
+static int is_sample_step(const Args* a, int step) { return a->sample_every > 0 && (step % a->sample_every == 0 || step == a->steps); }
+static int is_checkpoint_step(const Args* a, int step) {
+    return a->out_dir && ((a->ckpt_every > 0 && step % a->ckpt_every == 0) || step == a->steps);
+}
+
 // @copy-end trainer-cli
 
 // ----------------------------------------------------------------------------
@@ -2255,37 +2360,10 @@ int main(int argc, char** argv) {
     parse_args(&a, argc, argv);
     GPT2 model;
     memset(&model, 0, sizeof(model));
-    int resume_step = -1;
-    if (a.resume) {
-        resume_step = latest_checkpoint_step(a.out_dir);
-        if (resume_step < 0) { die("-y 1: no model_/state_ checkpoint pair in '%s'", a.out_dir); }
-    }
-    char path[4200];
-    int from_checkpoint = resume_step >= 0 || !is_model_descriptor(a.init);
-    if (resume_step >= 0) {
-        snprintf(path, sizeof(path), "%s/model_%08d.bin", a.out_dir, resume_step);
-        gpt2_build_from_checkpoint(&model, path);
-    } else if (from_checkpoint) {
-        gpt2_build_from_checkpoint(&model, a.init);
-    } else {
-        int V = a.vocab_size ? a.vocab_size : vocab_from_data(a.train_pattern);
-        config_from_descriptor(&model.config, a.init, a.max_seq_len ? a.max_seq_len : a.T, V);
-        model.config.rope = a.rope == 1;
-        model.config.rope_theta = a.rope_theta;
-        ModelPattern defaults = default_pattern();
-        pattern_from_args(&a, model.config.num_layers, &defaults, &model.config.pattern);
-        config_validate(&model.config, "flags");
-        gpt2_init_random(&model, a.seed);
-    }
-    if (from_checkpoint) {
-        if (a.rope >= 0 && a.rope != model.config.rope) {
-            die("--pos: the checkpoint uses %s positions; they cannot be changed", model.config.rope ? "rotary" : "learned");
-        }
-        pattern_override(&a, &model.config);
-    }
-    if (a.T > model.config.max_seq_len && !model.config.rope) {  // rotary positions have no table to run out of
-        die("-t %d exceeds the model's maximum sequence length %d", a.T, model.config.max_seq_len);
-    }
+    int resume_step, from_checkpoint;
+    size_t n;
+    float* params = model_from_args(&a, &model.config, &n, &resume_step, &from_checkpoint);
+    gpt2_build_from_params(&model, params);
     uint64_t rng = a.seed ^ 0x9E3779B97F4A7C15ull;
     Tokenizer tokenizer = {0, NULL};
     if (a.tokenizer) { tokenizer_load(&tokenizer, a.tokenizer); }
@@ -2304,6 +2382,7 @@ int main(int argc, char** argv) {
         }
         free(position_sums);
         dataloader_free(&val);
+        tokenizer_free(&tokenizer);
         gpt2_free(&model);
         return 0;
     }
@@ -2322,12 +2401,8 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    int tokens_per_micro = a.B * a.T;  // at most 2^30 (parse_args)
-    int total_batch = a.total_batch ? a.total_batch : tokens_per_micro;
-    if (total_batch % tokens_per_micro != 0) {
-        die("-d %d: the total batch must be a multiple of B*T = %d", total_batch, tokens_per_micro);
-    }
-    int accum = total_batch / tokens_per_micro;
+    int total_batch;
+    int accum = accumulation_steps(&a, 1, &total_batch);
     DataLoader train, val;
     dataloader_init(&train, a.train_pattern, a.B, a.T, model.config.vocab_size, "-i");
     dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
@@ -2335,39 +2410,13 @@ int main(int argc, char** argv) {
     AdamWConfig opt = {a.lr, 0.9f, 0.95f, 1e-8f, a.weight_decay, a.grad_clip};
     print_config(&model.config, model.num_parameters, &a, accum);
     int val_batches = val_batches_to_use(&a, &val);
-
+    gpt2_allocate_moments(&model);  // zero; a run whose every step is skipped still writes a state
     int start_step = 0;
     if (resume_step >= 0) {
-        TrainState st;
-        snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, resume_step);
-        gpt2_allocate_moments(&model);
-        state_load(path, resume_step, &st, model.m_memory, model.v_memory, model.param_sizes);
-        if (st.B != a.B || st.T != a.T || st.total_batch != total_batch) {
-            die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
-                path, st.B, st.T, st.total_batch, a.B, a.T, total_batch);
-        }
-        start_step = st.step;
-        dataloader_seek(&train, st.shard_index, st.position);
-        rng = st.rng;
-        printf("resumed from step %d of '%s'\n", start_step, a.out_dir);
-        if (resume_nothing_left(&a, start_step)) {
-            dataloader_free(&train);
-            dataloader_free(&val);
-            tokenizer_free(&tokenizer);
-            gpt2_free(&model);
-            return 0;
-        }
+        start_step = resume_from_state(&a, resume_step, total_batch, model.param_sizes, model.m_memory, model.v_memory, &train, &rng);
     }
-    gpt2_allocate_moments(&model);  // a run whose every step is skipped still writes a state
+    FILE* log = start_step < a.steps ? log_open(&a, resume_step) : NULL;
     StepGuard guard = {.z = a.skip_z};
-    FILE* log = NULL;
-    if (a.out_dir) {
-        mkdir_p(a.out_dir);
-        snprintf(path, sizeof(path), "%s/log.csv", a.out_dir);
-        if (resume_step >= 0) { log_truncate(path, resume_step); }
-        log = fopen_check(path, resume_step >= 0 ? "a" : "w");
-        if (resume_step < 0) { fprintf(log, "step,loss,val_loss,lr,ms,tokens_per_s\n"); }
-    }
 
     int* gen_tokens = (int*)malloc_check(a.T * sizeof(int));
     for (int step = start_step; step < a.steps; step++) {
@@ -2387,25 +2436,20 @@ int main(int argc, char** argv) {
         double tok_s = total_batch / (ms / 1000.0);
         printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.2f ms | %.0f tok/s\n",
                step + 1, a.steps, loss, norm, lr, ms, tok_s);
-        int last = step + 1 == a.steps;
         float val_loss = -1.0f;
-        if (a.val_every > 0 && ((step + 1) % a.val_every == 0 || last)) {
+        if (is_val_step(&a, step + 1)) {
             val_loss = evaluate(&model, &val, val_batches, NULL);
             printf("val loss %.6f\n", val_loss);
         }
-        if (log) {
-            fprintf(log, "%d,%.6f,", step + 1, loss);
-            if (val_loss >= 0.0f) { fprintf(log, "%.6f", val_loss); }
-            fprintf(log, ",%.6e,%.3f,%.1f\n", lr, ms, tok_s);
-            fflush(log);
-        }
-        if (a.sample_every > 0 && ((step + 1) % a.sample_every == 0 || last) && model.config.pattern.causal) {
+        log_step(log, step + 1, loss, val_loss, lr, ms, tok_s);
+        if (is_sample_step(&a, step + 1) && model.config.pattern.causal) {
             printf("---\n");
             gpt2_generate(&model, a.gen_tokens, &rng, &tokenizer, gen_tokens);
             printf("---\n");
         }
-        if (a.out_dir && ((a.ckpt_every > 0 && (step + 1) % a.ckpt_every == 0) || last)) {
+        if (is_checkpoint_step(&a, step + 1)) {
             TrainState st = {step + 1, a.B, a.T, total_batch, train.shard_index, train.position, rng};
+            char path[4200];
             snprintf(path, sizeof(path), "%s/model_%08d.bin", a.out_dir, step + 1);
             gpt2_save_checkpoint(&model, path);
             snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, step + 1);

@@ -20,6 +20,10 @@ forward); several GPUs, data parallel through NCCL (scripts/multi_gpu.sh).
     bash scripts/multi_gpu.sh 2 ./train_gpt_window -e d12 -b 16 -t 1024 --window 256 --sinks 4
 */
 #define TRAINER_NAME "train_gpt_window"
+#define TRAINER_USAGE_EXTRA \
+    "self-checks (the first flag; make test-gpu runs them):\n" \
+    "  --check-dump DUMP [DUMP ...]      forward, backward and AdamW steps against test/reference.py's dumps\n" \
+    "  --check-cache CHECKPOINT N [...]  N tokens through the KV cache against the full forward\n"
 // @twin-end
 #include <stdio.h>          // printf, FILE
 #include <stdlib.h>         // malloc, exit
@@ -970,7 +974,8 @@ static void usage(void) {
         "  --eval            load -e CHECKPOINT, print its loss over the val split (-j; -m M: the first M\n"
         "                    batches of B x T), exit without training or writing\n"
         "  --eval-positions FILE.csv   with --eval: also the mean loss at each position 0..T-1\n"
-        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
+        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n"
+        TRAINER_USAGE_EXTRA, TRAINER_NAME);
 }
 
 static int parse_int_in(const char* flag, const char* value, int min_value, int max_value) {
@@ -1356,6 +1361,105 @@ static void log_truncate(const char* path, int last_step) {
     }
     fclose(f);
     atomic_commit(out, tmp, path);
+}
+
+// ----------------------------------------------------------------------------
+// the host side of main, one text for the three trainers: each main keeps only its device calls
+
+// The model the flags ask for: the newest checkpoint in -o (-y 1), a checkpoint file, or a new
+// model (dN, lLcChH) drawn from -r, with the pattern flags on top. Fills c and returns the float32
+// parameters (malloc'd, *n of them); *resume_step is the step resumed from, or -1.
+static float* model_from_args(const Args* a, GPT2Config* c, size_t* n, int* resume_step, int* from_checkpoint) {
+    *resume_step = -1;
+    if (a->resume) {
+        *resume_step = latest_checkpoint_step(a->out_dir);
+        if (*resume_step < 0) { die("-y 1: no model_/state_ checkpoint pair in '%s'", a->out_dir); }
+    }
+    *from_checkpoint = *resume_step >= 0 || !is_model_descriptor(a->init);
+    float* params;
+    if (*from_checkpoint) {
+        char path[4200];
+        if (*resume_step >= 0) { snprintf(path, sizeof(path), "%s/model_%08d.bin", a->out_dir, *resume_step); }
+        params = checkpoint_read(*resume_step >= 0 ? path : a->init, c, n);
+        if (a->rope >= 0 && a->rope != c->rope) {
+            die("--pos: the checkpoint uses %s positions; they cannot be changed", c->rope ? "rotary" : "learned");
+        }
+        pattern_override(a, c);
+    } else {
+        int V = a->vocab_size ? a->vocab_size : vocab_from_data(a->train_pattern);
+        config_from_descriptor(c, a->init, a->max_seq_len ? a->max_seq_len : a->T, V);
+        c->rope = a->rope == 1;
+        c->rope_theta = a->rope_theta;
+        ModelPattern defaults = default_pattern();
+        pattern_from_args(a, c->num_layers, &defaults, &c->pattern);
+        config_validate(c, "flags");
+        size_t sizes[NUM_PARAMETER_TENSORS];
+        fill_in_parameter_sizes(sizes, c);
+        *n = count_parameters(c);
+        params = (float*)malloc_check(*n * sizeof(float));
+        params_init_random(params, sizes, c, a->seed);
+    }
+    if (a->T > c->max_seq_len && !c->rope) {  // rotary positions have no table to run out of
+        die("-t %d exceeds the model's maximum sequence length %d", a->T, c->max_seq_len);
+    }
+    return params;
+}
+
+// -d: the total batch in tokens, a multiple of B*T*workers; returns the micro-steps per step
+static int accumulation_steps(const Args* a, int workers, int* total_batch) {
+    int per_step = a->B * a->T * workers;  // B*T <= 2^30 (parse_args)
+    *total_batch = a->total_batch ? a->total_batch : per_step;
+    if (*total_batch % per_step != 0) {
+        die("-d %d: the total batch must be a multiple of B*T%s = %d", *total_batch, workers > 1 ? "*GPUs" : "", per_step);
+    }
+    return *total_batch / per_step;
+}
+
+// Resume (-y 1): the optimizer state beside the checkpoint into m and v (host, one float per
+// parameter each), the train loader moved to where the run stopped, the sampler's rng restored.
+// Returns the step to go on from; a->steps when nothing is left (said).
+static int resume_from_state(const Args* a, int resume_step, int total_batch, const size_t* param_sizes,
+                             float* m, float* v, DataLoader* train, uint64_t* rng) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/state_%08d.bin", a->out_dir, resume_step);
+    TrainState st;
+    state_load(path, resume_step, &st, m, v, param_sizes);
+    if (st.B != a->B || st.T != a->T || st.total_batch != total_batch) {
+        die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
+            path, st.B, st.T, st.total_batch, a->B, a->T, total_batch);
+    }
+    dataloader_seek(train, st.shard_index, st.position);
+    *rng = st.rng;
+    printf("resumed from step %d of '%s'\n", st.step, a->out_dir);
+    return resume_nothing_left(a, st.step) ? a->steps : st.step;
+}
+
+// log.csv in -o (none without -o): a resumed run drops the steps after its checkpoint and appends
+static FILE* log_open(const Args* a, int resume_step) {
+    if (a->out_dir == NULL) { return NULL; }
+    char path[4200];
+    mkdir_p(a->out_dir);
+    snprintf(path, sizeof(path), "%s/log.csv", a->out_dir);
+    if (resume_step >= 0) { log_truncate(path, resume_step); }
+    FILE* log = fopen_check(path, resume_step >= 0 ? "a" : "w");
+    if (resume_step < 0) { fprintf(log, "step,loss,val_loss,lr,ms,tokens_per_s\n"); }
+    return log;
+}
+
+// A step's line in log.csv; val_loss < 0 on steps without evaluation
+static void log_step(FILE* log, int step, float loss, float val_loss, float lr, double ms, double tok_s) {
+    if (log == NULL) { return; }
+    fprintf(log, "%d,%.6f,", step, loss);
+    if (val_loss >= 0.0f) { fprintf(log, "%.6f", val_loss); }
+    fprintf(log, ",%.6e,%.3f,%.1f\n", lr, ms, tok_s);
+    fflush(log);
+}
+
+// what a step does besides its update: evaluate, sample, checkpoint, by the flags
+static int is_val_step(const Args* a, int step) { return a->val_every > 0 && (step % a->val_every == 0 || step == a->steps); }
+static int is_sample_step(const Args* a, int step) { return a->sample_every > 0 && (step % a->sample_every == 0 || step == a->steps); }
+static int is_checkpoint_step(const Args* a, int step) {
+    return a->out_dir && ((a->ckpt_every > 0 && step % a->ckpt_every == 0) || step == a->steps);
 }
 
 // @copy-end trainer-cli
@@ -6362,62 +6466,34 @@ static void gpu_save(GPT2GPU* model, const char* dir, const TrainState* st) {
 
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);  // step lines reach a log file as they are printed, also when the run is killed
+    int self_check = argc >= 2 && (strcmp(argv[1], "--check-dump") == 0 || strcmp(argv[1], "--check-cache") == 0);
+    Args a;
+    if (!self_check) { parse_args(&a, argc, argv); }  // -h and bad flags answer without touching a GPU
     multi_gpu_init();
     if (multi.rank != 0 && !freopen("/dev/null", "w", stdout)) { die("cannot silence rank %d's output", multi.rank); }
     cudaDeviceProp props;
     cudaCheck(cudaGetDeviceProperties(&props, multi.local_rank));
     cublasCheck(cublasLtCreate(&lt_handle));
     cudaCheck(cudaMalloc(&lt_workspace, LT_WORKSPACE_BYTES));
-    if (argc >= 3 && strcmp(argv[1], "--check-dump") == 0) {
+    if (self_check && strcmp(argv[1], "--check-dump") == 0) {
+        if (argc < 3) { die("usage: %s --check-dump DUMP [DUMP ...]", TRAINER_NAME); }
         printf("device: %s; attention: %s (%s)\n", props.name, ATTENTION_NAME, attention_kernels());
         for (int i = 2; i < argc; i++) { check_dump(argv[i]); }
         printf("%s --check-dump: %d passed, %d failed\n", TRAINER_NAME, checks_passed, checks_failed);
         return checks_failed == 0 ? 0 : 1;
     }
-    if (argc >= 4 && strcmp(argv[1], "--check-cache") == 0) {
-        if (argc % 2 != 0) { die("usage: %s --check-cache CHECKPOINT N [CHECKPOINT N ...]", TRAINER_NAME); }
+    if (self_check) {  // --check-cache
+        if (argc < 4 || argc % 2 != 0) { die("usage: %s --check-cache CHECKPOINT N [CHECKPOINT N ...]", TRAINER_NAME); }
         printf("device: %s; attention: %s (%s)\n", props.name, ATTENTION_NAME, attention_kernels());
         for (int i = 2; i + 1 < argc; i += 2) { check_cache(argv[i], parse_int("--check-cache N", argv[i + 1], 1)); }
         printf("%s --check-cache: %d passed, %d failed\n", TRAINER_NAME, checks_passed, checks_failed);
         return checks_failed == 0 ? 0 : 1;
     }
-    Args a;
-    parse_args(&a, argc, argv);
     GPT2GPU model;
     memset(&model, 0, sizeof(model));
-    int resume_step = -1;
-    if (a.resume) {
-        resume_step = latest_checkpoint_step(a.out_dir);
-        if (resume_step < 0) { die("-y 1: no model_/state_ checkpoint pair in '%s'", a.out_dir); }
-    }
-    char path[4200];
-    int from_checkpoint = resume_step >= 0 || !is_model_descriptor(a.init);
-    float* host = NULL;
-    size_t n = 0;
-    if (from_checkpoint) {
-        if (resume_step >= 0) { snprintf(path, sizeof(path), "%s/model_%08d.bin", a.out_dir, resume_step); }
-        host = checkpoint_read(resume_step >= 0 ? path : a.init, &model.config, &n);
-        if (a.rope >= 0 && a.rope != model.config.rope) {
-            die("--pos: the checkpoint uses %s positions; they cannot be changed", model.config.rope ? "rotary" : "learned");
-        }
-        pattern_override(&a, &model.config);
-    } else {
-        int V = a.vocab_size ? a.vocab_size : vocab_from_data(a.train_pattern);
-        config_from_descriptor(&model.config, a.init, a.max_seq_len ? a.max_seq_len : a.T, V);
-        model.config.rope = a.rope == 1;
-        model.config.rope_theta = a.rope_theta;
-        ModelPattern defaults = default_pattern();
-        pattern_from_args(&a, model.config.num_layers, &defaults, &model.config.pattern);
-        config_validate(&model.config, "flags");
-        size_t sizes[NUM_PARAMETER_TENSORS];
-        fill_in_parameter_sizes(sizes, &model.config);
-        n = count_parameters(&model.config);
-        host = (float*)malloc_check(n * sizeof(float));
-        params_init_random(host, sizes, &model.config, a.seed);
-    }
-    if (a.T > model.config.max_seq_len && !model.config.rope) {
-        die("-t %d exceeds the model's maximum sequence length %d", a.T, model.config.max_seq_len);
-    }
+    int resume_step, from_checkpoint;
+    size_t n;
+    float* host = model_from_args(&a, &model.config, &n, &resume_step, &from_checkpoint);
     gpt2_gpu_build(&model, host);
     free(host);
     uint64_t rng = a.seed ^ 0x9E3779B97F4A7C15ull;  // the sampler's, kept in the state as on the CPU
@@ -6438,6 +6514,7 @@ int main(int argc, char** argv) {
         }
         free(position_sums);
         dataloader_free(&val);
+        tokenizer_free(&tokenizer);
         multi_gpu_finish();
         return 0;
     }
@@ -6445,14 +6522,13 @@ int main(int argc, char** argv) {
         if (!model.config.pattern.causal) { die("--generate: a non-causal model cannot generate left to right"); }
         gpt2_gpu_allocate(&model, 1, a.T);
         gpt2_gpu_generate(&model, a.generate, &rng, &tokenizer);
+        tokenizer_free(&tokenizer);
+        multi_gpu_finish();
         return 0;
     }
     int tokens_per_micro = a.B * a.T;  // per GPU
-    int total_batch = a.total_batch ? a.total_batch : tokens_per_micro * multi.world;
-    if (total_batch % (tokens_per_micro * multi.world) != 0) {
-        die("-d %d: the total batch must be a multiple of B*T*GPUs = %d", total_batch, tokens_per_micro * multi.world);
-    }
-    int accum = total_batch / (tokens_per_micro * multi.world);
+    int total_batch;
+    int accum = accumulation_steps(&a, multi.world, &total_batch);
     DataLoader train, val;
     dataloader_init(&train, a.train_pattern, a.B, a.T, model.config.vocab_size, "-i");
     dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
@@ -6468,37 +6544,16 @@ int main(int argc, char** argv) {
 
     int start_step = 0;
     if (resume_step >= 0) {
-        TrainState st;
         size_t np = model.num_parameters;
         float* m = (float*)malloc_check(np * sizeof(float));
         float* v = (float*)malloc_check(np * sizeof(float));
-        snprintf(path, sizeof(path), "%s/state_%08d.bin", a.out_dir, resume_step);
-        state_load(path, resume_step, &st, m, v, model.param_sizes);
-        if (st.B != a.B || st.T != a.T || st.total_batch != total_batch) {
-            die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
-                path, st.B, st.T, st.total_batch, a.B, a.T, total_batch);
-        }
+        start_step = resume_from_state(&a, resume_step, total_batch, model.param_sizes, m, v, &train, &rng);
         cudaCheck(cudaMemcpy(model.m_memory, m, np * sizeof(float), cudaMemcpyHostToDevice));
         cudaCheck(cudaMemcpy(model.v_memory, v, np * sizeof(float), cudaMemcpyHostToDevice));
         free(m); free(v);
-        start_step = st.step;
-        dataloader_seek(&train, st.shard_index, st.position);
-        rng = st.rng;
-        printf("resumed from step %d of '%s'\n", start_step, a.out_dir);
-        if (resume_nothing_left(&a, start_step)) {
-            multi_gpu_finish();
-            return 0;
-        }
     }
     StepGuard guard = {.z = a.skip_z};
-    FILE* log = NULL;
-    if (a.out_dir && multi.rank == 0) {
-        mkdir_p(a.out_dir);
-        snprintf(path, sizeof(path), "%s/log.csv", a.out_dir);
-        if (resume_step >= 0) { log_truncate(path, resume_step); }
-        log = fopen_check(path, resume_step >= 0 ? "a" : "w");
-        if (resume_step < 0) { fprintf(log, "step,loss,val_loss,lr,ms,tokens_per_s\n"); }
-    }
+    FILE* log = multi.rank == 0 && start_step < a.steps ? log_open(&a, resume_step) : NULL;
     double step_flops = flops_per_token(&model.config, a.T) * total_batch;
     int* rank_inputs = (int*)malloc_check((size_t)tokens_per_micro * sizeof(int));   // (B, T)
     int* rank_targets = (int*)malloc_check((size_t)tokens_per_micro * sizeof(int));  // (B, T)
@@ -6525,24 +6580,18 @@ int main(int argc, char** argv) {
         double mfu = step_flops / (ms / 1000.0) / (PEAK_BF16_FLOPS * multi.world);
         printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.2f ms | %.0f tok/s | MFU %.1f%%\n",
                step + 1, a.steps, loss, norm, lr, ms, tok_s, 100.0 * mfu);
-        int last = step + 1 == a.steps;
         float val_loss = -1.0f;
-        if (a.val_every > 0 && ((step + 1) % a.val_every == 0 || last)) {
+        if (is_val_step(&a, step + 1)) {
             val_loss = gpu_evaluate(&model, &val, val_batches, NULL);
             printf("val loss %.6f\n", val_loss);
         }
-        if (log) {
-            fprintf(log, "%d,%.6f,", step + 1, loss);
-            if (val_loss >= 0.0f) { fprintf(log, "%.6f", val_loss); }
-            fprintf(log, ",%.6e,%.3f,%.1f\n", lr, ms, tok_s);
-            fflush(log);
-        }
-        if (a.sample_every > 0 && ((step + 1) % a.sample_every == 0 || last) && model.config.pattern.causal && multi.rank == 0) {
+        log_step(log, step + 1, loss, val_loss, lr, ms, tok_s);
+        if (is_sample_step(&a, step + 1) && model.config.pattern.causal && multi.rank == 0) {
             printf("---\n");
             gpt2_gpu_generate(&model, a.gen_tokens, &rng, &tokenizer);
             printf("---\n");
         }
-        if (a.out_dir && multi.rank == 0 && ((a.ckpt_every > 0 && (step + 1) % a.ckpt_every == 0) || last)) {
+        if (is_checkpoint_step(&a, step + 1) && multi.rank == 0) {
             TrainState st = {step + 1, a.B, a.T, total_batch, train.shard_index, train.position, rng};
             gpu_save(&model, a.out_dir, &st);
         }
@@ -6551,6 +6600,7 @@ int main(int argc, char** argv) {
     free(rank_inputs); free(rank_targets);
     dataloader_free(&train);
     dataloader_free(&val);
+    tokenizer_free(&tokenizer);
     multi_gpu_finish();
     return 0;
 }
