@@ -1842,6 +1842,11 @@ static void usage(void) {
         "  --eval            load -e CHECKPOINT, print its loss over the val split (-j; -m M: the first M\n"
         "                    batches of B x T), exit without training or writing\n"
         "  --eval-positions FILE.csv   with --eval: also the mean loss at each position 0..T-1\n"
+        "  --stream N        with --eval: the first N+1 val tokens as one stream through the rolling KV cache\n"
+        "                    (causal, no globals or dilation; rotary positions go past maxT), each token's\n"
+        "                    loss to --eval-positions, the mean of each maxT-long block printed\n"
+        "  --stream-recompute W   with --stream: each token's loss from a fresh forward over the W tokens\n"
+        "                    that end at it instead (the sliding window recomputed, no cache)\n"
         "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n"
         TRAINER_USAGE_EXTRA, TRAINER_NAME);
 }
@@ -1919,6 +1924,8 @@ typedef struct {
     int val_batches_given;  // -m given: --eval evaluates that many batches, not the whole split
     int eval;               // --eval: report the val loss of -e CHECKPOINT and exit
     const char* eval_positions;  // --eval-positions: CSV of the mean loss per position
+    int stream;                  // --stream N: tokens fed through the KV cache (0 = off)
+    int stream_recompute;        // --stream-recompute W: each token's loss from a fresh W-token forward
     int lr_from_model, warmup_from_model;  // set by default_schedule, for the printout
 } Args;
 
@@ -1931,7 +1938,7 @@ static void parse_args(Args* a, int argc, char** argv) {
         .lr = -1.0f, .final_lr_frac = 0.1f, .weight_decay = 0.1f, .grad_clip = 1.0f, .seed = 1337,
         .window = -1, .sinks = -1, .causal = -1, .lookahead = -1, .dilation = -1, .dilated_keys = -1,
         .full_every = 0, .num_layer_windows = 0, .num_globals = -1, .rope = -1, .rope_theta = 10000, .max_seq_len = 0,
-        .skip_z = 0.0f, .val_batches_given = 0, .eval = 0, .eval_positions = NULL,
+        .skip_z = 0.0f, .val_batches_given = 0, .eval = 0, .eval_positions = NULL, .stream = 0, .stream_recompute = 0,
     };
     for (int i = 1; i < argc; i++) {
         const char* f = argv[i];
@@ -1984,6 +1991,8 @@ static void parse_args(Args* a, int argc, char** argv) {
         else if (strcmp(f, "--rope-theta") == 0) { a->rope_theta = parse_int(f, v, 1); }
         else if (strcmp(f, "--max-seq-len") == 0) { a->max_seq_len = parse_int_in(f, v, 1, MAX_SEQ_LEN); }
         else if (strcmp(f, "--skip-z") == 0) { a->skip_z = parse_float(f, v, 0.0f); }
+        else if (strcmp(f, "--stream") == 0) { a->stream = parse_int_in(f, v, 1, PATTERN_LIMIT); }
+        else if (strcmp(f, "--stream-recompute") == 0) { a->stream_recompute = parse_int_in(f, v, 1, PATTERN_LIMIT); }
         else if (strcmp(f, "--generate") == 0) { a->generate = parse_int(f, v, 1); }
         else if (strcmp(f, "--tokenizer") == 0) { a->tokenizer = v; }
         else if (strcmp(f, "--eval-positions") == 0) {
@@ -1999,6 +2008,9 @@ static void parse_args(Args* a, int argc, char** argv) {
     if (a->final_lr_frac > 1.0f) { die("-q %g: the final learning-rate fraction must be in [0, 1]", a->final_lr_frac); }
     if (a->resume > 1) { die("-y %d: expected 0 or 1", a->resume); }
     if (a->eval_positions && !a->eval) { die("--eval-positions needs --eval"); }
+    if (a->stream && !a->eval) { die("--stream needs --eval (it evaluates -e CHECKPOINT)"); }
+    if (a->stream_recompute && !a->stream) { die("--stream-recompute needs --stream N"); }
+    if (a->stream_recompute > a->stream) { die("--stream-recompute %d: the window must be at most --stream %d", a->stream_recompute, a->stream); }
     if (a->eval && (a->generate || a->resume)) { die("--eval: drop --generate / -y (it only evaluates -e CHECKPOINT)"); }
     if ((long long)a->B * a->T > (1LL << 30)) { die("-b %d -t %d: B*T = %lld tokens per micro-batch is more than 2^30", a->B, a->T, (long long)a->B * a->T); }
 }
@@ -2267,8 +2279,11 @@ static float* model_from_args(const Args* a, GPT2Config* c, size_t* n, int* resu
         params = (float*)malloc_check(*n * sizeof(float));
         params_init_random(params, sizes, c, a->seed);
     }
-    if (a->T > c->max_seq_len && !c->rope) {  // rotary positions have no table to run out of
-        die("-t %d exceeds the model's maximum sequence length %d", a->T, c->max_seq_len);
+    // the longest forward the run will do (--stream reads no -t: the cache checks its own positions);
+    // rotary positions have no table to run out of
+    int T = a->stream ? a->stream_recompute : a->T;
+    if (T > c->max_seq_len && !c->rope) {
+        die("%s %d exceeds the model's maximum sequence length %d", a->stream ? "--stream-recompute" : "-t", T, c->max_seq_len);
     }
     return params;
 }
@@ -2323,6 +2338,37 @@ static void log_step(FILE* log, int step, float loss, float val_loss, float lr, 
     fflush(log);
 }
 
+// --stream: the first N+1 tokens of the val split (-j) as one stream (the loader's one row of N)
+static void stream_open(const Args* a, int vocab_size, DataLoader* stream) {
+    dataloader_init(stream, a->val_pattern, 1, a->stream, vocab_size, "-j");
+    dataloader_next_batch(stream);
+}
+
+// --stream's result: each token's loss (to --eval-positions) and the mean over each block of maxT
+// tokens, the training length (block 0 is what the model was trained on; later blocks lie past it)
+static void stream_report(const Args* a, const float* losses, int n, int block) {
+    printf("stream: %d tokens of '%s', %s\n", n, a->val_pattern,
+           a->stream_recompute ? "each from a fresh forward over the tokens that end at it" : "through the KV cache");
+    if (a->stream_recompute) { printf("stream: recomputed window %d tokens\n", a->stream_recompute); }
+    double total = 0.0;
+    for (int start = 0; start < n; start += block) {
+        int end = start + block < n ? start + block : n;
+        double sum = 0.0;
+        for (int t = start; t < end; t++) { sum += losses[t]; }
+        total += sum;
+        printf("stream block %d (positions %d..%d): mean loss %.6f\n", start / block, start, end - 1, sum / (end - start));
+    }
+    printf("val loss %.6f\n", total / n);
+    if (a->eval_positions) {
+        char tmp[4300];
+        FILE* f = atomic_open(a->eval_positions, tmp, sizeof(tmp));
+        fprintf(f, "position,loss\n");
+        for (int t = 0; t < n; t++) { fprintf(f, "%d,%.6f\n", t, losses[t]); }
+        atomic_commit(f, tmp, a->eval_positions);
+        printf("loss per position written: %s\n", a->eval_positions);
+    }
+}
+
 // what a step does besides its update: evaluate, sample, checkpoint, by the flags
 static int is_val_step(const Args* a, int step) { return a->val_every > 0 && (step % a->val_every == 0 || step == a->steps); }
 static int is_sample_step(const Args* a, int step) { return a->sample_every > 0 && (step % a->sample_every == 0 || step == a->steps); }
@@ -2354,6 +2400,54 @@ static float evaluate(GPT2* model, DataLoader* val, int batches, double* positio
     return sum / batches;
 }
 
+// --stream through the rolling KV cache: losses[t] is the loss of targets[t] after inputs[0..t]
+static void stream_losses_cached(GPT2* model, const int* inputs, const int* targets, int n, float* losses) {
+    const GPT2Config* c = &model->config;
+    if (!kv_cache_supported(c)) {
+        die("--stream: the KV cache covers causal patterns without global positions or dilation; use --stream-recompute W");
+    }
+    KVCache kc;
+    kv_cache_init(&kc, c, n);
+    float* probs = (float*)malloc_check((size_t)c->padded_vocab_size * sizeof(float));
+    for (int t = 0; t < n; t++) {
+        if (!kv_cache_step(model, &kc, inputs[t])) {
+            die("--stream %d: the cache stops at position %d (learned positions, or a full layer, end at maxT %d); "
+                "a rotary model with windowed layers streams on", n, t, c->max_seq_len);
+        }
+        softmax_forward(probs, kc.logits, 1, 1, c->vocab_size, c->padded_vocab_size);
+        losses[t] = -logf(probs[targets[t]]);
+    }
+    free(probs);
+    kv_cache_free(&kc);
+}
+
+// --stream-recompute W: losses[t] from a fresh forward over the W tokens that end at t (over tokens
+// 0..t while t < W: the first window's own positions), in batches of rows, one window a row
+#define STREAM_ROWS 8
+static void stream_losses_recompute(GPT2* model, const int* inputs, const int* targets, int n, int W, float* losses) {
+    size_t Vp = model->config.padded_vocab_size;
+    int* in = (int*)malloc_check((size_t)STREAM_ROWS * W * sizeof(int));  // (rows, W)
+    int* tg = (int*)malloc_check((size_t)STREAM_ROWS * W * sizeof(int));  // (rows, W)
+    int windows = n - W + 1;  // window k holds tokens k..k+W-1 and gives the loss at t = k+W-1
+    for (int k0 = 0; k0 < windows; k0 += STREAM_ROWS) {
+        int rows = windows - k0 < STREAM_ROWS ? windows - k0 : STREAM_ROWS;
+        for (int r = 0; r < rows; r++) {
+            memcpy(in + (size_t)r * W, inputs + k0 + r, W * sizeof(int));
+            memcpy(tg + (size_t)r * W, targets + k0 + r, W * sizeof(int));
+        }
+        gpt2_forward(model, in, tg, rows, W);
+        for (int r = 0; r < rows; r++) {
+            int first = k0 + r == 0 ? 0 : W - 1;  // window 0 also gives positions 0..W-2
+            for (int i = first; i < W; i++) {
+                size_t bt = (size_t)r * W + i;
+                losses[k0 + r + i] = -logf(model->acts.probs[bt * Vp + tg[bt]]);
+            }
+        }
+    }
+    free(in);
+    free(tg);
+}
+
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);  // step lines reach a log file as they are printed, also when the run is killed
     Args a;
@@ -2370,6 +2464,22 @@ int main(int argc, char** argv) {
 
     if (a.eval) {  // the val loss of a checkpoint: nothing trained, nothing written but the positions' CSV
         if (!from_checkpoint) { die("--eval: -e '%s' is a new model; name a checkpoint file", a.init); }
+        if (a.stream) {  // one long stream, e.g. 8x the training length (StreamingLLM's test)
+            DataLoader stream;
+            stream_open(&a, model.config.vocab_size, &stream);
+            float* losses = (float*)malloc_check((size_t)a.stream * sizeof(float));
+            if (a.stream_recompute) {
+                stream_losses_recompute(&model, stream.inputs, stream.targets, a.stream, a.stream_recompute, losses);
+            } else {
+                stream_losses_cached(&model, stream.inputs, stream.targets, a.stream, losses);
+            }
+            stream_report(&a, losses, a.stream, model.config.max_seq_len);
+            free(losses);
+            dataloader_free(&stream);
+            tokenizer_free(&tokenizer);
+            gpt2_free(&model);
+            return 0;
+        }
         DataLoader val;
         dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
         int batches = val_batches_to_use(&a, &val);

@@ -116,6 +116,34 @@ check "--eval-positions: 64 positions, each within 1e-4 of PyTorch's" \
     awk -F, 'NR == FNR { if (FNR > 1) t[$1] = $2; next } FNR > 1 { n++; d = $2 - t[$1]; if (d < 0) d = -d; if (!($1 in t) || d > 1e-4) bad++ }
              END { exit !(n == 64 && bad == 0) }' "$work/ev_torch.csv" "$work/ev_c.csv"
 
+# ---- --stream: one long val stream through the KV cache, or with each window recomputed
+# (issue 13, streaming past the training length). A 2-layer rotary model with window 16 + 2 sinks
+# (maxT 64), and a 1-layer one with window 16 and no sinks.
+maxdiff() { awk -F, 'NR == FNR { if (FNR > 1) t[$1] = $2; next } FNR > 1 { n++; d = $2 - t[$1]; if (d < 0) d = -d; if (d > m) m = d; if (!($1 in t)) m = 1e9 }
+                    END { printf "%g", (n ? m : 1e9) }' "$1" "$2"; }
+$bin -i "$tiny_train" -j "$tiny_val" -e l2c32h2 -b 4 -t 64 -x 20 -v 0 --window 16 --sinks 2 --pos rope -o "$work/st2" > /dev/null 2>&1
+$bin -i "$tiny_train" -j "$tiny_val" -e l1c32h2 -b 4 -t 64 -x 20 -v 0 --window 16 --pos rope -o "$work/st1" > /dev/null 2>&1
+st2=$work/st2/model_00000020.bin st1=$work/st1/model_00000020.bin
+$bin --eval -e "$st2" -j "$tiny_val" -b 1 -t 64 -m 1 --eval-positions "$work/st_fwd.csv" > /dev/null 2>&1
+$bin --eval -e "$st2" -j "$tiny_val" --stream 64 --eval-positions "$work/st_cache.csv" > "$work/st_cache.out" 2>&1
+d=$(maxdiff "$work/st_fwd.csv" "$work/st_cache.csv")
+check "--stream 64: each token's loss through the KV cache equals the forward's at that position (max diff $d)" \
+    awk -v d="$d" 'BEGIN { exit !(d <= 1e-5) }'
+$bin --eval -e "$st2" -j "$tiny_val" --stream 64 --stream-recompute 64 --eval-positions "$work/st_rec64.csv" > /dev/null 2>&1
+check "--stream-recompute W with W = N is one forward over the stream: the same losses" cmp -s "$work/st_fwd.csv" "$work/st_rec64.csv"
+$bin --eval -e "$st2" -j "$tiny_val" --stream 300 --eval-positions "$work/st_300.csv" > "$work/st_300.out" 2>&1
+check "--stream 300 past maxT 64 (rotary): 300 losses written, 5 blocks of 64 and their overall mean printed" \
+    bash -c "[ \$(tail -n +2 '$work/st_300.csv' | wc -l) -eq 300 ] && [ \$(grep -c '^stream block' '$work/st_300.out') -eq 5 ] &&
+             grep -q '^stream block 4 (positions 256..299): mean loss [0-9.]*$' '$work/st_300.out' && grep -q '^val loss [0-9.]*$' '$work/st_300.out'"
+$bin --eval -e "$st1" -j "$tiny_val" --stream 300 --eval-positions "$work/st1_cache.csv" > /dev/null 2>&1
+$bin --eval -e "$st1" -j "$tiny_val" --stream 300 --stream-recompute 16 --eval-positions "$work/st1_rec.csv" > /dev/null 2>&1
+d=$(maxdiff "$work/st1_cache.csv" "$work/st1_rec.csv")
+check "one layer, window 16, rotary: the cache's losses over 300 tokens equal recomputing each 16-token window (max diff $d)" \
+    awk -v d="$d" 'BEGIN { exit !(d <= 1e-5) }'
+$bin --eval -e "$st2" -j "$tiny_val" --stream 300 --sinks 0 --eval-positions "$work/st_nosink.csv" > "$work/st_nosink.out" 2>&1
+check "--stream with a pattern flag (--sinks 0) decodes the model with the overridden cache" \
+    bash -c "grep -q 'attention pattern taken from the flags' '$work/st_nosink.out' && ! cmp -s '$work/st_300.csv' '$work/st_nosink.csv'"
+
 # ---- bad input: one line naming the culprit, exit code 1, never a crash
 bad() {  # bad "what" "expected words in the message" args...
     local what=$1 words=$2; shift 2
@@ -190,6 +218,11 @@ bad "resume without an output dir" "needs -o" $bin -y 1
 bad "tokens beyond the model's vocabulary" "outside the model's vocabulary" $bin -i "$tiny_train" -j "$tiny_val" -e l1c64h4 -V 50 -t 64 -x 1
 bad "--eval on a new model" "eval.*new model" $bin --eval -e d2 -i "$tiny_train" -j "$tiny_val"
 bad "--eval-positions without --eval" "eval-positions needs --eval" $bin --eval-positions "$work/p.csv"
+bad "--stream without --eval" "stream needs --eval" $bin --stream 10
+bad "--stream-recompute without --stream" "stream-recompute needs --stream" $bin --eval -e "$st2" --stream-recompute 8
+bad "--stream-recompute wider than the stream" "stream-recompute 70: the window must be at most --stream 60" $bin --eval -e "$st2" -j "$tiny_val" --stream 60 --stream-recompute 70
+bad "--stream longer than the val split" "shard '$tiny_val' has .* fewer than one batch needs" $bin --eval -e "$st2" -j "$tiny_val" --stream 100000
+bad "--stream past maxT with learned positions" "stream 100: the cache stops at position 64" $bin --eval -e "$work/ev/model_00000008.bin" -j "$tiny_val" --stream 100
 
 # ---- a checkpoint write killed at any moment leaves every finished checkpoint loadable
 kill_dir=$work/kill

@@ -86,6 +86,28 @@ rc=$? n=$(grep -c '^PASS' "$work/cache_full.out")
 check "train_gpt_full --check-cache: $n of 2 checks pass" test $rc -eq 0 -a "$n" -eq 2
 grep -hE '^(PASS|FAIL)' "$work/cache.out" "$work/cache_full.out" | sed 's/^/    /'
 
+# --stream (issue 13): 400 val tokens, 4x the training length, through the GPU's KV cache and with
+# each 24-token window recomputed, against train_gpt_cpu on the same checkpoint (bf16: means within 1e-2)
+meanloss() { grep -oE '^val loss [0-9.]+' "$1" | cut -d' ' -f3; }
+close() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= 1e-2 * b) }'; }
+for how in cache recompute; do
+    extra=(); [ $how = recompute ] && extra=(--stream-recompute 24)
+    ./train_gpt_window --eval -e "$work/cr/model_00000600.bin" -j "$dir/tiny/tiny_val.bin" --stream 400 "${extra[@]}" \
+        --eval-positions "$work/stream_gpu_$how.csv" > "$work/stream_gpu_$how.out" 2>&1
+    ./train_gpt_cpu --eval -e "$work/cr/model_00000600.bin" -j "$dir/tiny/tiny_val.bin" --stream 400 "${extra[@]}" > "$work/stream_cpu_$how.out" 2>&1
+    g=$(meanloss "$work/stream_gpu_$how.out") c=$(meanloss "$work/stream_cpu_$how.out")
+    check "--stream 400 ($how) of a rotary window model on the GPU, mean loss $g; on the CPU $c (within 1e-2)" close "$g" "$c"
+done
+check "--stream writes 400 losses and 5 blocks of maxT 96" \
+    bash -c "[ \$(tail -n +2 '$work/stream_gpu_cache.csv' | wc -l) -eq 400 ] && [ \$(grep -c '^stream block' '$work/stream_gpu_cache.out') -eq 5 ]"
+./train_gpt_window --eval -e "$work/cf/model_00000600.bin" -j "$dir/tiny/tiny_val.bin" --stream 400 --window 24 --sinks 3 > "$work/stream_f2w.out" 2>&1
+check "a learned-position model decoded with a window 24 + 3 sinks cache stops at its maxT 96, in one line: $(tail -n 1 "$work/stream_f2w.out")" \
+    bash -c "[ \$(wc -l < '$work/stream_f2w.out') -ge 1 ] && tail -n 1 '$work/stream_f2w.out' | grep -q '^error: --stream 400: the cache stops at position 96'"
+./train_gpt_full --eval -e "$work/cf/model_00000600.bin" -j "$dir/tiny/tiny_val.bin" --stream 400 --stream-recompute 96 > "$work/stream_full.out" 2>&1
+./train_gpt_cpu --eval -e "$work/cf/model_00000600.bin" -j "$dir/tiny/tiny_val.bin" --stream 400 --stream-recompute 96 > "$work/stream_full_cpu.out" 2>&1
+g=$(meanloss "$work/stream_full.out") c=$(meanloss "$work/stream_full_cpu.out")
+check "train_gpt_full --stream 400 --stream-recompute 96 (dense, learned positions): $g, the CPU $c (within 1e-2)" close "$g" "$c"
+
 ./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -b 4 -t 96 -x 4 -v 0 -o "$work/full" > "$work/full.out" 2>&1
 check "train_gpt_full trains a dense model" test $? -eq 0 -a "$(wc -l < "$work/full/log.csv" 2>/dev/null || echo 0)" -eq 5
 err=$(./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -t 96 --window 24 2>&1 >/dev/null)
