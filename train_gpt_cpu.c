@@ -1844,9 +1844,13 @@ static void usage(void) {
         "  --eval-positions FILE.csv   with --eval: also the mean loss at each position 0..T-1\n"
         "  --stream N        with --eval: the first N+1 val tokens as one stream through the rolling KV cache\n"
         "                    (causal, no globals or dilation; rotary positions go past maxT), each token's\n"
-        "                    loss to --eval-positions, the mean of each maxT-long block printed\n"
+        "                    loss to --eval-positions, the mean of each block of -t tokens printed\n"
         "  --stream-recompute W   with --stream: each token's loss from a fresh forward over the W tokens\n"
         "                    that end at it instead (the sliding window recomputed, no cache)\n"
+        "  --eval-greedy K   with --eval: each val row of -t tokens is a prompt (its first T-K) and an answer\n"
+        "                    (its last K): decode K tokens greedily after the prompt, count exact answers\n"
+        "                    (passkey retrieval: scripts/passkey.sh)\n"
+        "  --eval-rows FILE.csv   with --eval-greedy: each row's answer, decoded and expected\n"
         "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n"
         TRAINER_USAGE_EXTRA, TRAINER_NAME);
 }
@@ -1926,6 +1930,8 @@ typedef struct {
     const char* eval_positions;  // --eval-positions: CSV of the mean loss per position
     int stream;                  // --stream N: tokens fed through the KV cache (0 = off)
     int stream_recompute;        // --stream-recompute W: each token's loss from a fresh W-token forward
+    int eval_greedy;             // --eval-greedy K: decode each row's last K tokens greedily (0 = off)
+    const char* eval_rows;       // --eval-rows: CSV of each row's decoded and expected answer
     int lr_from_model, warmup_from_model;  // set by default_schedule, for the printout
 } Args;
 
@@ -1939,6 +1945,7 @@ static void parse_args(Args* a, int argc, char** argv) {
         .window = -1, .sinks = -1, .causal = -1, .lookahead = -1, .dilation = -1, .dilated_keys = -1,
         .full_every = 0, .num_layer_windows = 0, .num_globals = -1, .rope = -1, .rope_theta = 10000, .max_seq_len = 0,
         .skip_z = 0.0f, .val_batches_given = 0, .eval = 0, .eval_positions = NULL, .stream = 0, .stream_recompute = 0,
+        .eval_greedy = 0, .eval_rows = NULL,
     };
     for (int i = 1; i < argc; i++) {
         const char* f = argv[i];
@@ -1993,6 +2000,11 @@ static void parse_args(Args* a, int argc, char** argv) {
         else if (strcmp(f, "--skip-z") == 0) { a->skip_z = parse_float(f, v, 0.0f); }
         else if (strcmp(f, "--stream") == 0) { a->stream = parse_int_in(f, v, 1, PATTERN_LIMIT); }
         else if (strcmp(f, "--stream-recompute") == 0) { a->stream_recompute = parse_int_in(f, v, 1, PATTERN_LIMIT); }
+        else if (strcmp(f, "--eval-greedy") == 0) { a->eval_greedy = parse_int_in(f, v, 1, PATTERN_LIMIT); }
+        else if (strcmp(f, "--eval-rows") == 0) {
+            if (*v == '\0') { die("--eval-rows '': expected a file name"); }
+            a->eval_rows = v;
+        }
         else if (strcmp(f, "--generate") == 0) { a->generate = parse_int(f, v, 1); }
         else if (strcmp(f, "--tokenizer") == 0) { a->tokenizer = v; }
         else if (strcmp(f, "--eval-positions") == 0) {
@@ -2010,6 +2022,10 @@ static void parse_args(Args* a, int argc, char** argv) {
     if (a->eval_positions && !a->eval) { die("--eval-positions needs --eval"); }
     if (a->stream && !a->eval) { die("--stream needs --eval (it evaluates -e CHECKPOINT)"); }
     if (a->stream_recompute && !a->stream) { die("--stream-recompute needs --stream N"); }
+    if (a->eval_greedy && !a->eval) { die("--eval-greedy needs --eval (it evaluates -e CHECKPOINT)"); }
+    if (a->eval_greedy && a->stream) { die("--eval-greedy and --stream: one evaluation at a time"); }
+    if (a->eval_greedy >= a->T) { die("--eval-greedy %d: the answer must be shorter than the row, -t %d", a->eval_greedy, a->T); }
+    if (a->eval_rows && !a->eval_greedy) { die("--eval-rows needs --eval-greedy K"); }
     if (a->stream_recompute > a->stream) { die("--stream-recompute %d: the window must be at most --stream %d", a->stream_recompute, a->stream); }
     if (a->eval && (a->generate || a->resume)) { die("--eval: drop --generate / -y (it only evaluates -e CHECKPOINT)"); }
     if ((long long)a->B * a->T > (1LL << 30)) { die("-b %d -t %d: B*T = %lld tokens per micro-batch is more than 2^30", a->B, a->T, (long long)a->B * a->T); }
@@ -2344,8 +2360,9 @@ static void stream_open(const Args* a, int vocab_size, DataLoader* stream) {
     dataloader_next_batch(stream);
 }
 
-// --stream's result: each token's loss (to --eval-positions) and the mean over each block of maxT
-// tokens, the training length (block 0 is what the model was trained on; later blocks lie past it)
+// --stream's result: each token's loss (to --eval-positions) and the mean over each block of -t
+// tokens, meant to be the training length (block 0 is what the model was trained on; later blocks
+// lie past it)
 static void stream_report(const Args* a, const float* losses, int n, int block) {
     printf("stream: %d tokens of '%s', %s\n", n, a->val_pattern,
            a->stream_recompute ? "each from a fresh forward over the tokens that end at it" : "through the KV cache");
@@ -2366,6 +2383,42 @@ static void stream_report(const Args* a, const float* losses, int n, int block) 
         for (int t = 0; t < n; t++) { fprintf(f, "%d,%.6f\n", t, losses[t]); }
         atomic_commit(f, tmp, a->eval_positions);
         printf("loss per position written: %s\n", a->eval_positions);
+    }
+}
+
+// --eval-greedy: row r of the batch decoded (B, T: the prompt, then the K tokens decoded) against
+// the expected one (B, T); counts exact answers, writes each to --eval-rows
+static int greedy_score(FILE* rows_csv, int row0, const int* decoded, const int* expected, int B, int T, int K) {
+    int exact = 0;
+    for (int b = 0; b < B; b++) {
+        const int* got = decoded + (size_t)b * T + T - K;
+        const int* want = expected + (size_t)b * T + T - K;
+        int match = memcmp(got, want, K * sizeof(int)) == 0;
+        exact += match;
+        if (rows_csv) {
+            fprintf(rows_csv, "%d,%d,", row0 + b, match);
+            for (int k = 0; k < K; k++) { fprintf(rows_csv, "%s%d", k ? " " : "", got[k]); }
+            fprintf(rows_csv, ",");
+            for (int k = 0; k < K; k++) { fprintf(rows_csv, "%s%d", k ? " " : "", want[k]); }
+            fprintf(rows_csv, "\n");
+        }
+    }
+    return exact;
+}
+
+static FILE* greedy_rows_open(const Args* a, char* tmp, size_t tmp_len) {
+    if (a->eval_rows == NULL) { return NULL; }
+    FILE* f = atomic_open(a->eval_rows, tmp, tmp_len);
+    fprintf(f, "row,exact,decoded,expected\n");
+    return f;
+}
+
+static void greedy_report(const Args* a, FILE* rows_csv, const char* tmp, int exact, int rows) {
+    printf("greedy: %d of %d rows decoded their last %d tokens exactly (accuracy %.4f)\n", exact, rows, a->eval_greedy,
+           (double)exact / rows);
+    if (rows_csv) {
+        atomic_commit(rows_csv, tmp, a->eval_rows);
+        printf("each row's answer written: %s\n", a->eval_rows);
     }
 }
 
@@ -2448,6 +2501,24 @@ static void stream_losses_recompute(GPT2* model, const int* inputs, const int* t
     free(tg);
 }
 
+// --eval-greedy K on a batch of rows (B, T), in place: position T-K+j becomes the argmax after
+// positions 0..T-K-1+j, for j = 0..K-1. Greedy decoding by re-running the forward, the generation
+// path of every pattern (the KV cache gives the same logits: test_cli, --check-cache).
+static void greedy_decode(GPT2* model, int* rows, int B, int T, int K) {
+    int V = model->config.vocab_size;
+    size_t Vp = model->config.padded_vocab_size;
+    for (int j = 0; j < K; j++) {
+        gpt2_forward(model, rows, NULL, B, T);
+        int pos = T - K - 1 + j;
+        for (int b = 0; b < B; b++) {
+            const float* logits = model->acts.logits + ((size_t)b * T + pos) * Vp;
+            int best = 0;
+            for (int v = 1; v < V; v++) { if (logits[v] > logits[best]) { best = v; } }
+            rows[(size_t)b * T + pos + 1] = best;
+        }
+    }
+}
+
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);  // step lines reach a log file as they are printed, also when the run is killed
     Args a;
@@ -2473,7 +2544,7 @@ int main(int argc, char** argv) {
             } else {
                 stream_losses_cached(&model, stream.inputs, stream.targets, a.stream, losses);
             }
-            stream_report(&a, losses, a.stream, model.config.max_seq_len);
+            stream_report(&a, losses, a.stream, a.T);  // blocks of -t, the training length
             free(losses);
             dataloader_free(&stream);
             tokenizer_free(&tokenizer);
@@ -2483,6 +2554,26 @@ int main(int argc, char** argv) {
         DataLoader val;
         dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
         int batches = val_batches_to_use(&a, &val);
+        if (a.eval_greedy) {  // e.g. passkey retrieval: rows that end in their answer
+            int* rows = (int*)malloc_check((size_t)a.B * a.T * sizeof(int));  // (B, T)
+            char tmp[4300];
+            FILE* rows_csv = greedy_rows_open(&a, tmp, sizeof(tmp));
+            int exact = 0;
+            printf("eval: '%s' on '%s', %d batches of %d rows of %d tokens, the last %d decoded greedily\n",
+                   a.init, a.val_pattern, batches, a.B, a.T, a.eval_greedy);
+            for (int i = 0; i < batches; i++) {
+                dataloader_next_batch(&val);
+                memcpy(rows, val.inputs, (size_t)a.B * a.T * sizeof(int));
+                greedy_decode(&model, rows, a.B, a.T, a.eval_greedy);
+                exact += greedy_score(rows_csv, i * a.B, rows, val.inputs, a.B, a.T, a.eval_greedy);
+            }
+            greedy_report(&a, rows_csv, tmp, exact, batches * a.B);
+            free(rows);
+            dataloader_free(&val);
+            tokenizer_free(&tokenizer);
+            gpt2_free(&model);
+            return 0;
+        }
         double* position_sums = a.eval_positions ? (double*)calloc_check(a.T, sizeof(double)) : NULL;
         printf("eval: '%s' on '%s', %d batches of %d x %d tokens\n", a.init, a.val_pattern, batches, a.B, a.T);
         printf("val loss %.6f\n", evaluate(&model, &val, batches, position_sums));

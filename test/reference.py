@@ -191,14 +191,15 @@ def apply_rotary(x, cos, sin):
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
-def forward(params, cfg, idx, masks):
-    """idx (B, T) int64 -> logits (B, T, Vp). masks[l] is layer l's (T, T) bool mask."""
+def forward(params, cfg, idx, masks, embedded=None):
+    """idx (B, T) int64 -> logits (B, T, Vp). masks[l] is layer l's (T, T) bool mask. embedded
+    (B, T, C), if given, stands for wte[idx] (scripts/receptive_field.py differentiates by it)."""
     B, T = idx.shape
     C, NH, L = cfg["C"], cfg["NH"], cfg["L"]
     hs = C // NH
     P = params
 
-    x = P["wte"][idx]                                               # (B, T, C)
+    x = P["wte"][idx] if embedded is None else embedded             # (B, T, C)
     if not cfg["rope"]:
         x = x + P["wpe"][:T]
     else:

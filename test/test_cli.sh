@@ -131,8 +131,8 @@ check "--stream 64: each token's loss through the KV cache equals the forward's 
     awk -v d="$d" 'BEGIN { exit !(d <= 1e-5) }'
 $bin --eval -e "$st2" -j "$tiny_val" --stream 64 --stream-recompute 64 --eval-positions "$work/st_rec64.csv" > /dev/null 2>&1
 check "--stream-recompute W with W = N is one forward over the stream: the same losses" cmp -s "$work/st_fwd.csv" "$work/st_rec64.csv"
-$bin --eval -e "$st2" -j "$tiny_val" --stream 300 --eval-positions "$work/st_300.csv" > "$work/st_300.out" 2>&1
-check "--stream 300 past maxT 64 (rotary): 300 losses written, 5 blocks of 64 and their overall mean printed" \
+$bin --eval -e "$st2" -j "$tiny_val" -t 64 --stream 300 --eval-positions "$work/st_300.csv" > "$work/st_300.out" 2>&1
+check "--stream 300 -t 64 past maxT 64 (rotary): 300 losses written, 5 blocks of 64 and their overall mean printed" \
     bash -c "[ \$(tail -n +2 '$work/st_300.csv' | wc -l) -eq 300 ] && [ \$(grep -c '^stream block' '$work/st_300.out') -eq 5 ] &&
              grep -q '^stream block 4 (positions 256..299): mean loss [0-9.]*$' '$work/st_300.out' && grep -q '^val loss [0-9.]*$' '$work/st_300.out'"
 $bin --eval -e "$st1" -j "$tiny_val" --stream 300 --eval-positions "$work/st1_cache.csv" > /dev/null 2>&1
@@ -143,6 +143,52 @@ check "one layer, window 16, rotary: the cache's losses over 300 tokens equal re
 $bin --eval -e "$st2" -j "$tiny_val" --stream 300 --sinks 0 --eval-positions "$work/st_nosink.csv" > "$work/st_nosink.out" 2>&1
 check "--stream with a pattern flag (--sinks 0) decodes the model with the overridden cache" \
     bash -c "grep -q 'attention pattern taken from the flags' '$work/st_nosink.out' && ! cmp -s '$work/st_300.csv' '$work/st_nosink.csv'"
+
+# ---- --eval-greedy K: each row's last K tokens decoded greedily after the rest (passkey retrieval).
+# A shard whose rows end in what the model decodes must score every row; the same rows with one
+# answer token changed must score none.
+$bin --eval -e "$st2" -j "$tiny_val" -b 4 -t 64 --eval-greedy 5 --eval-rows "$work/greedy.csv" > "$work/greedy.out" 2>&1
+rows=$(tail -n +2 "$work/greedy.csv" | wc -l)
+check "--eval-greedy 5 prints the exact count and writes one CSV row per val row ($rows)" \
+    bash -c "grep -qE '^greedy: [0-9]+ of $rows rows decoded their last 5 tokens exactly' '$work/greedy.out' && [ $rows -gt 8 ]"
+python3 - "$tiny_val" "$work/greedy.csv" "$work" <<'PY'
+import csv, struct, sys
+val, rows_csv, work = sys.argv[1:]
+data = bytearray(open(val, "rb").read())
+T = 64
+for row in csv.DictReader(open(rows_csv)):
+    r, decoded = int(row["row"]), [int(x) for x in row["decoded"].split()]
+    for k, tok in enumerate(decoded):
+        struct.pack_into("<H", data, 1024 + 2 * (r * T + T - 5 + k), tok)
+open(work + "/greedy_right.bin", "wb").write(data)
+for row in csv.DictReader(open(rows_csv)):
+    r = int(row["row"])
+    at = 1024 + 2 * (r * T + T - 1)
+    struct.pack_into("<H", data, at, (struct.unpack_from("<H", data, at)[0] + 1) % 256)
+open(work + "/greedy_wrong.bin", "wb").write(data)
+PY
+$bin --eval -e "$st2" -j "$work/greedy_right.bin" -b 4 -t 64 --eval-greedy 5 > "$work/greedy_right.out" 2>&1
+$bin --eval -e "$st2" -j "$work/greedy_wrong.bin" -b 4 -t 64 --eval-greedy 5 > "$work/greedy_wrong.out" 2>&1
+check "rows ending in the model's own greedy answer all count, with the last token changed none do" \
+    bash -c "grep -q '^greedy: $rows of $rows rows' '$work/greedy_right.out' && grep -q '^greedy: 0 of $rows rows' '$work/greedy_wrong.out'"
+python3 scripts/passkey.py --filler-train "$tiny_train" --filler-val "$tiny_val" -T 128 --out "$work/passkey" --trials 6 --train-rows 20 --align 8 > "$work/passkey.out" 2>&1
+check "scripts/passkey.py writes rows that end in their key: $(head -c 120 "$work/passkey.out")" \
+    bash -c "for d in \$(cat '$work/passkey/distances.txt'); do python3 data/prepare.py --decode '$work/passkey/passkey_d'\$d.bin | python3 -c '
+import re, sys
+text = sys.stdin.read(); rows = [text[i:i + 128] for i in range(0, len(text) - 1, 128)]
+ok = len(rows) == 6 and all(re.search(r\"The pass key is (\\d{5})\\. Remember it\\..*The pass key is \\1\$\", r, re.S) for r in rows)
+sys.exit(0 if ok else 1)' || exit 1; done"
+
+# ---- scripts/receptive_field.py: the gradient of the last position's loss reaches exactly the
+# input positions the pattern's mask lets it reach through the layers (analyze_pattern.py), no more
+${REF_PYTHON:-/usr/bin/python3} scripts/receptive_field.py --val "$tiny_val" -T 64 --rows 4 --out "$work/rf" \
+    "window 16 + 2 sinks, 2 layers=$st2" "window 16, 1 layer=$st1" > "$work/rf.out" 2>&1
+check "receptive_field.py: the measured gradient is non-zero exactly where the theoretical receptive field reaches" \
+    python3 -c "
+import csv, sys
+rows = list(csv.DictReader(open('$work/rf/receptive_field.csv')))
+bad = [r for r in rows if (float(r['grad_norm']) > 0) != (r['reachable'] == '1')]
+sys.exit(0 if len(rows) == 128 and not bad and sum(r['reachable'] == '1' for r in rows) == (32 + 2 - 1) + 16 else 1)"
 
 # ---- bad input: one line naming the culprit, exit code 1, never a crash
 bad() {  # bad "what" "expected words in the message" args...
@@ -222,6 +268,10 @@ bad "--stream without --eval" "stream needs --eval" $bin --stream 10
 bad "--stream-recompute without --stream" "stream-recompute needs --stream" $bin --eval -e "$st2" --stream-recompute 8
 bad "--stream-recompute wider than the stream" "stream-recompute 70: the window must be at most --stream 60" $bin --eval -e "$st2" -j "$tiny_val" --stream 60 --stream-recompute 70
 bad "--stream longer than the val split" "shard '$tiny_val' has .* fewer than one batch needs" $bin --eval -e "$st2" -j "$tiny_val" --stream 100000
+bad "--eval-greedy without --eval" "eval-greedy needs --eval" $bin --eval-greedy 5
+bad "--eval-greedy as long as the row" "eval-greedy 64: the answer must be shorter than the row, -t 64" $bin --eval -e "$st2" -t 64 --eval-greedy 64
+bad "--eval-rows without --eval-greedy" "eval-rows needs --eval-greedy" $bin --eval -e "$st2" --eval-rows "$work/x.csv"
+bad "passkey.py: a distance that does not fit" "passkey.py: --distances: 5000 does not fit a row of 128" python3 scripts/passkey.py --filler-train "$tiny_train" --filler-val "$tiny_val" -T 128 --out "$work/pk" --distances 5000
 bad "--stream past maxT with learned positions" "stream 100: the cache stops at position 64" $bin --eval -e "$work/ev/model_00000008.bin" -j "$tiny_val" --stream 100
 
 # ---- a checkpoint write killed at any moment leaves every finished checkpoint loadable

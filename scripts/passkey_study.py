@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Passkey retrieval by attention pattern (issue 13 item 1, seeds/004): one model per pattern trained
+on passkey rows mixed with text (scripts/passkey.py), then the greedy retrieval accuracy of the 5
+digits for every (pattern, distance) over --trials rows each (the trainers' --eval --eval-greedy 5),
+beside whether the key is inside the pattern's theoretical receptive field (scripts/analyze_pattern.py,
+propagated through the model's layers). Writes DIR/results.csv, DIR/results.md, DIR/heatmap.png.
+
+    python3 scripts/passkey_study.py                       GPU: d6, T=2048, 3000 steps an arm (bench/passkey)
+    python3 scripts/passkey_study.py --device cpu --dir out/passkey -T 128 --model l2c32h2 --steps 40 \\
+        --filler-train build/test/tiny/tiny_train.bin --filler-val build/test/tiny/tiny_val.bin --trials 8
+                                                           a miniature on train_gpt_cpu, to check the script
+
+The arms, with windows scaled to T (the values at T = 2048): full; window T/16 (128) and window T/4
+(512), whose receptive fields L(W-1) lie below and above the longest distances; window T/16 + 4
+sinks; window T/16 + dilation 8 x T/64 keys; window T/16 + global positions every T/64 (the key is
+put on such a position: passkey.py --align); and a local/global mix (every third layer full).
+"""
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import analyze_pattern  # noqa: E402  (the receptive field, exactly as the trainers' masks give it)
+
+PROG = "passkey_study.py"
+
+
+def arms(T, L):
+    w, wl, g = T // 16, T // 4, max(T // 64, 1)
+    globals_ = list(range(0, T, g))[:64]
+    mix = [0 if (l + 1) % 3 == 0 else w for l in range(L)]
+    return [  # (name, trainer flags, layer patterns for analyze_pattern)
+        ("full", [], [analyze_pattern.pattern()] * L),
+        ("window %d" % w, ["--window", str(w)], [analyze_pattern.pattern(W=w)] * L),
+        ("window %d" % wl, ["--window", str(wl)], [analyze_pattern.pattern(W=wl)] * L),
+        ("window %d + 4 sinks" % w, ["--window", str(w), "--sinks", "4"], [analyze_pattern.pattern(W=w, S=4)] * L),
+        ("window %d + dilation 8 x %d" % (w, g), ["--window", str(w), "--dilation", "8", "--dilated-keys", str(g)],
+         [analyze_pattern.pattern(W=w, d=8, K=g)] * L),
+        ("window %d + globals every %d" % (w, g), ["--window", str(w), "--global", ",".join(map(str, globals_))],
+         [analyze_pattern.pattern(W=w, G=globals_)] * L),
+        ("mix: window %d, every 3rd layer full" % w, ["--layer-windows", ",".join(map(str, mix))],
+         [analyze_pattern.pattern(W=x) for x in mix]),
+    ], g
+
+
+def key_reachable(layer_patterns, T, distance):
+    """Does the position that predicts the answer's first digit (T-6) reach the key's first digit
+    (T-5-distance) through all the layers?"""
+    q = T - 6
+    reach = 1 << q
+    for lp in reversed(layer_patterns):
+        reach = analyze_pattern.attended(lp, reach, T)
+    return bool(reach >> (T - 5 - distance) & 1)
+
+
+def run(cmd, log):
+    with open(log, "w") as f:
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        tail = open(log).read().strip().splitlines()[-1:]
+        sys.exit("error: %s: %s failed (exit %d): %s (log: %s)" % (PROG, cmd[0], r.returncode, tail, log))
+
+
+def main():
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="gpu", choices=["gpu", "cpu"])
+    ap.add_argument("--dir", default="bench/passkey")
+    ap.add_argument("-T", type=int, default=2048)
+    ap.add_argument("--model", default="d6")
+    ap.add_argument("-b", type=int, default=8, help="batch (rows) for training and evaluation")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--train-rows", type=int, default=0, help="default: enough for one pass of the steps")
+    ap.add_argument("--filler-train", default="data/books/books_train.bin")
+    ap.add_argument("--filler-val", default="data/books/books_val.bin")
+    ap.add_argument("--only", help="comma-separated arm numbers (0-based) to run, default all")
+    args = ap.parse_args()
+    T = args.T
+    os.makedirs(args.dir, exist_ok=True)
+    binary = "./train_gpt_window" if args.device == "gpu" else "./train_gpt_cpu"
+    subprocess.run(["make", binary[2:]], check=True, stdout=subprocess.DEVNULL)
+    L = int(args.model[1:]) if args.model.startswith("d") else int(args.model[1:].split("c")[0])
+    arm_list, align = arms(T, L)
+    data = os.path.join(args.dir, "data")
+    rows = args.train_rows or args.steps * args.b
+    if not os.path.exists(os.path.join(data, "distances.txt")):
+        run([sys.executable, os.path.join(os.path.dirname(__file__), "passkey.py"), "--filler-train", args.filler_train,
+             "--filler-val", args.filler_val, "-T", str(T), "--out", data, "--trials", str(args.trials),
+             "--train-rows", str(rows), "--align", str(align)], os.path.join(args.dir, "passkey_data.log"))
+    distances = [int(d) for d in open(os.path.join(data, "distances.txt")).read().split()]
+    results_path = os.path.join(args.dir, "results.csv")
+    done = {}
+    if os.path.exists(results_path):  # resume: arms already evaluated are kept
+        for r in csv.DictReader(open(results_path)):
+            done[(r["arm"], int(r["distance"]))] = r
+    chosen = range(len(arm_list)) if not args.only else [int(x) for x in args.only.split(",")]
+    for k in chosen:
+        name, flags, layer_patterns = arm_list[k]
+        if all((name, d) in done for d in distances):
+            print("%s: done already" % name)
+            continue
+        out = os.path.join(args.dir, "arm%d" % k)
+        ckpt = os.path.join(out, "model_%08d.bin" % args.steps)
+        t0 = time.time()
+        if not os.path.exists(ckpt):
+            run([binary, "-i", os.path.join(data, "passkey_train.bin"), "-j", os.path.join(data, "passkey_val.bin"),
+                 "-e", args.model, "-b", str(args.b), "-t", str(T), "-x", str(args.steps), "-v", str(max(args.steps // 5, 1)),
+                 "-m", "4", "--pos", "rope", "-o", out] + flags, os.path.join(args.dir, "arm%d_train.log" % k))
+        train_s = time.time() - t0
+        val = [l for l in open(os.path.join(args.dir, "arm%d_train.log" % k)) if l.startswith("val loss")]
+        for d in distances:
+            log = os.path.join(args.dir, "arm%d_d%d.log" % (k, d))
+            run([binary, "--eval", "-e", ckpt, "-j", os.path.join(data, "passkey_d%d.bin" % d), "-b", str(args.b),
+                 "-t", str(T), "--eval-greedy", "5"], log)
+            line = [l for l in open(log) if l.startswith("greedy:")][0].split()
+            exact, total = int(line[1]), int(line[3])
+            done[(name, d)] = dict(arm=name, arm_index=k, flags=" ".join(flags), distance=d, exact=exact, trials=total,
+                                   accuracy="%.4f" % (exact / total), key_in_receptive_field=int(key_reachable(layer_patterns, T, d)),
+                                   final_val_loss=val[-1].split()[-1] if val else "", train_seconds="%.0f" % train_s)
+            print("%-40s distance %5d: %3d of %d exact" % (name, d, exact, total), flush=True)
+        with open(results_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(next(iter(done.values())).keys()))
+            w.writeheader()
+            for key in sorted(done, key=lambda x: (int(done[x]["arm_index"]), x[1])):
+                w.writerow(done[key])
+    report(args, arm_list, distances, done, T, L)
+
+
+def report(args, arm_list, distances, done, T, L):
+    names = [a[0] for a in arm_list if any((a[0], d) in done for d in distances)]
+    lines = ["# Passkey retrieval by attention pattern", "",
+             "%s, rotary, T=%d, %d steps on passkey rows mixed with text (scripts/passkey.py); %s rows per distance; "
+             "greedy decoding of the 5 digits (`--eval --eval-greedy 5`). A cell: exact answers / rows; "
+             "* = the key lies outside the theoretical receptive field of the position that answers." % (args.model, T, args.steps, args.trials), "",
+             "| pattern | val loss | " + " | ".join("d=%d" % d for d in distances) + " |",
+             "| --- | --- |" + " --- |" * len(distances)]
+    for n in names:
+        cells = []
+        for d in distances:
+            r = done.get((n, d))
+            cells.append("" if r is None else "%.2f%s" % (float(r["accuracy"]), "" if int(r["key_in_receptive_field"]) else "*"))
+        val = next((done[(n, d)]["final_val_loss"] for d in distances if (n, d) in done), "")
+        lines.append("| %s | %s | %s |" % (n, val, " | ".join(cells)))
+    open(os.path.join(args.dir, "results.md"), "w").write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: no matplotlib, heatmap.png skipped")
+        return
+    grid = [[float(done[(n, d)]["accuracy"]) if (n, d) in done else float("nan") for d in distances] for n in names]
+    fig, ax = plt.subplots(figsize=(1.4 + 1.1 * len(distances), 1.2 + 0.5 * len(names)))
+    im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for i, n in enumerate(names):
+        for j, d in enumerate(distances):
+            if (n, d) in done:
+                outside = not int(done[(n, d)]["key_in_receptive_field"])
+                ax.text(j, i, "%.2f%s" % (grid[i][j], "*" if outside else ""), ha="center", va="center",
+                        color="white" if grid[i][j] < 0.6 else "black", fontsize=8)
+    ax.set_xticks(range(len(distances)), [str(d) for d in distances])
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("distance from the key to the answer (tokens); * = outside the theoretical receptive field")
+    ax.set_title("passkey retrieval, greedy exact match (%s, T=%d, %d steps)" % (args.model, T, args.steps), fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.dir, "heatmap.png"), dpi=110)
+    print("wrote %s" % os.path.join(args.dir, "heatmap.png"))
+
+
+if __name__ == "__main__":
+    main()
