@@ -1,12 +1,35 @@
 /*
 attention_compare.cu: dense causal attention vs streaming attention (sliding window W + attention
-sinks S, SPEC §1) on one GPU, with the same kernels for both: the best versions of dev/cuda
-(forward v4: mma.sync + cp.async; backward v6: mma.sync + cp.async + split sink tiles). Dense is
-the W = 0 case of the same code, so the comparison measures the pattern, not two implementations.
+sinks S, SPEC §1) on one GPU, with the same kernels for both: dev/cuda's fastest versions
+(kernel_versions() names those that run; the program prints it). Dense is the W = 0 case of the
+same code, so the comparison measures the pattern, not two implementations.
 
 This file is self-contained (one nvcc command, no project headers). The blocks between
 `// @copy-begin NAME` and `// @copy-end NAME` are copies of dev/cuda code: do not edit them here;
 edit dev/cuda and run `python3 scripts/sync_copies.py` (`make test` checks that they agree).
+
+Contents, in file order (the copies' originals in dev/cuda):
+  error checking (the program exits, the library throws SwaError)
+    attn-cuda-check attn-ceil-div attn-pattern                   common.h
+  the program's helpers, left out of the library
+    attn-allowed attn-flops attn-bf16-host attn-cpu-reference
+    attn-check-helpers attn-timing attn-init-random              common.h
+  forward
+    attn-bf16-pack attn-mma                                      common.h
+    attn-forward-consts attn-forward-tiles attn-forward-epilogue attention_forward.cu
+    attn-load-rows                                               common.h
+    attn-forward-v6-tiles attn-forward-v7                        forward v7 (attention_forward.cu)
+    attn-wgmma                                                   common.h
+    attn-forward-softmax                                         attention_forward.cu
+    attn-tma                                                     common.h
+    attn-forward-v10 attn-forward-v11                            forward v11 (attention_forward.cu)
+  backward
+    attn-backward-dot attn-backward-tiles attn-backward-sink-reduce attn-backward-launch-helpers
+    attn-backward-v8-phases attn-backward-v9                     backward v9 (attention_backward.cu)
+    attn-backward-v10 attn-backward-v12                          backward v12 (attention_backward.cu)
+  the versions this program runs: kernel_versions(), swa_forward_launch, swa_backward_launch
+  the library (-DATTENTION_COMPARE_LIBRARY): swa_forward, swa_backward, swa_error_string
+  the program: device-side checks, buffers, the CPU-reference check, timing, main
 
 Build (the Makefile does this):
   nvcc -O3 -std=c++17 -arch=sm_90 attention_compare.cu -o attention_compare
@@ -63,9 +86,14 @@ caller thread at a time.
 
 typedef __nv_bfloat16 bf16;
 
-// the copied helpers include some that one of the two builds (program, library) does not call
-#pragma nv_diag_suppress 177
-
+#ifdef ATTENTION_COMPARE_LIBRARY
+// In the library an error must not exit the caller's process: cudaCheck throws, and the extern "C"
+// functions at the bottom catch it and return the code. (The copied code uses the macros only.)
+struct SwaError { cudaError_t code; };
+static inline void swa_throw_on(cudaError_t e) { if (e != cudaSuccess) throw SwaError{e}; }
+#define cudaCheck(err) (swa_throw_on(err))
+#define cudaCheckLaunch() (swa_throw_on(cudaGetLastError()))
+#else
 // @copy-begin attn-cuda-check
 // ----------------------------------------------------------------------------
 // error checking
@@ -79,30 +107,19 @@ static inline void cuda_check(cudaError_t error, const char* file, int line) {
 #define cudaCheck(err) (cuda_check((err), __FILE__, __LINE__))
 // a launch error (bad config, too much smem) only shows up in cudaGetLastError
 #define cudaCheckLaunch() (cuda_check(cudaGetLastError(), __FILE__, __LINE__))
+// @copy-end attn-cuda-check
+#endif
 
+// @copy-begin attn-ceil-div
 template<class T>
 __host__ __device__ inline T ceil_div(T a, T b) { return (a + b - 1) / b; }
-// @copy-end attn-cuda-check
-
-#ifdef ATTENTION_COMPARE_LIBRARY
-// In the library an error must not exit the caller's process: cudaCheck throws, and the extern "C"
-// functions at the bottom catch it and return the code. (The copied code uses the macros only.)
-struct SwaError { cudaError_t code; };
-static inline void swa_throw_on(cudaError_t e) { if (e != cudaSuccess) throw SwaError{e}; }
-#undef cudaCheck
-#undef cudaCheckLaunch
-#define cudaCheck(err) (swa_throw_on(err))
-#define cudaCheckLaunch() (swa_throw_on(cudaGetLastError()))
-#endif
+// @copy-end attn-ceil-div
 
 // @copy-begin attn-pattern
 // ----------------------------------------------------------------------------
 // the attention pattern (SPEC §1), causal fast path: window W (0 = unlimited) + sinks S
-// query i attends key j iff  j <= i  and  (W == 0  or  i - j < W  or  j < S)
-
-__host__ __device__ inline bool attn_allowed(int i, int j, int W, int S) {
-    return j <= i && (W == 0 || i - j < W || j < S);
-}
+// query i attends key j iff  j <= i  and  (W == 0  or  i - j < W  or  j < S); the kernels test it a
+// tile at a time (below), the CPU references a pair at a time (attn_allowed, after this block)
 
 // Which key tiles (of BK keys) does a block of query rows [q0, q_last] have to visit?
 // Two contiguous runs: the sink tiles [0, n_sink) and the band tiles [kt_lo, kt_hi].
@@ -147,11 +164,6 @@ __host__ __device__ inline bool block_fully_allowed(int q0, int nq, int k0, int 
     return false;
 }
 
-// the per-element test used on edge tiles: rows past T are masked too (they are zero-filled padding)
-__host__ __device__ inline bool attn_valid(int i, int j, int W, int S, int T) {
-    return i < T && attn_allowed(i, j, W, S);
-}
-
 // The opposite question: does the (query block, key block) pair hold ANY allowed pair (with i < T)?
 // Used to skip whole 16-key (or 16-query) chunks of a tile inside a warp (forward v5+, backward v7+).
 // Causal: the smallest key must not exceed the last real query. Then with no window, or a sink key
@@ -167,9 +179,18 @@ __host__ __device__ inline bool block_any_allowed(int q0, int nq, int k0, int nk
 }
 // @copy-end attn-pattern
 
+#ifndef ATTENTION_COMPARE_LIBRARY
+// the program's helpers: the CPU reference and its checks, timing, random inputs
+
+// @copy-begin attn-allowed
+__host__ __device__ inline bool attn_allowed(int i, int j, int W, int S) {
+    return j <= i && (W == 0 || i - j < W || j < S);
+}
+// @copy-end attn-allowed
+
 // @copy-begin attn-flops
 // ----------------------------------------------------------------------------
-// FLOPs and bytes (SPEC §1: count only allowed pairs; fwd = 4*P*D, bwd = 2.5 x fwd)
+// FLOPs (SPEC §1: count only allowed pairs; fwd = 4*P*D, bwd = 2.5 x fwd)
 
 // P = number of allowed (i, j) pairs for one (batch, head)
 static inline long long allowed_pairs(int T, int W, int S) {
@@ -184,40 +205,15 @@ static inline long long allowed_pairs(int T, int W, int S) {
 static inline double attention_fwd_flops(int B, int NH, int T, int D, int W, int S) {
     return 4.0 * (double)allowed_pairs(T, W, S) * D * B * NH;
 }
-static inline double attention_bwd_flops(int B, int NH, int T, int D, int W, int S) {
-    return 2.5 * attention_fwd_flops(B, NH, T, D, W, S);
-}
-// compulsory traffic: every input read once, every output written once
-static inline double attention_fwd_bytes(int B, int NH, int T, int D) {
-    double tok = (double)B * T, C = (double)NH * D;
-    return tok * 3 * C * 2 + tok * C * 2 + tok * NH * 4;              // qkv + out + lse
-}
-static inline double attention_bwd_bytes(int B, int NH, int T, int D) {
-    double tok = (double)B * T, C = (double)NH * D;
-    return tok * 3 * C * 2 + 2 * tok * C * 2 + tok * NH * 4 + tok * 3 * C * 2; // qkv, out, dout, lse in; dqkv out
-}
 // @copy-end attn-flops
 
 // @copy-begin attn-bf16-host
 // ----------------------------------------------------------------------------
-// bf16 helpers (host): round-to-nearest-even, exactly what __float2bfloat16_rn does
+// bf16 helpers (host): device bf16 -> host float, and (below) round-to-nearest-even, exactly what
+// __float2bfloat16_rn does
 
-static inline uint16_t f32_to_bf16_bits(float f) {
-    uint32_t u; memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); // keep NaN a NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
 static inline float bf16_bits_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f;
-}
-static inline float round_bf16(float f) { return bf16_bits_to_f32(f32_to_bf16_bits(f)); }
-
-// host float (already bf16-representable or not) -> device bf16
-static inline void upload_bf16(bf16* d, const float* h, size_t n) {
-    std::vector<uint16_t> tmp(n);
-    for (size_t i = 0; i < n; i++) tmp[i] = f32_to_bf16_bits(h[i]);
-    cudaCheck(cudaMemcpy(d, tmp.data(), n * sizeof(uint16_t), cudaMemcpyHostToDevice));
 }
 static inline void download_bf16(float* h, const bf16* d, size_t n) {
     std::vector<uint16_t> tmp(n);
@@ -375,23 +371,6 @@ static inline float time_median_ms(Launch launch, int n_sets, int warmup, int re
     return t[reps / 2];
 }
 
-// one timed run (for deciding how many runs a slow kernel gets)
-template<class Launch>
-static inline float time_once_ms(Launch launch) {
-    cudaEvent_t start, stop;
-    cudaCheck(cudaEventCreate(&start));
-    cudaCheck(cudaEventCreate(&stop));
-    cudaCheck(cudaEventRecord(start));
-    launch(0);
-    cudaCheck(cudaEventRecord(stop));
-    cudaCheck(cudaEventSynchronize(stop));
-    float ms = 0.f;
-    cudaCheck(cudaEventElapsedTime(&ms, start, stop));
-    cudaCheck(cudaEventDestroy(start));
-    cudaCheck(cudaEventDestroy(stop));
-    return ms;
-}
-
 // how many input sets so that all sets together are >= 3x the L2 (at least 2)
 static inline int sets_to_defeat_l2(size_t bytes_per_set) {
     int dev = 0; cudaCheck(cudaGetDevice(&dev));
@@ -424,6 +403,7 @@ __global__ void init_random_bf16_kernel(bf16* x, size_t n, uint64_t seed, float 
     x[i] = __float2bfloat16(a * (2.f * u - 1.f));
 }
 // @copy-end attn-init-random
+#endif
 
 // @copy-begin attn-bf16-pack
 // ----------------------------------------------------------------------------
@@ -441,12 +421,6 @@ __device__ __forceinline__ void unpack_bf16x8(const uint4& u, float* f) {
         float2 t = __bfloat1622float2(h[k]);
         f[2 * k] = t.x; f[2 * k + 1] = t.y;
     }
-}
-__device__ __forceinline__ uint4 pack_bf16x8(const float* f) {
-    uint4 u;
-    u.x = pack_bf16x2(f[0], f[1]); u.y = pack_bf16x2(f[2], f[3]);
-    u.z = pack_bf16x2(f[4], f[5]); u.w = pack_bf16x2(f[6], f[7]);
-    return u;
 }
 // @copy-end attn-bf16-pack
 
@@ -516,104 +490,15 @@ static const float LN2   = 0.6931471805599453f;
 
 // @copy-begin attn-forward-tiles
 // ----------------------------------------------------------------------------
-// kernels 3 and 4: tensor cores. Block per (b, h, 64-query tile), 4 warps, warp w owns query rows
-// [16w, 16w+16) of the tile. Smem rows are padded to D + 8 elements: consecutive rows then start 16 B
-// apart modulo 128 B, so the 8 row addresses of every ldmatrix hit 8 different bank groups.
+// kernels 3 and 4 (and 5-7 after them): tensor cores. Block per (b, h, 64-query tile), 4 warps,
+// warp w owns query rows [16w, 16w+16) of the tile. Smem rows are padded to D + 8 elements:
+// consecutive rows then start 16 B apart modulo 128 B, so the 8 row addresses of every ldmatrix hit
+// 8 different bank groups.
 
 constexpr int TC_BQ = 64, TC_BK = 64, TC_THREADS = 128;
+// @copy-end attn-forward-tiles
 
-// One key tile for one warp: S = Q K^T (mma), mask if the tile is an edge tile for this warp,
-// online softmax on the accumulators, O += P V with P converted to bf16 A-fragments in registers.
-// Thread (g = lane/4, tg = lane%4) holds rows g and g+8 of the warp's 16 rows.
-template<int D>
-__device__ __forceinline__ void fwd_tile_mma(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
-                                             const uint32_t (&qf)[D / 16][4],
-                                             const bf16* Ks, const bf16* Vs, int k0, int wq0,
-                                             int lane, int W, int S, int T, float sl2) {
-    constexpr int BK = TC_BK, LDS = D + 8;
-    const int g = lane / 4, tg = lane % 4;
-
-    // S = Q K^T: 16 rows x 64 keys, 8 n-tiles of 8 keys. B fragments come straight from K's rows
-    // (B = K^T is "col"-major = K row-major): matrices (keys +0..7, dims +0..7), (keys +0..7, dims +8..15),
-    // (keys +8..15, dims +0..7), (keys +8..15, dims +8..15) -> b0,b1 of n-tile 2np and of 2np+1.
-    float sacc[BK / 8][4];
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++) { sacc[t][0] = sacc[t][1] = sacc[t][2] = sacc[t][3] = 0.f; }
-#pragma unroll
-    for (int kc = 0; kc < D / 16; kc++) {
-#pragma unroll
-        for (int np = 0; np < BK / 16; np++) {
-            uint32_t bfr[4];
-            ldmatrix_x4(bfr, Ks + (np * 16 + (lane % 8) + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
-            mma_bf16_16816(sacc[2 * np], qf[kc], bfr);
-            mma_bf16_16816(sacc[2 * np + 1], qf[kc], bfr + 2);
-        }
-    }
-
-    // mask only where this warp's 16 x 64 block is not entirely allowed (warp-uniform branch)
-    if (!block_fully_allowed(wq0, 16, k0, BK, W, S, T)) {
-#pragma unroll
-        for (int t = 0; t < BK / 8; t++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int row = wq0 + g + (e / 2) * 8;
-                int key = k0 + t * 8 + 2 * tg + (e % 2);
-                if (!attn_valid(row, key, W, S, T)) sacc[t][e] = -INFINITY;
-            }
-        }
-    }
-
-    // row max over the tile: each row is spread over the 4 lanes of a quad
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++) {
-        mx[0] = fmaxf(mx[0], fmaxf(sacc[t][0], sacc[t][1]));
-        mx[1] = fmaxf(mx[1], fmaxf(sacc[t][2], sacc[t][3]));
-    }
-    float mu[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        const float m_new = fmaxf(m[r], mx[r] * sl2);
-        mu[r] = (m_new == -INFINITY) ? 0.f : m_new;   // all-masked so far: avoid -inf - -inf
-        const float alpha = exp2f(m[r] - mu[r]);
-        m[r] = m_new;
-        l[r] *= alpha;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++) { o[n][2 * r] *= alpha; o[n][2 * r + 1] *= alpha; }
-    }
-    // P = exp2(s * sl2 - m); l keeps the per-lane partial sum (reduced across the quad at the end)
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            float p = exp2f(fmaf(sacc[t][e], sl2, -mu[e / 2]));
-            sacc[t][e] = p;
-            l[e / 2] += p;
-        }
-    }
-
-    // O += P V. The S accumulators of n-tiles 2kc and 2kc+1 are exactly the A fragment of key chunk kc.
-    // V is (keys, dims) row-major = K x N row-major, so its B fragments need ldmatrix.trans:
-    // matrices (keys +0..7, dims +0..7), (keys +8..15, dims +0..7), (keys +0..7, dims +8..15), (keys +8..15, dims +8..15)
-#pragma unroll
-    for (int kc = 0; kc < BK / 16; kc++) {
-        uint32_t a[4];
-        a[0] = pack_bf16x2(sacc[2 * kc][0], sacc[2 * kc][1]);
-        a[1] = pack_bf16x2(sacc[2 * kc][2], sacc[2 * kc][3]);
-        a[2] = pack_bf16x2(sacc[2 * kc + 1][0], sacc[2 * kc + 1][1]);
-        a[3] = pack_bf16x2(sacc[2 * kc + 1][2], sacc[2 * kc + 1][3]);
-#pragma unroll
-        for (int np = 0; np < D / 16; np++) {
-            uint32_t bfr[4];
-            ldmatrix_x4_trans(bfr, Vs + (kc * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * LDS + np * 16 + (lane / 16) * 8);
-            mma_bf16_16816(o[2 * np], a, bfr);
-            mma_bf16_16816(o[2 * np + 1], a, bfr + 2);
-        }
-    }
-}
-
+// @copy-begin attn-forward-epilogue
 // Q fragments of this warp's 16 rows, all D/16 k-chunks: matrices (rows +0..7, dims +0..7),
 // (rows +8..15, dims +0..7), (rows +0..7, dims +8..15), (rows +8..15, dims +8..15) = a0..a3
 template<int D>
@@ -624,7 +509,7 @@ __device__ __forceinline__ void load_q_frags(uint32_t (&qf)[D / 16][4], const bf
         ldmatrix_x4(qf[kc], Qs + (warp * 16 + (lane % 16)) * LDS + kc * 16 + (lane / 16) * 8);
 }
 
-// Epilogue shared by v3/v4: normalize, stage the warp's 16 bf16 rows in its own rows of Qs (no
+// Epilogue shared by v3, v4, v6, v7: normalize, stage the warp's 16 bf16 rows in its own rows of Qs (no
 // other warp ever reads them), then write whole 16-byte chunks of out rows, and the lse.
 template<int D>
 __device__ __forceinline__ void fwd_epilogue(bf16* out, float* lse, bf16* Qs, float (&o)[D / 8][4],
@@ -661,7 +546,7 @@ __device__ __forceinline__ void fwd_epilogue(bf16* out, float* lse, bf16* Qs, fl
         }
     }
 }
-// @copy-end attn-forward-tiles
+// @copy-end attn-forward-epilogue
 
 
 // @copy-begin attn-load-rows
@@ -691,20 +576,9 @@ __device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* src, size
 }
 // @copy-end attn-load-rows
 
-// @copy-begin attn-forward-v6
-// ----------------------------------------------------------------------------
-// version 6 (tile functions, kernel, launcher: this whole region; the epilogue is v3's fwd_epilogue)
-// v6: back to v4's shape (4 warps x 16 rows, 64-query blocks, now 3 blocks per SM by launch bounds)
-// with the tile loop software-pipelined inside each warp: the Q K^T mma of key tile it+1 are issued
-// before the mask/max/exp/sum of tile it, so the tensor cores run while the warp does the softmax
-// (v4 and v5 serialize QK -> softmax -> PV in every warp: v5's measurement showed that halving the
-// ldmatrix traffic bought nothing, so the bound is latency, not shared memory). K runs one tile
-// ahead of V in separate cp.async groups. Kept from v5: ex2.approx.ftz, lazy rescale, 16-key chunk
-// skipping (as predicated mma only: the exp phase has no branches, so the compiler can interleave it
-// with the next tile's mma).
-// Predicted (written before measuring): full causal ~1.3x v4 (~265 TFLOP/s), W = 1024 ~1.25x,
-// W = 256 ~1.15x.
-
+// @copy-begin attn-forward-v6-tiles
+// v6's tile functions, which v7 runs too: 3 blocks per SM (D = 64), the 16-key chunks of a tile
+// with an allowed pair, S = Q K^T on those chunks, and mask / softmax / O += P V
 template<int D> __host__ __device__ constexpr int fwd6_min_blocks() { return D == 64 ? 3 : 2; }
 
 // 16-key chunks of key tile k0 with an allowed pair for the warp's 16 rows (bit c: chunk c)
@@ -818,117 +692,12 @@ __device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)
         }
     }
 }
-
-template<int D>
-__global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
-attention_forward_kernel6(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8, CH = D / 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
-    bf16* Ks = Qs + BQ * LDS;                       // (2, BK, LDS)
-    bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* kbase = qbase + C;
-    const bf16* vbase = qbase + 2 * C;
-    const float sl2 = LOG2E / sqrtf((float)D);
-
-    const int q_last = min(q0 + BQ, T) - 1;
-    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
-    const int ntiles = key_tile_count(kr);
-
-    // rows past T: zero-fill from a clamped address
-    auto load_rows = [&](bf16* dst, const bf16* src, int k0) {
-        for (int x = tid; x < BK * CH; x += NT) {
-            int kk = x / CH, cc = x % CH, j = k0 + kk;
-            bool ok = j < T;
-            cp_async_16(dst + kk * LDS + cc * 8, src + (ok ? (size_t)j : 0) * C3 + cc * 8, ok);
-        }
-    };
-    auto load_k = [&](int it, int buf) { load_rows(Ks + buf * BK * LDS, kbase, key_tile_at(kr, it) * BK); };
-    auto load_v = [&](int it, int buf) { load_rows(Vs + buf * BK * LDS, vbase, key_tile_at(kr, it) * BK); };
-
-    // prologue: group {Q, K0}, group {V0, K1}
-    for (int x = tid; x < BQ * CH; x += NT) {
-        int rr = x / CH, cc = x % CH, t = q0 + rr;
-        bool ok = t < T;
-        cp_async_16(Qs + rr * LDS + cc * 8, qbase + (ok ? (size_t)t : 0) * C3 + cc * 8, ok);
-    }
-    load_k(0, 0);
-    cp_async_commit();
-    load_v(0, 0);
-    if (ntiles > 1) load_k(1, 1);
-    cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
-    uint32_t qf[D / 16][4];
-    load_q_frags<D>(qf, Qs, warp, lane);
-
-    float o[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f; }
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-
-    float sa[BK / 8][4], sb[BK / 8][4];
-    unsigned need_a = fwd6_need(wq0, key_tile_at(kr, 0) * BK, W, S, T), need_b = 0;
-    fwd6_qk<D>(sa, qf, Ks, need_a, lane);
-
-    // step `it`: S of tile it is in `cur`; issue S of tile it+1 into `nxt`, then finish tile it
-    auto step = [&](int it, float (&cur)[BK / 8][4], unsigned need_cur, float (&nxt)[BK / 8][4], unsigned& need_nxt) {
-        cp_async_wait<0>();   // V_it and K_{it+1} have landed
-        __syncthreads();      // ... for everyone, and step it-1 (V_{it-1}, K_it) is done in every warp
-        if (it + 1 < ntiles) load_v(it + 1, (it + 1) & 1);   // over V_{it-1}
-        if (it + 2 < ntiles) load_k(it + 2, it & 1);         // over K_it
-        cp_async_commit();
-        if (it + 1 < ntiles) {
-            need_nxt = fwd6_need(wq0, key_tile_at(kr, it + 1) * BK, W, S, T);
-            fwd6_qk<D>(nxt, qf, Ks + ((it + 1) & 1) * BK * LDS, need_nxt, lane);
-        }
-        if (need_cur)
-            fwd6_softmax_pv<D>(o, m, l, cur, Vs + (it & 1) * BK * LDS, key_tile_at(kr, it) * BK, wq0,
-                               need_cur, lane, W, S, T, sl2);
-    };
-    for (int it = 0; it < ntiles; it += 2) {
-        step(it, sa, need_a, sb, need_b);
-        if (it + 1 < ntiles) step(it + 1, sb, need_b, sa, need_a);
-    }
-    fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
-}
-
-template<int D>
-void attention_forward6(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
-    static bool configured = false;
-    if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel6<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        configured = true;
-    }
-    dim3 grid(B * NH, ceil_div(T, TC_BQ));
-    attention_forward_kernel6<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
-    cudaCheckLaunch();
-}
-// ---- end of version 6
-// @copy-end attn-forward-v6
+// @copy-end attn-forward-v6-tiles
 
 // @copy-begin attn-forward-v7
-// ----------------------------------------------------------------------------
-// version 7 (kernel, launcher: this region; the tile functions are v6's fwd6_need / fwd6_qk /
-// fwd6_softmax_pv, the epilogue v3's fwd_epilogue, the tile loads common.h's load_rows_async)
-// v7: v4's loop (no software pipelining, 4 warps x 16 rows, 3 blocks per SM) with fewer instructions
-// per mma. ncu on v4 (T = 16384, full): 9.3 instructions issued per mma, issue slots 51% busy, tensor
-// pipe 33%, stalls mostly fixed-latency waits and short scoreboard at 3 warps per scheduler: the
-// kernel is issue- and latency-bound, not shared-memory bound. v4's SASS for one unmasked tile holds
-// ~680 instructions: ~200 of them address and bounds math for the 8 cp.async per thread, ~100 the
-// range fix-ups of exp2f. v7: common.h's load_rows_async (fixed slots, one add per copy), v6's
-// ex2.approx.ftz, lazy rescale, chunk skipping only on tiles that have a skipped chunk (predicated
-// ldmatrix costs a WARPSYNC and an address recomputation each), one __syncthreads per tile.
-// Predicted (written before measuring): 1.25x v4 on full causal and W = 1024, 1.2x on W = 256.
-
+// forward v7, the fastest on mma.sync: v4's loop (4 warps x 16 query rows, 3 blocks per SM) with
+// fewer instructions per mma: fixed-slot cp.async (load_rows_async), ex2.approx.ftz, lazy rescale,
+// chunk skipping only on tiles with a skipped chunk, one __syncthreads per tile
 template<int D>
 __global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
 attention_forward_kernel7(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
@@ -1010,7 +779,7 @@ void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 
 // @copy-begin attn-wgmma
 // ----------------------------------------------------------------------------
-// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 / v9 and backward v10:
+// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8-v12 and backward v10-v12:
 // 128-byte-swizzled tiles filled by cp.async, matrix descriptors, the two wgmma shapes they use
 // (S = A B^T with both operands in smem; O += P V with P in registers and V N-major in smem).
 
@@ -1147,7 +916,7 @@ __device__ __forceinline__ void wg_issue_pb(float (&acc)[D / 2], const uint32_t 
 }
 
 // does this binary hold the wgmma code for the current device (built for sm_90a)? The wgmma versions
-// (forward v8 / v9, backward v10) ask before they run; every other build falls back to mma.sync versions.
+// (forward v8-v12, backward v10-v12) ask before they run; every other build falls back to mma.sync versions.
 __global__ void wgmma_probe_kernel(int* ok) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     *ok = 1;
@@ -1357,26 +1126,10 @@ __device__ __forceinline__ void wgmma_m64n16_ss(float (&s)[8], uint64_t da, uint
 // @copy-end attn-tma
 
 // @copy-begin attn-forward-v10
-// ----------------------------------------------------------------------------
-// versions 10 and 11 (this whole region; uses v8's fwd8_softmax and FWD8_BK, common.h's wgmma and
-// TMA helpers)
-// v10: v9 (one warpgroup, 64 query rows per block) with Q, K and V brought in by the tensor memory
-// accelerator: one thread issues one copy per 64 x 64 box (the copy engine writes the 128-byte
-// swizzle itself and zero-fills rows past T), and the warps wait on an mbarrier per K / V buffer.
-// Every key tile of the block's range has an allowed pair for some row (the range is the union of
-// the rows' bands and the sinks below it), so v9's per-tile "any allowed pair" test is gone too.
-// Predicted (written before measuring): ncu on v9 (W = 1024, T = 16384) counts ~430 instructions
-// per warp per key tile with the issue slots 62% busy; the cp.async addressing (IMAD / LEA / ISETP /
-// LDGSTS) is ~80-100 of them, so 1.1-1.2x v9 on windows, ~1.1x on full rows.
-// Measured (H200, results/h200_forward_v10.log): 1.17-1.27x v9 in all nine canonical cases (ncu,
-// W = 1024: 311 instructions per warp per tile against 430). The grid matters: with v9's order
-// (consecutive blocks = different heads) v10 was 0.95-0.99x v9 at T = 1024; with a head's query
-// tiles next to each other, neighbours find their K / V tiles in the L2.
-// v11: v10 with a 16-key sink tile when the sinks fit one (S <= 16) and lie below the band: the
-// sink keys' Q K^T is wgmma n16 instead of n64, their P V one k-step instead of four, and their
-// softmax covers 8 scores per thread instead of 32. At W = 256 a 64-row block visits 5 band tiles
-// and the sink tile, so predicted ~1.15x v10 there, ~1.04x at W = 1024, nothing on full rows.
-// Measured: W = 256 1.04-1.10x v10, W = 1024 1.00-1.03x, full rows level; 1.21-1.32x v9 overall.
+// forward v10 / v11 (NARROW_SINK): one warpgroup of 64 query rows per block on wgmma (v9); Q, K and
+// V brought in by the tensor memory accelerator (one thread, one copy per 64 x 64 box, an mbarrier
+// per K / V buffer), a head's query tiles side by side in the grid; v11: a 16-key sink tile when
+// the sinks fit one (S <= 16) and lie below the band
 constexpr int FWD10_SINK_KEYS = 16;
 static_assert(FWD10_SINK_KEYS == 16, "the narrow sink tile is one wgmma n16 and one k16 step of P V");
 template<int D> __host__ __device__ constexpr int fwd10_min_blocks() { return D == 64 ? 5 : 2; }
@@ -1565,17 +1318,15 @@ void attention_forward10_launch(bf16* out, float* lse, const bf16* qkv, int B, i
     attention_forward_kernel10<D, NARROW_SINK><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
     cudaCheckLaunch();
 }
-template<int D>
-void attention_forward10(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    attention_forward10_launch<D, false>(out, lse, qkv, B, T, NH, W, S);
-}
+// @copy-end attn-forward-v10
+
+// @copy-begin attn-forward-v11
+// v11, the programs' forward on sm_90a
 template<int D>
 void attention_forward11(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     attention_forward10_launch<D, true>(out, lse, qkv, B, T, NH, W, S);
 }
-
-// ---- end of versions 10 and 11 (the programs' copy)
-// @copy-end attn-forward-v10
+// @copy-end attn-forward-v11
 
 
 // ----------------------------------------------------------------------------
@@ -1619,15 +1370,15 @@ void launch_dot(float* Dbuf, const bf16* out, const bf16* dout, int B, int T, in
 }
 // @copy-end attn-backward-dot
 
-// @copy-begin attn-backward-kernels
+// @copy-begin attn-backward-tiles
 // ----------------------------------------------------------------------------
-// kernel 3: tensor cores (mma.sync m16n8k16 bf16, fp32 accumulate), 4 warps per block, smem rows
-// padded to D + 8 elements (conflict-free ldmatrix). Fragment conventions as in common.h and in
-// attention_forward.cu's v3: a 16-row A operand comes from row-major smem with ldmatrix.x4 at
-// (row lane%16, col (lane/16)*8); a B operand from an (n, k) row-major tile with ldmatrix.x4 at
-// (n (lane%8) + (lane/16)*8, k ((lane/8)%2)*8); from a (k, n) row-major tile with ldmatrix.x4.trans at
-// (k (lane%8) + ((lane/8)%2)*8, n (lane/16)*8). Each gives the b0,b1 of two adjacent n-tiles.
-// Expected gain over v2: ~10x from tensor cores. The dK/dV + dQ split costs 7 matmuls instead of 5.
+// the mma.sync versions (kernel 3 on): tensor cores (mma.sync m16n8k16 bf16, fp32 accumulate), 4
+// warps per block, smem rows padded to D + 8 elements (conflict-free ldmatrix). Fragment conventions
+// as in common.h and in attention_forward.cu's v3: a 16-row A operand comes from row-major smem with
+// ldmatrix.x4 at (row lane%16, col (lane/16)*8); a B operand from an (n, k) row-major tile with
+// ldmatrix.x4 at (n (lane%8) + (lane/16)*8, k ((lane/8)%2)*8); from a (k, n) row-major tile with
+// ldmatrix.x4.trans at (k (lane%8) + ((lane/8)%2)*8, n (lane/16)*8). Each gives the b0,b1 of two
+// adjacent n-tiles.
 
 constexpr int TCB_THREADS = 128, TCB_BK = 64, TCB_BQ_DQ = 64;
 constexpr int SINK_CHUNK_QUERIES = 1024;   // v6: queries per chunk of a sink tile's dK/dV run
@@ -1681,27 +1432,6 @@ __device__ __forceinline__ void acc_to_a(uint32_t* a, const float* c0, const flo
     a[2] = pack_bf16x2(c1[0], c1[1]);
     a[3] = pack_bf16x2(c1[2], c1[3]);
 }
-// copy ROWS x D bf16 tile rows [t0, t0+ROWS) of a strided global tensor into smem (rows past T: zero)
-template<int D, int ROWS, int LDS>
-__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
-    constexpr int CH = D / 8;
-    for (int x = tid; x < ROWS * CH; x += TCB_THREADS) {
-        int rr = x / CH, cc = x % CH, t = t0 + rr;
-        uint4 u = make_uint4(0, 0, 0, 0);
-        if (t < T) u = *reinterpret_cast<const uint4*>(src + (size_t)t * stride + cc * 8);
-        *reinterpret_cast<uint4*>(dst + rr * LDS + cc * 8) = u;
-    }
-}
-// the same with cp.async (zero-fill past T, clamped source address); the caller commits and waits
-template<int D, int ROWS, int LDS>
-__device__ __forceinline__ void load_tile_async(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
-    constexpr int CH = D / 8;
-    for (int x = tid; x < ROWS * CH; x += TCB_THREADS) {
-        int rr = x / CH, cc = x % CH, t = t0 + rr;
-        bool ok = t < T;
-        cp_async_16(dst + rr * LDS + cc * 8, src + (ok ? (size_t)t : 0) * stride + cc * 8, ok);
-    }
-}
 // write a warp's 16 staged smem rows to global rows [t0, t0+16) (rows past T skipped)
 template<int D, int LDS>
 __device__ __forceinline__ void store_rows16(bf16* dst, size_t stride, const bf16* src, int t0, int T, int lane) {
@@ -1723,353 +1453,9 @@ __device__ __forceinline__ void stage_acc16(bf16* rows, const float (&acc)[D / 8
         *reinterpret_cast<uint32_t*>(rows + (g + 8) * LDS + n * 8 + 2 * tg) = pack_bf16x2(acc[n][2] * mul, acc[n][3] * mul);
     }
 }
+// @copy-end attn-backward-tiles
 
-// One query tile of the dK/dV pass, for one warp (keys [wk0, wk0+16), rows warp*16.. of Ks / Vs):
-//   S^T = K Q^T and dP^T = V dO^T (16 keys x BQ queries), P^T = exp2(S^T sl2 - lse log2e),
-//   dS^T = P^T (dP^T - D), then dV += P^T dO and dK += dS^T Q with P^T, dS^T fed from registers.
-// Ls / Ds hold the raw lse and D of the tile's BQ queries (zeros past T; those are masked).
-template<int D>
-__device__ __forceinline__ void dkdv_tile_mma(float (&dk)[D / 8][4], float (&dv)[D / 8][4],
-                                              const bf16* Ks, const bf16* Vs, const bf16* Qs, const bf16* dOs,
-                                              const float* Ls, const float* Ds, int q0, int wk0,
-                                              int warp, int lane, int W, int S, int T, float sl2) {
-    constexpr int BQ = dkdv_bq<D>(), LDS = D + 8;
-    const int g = lane / 4, tg = lane % 4;
-    float st[BQ / 8][4], dpt[BQ / 8][4];
-#pragma unroll
-    for (int t = 0; t < BQ / 8; t++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { st[t][e] = 0.f; dpt[t][e] = 0.f; }
-#pragma unroll
-    for (int kc = 0; kc < D / 16; kc++) {
-        uint32_t ka[4], va[4];
-        ldsm_a<LDS>(ka, Ks, warp * 16, kc, lane);
-        ldsm_a<LDS>(va, Vs, warp * 16, kc, lane);
-#pragma unroll
-        for (int np = 0; np < BQ / 16; np++) {
-            uint32_t bq[4], bd[4];
-            ldsm_b_nk<LDS>(bq, Qs, np * 16, kc, lane);    // Q^T: Q is (n = query, k = dim)
-            ldsm_b_nk<LDS>(bd, dOs, np * 16, kc, lane);
-            mma_bf16_16816(st[2 * np], ka, bq);
-            mma_bf16_16816(st[2 * np + 1], ka, bq + 2);
-            mma_bf16_16816(dpt[2 * np], va, bd);
-            mma_bf16_16816(dpt[2 * np + 1], va, bd + 2);
-        }
-    }
-    // element (t, e): key wk0 + g + 8(e/2), query q0 + 8t + 2tg + (e%2)
-    const bool full = block_fully_allowed(q0, BQ, wk0, 16, W, S, T);
-#pragma unroll
-    for (int t = 0; t < BQ / 8; t++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int qi = t * 8 + 2 * tg + (e % 2);
-            float p = exp2f(fmaf(st[t][e], sl2, -Ls[qi] * LOG2E));
-            if (!full && !attn_valid(q0 + qi, wk0 + g + 8 * (e / 2), W, S, T)) p = 0.f;   // select: p may be inf
-            st[t][e] = p;                              // P^T
-            dpt[t][e] = p * (dpt[t][e] - Ds[qi]);      // dS^T
-        }
-    }
-    // dV += P^T dO, dK += dS^T Q: k-dim = queries; dO and Q are (k = query, n = dim) row-major
-#pragma unroll
-    for (int kc = 0; kc < BQ / 16; kc++) {
-        uint32_t pa[4], sa[4];
-        acc_to_a(pa, st[2 * kc], st[2 * kc + 1]);
-        acc_to_a(sa, dpt[2 * kc], dpt[2 * kc + 1]);
-#pragma unroll
-        for (int np = 0; np < D / 16; np++) {
-            uint32_t bd[4], bq[4];
-            ldsm_b_kn<LDS>(bd, dOs, np * 16, kc, lane);
-            ldsm_b_kn<LDS>(bq, Qs, np * 16, kc, lane);
-            mma_bf16_16816(dv[2 * np], pa, bd);
-            mma_bf16_16816(dv[2 * np + 1], pa, bd + 2);
-            mma_bf16_16816(dk[2 * np], sa, bq);
-            mma_bf16_16816(dk[2 * np + 1], sa, bq + 2);
-        }
-    }
-}
-
-// One key tile of the dQ pass, for one warp (queries [wq0, wq0+16), rows warp*16.. of Qs / dOs):
-// S = Q K^T, dP = dO V^T, dS = P (dP - D), dQ += dS K with dS fed from registers.
-// L2 / Di: lse * log2(e) and D of this thread's rows wq0 + g and wq0 + g + 8.
-template<int D>
-__device__ __forceinline__ void dq_tile_mma(float (&dq)[D / 8][4], const bf16* Qs, const bf16* dOs,
-                                            const bf16* Ks, const bf16* Vs, const float (&L2)[2], const float (&Di)[2],
-                                            int k0, int wq0, int warp, int lane, int W, int S, int T, float sl2) {
-    constexpr int BK = TCB_BK, LDS = D + 8;
-    const int g = lane / 4, tg = lane % 4;
-    float s[BK / 8][4], dp[BK / 8][4];
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { s[t][e] = 0.f; dp[t][e] = 0.f; }
-#pragma unroll
-    for (int kc = 0; kc < D / 16; kc++) {
-        uint32_t qa[4], da[4];
-        ldsm_a<LDS>(qa, Qs, warp * 16, kc, lane);
-        ldsm_a<LDS>(da, dOs, warp * 16, kc, lane);
-#pragma unroll
-        for (int np = 0; np < BK / 16; np++) {
-            uint32_t bk[4], bv[4];
-            ldsm_b_nk<LDS>(bk, Ks, np * 16, kc, lane);   // K^T: K is (n = key, k = dim)
-            ldsm_b_nk<LDS>(bv, Vs, np * 16, kc, lane);
-            mma_bf16_16816(s[2 * np], qa, bk);
-            mma_bf16_16816(s[2 * np + 1], qa, bk + 2);
-            mma_bf16_16816(dp[2 * np], da, bv);
-            mma_bf16_16816(dp[2 * np + 1], da, bv + 2);
-        }
-    }
-    // element (t, e): query wq0 + g + 8(e/2), key k0 + 8t + 2tg + (e%2)
-    const bool full = block_fully_allowed(wq0, 16, k0, BK, W, S, T);
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int r = e / 2;
-            float p = exp2f(fmaf(s[t][e], sl2, -L2[r]));
-            if (!full && !attn_valid(wq0 + g + 8 * r, k0 + t * 8 + 2 * tg + (e % 2), W, S, T)) p = 0.f;
-            s[t][e] = p * (dp[t][e] - Di[r]);   // dS
-        }
-    }
-    // dQ += dS K: k-dim = keys; K is (k = key, n = dim) row-major
-#pragma unroll
-    for (int kc = 0; kc < BK / 16; kc++) {
-        uint32_t a[4];
-        acc_to_a(a, s[2 * kc], s[2 * kc + 1]);
-#pragma unroll
-        for (int np = 0; np < D / 16; np++) {
-            uint32_t bk[4];
-            ldsm_b_kn<LDS>(bk, Ks, np * 16, kc, lane);
-            mma_bf16_16816(dq[2 * np], a, bk);
-            mma_bf16_16816(dq[2 * np + 1], a, bk + 2);
-        }
-    }
-}
-
-// 3a: block per (b, h, 64-key tile), warp w owns keys [16w, 16w+16); loops over the query tiles that
-// attend the key tile. Loads are synchronous: global -> registers -> smem, __syncthreads, compute.
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dkdv_kernel3(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
-                                const float* Dbuf, int B, int T, int NH, int W, int S) {
-    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
-    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
-    bf16* Qs  = Vs + BK * LDS;                       // (BQ, LDS)
-    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
-    float* Ls = reinterpret_cast<float*>(dOs + BQ * LDS);   // (BQ) lse
-    float* Ds = Ls + BQ;                                    // (BQ) D_i
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int kt = blockIdx.y;                       // sink tiles (most queries) launched first
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int k0 = kt * BK, wk0 = k0 + warp * 16;    // this warp's first key
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
-    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-    load_tile<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
-    load_tile<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
-
-    float dk[D / 8][4], dv[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
-
-    const int k_last = min(k0 + BK, T) - 1;
-    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
-    for (int qt = k0 / BQ; qt <= q_hi / BQ; qt++) {
-        const int q0 = qt * BQ;
-        __syncthreads();   // previous Q/dO tile no longer read
-        load_tile<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
-        load_tile<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
-        for (int x = tid; x < BQ; x += TCB_THREADS) {
-            int i = q0 + x;
-            Ls[x] = (i < T) ? lse_bh[i] : 0.f;
-            Ds[x] = (i < T) ? D_bh[i] : 0.f;
-        }
-        __syncthreads();   // (first iteration: also publishes the K/V tile)
-        dkdv_tile_mma<D>(dk, dv, Ks, Vs, Qs, dOs, Ls, Ds, q0, wk0, warp, lane, W, S, T, sl2);
-    }
-    // epilogue: the warp's own 16 rows of Ks / Vs (read only by this warp) stage dK, dV as bf16
-    __syncwarp();
-    stage_acc16<D, LDS>(Ks + warp * 16 * LDS, dk, scale, lane);
-    stage_acc16<D, LDS>(Vs + warp * 16 * LDS, dv, 1.f, lane);
-    __syncwarp();
-    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
-    store_rows16<D, LDS>(dkbase, C3, Ks + warp * 16 * LDS, wk0, T, lane);
-    store_rows16<D, LDS>(dkbase + C, C3, Vs + warp * 16 * LDS, wk0, T, lane);
-}
-
-// 3b: block per (b, h, 64-query tile), warp w owns queries [16w, 16w+16); visits the forward's key
-// tiles. Loads are synchronous.
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dq_kernel3(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
-                              const float* Dbuf, int B, int T, int NH, int W, int S) {
-    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
-    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
-    bf16* Ks  = dOs + BQ * LDS;                      // (BK, LDS)
-    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;       // longest tiles first
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
-    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-    load_tile<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
-    load_tile<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
-    // row statistics of this thread's rows wq0 + g and wq0 + g + 8
-    float L2[2], Di[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int i = wq0 + g + 8 * r;
-        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
-        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
-    }
-    float dq[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
-
-    const int q_last = min(q0 + BQ, T) - 1;
-    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
-    const int ntiles = key_tile_count(kr);
-    for (int it = 0; it < ntiles; it++) {
-        const int k0 = key_tile_at(kr, it) * BK;
-        __syncthreads();   // previous K/V tile no longer read
-        load_tile<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
-        load_tile<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
-        __syncthreads();   // (first iteration: also publishes Q / dO)
-        dq_tile_mma<D>(dq, Qs, dOs, Ks, Vs, L2, Di, k0, wq0, warp, lane, W, S, T, sl2);
-    }
-    // epilogue: stage in the warp's own Q rows (read only by this warp), coalesced stores
-    __syncwarp();
-    stage_acc16<D, LDS>(Qs + warp * 16 * LDS, dq, scale, lane);
-    __syncwarp();
-    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + warp * 16 * LDS, wq0, T, lane);
-}
-
-// ----------------------------------------------------------------------------
-// kernel 5: v3's math (same tile functions) with cp.async double buffering of what each loop
-// streams: the Q / dO / lse / D tiles in the dK/dV pass, the K / V tiles in the dQ pass. Tile it+1
-// is in flight while tile it computes. Launched like v4 (dQ pass on a second stream).
-// Expected gain over v4: the 1.3-1.6x that cp.async gave the forward (v3 -> v4).
-//
-// kernel 6 (same kernels, nst > 0): a sink key tile is attended by every later query, so with a window
-// its dK/dV block walks all T/BQ query tiles while the others walk ~(W + BQ)/BQ: at T = 16384 that one
-// block per head is the tail of the whole pass. v6 splits those runs into chunks of 1024 queries on
-// separate blocks (fp32 partials, summed in fixed order by sink_reduce_kernel: still deterministic).
-// Expected gain over v5: the T = 16384, W = 256 backward drops to about the T = 4096 time.
-
-// 5a: dK/dV. smem: K, V (BK, LDS) once; Q, dO (2, BQ, LDS); lse, D (2, BQ) fp32
-// v6 (nst > 0): the first nst key tiles are sink tiles whose query run is split into nch chunks
-// of SINK_CHUNK_QUERIES; blockIdx.y < nst * nch is (sink tile, chunk), the rest are the other tiles.
-// A chunk block writes its fp32 dK (scaled), dV to `partial`; sink_reduce_kernel sums the chunks.
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dkdv_kernel5(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
-                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
-    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
-    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
-    bf16* Qs  = Vs + BK * LDS;                       // (2, BQ, LDS)
-    bf16* dOs = Qs + 2 * BQ * LDS;                   // (2, BQ, LDS)
-    float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * LDS);   // (2, BQ) lse
-    float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const QueryRun run = dkdv_query_run<BK, BQ>(blockIdx.y, nst, nch, W, S, T);
-    const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;   // chunk -1: whole run
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int k0 = kt * BK, wk0 = k0 + warp * 16;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
-    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-
-    // issue the async copies of query tile qt0 + it into buffer buf (past T: zero-fill)
-    auto load_q_tile = [&](int it, int buf) {
-        const int q0 = (qt0 + it) * BQ;
-        load_tile_async<D, BQ, LDS>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
-        load_tile_async<D, BQ, LDS>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
-        for (int x = tid; x < BQ; x += TCB_THREADS) {
-            int i = q0 + x;
-            bool ok = i < T;
-            cp_async_4(Ls + buf * BQ + x, lse_bh + (ok ? i : 0), ok);
-            cp_async_4(Ds + buf * BQ + x, D_bh + (ok ? i : 0), ok);
-        }
-    };
-
-    // prologue: K/V and query tile 0 in one group
-    load_tile_async<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
-    load_tile_async<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
-    if (ntiles > 0) load_q_tile(0, 0);
-    cp_async_commit();
-
-    float dk[D / 8][4], dv[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
-
-    for (int it = 0; it < ntiles; it++) {
-        // buffer (it+1)&1 was last read in iteration it-1, which ended with __syncthreads
-        if (it + 1 < ntiles) {
-            load_q_tile(it + 1, (it + 1) & 1);
-            cp_async_commit();
-            cp_async_wait<1>();   // everything but tile it+1 has landed
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();          // tile it visible to every warp
-        const int buf = it & 1;
-        dkdv_tile_mma<D>(dk, dv, Ks, Vs, Qs + buf * BQ * LDS, dOs + buf * BQ * LDS, Ls + buf * BQ, Ds + buf * BQ,
-                         (qt0 + it) * BQ, wk0, warp, lane, W, S, T, sl2);
-        __syncthreads();          // all warps done with buffer buf before it is refilled
-    }
-    cp_async_wait<0>();           // an empty chunk never waited for its K/V copies
-    if (chunk >= 0) {
-        // fp32 partial of this chunk: partial (B*NH, nst, nch, 2, BK, D), [0] = dK * scale, [1] = dV
-        const int g = lane / 4, tg = lane % 4;
-        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
-        float* pv = pk + BK * D;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int row = warp * 16 + g + 8 * r;
-                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
-                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
-            }
-        }
-        return;
-    }
-    __syncwarp();
-    stage_acc16<D, LDS>(Ks + warp * 16 * LDS, dk, scale, lane);
-    stage_acc16<D, LDS>(Vs + warp * 16 * LDS, dv, 1.f, lane);
-    __syncwarp();
-    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
-    store_rows16<D, LDS>(dkbase, C3, Ks + warp * 16 * LDS, wk0, T, lane);
-    store_rows16<D, LDS>(dkbase + C, C3, Vs + warp * 16 * LDS, wk0, T, lane);
-}
-
+// @copy-begin attn-backward-sink-reduce
 // v6: dK, dV of the sink tiles = the sum of their chunks' fp32 partials, in chunk order (deterministic).
 // One thread per (b*NH + h, sink tile, dK|dV, key row, dim), dims fastest: coalesced.
 template<int D>
@@ -2090,76 +1476,9 @@ __global__ void sink_reduce_kernel(bf16* dqkv, const float* partial, int B, int 
     const size_t C = (size_t)NH * D;
     dqkv[(size_t)(b * T + key) * 3 * C + (1 + which) * C + h * D + d] = __float2bfloat16(sum);
 }
+// @copy-end attn-backward-sink-reduce
 
-// 5b: dQ. smem: Q, dO (BQ, LDS) once; K, V (2, BK, LDS)
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dq_kernel5(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
-                              const float* Dbuf, int B, int T, int NH, int W, int S) {
-    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
-    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
-    bf16* Ks  = dOs + BQ * LDS;                      // (2, BK, LDS)
-    bf16* Vs  = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
-    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-    const int q_last = min(q0 + BQ, T) - 1;
-    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
-    const int ntiles = key_tile_count(kr);
-    auto load_kv = [&](int it, int buf) {
-        const int k0 = key_tile_at(kr, it) * BK;
-        load_tile_async<D, BK, LDS>(Ks + buf * BK * LDS, qbase + C, C3, k0, T, tid);
-        load_tile_async<D, BK, LDS>(Vs + buf * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
-    };
-
-    // prologue: Q, dO and key tile 0 in one group; row statistics with plain loads meanwhile
-    load_tile_async<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
-    load_tile_async<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
-    load_kv(0, 0);
-    cp_async_commit();
-    float L2[2], Di[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int i = wq0 + g + 8 * r;
-        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
-        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
-    }
-    float dq[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
-
-    for (int it = 0; it < ntiles; it++) {
-        if (it + 1 < ntiles) {
-            load_kv(it + 1, (it + 1) & 1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
-        const int buf = it & 1;
-        dq_tile_mma<D>(dq, Qs, dOs, Ks + buf * BK * LDS, Vs + buf * BK * LDS, L2, Di,
-                       key_tile_at(kr, it) * BK, wq0, warp, lane, W, S, T, sl2);
-        __syncthreads();
-    }
-    __syncwarp();
-    stage_acc16<D, LDS>(Qs + warp * 16 * LDS, dq, scale, lane);
-    __syncwarp();
-    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + warp * 16 * LDS, wq0, T, lane);
-}
-// @copy-end attn-backward-kernels
-
-// @copy-begin attn-backward-launcher
+// @copy-begin attn-backward-launch-helpers
 // dynamic smem of the tensor-core kernels: v3 single-buffers everything, v5 double-buffers the
 // tiles its loop streams (D = 128: dK/dV 52 / 70 KB, dQ 70 / 104 KB, so all need the > 48 KB opt-in)
 template<int D> constexpr size_t dkdv_smem(bool dbuf) {
@@ -2169,8 +1488,6 @@ template<int D> constexpr size_t dkdv_smem(bool dbuf) {
 template<int D> constexpr size_t dq_smem(bool dbuf) {
     return (size_t)(2 * TCB_BQ_DQ + (dbuf ? 4 : 2) * TCB_BK) * (D + 8) * sizeof(bf16);
 }
-
-typedef void (*bwd_kernel_t)(bf16*, const bf16*, const bf16*, const float*, const float*, int, int, int, int, int);
 
 // v6's sink split: with a window every later query attends the sink keys, so a sink key tile's
 // dK/dV run is T queries long while a band tile's is about W. The first nst key tiles (of BK keys)
@@ -2214,80 +1531,11 @@ static float* get_sink_partial(size_t bytes) {
     }
     return sink_partial;
 }
+// @copy-end attn-backward-launch-helpers
 
-// the tensor-core backward: D_i, then the dK/dV and dQ passes. `concurrent` (v4-v6) runs the dQ pass
-// on a second stream beside the dK/dV pass, so its blocks fill the SMs while the long dK/dV blocks of
-// the sink tiles (every query attends them) finish; `pipelined` (v5, v6) picks the cp.async kernels;
-// `split_sinks` (v6) splits those long sink-tile runs into chunks.
-template<int D>
-void attention_backward_tc(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                           const float* lse, int B, int T, int NH, int W, int S, bool concurrent, bool pipelined,
-                           bool split_sinks) {
-    static bool configured = false;   // opt in to > 48 KB dynamic smem once per instantiation
-    static SideStream side;
-    if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel3<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkdv_smem<D>(false)));
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel3<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem<D>(false)));
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel5<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkdv_smem<D>(true)));
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel5<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem<D>(true)));
-        side = side_stream_create();
-        configured = true;
-    }
-    bwd_kernel_t dq = pipelined ? attention_backward_dq_kernel5<D> : attention_backward_dq_kernel3<D>;
-    const size_t smem_kv = dkdv_smem<D>(pipelined), smem_q = dq_smem<D>(pipelined);
-    const int nkt = ceil_div(T, TCB_BK);
-    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
-    const SinkSplit sp = split_sinks ? sink_split(T, W, S, TCB_BK) : SinkSplit{0, 1};   // v6
-    const int nst = sp.nst, nch = sp.nch;
-    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * TCB_BK * D * sizeof(float)) : nullptr;
-    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
-
-    launch_dot<D>(Dbuf, out, dout, B, T, NH);
-    cudaStream_t qstream = 0;
-    if (concurrent) {
-        side_stream_fork(side);
-        qstream = side.stream;
-    }
-    if (pipelined) {
-        attention_backward_dkdv_kernel5<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
-                                                                              B, T, NH, W, S, nst, nch);
-        cudaCheckLaunch();
-        if (nst) {
-            const size_t n = (size_t)B * NH * nst * 2 * TCB_BK * D;
-            sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
-            cudaCheckLaunch();
-        }
-    } else {
-        attention_backward_dkdv_kernel3<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
-        cudaCheckLaunch();
-    }
-    dq<<<grid_q, TCB_THREADS, smem_q, qstream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
-    cudaCheckLaunch();
-    if (concurrent) {
-        side_stream_join(side);
-    }
-}
-// @copy-end attn-backward-launcher
-
-// @copy-begin attn-backward-v8
-// ----------------------------------------------------------------------------
-// version 8 (phase functions, kernels, launcher: this whole region; it also uses the shared
-// tensor-core helpers of the v3 section, launch_dot, get_sink_partial and v6's sink_reduce_kernel)
-// v8: v6's tile shapes (one m16 tile per warp: 64-key dK/dV blocks, 64-query dQ blocks) with the
-// tile loop software-pipelined in every warp, as forward v6: the first two matmuls of tile it+1
-// (S^T and dP^T in dK/dV, S and dP in dQ) are issued before the exp / dS / last matmuls of tile it,
-// so the tensor cores keep running through the elementwise work. This needs a third buffer for
-// what both halves read (Q, dO, lse, D in dK/dV; K in dQ). Kept from v7: ex2.approx.ftz, 16-row chunk
-// skipping as predicated mma, one __syncthreads per tile, cheaper edge masks, v6's sink split.
-// v7's two m16 tiles per warp are dropped (measured slower than v6 on the windows).
-// Predicted (written before measuring): ~1.25x v6 everywhere.
-
-// tiles: dK/dV streams BQ-query tiles, dQ streams BK-key tiles; two sets of the first half's
-// accumulators are live at once, so the tiles are half of v6's (D = 64: 32 queries; D = 128: 16 queries
-// and 32 keys) to stay within 255 registers without spills
-template<int D> __host__ __device__ constexpr int bwd8_bq() { return D == 64 ? 32 : 16; }
-template<int D> __host__ __device__ constexpr int bwd8_bk() { return D == 64 ? 64 : 32; }
-
+// @copy-begin attn-backward-v8-phases
+// v8's two halves of a tile, which v9 runs too (one after the other): the first two products, then
+// the exponentials, dS and the last two products, on the 16-row chunks in `need`
 // dK/dV first half, one warp, keys [wrow, wrow+16) of Ks / Vs: S^T = K Q^T, dP^T = V dO^T
 template<int D, int BQ>
 __device__ __forceinline__ void dkdv8_phase1(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
@@ -2436,262 +1684,12 @@ __device__ __forceinline__ void dq8_phase2(float (&dq)[D / 8][4], float (&s)[BK 
         }
     }
 }
-
-// 8a: dK/dV. Block per (b, h, 64 keys), warp w owns keys [16w, 16w+16). Query tiles (Q, dO, lse, D)
-// stream through 3 buffers: tile it+1 is read by the first half while tile it is read by the second.
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dkdv_kernel8(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
-                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
-    constexpr int BK = TCB_BK, BQ = bwd8_bq<D>(), LDS = D + 8, NB = 3;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
-    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
-    bf16* Qs  = Vs + BK * LDS;                       // (NB, BQ, LDS)
-    bf16* dOs = Qs + NB * BQ * LDS;                  // (NB, BQ, LDS)
-    float* Ls = reinterpret_cast<float*>(dOs + NB * BQ * LDS);   // (NB, BQ) lse
-    float* Ds = Ls + NB * BQ;                                    // (NB, BQ) D_i
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const QueryRun run = dkdv_query_run<BK, BQ>(blockIdx.y, nst, nch, W, S, T);
-    const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
-    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-
-    auto load_q_tile = [&](int it) {
-        const int q0 = (qt0 + it) * BQ, buf = it % NB;
-        load_tile_async<D, BQ, LDS>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
-        load_tile_async<D, BQ, LDS>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
-        for (int x = tid; x < BQ; x += TCB_THREADS) {
-            int i = q0 + x;
-            bool ok = i < T;
-            cp_async_4(Ls + buf * BQ + x, lse_bh + (ok ? i : 0), ok);
-            cp_async_4(Ds + buf * BQ + x, D_bh + (ok ? i : 0), ok);
-        }
-    };
-    auto need_of = [&](int it) {
-        unsigned need = 0;
-        const int q0 = (qt0 + it) * BQ;
-#pragma unroll
-        for (int c = 0; c < BQ / 16; c++)
-            if (block_any_allowed(q0 + 16 * c, 16, wk0, 16, W, S, T)) need |= 1u << c;
-        return need;
-    };
-
-    // prologue: group {K, V, tile 0}, group {tile 1}
-    load_tile_async<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
-    load_tile_async<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
-    if (ntiles > 0) load_q_tile(0);
-    cp_async_commit();
-    if (ntiles > 1) load_q_tile(1);
-    cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
-
-    float dk[D / 8][4], dv[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
-    float sta[BQ / 8][4], dpa[BQ / 8][4], stb[BQ / 8][4], dpb[BQ / 8][4];
-    unsigned need_a = 0, need_b = 0;
-    if (ntiles > 0) {
-        need_a = need_of(0);
-        dkdv8_phase1<D, BQ>(sta, dpa, Ks, Vs, Qs, dOs, need_a, wrow, lane);
-    }
-    auto step = [&](int it, float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4], unsigned need_cur,
-                    float (&stn)[BQ / 8][4], float (&dpn)[BQ / 8][4], unsigned& need_nxt) {
-        cp_async_wait<0>();   // tile it+1 has landed
-        __syncthreads();      // ... for everyone; step it-1 (buffers (it-1)%3 and it%3) done everywhere
-        if (it + 2 < ntiles) load_q_tile(it + 2);   // into buffer (it-1)%3
-        cp_async_commit();
-        if (it + 1 < ntiles) {
-            const int nb = (it + 1) % NB;
-            need_nxt = need_of(it + 1);
-            dkdv8_phase1<D, BQ>(stn, dpn, Ks, Vs, Qs + nb * BQ * LDS, dOs + nb * BQ * LDS, need_nxt, wrow, lane);
-        }
-        if (need_cur) {
-            const int cb = it % NB;
-            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qs + cb * BQ * LDS, dOs + cb * BQ * LDS, Ls + cb * BQ, Ds + cb * BQ,
-                                (qt0 + it) * BQ, wk0, need_cur, lane, W, S, T, sl2);
-        }
-    };
-    for (int it = 0; it < ntiles; it += 2) {
-        step(it, sta, dpa, need_a, stb, dpb, need_b);
-        if (it + 1 < ntiles) step(it + 1, stb, dpb, need_b, sta, dpa, need_a);
-    }
-    cp_async_wait<0>();
-    if (chunk >= 0) {
-        // fp32 partial, v6's layout (B*NH, nst, nch, 2, BK, D): [0] = dK * scale, [1] = dV
-        const int g = lane / 4, tg = lane % 4;
-        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
-        float* pv = pk + BK * D;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++)
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int row = wrow + g + 8 * r;
-                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
-                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
-            }
-        return;
-    }
-    __syncwarp();
-    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);
-    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
-    __syncwarp();
-    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
-    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
-    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
-}
-
-// 8b: dQ. Block per (b, h, 64 queries), warp w owns queries [16w, 16w+16). K streams through 3
-// buffers (tile it+1 for the first half, tile it for dS K), V through 2.
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dq_kernel8(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
-                              const float* Dbuf, int B, int T, int NH, int W, int S) {
-    constexpr int BK = bwd8_bk<D>(), BQ = TCB_BQ_DQ, LDS = D + 8, NB = 3;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
-    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
-    bf16* Ks  = dOs + BQ * LDS;                      // (NB, BK, LDS)
-    bf16* Vs  = Ks + NB * BK * LDS;                  // (2, BK, LDS)
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
-    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-    const int q_last = min(q0 + BQ, T) - 1;
-    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
-    const int ntiles = key_tile_count(kr);
-    auto load_kv = [&](int it) {
-        const int k0 = key_tile_at(kr, it) * BK;
-        load_tile_async<D, BK, LDS>(Ks + (it % NB) * BK * LDS, qbase + C, C3, k0, T, tid);
-        load_tile_async<D, BK, LDS>(Vs + (it & 1) * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
-    };
-    auto need_of = [&](int it) {
-        unsigned need = 0;
-        const int k0 = key_tile_at(kr, it) * BK;
-#pragma unroll
-        for (int c = 0; c < BK / 16; c++)
-            if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
-        return need;
-    };
-
-    // prologue: group {Q, dO, K0, V0}, group {K1, V1}
-    load_tile_async<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
-    load_tile_async<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
-    load_kv(0);
-    cp_async_commit();
-    if (ntiles > 1) load_kv(1);
-    cp_async_commit();
-    float L2[2], Di[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int i = wq0 + g + 8 * r;
-        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
-        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
-    }
-    float dq[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
-    cp_async_wait<1>();
-    __syncthreads();
-
-    float sa[BK / 8][4], dpa[BK / 8][4], sb[BK / 8][4], dpb[BK / 8][4];
-    unsigned need_a = need_of(0), need_b = 0;
-    dq8_phase1<D, BK>(sa, dpa, Qs, dOs, Ks, Vs, need_a, wrow, lane);
-    auto step = [&](int it, float (&s)[BK / 8][4], float (&dp)[BK / 8][4], unsigned need_cur,
-                    float (&sn)[BK / 8][4], float (&dpn)[BK / 8][4], unsigned& need_nxt) {
-        cp_async_wait<0>();   // K/V of tile it+1 have landed
-        __syncthreads();      // ... for everyone; step it-1 is done everywhere
-        if (it + 2 < ntiles) load_kv(it + 2);   // K over K_{it-1}, V over V_it (read in step it-1)
-        cp_async_commit();
-        if (it + 1 < ntiles) {
-            need_nxt = need_of(it + 1);
-            dq8_phase1<D, BK>(sn, dpn, Qs, dOs, Ks + ((it + 1) % NB) * BK * LDS, Vs + ((it + 1) & 1) * BK * LDS,
-                              need_nxt, wrow, lane);
-        }
-        if (need_cur)
-            dq8_phase2<D, BK>(dq, s, dp, Ks + (it % NB) * BK * LDS, L2, Di, key_tile_at(kr, it) * BK, wq0,
-                              need_cur, lane, W, S, T, sl2);
-    };
-    for (int it = 0; it < ntiles; it += 2) {
-        step(it, sa, dpa, need_a, sb, dpb, need_b);
-        if (it + 1 < ntiles) step(it + 1, sb, dpb, need_b, sa, dpa, need_a);
-    }
-    __syncwarp();
-    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
-    __syncwarp();
-    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
-}
-
-template<int D>
-void attention_backward8(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                         const float* lse, int B, int T, int NH, int W, int S) {
-    constexpr int BQ = bwd8_bq<D>(), BK = TCB_BK, BKQ = bwd8_bk<D>();   // dK/dV: BK keys x BQ; dQ: 64 x BKQ
-    constexpr size_t smem_kv = (size_t)(2 * BK + 6 * BQ) * (D + 8) * sizeof(bf16) + (size_t)6 * BQ * sizeof(float);
-    constexpr size_t smem_q = (size_t)(2 * TCB_BQ_DQ + 5 * BKQ) * (D + 8) * sizeof(bf16);
-    static bool configured = false;
-    static SideStream side;
-    if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
-        side = side_stream_create();
-        configured = true;
-    }
-    const int nkt = ceil_div(T, BK);
-    const SinkSplit sp = sink_split(T, W, S, BK);   // v6's split of the sink tiles' runs
-    const int nst = sp.nst, nch = sp.nch;
-    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
-    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
-    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
-
-    launch_dot<D>(Dbuf, out, dout, B, T, NH);
-    side_stream_fork(side);
-    attention_backward_dkdv_kernel8<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
-                                                                          B, T, NH, W, S, nst, nch);
-    cudaCheckLaunch();
-    if (nst) {
-        const size_t n = (size_t)B * NH * nst * 2 * BK * D;
-        sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
-        cudaCheckLaunch();
-    }
-    attention_backward_dq_kernel8<D><<<grid_q, TCB_THREADS, smem_q, side.stream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
-    cudaCheckLaunch();
-    side_stream_join(side);
-}
-// ---- end of version 8
-// @copy-end attn-backward-v8
+// @copy-end attn-backward-v8-phases
 
 // @copy-begin attn-backward-v9
-// ----------------------------------------------------------------------------
-// version 9 (kernels, launcher: this region; the tile math is v8's dkdv8_phase1/2 and dq8_phase1/2,
-// the loads common.h's load_rows_async; also the v3 helpers, launch_dot, get_sink_partial and v6's
-// sink_reduce_kernel)
-// v9: v6's shapes and loop (64 keys x 64-query tiles in dK/dV, 64 queries x 64-key tiles in dQ at
-// D = 64; no software pipelining) with fewer instructions per mma, the lesson of forward v7 (ncu on
-// v6: issue slots 40-52% busy, tensor pipe 25-34%, at 2-3 warps per scheduler): cp.async with fixed
-// per-thread slots (one add per copy, bounds tests only on the tile crossing T), ex2.approx.ftz
-// instead of exp2f's range fix-ups, per-row edge masks, chunk skipping only on partial tiles, one
-// __syncthreads per tile. Keeps v6's sink split and the dQ pass on a second stream.
-// Predicted (written before measuring): 1.2x v6 on every case.
-
+// backward v9, the fastest on mma.sync: v6's passes (dK/dV per 64-key tile, dQ per 64-query tile on
+// a second stream, the sink tiles' runs split) on v8's tile halves, with fixed-slot cp.async
+// (load_rows_async), ex2.approx.ftz, per-row edge masks, chunk skipping only on partial tiles
 template<int D>
 __global__ void __launch_bounds__(TCB_THREADS)
 attention_backward_dkdv_kernel9(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
@@ -2911,24 +1909,9 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // @copy-end attn-backward-v9
 
 // @copy-begin attn-backward-v10
-// ----------------------------------------------------------------------------
-// version 10 (kernels, launcher: this region; uses common.h's wgmma helpers (attn-wgmma) and
-// pattern helpers, launch_dot, get_sink_partial and v6's sink_reduce_kernel; D = 64 only)
-// v10: v9's two passes (dK/dV per 64-key tile, dQ per 64-query tile on a second stream, v6's sink
-// split) on Hopper's warpgroup MMA, as forward v8 did for the forward. A block is one warpgroup; it
-// owns 64 rows (keys in dK/dV, queries in dQ) and streams 64-row tiles of the other side through
-// 128-byte-swizzled, double-buffered smem. All seven products are wgmma: S^T = K Q^T, dP^T = V dO^T,
-// S = Q K^T and dP = dO V^T read both operands from smem (K-major); dV += P^T dO, dK += dS^T Q and
-// dQ += dS K take P^T / dS^T / dS from registers (the accumulator layout is the A-fragment layout)
-// and dO, Q, K as N-major B operands (the tile that S reads K-major serves dQ N-major).
-// Inside a warpgroup the products overlap the elementwise work: S and dP are issued together, the
-// exponentials run while dP is still computing, and in dK/dV the dV product runs while dS is formed.
-// Predicted (written before measuring): the backward does 7 products per 2 exponentials (the
-// forward 2 per 1), so wgmma pays more than in forward v8: 1.4x v9 on full causal, 1.3x at
-// W = 1024, 1.2x at W = 256.
-// Measured (H200, one run beside v9): full 1.51-1.75x v9 (299 TFLOP/s at T = 4096), W = 1024
-// 1.50-1.83x, W = 256 1.42-1.59x; dK error 2.9e-3 (v9: 2.4e-3) from dS^T formed from bf16 P^T.
-
+// backward v10-v12 (D = 64): v9's two passes on wgmma, one warpgroup per 64 rows (keys in dK/dV,
+// queries in dQ) streaming 64-row tiles of the other side through 128-byte-swizzled, double-buffered
+// smem; all seven products are wgmma, the exponentials overlap the next product
 constexpr int BWD10_ROWS = 64, BWD10_THREADS = 128;
 // blocks per SM: occupancy beats registers, as in forward v8. Measured (H200, backward TFLOP/s at
 // T = 1024 / 4096 / 16384 full): dK/dV at 2 blocks (180 registers) 198 / 288 / 310; at 3 blocks
@@ -3448,44 +2431,23 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
     cudaCheckLaunch();
     side_stream_join(side);
 }
-template<int D>
-void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                          const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward10_launch<D, false, false>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
-}
-// version 11: v10 with TMA loads (Q, dO, K, V tiles: one thread, one copy per tile, an mbarrier per
-// buffer; lse and D_i stay on cp.async) and a head's blocks side by side in both grids.
-// Predicted (written before measuring): forward v10 gained 1.17-1.27x from the same change; the
-// backward spends more of each tile on products and elementwise work: ~1.1x v10.
-// Measured (H200, three runs beside v10; results/h200_backward_v12.log is the last): W = 256
-// 1.05-1.15x, W = 1024 1.03-1.16x, full causal 1.04-1.15x.
-template<int D>
-void attention_backward11(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                          const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward10_launch<D, true, false>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
-}
-// version 12: v11 with the sink tile's chunks past every band done as 16 keys (bwd12_sink_chunk).
-// At W = 256, T = 4096 a head's dK/dV pass is ~315 band tiles and 64 sink-tile tiles, 48 of them in
-// chunks past the band where 60 of the 64 keys have no pair.
-// Predicted (written before measuring): those 48 tiles at ~1/4 of the cost: ~9% less dK/dV work,
-// ~1.07x v11 at W = 256 (T >= 4096), ~1.02x at W = 1024, nothing on full rows (no band).
-// Measured (H200, results/h200_backward_v12.log and the run before it): W = 256 1.07x (T = 4096),
-// 1.03-1.07x (T = 16384), 1.00x (T = 1024: one chunk, nothing narrow); W = 1024 1.01-1.02x; full
-// causal runs v11's code path (0.89-1.01x in two runs: noise). Also tried: the dQ pass's sink tile as
-// 16 keys (as forward v11): 0.96-1.03x, since dQ runs beside dK/dV on a second stream.
+// @copy-end attn-backward-v10
+
+// @copy-begin attn-backward-v12
+// backward v12, the programs' backward on sm_90a for heads of 64
 template<int D>
 void attention_backward12(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                           const float* lse, int B, int T, int NH, int W, int S) {
     attention_backward10_launch<D, true, true>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
-// ---- end of version 10
-// @copy-end attn-backward-v10
+// @copy-end attn-backward-v12
 
 // ----------------------------------------------------------------------------
 // the versions this program runs (the copied launchers; update these calls when the copies move)
 
-// forward v11 and backward v12 (wgmma, TMA) where this binary holds them for the GPU (built for
-// sm_90a: H100 / H200; backward v12 for heads of 64), else forward v7 and backward v9
+// The fastest versions on an H200 (dev/cuda/notes.md): on wgmma and TMA where this binary holds
+// them for the GPU (its sm_90a code: H100 / H200), else on mma.sync (its compute_90 PTX, for other
+// GPUs). kernel_versions() names them: the one place that does.
 static const char* kernel_versions(void) {
     return wgmma_available() ? "forward v11 (wgmma, TMA, 16-key sink tile), "
                                "backward v12 (wgmma, TMA, 16-key sink chunks; v9 for heads of 128); dev/cuda/notes.md"

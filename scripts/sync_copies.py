@@ -17,8 +17,11 @@ top-level *.cu files (a NAME at most once per file, in any number of files).
     python3 scripts/sync_copies.py --check   change nothing; exit 1 if any copy differs
 
 When the best kernel version changes in dev/cuda, move the markers there to the new version's
-code and run this script; every copy follows. (A top-level program calls the copied launcher by
-name, e.g. attention_forward4<D>: that call site is the one line to update by hand.)
+code (a version's helpers in blocks of their own, so that a program copies only what it runs:
+test/check_kernels.py checks it) and run this script; every copy follows. A program calls the
+copied launchers by name, e.g. attention_forward11<D> in the trainers' attention_forward_best:
+those calls, and the names in attention_kernels() / kernel_versions() and in each program's
+contents list, are the lines to update by hand.
 
 The last line of the output is `copies: N passed, M failed` (test/summary.sh counts it).
 """

@@ -381,15 +381,15 @@ attention_backward_dq_kernel2(bf16* dqkv, const bf16* qkv, const bf16* dout, con
     }
 }
 
-// @copy-begin attn-backward-kernels
+// @copy-begin attn-backward-tiles
 // ----------------------------------------------------------------------------
-// kernel 3: tensor cores (mma.sync m16n8k16 bf16, fp32 accumulate), 4 warps per block, smem rows
-// padded to D + 8 elements (conflict-free ldmatrix). Fragment conventions as in common.h and in
-// attention_forward.cu's v3: a 16-row A operand comes from row-major smem with ldmatrix.x4 at
-// (row lane%16, col (lane/16)*8); a B operand from an (n, k) row-major tile with ldmatrix.x4 at
-// (n (lane%8) + (lane/16)*8, k ((lane/8)%2)*8); from a (k, n) row-major tile with ldmatrix.x4.trans at
-// (k (lane%8) + ((lane/8)%2)*8, n (lane/16)*8). Each gives the b0,b1 of two adjacent n-tiles.
-// Expected gain over v2: ~10x from tensor cores. The dK/dV + dQ split costs 7 matmuls instead of 5.
+// the mma.sync versions (kernel 3 on): tensor cores (mma.sync m16n8k16 bf16, fp32 accumulate), 4
+// warps per block, smem rows padded to D + 8 elements (conflict-free ldmatrix). Fragment conventions
+// as in common.h and in attention_forward.cu's v3: a 16-row A operand comes from row-major smem with
+// ldmatrix.x4 at (row lane%16, col (lane/16)*8); a B operand from an (n, k) row-major tile with
+// ldmatrix.x4 at (n (lane%8) + (lane/16)*8, k ((lane/8)%2)*8); from a (k, n) row-major tile with
+// ldmatrix.x4.trans at (k (lane%8) + ((lane/8)%2)*8, n (lane/16)*8). Each gives the b0,b1 of two
+// adjacent n-tiles.
 
 constexpr int TCB_THREADS = 128, TCB_BK = 64, TCB_BQ_DQ = 64;
 constexpr int SINK_CHUNK_QUERIES = 1024;   // v6: queries per chunk of a sink tile's dK/dV run
@@ -443,27 +443,6 @@ __device__ __forceinline__ void acc_to_a(uint32_t* a, const float* c0, const flo
     a[2] = pack_bf16x2(c1[0], c1[1]);
     a[3] = pack_bf16x2(c1[2], c1[3]);
 }
-// copy ROWS x D bf16 tile rows [t0, t0+ROWS) of a strided global tensor into smem (rows past T: zero)
-template<int D, int ROWS, int LDS>
-__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
-    constexpr int CH = D / 8;
-    for (int x = tid; x < ROWS * CH; x += TCB_THREADS) {
-        int rr = x / CH, cc = x % CH, t = t0 + rr;
-        uint4 u = make_uint4(0, 0, 0, 0);
-        if (t < T) u = *reinterpret_cast<const uint4*>(src + (size_t)t * stride + cc * 8);
-        *reinterpret_cast<uint4*>(dst + rr * LDS + cc * 8) = u;
-    }
-}
-// the same with cp.async (zero-fill past T, clamped source address); the caller commits and waits
-template<int D, int ROWS, int LDS>
-__device__ __forceinline__ void load_tile_async(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
-    constexpr int CH = D / 8;
-    for (int x = tid; x < ROWS * CH; x += TCB_THREADS) {
-        int rr = x / CH, cc = x % CH, t = t0 + rr;
-        bool ok = t < T;
-        cp_async_16(dst + rr * LDS + cc * 8, src + (ok ? (size_t)t : 0) * stride + cc * 8, ok);
-    }
-}
 // write a warp's 16 staged smem rows to global rows [t0, t0+16) (rows past T skipped)
 template<int D, int LDS>
 __device__ __forceinline__ void store_rows16(bf16* dst, size_t stride, const bf16* src, int t0, int T, int lane) {
@@ -483,6 +462,33 @@ __device__ __forceinline__ void stage_acc16(bf16* rows, const float (&acc)[D / 8
     for (int n = 0; n < D / 8; n++) {
         *reinterpret_cast<uint32_t*>(rows + g * LDS + n * 8 + 2 * tg) = pack_bf16x2(acc[n][0] * mul, acc[n][1] * mul);
         *reinterpret_cast<uint32_t*>(rows + (g + 8) * LDS + n * 8 + 2 * tg) = pack_bf16x2(acc[n][2] * mul, acc[n][3] * mul);
+    }
+}
+// @copy-end attn-backward-tiles
+
+// ----------------------------------------------------------------------------
+// kernel 3: the tiles above, loaded through registers. Expected gain over v2: ~10x from tensor cores.
+// The dK/dV + dQ split costs 7 matmuls instead of 5.
+
+// copy ROWS x D bf16 tile rows [t0, t0+ROWS) of a strided global tensor into smem (rows past T: zero)
+template<int D, int ROWS, int LDS>
+__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+    constexpr int CH = D / 8;
+    for (int x = tid; x < ROWS * CH; x += TCB_THREADS) {
+        int rr = x / CH, cc = x % CH, t = t0 + rr;
+        uint4 u = make_uint4(0, 0, 0, 0);
+        if (t < T) u = *reinterpret_cast<const uint4*>(src + (size_t)t * stride + cc * 8);
+        *reinterpret_cast<uint4*>(dst + rr * LDS + cc * 8) = u;
+    }
+}
+// the same with cp.async (zero-fill past T, clamped source address); the caller commits and waits
+template<int D, int ROWS, int LDS>
+__device__ __forceinline__ void load_tile_async(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
+    constexpr int CH = D / 8;
+    for (int x = tid; x < ROWS * CH; x += TCB_THREADS) {
+        int rr = x / CH, cc = x % CH, t = t0 + rr;
+        bool ok = t < T;
+        cp_async_16(dst + rr * LDS + cc * 8, src + (ok ? (size_t)t : 0) * stride + cc * 8, ok);
     }
 }
 
@@ -832,6 +838,7 @@ attention_backward_dkdv_kernel5(bf16* dqkv, float* partial, const bf16* qkv, con
     store_rows16<D, LDS>(dkbase + C, C3, Vs + warp * 16 * LDS, wk0, T, lane);
 }
 
+// @copy-begin attn-backward-sink-reduce
 // v6: dK, dV of the sink tiles = the sum of their chunks' fp32 partials, in chunk order (deterministic).
 // One thread per (b*NH + h, sink tile, dK|dV, key row, dim), dims fastest: coalesced.
 template<int D>
@@ -852,6 +859,7 @@ __global__ void sink_reduce_kernel(bf16* dqkv, const float* partial, int B, int 
     const size_t C = (size_t)NH * D;
     dqkv[(size_t)(b * T + key) * 3 * C + (1 + which) * C + h * D + d] = __float2bfloat16(sum);
 }
+// @copy-end attn-backward-sink-reduce
 
 // 5b: dQ. smem: Q, dO (BQ, LDS) once; K, V (2, BK, LDS)
 template<int D>
@@ -919,7 +927,6 @@ attention_backward_dq_kernel5(bf16* dqkv, const bf16* qkv, const bf16* dout, con
     __syncwarp();
     store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + warp * 16 * LDS, wq0, T, lane);
 }
-// @copy-end attn-backward-kernels
 
 // ----------------------------------------------------------------------------
 // kernel launchers
@@ -946,7 +953,7 @@ void attention_backward2(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
     cudaCheckLaunch();
 }
 
-// @copy-begin attn-backward-launcher
+// @copy-begin attn-backward-launch-helpers
 // dynamic smem of the tensor-core kernels: v3 single-buffers everything, v5 double-buffers the
 // tiles its loop streams (D = 128: dK/dV 52 / 70 KB, dQ 70 / 104 KB, so all need the > 48 KB opt-in)
 template<int D> constexpr size_t dkdv_smem(bool dbuf) {
@@ -956,8 +963,6 @@ template<int D> constexpr size_t dkdv_smem(bool dbuf) {
 template<int D> constexpr size_t dq_smem(bool dbuf) {
     return (size_t)(2 * TCB_BQ_DQ + (dbuf ? 4 : 2) * TCB_BK) * (D + 8) * sizeof(bf16);
 }
-
-typedef void (*bwd_kernel_t)(bf16*, const bf16*, const bf16*, const float*, const float*, int, int, int, int, int);
 
 // v6's sink split: with a window every later query attends the sink keys, so a sink key tile's
 // dK/dV run is T queries long while a band tile's is about W. The first nst key tiles (of BK keys)
@@ -1001,6 +1006,9 @@ static float* get_sink_partial(size_t bytes) {
     }
     return sink_partial;
 }
+// @copy-end attn-backward-launch-helpers
+
+typedef void (*bwd_kernel_t)(bf16*, const bf16*, const bf16*, const float*, const float*, int, int, int, int, int);
 
 // the tensor-core backward: D_i, then the dK/dV and dQ passes. `concurrent` (v4-v6) runs the dQ pass
 // on a second stream beside the dK/dV pass, so its blocks fill the SMs while the long dK/dV blocks of
@@ -1054,7 +1062,6 @@ void attention_backward_tc(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16*
         side_stream_join(side);
     }
 }
-// @copy-end attn-backward-launcher
 
 // ----------------------------------------------------------------------------
 // version 7 (tile functions, kernels, sink reduction, launcher: this whole region; it also uses the
@@ -1501,7 +1508,6 @@ void attention_backward7(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 }
 // ---- end of version 7
 
-// @copy-begin attn-backward-v8
 // ----------------------------------------------------------------------------
 // version 8 (phase functions, kernels, launcher: this whole region; it also uses the shared
 // tensor-core helpers of the v3 section, launch_dot, get_sink_partial and v6's sink_reduce_kernel)
@@ -1514,12 +1520,9 @@ void attention_backward7(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // v7's two m16 tiles per warp are dropped (measured slower than v6 on the windows).
 // Predicted (written before measuring): ~1.25x v6 everywhere.
 
-// tiles: dK/dV streams BQ-query tiles, dQ streams BK-key tiles; two sets of the first half's
-// accumulators are live at once, so the tiles are half of v6's (D = 64: 32 queries; D = 128: 16 queries
-// and 32 keys) to stay within 255 registers without spills
-template<int D> __host__ __device__ constexpr int bwd8_bq() { return D == 64 ? 32 : 16; }
-template<int D> __host__ __device__ constexpr int bwd8_bk() { return D == 64 ? 64 : 32; }
-
+// @copy-begin attn-backward-v8-phases
+// v8's two halves of a tile, which v9 runs too (one after the other): the first two products, then
+// the exponentials, dS and the last two products, on the 16-row chunks in `need`
 // dK/dV first half, one warp, keys [wrow, wrow+16) of Ks / Vs: S^T = K Q^T, dP^T = V dO^T
 template<int D, int BQ>
 __device__ __forceinline__ void dkdv8_phase1(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
@@ -1668,6 +1671,13 @@ __device__ __forceinline__ void dq8_phase2(float (&dq)[D / 8][4], float (&s)[BK 
         }
     }
 }
+// @copy-end attn-backward-v8-phases
+
+// tiles: dK/dV streams BQ-query tiles, dQ streams BK-key tiles; two sets of the first half's
+// accumulators are live at once, so the tiles are half of v6's (D = 64: 32 queries; D = 128: 16 queries
+// and 32 keys) to stay within 255 registers without spills
+template<int D> __host__ __device__ constexpr int bwd8_bq() { return D == 64 ? 32 : 16; }
+template<int D> __host__ __device__ constexpr int bwd8_bk() { return D == 64 ? 64 : 32; }
 
 // 8a: dK/dV. Block per (b, h, 64 keys), warp w owns keys [16w, 16w+16). Query tiles (Q, dO, lse, D)
 // stream through 3 buffers: tile it+1 is read by the first half while tile it is read by the second.
@@ -1909,11 +1919,9 @@ void attention_backward8(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
     side_stream_join(side);
 }
 // ---- end of version 8
-// @copy-end attn-backward-v8
 
-// @copy-begin attn-backward-v9
 // ----------------------------------------------------------------------------
-// version 9 (kernels, launcher: this region; the tile math is v8's dkdv8_phase1/2 and dq8_phase1/2,
+// version 9 (kernels, launcher: the block below; the tile math is v8's dkdv8_phase1/2 and dq8_phase1/2,
 // the loads common.h's load_rows_async; also the v3 helpers, launch_dot, get_sink_partial and v6's
 // sink_reduce_kernel)
 // v9: v6's shapes and loop (64 keys x 64-query tiles in dK/dV, 64 queries x 64-key tiles in dQ at
@@ -1924,6 +1932,10 @@ void attention_backward8(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // __syncthreads per tile. Keeps v6's sink split and the dQ pass on a second stream.
 // Predicted (written before measuring): 1.2x v6 on every case.
 
+// @copy-begin attn-backward-v9
+// backward v9, the fastest on mma.sync: v6's passes (dK/dV per 64-key tile, dQ per 64-query tile on
+// a second stream, the sink tiles' runs split) on v8's tile halves, with fixed-slot cp.async
+// (load_rows_async), ex2.approx.ftz, per-row edge masks, chunk skipping only on partial tiles
 template<int D>
 __global__ void __launch_bounds__(TCB_THREADS)
 attention_backward_dkdv_kernel9(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
@@ -2142,10 +2154,10 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // ---- end of version 9
 // @copy-end attn-backward-v9
 
-// @copy-begin attn-backward-v10
 // ----------------------------------------------------------------------------
-// version 10 (kernels, launcher: this region; uses common.h's wgmma helpers (attn-wgmma) and
-// pattern helpers, launch_dot, get_sink_partial and v6's sink_reduce_kernel; D = 64 only)
+// versions 10 to 12 (kernels, launcher: the block below; attention_backward10 / 11 / 12 below pick the
+// variant; uses common.h's wgmma helpers (attn-wgmma) and pattern helpers, launch_dot,
+// get_sink_partial and v6's sink_reduce_kernel; D = 64 only)
 // v10: v9's two passes (dK/dV per 64-key tile, dQ per 64-query tile on a second stream, v6's sink
 // split) on Hopper's warpgroup MMA, as forward v8 did for the forward. A block is one warpgroup; it
 // owns 64 rows (keys in dK/dV, queries in dQ) and streams 64-row tiles of the other side through
@@ -2161,6 +2173,10 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // Measured (H200, one run beside v9): full 1.51-1.75x v9 (299 TFLOP/s at T = 4096), W = 1024
 // 1.50-1.83x, W = 256 1.42-1.59x; dK error 2.9e-3 (v9: 2.4e-3) from dS^T formed from bf16 P^T.
 
+// @copy-begin attn-backward-v10
+// backward v10-v12 (D = 64): v9's two passes on wgmma, one warpgroup per 64 rows (keys in dK/dV,
+// queries in dQ) streaming 64-row tiles of the other side through 128-byte-swizzled, double-buffered
+// smem; all seven products are wgmma, the exponentials overlap the next product
 constexpr int BWD10_ROWS = 64, BWD10_THREADS = 128;
 // blocks per SM: occupancy beats registers, as in forward v8. Measured (H200, backward TFLOP/s at
 // T = 1024 / 4096 / 16384 full): dK/dV at 2 blocks (180 registers) 198 / 288 / 310; at 3 blocks
@@ -2680,6 +2696,7 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
     cudaCheckLaunch();
     side_stream_join(side);
 }
+// @copy-end attn-backward-v10
 template<int D>
 void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                           const float* lse, int B, int T, int NH, int W, int S) {
@@ -2705,13 +2722,15 @@ void attention_backward11(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
 // 1.03-1.07x (T = 16384), 1.00x (T = 1024: one chunk, nothing narrow); W = 1024 1.01-1.02x; full
 // causal runs v11's code path (0.89-1.01x in two runs: noise). Also tried: the dQ pass's sink tile as
 // 16 keys (as forward v11): 0.96-1.03x, since dQ runs beside dK/dV on a second stream.
+// @copy-begin attn-backward-v12
+// backward v12, the programs' backward on sm_90a for heads of 64
 template<int D>
 void attention_backward12(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                           const float* lse, int B, int T, int NH, int W, int S) {
     attention_backward10_launch<D, true, true>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
-// ---- end of version 10
-// @copy-end attn-backward-v10
+// @copy-end attn-backward-v12
+// ---- end of versions 10 to 12
 
 // version dispatch
 static const int NUM_VERSIONS = 12;

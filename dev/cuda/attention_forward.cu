@@ -246,11 +246,13 @@ attention_forward_kernel2(bf16* out, float* lse, const bf16* qkv, int B, int T, 
 
 // @copy-begin attn-forward-tiles
 // ----------------------------------------------------------------------------
-// kernels 3 and 4: tensor cores. Block per (b, h, 64-query tile), 4 warps, warp w owns query rows
-// [16w, 16w+16) of the tile. Smem rows are padded to D + 8 elements: consecutive rows then start 16 B
-// apart modulo 128 B, so the 8 row addresses of every ldmatrix hit 8 different bank groups.
+// kernels 3 and 4 (and 5-7 after them): tensor cores. Block per (b, h, 64-query tile), 4 warps,
+// warp w owns query rows [16w, 16w+16) of the tile. Smem rows are padded to D + 8 elements:
+// consecutive rows then start 16 B apart modulo 128 B, so the 8 row addresses of every ldmatrix hit
+// 8 different bank groups.
 
 constexpr int TC_BQ = 64, TC_BK = 64, TC_THREADS = 128;
+// @copy-end attn-forward-tiles
 
 // One key tile for one warp: S = Q K^T (mma), mask if the tile is an edge tile for this warp,
 // online softmax on the accumulators, O += P V with P converted to bf16 A-fragments in registers.
@@ -344,6 +346,7 @@ __device__ __forceinline__ void fwd_tile_mma(float (&o)[D / 8][4], float (&m)[2]
     }
 }
 
+// @copy-begin attn-forward-epilogue
 // Q fragments of this warp's 16 rows, all D/16 k-chunks: matrices (rows +0..7, dims +0..7),
 // (rows +8..15, dims +0..7), (rows +0..7, dims +8..15), (rows +8..15, dims +8..15) = a0..a3
 template<int D>
@@ -354,7 +357,7 @@ __device__ __forceinline__ void load_q_frags(uint32_t (&qf)[D / 16][4], const bf
         ldmatrix_x4(qf[kc], Qs + (warp * 16 + (lane % 16)) * LDS + kc * 16 + (lane / 16) * 8);
 }
 
-// Epilogue shared by v3/v4: normalize, stage the warp's 16 bf16 rows in its own rows of Qs (no
+// Epilogue shared by v3, v4, v6, v7: normalize, stage the warp's 16 bf16 rows in its own rows of Qs (no
 // other warp ever reads them), then write whole 16-byte chunks of out rows, and the lse.
 template<int D>
 __device__ __forceinline__ void fwd_epilogue(bf16* out, float* lse, bf16* Qs, float (&o)[D / 8][4],
@@ -391,7 +394,7 @@ __device__ __forceinline__ void fwd_epilogue(bf16* out, float* lse, bf16* Qs, fl
         }
     }
 }
-// @copy-end attn-forward-tiles
+// @copy-end attn-forward-epilogue
 
 // kernel 3: tensor cores. Loads go global -> registers -> smem, then __syncthreads, then compute:
 // no overlap of load and math inside a block (other resident blocks hide some of it).
@@ -453,7 +456,6 @@ attention_forward_kernel3(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
 }
 
-// @copy-begin attn-forward-kernel
 // kernel 4: v3's math, with cp.async double buffering: while the warps compute on K/V tile it, the
 // copy engine path streams tile it+1 into the other buffer (zero-fill past T via src-size 0).
 // Expected gain over v3: hides most of the global-load latency, ~1.2-1.5x on the long windows.
@@ -528,7 +530,6 @@ attention_forward_kernel4(bf16* out, float* lse, const bf16* qkv, int B, int T, 
     }
     fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
 }
-// @copy-end attn-forward-kernel
 
 // ----------------------------------------------------------------------------
 // kernel launchers
@@ -561,7 +562,6 @@ void attention_forward3(bf16* out, float* lse, const bf16* qkv, int B, int T, in
     cudaCheckLaunch();
 }
 
-// @copy-begin attn-forward-launcher
 template<int D>
 void attention_forward4(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
@@ -574,7 +574,6 @@ void attention_forward4(bf16* out, float* lse, const bf16* qkv, int B, int T, in
     attention_forward_kernel4<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
     cudaCheckLaunch();
 }
-// @copy-end attn-forward-launcher
 
 // ----------------------------------------------------------------------------
 // version 5 (kernel, tile function, epilogue, launcher: this whole region)
@@ -853,7 +852,6 @@ void attention_forward5(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 }
 // ---- end of version 5
 
-// @copy-begin attn-forward-v6
 // ----------------------------------------------------------------------------
 // version 6 (tile functions, kernel, launcher: this whole region; the epilogue is v3's fwd_epilogue)
 // v6: back to v4's shape (4 warps x 16 rows, 64-query blocks, now 3 blocks per SM by launch bounds)
@@ -867,6 +865,9 @@ void attention_forward5(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 // Predicted (written before measuring): full causal ~1.3x v4 (~265 TFLOP/s), W = 1024 ~1.25x,
 // W = 256 ~1.15x.
 
+// @copy-begin attn-forward-v6-tiles
+// v6's tile functions, which v7 runs too: 3 blocks per SM (D = 64), the 16-key chunks of a tile
+// with an allowed pair, S = Q K^T on those chunks, and mask / softmax / O += P V
 template<int D> __host__ __device__ constexpr int fwd6_min_blocks() { return D == 64 ? 3 : 2; }
 
 // 16-key chunks of key tile k0 with an allowed pair for the warp's 16 rows (bit c: chunk c)
@@ -980,6 +981,7 @@ __device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)
         }
     }
 }
+// @copy-end attn-forward-v6-tiles
 
 template<int D>
 __global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
@@ -1075,11 +1077,9 @@ void attention_forward6(bf16* out, float* lse, const bf16* qkv, int B, int T, in
     cudaCheckLaunch();
 }
 // ---- end of version 6
-// @copy-end attn-forward-v6
 
-// @copy-begin attn-forward-v7
 // ----------------------------------------------------------------------------
-// version 7 (kernel, launcher: this region; the tile functions are v6's fwd6_need / fwd6_qk /
+// version 7 (kernel, launcher: the block below; the tile functions are v6's fwd6_need / fwd6_qk /
 // fwd6_softmax_pv, the epilogue v3's fwd_epilogue, the tile loads common.h's load_rows_async)
 // v7: v4's loop (no software pipelining, 4 warps x 16 rows, 3 blocks per SM) with fewer instructions
 // per mma. ncu on v4 (T = 16384, full): 9.3 instructions issued per mma, issue slots 51% busy, tensor
@@ -1091,6 +1091,10 @@ void attention_forward6(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 // ldmatrix costs a WARPSYNC and an address recomputation each), one __syncthreads per tile.
 // Predicted (written before measuring): 1.25x v4 on full causal and W = 1024, 1.2x on W = 256.
 
+// @copy-begin attn-forward-v7
+// forward v7, the fastest on mma.sync: v4's loop (4 warps x 16 query rows, 3 blocks per SM) with
+// fewer instructions per mma: fixed-slot cp.async (load_rows_async), ex2.approx.ftz, lazy rescale,
+// chunk skipping only on tiles with a skipped chunk, one __syncthreads per tile
 template<int D>
 __global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
 attention_forward_kernel7(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
@@ -1438,10 +1442,9 @@ inline bool forward9_pays(int T, int W) {
 }
 // ---- end of versions 8 and 9
 
-// @copy-begin attn-forward-v10
 // ----------------------------------------------------------------------------
-// versions 10 and 11 (this whole region; uses v8's fwd8_softmax and FWD8_BK, common.h's wgmma and
-// TMA helpers)
+// versions 10 and 11 (the block below: the kernel and its launcher; attention_forward10 / 11 after it
+// pick the variant; uses v8's fwd8_softmax and FWD8_BK, common.h's wgmma and TMA helpers)
 // v10: v9 (one warpgroup, 64 query rows per block) with Q, K and V brought in by the tensor memory
 // accelerator: one thread issues one copy per 64 x 64 box (the copy engine writes the 128-byte
 // swizzle itself and zero-fills rows past T), and the warps wait on an mbarrier per K / V buffer.
@@ -1459,6 +1462,12 @@ inline bool forward9_pays(int T, int W) {
 // softmax covers 8 scores per thread instead of 32. At W = 256 a 64-row block visits 5 band tiles
 // and the sink tile, so predicted ~1.15x v10 there, ~1.04x at W = 1024, nothing on full rows.
 // Measured: W = 256 1.04-1.10x v10, W = 1024 1.00-1.03x, full rows level; 1.21-1.32x v9 overall.
+
+// @copy-begin attn-forward-v10
+// forward v10 / v11 (NARROW_SINK): one warpgroup of 64 query rows per block on wgmma (v9); Q, K and
+// V brought in by the tensor memory accelerator (one thread, one copy per 64 x 64 box, an mbarrier
+// per K / V buffer), a head's query tiles side by side in the grid; v11: a 16-key sink tile when
+// the sinks fit one (S <= 16) and lie below the band
 constexpr int FWD10_SINK_KEYS = 16;
 static_assert(FWD10_SINK_KEYS == 16, "the narrow sink tile is one wgmma n16 and one k16 step of P V");
 template<int D> __host__ __device__ constexpr int fwd10_min_blocks() { return D == 64 ? 5 : 2; }
@@ -1647,17 +1656,19 @@ void attention_forward10_launch(bf16* out, float* lse, const bf16* qkv, int B, i
     attention_forward_kernel10<D, NARROW_SINK><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
     cudaCheckLaunch();
 }
+// @copy-end attn-forward-v10
 template<int D>
 void attention_forward10(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     attention_forward10_launch<D, false>(out, lse, qkv, B, T, NH, W, S);
 }
+// @copy-begin attn-forward-v11
+// v11, the programs' forward on sm_90a
 template<int D>
 void attention_forward11(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     attention_forward10_launch<D, true>(out, lse, qkv, B, T, NH, W, S);
 }
-
-// ---- end of versions 10 and 11 (the programs' copy)
-// @copy-end attn-forward-v10
+// @copy-end attn-forward-v11
+// ---- end of versions 10 and 11
 
 // v12: v11 with the tensor cores kept busy during the softmax. Each iteration issues tile it+1's
 // Q K^T and then tile it's P V back to back, waits for the Q K^T only, and runs tile it+1's
@@ -1873,7 +1884,7 @@ static const char* version_names[NUM_VERSIONS + 1] = {
     "v6 pipelined QK", "v7 lean v4", "v8 wgmma", "v9 wgmma 1 wg/block",
     "v10 TMA loads", "v11 narrow sinks", "v12 PV under softmax"};
 
-// v8 and v9 need the sm_90a build (wgmma) and a Hopper GPU; every other version runs everywhere
+// v8 to v12 need the sm_90a build (wgmma; TMA from v10 on) and a Hopper GPU; every other version runs everywhere
 static bool version_supported(int version) {
     return version < 8 || wgmma_available();
 }

@@ -49,19 +49,18 @@ static inline void cuda_check(cudaError_t error, const char* file, int line) {
 #define cudaCheck(err) (cuda_check((err), __FILE__, __LINE__))
 // a launch error (bad config, too much smem) only shows up in cudaGetLastError
 #define cudaCheckLaunch() (cuda_check(cudaGetLastError(), __FILE__, __LINE__))
+// @copy-end attn-cuda-check
 
+// @copy-begin attn-ceil-div
 template<class T>
 __host__ __device__ inline T ceil_div(T a, T b) { return (a + b - 1) / b; }
-// @copy-end attn-cuda-check
+// @copy-end attn-ceil-div
 
 // @copy-begin attn-pattern
 // ----------------------------------------------------------------------------
 // the attention pattern (SPEC §1), causal fast path: window W (0 = unlimited) + sinks S
-// query i attends key j iff  j <= i  and  (W == 0  or  i - j < W  or  j < S)
-
-__host__ __device__ inline bool attn_allowed(int i, int j, int W, int S) {
-    return j <= i && (W == 0 || i - j < W || j < S);
-}
+// query i attends key j iff  j <= i  and  (W == 0  or  i - j < W  or  j < S); the kernels test it a
+// tile at a time (below), the CPU references a pair at a time (attn_allowed, after this block)
 
 // Which key tiles (of BK keys) does a block of query rows [q0, q_last] have to visit?
 // Two contiguous runs: the sink tiles [0, n_sink) and the band tiles [kt_lo, kt_hi].
@@ -106,11 +105,6 @@ __host__ __device__ inline bool block_fully_allowed(int q0, int nq, int k0, int 
     return false;
 }
 
-// the per-element test used on edge tiles: rows past T are masked too (they are zero-filled padding)
-__host__ __device__ inline bool attn_valid(int i, int j, int W, int S, int T) {
-    return i < T && attn_allowed(i, j, W, S);
-}
-
 // The opposite question: does the (query block, key block) pair hold ANY allowed pair (with i < T)?
 // Used to skip whole 16-key (or 16-query) chunks of a tile inside a warp (forward v5+, backward v7+).
 // Causal: the smallest key must not exceed the last real query. Then with no window, or a sink key
@@ -126,9 +120,21 @@ __host__ __device__ inline bool block_any_allowed(int q0, int nq, int k0, int nk
 }
 // @copy-end attn-pattern
 
+// @copy-begin attn-allowed
+__host__ __device__ inline bool attn_allowed(int i, int j, int W, int S) {
+    return j <= i && (W == 0 || i - j < W || j < S);
+}
+// @copy-end attn-allowed
+
+// the per-element test used on edge tiles (forward v3-v5, backward v3-v7): rows past T are masked
+// too (they are zero-filled padding)
+__host__ __device__ inline bool attn_valid(int i, int j, int W, int S, int T) {
+    return i < T && attn_allowed(i, j, W, S);
+}
+
 // @copy-begin attn-flops
 // ----------------------------------------------------------------------------
-// FLOPs and bytes (SPEC §1: count only allowed pairs; fwd = 4*P*D, bwd = 2.5 x fwd)
+// FLOPs (SPEC §1: count only allowed pairs; fwd = 4*P*D, bwd = 2.5 x fwd)
 
 // P = number of allowed (i, j) pairs for one (batch, head)
 static inline long long allowed_pairs(int T, int W, int S) {
@@ -143,6 +149,7 @@ static inline long long allowed_pairs(int T, int W, int S) {
 static inline double attention_fwd_flops(int B, int NH, int T, int D, int W, int S) {
     return 4.0 * (double)allowed_pairs(T, W, S) * D * B * NH;
 }
+// @copy-end attn-flops
 static inline double attention_bwd_flops(int B, int NH, int T, int D, int W, int S) {
     return 2.5 * attention_fwd_flops(B, NH, T, D, W, S);
 }
@@ -155,7 +162,6 @@ static inline double attention_bwd_bytes(int B, int NH, int T, int D) {
     double tok = (double)B * T, C = (double)NH * D;
     return tok * 3 * C * 2 + 2 * tok * C * 2 + tok * NH * 4 + tok * 3 * C * 2; // qkv, out, dout, lse in; dqkv out
 }
-// @copy-end attn-flops
 
 // SPEC §5: the H200's limits. On an H100 the bandwidth limit is 3.0 TB/s, the table says which device ran.
 static const double H200_TFLOPS = 790.0;   // dense bf16 tensor-core, TFLOP/s
@@ -163,16 +169,24 @@ static const double H200_GBPS   = 4300.0;  // HBM3e, GB/s
 
 // @copy-begin attn-bf16-host
 // ----------------------------------------------------------------------------
-// bf16 helpers (host): round-to-nearest-even, exactly what __float2bfloat16_rn does
+// bf16 helpers (host): device bf16 -> host float, and (below) round-to-nearest-even, exactly what
+// __float2bfloat16_rn does
+
+static inline float bf16_bits_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f;
+}
+static inline void download_bf16(float* h, const bf16* d, size_t n) {
+    std::vector<uint16_t> tmp(n);
+    cudaCheck(cudaMemcpy(tmp.data(), d, n * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < n; i++) h[i] = bf16_bits_to_f32(tmp[i]);
+}
+// @copy-end attn-bf16-host
 
 static inline uint16_t f32_to_bf16_bits(float f) {
     uint32_t u; memcpy(&u, &f, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); // keep NaN a NaN
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
-}
-static inline float bf16_bits_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f;
 }
 static inline float round_bf16(float f) { return bf16_bits_to_f32(f32_to_bf16_bits(f)); }
 
@@ -182,12 +196,6 @@ static inline void upload_bf16(bf16* d, const float* h, size_t n) {
     for (size_t i = 0; i < n; i++) tmp[i] = f32_to_bf16_bits(h[i]);
     cudaCheck(cudaMemcpy(d, tmp.data(), n * sizeof(uint16_t), cudaMemcpyHostToDevice));
 }
-static inline void download_bf16(float* h, const bf16* d, size_t n) {
-    std::vector<uint16_t> tmp(n);
-    cudaCheck(cudaMemcpy(tmp.data(), d, n * sizeof(uint16_t), cudaMemcpyDeviceToHost));
-    for (size_t i = 0; i < n; i++) h[i] = bf16_bits_to_f32(tmp[i]);
-}
-// @copy-end attn-bf16-host
 
 // ----------------------------------------------------------------------------
 // random init: deterministic (splitmix64), values rounded to bf16 so the CPU reference sees exactly
@@ -368,23 +376,6 @@ static inline float time_median_ms(Launch launch, int n_sets, int warmup, int re
     return t[reps / 2];
 }
 
-// one timed run (for deciding how many runs a slow kernel gets)
-template<class Launch>
-static inline float time_once_ms(Launch launch) {
-    cudaEvent_t start, stop;
-    cudaCheck(cudaEventCreate(&start));
-    cudaCheck(cudaEventCreate(&stop));
-    cudaCheck(cudaEventRecord(start));
-    launch(0);
-    cudaCheck(cudaEventRecord(stop));
-    cudaCheck(cudaEventSynchronize(stop));
-    float ms = 0.f;
-    cudaCheck(cudaEventElapsedTime(&ms, start, stop));
-    cudaCheck(cudaEventDestroy(start));
-    cudaCheck(cudaEventDestroy(stop));
-    return ms;
-}
-
 // how many input sets so that all sets together are >= 3x the L2 (at least 2)
 static inline int sets_to_defeat_l2(size_t bytes_per_set) {
     int dev = 0; cudaCheck(cudaGetDevice(&dev));
@@ -401,6 +392,23 @@ static inline void print_device() {
            p.l2CacheSize / 1e6, p.major, p.minor);
 }
 // @copy-end attn-timing
+
+// one timed run (for deciding how many runs a slow kernel gets)
+template<class Launch>
+static inline float time_once_ms(Launch launch) {
+    cudaEvent_t start, stop;
+    cudaCheck(cudaEventCreate(&start));
+    cudaCheck(cudaEventCreate(&stop));
+    cudaCheck(cudaEventRecord(start));
+    launch(0);
+    cudaCheck(cudaEventRecord(stop));
+    cudaCheck(cudaEventSynchronize(stop));
+    float ms = 0.f;
+    cudaCheck(cudaEventElapsedTime(&ms, start, stop));
+    cudaCheck(cudaEventDestroy(start));
+    cudaCheck(cudaEventDestroy(stop));
+    return ms;
+}
 
 // @copy-begin attn-init-random
 // ----------------------------------------------------------------------------
@@ -435,13 +443,15 @@ __device__ __forceinline__ void unpack_bf16x8(const uint4& u, float* f) {
         f[2 * k] = t.x; f[2 * k + 1] = t.y;
     }
 }
+// @copy-end attn-bf16-pack
+
+// 8 floats -> 8 bf16 in a uint4 (the CUDA-core versions' stores)
 __device__ __forceinline__ uint4 pack_bf16x8(const float* f) {
     uint4 u;
     u.x = pack_bf16x2(f[0], f[1]); u.y = pack_bf16x2(f[2], f[3]);
     u.z = pack_bf16x2(f[4], f[5]); u.w = pack_bf16x2(f[6], f[7]);
     return u;
 }
-// @copy-end attn-bf16-pack
 
 // @copy-begin attn-mma
 // ----------------------------------------------------------------------------
@@ -528,7 +538,7 @@ __device__ __forceinline__ void load_rows_async(bf16* dst, const bf16* src, size
 
 // @copy-begin attn-wgmma
 // ----------------------------------------------------------------------------
-// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 / v9 and backward v10:
+// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8-v12 and backward v10-v12:
 // 128-byte-swizzled tiles filled by cp.async, matrix descriptors, the two wgmma shapes they use
 // (S = A B^T with both operands in smem; O += P V with P in registers and V N-major in smem).
 
@@ -665,7 +675,7 @@ __device__ __forceinline__ void wg_issue_pb(float (&acc)[D / 2], const uint32_t 
 }
 
 // does this binary hold the wgmma code for the current device (built for sm_90a)? The wgmma versions
-// (forward v8 / v9, backward v10) ask before they run; every other build falls back to mma.sync versions.
+// (forward v8-v12, backward v10-v12) ask before they run; every other build falls back to mma.sync versions.
 __global__ void wgmma_probe_kernel(int* ok) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     *ok = 1;
