@@ -46,7 +46,7 @@ endif
 
 CUDA_TARGETS = train_gpt_full train_gpt_window attention_compare
 
-.PHONY: all cuda dev data test test-cpu test-gpu test-multi-gpu bench-cpu clean
+.PHONY: all cuda dev data test test-cpu test-gpu test-multi-gpu test-untrusted fuzz fuzz-replay bench-cpu clean
 
 all: train_gpt_cpu cuda
 
@@ -91,9 +91,47 @@ test/test_gpt_cpu: test/test_gpt_cpu.c train_gpt_cpu.c
 test/pattern_pairs: test/pattern_pairs.c train_gpt_cpu.c
 	$(CC) $(CFLAGS) -Wno-unused-function $(OMP_FLAGS) $< $(LDLIBS) -o $@
 
+# the CPU trainer under AddressSanitizer and UndefinedBehaviorSanitizer (OpenMP off): what
+# test/test_untrusted.sh runs the crafted files and flags against
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -g -O1
+build/train_gpt_cpu_asan: train_gpt_cpu.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-unknown-pragmas $(SANITIZE_FLAGS) $< $(LDLIBS) -o $@
+
+# the libFuzzer harness (test/fuzz_trainer.c) of the loaders and the flag parser; needs clang with
+# libFuzzer (scripts/install_deps.sh fuzz). Without it the targets below say so and are skipped.
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-function
+FUZZ_OK = $(shell echo 'int LLVMFuzzerTestOneInput(const char* d, unsigned long n) { return 0; }' | \
+	$(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null && echo yes)
+FUZZ_SECONDS ?= 600
+FUZZ_DIR ?= build/fuzz
+build/fuzz_trainer: test/fuzz_trainer.c train_gpt_cpu.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $< $(LDLIBS) -o $@
+
+# every target for FUZZ_SECONDS in all (seeds from test/fuzz_seeds.py); crashes land in FUZZ_DIR
+fuzz:
+	@if [ "$(FUZZ_OK)" != yes ]; then echo "error: $(FUZZ_CC) with libFuzzer not found (bash scripts/install_deps.sh fuzz)" >&2; exit 1; fi
+	@$(MAKE) --no-print-directory build/fuzz_trainer
+	$(PYTHON) test/fuzz_seeds.py $(FUZZ_DIR)/seeds
+	bash test/fuzz.sh build/fuzz_trainer $(FUZZ_DIR) $(FUZZ_SECONDS)
+
+# the crashes the fuzzer found, kept in test/fuzz_regressions/, run once more: none may crash
+fuzz-replay:
+	@if [ "$(FUZZ_OK)" != yes ]; then echo "fuzz_replay: skipped, $(FUZZ_CC) with libFuzzer not found (bash scripts/install_deps.sh fuzz): 0 passed, 0 failed"; \
+	else $(MAKE) --no-print-directory build/fuzz_trainer >&2 && bash test/fuzz_replay.sh build/fuzz_trainer test/fuzz_regressions; fi
+
+# crafted files and flags against the plain and the sanitized CPU trainer
+test-untrusted: train_gpt_cpu build/train_gpt_cpu_asan
+	bash test/test_untrusted.sh build/train_gpt_cpu_asan $(TEST_DIR)/untrusted_asan
+	bash test/test_untrusted.sh ./train_gpt_cpu $(TEST_DIR)/untrusted
+
 test: test-cpu
 
-test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs
+# TEST_FUZZ_SECONDS=N (scripts/test.sh: 120) adds an N-second fuzz run to make test's count
+TEST_FUZZ_SECONDS ?= 0
+test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu_asan
 	@mkdir -p $(TEST_DIR)
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
 	$(REF_PYTHON) test/reference.py --out $(TEST_DIR)/dumps
@@ -102,7 +140,13 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs
 	REF_PYTHON=$(REF_PYTHON) bash test/test_analyzer.sh $(TEST_DIR) | tee $(TEST_DIR)/analyzer.log
 	$(PYTHON) scripts/sync_copies.py --check | tee $(TEST_DIR)/copies.log
 	$(PYTHON) test/check_twins.py | tee $(TEST_DIR)/twins.log
-	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/analyzer.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log
+	bash test/test_untrusted.sh build/train_gpt_cpu_asan $(TEST_DIR)/untrusted_asan | tee $(TEST_DIR)/untrusted_asan.log
+	bash test/test_untrusted.sh ./train_gpt_cpu $(TEST_DIR)/untrusted | tee $(TEST_DIR)/untrusted.log
+	@$(MAKE) --no-print-directory fuzz-replay | tee $(TEST_DIR)/fuzz_replay.log
+	@if [ "$(TEST_FUZZ_SECONDS)" != 0 ]; then $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) | tee $(TEST_DIR)/fuzz.log; \
+	else rm -f $(TEST_DIR)/fuzz.log; fi
+	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/analyzer.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log \
+		$(TEST_DIR)/untrusted_asan.log $(TEST_DIR)/untrusted.log $(TEST_DIR)/fuzz_replay.log $(if $(filter-out 0,$(TEST_FUZZ_SECONDS)),$(TEST_DIR)/fuzz.log)
 
 # GPU tests, run on a machine with a GPU (the device machine): the dev/ kernel checks, then
 # attention_compare's quick run (CPU-reference check; dense == streaming at W >= T; no NaN)
@@ -122,6 +166,8 @@ test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full
 	./train_gpt_window --check-dump $(addprefix $(DUMPS)/,$(GPU_DUMP_CASES))
 	./train_gpt_full --check-dump $(DUMPS)/gpu_full
 	bash test/test_gpu.sh $(TEST_DIR)
+	bash test/test_untrusted.sh ./train_gpt_window $(TEST_DIR)/untrusted_window
+	bash test/test_untrusted.sh ./train_gpt_full $(TEST_DIR)/untrusted_full
 
 # several GPUs of one machine (at least 2): data-parallel training through NCCL against one GPU
 test-multi-gpu: train_gpt_window train_gpt_full

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, with Debian's apt-get, whatever of the named needs is missing:
-#   build (gcc, make), python (python3), torch (python3-torch, python3-numpy), plot (python3-matplotlib)
+#   build (gcc, make), python (python3), torch (python3-torch, python3-numpy), plot (python3-matplotlib),
+#   fuzz (clang with libFuzzer and the sanitizer runtimes: make fuzz, test/fuzz_trainer.c)
 set -euo pipefail
 pkgs=()
 for need in "$@"; do
@@ -9,7 +10,9 @@ for need in "$@"; do
         python) [ -x /usr/bin/python3 ] || pkgs+=(python3) ;;
         torch) /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || pkgs+=(python3 python3-torch python3-numpy) ;;
         plot) /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || pkgs+=(python3 python3-matplotlib) ;;
-        *) echo "error: install_deps.sh: unknown need '$need' (build, python, torch, plot)" >&2; exit 1 ;;
+        fuzz) echo 'int LLVMFuzzerTestOneInput(const char* d, unsigned long n) { return 0; }' |
+                  clang -fsanitize=fuzzer,address,undefined -x c - -o /dev/null 2>/dev/null || pkgs+=(clang libclang-rt-dev) ;;
+        *) echo "error: install_deps.sh: unknown need '$need' (build, python, torch, plot, fuzz)" >&2; exit 1 ;;
     esac
 done
 [ ${#pkgs[@]} -eq 0 ] && exit 0
