@@ -125,6 +125,8 @@ def top_level_statements(code):
             emit(i)
             start, brace = i + 1, None
         i += 1
+    if depth:   # a definition never closed: the rest of the file is one statement, with no main in it
+        stmts.append((None, None, None, code.count("\n", 0, brace if brace is not None else start) + 1))
     return stmts
 
 
@@ -204,6 +206,9 @@ def analyze(path):
     for name, body in macros:
         add(name, "macro", 0, set(IDENT.findall(body)))
     for head, body, tail, line in top_level_statements(code):
+        if head is None:
+            roots.add(f"(none: the braces opened at line {line} never close)")
+            continue
         refs = set(IDENT.findall(head + " " + body + " " + tail))
         if is_function_header(head):
             if not body:
