@@ -15,8 +15,8 @@ The first input byte picks the target (byte % 4), the rest is the payload:
                 one forward at T <= 16
 Flags never name real files: -i/-j are the harness's own shard, -e FILE its own checkpoint; -o, -y,
 --tokenizer, --eval-positions, --eval-rows and -h are dropped (--stream and --eval-greedy runs stop
-after the model is set up). Models above the harness's limits (T > 512,
-B*T > 4096, more than 2M parameters, maxT > 65536) are skipped, not reported: those are big, not wrong.
+after the model is set up). Models above the harness's limits (T > 512, B*T > 4096, more than 2M
+parameters, maxT > 65536) are skipped, not reported: those are big, not wrong.
 
     make fuzz FUZZ_SECONDS=600                      # all four targets (test/fuzz.sh), crashes in build/fuzz/
     FUZZ_TARGET=flags build/fuzz_trainer DIR ...    # one target: inputs for the others are rejected
@@ -226,7 +226,7 @@ static void fuzz_state(const uint8_t* data, size_t size) {
     for (int t = 1; t < NUM_PARAMETER_TENSORS && rest > 1; t++) { sizes[t] = 1; rest--; }
     sizes[0] = rest;
     int32_t step = 0;
-    if (size >= 12) { memcpy(&step, data + 8, 4); }  // the step the file's name would give
+    if (size >= 12) { memcpy(&step, data + 8, 4); }  // as if its name said its own step: the moments get read
     float* m = (float*)malloc(n * sizeof(float));
     float* v = (float*)malloc(n * sizeof(float));
     TrainState st;
