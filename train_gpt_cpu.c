@@ -150,6 +150,71 @@ typedef struct {
     int globals[MAX_GLOBALS];            // global positions, ascending
 } ModelPattern;
 
+static void pattern_validate(const ModelPattern* mp, int num_layers, const char* source) {
+    if (num_layers < 1 || num_layers > MAX_LAYERS) { die("%s: %d layers, expected 1..%d", source, num_layers, MAX_LAYERS); }
+    if (mp->causal != 0 && mp->causal != 1) { die("%s: causal must be 0 or 1, got %d", source, mp->causal); }
+    if (mp->num_patterns < 1 || mp->num_patterns > MAX_PATTERNS) {
+        die("%s: number of attention patterns must be 1..%d, got %d", source, MAX_PATTERNS, mp->num_patterns);
+    }
+    for (int k = 0; k < mp->num_patterns; k++) {
+        const AttnPattern* p = &mp->patterns[k];
+        if (p->window < 0) { die("%s: window must be >= 0 (0 = full), got %d", source, p->window); }
+        if (p->sinks < 0) { die("%s: sinks must be >= 0, got %d", source, p->sinks); }
+        if (p->lookahead < 0) { die("%s: lookahead must be >= 0, got %d", source, p->lookahead); }
+        if (p->lookahead > 0 && mp->causal) { die("%s: lookahead %d needs non-causal attention (causal 0)", source, p->lookahead); }
+        if (p->dilation < 1) { die("%s: dilation must be >= 1 (1 = off), got %d", source, p->dilation); }
+        if (p->dilated_keys < 0) { die("%s: dilated keys must be >= 0 (0 = no limit), got %d", source, p->dilated_keys); }
+        if (p->dilation > 1 && p->window == 0) { die("%s: dilation %d needs a window (with window 0 every key is seen already)", source, p->dilation); }
+        if (p->dilated_keys > 0 && p->dilation == 1) { die("%s: dilated keys %d need a dilation > 1", source, p->dilated_keys); }
+        const int fields[5] = {p->window, p->sinks, p->lookahead, p->dilation, p->dilated_keys};
+        const char* names[5] = {"window", "sinks", "lookahead", "dilation", "dilated keys"};
+        for (int f = 0; f < 5; f++) {
+            if (fields[f] > PATTERN_LIMIT) { die("%s: %s %d is more than %d", source, names[f], fields[f], PATTERN_LIMIT); }
+        }
+        if (p->dilated_keys > 0 && p->window + (long long)p->dilated_keys * p->dilation > PATTERN_LIMIT) {
+            die("%s: window %d + %d dilated keys x dilation %d reaches past %d", source, p->window, p->dilated_keys,
+                p->dilation, PATTERN_LIMIT);
+        }
+    }
+    for (int l = 0; l < num_layers; l++) {
+        if (mp->layer_pattern[l] < 0 || mp->layer_pattern[l] >= mp->num_patterns) {
+            die("%s: layer %d uses pattern %d, expected 0..%d", source, l, mp->layer_pattern[l], mp->num_patterns - 1);
+        }
+    }
+    if (mp->num_globals < 0 || mp->num_globals > MAX_GLOBALS) {
+        die("%s: number of global positions must be 0..%d, got %d", source, MAX_GLOBALS, mp->num_globals);
+    }
+    for (int g = 0; g < mp->num_globals; g++) {
+        if (mp->globals[g] < 0 || mp->globals[g] >= PATTERN_LIMIT || (g > 0 && mp->globals[g] <= mp->globals[g - 1])) {
+            die("%s: global positions must be ascending, >= 0 and < %d, got %d", source, PATTERN_LIMIT, mp->globals[g]);
+        }
+    }
+}
+
+static ModelPattern default_pattern(void) {
+    ModelPattern mp;
+    memset(&mp, 0, sizeof(mp));
+    mp.causal = 1;
+    mp.num_patterns = 1;
+    mp.patterns[0] = (AttnPattern){0, 0, 0, 1, 0};
+    return mp;
+}
+
+static void pattern_describe(const AttnPattern* p, char* buf, size_t len) {
+    if (p->window == 0) { snprintf(buf, len, "full"); return; }
+    int n = snprintf(buf, len, "window %d", p->window);
+    if (p->sinks) { n += snprintf(buf + n, len - n, ", sinks %d", p->sinks); }
+    if (p->lookahead) { n += snprintf(buf + n, len - n, ", lookahead %d", p->lookahead); }
+    if (p->dilation > 1 && p->dilated_keys > 0) { snprintf(buf + n, len - n, ", dilation %d x %d keys", p->dilation, p->dilated_keys); }
+    else if (p->dilation > 1) { snprintf(buf + n, len - n, ", dilation %d, every such key", p->dilation); }
+}
+
+// @copy-end trainer-pattern
+
+// ----------------------------------------------------------------------------
+// key lists: the CPU trainer's attention visits only the allowed pairs (the GPU kernels test the
+// pattern a tile at a time instead)
+
 static int is_global(const ModelPattern* mp, int pos) {
     for (int g = 0; g < mp->num_globals; g++) { if (mp->globals[g] == pos) { return 1; } }
     return 0;
@@ -244,67 +309,6 @@ static void pairlist_free(PairList* pl) {
     pl->row_start = NULL;
     pl->keys = NULL;
 }
-
-static void pattern_validate(const ModelPattern* mp, int num_layers, const char* source) {
-    if (num_layers < 1 || num_layers > MAX_LAYERS) { die("%s: %d layers, expected 1..%d", source, num_layers, MAX_LAYERS); }
-    if (mp->causal != 0 && mp->causal != 1) { die("%s: causal must be 0 or 1, got %d", source, mp->causal); }
-    if (mp->num_patterns < 1 || mp->num_patterns > MAX_PATTERNS) {
-        die("%s: number of attention patterns must be 1..%d, got %d", source, MAX_PATTERNS, mp->num_patterns);
-    }
-    for (int k = 0; k < mp->num_patterns; k++) {
-        const AttnPattern* p = &mp->patterns[k];
-        if (p->window < 0) { die("%s: window must be >= 0 (0 = full), got %d", source, p->window); }
-        if (p->sinks < 0) { die("%s: sinks must be >= 0, got %d", source, p->sinks); }
-        if (p->lookahead < 0) { die("%s: lookahead must be >= 0, got %d", source, p->lookahead); }
-        if (p->lookahead > 0 && mp->causal) { die("%s: lookahead %d needs non-causal attention (causal 0)", source, p->lookahead); }
-        if (p->dilation < 1) { die("%s: dilation must be >= 1 (1 = off), got %d", source, p->dilation); }
-        if (p->dilated_keys < 0) { die("%s: dilated keys must be >= 0 (0 = no limit), got %d", source, p->dilated_keys); }
-        if (p->dilation > 1 && p->window == 0) { die("%s: dilation %d needs a window (with window 0 every key is seen already)", source, p->dilation); }
-        if (p->dilated_keys > 0 && p->dilation == 1) { die("%s: dilated keys %d need a dilation > 1", source, p->dilated_keys); }
-        const int fields[5] = {p->window, p->sinks, p->lookahead, p->dilation, p->dilated_keys};
-        const char* names[5] = {"window", "sinks", "lookahead", "dilation", "dilated keys"};
-        for (int f = 0; f < 5; f++) {
-            if (fields[f] > PATTERN_LIMIT) { die("%s: %s %d is more than %d", source, names[f], fields[f], PATTERN_LIMIT); }
-        }
-        if (p->dilated_keys > 0 && p->window + (long long)p->dilated_keys * p->dilation > PATTERN_LIMIT) {
-            die("%s: window %d + %d dilated keys x dilation %d reaches past %d", source, p->window, p->dilated_keys,
-                p->dilation, PATTERN_LIMIT);
-        }
-    }
-    for (int l = 0; l < num_layers; l++) {
-        if (mp->layer_pattern[l] < 0 || mp->layer_pattern[l] >= mp->num_patterns) {
-            die("%s: layer %d uses pattern %d, expected 0..%d", source, l, mp->layer_pattern[l], mp->num_patterns - 1);
-        }
-    }
-    if (mp->num_globals < 0 || mp->num_globals > MAX_GLOBALS) {
-        die("%s: number of global positions must be 0..%d, got %d", source, MAX_GLOBALS, mp->num_globals);
-    }
-    for (int g = 0; g < mp->num_globals; g++) {
-        if (mp->globals[g] < 0 || mp->globals[g] >= PATTERN_LIMIT || (g > 0 && mp->globals[g] <= mp->globals[g - 1])) {
-            die("%s: global positions must be ascending, >= 0 and < %d, got %d", source, PATTERN_LIMIT, mp->globals[g]);
-        }
-    }
-}
-
-static ModelPattern default_pattern(void) {
-    ModelPattern mp;
-    memset(&mp, 0, sizeof(mp));
-    mp.causal = 1;
-    mp.num_patterns = 1;
-    mp.patterns[0] = (AttnPattern){0, 0, 0, 1, 0};
-    return mp;
-}
-
-static void pattern_describe(const AttnPattern* p, char* buf, size_t len) {
-    if (p->window == 0) { snprintf(buf, len, "full"); return; }
-    int n = snprintf(buf, len, "window %d", p->window);
-    if (p->sinks) { n += snprintf(buf + n, len - n, ", sinks %d", p->sinks); }
-    if (p->lookahead) { n += snprintf(buf + n, len - n, ", lookahead %d", p->lookahead); }
-    if (p->dilation > 1 && p->dilated_keys > 0) { snprintf(buf + n, len - n, ", dilation %d x %d keys", p->dilation, p->dilated_keys); }
-    else if (p->dilation > 1) { snprintf(buf + n, len - n, ", dilation %d, every such key", p->dilation); }
-}
-
-// @copy-end trainer-pattern
 
 // @copy-begin trainer-config
 // ----------------------------------------------------------------------------
@@ -1212,15 +1216,6 @@ static void gpt2_free(GPT2* model) {
 // optimizer: AdamW with global gradient-norm clipping (torch.optim.AdamW + clip_grad_norm_)
 
 // @copy-begin trainer-schedule
-typedef struct {
-    float learning_rate;
-    float beta1;
-    float beta2;
-    float eps;
-    float weight_decay;
-    float grad_clip;  // 0: no clipping
-} AdamWConfig;
-
 // linear warmup, then cosine decay from the peak to peak * final_fraction at the last step
 static float learning_rate_at(int step, int total_steps, int warmup, float peak, float final_fraction) {
     if (step < warmup) { return peak * (step + 1) / warmup; }
@@ -1284,6 +1279,15 @@ static int step_guard(StepGuard* g, int step, float loss, float norm) {
     return 0;
 }
 // @copy-end trainer-schedule
+
+typedef struct {
+    float learning_rate;
+    float beta1;
+    float beta2;
+    float eps;
+    float weight_decay;
+    float grad_clip;  // 0: no clipping
+} AdamWConfig;
 
 static float gpt2_grad_norm(const GPT2* model) {
     double sum = 0.0;  // serial and in double: the same result whatever the thread count

@@ -6,9 +6,9 @@ train_gpt_window.cu is compared with. The two files are identical outside their 
 
 bf16 parameters and activations, float32 master weights, gradients and AdamW moments; matmuls
 through cuBLASLt (bias and residual fused into the product); every reduction in a fixed order, so
-the same inputs give bit-identical results run to run. The attention kernels are copies of the
-dev/cuda versions named in the @copy markers (scripts/sync_copies.py keeps them identical); the
-host code shared with train_gpt_cpu.c is copied the same way.
+the same inputs give bit-identical results run to run. The kernels of the attention and the
+LayerNorm backward are copies of dev/cuda's fastest versions, the host code shared with
+train_gpt_cpu.c copies of its text (the contents list below names each copy and its original).
 
 What it does: forward, backward and AdamW checked against the PyTorch reference dumps
 (--check-dump); training from token shards with the CPU trainer's flags, log, checkpoints and exact
@@ -24,6 +24,40 @@ tests it against the full forward); several GPUs, data parallel through NCCL (sc
     "  --check-dump DUMP [DUMP ...]      forward, backward and AdamW steps against test/reference.py's dumps\n" \
     "  --check-cache CHECKPOINT N [...]  N tokens through the KV cache against the full forward\n"
 // @twin-end
+/*
+Contents, in file order. `// @copy-begin NAME` ... `// @copy-end NAME` hold copies that
+scripts/sync_copies.py keeps the same text as their originals (edit those, then run it); the rest is
+this file's own and, outside the @twin regions, the same text in both trainers (test/check_twins.py).
+
+  host code shared with the CPU trainer (originals in train_gpt_cpu.c)
+    trainer-helpers     die() and the checked file and memory helpers
+    trainer-pattern     SPEC §1's attention pattern (its pair lists are the CPU trainer's)
+    trainer-config      model configuration, parameters, checkpoints
+    trainer-schedule    AdamW settings and the learning-rate schedule
+    trainer-data        the token-shard data loader
+    trainer-state       optimizer state for exact resume
+    trainer-sampling    sampling and printing tokens
+    trainer-cli         flags, and the host side of main
+  CUDA checks, several GPUs (NCCL), matmuls (cuBLASLt), column sums, the layers' kernels
+    ln-backward         LayerNorm backward v4 (dev/cuda/layernorm_backward.cu)
+  optimizer: gradient norm, AdamW
+  attention: dev/cuda's band kernels; attention_kernels() names the versions that run
+    attn-pattern attn-bf16-pack attn-mma attn-load-rows          dev/cuda/common.h
+    attn-forward-consts attn-forward-tiles attn-forward-epilogue
+    attn-forward-v6-tiles attn-forward-v7                        forward v7 (attention_forward.cu)
+    attn-wgmma attn-tma                                          dev/cuda/common.h
+    attn-forward-softmax attn-forward-v10 attn-forward-v11       forward v11 (attention_forward.cu)
+    attn-backward-dot attn-backward-tiles attn-backward-sink-reduce attn-backward-launch-helpers
+    attn-backward-v8-phases attn-backward-v9                     backward v9 (attention_backward.cu)
+    attn-backward-v10 attn-backward-v12                          backward v12 (attention_backward.cu)
+    attention_forward_best, attention_backward_best, attention_kernels: the version per GPU
+    @twin region: the patterns this trainer takes, and their dispatch; train_gpt_window.cu adds
+    attn-general        every other SPEC §1 pattern, O(T^2) (dev/cuda/attention_general.cu)
+  the model on the GPU: buffers, forward, backward, update
+  generation through a rolling KV cache
+  --check-dump, --check-cache: against PyTorch's dumps and the full forward
+  training: main
+*/
 #include <stdio.h>          // printf, FILE
 #include <stdlib.h>         // malloc, exit
 #include <stdint.h>         // uint16_t, uint64_t
@@ -48,8 +82,6 @@ tests it against the full forward); several GPUs, data parallel through NCCL (sc
 typedef __nv_bfloat16 floatX;  // parameters and activations on the GPU
 typedef __nv_bfloat16 bf16;    // the name the dev/cuda attention kernels use
 
-// The host code shared with train_gpt_cpu.c has helpers this stage does not call yet.
-#pragma nv_diag_suppress 177
 // @copy-begin trainer-helpers
 // ----------------------------------------------------------------------------
 // checked helpers: every failure names the file or value and exits non-zero
@@ -169,101 +201,6 @@ typedef struct {
     int num_globals;
     int globals[MAX_GLOBALS];            // global positions, ascending
 } ModelPattern;
-
-static int is_global(const ModelPattern* mp, int pos) {
-    for (int g = 0; g < mp->num_globals; g++) { if (mp->globals[g] == pos) { return 1; } }
-    return 0;
-}
-
-// The one definition of which keys a query sees; everything else (key lists, tests) derives from it.
-static int allowed(const AttnPattern* p, const ModelPattern* mp, int i, int j) {
-    if (mp->causal && j > i) { return 0; }
-    int o = i - j;
-    if (o >= 0 && (p->window == 0 || o < p->window)) { return 1; }
-    if (!mp->causal && o < 0 && -o <= p->lookahead) { return 1; }
-    if (j < p->sinks) { return 1; }
-    if (!mp->causal && i < p->sinks) { return 1; }
-    if (is_global(mp, j)) { return 1; }
-    if (!mp->causal && is_global(mp, i)) { return 1; }
-    if (p->dilation > 1 && p->window > 0 && o >= p->window && o % p->dilation == 0 &&
-        (p->dilated_keys == 0 || o < p->window + (long long)p->dilated_keys * p->dilation)) { return 1; }
-    return 0;
-}
-
-// The allowed keys of every query for one pattern and sequence length, ascending per query.
-// Memory and work scale with the number of allowed pairs, never with T x T.
-typedef struct {
-    int T;
-    size_t num_pairs;
-    size_t* row_start;  // (T+1) offsets into keys
-    int* keys;          // (num_pairs)
-} PairList;
-
-static int compare_ints(const void* a, const void* b) {
-    int x = *(const int*)a, y = *(const int*)b;
-    return (x > y) - (x < y);
-}
-
-// Candidate keys are a superset of the allowed ones, taken from the few ranges a pattern can
-// open; allowed() decides each, and stamp[] drops repeats.
-static int collect_row_keys(const AttnPattern* p, const ModelPattern* mp, int T, int i, int* stamp, int* out) {
-    int n = 0;
-#define CONSIDER(jexpr) do { int j_ = (jexpr); \
-        if (j_ >= 0 && j_ < T && stamp[j_] != i && allowed(p, mp, i, j_)) { stamp[j_] = i; out[n++] = j_; } } while (0)
-    int sees_all = !mp->causal && (i < p->sinks || is_global(mp, i));
-    if (sees_all || p->window == 0) {
-        int hi = mp->causal ? i : T - 1;
-        for (int j = 0; j <= hi; j++) { CONSIDER(j); }
-    } else {  // the band, clipped to 0..T-1 before looping: a window or lookahead may be far longer than T
-        long long lo = (long long)i - p->window + 1, hi = mp->causal ? i : (long long)i + p->lookahead;
-        if (lo < 0) { lo = 0; }
-        if (hi > T - 1) { hi = T - 1; }
-        for (long long j = lo; j <= hi; j++) { CONSIDER((int)j); }
-        for (int j = 0; j < p->sinks && j < T; j++) { CONSIDER(j); }
-        for (int g = 0; g < mp->num_globals; g++) { CONSIDER(mp->globals[g]); }
-        if (p->dilation > 1) {
-            long long first = ((long long)p->window + p->dilation - 1) / p->dilation * p->dilation;
-            for (long long o = first; o <= i; o += p->dilation) {
-                if (p->dilated_keys > 0 && o >= p->window + (long long)p->dilated_keys * p->dilation) { break; }
-                CONSIDER(i - (int)o);
-            }
-        }
-    }
-#undef CONSIDER
-    qsort(out, n, sizeof(int), compare_ints);
-    return n;
-}
-
-static void pairlist_build(PairList* pl, const AttnPattern* p, const ModelPattern* mp, int T) {
-    int* stamp = (int*)malloc_check(T * sizeof(int));
-    int* row = (int*)malloc_check(T * sizeof(int));
-    for (int j = 0; j < T; j++) { stamp[j] = -1; }
-    pl->T = T;
-    pl->row_start = (size_t*)malloc_check((T + 1) * sizeof(size_t));
-    // two passes: count, then fill, so the key array is allocated exactly once
-    size_t total = 0;
-    for (int i = 0; i < T; i++) {
-        pl->row_start[i] = total;
-        total += collect_row_keys(p, mp, T, i, stamp, row);
-    }
-    pl->row_start[T] = total;
-    pl->num_pairs = total;
-    pl->keys = (int*)malloc_check(total * sizeof(int));
-    for (int j = 0; j < T; j++) { stamp[j] = -1; }
-    for (int i = 0; i < T; i++) {
-        int n = collect_row_keys(p, mp, T, i, stamp, row);
-        memcpy(pl->keys + pl->row_start[i], row, n * sizeof(int));
-    }
-    free(stamp);
-    free(row);
-}
-
-static void pairlist_free(PairList* pl) {
-    free(pl->row_start);
-    free(pl->keys);
-    pl->row_start = NULL;
-    pl->keys = NULL;
-}
 
 static void pattern_validate(const ModelPattern* mp, int num_layers, const char* source) {
     if (num_layers < 1 || num_layers > MAX_LAYERS) { die("%s: %d layers, expected 1..%d", source, num_layers, MAX_LAYERS); }
@@ -591,15 +528,6 @@ static void params_init_random(float* params, const size_t* sizes, const GPT2Con
 // @copy-end trainer-config
 
 // @copy-begin trainer-schedule
-typedef struct {
-    float learning_rate;
-    float beta1;
-    float beta2;
-    float eps;
-    float weight_decay;
-    float grad_clip;  // 0: no clipping
-} AdamWConfig;
-
 // linear warmup, then cosine decay from the peak to peak * final_fraction at the last step
 static float learning_rate_at(int step, int total_steps, int warmup, float peak, float final_fraction) {
     if (step < warmup) { return peak * (step + 1) / warmup; }
@@ -973,6 +901,15 @@ static void usage(void) {
         "  --eval            load -e CHECKPOINT, print its loss over the val split (-j; -m M: the first M\n"
         "                    batches of B x T), exit without training or writing\n"
         "  --eval-positions FILE.csv   with --eval: also the mean loss at each position 0..T-1\n"
+        "  --stream N        with --eval: the first N+1 val tokens as one stream through the rolling KV cache\n"
+        "                    (causal, no globals or dilation; rotary positions go past maxT), each token's\n"
+        "                    loss to --eval-positions, the mean of each block of -t tokens printed\n"
+        "  --stream-recompute W   with --stream: each token's loss from a fresh forward over the W tokens\n"
+        "                    that end at it instead (the sliding window recomputed, no cache)\n"
+        "  --eval-greedy K   with --eval: each val row of -t tokens is a prompt (its first T-K) and an answer\n"
+        "                    (its last K): decode K tokens greedily after the prompt, count exact answers\n"
+        "                    (passkey retrieval: scripts/passkey.sh)\n"
+        "  --eval-rows FILE.csv   with --eval-greedy: each row's answer, decoded and expected\n"
         "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n"
         TRAINER_USAGE_EXTRA, TRAINER_NAME);
 }
@@ -1050,6 +987,10 @@ typedef struct {
     int val_batches_given;  // -m given: --eval evaluates that many batches, not the whole split
     int eval;               // --eval: report the val loss of -e CHECKPOINT and exit
     const char* eval_positions;  // --eval-positions: CSV of the mean loss per position
+    int stream;                  // --stream N: tokens fed through the KV cache (0 = off)
+    int stream_recompute;        // --stream-recompute W: each token's loss from a fresh W-token forward
+    int eval_greedy;             // --eval-greedy K: decode each row's last K tokens greedily (0 = off)
+    const char* eval_rows;       // --eval-rows: CSV of each row's decoded and expected answer
     int lr_from_model, warmup_from_model;  // set by default_schedule, for the printout
 } Args;
 
@@ -1062,7 +1003,8 @@ static void parse_args(Args* a, int argc, char** argv) {
         .lr = -1.0f, .final_lr_frac = 0.1f, .weight_decay = 0.1f, .grad_clip = 1.0f, .seed = 1337,
         .window = -1, .sinks = -1, .causal = -1, .lookahead = -1, .dilation = -1, .dilated_keys = -1,
         .full_every = 0, .num_layer_windows = 0, .num_globals = -1, .rope = -1, .rope_theta = 10000, .max_seq_len = 0,
-        .skip_z = 0.0f, .val_batches_given = 0, .eval = 0, .eval_positions = NULL,
+        .skip_z = 0.0f, .val_batches_given = 0, .eval = 0, .eval_positions = NULL, .stream = 0, .stream_recompute = 0,
+        .eval_greedy = 0, .eval_rows = NULL,
     };
     for (int i = 1; i < argc; i++) {
         const char* f = argv[i];
@@ -1115,6 +1057,13 @@ static void parse_args(Args* a, int argc, char** argv) {
         else if (strcmp(f, "--rope-theta") == 0) { a->rope_theta = parse_int(f, v, 1); }
         else if (strcmp(f, "--max-seq-len") == 0) { a->max_seq_len = parse_int_in(f, v, 1, MAX_SEQ_LEN); }
         else if (strcmp(f, "--skip-z") == 0) { a->skip_z = parse_float(f, v, 0.0f); }
+        else if (strcmp(f, "--stream") == 0) { a->stream = parse_int_in(f, v, 1, PATTERN_LIMIT); }
+        else if (strcmp(f, "--stream-recompute") == 0) { a->stream_recompute = parse_int_in(f, v, 1, PATTERN_LIMIT); }
+        else if (strcmp(f, "--eval-greedy") == 0) { a->eval_greedy = parse_int_in(f, v, 1, PATTERN_LIMIT); }
+        else if (strcmp(f, "--eval-rows") == 0) {
+            if (*v == '\0') { die("--eval-rows '': expected a file name"); }
+            a->eval_rows = v;
+        }
         else if (strcmp(f, "--generate") == 0) { a->generate = parse_int(f, v, 1); }
         else if (strcmp(f, "--tokenizer") == 0) { a->tokenizer = v; }
         else if (strcmp(f, "--eval-positions") == 0) {
@@ -1130,6 +1079,13 @@ static void parse_args(Args* a, int argc, char** argv) {
     if (a->final_lr_frac > 1.0f) { die("-q %g: the final learning-rate fraction must be in [0, 1]", a->final_lr_frac); }
     if (a->resume > 1) { die("-y %d: expected 0 or 1", a->resume); }
     if (a->eval_positions && !a->eval) { die("--eval-positions needs --eval"); }
+    if (a->stream && !a->eval) { die("--stream needs --eval (it evaluates -e CHECKPOINT)"); }
+    if (a->stream_recompute && !a->stream) { die("--stream-recompute needs --stream N"); }
+    if (a->eval_greedy && !a->eval) { die("--eval-greedy needs --eval (it evaluates -e CHECKPOINT)"); }
+    if (a->eval_greedy && a->stream) { die("--eval-greedy and --stream: one evaluation at a time"); }
+    if (a->eval_greedy >= a->T) { die("--eval-greedy %d: the answer must be shorter than the row, -t %d", a->eval_greedy, a->T); }
+    if (a->eval_rows && !a->eval_greedy) { die("--eval-rows needs --eval-greedy K"); }
+    if (a->stream_recompute > a->stream) { die("--stream-recompute %d: the window must be at most --stream %d", a->stream_recompute, a->stream); }
     if (a->eval && (a->generate || a->resume)) { die("--eval: drop --generate / -y (it only evaluates -e CHECKPOINT)"); }
     if ((long long)a->B * a->T > (1LL << 30)) { die("-b %d -t %d: B*T = %lld tokens per micro-batch is more than 2^30", a->B, a->T, (long long)a->B * a->T); }
 }
@@ -1398,8 +1354,11 @@ static float* model_from_args(const Args* a, GPT2Config* c, size_t* n, int* resu
         params = (float*)malloc_check(*n * sizeof(float));
         params_init_random(params, sizes, c, a->seed);
     }
-    if (a->T > c->max_seq_len && !c->rope) {  // rotary positions have no table to run out of
-        die("-t %d exceeds the model's maximum sequence length %d", a->T, c->max_seq_len);
+    // the longest forward the run will do (--stream reads no -t: the cache checks its own positions);
+    // rotary positions have no table to run out of
+    int T = a->stream ? a->stream_recompute : a->T;
+    if (T > c->max_seq_len && !c->rope) {
+        die("%s %d exceeds the model's maximum sequence length %d", a->stream ? "--stream-recompute" : "-t", T, c->max_seq_len);
     }
     return params;
 }
@@ -1454,6 +1413,74 @@ static void log_step(FILE* log, int step, float loss, float val_loss, float lr, 
     fflush(log);
 }
 
+// --stream: the first N+1 tokens of the val split (-j) as one stream (the loader's one row of N)
+static void stream_open(const Args* a, int vocab_size, DataLoader* stream) {
+    dataloader_init(stream, a->val_pattern, 1, a->stream, vocab_size, "-j");
+    dataloader_next_batch(stream);
+}
+
+// --stream's result: each token's loss (to --eval-positions) and the mean over each block of -t
+// tokens, meant to be the training length (block 0 is what the model was trained on; later blocks
+// lie past it)
+static void stream_report(const Args* a, const float* losses, int n, int block) {
+    printf("stream: %d tokens of '%s', %s\n", n, a->val_pattern,
+           a->stream_recompute ? "each from a fresh forward over the tokens that end at it" : "through the KV cache");
+    if (a->stream_recompute) { printf("stream: recomputed window %d tokens\n", a->stream_recompute); }
+    double total = 0.0;
+    for (int start = 0; start < n; start += block) {
+        int end = start + block < n ? start + block : n;
+        double sum = 0.0;
+        for (int t = start; t < end; t++) { sum += losses[t]; }
+        total += sum;
+        printf("stream block %d (positions %d..%d): mean loss %.6f\n", start / block, start, end - 1, sum / (end - start));
+    }
+    printf("val loss %.6f\n", total / n);
+    if (a->eval_positions) {
+        char tmp[4300];
+        FILE* f = atomic_open(a->eval_positions, tmp, sizeof(tmp));
+        fprintf(f, "position,loss\n");
+        for (int t = 0; t < n; t++) { fprintf(f, "%d,%.6f\n", t, losses[t]); }
+        atomic_commit(f, tmp, a->eval_positions);
+        printf("loss per position written: %s\n", a->eval_positions);
+    }
+}
+
+// --eval-greedy: row r of the batch decoded (B, T: the prompt, then the K tokens decoded) against
+// the expected one (B, T); counts exact answers, writes each to --eval-rows
+static int greedy_score(FILE* rows_csv, int row0, const int* decoded, const int* expected, int B, int T, int K) {
+    int exact = 0;
+    for (int b = 0; b < B; b++) {
+        const int* got = decoded + (size_t)b * T + T - K;
+        const int* want = expected + (size_t)b * T + T - K;
+        int match = memcmp(got, want, K * sizeof(int)) == 0;
+        exact += match;
+        if (rows_csv) {
+            fprintf(rows_csv, "%d,%d,", row0 + b, match);
+            for (int k = 0; k < K; k++) { fprintf(rows_csv, "%s%d", k ? " " : "", got[k]); }
+            fprintf(rows_csv, ",");
+            for (int k = 0; k < K; k++) { fprintf(rows_csv, "%s%d", k ? " " : "", want[k]); }
+            fprintf(rows_csv, "\n");
+        }
+    }
+    return exact;
+}
+
+static FILE* greedy_rows_open(const Args* a, char* tmp, size_t tmp_len) {
+    if (a->eval_rows == NULL) { return NULL; }
+    FILE* f = atomic_open(a->eval_rows, tmp, tmp_len);
+    fprintf(f, "row,exact,decoded,expected\n");
+    return f;
+}
+
+static void greedy_report(const Args* a, FILE* rows_csv, const char* tmp, int exact, int rows) {
+    printf("greedy: %d of %d rows decoded their last %d tokens exactly (accuracy %.4f)\n", exact, rows, a->eval_greedy,
+           (double)exact / rows);
+    if (rows_csv) {
+        atomic_commit(rows_csv, tmp, a->eval_rows);
+        printf("each row's answer written: %s\n", a->eval_rows);
+    }
+}
+
 // what a step does besides its update: evaluate, sample, checkpoint, by the flags
 static int is_val_step(const Args* a, int step) { return a->val_every > 0 && (step % a->val_every == 0 || step == a->steps); }
 static int is_sample_step(const Args* a, int step) { return a->sample_every > 0 && (step % a->sample_every == 0 || step == a->steps); }
@@ -1462,7 +1489,6 @@ static int is_checkpoint_step(const Args* a, int step) {
 }
 
 // @copy-end trainer-cli
-#pragma nv_diag_default 177
 
 // ----------------------------------------------------------------------------
 // CUDA and cuBLAS checks: every call is checked, every launch followed by cudaGetLastError
@@ -2273,16 +2299,14 @@ __global__ void float_to_bf16_kernel(floatX* out, const float* in, size_t n) {
 }
 
 // ============================================================================
-// @twin-begin attention: the one part of this file that differs from train_gpt_window.cu
+// attention: dev/cuda's band kernels (SPEC §1's causal band + sinks; dense causal is W = 0, S = 0),
+// forward and backward, and the versions this program runs
 
 // @copy-begin attn-pattern
 // ----------------------------------------------------------------------------
 // the attention pattern (SPEC §1), causal fast path: window W (0 = unlimited) + sinks S
-// query i attends key j iff  j <= i  and  (W == 0  or  i - j < W  or  j < S)
-
-__host__ __device__ inline bool attn_allowed(int i, int j, int W, int S) {
-    return j <= i && (W == 0 || i - j < W || j < S);
-}
+// query i attends key j iff  j <= i  and  (W == 0  or  i - j < W  or  j < S); the kernels test it a
+// tile at a time (below), the CPU references a pair at a time (attn_allowed, after this block)
 
 // Which key tiles (of BK keys) does a block of query rows [q0, q_last] have to visit?
 // Two contiguous runs: the sink tiles [0, n_sink) and the band tiles [kt_lo, kt_hi].
@@ -2327,11 +2351,6 @@ __host__ __device__ inline bool block_fully_allowed(int q0, int nq, int k0, int 
     return false;
 }
 
-// the per-element test used on edge tiles: rows past T are masked too (they are zero-filled padding)
-__host__ __device__ inline bool attn_valid(int i, int j, int W, int S, int T) {
-    return i < T && attn_allowed(i, j, W, S);
-}
-
 // The opposite question: does the (query block, key block) pair hold ANY allowed pair (with i < T)?
 // Used to skip whole 16-key (or 16-query) chunks of a tile inside a warp (forward v5+, backward v7+).
 // Causal: the smallest key must not exceed the last real query. Then with no window, or a sink key
@@ -2363,12 +2382,6 @@ __device__ __forceinline__ void unpack_bf16x8(const uint4& u, float* f) {
         float2 t = __bfloat1622float2(h[k]);
         f[2 * k] = t.x; f[2 * k + 1] = t.y;
     }
-}
-__device__ __forceinline__ uint4 pack_bf16x8(const float* f) {
-    uint4 u;
-    u.x = pack_bf16x2(f[0], f[1]); u.y = pack_bf16x2(f[2], f[3]);
-    u.z = pack_bf16x2(f[4], f[5]); u.w = pack_bf16x2(f[6], f[7]);
-    return u;
 }
 // @copy-end attn-bf16-pack
 
@@ -2462,104 +2475,15 @@ static const float LN2   = 0.6931471805599453f;
 
 // @copy-begin attn-forward-tiles
 // ----------------------------------------------------------------------------
-// kernels 3 and 4: tensor cores. Block per (b, h, 64-query tile), 4 warps, warp w owns query rows
-// [16w, 16w+16) of the tile. Smem rows are padded to D + 8 elements: consecutive rows then start 16 B
-// apart modulo 128 B, so the 8 row addresses of every ldmatrix hit 8 different bank groups.
+// kernels 3 and 4 (and 5-7 after them): tensor cores. Block per (b, h, 64-query tile), 4 warps,
+// warp w owns query rows [16w, 16w+16) of the tile. Smem rows are padded to D + 8 elements:
+// consecutive rows then start 16 B apart modulo 128 B, so the 8 row addresses of every ldmatrix hit
+// 8 different bank groups.
 
 constexpr int TC_BQ = 64, TC_BK = 64, TC_THREADS = 128;
+// @copy-end attn-forward-tiles
 
-// One key tile for one warp: S = Q K^T (mma), mask if the tile is an edge tile for this warp,
-// online softmax on the accumulators, O += P V with P converted to bf16 A-fragments in registers.
-// Thread (g = lane/4, tg = lane%4) holds rows g and g+8 of the warp's 16 rows.
-template<int D>
-__device__ __forceinline__ void fwd_tile_mma(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
-                                             const uint32_t (&qf)[D / 16][4],
-                                             const bf16* Ks, const bf16* Vs, int k0, int wq0,
-                                             int lane, int W, int S, int T, float sl2) {
-    constexpr int BK = TC_BK, LDS = D + 8;
-    const int g = lane / 4, tg = lane % 4;
-
-    // S = Q K^T: 16 rows x 64 keys, 8 n-tiles of 8 keys. B fragments come straight from K's rows
-    // (B = K^T is "col"-major = K row-major): matrices (keys +0..7, dims +0..7), (keys +0..7, dims +8..15),
-    // (keys +8..15, dims +0..7), (keys +8..15, dims +8..15) -> b0,b1 of n-tile 2np and of 2np+1.
-    float sacc[BK / 8][4];
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++) { sacc[t][0] = sacc[t][1] = sacc[t][2] = sacc[t][3] = 0.f; }
-#pragma unroll
-    for (int kc = 0; kc < D / 16; kc++) {
-#pragma unroll
-        for (int np = 0; np < BK / 16; np++) {
-            uint32_t bfr[4];
-            ldmatrix_x4(bfr, Ks + (np * 16 + (lane % 8) + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
-            mma_bf16_16816(sacc[2 * np], qf[kc], bfr);
-            mma_bf16_16816(sacc[2 * np + 1], qf[kc], bfr + 2);
-        }
-    }
-
-    // mask only where this warp's 16 x 64 block is not entirely allowed (warp-uniform branch)
-    if (!block_fully_allowed(wq0, 16, k0, BK, W, S, T)) {
-#pragma unroll
-        for (int t = 0; t < BK / 8; t++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int row = wq0 + g + (e / 2) * 8;
-                int key = k0 + t * 8 + 2 * tg + (e % 2);
-                if (!attn_valid(row, key, W, S, T)) sacc[t][e] = -INFINITY;
-            }
-        }
-    }
-
-    // row max over the tile: each row is spread over the 4 lanes of a quad
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++) {
-        mx[0] = fmaxf(mx[0], fmaxf(sacc[t][0], sacc[t][1]));
-        mx[1] = fmaxf(mx[1], fmaxf(sacc[t][2], sacc[t][3]));
-    }
-    float mu[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        const float m_new = fmaxf(m[r], mx[r] * sl2);
-        mu[r] = (m_new == -INFINITY) ? 0.f : m_new;   // all-masked so far: avoid -inf - -inf
-        const float alpha = exp2f(m[r] - mu[r]);
-        m[r] = m_new;
-        l[r] *= alpha;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++) { o[n][2 * r] *= alpha; o[n][2 * r + 1] *= alpha; }
-    }
-    // P = exp2(s * sl2 - m); l keeps the per-lane partial sum (reduced across the quad at the end)
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            float p = exp2f(fmaf(sacc[t][e], sl2, -mu[e / 2]));
-            sacc[t][e] = p;
-            l[e / 2] += p;
-        }
-    }
-
-    // O += P V. The S accumulators of n-tiles 2kc and 2kc+1 are exactly the A fragment of key chunk kc.
-    // V is (keys, dims) row-major = K x N row-major, so its B fragments need ldmatrix.trans:
-    // matrices (keys +0..7, dims +0..7), (keys +8..15, dims +0..7), (keys +0..7, dims +8..15), (keys +8..15, dims +8..15)
-#pragma unroll
-    for (int kc = 0; kc < BK / 16; kc++) {
-        uint32_t a[4];
-        a[0] = pack_bf16x2(sacc[2 * kc][0], sacc[2 * kc][1]);
-        a[1] = pack_bf16x2(sacc[2 * kc][2], sacc[2 * kc][3]);
-        a[2] = pack_bf16x2(sacc[2 * kc + 1][0], sacc[2 * kc + 1][1]);
-        a[3] = pack_bf16x2(sacc[2 * kc + 1][2], sacc[2 * kc + 1][3]);
-#pragma unroll
-        for (int np = 0; np < D / 16; np++) {
-            uint32_t bfr[4];
-            ldmatrix_x4_trans(bfr, Vs + (kc * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * LDS + np * 16 + (lane / 16) * 8);
-            mma_bf16_16816(o[2 * np], a, bfr);
-            mma_bf16_16816(o[2 * np + 1], a, bfr + 2);
-        }
-    }
-}
-
+// @copy-begin attn-forward-epilogue
 // Q fragments of this warp's 16 rows, all D/16 k-chunks: matrices (rows +0..7, dims +0..7),
 // (rows +8..15, dims +0..7), (rows +0..7, dims +8..15), (rows +8..15, dims +8..15) = a0..a3
 template<int D>
@@ -2570,7 +2494,7 @@ __device__ __forceinline__ void load_q_frags(uint32_t (&qf)[D / 16][4], const bf
         ldmatrix_x4(qf[kc], Qs + (warp * 16 + (lane % 16)) * LDS + kc * 16 + (lane / 16) * 8);
 }
 
-// Epilogue shared by v3/v4: normalize, stage the warp's 16 bf16 rows in its own rows of Qs (no
+// Epilogue shared by v3, v4, v6, v7: normalize, stage the warp's 16 bf16 rows in its own rows of Qs (no
 // other warp ever reads them), then write whole 16-byte chunks of out rows, and the lse.
 template<int D>
 __device__ __forceinline__ void fwd_epilogue(bf16* out, float* lse, bf16* Qs, float (&o)[D / 8][4],
@@ -2607,22 +2531,11 @@ __device__ __forceinline__ void fwd_epilogue(bf16* out, float* lse, bf16* Qs, fl
         }
     }
 }
-// @copy-end attn-forward-tiles
+// @copy-end attn-forward-epilogue
 
-// @copy-begin attn-forward-v6
-// ----------------------------------------------------------------------------
-// version 6 (tile functions, kernel, launcher: this whole region; the epilogue is v3's fwd_epilogue)
-// v6: back to v4's shape (4 warps x 16 rows, 64-query blocks, now 3 blocks per SM by launch bounds)
-// with the tile loop software-pipelined inside each warp: the Q K^T mma of key tile it+1 are issued
-// before the mask/max/exp/sum of tile it, so the tensor cores run while the warp does the softmax
-// (v4 and v5 serialize QK -> softmax -> PV in every warp: v5's measurement showed that halving the
-// ldmatrix traffic bought nothing, so the bound is latency, not shared memory). K runs one tile
-// ahead of V in separate cp.async groups. Kept from v5: ex2.approx.ftz, lazy rescale, 16-key chunk
-// skipping (as predicated mma only: the exp phase has no branches, so the compiler can interleave it
-// with the next tile's mma).
-// Predicted (written before measuring): full causal ~1.3x v4 (~265 TFLOP/s), W = 1024 ~1.25x,
-// W = 256 ~1.15x.
-
+// @copy-begin attn-forward-v6-tiles
+// v6's tile functions, which v7 runs too: 3 blocks per SM (D = 64), the 16-key chunks of a tile
+// with an allowed pair, S = Q K^T on those chunks, and mask / softmax / O += P V
 template<int D> __host__ __device__ constexpr int fwd6_min_blocks() { return D == 64 ? 3 : 2; }
 
 // 16-key chunks of key tile k0 with an allowed pair for the warp's 16 rows (bit c: chunk c)
@@ -2736,117 +2649,12 @@ __device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)
         }
     }
 }
-
-template<int D>
-__global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
-attention_forward_kernel6(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8, CH = D / 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
-    bf16* Ks = Qs + BQ * LDS;                       // (2, BK, LDS)
-    bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* kbase = qbase + C;
-    const bf16* vbase = qbase + 2 * C;
-    const float sl2 = LOG2E / sqrtf((float)D);
-
-    const int q_last = min(q0 + BQ, T) - 1;
-    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
-    const int ntiles = key_tile_count(kr);
-
-    // rows past T: zero-fill from a clamped address
-    auto load_rows = [&](bf16* dst, const bf16* src, int k0) {
-        for (int x = tid; x < BK * CH; x += NT) {
-            int kk = x / CH, cc = x % CH, j = k0 + kk;
-            bool ok = j < T;
-            cp_async_16(dst + kk * LDS + cc * 8, src + (ok ? (size_t)j : 0) * C3 + cc * 8, ok);
-        }
-    };
-    auto load_k = [&](int it, int buf) { load_rows(Ks + buf * BK * LDS, kbase, key_tile_at(kr, it) * BK); };
-    auto load_v = [&](int it, int buf) { load_rows(Vs + buf * BK * LDS, vbase, key_tile_at(kr, it) * BK); };
-
-    // prologue: group {Q, K0}, group {V0, K1}
-    for (int x = tid; x < BQ * CH; x += NT) {
-        int rr = x / CH, cc = x % CH, t = q0 + rr;
-        bool ok = t < T;
-        cp_async_16(Qs + rr * LDS + cc * 8, qbase + (ok ? (size_t)t : 0) * C3 + cc * 8, ok);
-    }
-    load_k(0, 0);
-    cp_async_commit();
-    load_v(0, 0);
-    if (ntiles > 1) load_k(1, 1);
-    cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
-    uint32_t qf[D / 16][4];
-    load_q_frags<D>(qf, Qs, warp, lane);
-
-    float o[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f; }
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-
-    float sa[BK / 8][4], sb[BK / 8][4];
-    unsigned need_a = fwd6_need(wq0, key_tile_at(kr, 0) * BK, W, S, T), need_b = 0;
-    fwd6_qk<D>(sa, qf, Ks, need_a, lane);
-
-    // step `it`: S of tile it is in `cur`; issue S of tile it+1 into `nxt`, then finish tile it
-    auto step = [&](int it, float (&cur)[BK / 8][4], unsigned need_cur, float (&nxt)[BK / 8][4], unsigned& need_nxt) {
-        cp_async_wait<0>();   // V_it and K_{it+1} have landed
-        __syncthreads();      // ... for everyone, and step it-1 (V_{it-1}, K_it) is done in every warp
-        if (it + 1 < ntiles) load_v(it + 1, (it + 1) & 1);   // over V_{it-1}
-        if (it + 2 < ntiles) load_k(it + 2, it & 1);         // over K_it
-        cp_async_commit();
-        if (it + 1 < ntiles) {
-            need_nxt = fwd6_need(wq0, key_tile_at(kr, it + 1) * BK, W, S, T);
-            fwd6_qk<D>(nxt, qf, Ks + ((it + 1) & 1) * BK * LDS, need_nxt, lane);
-        }
-        if (need_cur)
-            fwd6_softmax_pv<D>(o, m, l, cur, Vs + (it & 1) * BK * LDS, key_tile_at(kr, it) * BK, wq0,
-                               need_cur, lane, W, S, T, sl2);
-    };
-    for (int it = 0; it < ntiles; it += 2) {
-        step(it, sa, need_a, sb, need_b);
-        if (it + 1 < ntiles) step(it + 1, sb, need_b, sa, need_a);
-    }
-    fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
-}
-
-template<int D>
-void attention_forward6(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
-    static bool configured = false;
-    if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_forward_kernel6<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        configured = true;
-    }
-    dim3 grid(B * NH, ceil_div(T, TC_BQ));
-    attention_forward_kernel6<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, W, S);
-    cudaCheckLaunch();
-}
-// ---- end of version 6
-// @copy-end attn-forward-v6
+// @copy-end attn-forward-v6-tiles
 
 // @copy-begin attn-forward-v7
-// ----------------------------------------------------------------------------
-// version 7 (kernel, launcher: this region; the tile functions are v6's fwd6_need / fwd6_qk /
-// fwd6_softmax_pv, the epilogue v3's fwd_epilogue, the tile loads common.h's load_rows_async)
-// v7: v4's loop (no software pipelining, 4 warps x 16 rows, 3 blocks per SM) with fewer instructions
-// per mma. ncu on v4 (T = 16384, full): 9.3 instructions issued per mma, issue slots 51% busy, tensor
-// pipe 33%, stalls mostly fixed-latency waits and short scoreboard at 3 warps per scheduler: the
-// kernel is issue- and latency-bound, not shared-memory bound. v4's SASS for one unmasked tile holds
-// ~680 instructions: ~200 of them address and bounds math for the 8 cp.async per thread, ~100 the
-// range fix-ups of exp2f. v7: common.h's load_rows_async (fixed slots, one add per copy), v6's
-// ex2.approx.ftz, lazy rescale, chunk skipping only on tiles that have a skipped chunk (predicated
-// ldmatrix costs a WARPSYNC and an address recomputation each), one __syncthreads per tile.
-// Predicted (written before measuring): 1.25x v4 on full causal and W = 1024, 1.2x on W = 256.
-
+// forward v7, the fastest on mma.sync: v4's loop (4 warps x 16 query rows, 3 blocks per SM) with
+// fewer instructions per mma: fixed-slot cp.async (load_rows_async), ex2.approx.ftz, lazy rescale,
+// chunk skipping only on tiles with a skipped chunk, one __syncthreads per tile
 template<int D>
 __global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
 attention_forward_kernel7(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
@@ -2928,7 +2736,7 @@ void attention_forward7(bf16* out, float* lse, const bf16* qkv, int B, int T, in
 
 // @copy-begin attn-wgmma
 // ----------------------------------------------------------------------------
-// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8 / v9 and backward v10:
+// Hopper warpgroup MMA (wgmma, sm_90a) building blocks shared by forward v8-v12 and backward v10-v12:
 // 128-byte-swizzled tiles filled by cp.async, matrix descriptors, the two wgmma shapes they use
 // (S = A B^T with both operands in smem; O += P V with P in registers and V N-major in smem).
 
@@ -3065,7 +2873,7 @@ __device__ __forceinline__ void wg_issue_pb(float (&acc)[D / 2], const uint32_t 
 }
 
 // does this binary hold the wgmma code for the current device (built for sm_90a)? The wgmma versions
-// (forward v8 / v9, backward v10) ask before they run; every other build falls back to mma.sync versions.
+// (forward v8-v12, backward v10-v12) ask before they run; every other build falls back to mma.sync versions.
 __global__ void wgmma_probe_kernel(int* ok) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     *ok = 1;
@@ -3275,26 +3083,10 @@ __device__ __forceinline__ void wgmma_m64n16_ss(float (&s)[8], uint64_t da, uint
 // @copy-end attn-tma
 
 // @copy-begin attn-forward-v10
-// ----------------------------------------------------------------------------
-// versions 10 and 11 (this whole region; uses v8's fwd8_softmax and FWD8_BK, common.h's wgmma and
-// TMA helpers)
-// v10: v9 (one warpgroup, 64 query rows per block) with Q, K and V brought in by the tensor memory
-// accelerator: one thread issues one copy per 64 x 64 box (the copy engine writes the 128-byte
-// swizzle itself and zero-fills rows past T), and the warps wait on an mbarrier per K / V buffer.
-// Every key tile of the block's range has an allowed pair for some row (the range is the union of
-// the rows' bands and the sinks below it), so v9's per-tile "any allowed pair" test is gone too.
-// Predicted (written before measuring): ncu on v9 (W = 1024, T = 16384) counts ~430 instructions
-// per warp per key tile with the issue slots 62% busy; the cp.async addressing (IMAD / LEA / ISETP /
-// LDGSTS) is ~80-100 of them, so 1.1-1.2x v9 on windows, ~1.1x on full rows.
-// Measured (H200, results/h200_forward_v10.log): 1.17-1.27x v9 in all nine canonical cases (ncu,
-// W = 1024: 311 instructions per warp per tile against 430). The grid matters: with v9's order
-// (consecutive blocks = different heads) v10 was 0.95-0.99x v9 at T = 1024; with a head's query
-// tiles next to each other, neighbours find their K / V tiles in the L2.
-// v11: v10 with a 16-key sink tile when the sinks fit one (S <= 16) and lie below the band: the
-// sink keys' Q K^T is wgmma n16 instead of n64, their P V one k-step instead of four, and their
-// softmax covers 8 scores per thread instead of 32. At W = 256 a 64-row block visits 5 band tiles
-// and the sink tile, so predicted ~1.15x v10 there, ~1.04x at W = 1024, nothing on full rows.
-// Measured: W = 256 1.04-1.10x v10, W = 1024 1.00-1.03x, full rows level; 1.21-1.32x v9 overall.
+// forward v10 / v11 (NARROW_SINK): one warpgroup of 64 query rows per block on wgmma (v9); Q, K and
+// V brought in by the tensor memory accelerator (one thread, one copy per 64 x 64 box, an mbarrier
+// per K / V buffer), a head's query tiles side by side in the grid; v11: a 16-key sink tile when
+// the sinks fit one (S <= 16) and lie below the band
 constexpr int FWD10_SINK_KEYS = 16;
 static_assert(FWD10_SINK_KEYS == 16, "the narrow sink tile is one wgmma n16 and one k16 step of P V");
 template<int D> __host__ __device__ constexpr int fwd10_min_blocks() { return D == 64 ? 5 : 2; }
@@ -3483,17 +3275,15 @@ void attention_forward10_launch(bf16* out, float* lse, const bf16* qkv, int B, i
     attention_forward_kernel10<D, NARROW_SINK><<<grid, 128, smem>>>(out, lse, map, B, T, NH, W, S);
     cudaCheckLaunch();
 }
-template<int D>
-void attention_forward10(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
-    attention_forward10_launch<D, false>(out, lse, qkv, B, T, NH, W, S);
-}
+// @copy-end attn-forward-v10
+
+// @copy-begin attn-forward-v11
+// v11, the programs' forward on sm_90a
 template<int D>
 void attention_forward11(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     attention_forward10_launch<D, true>(out, lse, qkv, B, T, NH, W, S);
 }
-
-// ---- end of versions 10 and 11 (the programs' copy)
-// @copy-end attn-forward-v10
+// @copy-end attn-forward-v11
 
 // @copy-begin attn-backward-dot
 // ----------------------------------------------------------------------------
@@ -3533,15 +3323,15 @@ void launch_dot(float* Dbuf, const bf16* out, const bf16* dout, int B, int T, in
 }
 // @copy-end attn-backward-dot
 
-// @copy-begin attn-backward-kernels
+// @copy-begin attn-backward-tiles
 // ----------------------------------------------------------------------------
-// kernel 3: tensor cores (mma.sync m16n8k16 bf16, fp32 accumulate), 4 warps per block, smem rows
-// padded to D + 8 elements (conflict-free ldmatrix). Fragment conventions as in common.h and in
-// attention_forward.cu's v3: a 16-row A operand comes from row-major smem with ldmatrix.x4 at
-// (row lane%16, col (lane/16)*8); a B operand from an (n, k) row-major tile with ldmatrix.x4 at
-// (n (lane%8) + (lane/16)*8, k ((lane/8)%2)*8); from a (k, n) row-major tile with ldmatrix.x4.trans at
-// (k (lane%8) + ((lane/8)%2)*8, n (lane/16)*8). Each gives the b0,b1 of two adjacent n-tiles.
-// Expected gain over v2: ~10x from tensor cores. The dK/dV + dQ split costs 7 matmuls instead of 5.
+// the mma.sync versions (kernel 3 on): tensor cores (mma.sync m16n8k16 bf16, fp32 accumulate), 4
+// warps per block, smem rows padded to D + 8 elements (conflict-free ldmatrix). Fragment conventions
+// as in common.h and in attention_forward.cu's v3: a 16-row A operand comes from row-major smem with
+// ldmatrix.x4 at (row lane%16, col (lane/16)*8); a B operand from an (n, k) row-major tile with
+// ldmatrix.x4 at (n (lane%8) + (lane/16)*8, k ((lane/8)%2)*8); from a (k, n) row-major tile with
+// ldmatrix.x4.trans at (k (lane%8) + ((lane/8)%2)*8, n (lane/16)*8). Each gives the b0,b1 of two
+// adjacent n-tiles.
 
 constexpr int TCB_THREADS = 128, TCB_BK = 64, TCB_BQ_DQ = 64;
 constexpr int SINK_CHUNK_QUERIES = 1024;   // v6: queries per chunk of a sink tile's dK/dV run
@@ -3595,27 +3385,6 @@ __device__ __forceinline__ void acc_to_a(uint32_t* a, const float* c0, const flo
     a[2] = pack_bf16x2(c1[0], c1[1]);
     a[3] = pack_bf16x2(c1[2], c1[3]);
 }
-// copy ROWS x D bf16 tile rows [t0, t0+ROWS) of a strided global tensor into smem (rows past T: zero)
-template<int D, int ROWS, int LDS>
-__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
-    constexpr int CH = D / 8;
-    for (int x = tid; x < ROWS * CH; x += TCB_THREADS) {
-        int rr = x / CH, cc = x % CH, t = t0 + rr;
-        uint4 u = make_uint4(0, 0, 0, 0);
-        if (t < T) u = *reinterpret_cast<const uint4*>(src + (size_t)t * stride + cc * 8);
-        *reinterpret_cast<uint4*>(dst + rr * LDS + cc * 8) = u;
-    }
-}
-// the same with cp.async (zero-fill past T, clamped source address); the caller commits and waits
-template<int D, int ROWS, int LDS>
-__device__ __forceinline__ void load_tile_async(bf16* dst, const bf16* src, size_t stride, int t0, int T, int tid) {
-    constexpr int CH = D / 8;
-    for (int x = tid; x < ROWS * CH; x += TCB_THREADS) {
-        int rr = x / CH, cc = x % CH, t = t0 + rr;
-        bool ok = t < T;
-        cp_async_16(dst + rr * LDS + cc * 8, src + (ok ? (size_t)t : 0) * stride + cc * 8, ok);
-    }
-}
 // write a warp's 16 staged smem rows to global rows [t0, t0+16) (rows past T skipped)
 template<int D, int LDS>
 __device__ __forceinline__ void store_rows16(bf16* dst, size_t stride, const bf16* src, int t0, int T, int lane) {
@@ -3637,353 +3406,9 @@ __device__ __forceinline__ void stage_acc16(bf16* rows, const float (&acc)[D / 8
         *reinterpret_cast<uint32_t*>(rows + (g + 8) * LDS + n * 8 + 2 * tg) = pack_bf16x2(acc[n][2] * mul, acc[n][3] * mul);
     }
 }
+// @copy-end attn-backward-tiles
 
-// One query tile of the dK/dV pass, for one warp (keys [wk0, wk0+16), rows warp*16.. of Ks / Vs):
-//   S^T = K Q^T and dP^T = V dO^T (16 keys x BQ queries), P^T = exp2(S^T sl2 - lse log2e),
-//   dS^T = P^T (dP^T - D), then dV += P^T dO and dK += dS^T Q with P^T, dS^T fed from registers.
-// Ls / Ds hold the raw lse and D of the tile's BQ queries (zeros past T; those are masked).
-template<int D>
-__device__ __forceinline__ void dkdv_tile_mma(float (&dk)[D / 8][4], float (&dv)[D / 8][4],
-                                              const bf16* Ks, const bf16* Vs, const bf16* Qs, const bf16* dOs,
-                                              const float* Ls, const float* Ds, int q0, int wk0,
-                                              int warp, int lane, int W, int S, int T, float sl2) {
-    constexpr int BQ = dkdv_bq<D>(), LDS = D + 8;
-    const int g = lane / 4, tg = lane % 4;
-    float st[BQ / 8][4], dpt[BQ / 8][4];
-#pragma unroll
-    for (int t = 0; t < BQ / 8; t++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { st[t][e] = 0.f; dpt[t][e] = 0.f; }
-#pragma unroll
-    for (int kc = 0; kc < D / 16; kc++) {
-        uint32_t ka[4], va[4];
-        ldsm_a<LDS>(ka, Ks, warp * 16, kc, lane);
-        ldsm_a<LDS>(va, Vs, warp * 16, kc, lane);
-#pragma unroll
-        for (int np = 0; np < BQ / 16; np++) {
-            uint32_t bq[4], bd[4];
-            ldsm_b_nk<LDS>(bq, Qs, np * 16, kc, lane);    // Q^T: Q is (n = query, k = dim)
-            ldsm_b_nk<LDS>(bd, dOs, np * 16, kc, lane);
-            mma_bf16_16816(st[2 * np], ka, bq);
-            mma_bf16_16816(st[2 * np + 1], ka, bq + 2);
-            mma_bf16_16816(dpt[2 * np], va, bd);
-            mma_bf16_16816(dpt[2 * np + 1], va, bd + 2);
-        }
-    }
-    // element (t, e): key wk0 + g + 8(e/2), query q0 + 8t + 2tg + (e%2)
-    const bool full = block_fully_allowed(q0, BQ, wk0, 16, W, S, T);
-#pragma unroll
-    for (int t = 0; t < BQ / 8; t++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int qi = t * 8 + 2 * tg + (e % 2);
-            float p = exp2f(fmaf(st[t][e], sl2, -Ls[qi] * LOG2E));
-            if (!full && !attn_valid(q0 + qi, wk0 + g + 8 * (e / 2), W, S, T)) p = 0.f;   // select: p may be inf
-            st[t][e] = p;                              // P^T
-            dpt[t][e] = p * (dpt[t][e] - Ds[qi]);      // dS^T
-        }
-    }
-    // dV += P^T dO, dK += dS^T Q: k-dim = queries; dO and Q are (k = query, n = dim) row-major
-#pragma unroll
-    for (int kc = 0; kc < BQ / 16; kc++) {
-        uint32_t pa[4], sa[4];
-        acc_to_a(pa, st[2 * kc], st[2 * kc + 1]);
-        acc_to_a(sa, dpt[2 * kc], dpt[2 * kc + 1]);
-#pragma unroll
-        for (int np = 0; np < D / 16; np++) {
-            uint32_t bd[4], bq[4];
-            ldsm_b_kn<LDS>(bd, dOs, np * 16, kc, lane);
-            ldsm_b_kn<LDS>(bq, Qs, np * 16, kc, lane);
-            mma_bf16_16816(dv[2 * np], pa, bd);
-            mma_bf16_16816(dv[2 * np + 1], pa, bd + 2);
-            mma_bf16_16816(dk[2 * np], sa, bq);
-            mma_bf16_16816(dk[2 * np + 1], sa, bq + 2);
-        }
-    }
-}
-
-// One key tile of the dQ pass, for one warp (queries [wq0, wq0+16), rows warp*16.. of Qs / dOs):
-// S = Q K^T, dP = dO V^T, dS = P (dP - D), dQ += dS K with dS fed from registers.
-// L2 / Di: lse * log2(e) and D of this thread's rows wq0 + g and wq0 + g + 8.
-template<int D>
-__device__ __forceinline__ void dq_tile_mma(float (&dq)[D / 8][4], const bf16* Qs, const bf16* dOs,
-                                            const bf16* Ks, const bf16* Vs, const float (&L2)[2], const float (&Di)[2],
-                                            int k0, int wq0, int warp, int lane, int W, int S, int T, float sl2) {
-    constexpr int BK = TCB_BK, LDS = D + 8;
-    const int g = lane / 4, tg = lane % 4;
-    float s[BK / 8][4], dp[BK / 8][4];
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { s[t][e] = 0.f; dp[t][e] = 0.f; }
-#pragma unroll
-    for (int kc = 0; kc < D / 16; kc++) {
-        uint32_t qa[4], da[4];
-        ldsm_a<LDS>(qa, Qs, warp * 16, kc, lane);
-        ldsm_a<LDS>(da, dOs, warp * 16, kc, lane);
-#pragma unroll
-        for (int np = 0; np < BK / 16; np++) {
-            uint32_t bk[4], bv[4];
-            ldsm_b_nk<LDS>(bk, Ks, np * 16, kc, lane);   // K^T: K is (n = key, k = dim)
-            ldsm_b_nk<LDS>(bv, Vs, np * 16, kc, lane);
-            mma_bf16_16816(s[2 * np], qa, bk);
-            mma_bf16_16816(s[2 * np + 1], qa, bk + 2);
-            mma_bf16_16816(dp[2 * np], da, bv);
-            mma_bf16_16816(dp[2 * np + 1], da, bv + 2);
-        }
-    }
-    // element (t, e): query wq0 + g + 8(e/2), key k0 + 8t + 2tg + (e%2)
-    const bool full = block_fully_allowed(wq0, 16, k0, BK, W, S, T);
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int r = e / 2;
-            float p = exp2f(fmaf(s[t][e], sl2, -L2[r]));
-            if (!full && !attn_valid(wq0 + g + 8 * r, k0 + t * 8 + 2 * tg + (e % 2), W, S, T)) p = 0.f;
-            s[t][e] = p * (dp[t][e] - Di[r]);   // dS
-        }
-    }
-    // dQ += dS K: k-dim = keys; K is (k = key, n = dim) row-major
-#pragma unroll
-    for (int kc = 0; kc < BK / 16; kc++) {
-        uint32_t a[4];
-        acc_to_a(a, s[2 * kc], s[2 * kc + 1]);
-#pragma unroll
-        for (int np = 0; np < D / 16; np++) {
-            uint32_t bk[4];
-            ldsm_b_kn<LDS>(bk, Ks, np * 16, kc, lane);
-            mma_bf16_16816(dq[2 * np], a, bk);
-            mma_bf16_16816(dq[2 * np + 1], a, bk + 2);
-        }
-    }
-}
-
-// 3a: block per (b, h, 64-key tile), warp w owns keys [16w, 16w+16); loops over the query tiles that
-// attend the key tile. Loads are synchronous: global -> registers -> smem, __syncthreads, compute.
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dkdv_kernel3(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
-                                const float* Dbuf, int B, int T, int NH, int W, int S) {
-    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
-    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
-    bf16* Qs  = Vs + BK * LDS;                       // (BQ, LDS)
-    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
-    float* Ls = reinterpret_cast<float*>(dOs + BQ * LDS);   // (BQ) lse
-    float* Ds = Ls + BQ;                                    // (BQ) D_i
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int kt = blockIdx.y;                       // sink tiles (most queries) launched first
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int k0 = kt * BK, wk0 = k0 + warp * 16;    // this warp's first key
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
-    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-    load_tile<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
-    load_tile<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
-
-    float dk[D / 8][4], dv[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
-
-    const int k_last = min(k0 + BK, T) - 1;
-    const int q_hi = last_query_for_keys(k0, k_last, W, S, T);
-    for (int qt = k0 / BQ; qt <= q_hi / BQ; qt++) {
-        const int q0 = qt * BQ;
-        __syncthreads();   // previous Q/dO tile no longer read
-        load_tile<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
-        load_tile<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
-        for (int x = tid; x < BQ; x += TCB_THREADS) {
-            int i = q0 + x;
-            Ls[x] = (i < T) ? lse_bh[i] : 0.f;
-            Ds[x] = (i < T) ? D_bh[i] : 0.f;
-        }
-        __syncthreads();   // (first iteration: also publishes the K/V tile)
-        dkdv_tile_mma<D>(dk, dv, Ks, Vs, Qs, dOs, Ls, Ds, q0, wk0, warp, lane, W, S, T, sl2);
-    }
-    // epilogue: the warp's own 16 rows of Ks / Vs (read only by this warp) stage dK, dV as bf16
-    __syncwarp();
-    stage_acc16<D, LDS>(Ks + warp * 16 * LDS, dk, scale, lane);
-    stage_acc16<D, LDS>(Vs + warp * 16 * LDS, dv, 1.f, lane);
-    __syncwarp();
-    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
-    store_rows16<D, LDS>(dkbase, C3, Ks + warp * 16 * LDS, wk0, T, lane);
-    store_rows16<D, LDS>(dkbase + C, C3, Vs + warp * 16 * LDS, wk0, T, lane);
-}
-
-// 3b: block per (b, h, 64-query tile), warp w owns queries [16w, 16w+16); visits the forward's key
-// tiles. Loads are synchronous.
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dq_kernel3(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
-                              const float* Dbuf, int B, int T, int NH, int W, int S) {
-    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
-    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
-    bf16* Ks  = dOs + BQ * LDS;                      // (BK, LDS)
-    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;       // longest tiles first
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
-    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-    load_tile<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
-    load_tile<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
-    // row statistics of this thread's rows wq0 + g and wq0 + g + 8
-    float L2[2], Di[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int i = wq0 + g + 8 * r;
-        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
-        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
-    }
-    float dq[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
-
-    const int q_last = min(q0 + BQ, T) - 1;
-    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
-    const int ntiles = key_tile_count(kr);
-    for (int it = 0; it < ntiles; it++) {
-        const int k0 = key_tile_at(kr, it) * BK;
-        __syncthreads();   // previous K/V tile no longer read
-        load_tile<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
-        load_tile<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
-        __syncthreads();   // (first iteration: also publishes Q / dO)
-        dq_tile_mma<D>(dq, Qs, dOs, Ks, Vs, L2, Di, k0, wq0, warp, lane, W, S, T, sl2);
-    }
-    // epilogue: stage in the warp's own Q rows (read only by this warp), coalesced stores
-    __syncwarp();
-    stage_acc16<D, LDS>(Qs + warp * 16 * LDS, dq, scale, lane);
-    __syncwarp();
-    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + warp * 16 * LDS, wq0, T, lane);
-}
-
-// ----------------------------------------------------------------------------
-// kernel 5: v3's math (same tile functions) with cp.async double buffering of what each loop
-// streams: the Q / dO / lse / D tiles in the dK/dV pass, the K / V tiles in the dQ pass. Tile it+1
-// is in flight while tile it computes. Launched like v4 (dQ pass on a second stream).
-// Expected gain over v4: the 1.3-1.6x that cp.async gave the forward (v3 -> v4).
-//
-// kernel 6 (same kernels, nst > 0): a sink key tile is attended by every later query, so with a window
-// its dK/dV block walks all T/BQ query tiles while the others walk ~(W + BQ)/BQ: at T = 16384 that one
-// block per head is the tail of the whole pass. v6 splits those runs into chunks of 1024 queries on
-// separate blocks (fp32 partials, summed in fixed order by sink_reduce_kernel: still deterministic).
-// Expected gain over v5: the T = 16384, W = 256 backward drops to about the T = 4096 time.
-
-// 5a: dK/dV. smem: K, V (BK, LDS) once; Q, dO (2, BQ, LDS); lse, D (2, BQ) fp32
-// v6 (nst > 0): the first nst key tiles are sink tiles whose query run is split into nch chunks
-// of SINK_CHUNK_QUERIES; blockIdx.y < nst * nch is (sink tile, chunk), the rest are the other tiles.
-// A chunk block writes its fp32 dK (scaled), dV to `partial`; sink_reduce_kernel sums the chunks.
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dkdv_kernel5(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
-                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
-    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
-    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
-    bf16* Qs  = Vs + BK * LDS;                       // (2, BQ, LDS)
-    bf16* dOs = Qs + 2 * BQ * LDS;                   // (2, BQ, LDS)
-    float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * LDS);   // (2, BQ) lse
-    float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const QueryRun run = dkdv_query_run<BK, BQ>(blockIdx.y, nst, nch, W, S, T);
-    const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;   // chunk -1: whole run
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int k0 = kt * BK, wk0 = k0 + warp * 16;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
-    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-
-    // issue the async copies of query tile qt0 + it into buffer buf (past T: zero-fill)
-    auto load_q_tile = [&](int it, int buf) {
-        const int q0 = (qt0 + it) * BQ;
-        load_tile_async<D, BQ, LDS>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
-        load_tile_async<D, BQ, LDS>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
-        for (int x = tid; x < BQ; x += TCB_THREADS) {
-            int i = q0 + x;
-            bool ok = i < T;
-            cp_async_4(Ls + buf * BQ + x, lse_bh + (ok ? i : 0), ok);
-            cp_async_4(Ds + buf * BQ + x, D_bh + (ok ? i : 0), ok);
-        }
-    };
-
-    // prologue: K/V and query tile 0 in one group
-    load_tile_async<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
-    load_tile_async<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
-    if (ntiles > 0) load_q_tile(0, 0);
-    cp_async_commit();
-
-    float dk[D / 8][4], dv[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
-
-    for (int it = 0; it < ntiles; it++) {
-        // buffer (it+1)&1 was last read in iteration it-1, which ended with __syncthreads
-        if (it + 1 < ntiles) {
-            load_q_tile(it + 1, (it + 1) & 1);
-            cp_async_commit();
-            cp_async_wait<1>();   // everything but tile it+1 has landed
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();          // tile it visible to every warp
-        const int buf = it & 1;
-        dkdv_tile_mma<D>(dk, dv, Ks, Vs, Qs + buf * BQ * LDS, dOs + buf * BQ * LDS, Ls + buf * BQ, Ds + buf * BQ,
-                         (qt0 + it) * BQ, wk0, warp, lane, W, S, T, sl2);
-        __syncthreads();          // all warps done with buffer buf before it is refilled
-    }
-    cp_async_wait<0>();           // an empty chunk never waited for its K/V copies
-    if (chunk >= 0) {
-        // fp32 partial of this chunk: partial (B*NH, nst, nch, 2, BK, D), [0] = dK * scale, [1] = dV
-        const int g = lane / 4, tg = lane % 4;
-        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
-        float* pv = pk + BK * D;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int row = warp * 16 + g + 8 * r;
-                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
-                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
-            }
-        }
-        return;
-    }
-    __syncwarp();
-    stage_acc16<D, LDS>(Ks + warp * 16 * LDS, dk, scale, lane);
-    stage_acc16<D, LDS>(Vs + warp * 16 * LDS, dv, 1.f, lane);
-    __syncwarp();
-    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
-    store_rows16<D, LDS>(dkbase, C3, Ks + warp * 16 * LDS, wk0, T, lane);
-    store_rows16<D, LDS>(dkbase + C, C3, Vs + warp * 16 * LDS, wk0, T, lane);
-}
-
+// @copy-begin attn-backward-sink-reduce
 // v6: dK, dV of the sink tiles = the sum of their chunks' fp32 partials, in chunk order (deterministic).
 // One thread per (b*NH + h, sink tile, dK|dV, key row, dim), dims fastest: coalesced.
 template<int D>
@@ -4004,76 +3429,9 @@ __global__ void sink_reduce_kernel(bf16* dqkv, const float* partial, int B, int 
     const size_t C = (size_t)NH * D;
     dqkv[(size_t)(b * T + key) * 3 * C + (1 + which) * C + h * D + d] = __float2bfloat16(sum);
 }
+// @copy-end attn-backward-sink-reduce
 
-// 5b: dQ. smem: Q, dO (BQ, LDS) once; K, V (2, BK, LDS)
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dq_kernel5(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
-                              const float* Dbuf, int B, int T, int NH, int W, int S) {
-    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
-    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
-    bf16* Ks  = dOs + BQ * LDS;                      // (2, BK, LDS)
-    bf16* Vs  = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
-    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-    const int q_last = min(q0 + BQ, T) - 1;
-    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
-    const int ntiles = key_tile_count(kr);
-    auto load_kv = [&](int it, int buf) {
-        const int k0 = key_tile_at(kr, it) * BK;
-        load_tile_async<D, BK, LDS>(Ks + buf * BK * LDS, qbase + C, C3, k0, T, tid);
-        load_tile_async<D, BK, LDS>(Vs + buf * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
-    };
-
-    // prologue: Q, dO and key tile 0 in one group; row statistics with plain loads meanwhile
-    load_tile_async<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
-    load_tile_async<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
-    load_kv(0, 0);
-    cp_async_commit();
-    float L2[2], Di[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int i = wq0 + g + 8 * r;
-        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
-        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
-    }
-    float dq[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
-
-    for (int it = 0; it < ntiles; it++) {
-        if (it + 1 < ntiles) {
-            load_kv(it + 1, (it + 1) & 1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
-        const int buf = it & 1;
-        dq_tile_mma<D>(dq, Qs, dOs, Ks + buf * BK * LDS, Vs + buf * BK * LDS, L2, Di,
-                       key_tile_at(kr, it) * BK, wq0, warp, lane, W, S, T, sl2);
-        __syncthreads();
-    }
-    __syncwarp();
-    stage_acc16<D, LDS>(Qs + warp * 16 * LDS, dq, scale, lane);
-    __syncwarp();
-    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + warp * 16 * LDS, wq0, T, lane);
-}
-// @copy-end attn-backward-kernels
-
-// @copy-begin attn-backward-launcher
+// @copy-begin attn-backward-launch-helpers
 // dynamic smem of the tensor-core kernels: v3 single-buffers everything, v5 double-buffers the
 // tiles its loop streams (D = 128: dK/dV 52 / 70 KB, dQ 70 / 104 KB, so all need the > 48 KB opt-in)
 template<int D> constexpr size_t dkdv_smem(bool dbuf) {
@@ -4083,8 +3441,6 @@ template<int D> constexpr size_t dkdv_smem(bool dbuf) {
 template<int D> constexpr size_t dq_smem(bool dbuf) {
     return (size_t)(2 * TCB_BQ_DQ + (dbuf ? 4 : 2) * TCB_BK) * (D + 8) * sizeof(bf16);
 }
-
-typedef void (*bwd_kernel_t)(bf16*, const bf16*, const bf16*, const float*, const float*, int, int, int, int, int);
 
 // v6's sink split: with a window every later query attends the sink keys, so a sink key tile's
 // dK/dV run is T queries long while a band tile's is about W. The first nst key tiles (of BK keys)
@@ -4128,80 +3484,11 @@ static float* get_sink_partial(size_t bytes) {
     }
     return sink_partial;
 }
+// @copy-end attn-backward-launch-helpers
 
-// the tensor-core backward: D_i, then the dK/dV and dQ passes. `concurrent` (v4-v6) runs the dQ pass
-// on a second stream beside the dK/dV pass, so its blocks fill the SMs while the long dK/dV blocks of
-// the sink tiles (every query attends them) finish; `pipelined` (v5, v6) picks the cp.async kernels;
-// `split_sinks` (v6) splits those long sink-tile runs into chunks.
-template<int D>
-void attention_backward_tc(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                           const float* lse, int B, int T, int NH, int W, int S, bool concurrent, bool pipelined,
-                           bool split_sinks) {
-    static bool configured = false;   // opt in to > 48 KB dynamic smem once per instantiation
-    static SideStream side;
-    if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel3<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkdv_smem<D>(false)));
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel3<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem<D>(false)));
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel5<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dkdv_smem<D>(true)));
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel5<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dq_smem<D>(true)));
-        side = side_stream_create();
-        configured = true;
-    }
-    bwd_kernel_t dq = pipelined ? attention_backward_dq_kernel5<D> : attention_backward_dq_kernel3<D>;
-    const size_t smem_kv = dkdv_smem<D>(pipelined), smem_q = dq_smem<D>(pipelined);
-    const int nkt = ceil_div(T, TCB_BK);
-    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
-    const SinkSplit sp = split_sinks ? sink_split(T, W, S, TCB_BK) : SinkSplit{0, 1};   // v6
-    const int nst = sp.nst, nch = sp.nch;
-    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * TCB_BK * D * sizeof(float)) : nullptr;
-    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
-
-    launch_dot<D>(Dbuf, out, dout, B, T, NH);
-    cudaStream_t qstream = 0;
-    if (concurrent) {
-        side_stream_fork(side);
-        qstream = side.stream;
-    }
-    if (pipelined) {
-        attention_backward_dkdv_kernel5<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
-                                                                              B, T, NH, W, S, nst, nch);
-        cudaCheckLaunch();
-        if (nst) {
-            const size_t n = (size_t)B * NH * nst * 2 * TCB_BK * D;
-            sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
-            cudaCheckLaunch();
-        }
-    } else {
-        attention_backward_dkdv_kernel3<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
-        cudaCheckLaunch();
-    }
-    dq<<<grid_q, TCB_THREADS, smem_q, qstream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
-    cudaCheckLaunch();
-    if (concurrent) {
-        side_stream_join(side);
-    }
-}
-// @copy-end attn-backward-launcher
-
-// @copy-begin attn-backward-v8
-// ----------------------------------------------------------------------------
-// version 8 (phase functions, kernels, launcher: this whole region; it also uses the shared
-// tensor-core helpers of the v3 section, launch_dot, get_sink_partial and v6's sink_reduce_kernel)
-// v8: v6's tile shapes (one m16 tile per warp: 64-key dK/dV blocks, 64-query dQ blocks) with the
-// tile loop software-pipelined in every warp, as forward v6: the first two matmuls of tile it+1
-// (S^T and dP^T in dK/dV, S and dP in dQ) are issued before the exp / dS / last matmuls of tile it,
-// so the tensor cores keep running through the elementwise work. This needs a third buffer for
-// what both halves read (Q, dO, lse, D in dK/dV; K in dQ). Kept from v7: ex2.approx.ftz, 16-row chunk
-// skipping as predicated mma, one __syncthreads per tile, cheaper edge masks, v6's sink split.
-// v7's two m16 tiles per warp are dropped (measured slower than v6 on the windows).
-// Predicted (written before measuring): ~1.25x v6 everywhere.
-
-// tiles: dK/dV streams BQ-query tiles, dQ streams BK-key tiles; two sets of the first half's
-// accumulators are live at once, so the tiles are half of v6's (D = 64: 32 queries; D = 128: 16 queries
-// and 32 keys) to stay within 255 registers without spills
-template<int D> __host__ __device__ constexpr int bwd8_bq() { return D == 64 ? 32 : 16; }
-template<int D> __host__ __device__ constexpr int bwd8_bk() { return D == 64 ? 64 : 32; }
-
+// @copy-begin attn-backward-v8-phases
+// v8's two halves of a tile, which v9 runs too (one after the other): the first two products, then
+// the exponentials, dS and the last two products, on the 16-row chunks in `need`
 // dK/dV first half, one warp, keys [wrow, wrow+16) of Ks / Vs: S^T = K Q^T, dP^T = V dO^T
 template<int D, int BQ>
 __device__ __forceinline__ void dkdv8_phase1(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
@@ -4350,262 +3637,12 @@ __device__ __forceinline__ void dq8_phase2(float (&dq)[D / 8][4], float (&s)[BK 
         }
     }
 }
-
-// 8a: dK/dV. Block per (b, h, 64 keys), warp w owns keys [16w, 16w+16). Query tiles (Q, dO, lse, D)
-// stream through 3 buffers: tile it+1 is read by the first half while tile it is read by the second.
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dkdv_kernel8(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
-                                const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch) {
-    constexpr int BK = TCB_BK, BQ = bwd8_bq<D>(), LDS = D + 8, NB = 3;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
-    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
-    bf16* Qs  = Vs + BK * LDS;                       // (NB, BQ, LDS)
-    bf16* dOs = Qs + NB * BQ * LDS;                  // (NB, BQ, LDS)
-    float* Ls = reinterpret_cast<float*>(dOs + NB * BQ * LDS);   // (NB, BQ) lse
-    float* Ds = Ls + NB * BQ;                                    // (NB, BQ) D_i
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const QueryRun run = dkdv_query_run<BK, BQ>(blockIdx.y, nst, nch, W, S, T);
-    const int kt = run.kt, chunk = run.chunk, qt0 = run.qt0, ntiles = run.ntiles;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
-    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-
-    auto load_q_tile = [&](int it) {
-        const int q0 = (qt0 + it) * BQ, buf = it % NB;
-        load_tile_async<D, BQ, LDS>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
-        load_tile_async<D, BQ, LDS>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
-        for (int x = tid; x < BQ; x += TCB_THREADS) {
-            int i = q0 + x;
-            bool ok = i < T;
-            cp_async_4(Ls + buf * BQ + x, lse_bh + (ok ? i : 0), ok);
-            cp_async_4(Ds + buf * BQ + x, D_bh + (ok ? i : 0), ok);
-        }
-    };
-    auto need_of = [&](int it) {
-        unsigned need = 0;
-        const int q0 = (qt0 + it) * BQ;
-#pragma unroll
-        for (int c = 0; c < BQ / 16; c++)
-            if (block_any_allowed(q0 + 16 * c, 16, wk0, 16, W, S, T)) need |= 1u << c;
-        return need;
-    };
-
-    // prologue: group {K, V, tile 0}, group {tile 1}
-    load_tile_async<D, BK, LDS>(Ks, qbase + C, C3, k0, T, tid);
-    load_tile_async<D, BK, LDS>(Vs, qbase + 2 * C, C3, k0, T, tid);
-    if (ntiles > 0) load_q_tile(0);
-    cp_async_commit();
-    if (ntiles > 1) load_q_tile(1);
-    cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
-
-    float dk[D / 8][4], dv[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
-    float sta[BQ / 8][4], dpa[BQ / 8][4], stb[BQ / 8][4], dpb[BQ / 8][4];
-    unsigned need_a = 0, need_b = 0;
-    if (ntiles > 0) {
-        need_a = need_of(0);
-        dkdv8_phase1<D, BQ>(sta, dpa, Ks, Vs, Qs, dOs, need_a, wrow, lane);
-    }
-    auto step = [&](int it, float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4], unsigned need_cur,
-                    float (&stn)[BQ / 8][4], float (&dpn)[BQ / 8][4], unsigned& need_nxt) {
-        cp_async_wait<0>();   // tile it+1 has landed
-        __syncthreads();      // ... for everyone; step it-1 (buffers (it-1)%3 and it%3) done everywhere
-        if (it + 2 < ntiles) load_q_tile(it + 2);   // into buffer (it-1)%3
-        cp_async_commit();
-        if (it + 1 < ntiles) {
-            const int nb = (it + 1) % NB;
-            need_nxt = need_of(it + 1);
-            dkdv8_phase1<D, BQ>(stn, dpn, Ks, Vs, Qs + nb * BQ * LDS, dOs + nb * BQ * LDS, need_nxt, wrow, lane);
-        }
-        if (need_cur) {
-            const int cb = it % NB;
-            dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qs + cb * BQ * LDS, dOs + cb * BQ * LDS, Ls + cb * BQ, Ds + cb * BQ,
-                                (qt0 + it) * BQ, wk0, need_cur, lane, W, S, T, sl2);
-        }
-    };
-    for (int it = 0; it < ntiles; it += 2) {
-        step(it, sta, dpa, need_a, stb, dpb, need_b);
-        if (it + 1 < ntiles) step(it + 1, stb, dpb, need_b, sta, dpa, need_a);
-    }
-    cp_async_wait<0>();
-    if (chunk >= 0) {
-        // fp32 partial, v6's layout (B*NH, nst, nch, 2, BK, D): [0] = dK * scale, [1] = dV
-        const int g = lane / 4, tg = lane % 4;
-        float* pk = partial + (((size_t)bh * nst + kt) * nch + chunk) * 2 * BK * D;
-        float* pv = pk + BK * D;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++)
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int row = wrow + g + 8 * r;
-                *reinterpret_cast<float2*>(pk + row * D + n * 8 + 2 * tg) = make_float2(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
-                *reinterpret_cast<float2*>(pv + row * D + n * 8 + 2 * tg) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
-            }
-        return;
-    }
-    __syncwarp();
-    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);
-    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
-    __syncwarp();
-    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
-    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
-    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
-}
-
-// 8b: dQ. Block per (b, h, 64 queries), warp w owns queries [16w, 16w+16). K streams through 3
-// buffers (tile it+1 for the first half, tile it for dS K), V through 2.
-template<int D>
-__global__ void __launch_bounds__(TCB_THREADS)
-attention_backward_dq_kernel8(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
-                              const float* Dbuf, int B, int T, int NH, int W, int S) {
-    constexpr int BK = bwd8_bk<D>(), BQ = TCB_BQ_DQ, LDS = D + 8, NB = 3;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
-    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
-    bf16* Ks  = dOs + BQ * LDS;                      // (NB, BK, LDS)
-    bf16* Vs  = Ks + NB * BK * LDS;                  // (2, BK, LDS)
-
-    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    const int qt = gridDim.y - 1 - blockIdx.y;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
-    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
-    const size_t C = (size_t)NH * D, C3 = 3 * C;
-    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
-    const bf16* dobase = dout + (size_t)b * T * C + h * D;
-    const float sl2 = LOG2E / sqrtf((float)D);
-    const float scale = 1.0f / sqrtf((float)D);
-
-    const int q_last = min(q0 + BQ, T) - 1;
-    const KeyTileRange kr = key_tiles_for_queries(q0, q_last, W, S, BK);
-    const int ntiles = key_tile_count(kr);
-    auto load_kv = [&](int it) {
-        const int k0 = key_tile_at(kr, it) * BK;
-        load_tile_async<D, BK, LDS>(Ks + (it % NB) * BK * LDS, qbase + C, C3, k0, T, tid);
-        load_tile_async<D, BK, LDS>(Vs + (it & 1) * BK * LDS, qbase + 2 * C, C3, k0, T, tid);
-    };
-    auto need_of = [&](int it) {
-        unsigned need = 0;
-        const int k0 = key_tile_at(kr, it) * BK;
-#pragma unroll
-        for (int c = 0; c < BK / 16; c++)
-            if (block_any_allowed(wq0, 16, k0 + 16 * c, 16, W, S, T)) need |= 1u << c;
-        return need;
-    };
-
-    // prologue: group {Q, dO, K0, V0}, group {K1, V1}
-    load_tile_async<D, BQ, LDS>(Qs, qbase, C3, q0, T, tid);
-    load_tile_async<D, BQ, LDS>(dOs, dobase, C, q0, T, tid);
-    load_kv(0);
-    cp_async_commit();
-    if (ntiles > 1) load_kv(1);
-    cp_async_commit();
-    float L2[2], Di[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int i = wq0 + g + 8 * r;
-        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
-        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
-    }
-    float dq[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
-    cp_async_wait<1>();
-    __syncthreads();
-
-    float sa[BK / 8][4], dpa[BK / 8][4], sb[BK / 8][4], dpb[BK / 8][4];
-    unsigned need_a = need_of(0), need_b = 0;
-    dq8_phase1<D, BK>(sa, dpa, Qs, dOs, Ks, Vs, need_a, wrow, lane);
-    auto step = [&](int it, float (&s)[BK / 8][4], float (&dp)[BK / 8][4], unsigned need_cur,
-                    float (&sn)[BK / 8][4], float (&dpn)[BK / 8][4], unsigned& need_nxt) {
-        cp_async_wait<0>();   // K/V of tile it+1 have landed
-        __syncthreads();      // ... for everyone; step it-1 is done everywhere
-        if (it + 2 < ntiles) load_kv(it + 2);   // K over K_{it-1}, V over V_it (read in step it-1)
-        cp_async_commit();
-        if (it + 1 < ntiles) {
-            need_nxt = need_of(it + 1);
-            dq8_phase1<D, BK>(sn, dpn, Qs, dOs, Ks + ((it + 1) % NB) * BK * LDS, Vs + ((it + 1) & 1) * BK * LDS,
-                              need_nxt, wrow, lane);
-        }
-        if (need_cur)
-            dq8_phase2<D, BK>(dq, s, dp, Ks + (it % NB) * BK * LDS, L2, Di, key_tile_at(kr, it) * BK, wq0,
-                              need_cur, lane, W, S, T, sl2);
-    };
-    for (int it = 0; it < ntiles; it += 2) {
-        step(it, sa, dpa, need_a, sb, dpb, need_b);
-        if (it + 1 < ntiles) step(it + 1, sb, dpb, need_b, sa, dpa, need_a);
-    }
-    __syncwarp();
-    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
-    __syncwarp();
-    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
-}
-
-template<int D>
-void attention_backward8(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                         const float* lse, int B, int T, int NH, int W, int S) {
-    constexpr int BQ = bwd8_bq<D>(), BK = TCB_BK, BKQ = bwd8_bk<D>();   // dK/dV: BK keys x BQ; dQ: 64 x BKQ
-    constexpr size_t smem_kv = (size_t)(2 * BK + 6 * BQ) * (D + 8) * sizeof(bf16) + (size_t)6 * BQ * sizeof(float);
-    constexpr size_t smem_q = (size_t)(2 * TCB_BQ_DQ + 5 * BKQ) * (D + 8) * sizeof(bf16);
-    static bool configured = false;
-    static SideStream side;
-    if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
-        cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel8<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
-        side = side_stream_create();
-        configured = true;
-    }
-    const int nkt = ceil_div(T, BK);
-    const SinkSplit sp = sink_split(T, W, S, BK);   // v6's split of the sink tiles' runs
-    const int nst = sp.nst, nch = sp.nch;
-    float* partial = nst ? get_sink_partial((size_t)B * NH * nst * nch * 2 * BK * D * sizeof(float)) : nullptr;
-    const dim3 grid_kv(B * NH, nkt + nst * (nch - 1));
-    const dim3 grid_q(B * NH, ceil_div(T, TCB_BQ_DQ));
-
-    launch_dot<D>(Dbuf, out, dout, B, T, NH);
-    side_stream_fork(side);
-    attention_backward_dkdv_kernel8<D><<<grid_kv, TCB_THREADS, smem_kv>>>(dqkv, partial, qkv, dout, lse, Dbuf,
-                                                                          B, T, NH, W, S, nst, nch);
-    cudaCheckLaunch();
-    if (nst) {
-        const size_t n = (size_t)B * NH * nst * 2 * BK * D;
-        sink_reduce_kernel<D><<<(unsigned)ceil_div(n, (size_t)256), 256>>>(dqkv, partial, B, T, NH, nst, nch);
-        cudaCheckLaunch();
-    }
-    attention_backward_dq_kernel8<D><<<grid_q, TCB_THREADS, smem_q, side.stream>>>(dqkv, qkv, dout, lse, Dbuf, B, T, NH, W, S);
-    cudaCheckLaunch();
-    side_stream_join(side);
-}
-// ---- end of version 8
-// @copy-end attn-backward-v8
+// @copy-end attn-backward-v8-phases
 
 // @copy-begin attn-backward-v9
-// ----------------------------------------------------------------------------
-// version 9 (kernels, launcher: this region; the tile math is v8's dkdv8_phase1/2 and dq8_phase1/2,
-// the loads common.h's load_rows_async; also the v3 helpers, launch_dot, get_sink_partial and v6's
-// sink_reduce_kernel)
-// v9: v6's shapes and loop (64 keys x 64-query tiles in dK/dV, 64 queries x 64-key tiles in dQ at
-// D = 64; no software pipelining) with fewer instructions per mma, the lesson of forward v7 (ncu on
-// v6: issue slots 40-52% busy, tensor pipe 25-34%, at 2-3 warps per scheduler): cp.async with fixed
-// per-thread slots (one add per copy, bounds tests only on the tile crossing T), ex2.approx.ftz
-// instead of exp2f's range fix-ups, per-row edge masks, chunk skipping only on partial tiles, one
-// __syncthreads per tile. Keeps v6's sink split and the dQ pass on a second stream.
-// Predicted (written before measuring): 1.2x v6 on every case.
-
+// backward v9, the fastest on mma.sync: v6's passes (dK/dV per 64-key tile, dQ per 64-query tile on
+// a second stream, the sink tiles' runs split) on v8's tile halves, with fixed-slot cp.async
+// (load_rows_async), ex2.approx.ftz, per-row edge masks, chunk skipping only on partial tiles
 template<int D>
 __global__ void __launch_bounds__(TCB_THREADS)
 attention_backward_dkdv_kernel9(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
@@ -4825,24 +3862,9 @@ void attention_backward9(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // @copy-end attn-backward-v9
 
 // @copy-begin attn-backward-v10
-// ----------------------------------------------------------------------------
-// version 10 (kernels, launcher: this region; uses common.h's wgmma helpers (attn-wgmma) and
-// pattern helpers, launch_dot, get_sink_partial and v6's sink_reduce_kernel; D = 64 only)
-// v10: v9's two passes (dK/dV per 64-key tile, dQ per 64-query tile on a second stream, v6's sink
-// split) on Hopper's warpgroup MMA, as forward v8 did for the forward. A block is one warpgroup; it
-// owns 64 rows (keys in dK/dV, queries in dQ) and streams 64-row tiles of the other side through
-// 128-byte-swizzled, double-buffered smem. All seven products are wgmma: S^T = K Q^T, dP^T = V dO^T,
-// S = Q K^T and dP = dO V^T read both operands from smem (K-major); dV += P^T dO, dK += dS^T Q and
-// dQ += dS K take P^T / dS^T / dS from registers (the accumulator layout is the A-fragment layout)
-// and dO, Q, K as N-major B operands (the tile that S reads K-major serves dQ N-major).
-// Inside a warpgroup the products overlap the elementwise work: S and dP are issued together, the
-// exponentials run while dP is still computing, and in dK/dV the dV product runs while dS is formed.
-// Predicted (written before measuring): the backward does 7 products per 2 exponentials (the
-// forward 2 per 1), so wgmma pays more than in forward v8: 1.4x v9 on full causal, 1.3x at
-// W = 1024, 1.2x at W = 256.
-// Measured (H200, one run beside v9): full 1.51-1.75x v9 (299 TFLOP/s at T = 4096), W = 1024
-// 1.50-1.83x, W = 256 1.42-1.59x; dK error 2.9e-3 (v9: 2.4e-3) from dS^T formed from bf16 P^T.
-
+// backward v10-v12 (D = 64): v9's two passes on wgmma, one warpgroup per 64 rows (keys in dK/dV,
+// queries in dQ) streaming 64-row tiles of the other side through 128-byte-swizzled, double-buffered
+// smem; all seven products are wgmma, the exponentials overlap the next product
 constexpr int BWD10_ROWS = 64, BWD10_THREADS = 128;
 // blocks per SM: occupancy beats registers, as in forward v8. Measured (H200, backward TFLOP/s at
 // T = 1024 / 4096 / 16384 full): dK/dV at 2 blocks (180 registers) 198 / 288 / 310; at 3 blocks
@@ -5362,42 +4384,20 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
     cudaCheckLaunch();
     side_stream_join(side);
 }
-template<int D>
-void attention_backward10(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                          const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward10_launch<D, false, false>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
-}
-// version 11: v10 with TMA loads (Q, dO, K, V tiles: one thread, one copy per tile, an mbarrier per
-// buffer; lse and D_i stay on cp.async) and a head's blocks side by side in both grids.
-// Predicted (written before measuring): forward v10 gained 1.17-1.27x from the same change; the
-// backward spends more of each tile on products and elementwise work: ~1.1x v10.
-// Measured (H200, three runs beside v10; results/h200_backward_v12.log is the last): W = 256
-// 1.05-1.15x, W = 1024 1.03-1.16x, full causal 1.04-1.15x.
-template<int D>
-void attention_backward11(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
-                          const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward10_launch<D, true, false>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
-}
-// version 12: v11 with the sink tile's chunks past every band done as 16 keys (bwd12_sink_chunk).
-// At W = 256, T = 4096 a head's dK/dV pass is ~315 band tiles and 64 sink-tile tiles, 48 of them in
-// chunks past the band where 60 of the 64 keys have no pair.
-// Predicted (written before measuring): those 48 tiles at ~1/4 of the cost: ~9% less dK/dV work,
-// ~1.07x v11 at W = 256 (T >= 4096), ~1.02x at W = 1024, nothing on full rows (no band).
-// Measured (H200, results/h200_backward_v12.log and the run before it): W = 256 1.07x (T = 4096),
-// 1.03-1.07x (T = 16384), 1.00x (T = 1024: one chunk, nothing narrow); W = 1024 1.01-1.02x; full
-// causal runs v11's code path (0.89-1.01x in two runs: noise). Also tried: the dQ pass's sink tile as
-// 16 keys (as forward v11): 0.96-1.03x, since dQ runs beside dK/dV on a second stream.
+// @copy-end attn-backward-v10
+
+// @copy-begin attn-backward-v12
+// backward v12, the programs' backward on sm_90a for heads of 64
 template<int D>
 void attention_backward12(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                           const float* lse, int B, int T, int NH, int W, int S) {
     attention_backward10_launch<D, true, true>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
-// ---- end of version 10
-// @copy-end attn-backward-v10
+// @copy-end attn-backward-v12
 
-// forward v11 and backward v12 (wgmma, TMA) where this binary holds them for the GPU (built for
-// sm_90a: H100 / H200; backward v12 for heads of 64), else forward v7 and backward v9:
-// the fastest versions on an H200 (dev/cuda/notes.md)
+// The fastest versions on an H200 (dev/cuda/notes.md): on wgmma and TMA where this binary holds
+// them for the GPU (its sm_90a code: H100 / H200), else on mma.sync (its compute_90 PTX, for other
+// GPUs). attention_kernels() names them: the one place that does.
 template<int D>
 static void attention_forward_best(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int W, int S) {
     if (wgmma_available()) attention_forward11<D>(out, lse, qkv, B, T, NH, W, S);
@@ -5411,13 +4411,12 @@ static void attention_backward_best(bf16* dqkv, float* Dbuf, const bf16* qkv, co
     }
     attention_backward9<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
-#define ATTN_FORWARD attention_forward_best
-#define ATTN_BACKWARD attention_backward_best
 static const char* attention_kernels(void) {
     return wgmma_available() ? "forward v11 (wgmma, TMA), backward v12 (wgmma, TMA, 16-key sink chunks; v9 for heads of 128)"
                              : "forward v7, backward v9";
 }
 
+// @twin-begin the attention patterns this trainer takes, and their dispatch: what differs from train_gpt_window.cu
 static const char* ATTENTION_NAME = "dense causal";
 
 // Dense causal attention only: the band kernels with W = 0 and no sinks.
@@ -5437,16 +4436,16 @@ static void attention_check_pattern(const GPT2Config* c) {
 static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int NH, int D,
                               const ModelPattern* mp, const AttnPattern* p) {
     (void)mp; (void)p;  // always full
-    if (D == 64) { ATTN_FORWARD<64>(out, lse, qkv, B, T, NH, 0, 0); }
-    else { ATTN_FORWARD<128>(out, lse, qkv, B, T, NH, 0, 0); }
+    if (D == 64) { attention_forward_best<64>(out, lse, qkv, B, T, NH, 0, 0); }
+    else { attention_forward_best<128>(out, lse, qkv, B, T, NH, 0, 0); }
     cudaCheckLaunch();
 }
 
 static void attention_backward(floatX* dqkv, float* scratch, const floatX* qkv, const floatX* out, const floatX* dout,
                                const float* lse, int B, int T, int NH, int D, const ModelPattern* mp, const AttnPattern* p) {
     (void)mp; (void)p;  // always full
-    if (D == 64) { ATTN_BACKWARD<64>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, 0, 0); }
-    else { ATTN_BACKWARD<128>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, 0, 0); }
+    if (D == 64) { attention_backward_best<64>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, 0, 0); }
+    else { attention_backward_best<128>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, 0, 0); }
     cudaCheckLaunch();
 }
 // @twin-end
@@ -5554,23 +4553,26 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size, BT = (size_t)B * T;
     ActsGPU* a = &model->acts;
     if (C % 8 != 0) { die("channels %zu: the kernels read 8 channels at a time, so C must be a multiple of 8", C); }
-    // bf16 activations in one allocation, float32 statistics in another
-    size_t x_sizes[] = {BT * C, L * BT * C, L * BT * 3 * C, L * BT * C, L * BT * C, L * BT * C, L * BT * 4 * C,
-                        L * BT * 4 * C, L * BT * C, BT * C, BT * Vp, BT * C, BT * 4 * C, BT * C};
-    floatX** x_ptrs[] = {&a->encoded, &a->ln1, &a->qkv, &a->atty, &a->residual2, &a->ln2, &a->fch,
-                         &a->fch_gelu, &a->residual3, &a->lnf, &a->logits, &a->dresidual, &a->dbuf, &a->dbuf_c};
-    size_t f_sizes[] = {L * BT, L * BT, L * B * NH * T, L * BT, L * BT, BT, BT, BT, (size_t)B * NH * T};
-    float** f_ptrs[] = {&a->ln1_mean, &a->ln1_rstd, &a->lse, &a->ln2_mean, &a->ln2_rstd, &a->lnf_mean, &a->lnf_rstd,
-                        &a->losses, &a->attn_scratch};
+    // bf16 activations in one allocation, float32 statistics in another, each buffer a (pointer,
+    // elements) pair, laid out in this order
+    struct { floatX** ptr; size_t n; } xs[] = {
+        {&a->encoded, BT * C}, {&a->ln1, L * BT * C}, {&a->qkv, L * BT * 3 * C}, {&a->atty, L * BT * C},
+        {&a->residual2, L * BT * C}, {&a->ln2, L * BT * C}, {&a->fch, L * BT * 4 * C}, {&a->fch_gelu, L * BT * 4 * C},
+        {&a->residual3, L * BT * C}, {&a->lnf, BT * C}, {&a->logits, BT * Vp}, {&a->dresidual, BT * C},
+        {&a->dbuf, BT * 4 * C}, {&a->dbuf_c, BT * C}};
+    struct { float** ptr; size_t n; } fs[] = {
+        {&a->ln1_mean, L * BT}, {&a->ln1_rstd, L * BT}, {&a->lse, L * B * NH * T}, {&a->ln2_mean, L * BT},
+        {&a->ln2_rstd, L * BT}, {&a->lnf_mean, BT}, {&a->lnf_rstd, BT}, {&a->losses, BT}, {&a->attn_scratch, (size_t)B * NH * T}};
+    const size_t nxs = sizeof(xs) / sizeof(xs[0]), nfs = sizeof(fs) / sizeof(fs[0]);
     size_t nx = 0, nf = 0;
-    for (size_t i = 0; i < sizeof(x_sizes) / sizeof(x_sizes[0]); i++) { nx += x_sizes[i]; }
-    for (size_t i = 0; i < sizeof(f_sizes) / sizeof(f_sizes[0]); i++) { nf += f_sizes[i]; }
+    for (size_t i = 0; i < nxs; i++) { nx += xs[i].n; }
+    for (size_t i = 0; i < nfs; i++) { nf += fs[i].n; }
     floatX* xmem;
     float* fmem;
     cudaCheck(cudaMalloc(&xmem, nx * sizeof(floatX)));
     cudaCheck(cudaMalloc(&fmem, nf * sizeof(float)));
-    for (size_t i = 0; i < sizeof(x_sizes) / sizeof(x_sizes[0]); i++) { *x_ptrs[i] = xmem; xmem += x_sizes[i]; }
-    for (size_t i = 0; i < sizeof(f_sizes) / sizeof(f_sizes[0]); i++) { *f_ptrs[i] = fmem; fmem += f_sizes[i]; }
+    for (size_t i = 0; i < nxs; i++) { *xs[i].ptr = xmem; xmem += xs[i].n; }
+    for (size_t i = 0; i < nfs; i++) { *fs[i].ptr = fmem; fmem += fs[i].n; }
     cudaCheck(cudaMalloc(&a->inputs, BT * sizeof(int)));
     cudaCheck(cudaMalloc(&a->targets, BT * sizeof(int)));
     // scratch for the fixed-order reductions: column sums and layernorm partials
@@ -6249,6 +5251,80 @@ static void dataloader_next_rank_batch(DataLoader* d, int* inputs, int* targets)
     for (int r = multi.rank + 1; r < multi.world; r++) { dataloader_next_batch(d); }
 }
 
+// --stream through the rolling KV cache: losses[t] is the loss of targets[t] after inputs[0..t],
+// from the bf16 logits (train_gpt_cpu's stream_losses_cached)
+static void gpu_stream_cached(GPT2GPU* model, const int* inputs, const int* targets, int n, float* losses) {
+    const GPT2Config* c = &model->config;
+    if (!kv_cache_covers(c)) {
+        die("--stream: the KV cache covers causal patterns without global positions or dilation; use --stream-recompute W");
+    }
+    int V = c->vocab_size;
+    KVCache kc;
+    kv_cache_init(&kc, c, n);
+    floatX* row = (floatX*)malloc_check(V * sizeof(floatX));
+    for (int t = 0; t < n; t++) {
+        if (!kv_cache_step(model, &kc, inputs[t])) {
+            die("--stream %d: the cache stops at position %d (learned positions, or a full layer, end at maxT %d); "
+                "a rotary model with windowed layers streams on", n, t, c->max_seq_len);
+        }
+        cudaCheck(cudaMemcpy(row, model->acts.logits, V * sizeof(floatX), cudaMemcpyDeviceToHost));
+        float m = -INFINITY;
+        for (int v = 0; v < V; v++) { m = fmaxf(m, __bfloat162float(row[v])); }
+        double sum = 0.0;
+        for (int v = 0; v < V; v++) { sum += exp((double)__bfloat162float(row[v]) - m); }
+        losses[t] = (float)(log(sum) + m - __bfloat162float(row[targets[t]]));
+    }
+    free(row);
+    kv_cache_free(&kc);
+}
+
+// --stream-recompute W: losses[t] from a fresh forward over the W tokens that end at t (over tokens
+// 0..t while t < W), STREAM_ROWS windows a forward; the last batch's spare rows repeat its first
+#define STREAM_ROWS 64
+static void gpu_stream_recompute(GPT2GPU* model, const int* inputs, const int* targets, int n, int W, float* losses) {
+    gpt2_gpu_allocate(model, STREAM_ROWS, W);
+    int* in = (int*)malloc_check((size_t)STREAM_ROWS * W * sizeof(int));  // (rows, W)
+    int* tg = (int*)malloc_check((size_t)STREAM_ROWS * W * sizeof(int));  // (rows, W)
+    int windows = n - W + 1;  // window k holds tokens k..k+W-1 and gives the loss at t = k+W-1
+    for (int k0 = 0; k0 < windows; k0 += STREAM_ROWS) {
+        int rows = windows - k0 < STREAM_ROWS ? windows - k0 : STREAM_ROWS;
+        for (int r = 0; r < STREAM_ROWS; r++) {
+            int k = k0 + (r < rows ? r : 0);
+            memcpy(in + (size_t)r * W, inputs + k, W * sizeof(int));
+            memcpy(tg + (size_t)r * W, targets + k, W * sizeof(int));
+        }
+        gpt2_gpu_forward(model, in, tg, 0.0f);
+        gpt2_gpu_mean_loss(model);  // brings the (rows, W) token losses to host_losses
+        for (int r = 0; r < rows; r++) {
+            int first = k0 + r == 0 ? 0 : W - 1;  // window 0 also gives positions 0..W-2
+            for (int i = first; i < W; i++) { losses[k0 + r + i] = model->host_losses[(size_t)r * W + i]; }
+        }
+    }
+    free(in);
+    free(tg);
+}
+
+// --eval-greedy K on a batch of rows (B, T), in place: position T-K+j becomes the argmax of the bf16
+// logits after positions 0..T-K-1+j, for j = 0..K-1 (train_gpt_cpu's greedy_decode)
+static void gpu_greedy_decode(GPT2GPU* model, int* rows, int B, int T, int K) {
+    int V = model->config.vocab_size;
+    size_t Vp = model->config.padded_vocab_size;
+    floatX* logits = (floatX*)malloc_check(V * sizeof(floatX));
+    int* targets = (int*)calloc_check((size_t)B * T, sizeof(int));  // unused: no loss is wanted
+    for (int j = 0; j < K; j++) {
+        gpt2_gpu_forward(model, rows, targets, 0.0f);
+        int pos = T - K - 1 + j;
+        for (int b = 0; b < B; b++) {
+            cudaCheck(cudaMemcpy(logits, model->acts.logits + ((size_t)b * T + pos) * Vp, V * sizeof(floatX), cudaMemcpyDeviceToHost));
+            int best = 0;
+            for (int v = 1; v < V; v++) { if (__bfloat162float(logits[v]) > __bfloat162float(logits[best])) { best = v; } }
+            rows[(size_t)b * T + pos + 1] = best;
+        }
+    }
+    free(logits);
+    free(targets);
+}
+
 static void gpu_save(GPT2GPU* model, const char* dir, const TrainState* st) {
     size_t n = model->num_parameters;
     float* host = (float*)malloc_check(n * sizeof(float));
@@ -6303,11 +5379,48 @@ int main(int argc, char** argv) {
     if (a.tokenizer) { tokenizer_load(&tokenizer, a.tokenizer); }
     if (a.eval) {  // the val loss of a checkpoint: nothing trained, nothing written but the positions' CSV
         if (!from_checkpoint) { die("--eval: -e '%s' is a new model; name a checkpoint file", a.init); }
+        if (a.stream) {  // one long stream, e.g. 8x the training length (StreamingLLM's test)
+            DataLoader stream;
+            stream_open(&a, model.config.vocab_size, &stream);
+            float* losses = (float*)malloc_check((size_t)a.stream * sizeof(float));
+            if (a.stream_recompute) {
+                gpu_stream_recompute(&model, stream.inputs, stream.targets, a.stream, a.stream_recompute, losses);
+            } else {
+                gpt2_gpu_allocate(&model, 1, 1);  // the cache's one-token steps
+                gpu_stream_cached(&model, stream.inputs, stream.targets, a.stream, losses);
+            }
+            if (multi.rank == 0) { stream_report(&a, losses, a.stream, a.T); }  // blocks of -t, the training length
+            free(losses);
+            dataloader_free(&stream);
+            tokenizer_free(&tokenizer);
+            multi_gpu_finish();
+            return 0;
+        }
         DataLoader val;
         dataloader_init(&val, a.val_pattern, a.B, a.T, model.config.vocab_size, "-j");
         int batches = val_batches_to_use(&a, &val);
         double* position_sums = a.eval_positions ? (double*)calloc_check(a.T, sizeof(double)) : NULL;
         gpt2_gpu_allocate(&model, a.B, a.T);
+        if (a.eval_greedy) {  // e.g. passkey retrieval: rows that end in their answer
+            int* rows = (int*)malloc_check((size_t)a.B * a.T * sizeof(int));  // (B, T)
+            char tmp[4300];
+            FILE* rows_csv = multi.rank == 0 ? greedy_rows_open(&a, tmp, sizeof(tmp)) : NULL;
+            int exact = 0;
+            printf("eval: '%s' on '%s', %d batches of %d rows of %d tokens, the last %d decoded greedily\n",
+                   a.init, a.val_pattern, batches, a.B, a.T, a.eval_greedy);
+            for (int i = 0; i < batches; i++) {
+                dataloader_next_batch(&val);
+                memcpy(rows, val.inputs, (size_t)a.B * a.T * sizeof(int));
+                gpu_greedy_decode(&model, rows, a.B, a.T, a.eval_greedy);
+                exact += greedy_score(rows_csv, i * a.B, rows, val.inputs, a.B, a.T, a.eval_greedy);
+            }
+            greedy_report(&a, rows_csv, tmp, exact, batches * a.B);
+            free(rows);
+            dataloader_free(&val);
+            tokenizer_free(&tokenizer);
+            multi_gpu_finish();
+            return 0;
+        }
         printf("eval: '%s' on '%s', %d batches of %d x %d tokens\n", a.init, a.val_pattern, batches, a.B, a.T);
         printf("val loss %.6f\n", gpu_evaluate(&model, &val, batches, position_sums));
         if (position_sums && multi.rank == 0) {
