@@ -20,8 +20,9 @@ endif
 # CUDA: nvcc on the PATH or in /usr/local/cuda; the GPU architecture can be overridden
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 GPU_ARCH ?= sm_90
-# sm_90 builds carry sm_90a code too (Hopper's wgmma: attention forward v8 / v9 and backward v10, which
-# the programs use on an H100 / H200) and compute_90 PTX for newer GPUs (forward v7, backward v9)
+# sm_90 builds carry sm_90a code too (the attention kernels on Hopper's wgmma and TMA, which the
+# programs run on an H100 / H200) and compute_90 PTX for other GPUs (the mma.sync attention kernels);
+# attention_kernels() in the trainers names the versions
 ifeq ($(GPU_ARCH),sm_90)
   ARCH_FLAGS = -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
 else
@@ -140,12 +141,13 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu
 	REF_PYTHON=$(REF_PYTHON) bash test/test_analyzer.sh $(TEST_DIR) | tee $(TEST_DIR)/analyzer.log
 	$(PYTHON) scripts/sync_copies.py --check | tee $(TEST_DIR)/copies.log
 	$(PYTHON) test/check_twins.py | tee $(TEST_DIR)/twins.log
+	$(PYTHON) test/check_kernels.py | tee $(TEST_DIR)/kernels.log
 	bash test/test_untrusted.sh build/train_gpt_cpu_asan $(TEST_DIR)/untrusted_asan | tee $(TEST_DIR)/untrusted_asan.log
 	bash test/test_untrusted.sh ./train_gpt_cpu $(TEST_DIR)/untrusted | tee $(TEST_DIR)/untrusted.log
 	@$(MAKE) --no-print-directory fuzz-replay | tee $(TEST_DIR)/fuzz_replay.log
 	@if [ "$(TEST_FUZZ_SECONDS)" != 0 ]; then $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) | tee $(TEST_DIR)/fuzz.log; \
 	else rm -f $(TEST_DIR)/fuzz.log; fi
-	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/analyzer.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log \
+	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/analyzer.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log $(TEST_DIR)/kernels.log \
 		$(TEST_DIR)/untrusted_asan.log $(TEST_DIR)/untrusted.log $(TEST_DIR)/fuzz_replay.log $(if $(filter-out 0,$(TEST_FUZZ_SECONDS)),$(TEST_DIR)/fuzz.log)
 
 # GPU tests, run on a machine with a GPU (the device machine): the dev/ kernel checks, then

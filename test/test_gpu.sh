@@ -92,13 +92,13 @@ meanloss() { grep -oE '^val loss [0-9.]+' "$1" | cut -d' ' -f3; }
 close() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= 1e-2 * b) }'; }
 for how in cache recompute; do
     extra=(); [ $how = recompute ] && extra=(--stream-recompute 24)
-    ./train_gpt_window --eval -e "$work/cr/model_00000600.bin" -j "$dir/tiny/tiny_val.bin" --stream 400 "${extra[@]}" \
+    ./train_gpt_window --eval -e "$work/cr/model_00000600.bin" -j "$dir/tiny/tiny_val.bin" -t 96 --stream 400 "${extra[@]}" \
         --eval-positions "$work/stream_gpu_$how.csv" > "$work/stream_gpu_$how.out" 2>&1
     ./train_gpt_cpu --eval -e "$work/cr/model_00000600.bin" -j "$dir/tiny/tiny_val.bin" --stream 400 "${extra[@]}" > "$work/stream_cpu_$how.out" 2>&1
     g=$(meanloss "$work/stream_gpu_$how.out") c=$(meanloss "$work/stream_cpu_$how.out")
     check "--stream 400 ($how) of a rotary window model on the GPU, mean loss $g; on the CPU $c (within 1e-2)" close "$g" "$c"
 done
-check "--stream writes 400 losses and 5 blocks of maxT 96" \
+check "--stream writes 400 losses and 5 blocks of -t 96" \
     bash -c "[ \$(tail -n +2 '$work/stream_gpu_cache.csv' | wc -l) -eq 400 ] && [ \$(grep -c '^stream block' '$work/stream_gpu_cache.out') -eq 5 ]"
 ./train_gpt_window --eval -e "$work/cf/model_00000600.bin" -j "$dir/tiny/tiny_val.bin" --stream 400 --window 24 --sinks 3 > "$work/stream_f2w.out" 2>&1
 check "a learned-position model decoded with a window 24 + 3 sinks cache stops at its maxT 96, in one line: $(tail -n 1 "$work/stream_f2w.out")" \
