@@ -11,11 +11,12 @@ make -s train_gpt_cpu
 /usr/bin/python3 data/prepare.py > /dev/null
 threads=$(nproc)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+source test/lib.sh  # median
 # median tokens/s of the steps after the first (which pays for allocation and page faults)
 run() {  # run T extra-flags...
     local T=$1; shift
     ./train_gpt_cpu -e "$MODEL" -b $((TOKENS / T)) -t "$T" -x "$STEPS" -v 0 "$@" |
-        awk '/^step/ { n++; if (n > 1) print $(NF-1) }' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+        awk '/^step/ { n++; if (n > 1) print $(NF-1) }' | median
 }
 {
     echo "# CPU training throughput: full vs windowed attention"

@@ -20,11 +20,8 @@ if [ -f data/austen/austen_train.bin ]; then train=data/austen/austen_train.bin;
 else python3 data/prepare.py > "$LOGS/prepare.log" 2>&1 || { echo "error: data/prepare.py failed (see $LOGS/prepare.log)" >&2; exit 1; }
      train=data/austen/austen_train.bin; val=data/austen/austen_val.bin; fi
 
-# median of field F (5: ms, 6: tok/s) of the step lines after the first SKIP
-step_field() {
-    awk -F'|' -v f="$2" -v skip="$SKIP" '/^step +[0-9]+\/[0-9]+ \|/ { n++; if (n > skip) { v = $f; gsub(/[^0-9.eE+-]/, "", v); print v } }' "$1" |
-        sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
+source test/lib.sh  # step_field_median
+step_field() { step_field_median "$1" "$2" "$SKIP"; }  # log field (5: ms, 6: tok/s): the median after the first SKIP steps
 
 rows=()
 for attn in window full; do

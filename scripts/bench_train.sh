@@ -87,15 +87,8 @@ fi
 
 # ---------------------------------------------------------------- helpers
 
-# median of the numbers on stdin (mean of the middle two for an even count); empty if none
-median() {
-    sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-# field F (5: "X ms", 6: "X tok/s", 7: "MFU X%") of the step lines after the first SKIP
-step_field() {  # log field
-    awk -F'|' -v f="$2" -v skip="$SKIP" '/^step +[0-9]+\/[0-9]+ \|/ { n++; if (n > skip) { v = $f; gsub(/[^0-9.eE+-]/, "", v); print v } }' "$1" | median
-}
+source test/lib.sh  # median, step_field_median
+step_field() { step_field_median "$1" "$2" "$SKIP"; }  # log field: the median after the first SKIP steps
 
 # one line saying why a run failed: its exit status and its last non-empty line, table-safe
 why_failed() {  # log rc

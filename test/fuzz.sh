@@ -17,9 +17,7 @@ jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 waves=$(( (${#targets[@]} + jobs - 1) / jobs ))
 per=$(( seconds / waves ))
 [ $per -lt 1 ] && per=1
-passed=0 failed=0
-pass() { echo "PASS $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+source test/lib.sh  # pass, fail, check, bad, finish, ...
 mkdir -p "$dir"
 echo "fuzz: ${#targets[@]} targets, $jobs at a time, $per s each (${seconds} s in all)"
 
@@ -62,5 +60,4 @@ for t in "${targets[@]}"; do
     fi
     rm -f "$dir/$t.before" "$dir/$t.rc"
 done
-echo "fuzz: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish fuzz

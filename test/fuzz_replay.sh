@@ -5,9 +5,7 @@
 set -u
 bin=${1:?usage: fuzz_replay.sh FUZZ_BINARY DIR}
 dir=${2:?usage: fuzz_replay.sh FUZZ_BINARY DIR}
-passed=0 failed=0
-pass() { echo "PASS $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+source test/lib.sh  # pass, fail, check, bad, finish, ...
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for f in "$dir"/*; do
@@ -22,5 +20,4 @@ for f in "$dir"/*; do
         fail "fuzz regression $(basename "$f") (exit $rc): ${what:-$(tail -n 1 "$out")}   replay: $bin $f"
     fi
 done
-echo "fuzz_replay: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish fuzz_replay

@@ -12,10 +12,7 @@ rm -rf "$work" && mkdir -p "$work"
 py=${PYTHON:-python3}                    # the analyzer needs only the standard library
 plot_py=${REF_PYTHON:-/usr/bin/python3}  # --png needs matplotlib, which Debian's python3 has
 analyzer=scripts/analyze_pattern.py
-passed=0 failed=0
-pass() { echo "PASS $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+source test/lib.sh  # pass, fail, check, bad, finish, ...
 # jget EXPR FILE: a value of the analyzer's --json output (r is the object)
 jget() { "$py" -c "import json, sys; r = json.load(open(sys.argv[1])); print($1)" "$2"; }
 
@@ -116,29 +113,22 @@ check "without matplotlib --png is skipped with a note, exit 0" \
     bash -c "[ $? -eq 0 ] && grep -q '^note: matplotlib is missing' '$work/none.out' && [ ! -e '$work/none.png' ]"
 
 # ---- bad input: one line naming the culprit, exit 1
-bad() {  # bad "what" args...
-    local what=$1; shift
-    local err rc
-    err=$("$py" $analyzer "$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -eq 1 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && printf '%s' "$err" | grep -q '^error: '; then pass "bad input: $what -> $err"
-    else fail "bad input: $what (exit $rc): $err"; fi
-}
-bad "T = 0" -T 0
-bad "T not a number" -T abc
-bad "an unknown flag" -T 10 --windw 3
-bad "no -T" -W 4
-bad "a global position past T" -T 10 --global 3,12
-bad "a repeated global position" -T 10 --global 3,3
-bad "lookahead in a causal pattern" -T 10 --lookahead 2
-bad "dilation 0" -T 10 -W 4 --dilation 0
-bad "dilation without a window" -T 10 --dilation 2
-bad "dilated keys without dilation" -T 10 -W 4 --dilated-keys 3
-bad "causal 2" -T 10 --causal 2
-bad "--layer-windows against -L" -T 10 --layer-windows 4,4 -L 3
-bad "--zoom past T" -T 10 --zoom 5:20
-bad "--query past T" -T 10 --query 10
+bad_flags() { local what=$1; shift; bad "$what" "" "$py" $analyzer "$@"; }  # bad "what" args...
+bad_flags "T = 0" -T 0
+bad_flags "T not a number" -T abc
+bad_flags "an unknown flag" -T 10 --windw 3
+bad_flags "no -T" -W 4
+bad_flags "a global position past T" -T 10 --global 3,12
+bad_flags "a repeated global position" -T 10 --global 3,3
+bad_flags "lookahead in a causal pattern" -T 10 --lookahead 2
+bad_flags "dilation 0" -T 10 -W 4 --dilation 0
+bad_flags "dilation without a window" -T 10 --dilation 2
+bad_flags "dilated keys without dilation" -T 10 -W 4 --dilated-keys 3
+bad_flags "causal 2" -T 10 --causal 2
+bad_flags "--layer-windows against -L" -T 10 --layer-windows 4,4 -L 3
+bad_flags "--zoom past T" -T 10 --zoom 5:20
+bad_flags "--query past T" -T 10 --query 10
 check "the trainer refuses what the analyzer refuses (lookahead in a causal pattern)" \
     bash -c '! ./test/pattern_pairs 10 3 0 2 1 0 1 > /dev/null 2>&1'
 
-echo "test_analyzer: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish test_analyzer

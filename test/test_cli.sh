@@ -10,10 +10,7 @@ tiny_train=$dir/tiny/tiny_train.bin
 tiny_val=$dir/tiny/tiny_val.bin
 work=$dir/cli
 rm -rf "$work" && mkdir -p "$work"
-passed=0 failed=0
-pass() { echo "PASS $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+source test/lib.sh  # pass, fail, check, bad, finish, ...
 
 # a small windowed model; every run below shares these flags
 common=(-i "$tiny_train" -j "$tiny_val" -e l2c64h4 -b 2 -t 64 -x 6 -u 2 -v 3 -m 2 --window 16 --sinks 2)
@@ -191,16 +188,6 @@ bad = [r for r in rows if (float(r['grad_norm']) > 0) != (r['reachable'] == '1')
 sys.exit(0 if len(rows) == 128 and not bad and sum(r['reachable'] == '1' for r in rows) == (32 + 2 - 1) + 16 else 1)"
 
 # ---- bad input: one line naming the culprit, exit code 1, never a crash
-bad() {  # bad "what" "expected words in the message" args...
-    local what=$1 words=$2; shift 2
-    local err rc
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -eq 1 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && printf '%s' "$err" | grep -q "^error: .*$words"; then
-        pass "bad input: $what -> $err"
-    else
-        fail "bad input: $what (exit $rc): $err"
-    fi
-}
 printf 'not a shard at all, not a shard at all, not a shard at all' > "$work/junk.bin"
 head -c 2000 "$tiny_train" > "$work/truncated.bin"
 python3 - "$work" "$tiny_train" <<'PY'
@@ -322,5 +309,4 @@ ${PYTHON:-python3} scripts/experiment_stats.py --self-test > "$work/stats.out" 2
 rc=$?
 check "the experiment's statistics match textbook t-distribution values and a made-up study ($(tail -n 1 "$work/stats.out"))" test $rc -eq 0
 
-echo "test_cli: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish test_cli

@@ -7,10 +7,7 @@ set -u
 dir=${1:?usage: test_gpu.sh BUILD_DIR}
 work=$dir/gpu
 rm -rf "$work" && mkdir -p "$work"
-passed=0 failed=0
-pass() { echo "PASS $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+source test/lib.sh  # pass, fail, check, bad, finish, ...
 data=(-i "$dir/tiny/tiny_train.bin" -j "$dir/tiny/tiny_val.bin")
 # heads of 64 (the kernels' size); windowed with sinks, 12 steps, checkpoints at 6 and 12
 common=("${data[@]}" -e l2c128h2 -V 256 -b 4 -t 96 -x 12 -u 2 -v 6 -m 2 -l 3e-3 --window 24 --sinks 3)
@@ -59,8 +56,7 @@ ck=$dir/dumps/gpu_window_sinks_model.bin
 same=("${data[@]}" -e "$ck" -b 4 -t 64 -x 8 -u 2 -v 0 -l 1e-3)
 ./train_gpt_cpu "${same[@]}" -o "$work/cpu" > /dev/null 2>&1
 ./train_gpt_window "${same[@]}" -o "$work/gpu" > /dev/null 2>&1
-worst=$(paste -d, <(cut -d, -f2 "$work/cpu/log.csv" | tail -n +2) <(cut -d, -f2 "$work/gpu/log.csv" | tail -n +2) |
-        awk -F, 'NF == 2 && $1 > 0 { d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > w) w = d; n++ } END { if (n != 8) print 1; else printf "%.2e", w }')
+worst=$(worst_loss_diff "$work/cpu" "$work/gpu" 8)
 check "8 steps from one checkpoint: CPU and GPU losses agree within 1e-2 (worst relative difference $worst)" \
     awk -v w="$worst" 'BEGIN { exit !(w < 1e-2) }'
 
@@ -111,7 +107,6 @@ check "train_gpt_full --stream 400 --stream-recompute 96 (dense, learned positio
 ./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -b 4 -t 96 -x 4 -v 0 -o "$work/full" > "$work/full.out" 2>&1
 check "train_gpt_full trains a dense model" test $? -eq 0 -a "$(wc -l < "$work/full/log.csv" 2>/dev/null || echo 0)" -eq 5
 err=$(./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -t 96 --window 24 2>&1 >/dev/null)
-check "train_gpt_full refuses a window with one line" bash -c "[ \$(printf '%s\n' \"$err\" | wc -l) -eq 1 ] && printf '%s' \"$err\" | grep -q 'dense causal attention only'"
+check "train_gpt_full refuses a window with one line" one_line "$err" 'dense causal attention only'
 
-echo "test_gpu: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish test_gpu

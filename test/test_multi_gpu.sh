@@ -6,16 +6,8 @@ set -u
 dir=${1:?usage: test_multi_gpu.sh BUILD_DIR}
 work=$dir/multi
 rm -rf "$work" && mkdir -p "$work"
-passed=0 failed=0
-pass() { echo "PASS $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
-losses() { cut -d, -f2 "$1/log.csv" | tail -n +2; }
-# worst relative difference of two runs' losses, or 1 when they have not both 10 steps
-worst() {
-    paste -d, <(losses "$1") <(losses "$2") |
-        awk -F, 'NF == 2 && $1 > 0 { d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > w) w = d; n++ } END { if (n != 10) print 1; else printf "%.2e", w }'
-}
+source test/lib.sh  # pass, fail, check, bad, finish, ...
+worst() { worst_loss_diff "$1" "$2" 10; }  # two runs of 10 steps
 multi=(bash scripts/multi_gpu.sh 2)
 common=(-i "$dir/tiny/tiny_train.bin" -j "$dir/tiny/tiny_val.bin" -e l2c128h2 -V 256 -t 96 -x 10 -u 2 -v 5 -m 2
         -l 3e-3 --window 24 --sinks 3 -n 5)
@@ -51,11 +43,8 @@ w=$(worst "$work/full1" "$work/full2")
 check "train_gpt_full: 2 GPUs x -b 2 match 1 GPU x -b 4 within 1e-2 (worst $w)" awk -v w="$w" 'BEGIN { exit !(w < 1e-2) }'
 
 err=$("${multi[@]}" ./train_gpt_window "${common[@]}" -b 2 -d 100 2>&1 >/dev/null | grep -v multi_gpu.sh | sort -u)
-check "a total batch that is not a multiple of B*T*GPUs: one line naming -d" \
-    bash -c "[ \$(printf '%s\n' \"$err\" | wc -l) -eq 1 ] && printf '%s' \"$err\" | grep -q -- '-d 100'"
+check "a total batch that is not a multiple of B*T*GPUs: one line naming -d" one_line "$err" '-d 100'
 err=$(WORLD_SIZE=2 RANK=0 ./train_gpt_window "${common[@]}" -b 2 2>&1 >/dev/null)
-check "WORLD_SIZE=2 without NCCL_ID_FILE: one line naming it" \
-    bash -c "[ \$(printf '%s\n' \"$err\" | wc -l) -eq 1 ] && printf '%s' \"$err\" | grep -q NCCL_ID_FILE"
+check "WORLD_SIZE=2 without NCCL_ID_FILE: one line naming it" one_line "$err" NCCL_ID_FILE
 
-echo "test_multi_gpu: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish test_multi_gpu

@@ -10,9 +10,7 @@ bin=${1:?usage: test_untrusted.sh TRAINER WORKDIR}
 work=${2:?usage: test_untrusted.sh TRAINER WORKDIR}
 [ -x "$bin" ] || { echo "error: test_untrusted.sh: '$bin' is not an executable (build it first)" >&2; exit 1; }
 rm -rf "$work" && mkdir -p "$work"
-passed=0 failed=0
-pass() { echo "PASS $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+source test/lib.sh  # pass, fail, check, bad, finish, ...
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # sanitized builds: leaks at exit are not what this tests; a report gets its own exit status
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:exitcode=86}
@@ -150,5 +148,4 @@ else
     fail "-h (exit $rc, stderr: $(printf '%s' "$err" | head -c 300))"
 fi
 
-echo "test_untrusted ($bin): $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish "test_untrusted ($bin)"
