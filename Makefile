@@ -57,9 +57,11 @@ train_gpt_cpu: train_gpt_cpu.c
 # attention_compare.cu as a shared library (extern "C" swa_forward / swa_backward, for ctypes:
 # scripts/attention_vs_torch.py)
 ATTN_LIB = build/libattention_compare.so
+# the CUDA trainers' checks (test/test_gpt_gpu.cu includes a trainer, as llm.c's test_gpt2.cu does)
+GPU_TESTS = test/test_gpt_window_gpu test/test_gpt_full_gpu
 
 ifeq ($(NVCC),)
-$(CUDA_TARGETS) $(ATTN_LIB):
+$(CUDA_TARGETS) $(ATTN_LIB) $(GPU_TESTS):
 	@echo "skipping $@: nvcc not found (install the CUDA toolkit or set NVCC=/path/to/nvcc)"
 dev:
 	@echo "skipping dev/: nvcc not found"
@@ -70,11 +72,15 @@ $(CUDA_TARGETS): %: %.cu
 $(ATTN_LIB): attention_compare.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -Xcompiler -fPIC -shared -DATTENTION_COMPARE_LIBRARY $< -o $@
+test/test_gpt_window_gpu: test/test_gpt_gpu.cu train_gpt_window.cu
+	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) -o $@
+test/test_gpt_full_gpu: test/test_gpt_gpu.cu train_gpt_full.cu
+	$(NVCC) $(NVCC_FLAGS) -DFULL $< $(NVCC_LIBS) $(NVCC_NCCL) -o $@
 dev:
 	$(MAKE) -C dev/cuda NVCC=$(NVCC) GPU_ARCH=$(GPU_ARCH)
 endif
 
-cuda: $(CUDA_TARGETS) $(ATTN_LIB)
+cuda: $(CUDA_TARGETS) $(ATTN_LIB) $(GPU_TESTS)
 
 # the default corpus (the books corpus, byte-level: data/README.md); a no-op once prepared
 data:
@@ -159,14 +165,14 @@ GPU_REF_PYTHON ?= python3
 # heads of 64 on the band kernels; heads of 16 and the non-band patterns on the general attention path
 GPU_DUMP_CASES = gpu_window_sinks gpu_rope gpu_vocab gpu_full full window window_sinks dilation noncausal_global rope layer_mix full_learned_llmc
 DUMPS = $(TEST_DIR)/dumps
-test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full
+test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full $(GPU_TESTS)
 	$(MAKE) -C dev/cuda check
 	./attention_compare -T 512 -W 512 -S 4 -B 8 --reps 5 --warmup 1
 	@mkdir -p $(TEST_DIR)
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
 	$(GPU_REF_PYTHON) test/reference.py --out $(DUMPS)
-	./train_gpt_window --check-dump $(addprefix $(DUMPS)/,$(GPU_DUMP_CASES))
-	./train_gpt_full --check-dump $(DUMPS)/gpu_full
+	./test/test_gpt_window_gpu --check-dump $(addprefix $(DUMPS)/,$(GPU_DUMP_CASES))
+	./test/test_gpt_full_gpu --check-dump $(DUMPS)/gpu_full
 	bash test/test_gpu.sh $(TEST_DIR)
 	bash test/test_untrusted.sh ./train_gpt_window $(TEST_DIR)/untrusted_window
 	bash test/test_untrusted.sh ./train_gpt_full $(TEST_DIR)/untrusted_full
@@ -182,5 +188,5 @@ bench-cpu: train_gpt_cpu
 	bash scripts/bench_cpu.sh
 
 clean:
-	rm -rf train_gpt_cpu test/test_gpt_cpu test/pattern_pairs $(CUDA_TARGETS) build
+	rm -rf train_gpt_cpu test/test_gpt_cpu test/pattern_pairs $(CUDA_TARGETS) $(GPU_TESTS) build
 	-$(MAKE) -C dev/cuda clean 2>/dev/null

@@ -28,7 +28,6 @@ Build: make train_gpt_cpu        Run: ./train_gpt_cpu -h
 #endif
 
 #define TRAINER_NAME "train_gpt_cpu"
-#define TRAINER_USAGE_EXTRA ""  // the CUDA trainers list their self-checks here
 
 // @copy-begin trainer-helpers
 // ----------------------------------------------------------------------------
@@ -1855,8 +1854,7 @@ static void usage(void) {
         "                    (its last K): decode K tokens greedily after the prompt, count exact answers\n"
         "                    (passkey retrieval: scripts/passkey.sh)\n"
         "  --eval-rows FILE.csv   with --eval-greedy: each row's answer, decoded and expected\n"
-        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n"
-        TRAINER_USAGE_EXTRA, TRAINER_NAME);
+        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
 }
 
 static int parse_int_in(const char* flag, const char* value, int min_value, int max_value) {

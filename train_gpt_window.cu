@@ -8,22 +8,17 @@ the same inputs give bit-identical results run to run. The kernels of the attent
 LayerNorm backward are copies of dev/cuda's fastest versions, the host code shared with
 train_gpt_cpu.c copies of its text (the contents list below names each copy and its original).
 
-What it does: forward, backward and AdamW checked against the PyTorch reference dumps
-(--check-dump); training from token shards with the CPU trainer's flags, log, checkpoints and exact
+What it does: training from token shards with the CPU trainer's flags, log, checkpoints and exact
 resume; learned or rotary positions; every pattern of SPEC §1 (the non-band ones on a
 correct-first O(T^2) path); sampling (-s, --generate) through a rolling KV cache of S + W entries per
-layer, so a rotary model streams past its training length (--check-cache tests it against the full
-forward); several GPUs, data parallel through NCCL (scripts/multi_gpu.sh).
+layer, so a rotary model streams past its training length; --eval, --stream, --eval-greedy; several
+GPUs, data parallel through NCCL (scripts/multi_gpu.sh). Its forward, backward and AdamW are checked
+against the PyTorch reference dumps and its cache against the full forward by test/test_gpt_gpu.cu.
 
-    ./train_gpt_window --check-dump build/test/dumps/gpu_window_sinks
-    ./train_gpt_window --check-cache out/rope/model_00000600.bin 4000   # a trained checkpoint
+    ./train_gpt_window -e d12 -b 16 -t 1024 --window 256 --sinks 4 --pos rope -o out/run
     bash scripts/multi_gpu.sh 2 ./train_gpt_window -e d12 -b 16 -t 1024 --window 256 --sinks 4
 */
 #define TRAINER_NAME "train_gpt_window"
-#define TRAINER_USAGE_EXTRA \
-    "self-checks (the first flag; make test-gpu runs them):\n" \
-    "  --check-dump DUMP [DUMP ...]      forward, backward and AdamW steps against test/reference.py's dumps\n" \
-    "  --check-cache CHECKPOINT N [...]  N tokens through the KV cache against the full forward\n"
 // @twin-end
 /*
 Contents, in file order. `// @copy-begin NAME` ... `// @copy-end NAME` hold copies that
@@ -32,9 +27,9 @@ this file's own and, outside the @twin regions, the same text in both trainers (
 
   host code shared with the CPU trainer (originals in train_gpt_cpu.c)
     trainer-helpers     die() and the checked file and memory helpers
-    trainer-pattern     SPEC §1's attention pattern (its pair lists are the CPU trainer's)
+    trainer-pattern     SPEC §1's attention pattern
     trainer-config      model configuration, parameters, checkpoints
-    trainer-schedule    AdamW settings and the learning-rate schedule
+    trainer-schedule    the learning-rate schedule and the training guard
     trainer-data        the token-shard data loader
     trainer-state       optimizer state for exact resume
     trainer-sampling    sampling and printing tokens
@@ -56,8 +51,7 @@ this file's own and, outside the @twin regions, the same text in both trainers (
     attn-general        every other SPEC §1 pattern, O(T^2) (dev/cuda/attention_general.cu)
   the model on the GPU: buffers, forward, backward, update
   generation through a rolling KV cache
-  --check-dump, --check-cache: against PyTorch's dumps and the full forward
-  training: main
+  training: main (test/test_gpt_gpu.cu includes this file for its checks: PyTorch's dumps, the cache)
 */
 #include <stdio.h>          // printf, FILE
 #include <stdlib.h>         // malloc, exit
@@ -911,8 +905,7 @@ static void usage(void) {
         "                    (its last K): decode K tokens greedily after the prompt, count exact answers\n"
         "                    (passkey retrieval: scripts/passkey.sh)\n"
         "  --eval-rows FILE.csv   with --eval-greedy: each row's answer, decoded and expected\n"
-        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n"
-        TRAINER_USAGE_EXTRA, TRAINER_NAME);
+        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
 }
 
 static int parse_int_in(const char* flag, const char* value, int min_value, int max_value) {
@@ -4739,13 +4732,6 @@ static void gpt2_gpu_build(GPT2GPU* model, const float* host) {
     cudaCheck(cudaMalloc(&model->norm_partial, NORM_BLOCKS * sizeof(float)));
 }
 
-static void gpt2_gpu_load(GPT2GPU* model, const char* path) {
-    size_t n;
-    float* host = checkpoint_read(path, &model->config, &n);
-    gpt2_gpu_build(model, host);
-    free(host);
-}
-
 static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     const GPT2Config* c = &model->config;
     size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size, BT = (size_t)B * T;
@@ -5188,212 +5174,6 @@ static void gpt2_gpu_generate(GPT2GPU* model, int n, uint64_t* rng, const Tokeni
 }
 
 // ----------------------------------------------------------------------------
-// --check-dump: the model against a PyTorch reference dump (test/reference.py) at bf16 tolerances
-
-static int checks_passed = 0, checks_failed = 0;
-
-static void report(int ok, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(int ok, const char* fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    printf("%s ", ok ? "PASS" : "FAIL");
-    vprintf(fmt, args);
-    printf("\n");
-    va_end(args);
-    if (ok) { checks_passed++; } else { checks_failed++; }
-}
-
-static double rel_error(const float* a, const float* b, size_t n) {
-    double diff = 0.0, ref = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) { return INFINITY; }
-        double d = (double)a[i] - b[i];
-        diff += d * d;
-        ref += (double)b[i] * b[i];
-    }
-    return ref > 0.0 ? sqrt(diff / ref) : sqrt(diff);
-}
-
-static float* read_floats(FILE* f, size_t n, const char* path) {
-    float* x = (float*)malloc_check(n * sizeof(float));
-    fread_check(x, sizeof(float), n, f, path);
-    return x;
-}
-
-static void check_dump(const char* prefix) {
-    char model_path[4200], dump_path[4200];
-    snprintf(model_path, sizeof(model_path), "%s_model.bin", prefix);
-    snprintf(dump_path, sizeof(dump_path), "%s_ref.bin", prefix);
-    GPT2GPU model;
-    memset(&model, 0, sizeof(model));
-    gpt2_gpu_load(&model, model_path);
-    FILE* f = fopen_check(dump_path, "rb");
-    int h[HEADER_INTS];
-    float hyper[16];
-    fread_check(h, sizeof(int), HEADER_INTS, f, dump_path);
-    if (h[0] != 20261122 || h[1] != 1) { die("'%s' is not a reference dump", dump_path); }
-    fread_check(hyper, sizeof(float), 16, f, dump_path);
-    int B = h[2], T = h[3], V = h[4], Vp = h[5], steps = h[7];
-    size_t n = (size_t)h[6];
-    if (n != model.num_parameters) { die("'%s' has %zu parameters, the checkpoint %zu", dump_path, n, model.num_parameters); }
-    int* inputs = (int*)malloc_check((size_t)B * T * sizeof(int));
-    int* targets = (int*)malloc_check((size_t)B * T * sizeof(int));
-    fread_check(inputs, sizeof(int), (size_t)B * T, f, dump_path);
-    fread_check(targets, sizeof(int), (size_t)B * T, f, dump_path);
-    float* ref_logits = read_floats(f, (size_t)B * T * V, dump_path);
-    float ref_loss;
-    fread_check(&ref_loss, sizeof(float), 1, f, dump_path);
-    float* ref_grads = read_floats(f, n, dump_path);
-    float* ref_losses = read_floats(f, steps, dump_path);
-    fclose(f);
-    const char* name = strrchr(prefix, '/') ? strrchr(prefix, '/') + 1 : prefix;
-    gpt2_gpu_allocate(&model, B, T);
-
-    // logits and loss (forward without gradient: the logits stay)
-    gpt2_gpu_forward(&model, inputs, targets, 0.0f);
-    floatX* logits_x = (floatX*)malloc_check((size_t)B * T * Vp * sizeof(floatX));
-    cudaCheck(cudaMemcpy(logits_x, model.acts.logits, (size_t)B * T * Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
-    float* logits = (float*)malloc_check((size_t)B * T * V * sizeof(float));
-    for (size_t bt = 0; bt < (size_t)B * T; bt++) {
-        for (int v = 0; v < V; v++) { logits[bt * V + v] = __bfloat162float(logits_x[bt * Vp + v]); }
-    }
-    double e = rel_error(logits, ref_logits, (size_t)B * T * V);
-    report(e < 1e-2, "%s: logits relative error %.2e (bf16 tolerance 1e-2)", name, e);
-    float loss = gpt2_gpu_mean_loss(&model);
-    double le = fabs(loss - ref_loss) / ref_loss;
-    report(le < 1e-2, "%s: loss %.6f vs reference %.6f", name, loss, ref_loss);
-
-    // gradients, tensor by tensor
-    gpt2_gpu_zero_grad(&model);
-    gpt2_gpu_forward(&model, inputs, targets, 1.0f / (B * T));
-    gpt2_gpu_backward(&model);
-    float* grads = (float*)malloc_check(n * sizeof(float));
-    cudaCheck(cudaMemcpy(grads, model.grads_memory, n * sizeof(float), cudaMemcpyDeviceToHost));
-    static const char* names[NUM_PARAMETER_TENSORS] = {"wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw",
-        "attprojb", "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
-    size_t offset = 0;
-    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
-        size_t sz = model.param_sizes[k];
-        if (sz > 0) {
-            double ge = rel_error(grads + offset, ref_grads + offset, sz);
-            report(ge < 1e-2, "%s: gradient of %-8s relative error %.2e (bf16 tolerance 1e-2)", name, names[k], ge);
-        }
-        offset += sz;
-    }
-
-    // the reference's AdamW steps on the same batch
-    double worst = 0.0;
-    for (int s = 0; s < steps; s++) {
-        gpt2_gpu_zero_grad(&model);
-        gpt2_gpu_forward(&model, inputs, targets, 1.0f / (B * T));
-        double d = fabs(gpt2_gpu_mean_loss(&model) - ref_losses[s]) / ref_losses[s];
-        if (!(d <= worst)) { worst = d; }
-        gpt2_gpu_backward(&model);
-        gpt2_gpu_update(&model, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], s + 1, gpt2_gpu_grad_norm(&model));
-    }
-    report(worst < 1e-2, "%s: %d AdamW steps, losses within %.2e of the reference (last %.6f)",
-           name, steps, worst, ref_losses[steps - 1]);
-
-    // determinism: the same steps again from the same checkpoint give the same bits
-    GPT2GPU again;
-    memset(&again, 0, sizeof(again));
-    gpt2_gpu_load(&again, model_path);
-    gpt2_gpu_allocate(&again, B, T);
-    for (int s = 0; s < steps; s++) {
-        gpt2_gpu_zero_grad(&again);
-        gpt2_gpu_forward(&again, inputs, targets, 1.0f / (B * T));
-        gpt2_gpu_backward(&again);
-        gpt2_gpu_update(&again, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], s + 1, gpt2_gpu_grad_norm(&again));
-    }
-    float* w1 = (float*)malloc_check(n * sizeof(float));
-    float* w2 = (float*)malloc_check(n * sizeof(float));
-    cudaCheck(cudaMemcpy(w1, model.master, n * sizeof(float), cudaMemcpyDeviceToHost));
-    cudaCheck(cudaMemcpy(w2, again.master, n * sizeof(float), cudaMemcpyDeviceToHost));
-    report(memcmp(w1, w2, n * sizeof(float)) == 0, "%s: two runs of %d steps give bit-identical weights", name, steps);
-    free(w1); free(w2); free(grads); free(logits); free(logits_x);
-    free(inputs); free(targets); free(ref_logits); free(ref_grads); free(ref_losses);
-}
-
-// --check-cache: the logits of N tokens fed one at a time through the rolling KV cache against the
-// full forward over the same N tokens (for a windowed rotary model N may pass maxT: the cache then
-// holds S + W entries per layer and the forward runs at T = N). A second check makes sure the first
-// can fail: a cache that keeps only half of each window (half of N for a full layer) must miss the
-// full forward by more than the tolerance. (A freshly initialized model's logits barely depend on
-// the context, so the tests give this a trained checkpoint.)
-static void check_cache(const char* path, int N) {
-    GPT2GPU model;
-    memset(&model, 0, sizeof(model));
-    gpt2_gpu_load(&model, path);
-    const GPT2Config* c = &model.config;
-    if (!kv_cache_covers(c)) { die("--check-cache: '%s' has a pattern the KV cache does not cover", path); }
-    if (!c->rope && N > c->max_seq_len) { die("--check-cache: %d tokens, but '%s' has learned positions up to %d", N, path, c->max_seq_len); }
-    int V = c->vocab_size, Vp = c->padded_vocab_size;
-    int* tokens = (int*)malloc_check((size_t)N * sizeof(int));
-    uint64_t rng = 1234;
-    for (int t = 0; t < N; t++) { tokens[t] = (int)(random_u32(&rng) % (uint32_t)V); }
-    gpt2_gpu_allocate(&model, 1, N);
-    gpt2_gpu_forward(&model, tokens, tokens, 0.0f);
-    floatX* full_x = (floatX*)malloc_check((size_t)N * Vp * sizeof(floatX));
-    cudaCheck(cudaMemcpy(full_x, model.acts.logits, (size_t)N * Vp * sizeof(floatX), cudaMemcpyDeviceToHost));
-    float* full = (float*)malloc_check((size_t)V * sizeof(float));
-    float* cached = (float*)malloc_check((size_t)V * sizeof(float));
-    floatX* row = (floatX*)malloc_check((size_t)V * sizeof(floatX));
-    KVCache kc;
-    kv_cache_init(&kc, c, N);
-    int steps = 0;
-    double worst = 0.0;
-    while (steps < N && kv_cache_step(&model, &kc, tokens[steps])) {
-        cudaCheck(cudaMemcpy(row, model.acts.logits, V * sizeof(floatX), cudaMemcpyDeviceToHost));
-        for (int v = 0; v < V; v++) {
-            cached[v] = __bfloat162float(row[v]);
-            full[v] = __bfloat162float(full_x[(size_t)steps * Vp + v]);
-        }
-        double e = rel_error(cached, full, V);
-        if (!(e <= worst)) { worst = e; }
-        steps++;
-    }
-    int has_full_layer = 0, ring = 0;  // a windowed model's cache: the largest S + W of its layers
-    for (int l = 0; l < c->num_layers; l++) {
-        const AttnPattern* p = &c->pattern.patterns[c->pattern.layer_pattern[l]];
-        has_full_layer |= p->window == 0;
-        if (p->sinks + p->window > ring) { ring = p->sinks + p->window; }
-    }
-    int expected = (!c->rope || has_full_layer) && N > c->max_seq_len ? c->max_seq_len : N;
-    int capacity_ok = has_full_layer || kc.capacity == ring;
-    const char* name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    report(steps == expected && capacity_ok && worst < 1e-2,
-           "%s: %d tokens through the KV cache (%d entries per layer, maxT %d) give the full forward's logits, "
-           "worst row relative error %.2e (bf16 tolerance 1e-2)", name, steps, kc.capacity, c->max_seq_len, worst);
-    kv_cache_free(&kc);
-
-    // the negative control: the same tokens through a cache whose windows are cut in half (a full
-    // layer's to N / 2; a window of 1 loses its sinks instead)
-    ModelPattern kept = model.config.pattern;
-    for (int k = 0; k < model.config.pattern.num_patterns; k++) {
-        AttnPattern* p = &model.config.pattern.patterns[k];
-        if (p->window > 1) { p->window /= 2; }
-        else if (p->window == 0) { p->window = N / 2 > 1 ? N / 2 : 1; }
-        else { p->sinks = 0; }
-    }
-    kv_cache_init(&kc, c, N);
-    double wrong = 0.0;
-    for (int t = 0; t < steps && kv_cache_step(&model, &kc, tokens[t]); t++) {
-        cudaCheck(cudaMemcpy(row, model.acts.logits, V * sizeof(floatX), cudaMemcpyDeviceToHost));
-        for (int v = 0; v < V; v++) {
-            cached[v] = __bfloat162float(row[v]);
-            full[v] = __bfloat162float(full_x[(size_t)t * Vp + v]);
-        }
-        double e = rel_error(cached, full, V);
-        if (!(e <= wrong)) { wrong = e; }
-    }
-    kv_cache_free(&kc);
-    model.config.pattern = kept;
-    report(wrong > 1e-2, "%s: a cache that keeps half of each window misses the full forward by %.2e (> 1e-2): the check "
-           "above can fail", name, wrong);
-    free(tokens); free(full_x); free(full); free(cached); free(row);
-}
-
-// ----------------------------------------------------------------------------
 // training
 
 // Allowed (query, key) pairs of a causal band W (0 = full) plus S sinks over T positions: SPEC §1's
@@ -5540,31 +5320,17 @@ static void gpu_save(GPT2GPU* model, const char* dir, const TrainState* st) {
     free(host); free(m); free(v);
 }
 
+#ifndef TESTING  // test/test_gpt_gpu.cu includes this file for its checks and has its own main
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);  // step lines reach a log file as they are printed, also when the run is killed
-    int self_check = argc >= 2 && (strcmp(argv[1], "--check-dump") == 0 || strcmp(argv[1], "--check-cache") == 0);
     Args a;
-    if (!self_check) { parse_args(&a, argc, argv); }  // -h and bad flags answer without touching a GPU
+    parse_args(&a, argc, argv);  // -h and bad flags answer without touching a GPU
     multi_gpu_init();
     if (multi.rank != 0 && !freopen("/dev/null", "w", stdout)) { die("cannot silence rank %d's output", multi.rank); }
     cudaDeviceProp props;
     cudaCheck(cudaGetDeviceProperties(&props, multi.local_rank));
     cublasCheck(cublasLtCreate(&lt_handle));
     cudaCheck(cudaMalloc(&lt_workspace, LT_WORKSPACE_BYTES));
-    if (self_check && strcmp(argv[1], "--check-dump") == 0) {
-        if (argc < 3) { die("usage: %s --check-dump DUMP [DUMP ...]", TRAINER_NAME); }
-        printf("device: %s; attention: %s (%s)\n", props.name, ATTENTION_NAME, attention_kernels());
-        for (int i = 2; i < argc; i++) { check_dump(argv[i]); }
-        printf("%s --check-dump: %d passed, %d failed\n", TRAINER_NAME, checks_passed, checks_failed);
-        return checks_failed == 0 ? 0 : 1;
-    }
-    if (self_check) {  // --check-cache
-        if (argc < 4 || argc % 2 != 0) { die("usage: %s --check-cache CHECKPOINT N [CHECKPOINT N ...]", TRAINER_NAME); }
-        printf("device: %s; attention: %s (%s)\n", props.name, ATTENTION_NAME, attention_kernels());
-        for (int i = 2; i + 1 < argc; i += 2) { check_cache(argv[i], parse_int("--check-cache N", argv[i + 1], 1)); }
-        printf("%s --check-cache: %d passed, %d failed\n", TRAINER_NAME, checks_passed, checks_failed);
-        return checks_failed == 0 ? 0 : 1;
-    }
     GPT2GPU model;
     memset(&model, 0, sizeof(model));
     int resume_step, from_checkpoint;
@@ -5717,3 +5483,4 @@ int main(int argc, char** argv) {
     multi_gpu_finish();
     return 0;
 }
+#endif

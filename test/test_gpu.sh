@@ -74,12 +74,12 @@ cache=("${data[@]}" -V 256 -b 8 -t 96 -x 600 -v 0 -u 10 -l 3e-3)
 ./train_gpt_window "${cache[@]}" -e l2c128h2 --window 24 --sinks 3 -o "$work/cw" > /dev/null 2>&1
 ./train_gpt_window "${cache[@]}" -e l2c128h2 --window 24 --sinks 3 --pos rope -o "$work/cr" > /dev/null 2>&1
 ./train_gpt_full "${cache[@]}" -e l2c128h2 -o "$work/cf" > /dev/null 2>&1
-./train_gpt_window --check-cache "$work/cw/model_00000600.bin" 96 "$work/cr/model_00000600.bin" 400 > "$work/cache.out" 2>&1
+./test/test_gpt_window_gpu --check-cache "$work/cw/model_00000600.bin" 96 "$work/cr/model_00000600.bin" 400 > "$work/cache.out" 2>&1
 rc=$? n=$(grep -c '^PASS' "$work/cache.out")
-check "train_gpt_window --check-cache: $n of 4 checks pass" test $rc -eq 0 -a "$n" -eq 4
-./train_gpt_full --check-cache "$work/cf/model_00000600.bin" 96 > "$work/cache_full.out" 2>&1
+check "test_gpt_window_gpu --check-cache: $n of 4 checks pass" test $rc -eq 0 -a "$n" -eq 4
+./test/test_gpt_full_gpu --check-cache "$work/cf/model_00000600.bin" 96 > "$work/cache_full.out" 2>&1
 rc=$? n=$(grep -c '^PASS' "$work/cache_full.out")
-check "train_gpt_full --check-cache: $n of 2 checks pass" test $rc -eq 0 -a "$n" -eq 2
+check "test_gpt_full_gpu --check-cache: $n of 2 checks pass" test $rc -eq 0 -a "$n" -eq 2
 grep -hE '^(PASS|FAIL)' "$work/cache.out" "$work/cache_full.out" | sed 's/^/    /'
 
 # --stream (issue 13): 400 val tokens, 4x the training length, through the GPU's KV cache and with
