@@ -1294,7 +1294,8 @@ static float gpt2_grad_norm(const GPT2* model) {
     return (float)sqrt(sum);
 }
 
-// One AdamW step (t counts from 1), given the gradient norm (gpt2_grad_norm) for clipping.
+// AdamW's moments, zero; main allocates them before the first step (a run whose every step is
+// skipped still writes a state), the tests at their first update
 static void gpt2_allocate_moments(GPT2* model) {
     if (model->m_memory == NULL) {
         model->m_memory = (float*)calloc_check(model->num_parameters, sizeof(float));
@@ -1302,6 +1303,7 @@ static void gpt2_allocate_moments(GPT2* model) {
     }
 }
 
+// One AdamW step (t counts from 1), given the gradient norm (gpt2_grad_norm) for clipping.
 static void gpt2_update(GPT2* model, const AdamWConfig* opt, float learning_rate, int t, float norm) {
     gpt2_allocate_moments(model);
     // as torch's clip_grad_norm_: scale by clip / (norm + 1e-6) whenever that is below 1
@@ -1828,7 +1830,8 @@ static void usage(void) {
         "  -n N         checkpoint every N steps (and at the end) with -o   default 0 (end only)\n"
         "  -s N  -g N   sample every N steps, N tokens       default 0 (off), 64\n"
         "  --skip-z Z   skip the update of a step whose loss or gradient norm is Z standard deviations\n"
-        "               above the mean of the last 128 (0 = off; NaN/Inf steps are always skipped)   default 0\n"
+        "               above the mean of the last 128 (0 = off; NaN/Inf steps are always skipped;\n"
+        "               the 128 restart on resume)   default 0\n"
         "attention pattern and positions of a new model (or to override a checkpoint's pattern):\n"
         "  --window W        keys 0 <= i-j < W; 0 = full         default 0\n"
         "  --sinks S         keys j < S always                   default 0\n"
@@ -1852,7 +1855,7 @@ static void usage(void) {
         "                    that end at it instead (the sliding window recomputed, no cache)\n"
         "  --eval-greedy K   with --eval: each val row of -t tokens is a prompt (its first T-K) and an answer\n"
         "                    (its last K): decode K tokens greedily after the prompt, count exact answers\n"
-        "                    (passkey retrieval: scripts/passkey.sh)\n"
+        "                    (passkey retrieval: scripts/passkey_study.py)\n"
         "  --eval-rows FILE.csv   with --eval-greedy: each row's answer, decoded and expected\n"
         "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
 }
@@ -1872,7 +1875,7 @@ static int parse_int(const char* flag, const char* value, int min_value) {
     return parse_int_in(flag, value, min_value, 2147483647);
 }
 
-// a pattern field (window, sinks, ...): at most PATTERN_LIMIT, so that sums of them fit an int
+// a pattern field (window, sinks, ...): at most PATTERN_LIMIT (sums of two are taken in 64 bits)
 static int parse_pattern_int(const char* flag, const char* value, int min_value) {
     return parse_int_in(flag, value, min_value, PATTERN_LIMIT);
 }
@@ -1900,7 +1903,7 @@ static int parse_int_list(const char* flag, const char* value, int* out, int max
         if (n == max_count) { die("%s '%s': more than %d values", flag, value, max_count); }
         memcpy(buf, item, len);
         buf[len] = '\0';
-        out[n] = parse_pattern_int(flag, buf, 0);
+        out[n] = parse_int_in(flag, buf, 0, PATTERN_LIMIT - 1);
         if (ascending && n > 0 && out[n] <= out[n - 1]) { die("%s '%s': expected ascending positions, no repeats", flag, value); }
         n++;
         if (!comma) { break; }
@@ -2028,6 +2031,7 @@ static void parse_args(Args* a, int argc, char** argv) {
     if (a->eval_greedy && a->stream) { die("--eval-greedy and --stream: one evaluation at a time"); }
     if (a->eval_greedy >= a->T) { die("--eval-greedy %d: the answer must be shorter than the row, -t %d", a->eval_greedy, a->T); }
     if (a->eval_rows && !a->eval_greedy) { die("--eval-rows needs --eval-greedy K"); }
+    if (a->eval_positions && a->eval_greedy) { die("--eval-positions and --eval-greedy: --eval-rows FILE.csv holds the greedy answers"); }
     if (a->stream_recompute > a->stream) { die("--stream-recompute %d: the window must be at most --stream %d", a->stream_recompute, a->stream); }
     if (a->eval && (a->generate || a->resume)) { die("--eval: drop --generate / -y (it only evaluates -e CHECKPOINT)"); }
     if ((long long)a->B * a->T > (1LL << 30)) { die("-b %d -t %d: B*T = %lld tokens per micro-batch is more than 2^30", a->B, a->T, (long long)a->B * a->T); }
@@ -2297,6 +2301,12 @@ static float* model_from_args(const Args* a, GPT2Config* c, size_t* n, int* resu
         params = (float*)malloc_check(*n * sizeof(float));
         params_init_random(params, sizes, c, a->seed);
     }
+    // a non-causal query sees the tokens after it: greedy answers and recomputed windows would read
+    // the very tokens they are scored on
+    if ((a->eval_greedy || a->stream) && !c->pattern.causal) {
+        die("%s: the model's attention is non-causal (it sees later tokens); decoding needs causal attention",
+            a->eval_greedy ? "--eval-greedy" : "--stream");
+    }
     // the longest forward the run will do (--stream reads no -t: the cache checks its own positions);
     // rotary positions have no table to run out of
     int T = a->stream ? a->stream_recompute : a->T;
@@ -2308,12 +2318,13 @@ static float* model_from_args(const Args* a, GPT2Config* c, size_t* n, int* resu
 
 // -d: the total batch in tokens, a multiple of B*T*workers; returns the micro-steps per step
 static int accumulation_steps(const Args* a, int workers, int* total_batch) {
-    int per_step = a->B * a->T * workers;  // B*T <= 2^30 (parse_args)
-    *total_batch = a->total_batch ? a->total_batch : per_step;
+    long long per_step = (long long)a->B * a->T * workers;  // B*T <= 2^30 (parse_args), times the GPUs
+    if (per_step > 2147483647LL) { die("-b %d -t %d on %d GPUs: %lld tokens a step, more than 2^31 - 1", a->B, a->T, workers, per_step); }
+    *total_batch = a->total_batch ? a->total_batch : (int)per_step;
     if (*total_batch % per_step != 0) {
-        die("-d %d: the total batch must be a multiple of B*T%s = %d", *total_batch, workers > 1 ? "*GPUs" : "", per_step);
+        die("-d %d: the total batch must be a multiple of B*T%s = %lld", *total_batch, workers > 1 ? "*GPUs" : "", per_step);
     }
-    return *total_batch / per_step;
+    return (int)(*total_batch / per_step);
 }
 
 // Resume (-y 1): the optimizer state beside the checkpoint into m and v (host, one float per

@@ -879,7 +879,8 @@ static void usage(void) {
         "  -n N         checkpoint every N steps (and at the end) with -o   default 0 (end only)\n"
         "  -s N  -g N   sample every N steps, N tokens       default 0 (off), 64\n"
         "  --skip-z Z   skip the update of a step whose loss or gradient norm is Z standard deviations\n"
-        "               above the mean of the last 128 (0 = off; NaN/Inf steps are always skipped)   default 0\n"
+        "               above the mean of the last 128 (0 = off; NaN/Inf steps are always skipped;\n"
+        "               the 128 restart on resume)   default 0\n"
         "attention pattern and positions of a new model (or to override a checkpoint's pattern):\n"
         "  --window W        keys 0 <= i-j < W; 0 = full         default 0\n"
         "  --sinks S         keys j < S always                   default 0\n"
@@ -903,7 +904,7 @@ static void usage(void) {
         "                    that end at it instead (the sliding window recomputed, no cache)\n"
         "  --eval-greedy K   with --eval: each val row of -t tokens is a prompt (its first T-K) and an answer\n"
         "                    (its last K): decode K tokens greedily after the prompt, count exact answers\n"
-        "                    (passkey retrieval: scripts/passkey.sh)\n"
+        "                    (passkey retrieval: scripts/passkey_study.py)\n"
         "  --eval-rows FILE.csv   with --eval-greedy: each row's answer, decoded and expected\n"
         "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
 }
@@ -923,7 +924,7 @@ static int parse_int(const char* flag, const char* value, int min_value) {
     return parse_int_in(flag, value, min_value, 2147483647);
 }
 
-// a pattern field (window, sinks, ...): at most PATTERN_LIMIT, so that sums of them fit an int
+// a pattern field (window, sinks, ...): at most PATTERN_LIMIT (sums of two are taken in 64 bits)
 static int parse_pattern_int(const char* flag, const char* value, int min_value) {
     return parse_int_in(flag, value, min_value, PATTERN_LIMIT);
 }
@@ -951,7 +952,7 @@ static int parse_int_list(const char* flag, const char* value, int* out, int max
         if (n == max_count) { die("%s '%s': more than %d values", flag, value, max_count); }
         memcpy(buf, item, len);
         buf[len] = '\0';
-        out[n] = parse_pattern_int(flag, buf, 0);
+        out[n] = parse_int_in(flag, buf, 0, PATTERN_LIMIT - 1);
         if (ascending && n > 0 && out[n] <= out[n - 1]) { die("%s '%s': expected ascending positions, no repeats", flag, value); }
         n++;
         if (!comma) { break; }
@@ -1079,6 +1080,7 @@ static void parse_args(Args* a, int argc, char** argv) {
     if (a->eval_greedy && a->stream) { die("--eval-greedy and --stream: one evaluation at a time"); }
     if (a->eval_greedy >= a->T) { die("--eval-greedy %d: the answer must be shorter than the row, -t %d", a->eval_greedy, a->T); }
     if (a->eval_rows && !a->eval_greedy) { die("--eval-rows needs --eval-greedy K"); }
+    if (a->eval_positions && a->eval_greedy) { die("--eval-positions and --eval-greedy: --eval-rows FILE.csv holds the greedy answers"); }
     if (a->stream_recompute > a->stream) { die("--stream-recompute %d: the window must be at most --stream %d", a->stream_recompute, a->stream); }
     if (a->eval && (a->generate || a->resume)) { die("--eval: drop --generate / -y (it only evaluates -e CHECKPOINT)"); }
     if ((long long)a->B * a->T > (1LL << 30)) { die("-b %d -t %d: B*T = %lld tokens per micro-batch is more than 2^30", a->B, a->T, (long long)a->B * a->T); }
@@ -1348,6 +1350,12 @@ static float* model_from_args(const Args* a, GPT2Config* c, size_t* n, int* resu
         params = (float*)malloc_check(*n * sizeof(float));
         params_init_random(params, sizes, c, a->seed);
     }
+    // a non-causal query sees the tokens after it: greedy answers and recomputed windows would read
+    // the very tokens they are scored on
+    if ((a->eval_greedy || a->stream) && !c->pattern.causal) {
+        die("%s: the model's attention is non-causal (it sees later tokens); decoding needs causal attention",
+            a->eval_greedy ? "--eval-greedy" : "--stream");
+    }
     // the longest forward the run will do (--stream reads no -t: the cache checks its own positions);
     // rotary positions have no table to run out of
     int T = a->stream ? a->stream_recompute : a->T;
@@ -1359,12 +1367,13 @@ static float* model_from_args(const Args* a, GPT2Config* c, size_t* n, int* resu
 
 // -d: the total batch in tokens, a multiple of B*T*workers; returns the micro-steps per step
 static int accumulation_steps(const Args* a, int workers, int* total_batch) {
-    int per_step = a->B * a->T * workers;  // B*T <= 2^30 (parse_args)
-    *total_batch = a->total_batch ? a->total_batch : per_step;
+    long long per_step = (long long)a->B * a->T * workers;  // B*T <= 2^30 (parse_args), times the GPUs
+    if (per_step > 2147483647LL) { die("-b %d -t %d on %d GPUs: %lld tokens a step, more than 2^31 - 1", a->B, a->T, workers, per_step); }
+    *total_batch = a->total_batch ? a->total_batch : (int)per_step;
     if (*total_batch % per_step != 0) {
-        die("-d %d: the total batch must be a multiple of B*T%s = %d", *total_batch, workers > 1 ? "*GPUs" : "", per_step);
+        die("-d %d: the total batch must be a multiple of B*T%s = %lld", *total_batch, workers > 1 ? "*GPUs" : "", per_step);
     }
-    return *total_batch / per_step;
+    return (int)(*total_batch / per_step);
 }
 
 // Resume (-y 1): the optimizer state beside the checkpoint into m and v (host, one float per
@@ -5257,16 +5266,18 @@ static void gpu_stream_cached(GPT2GPU* model, const int* inputs, const int* targ
 }
 
 // --stream-recompute W: losses[t] from a fresh forward over the W tokens that end at t (over tokens
-// 0..t while t < W), STREAM_ROWS windows a forward; the last batch's spare rows repeat its first
-#define STREAM_ROWS 64
+// 0..t while t < W), as many windows a forward as STREAM_TOKENS allow (at least one, at most 64);
+// the last batch's spare rows repeat its first
+#define STREAM_TOKENS 65536
 static void gpu_stream_recompute(GPT2GPU* model, const int* inputs, const int* targets, int n, int W, float* losses) {
-    gpt2_gpu_allocate(model, STREAM_ROWS, W);
-    int* in = (int*)malloc_check((size_t)STREAM_ROWS * W * sizeof(int));  // (rows, W)
-    int* tg = (int*)malloc_check((size_t)STREAM_ROWS * W * sizeof(int));  // (rows, W)
+    int rows_per_forward = W >= STREAM_TOKENS ? 1 : (STREAM_TOKENS / W < 64 ? STREAM_TOKENS / W : 64);
+    gpt2_gpu_allocate(model, rows_per_forward, W);
+    int* in = (int*)malloc_check((size_t)rows_per_forward * W * sizeof(int));  // (rows, W)
+    int* tg = (int*)malloc_check((size_t)rows_per_forward * W * sizeof(int));  // (rows, W)
     int windows = n - W + 1;  // window k holds tokens k..k+W-1 and gives the loss at t = k+W-1
-    for (int k0 = 0; k0 < windows; k0 += STREAM_ROWS) {
-        int rows = windows - k0 < STREAM_ROWS ? windows - k0 : STREAM_ROWS;
-        for (int r = 0; r < STREAM_ROWS; r++) {
+    for (int k0 = 0; k0 < windows; k0 += rows_per_forward) {
+        int rows = windows - k0 < rows_per_forward ? windows - k0 : rows_per_forward;
+        for (int r = 0; r < rows_per_forward; r++) {
             int k = k0 + (r < rows ? r : 0);
             memcpy(in + (size_t)r * W, inputs + k, W * sizeof(int));
             memcpy(tg + (size_t)r * W, targets + k, W * sizeof(int));

@@ -7,10 +7,10 @@
 # every 100 ms (it includes the CUDA context); the twin also prints torch.cuda.max_memory_allocated.
 # A run that runs out of memory is a row that says so.
 #   bash scripts/bench_memory.sh          -> bench/memory/memory.csv, memory.md, memory.png
-# Settings: LENGTHS="1024 2048 ...", TWIN=0 (ours only), STEPS=3, DIR=bench/memory
+# Settings: LENGTHS="1024 2048 ...", TWIN=0 (ours only), STEPS=10, DIR=bench/memory
 set -uo pipefail
 cd "$(dirname "$0")/.."
-LENGTHS=${LENGTHS:-"1024 2048 4096 8192 16384 32768 65536"} TWIN=${TWIN:-1} STEPS=${STEPS:-3} DIR=${DIR:-bench/memory}
+LENGTHS=${LENGTHS:-"1024 2048 4096 8192 16384 32768 65536"} TWIN=${TWIN:-1} STEPS=${STEPS:-10} DIR=${DIR:-bench/memory}
 TOKENS=${TOKENS:-16384}
 TRAIN=${TRAIN:-data/books/books_train.bin} VAL=${VAL:-data/books/books_val.bin}
 command -v nvidia-smi > /dev/null || { echo "error: bench_memory.sh needs nvidia-smi (an NVIDIA GPU)" >&2; exit 1; }
@@ -18,7 +18,7 @@ command -v nvidia-smi > /dev/null || { echo "error: bench_memory.sh needs nvidia
 make train_gpt_full train_gpt_window > /dev/null || exit 1
 mkdir -p "$DIR/logs"
 csv=$DIR/memory.csv
-echo "program,attention,T,B,peak_mib,torch_peak_gib,status" > "$csv"
+echo "program,attention,T,B,peak_mib,torch_peak_gib,trainer_gib,status" > "$csv"
 
 measure() {  # measure PROGRAM ATTENTION T B LOG command...: runs it, polls its GPU memory
     local program=$1 attention=$2 T=$3 B=$4 log=$5; shift 5
@@ -26,16 +26,20 @@ measure() {  # measure PROGRAM ATTENTION T B LOG command...: runs it, polls its 
     local pid=$! peak=0
     while kill -0 $pid 2> /dev/null; do
         for pid_mem in $(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits 2> /dev/null | tr -d ' '); do
-            [ "${pid_mem%%,*}" = "$pid" ] && [ "${pid_mem##*,}" -gt "$peak" ] && peak=${pid_mem##*,}
+            mem=${pid_mem##*,}
+            [ "${pid_mem%%,*}" = "$pid" ] && [[ $mem =~ ^[0-9]+$ ]] && [ "$mem" -gt "$peak" ] && peak=$mem
         done
         sleep 0.1
     done
     wait $pid
     local rc=$? status=ok torch_peak=
     if grep -qiE 'out of memory|OutOfMemory|CUDA_ERROR_OUT_OF_MEMORY|cudaErrorMemoryAllocation' "$log"; then status=out_of_memory
-    elif [ $rc -ne 0 ]; then status="failed_rc_$rc"; fi
+    elif [ $rc -ne 0 ]; then status="failed_rc_$rc"
+    elif [ "$peak" -eq 0 ]; then status=not_measured; fi  # nvidia-smi showed no such process (other PID namespace, MIG)
     torch_peak=$(sed -n 's/.*peak_mem_gib=\([0-9.]*\).*/\1/p' "$log" | tail -n 1)
-    echo "$program,$attention,$T,$B,$peak,$torch_peak,$status" | tee -a "$csv"
+    # our trainers' own line, after allocating everything: a cross-check of the polled peak
+    local trainer=$(sed -n 's/^GPU memory in use: \([0-9.]*\) GiB.*/\1/p' "$log" | tail -n 1)
+    echo "$program,$attention,$T,$B,$peak,$torch_peak,$trainer,$status" | tee -a "$csv"
 }
 
 for T in $LENGTHS; do

@@ -30,8 +30,8 @@ PROG = "passkey_study.py"
 
 def arms(T, L):
     w, wl, g = T // 16, T // 4, max(T // 64, 1)
-    globals_ = list(range(0, T, g))[:64]
-    mix = [0 if (l + 1) % 3 == 0 else w for l in range(L)]
+    globals_ = list(range(0, T, g))[:64]  # every key passkey.py --align g places is one of them (T <= 64 g)
+    mix = [0 if (l + 1) % 3 == 0 else w for l in range(L)]  # with fewer than 3 layers: the window arm again
     return [  # (name, trainer flags, layer patterns for analyze_pattern)
         ("full", [], [analyze_pattern.pattern()] * L),
         ("window %d" % w, ["--window", str(w)], [analyze_pattern.pattern(W=w)] * L),
@@ -86,6 +86,16 @@ def main():
     arm_list, align = arms(T, L)
     data = os.path.join(args.dir, "data")
     rows = args.train_rows or args.steps * args.b
+    if args.trials < args.b:
+        sys.exit("error: %s: --trials %d: at least one batch of -b %d rows per distance" % (PROG, args.trials, args.b))
+    # the data and results in --dir belong to one set of settings: a re-run with others is refused
+    settings = "model=%s T=%d b=%d steps=%d trials=%d train_rows=%d filler=%s,%s" % (
+        args.model, T, args.b, args.steps, args.trials, rows, args.filler_train, args.filler_val)
+    settings_path = os.path.join(args.dir, "settings.txt")
+    if os.path.exists(settings_path) and open(settings_path).read().strip() != settings:
+        sys.exit("error: %s: --dir %s holds a study with other settings (%s; now %s): use another --dir"
+                 % (PROG, args.dir, open(settings_path).read().strip(), settings))
+    open(settings_path, "w").write(settings + "\n")
     if not os.path.exists(os.path.join(data, "distances.txt")):
         run([sys.executable, os.path.join(os.path.dirname(__file__), "passkey.py"), "--filler-train", args.filler_train,
              "--filler-val", args.filler_val, "-T", str(T), "--out", data, "--trials", str(args.trials),

@@ -258,6 +258,11 @@ bad "--stream longer than the val split" "shard '$tiny_val' has .* fewer than on
 bad "--eval-greedy without --eval" "eval-greedy needs --eval" $bin --eval-greedy 5
 bad "--eval-greedy as long as the row" "eval-greedy 64: the answer must be shorter than the row, -t 64" $bin --eval -e "$st2" -t 64 --eval-greedy 64
 bad "--eval-rows without --eval-greedy" "eval-rows needs --eval-greedy" $bin --eval -e "$st2" --eval-rows "$work/x.csv"
+bad "--eval-positions with --eval-greedy" "eval-positions and --eval-greedy" $bin --eval -e "$st2" --eval-greedy 5 --eval-positions "$work/x.csv"
+bad "--eval-greedy on a non-causal model (it would see the answer)" "eval-greedy: the model's attention is non-causal" \
+    $bin --eval -e "$st2" -j "$tiny_val" -t 64 --eval-greedy 5 --causal 0
+bad "--stream-recompute on a non-causal model" "stream: the model's attention is non-causal" \
+    $bin --eval -e "$st2" -j "$tiny_val" --stream 100 --stream-recompute 16 --causal 0
 bad "passkey.py: a distance that does not fit" "passkey.py: --distances: 5000 does not fit a row of 128" python3 scripts/passkey.py --filler-train "$tiny_train" --filler-val "$tiny_val" -T 128 --out "$work/pk" --distances 5000
 bad "--stream past maxT with learned positions" "stream 100: the cache stops at position 64" $bin --eval -e "$work/ev/model_00000008.bin" -j "$tiny_val" --stream 100
 
