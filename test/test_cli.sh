@@ -176,6 +176,20 @@ text = sys.stdin.read(); rows = [text[i:i + 128] for i in range(0, len(text) - 1
 ok = len(rows) == 6 and all(re.search(r\"The pass key is (\\d{5})\\. Remember it\\..*The pass key is \\1\$\", r, re.S) for r in rows)
 sys.exit(0 if ok else 1)' || exit 1; done"
 
+# ---- the long-context study scripts end to end, in miniature on the CPU (their GPU runs: issue 13)
+DIR="$work/streaming" DEVICE=cpu TRAIN="$tiny_train" VAL="$tiny_val" MODEL=l1c32h2 T=64 B=4 STEPS=10 W=16 S=2 N=256 \
+    bash scripts/streaming.sh > "$work/streaming.out" 2>&1
+check "scripts/streaming.sh (DEVICE=cpu): 5 ways of decoding a 256-token stream, each with 4 blocks of 64 in streaming.md" \
+    bash -c "[ \$(grep -c '^| .* | [0-9.]* | [0-9.]* | [0-9.]* | [0-9.]* | [0-9.]* |\$' '$work/streaming/streaming.md') -eq 5 ]"
+python3 scripts/passkey_study.py --device cpu --dir "$work/pks" -T 128 --model l2c32h2 -b 4 --steps 5 --trials 4 \
+    --filler-train "$tiny_train" --filler-val "$tiny_val" > "$work/pks.out" 2>&1
+arms=$(tail -n +2 "$work/pks/results.csv" 2>/dev/null | cut -d, -f1 | sort -u | wc -l)
+check "scripts/passkey_study.py (--device cpu): 7 patterns x every distance in results.csv, a table in results.md" \
+    bash -c "[ $arms -eq 7 ] && [ \$(tail -n +2 '$work/pks/results.csv' | wc -l) -eq \$((7 * \$(wc -w < '$work/pks/data/distances.txt'))) ] && grep -q '^| full |' '$work/pks/results.md'"
+bad "passkey_study.py: a --dir made with other settings" "passkey_study.py: --dir .* holds a study with other settings" \
+    python3 scripts/passkey_study.py --device cpu --dir "$work/pks" -T 128 --model l2c32h2 -b 4 --steps 6 --trials 4 \
+    --filler-train "$tiny_train" --filler-val "$tiny_val"
+
 # ---- scripts/receptive_field.py: the gradient of the last position's loss reaches exactly the
 # input positions the pattern's mask lets it reach through the layers (analyze_pattern.py), no more
 ${REF_PYTHON:-/usr/bin/python3} scripts/receptive_field.py --val "$tiny_val" -T 64 --rows 4 --out "$work/rf" \
