@@ -17,7 +17,7 @@ MODEL=${MODEL:-d12}; VOCAB=${VOCAB:-50257}; MD=${MD:-bench/multi_gpu.md}; LOGS=$
 mkdir -p "$LOGS" "$(dirname "$MD")"
 make -j2 train_gpt_full train_gpt_window > "$LOGS/make.log" 2>&1 || { echo "error: build failed (see $LOGS/make.log)" >&2; exit 1; }
 if [ -f data/austen/austen_train.bin ]; then train=data/austen/austen_train.bin; val=data/austen/austen_val.bin
-else python3 data/prepare.py > "$LOGS/prepare.log" 2>&1 || { echo "error: data/prepare.py failed (see $LOGS/prepare.log)" >&2; exit 1; }
+else python3 data/prepare.py --corpus austen > "$LOGS/prepare.log" 2>&1 || { echo "error: data/prepare.py failed (see $LOGS/prepare.log)" >&2; exit 1; }
      train=data/austen/austen_train.bin; val=data/austen/austen_val.bin; fi
 
 source test/lib.sh  # step_field_median

@@ -124,7 +124,7 @@ if [ "${PLAN:-0}" = 1 ]; then  # the plan only: nothing trained, nothing written
 fi
 
 if [ -z "${TRAIN:-}" ]; then
-    [ -f data/austen/austen_train.bin ] || python3 data/prepare.py
+    [ -f data/austen/austen_train.bin ] || python3 data/prepare.py --corpus austen
     TRAIN=data/austen/austen_train.bin VAL=data/austen/austen_val.bin
 fi
 VAL=${VAL:-$TRAIN}

@@ -21,6 +21,8 @@ cd "$(dirname "$0")/.."
 arms=$1 out=$2
 [ -f "$arms" ] || { echo "error: lr_sweep.sh: arms file '$arms' not found" >&2; exit 1; }
 TRAIN=${TRAIN:-data/austen/austen_train.bin} VAL=${VAL:-data/austen/austen_val.bin} VAL_BATCHES=${VAL_BATCHES:-4}
+# the sweeps in bench/lr_sweep/ ran on Jane Austen's text, no longer the default corpus
+[ -f "$TRAIN" ] || [ "$TRAIN" != data/austen/austen_train.bin ] || python3 data/prepare.py --corpus austen > /dev/null
 mkdir -p "$out/runs"
 csv=$out/sweep.csv
 [ -f "$csv" ] || echo "group,program,model,B,T,window,sinks,lr,steps,warmup,val_loss,train_seconds,tokens_per_s" > "$csv"
