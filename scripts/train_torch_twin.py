@@ -27,7 +27,7 @@ over the steps after the first --warmup-steps-excluded (which pay for compilatio
 
 Example (GPU):
   python3 scripts/train_torch_twin.py -e d12 -V 50257 -b 8 -t 4096 -x 12 -v 0 --window 256 --sinks 4 \\
-      -i data/austen/austen_train.bin -j data/austen/austen_val.bin
+      -i data/books/books_train.bin -j data/books/books_val.bin
 CPU check (no GPU, no torch.compile):
   python3 scripts/train_torch_twin.py --device cpu --no-compile -e l2c64h4 -b 2 -t 64 -x 3 \\
       -i build/tiny/tiny_train.bin -j build/tiny/tiny_val.bin --window 16 --sinks 2
@@ -64,8 +64,8 @@ class Fail(Exception):
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__, allow_abbrev=False,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-i", dest="train", default="data/austen/austen_train.bin", help="train shards (glob)")
-    ap.add_argument("-j", dest="val", default="data/austen/austen_val.bin", help="val shards (glob)")
+    ap.add_argument("-i", dest="train", default="data/books/books_train.bin", help="train shards (glob)")
+    ap.add_argument("-j", dest="val", default="data/books/books_val.bin", help="val shards (glob)")
     ap.add_argument("-e", dest="init", default="d4", help="new model: dN or lLcChH (default d4)")
     ap.add_argument("-V", dest="vocab", type=int, default=0,
                     help="vocabulary (default: 256 if the first train shard holds bytes, else 50257)")
