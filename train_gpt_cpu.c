@@ -2199,8 +2199,8 @@ static int val_batches_to_use(const Args* a, const DataLoader* val) {
     return a->val_batches;
 }
 
-// --eval-positions: row t is the mean loss at position t of the sequence over every row evaluated
-// (the curve that shows how much context a model uses)
+// --eval-positions: row t is the mean loss at position t of the sequence over the rows evaluated
+// (the curve that shows how much context a model uses; one row for --stream, each position's own loss)
 static void position_losses_write(const char* path, const double* sums, int T, size_t rows) {
     char tmp[4300];
     FILE* f = atomic_open(path, tmp, sizeof(tmp));
@@ -2376,7 +2376,7 @@ static void stream_open(const Args* a, int vocab_size, DataLoader* stream) {
 // --stream's result: each token's loss (to --eval-positions) and the mean over each block of -t
 // tokens, meant to be the training length (block 0 is what the model was trained on; later blocks
 // lie past it)
-static void stream_report(const Args* a, const float* losses, int n, int block) {
+static void stream_report(const Args* a, const double* losses, int n, int block) {
     printf("stream: %d tokens of '%s', %s\n", n, a->val_pattern,
            a->stream_recompute ? "each from a fresh forward over the tokens that end at it" : "through the KV cache");
     if (a->stream_recompute) { printf("stream: recomputed window %d tokens\n", a->stream_recompute); }
@@ -2390,11 +2390,7 @@ static void stream_report(const Args* a, const float* losses, int n, int block) 
     }
     printf("val loss %.6f\n", total / n);
     if (a->eval_positions) {
-        char tmp[4300];
-        FILE* f = atomic_open(a->eval_positions, tmp, sizeof(tmp));
-        fprintf(f, "position,loss\n");
-        for (int t = 0; t < n; t++) { fprintf(f, "%d,%.6f\n", t, losses[t]); }
-        atomic_commit(f, tmp, a->eval_positions);
+        position_losses_write(a->eval_positions, losses, n, 1);  // one stream: each position's own loss
         printf("loss per position written: %s\n", a->eval_positions);
     }
 }
@@ -2467,7 +2463,7 @@ static float evaluate(GPT2* model, DataLoader* val, int batches, double* positio
 }
 
 // --stream through the rolling KV cache: losses[t] is the loss of targets[t] after inputs[0..t]
-static void stream_losses_cached(GPT2* model, const int* inputs, const int* targets, int n, float* losses) {
+static void stream_losses_cached(GPT2* model, const int* inputs, const int* targets, int n, double* losses) {
     const GPT2Config* c = &model->config;
     if (!kv_cache_supported(c)) {
         die("--stream: the KV cache covers causal patterns without global positions or dilation; use --stream-recompute W");
@@ -2490,7 +2486,7 @@ static void stream_losses_cached(GPT2* model, const int* inputs, const int* targ
 // --stream-recompute W: losses[t] from a fresh forward over the W tokens that end at t (over tokens
 // 0..t while t < W: the first window's own positions), in batches of rows, one window a row
 #define STREAM_ROWS 8
-static void stream_losses_recompute(GPT2* model, const int* inputs, const int* targets, int n, int W, float* losses) {
+static void stream_losses_recompute(GPT2* model, const int* inputs, const int* targets, int n, int W, double* losses) {
     size_t Vp = model->config.padded_vocab_size;
     int* in = (int*)malloc_check((size_t)STREAM_ROWS * W * sizeof(int));  // (rows, W)
     int* tg = (int*)malloc_check((size_t)STREAM_ROWS * W * sizeof(int));  // (rows, W)
@@ -2551,7 +2547,7 @@ int main(int argc, char** argv) {
         if (a.stream) {  // one long stream, e.g. 8x the training length (StreamingLLM's test)
             DataLoader stream;
             stream_open(&a, model.config.vocab_size, &stream);
-            float* losses = (float*)malloc_check((size_t)a.stream * sizeof(float));
+            double* losses = (double*)malloc_check((size_t)a.stream * sizeof(double));
             if (a.stream_recompute) {
                 stream_losses_recompute(&model, stream.inputs, stream.targets, a.stream, a.stream_recompute, losses);
             } else {

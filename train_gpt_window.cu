@@ -1248,8 +1248,8 @@ static int val_batches_to_use(const Args* a, const DataLoader* val) {
     return a->val_batches;
 }
 
-// --eval-positions: row t is the mean loss at position t of the sequence over every row evaluated
-// (the curve that shows how much context a model uses)
+// --eval-positions: row t is the mean loss at position t of the sequence over the rows evaluated
+// (the curve that shows how much context a model uses; one row for --stream, each position's own loss)
 static void position_losses_write(const char* path, const double* sums, int T, size_t rows) {
     char tmp[4300];
     FILE* f = atomic_open(path, tmp, sizeof(tmp));
@@ -1425,7 +1425,7 @@ static void stream_open(const Args* a, int vocab_size, DataLoader* stream) {
 // --stream's result: each token's loss (to --eval-positions) and the mean over each block of -t
 // tokens, meant to be the training length (block 0 is what the model was trained on; later blocks
 // lie past it)
-static void stream_report(const Args* a, const float* losses, int n, int block) {
+static void stream_report(const Args* a, const double* losses, int n, int block) {
     printf("stream: %d tokens of '%s', %s\n", n, a->val_pattern,
            a->stream_recompute ? "each from a fresh forward over the tokens that end at it" : "through the KV cache");
     if (a->stream_recompute) { printf("stream: recomputed window %d tokens\n", a->stream_recompute); }
@@ -1439,11 +1439,7 @@ static void stream_report(const Args* a, const float* losses, int n, int block) 
     }
     printf("val loss %.6f\n", total / n);
     if (a->eval_positions) {
-        char tmp[4300];
-        FILE* f = atomic_open(a->eval_positions, tmp, sizeof(tmp));
-        fprintf(f, "position,loss\n");
-        for (int t = 0; t < n; t++) { fprintf(f, "%d,%.6f\n", t, losses[t]); }
-        atomic_commit(f, tmp, a->eval_positions);
+        position_losses_write(a->eval_positions, losses, n, 1);  // one stream: each position's own loss
         printf("loss per position written: %s\n", a->eval_positions);
     }
 }
@@ -5011,8 +5007,7 @@ static void kv_cache_init(KVCache* kc, const GPT2Config* c, int max_tokens) {
     int cap = 1;
     for (int l = 0; l < c->num_layers; l++) {
         const AttnPattern* p = &c->pattern.patterns[c->pattern.layer_pattern[l]];
-        int full = c->max_seq_len < max_tokens ? c->max_seq_len : max_tokens;
-        long long need = p->window == 0 ? full : (long long)p->sinks + p->window;  // both up to 2^30
+        long long need = p->window == 0 ? c->max_seq_len : (long long)p->sinks + p->window;  // both up to 2^30
         if (need > max_tokens) { need = max_tokens; }
         if (need > cap) { cap = (int)need; }
     }
@@ -5240,7 +5235,7 @@ static void dataloader_next_rank_batch(DataLoader* d, int* inputs, int* targets)
 
 // --stream through the rolling KV cache: losses[t] is the loss of targets[t] after inputs[0..t],
 // from the bf16 logits (train_gpt_cpu's stream_losses_cached)
-static void gpu_stream_cached(GPT2GPU* model, const int* inputs, const int* targets, int n, float* losses) {
+static void gpu_stream_cached(GPT2GPU* model, const int* inputs, const int* targets, int n, double* losses) {
     const GPT2Config* c = &model->config;
     if (!kv_cache_covers(c)) {
         die("--stream: the KV cache covers causal patterns without global positions or dilation; use --stream-recompute W");
@@ -5259,7 +5254,7 @@ static void gpu_stream_cached(GPT2GPU* model, const int* inputs, const int* targ
         for (int v = 0; v < V; v++) { m = fmaxf(m, __bfloat162float(row[v])); }
         double sum = 0.0;
         for (int v = 0; v < V; v++) { sum += exp((double)__bfloat162float(row[v]) - m); }
-        losses[t] = (float)(log(sum) + m - __bfloat162float(row[targets[t]]));
+        losses[t] = log(sum) + m - __bfloat162float(row[targets[t]]);
     }
     free(row);
     kv_cache_free(&kc);
@@ -5269,7 +5264,7 @@ static void gpu_stream_cached(GPT2GPU* model, const int* inputs, const int* targ
 // 0..t while t < W), as many windows a forward as STREAM_TOKENS allow (at least one, at most 64);
 // the last batch's spare rows repeat its first
 #define STREAM_TOKENS 65536
-static void gpu_stream_recompute(GPT2GPU* model, const int* inputs, const int* targets, int n, int W, float* losses) {
+static void gpu_stream_recompute(GPT2GPU* model, const int* inputs, const int* targets, int n, int W, double* losses) {
     int rows_per_forward = W >= STREAM_TOKENS ? 1 : (STREAM_TOKENS / W < 64 ? STREAM_TOKENS / W : 64);
     gpt2_gpu_allocate(model, rows_per_forward, W);
     int* in = (int*)malloc_check((size_t)rows_per_forward * W * sizeof(int));  // (rows, W)
@@ -5357,7 +5352,7 @@ int main(int argc, char** argv) {
         if (a.stream) {  // one long stream, e.g. 8x the training length (StreamingLLM's test)
             DataLoader stream;
             stream_open(&a, model.config.vocab_size, &stream);
-            float* losses = (float*)malloc_check((size_t)a.stream * sizeof(float));
+            double* losses = (double*)malloc_check((size_t)a.stream * sizeof(double));
             if (a.stream_recompute) {
                 gpu_stream_recompute(&model, stream.inputs, stream.targets, a.stream, a.stream_recompute, losses);
             } else {

@@ -22,33 +22,21 @@ positions every A tokens holds the key in a global position). Standard library o
 import argparse
 import os
 import random
-import struct
 import sys
 
-MAGIC, VERSION, HEADER_INTS = 20240520, 1, 256
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data"))
+import prepare  # noqa: E402  (the shard format: read_shard, shard_bytes)
+
 KEY_BEFORE, KEY_AFTER = b" The pass key is ", b". Remember it. "
 PROMPT = b" What is the pass key? The pass key is "
 DIGITS = 5
 PROG = "passkey.py"
-
-
-class Fail(Exception):
-    pass
+Fail = prepare.Fail
 
 
 def read_bytes(path):
     """The tokens of a byte-level shard, as bytes."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise Fail("%s: %s" % (path, e.strerror))
-    if len(data) < 4 * HEADER_INTS:
-        raise Fail("%s: not a token shard (no 1024-byte header)" % path)
-    magic, version, n = struct.unpack("<3i", data[:12])
-    if magic != MAGIC or version != VERSION or len(data) != 4 * HEADER_INTS + 2 * n:
-        raise Fail("%s: not a token shard (magic %d, version %d, %d tokens for %d bytes)" % (path, magic, version, n, len(data)))
-    tokens = data[4 * HEADER_INTS:]
+    _, tokens = prepare.read_shard(path)
     if any(tokens[1::2]):
         raise Fail("%s: tokens above 255: passkey rows need a byte-level shard" % path)
     return tokens[0::2]
@@ -56,13 +44,10 @@ def read_bytes(path):
 
 def write_shard(path, rows):
     """rows, then one newline: a batch of B rows reads B*T + 1 tokens (the next one is the last target)"""
-    body = b"".join(rows) + b"\n"
-    header = struct.pack("<%di" % HEADER_INTS, MAGIC, VERSION, len(body), *[0] * (HEADER_INTS - 3))
-    tokens = bytearray(2 * len(body))
-    tokens[0::2] = body
-    with open(path + ".tmp", "wb") as f:
-        f.write(header + tokens)
-    os.replace(path + ".tmp", path)
+    try:
+        prepare.write_if_changed(path, prepare.shard_bytes(b"".join(rows) + b"\n"))
+    except OSError as e:
+        raise Fail("%s: %s" % (path, e.strerror))
 
 
 def filler(text, n, rng):
