@@ -44,6 +44,16 @@ ifneq ($(NCCL_LIB_DIR),)
 else
   NCCL_NOTE = NCCL not found (nccl.h and libnccl.so under NCCL_HOME=$(NCCL_HOME)): built for one GPU
 endif
+# MPI (--nccl-init mpi: NCCL's id by MPI_Bcast under mpirun) is built into the trainers where mpicc
+# is found (Debian's libopenmpi-dev, or MPICH's); NO_MPI=1 leaves it out
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+comma := ,
+ifeq ($(NO_MPI)$(if $(MPICC),,none),)
+  MPI_FLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null || $(MPICC) -compile_info 2>/dev/null | cut -d' ' -f2-) \
+               $(shell $(MPICC) --showme:link 2>/dev/null || $(MPICC) -link_info 2>/dev/null | cut -d' ' -f2-)
+  # nvcc takes the host linker's options through -Xlinker, not -Wl,
+  NVCC_MPI = -DUSE_MPI $(foreach f,$(MPI_FLAGS),$(if $(filter -Wl$(comma)%,$(f)),-Xlinker $(patsubst -Wl$(comma)%,%,$(f)),$(f)))
+endif
 
 CUDA_TARGETS = train_gpt_full train_gpt_window attention_compare
 
@@ -68,14 +78,14 @@ dev:
 else
 $(CUDA_TARGETS): %: %.cu
 	$(if $(NCCL_NOTE),@echo "$@: $(NCCL_NOTE)")
-	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) -o $@
+	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) $(NVCC_MPI) -o $@
 $(ATTN_LIB): attention_compare.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -Xcompiler -fPIC -shared -DATTENTION_COMPARE_LIBRARY $< -o $@
 test/test_gpt_window_gpu: test/test_gpt_gpu.cu train_gpt_window.cu
-	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) -o $@
+	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) $(NVCC_MPI) -o $@
 test/test_gpt_full_gpu: test/test_gpt_gpu.cu train_gpt_full.cu
-	$(NVCC) $(NVCC_FLAGS) -DFULL $< $(NVCC_LIBS) $(NVCC_NCCL) -o $@
+	$(NVCC) $(NVCC_FLAGS) -DFULL $< $(NVCC_LIBS) $(NVCC_NCCL) $(NVCC_MPI) -o $@
 dev:
 	$(MAKE) -C dev/cuda NVCC=$(NVCC) GPU_ARCH=$(GPU_ARCH)
 endif
@@ -138,7 +148,7 @@ test: test-cpu
 
 # TEST_FUZZ_SECONDS=N (scripts/test.sh: 120) adds an N-second fuzz run to make test's count
 TEST_FUZZ_SECONDS ?= 0
-test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu_asan
+test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu_asan $(if $(NVCC),train_gpt_window train_gpt_full test/test_gpt_window_gpu)
 	@mkdir -p $(TEST_DIR)
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
 	$(REF_PYTHON) test/reference.py --out $(TEST_DIR)/dumps
@@ -148,13 +158,14 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu
 	$(PYTHON) scripts/sync_copies.py --check | tee $(TEST_DIR)/copies.log
 	$(PYTHON) test/check_twins.py | tee $(TEST_DIR)/twins.log
 	$(PYTHON) test/check_kernels.py | tee $(TEST_DIR)/kernels.log
+	bash test/test_launch.sh $(TEST_DIR)/launch | tee $(TEST_DIR)/launch.log
 	bash test/test_untrusted.sh build/train_gpt_cpu_asan $(TEST_DIR)/untrusted_asan | tee $(TEST_DIR)/untrusted_asan.log
 	bash test/test_untrusted.sh ./train_gpt_cpu $(TEST_DIR)/untrusted | tee $(TEST_DIR)/untrusted.log
 	@$(MAKE) --no-print-directory fuzz-replay | tee $(TEST_DIR)/fuzz_replay.log
 	@if [ "$(TEST_FUZZ_SECONDS)" != 0 ]; then $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) | tee $(TEST_DIR)/fuzz.log; \
 	else rm -f $(TEST_DIR)/fuzz.log; fi
 	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/analyzer.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log $(TEST_DIR)/kernels.log \
-		$(TEST_DIR)/untrusted_asan.log $(TEST_DIR)/untrusted.log $(TEST_DIR)/fuzz_replay.log $(if $(filter-out 0,$(TEST_FUZZ_SECONDS)),$(TEST_DIR)/fuzz.log)
+		$(TEST_DIR)/launch.log $(TEST_DIR)/untrusted_asan.log $(TEST_DIR)/untrusted.log $(TEST_DIR)/fuzz_replay.log $(if $(filter-out 0,$(TEST_FUZZ_SECONDS)),$(TEST_DIR)/fuzz.log)
 
 # GPU tests, run on a machine with a GPU (the device machine): the dev/ kernel checks, then
 # attention_compare's quick run (CPU-reference check; dense == streaming at W >= T; no NaN)

@@ -1857,7 +1857,12 @@ static void usage(void) {
         "                    (its last K): decode K tokens greedily after the prompt, count exact answers\n"
         "                    (passkey retrieval: scripts/passkey_study.py)\n"
         "  --eval-rows FILE.csv   with --eval-greedy: each row's answer, decoded and expected\n"
-        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
+        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n"
+        "several GPUs (the CUDA trainers; one process per GPU, README \"Several GPUs and machines\"):\n"
+        "  -z 0|1            ZeRO-1: each GPU keeps the master weights and AdamW moments of its shard only  default 0\n"
+        "  --nccl-init HOW   how the processes meet: tcp://HOST:PORT (rank 0's address), file:PATH or mpi\n"
+        "                    default: file:$NCCL_ID_FILE where set, else mpi under mpirun in an MPI build\n"
+        "  --nccl-timeout S  seconds a process waits for the others at the start   default 300\n", TRAINER_NAME);
 }
 
 static int parse_int_in(const char* flag, const char* value, int min_value, int max_value) {
@@ -1937,6 +1942,9 @@ typedef struct {
     int stream_recompute;        // --stream-recompute W: each token's loss from a fresh W-token forward
     int eval_greedy;             // --eval-greedy K: decode each row's last K tokens greedily (0 = off)
     const char* eval_rows;       // --eval-rows: CSV of each row's decoded and expected answer
+    int zero;                    // -z 1: ZeRO-1, each GPU keeps its shard of the optimizer (CUDA trainers)
+    const char* nccl_init;       // --nccl-init: how several processes meet (CUDA trainers; NULL = default)
+    float nccl_timeout;          // --nccl-timeout: seconds a process waits for the others at the start
     int lr_from_model, warmup_from_model;  // set by default_schedule, for the printout
 } Args;
 
@@ -1950,7 +1958,7 @@ static void parse_args(Args* a, int argc, char** argv) {
         .window = -1, .sinks = -1, .causal = -1, .lookahead = -1, .dilation = -1, .dilated_keys = -1,
         .full_every = 0, .num_layer_windows = 0, .num_globals = -1, .rope = -1, .rope_theta = 10000, .max_seq_len = 0,
         .skip_z = 0.0f, .val_batches_given = 0, .eval = 0, .eval_positions = NULL, .stream = 0, .stream_recompute = 0,
-        .eval_greedy = 0, .eval_rows = NULL,
+        .eval_greedy = 0, .eval_rows = NULL, .zero = 0, .nccl_init = NULL, .nccl_timeout = 300.0f,
     };
     for (int i = 1; i < argc; i++) {
         const char* f = argv[i];
@@ -2009,6 +2017,12 @@ static void parse_args(Args* a, int argc, char** argv) {
         else if (strcmp(f, "--eval-rows") == 0) {
             if (*v == '\0') { die("--eval-rows '': expected a file name"); }
             a->eval_rows = v;
+        }
+        else if (strcmp(f, "-z") == 0) { a->zero = parse_int_in(f, v, 0, 1); }
+        else if (strcmp(f, "--nccl-init") == 0) { a->nccl_init = v; }  // checked where it is used
+        else if (strcmp(f, "--nccl-timeout") == 0) {
+            a->nccl_timeout = parse_float(f, v, 1.0f);
+            if (a->nccl_timeout > 86400.0f) { die("--nccl-timeout %s: expected at most 86400 seconds (a day)", v); }
         }
         else if (strcmp(f, "--generate") == 0) { a->generate = parse_int(f, v, 1); }
         else if (strcmp(f, "--tokenizer") == 0) { a->tokenizer = v; }
@@ -2532,6 +2546,7 @@ int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);  // step lines reach a log file as they are printed, also when the run is killed
     Args a;
     parse_args(&a, argc, argv);
+    if (a.zero || a.nccl_init) { die("%s: this trainer runs as one process (that flag is the CUDA trainers')", a.zero ? "-z 1" : "--nccl-init"); }
     GPT2 model;
     memset(&model, 0, sizeof(model));
     int resume_step, from_checkpoint;

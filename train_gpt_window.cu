@@ -64,6 +64,12 @@ this file's own and, outside the @twin regions, the same text in both trainers (
 #include <fcntl.h>          // open
 #include <glob.h>           // glob
 #include <sys/stat.h>       // stat
+#include <sys/socket.h>     // the processes' meeting (--nccl-init tcp://) and its watchdog
+#include <netinet/in.h>     // sockaddr_in
+#include <netinet/tcp.h>    // TCP_KEEPIDLE
+#include <netdb.h>          // getaddrinfo
+#include <poll.h>           // poll
+#include <pthread.h>        // the watchdog thread
 #include <cuda_runtime.h>   // the runtime API
 #include <cuda_bf16.h>      // __nv_bfloat16
 #include <cuda.h>           // CUtensorMap (types only: the TMA encoder is fetched through the runtime)
@@ -72,6 +78,9 @@ this file's own and, outside the @twin regions, the same text in both trainers (
 #include <algorithm>        // std::min, in the copied attention launchers
 #ifdef USE_NCCL
 #include <nccl.h>           // the gradients' all-reduce across GPUs (the Makefile defines USE_NCCL where it finds NCCL)
+#endif
+#ifdef USE_MPI
+#include <mpi.h>            // --nccl-init mpi: NCCL's id from rank 0 by MPI_Bcast (USE_MPI where the Makefile finds mpicc)
 #endif
 
 typedef __nv_bfloat16 floatX;  // parameters and activations on the GPU
@@ -906,7 +915,12 @@ static void usage(void) {
         "                    (its last K): decode K tokens greedily after the prompt, count exact answers\n"
         "                    (passkey retrieval: scripts/passkey_study.py)\n"
         "  --eval-rows FILE.csv   with --eval-greedy: each row's answer, decoded and expected\n"
-        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n", TRAINER_NAME);
+        "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n"
+        "several GPUs (the CUDA trainers; one process per GPU, README \"Several GPUs and machines\"):\n"
+        "  -z 0|1            ZeRO-1: each GPU keeps the master weights and AdamW moments of its shard only  default 0\n"
+        "  --nccl-init HOW   how the processes meet: tcp://HOST:PORT (rank 0's address), file:PATH or mpi\n"
+        "                    default: file:$NCCL_ID_FILE where set, else mpi under mpirun in an MPI build\n"
+        "  --nccl-timeout S  seconds a process waits for the others at the start   default 300\n", TRAINER_NAME);
 }
 
 static int parse_int_in(const char* flag, const char* value, int min_value, int max_value) {
@@ -986,6 +1000,9 @@ typedef struct {
     int stream_recompute;        // --stream-recompute W: each token's loss from a fresh W-token forward
     int eval_greedy;             // --eval-greedy K: decode each row's last K tokens greedily (0 = off)
     const char* eval_rows;       // --eval-rows: CSV of each row's decoded and expected answer
+    int zero;                    // -z 1: ZeRO-1, each GPU keeps its shard of the optimizer (CUDA trainers)
+    const char* nccl_init;       // --nccl-init: how several processes meet (CUDA trainers; NULL = default)
+    float nccl_timeout;          // --nccl-timeout: seconds a process waits for the others at the start
     int lr_from_model, warmup_from_model;  // set by default_schedule, for the printout
 } Args;
 
@@ -999,7 +1016,7 @@ static void parse_args(Args* a, int argc, char** argv) {
         .window = -1, .sinks = -1, .causal = -1, .lookahead = -1, .dilation = -1, .dilated_keys = -1,
         .full_every = 0, .num_layer_windows = 0, .num_globals = -1, .rope = -1, .rope_theta = 10000, .max_seq_len = 0,
         .skip_z = 0.0f, .val_batches_given = 0, .eval = 0, .eval_positions = NULL, .stream = 0, .stream_recompute = 0,
-        .eval_greedy = 0, .eval_rows = NULL,
+        .eval_greedy = 0, .eval_rows = NULL, .zero = 0, .nccl_init = NULL, .nccl_timeout = 300.0f,
     };
     for (int i = 1; i < argc; i++) {
         const char* f = argv[i];
@@ -1058,6 +1075,12 @@ static void parse_args(Args* a, int argc, char** argv) {
         else if (strcmp(f, "--eval-rows") == 0) {
             if (*v == '\0') { die("--eval-rows '': expected a file name"); }
             a->eval_rows = v;
+        }
+        else if (strcmp(f, "-z") == 0) { a->zero = parse_int_in(f, v, 0, 1); }
+        else if (strcmp(f, "--nccl-init") == 0) { a->nccl_init = v; }  // checked where it is used
+        else if (strcmp(f, "--nccl-timeout") == 0) {
+            a->nccl_timeout = parse_float(f, v, 1.0f);
+            if (a->nccl_timeout > 86400.0f) { die("--nccl-timeout %s: expected at most 86400 seconds (a day)", v); }
         }
         else if (strcmp(f, "--generate") == 0) { a->generate = parse_int(f, v, 1); }
         else if (strcmp(f, "--tokenizer") == 0) { a->tokenizer = v; }
@@ -1507,21 +1530,36 @@ static int ceil_div(long long a, long long b) { return (int)((a + b - 1) / b); }
 
 // ----------------------------------------------------------------------------
 // several GPUs: one process per GPU, data parallel. Each process reads its own rows of every batch,
-// the gradients are summed with one NCCL all-reduce per step, and every process takes the same
-// AdamW step, so the weights stay identical without a broadcast. The launcher
-// (scripts/multi_gpu.sh, or anything that sets the variables: several machines too) gives each
-// process WORLD_SIZE, RANK (0 .. WORLD_SIZE - 1), LOCAL_RANK (its GPU on its machine) and
-// NCCL_ID_FILE, a fresh path that every process can read: rank 0 writes NCCL's id there.
+// the gradients are summed across the processes through NCCL, and every process takes the same
+// AdamW step, so the weights stay identical without a broadcast.
+//
+// Who a process is comes from its launcher's environment (launch_identify): RANK / WORLD_SIZE /
+// LOCAL_RANK (scripts/multi_gpu.sh, torchrun, or by hand), Open MPI's or MPICH's mpirun, or Slurm's
+// srun. The processes then meet once (--nccl-init, meet_others) so that rank 0 can hand NCCL's
+// unique id to the others:
+//   tcp://HOST:PORT  rank 0 listens on PORT, the others connect to HOST. The connections stay open
+//                    for the whole run: when a process dies its connection closes, and the others
+//                    stop at once (watchdog_main) instead of waiting in an all-reduce for ever.
+//   file:PATH        rank 0 writes the id to PATH, a fresh path on a filesystem every process sees
+//                    (or NCCL_ID_FILE=PATH: scripts/multi_gpu.sh's way). Stopping the others when
+//                    one dies is the launcher's job (multi_gpu.sh does it).
+//   mpi              MPI_Bcast, in a build with MPI (USE_MPI: the Makefile finds mpicc), under
+//                    mpirun, which stops the others when one dies. The default under mpirun.
+// Every wait is bounded by --nccl-timeout seconds, after which a process says whom it missed.
 
 typedef struct {
     int world, rank, local_rank;
+    const char* launcher;  // the environment that named them
+    int* peers;            // (world) tcp: the open connection to each rank, -1 where there is none
+    volatile int* peer_done;  // (world) set when that rank said it finished (watchdog_main)
+    int mpi;               // MPI_Init was called
 #ifdef USE_NCCL
     ncclComm_t comm;
 #endif
     float* dev_scalar;  // (1) for all-reducing the loss
 } MultiGPU;
 
-static MultiGPU multi = {1, 0, 0};
+static MultiGPU multi = {1, 0, 0, "one process"};
 
 #ifdef USE_NCCL
 static void nccl_check_at(ncclResult_t r, const char* file, int line) {
@@ -1530,51 +1568,399 @@ static void nccl_check_at(ncclResult_t r, const char* file, int line) {
 #define ncclCheck(r) nccl_check_at((r), __FILE__, __LINE__)
 #endif
 
+#ifdef USE_MPI
+static void mpi_check_at(int r, const char* file, int line) {
+    if (r != MPI_SUCCESS) {
+        char text[MPI_MAX_ERROR_STRING];
+        int len = 0;
+        MPI_Error_string(r, text, &len);
+        die("MPI %s at %s:%d", text, file, line);
+    }
+}
+#define mpiCheck(r) mpi_check_at((r), __FILE__, __LINE__)
+#endif
+
 static int env_int(const char* name, int fallback, int min_value) {
     const char* v = getenv(name);
     if (!v || !*v) { return fallback; }
     char* end;
+    errno = 0;
     long x = strtol(v, &end, 10);
-    if (*end != '\0' || x < min_value || x > 1 << 20) { die("environment %s='%s': expected an integer >= %d", name, v, min_value); }
+    if (errno || *end != '\0' || x < min_value || x > 1 << 20) { die("environment %s='%s': expected an integer >= %d", name, v, min_value); }
     return (int)x;
 }
 
-// Picks this process's GPU and, with WORLD_SIZE > 1, joins the others. Before any other CUDA call.
-static void multi_gpu_init(void) {
-    multi.world = env_int("WORLD_SIZE", 1, 1);
-    multi.rank = env_int("RANK", 0, 0);
-    multi.local_rank = env_int("LOCAL_RANK", multi.rank, 0);
-    if (multi.rank >= multi.world) { die("environment RANK=%d: expected 0 .. WORLD_SIZE - 1 = %d", multi.rank, multi.world - 1); }
+// The variables each launcher sets; the first set whose rank variable is there names this process.
+// MPI's come before Slurm's because mpirun inside a Slurm job inherits the job's SLURM_PROCID = 0.
+// Slurm's count is SLURM_STEP_NUM_TASKS, which srun gives its tasks, and not SLURM_NTASKS, which a
+// batch script's own shell has too (the job's count, though that shell is one process).
+enum { LAUNCH_ENV, LAUNCH_OPEN_MPI, LAUNCH_MPICH, LAUNCH_SLURM, LAUNCHERS };
+static const struct { const char *name, *rank, *size, *local_rank; } LAUNCH_VARS[LAUNCHERS] = {
+    {"RANK/WORLD_SIZE", "RANK", "WORLD_SIZE", "LOCAL_RANK"},
+    {"Open MPI's mpirun", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"},
+    {"MPICH's mpirun", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"},
+    {"Slurm's srun", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID"},
+};
+static int launched_by = -1;  // LAUNCH_*, or -1: one process, no launcher
+
+// This process's rank, the number of processes and its GPU's index on its machine (-1 where the
+// launcher did not say: the GPU is then chosen in multi_gpu_init). Reads nothing but the environment.
+static void launch_identify(void) {
+    multi.world = 1, multi.rank = 0, multi.local_rank = -1, multi.launcher = "one process";
+    for (int i = 0; i < LAUNCHERS; i++) {
+        const char* rank = getenv(LAUNCH_VARS[i].rank);
+        if (!rank || !*rank) { continue; }
+        const char* size = getenv(LAUNCH_VARS[i].size);
+        if (!size || !*size) {
+            if (i == LAUNCH_SLURM) { continue; }  // a batch script's shell, not an srun task
+            die("environment %s=%s without %s: expected both (and %s, the GPU on its machine)",
+                LAUNCH_VARS[i].rank, rank, LAUNCH_VARS[i].size, LAUNCH_VARS[i].local_rank);
+        }
+        multi.world = env_int(LAUNCH_VARS[i].size, 1, 1);
+        multi.rank = env_int(LAUNCH_VARS[i].rank, 0, 0);
+        multi.local_rank = env_int(LAUNCH_VARS[i].local_rank, -1, 0);
+        if (multi.rank >= multi.world) {
+            die("environment %s=%d: expected 0 .. %s - 1 = %d", LAUNCH_VARS[i].rank, multi.rank, LAUNCH_VARS[i].size, multi.world - 1);
+        }
+        multi.launcher = LAUNCH_VARS[i].name;
+        launched_by = i;
+        return;
+    }
+}
+
+// --nccl-init's value, checked (and its default filled in) before anything waits or touches a GPU
+enum { MEET_NONE, MEET_TCP, MEET_FILE, MEET_MPI };
+typedef struct {
+    int how;          // MEET_*
+    const char* text;  // as given, for messages
+    char host[256];
+    char port[8];
+    const char* path;
+} MeetSpec;
+
+static MeetSpec meet_spec(const char* given) {
+    MeetSpec m;
+    memset(&m, 0, sizeof(m));
+    const char* id_file = getenv("NCCL_ID_FILE");
+    if (!given) {  // the default: NCCL_ID_FILE, else MPI under mpirun in a build with MPI
+        if (id_file && *id_file) { m.how = MEET_FILE, m.path = id_file, m.text = "NCCL_ID_FILE"; return m; }
+#ifdef USE_MPI
+        if (launched_by == LAUNCH_OPEN_MPI || launched_by == LAUNCH_MPICH) { m.how = MEET_MPI, m.text = "mpi"; }
+#endif
+        return m;
+    }
+    m.text = given;
+    if (strncmp(given, "tcp://", 6) == 0) {
+        const char* host = given + 6;
+        const char* colon = strrchr(host, ':');
+        size_t host_len = colon ? (size_t)(colon - host) : 0;
+        if (!colon || host_len == 0 || host_len >= sizeof(m.host)) {
+            die("--nccl-init '%s': expected tcp://HOST:PORT (rank 0's address, and a free port there)", given);
+        }
+        memcpy(m.host, host, host_len);
+        int port = parse_int_in("--nccl-init's PORT", colon + 1, 1, 65535);
+        snprintf(m.port, sizeof(m.port), "%d", port);
+        m.how = MEET_TCP;
+    } else if (strncmp(given, "file:", 5) == 0 && given[5] != '\0') {
+        m.how = MEET_FILE, m.path = given + 5;
+    } else if (strcmp(given, "mpi") == 0) {
+#ifndef USE_MPI
+        die("--nccl-init mpi: this build has no MPI (the Makefile builds with it where it finds mpicc, e.g. Debian's libopenmpi-dev)");
+#endif
+        if (launched_by != LAUNCH_OPEN_MPI && launched_by != LAUNCH_MPICH) {
+            die("--nccl-init mpi: this process was not started by mpirun (no OMPI_COMM_WORLD_RANK or PMI_RANK)");
+        }
+        m.how = MEET_MPI;
+    } else {
+        die("--nccl-init '%s': expected tcp://HOST:PORT, file:PATH or mpi", given);
+    }
+    return m;
+}
+
+// The ranks in [0, world) that joined[] lacks, as "1, 3, 4" (at most 16 named), for messages.
+static const char* missing_ranks(const int* joined, int world, char* out, size_t len) {
+    size_t used = 0;
+    int named = 0, more = 0;
+    out[0] = '\0';
+    for (int r = 1; r < world; r++) {  // rank 0 is the one asking
+        if (joined[r] >= 0) { continue; }
+        if (named == 16) { more++; continue; }
+        used += snprintf(out + used, len - used, "%s%d", named ? ", " : "", r);
+        named++;
+        if (used >= len) { break; }
+    }
+    if (more && used < len) { snprintf(out + used, len - used, " and %d more", more); }
+    return out;
+}
+
+// Reads exactly n bytes from a socket before the deadline; NULL, or why not.
+static const char* read_before(int fd, void* buf, size_t n, double deadline) {
+    size_t got = 0;
+    while (got < n) {
+        int left_ms = (int)((deadline - now_seconds()) * 1000.0);
+        if (left_ms <= 0) { return "no answer in time"; }
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, left_ms);
+        if (r < 0 && errno != EINTR) { return strerror(errno); }
+        if (r <= 0) { continue; }
+        ssize_t k = recv(fd, (char*)buf + got, n - got, 0);
+        if (k == 0) { return "the connection closed"; }
+        if (k < 0) {
+            if (errno == EINTR || errno == EAGAIN) { continue; }
+            return strerror(errno);
+        }
+        got += (size_t)k;
+    }
+    return NULL;
+}
+
+static const char* write_all(int fd, const void* buf, size_t n) {
+    size_t sent = 0;
+    while (sent < n) {
+        ssize_t k = send(fd, (const char*)buf + sent, n - sent, MSG_NOSIGNAL);  // a closed peer: EPIPE, not SIGPIPE
+        if (k < 0) {
+            if (errno == EINTR) { continue; }
+            return strerror(errno);
+        }
+        sent += (size_t)k;
+    }
+    return NULL;
+}
+
+// A dead machine sends nothing, not even a close: keepalive probes find it within about 25 s.
+static void socket_keepalive(int fd) {
+    int on = 1, idle = 10, interval = 5, count = 3;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+}
+
+// What a rank says first when it connects: who it is, and how many it thinks there are.
+typedef struct { char magic[8]; int32_t world, rank; } MeetHello;
+static const char MEET_MAGIC[8] = {'g', 'p', 't', 'm', 'e', 'e', 't', '1'};
+
+// rank 0 of tcp://HOST:PORT: listens, takes world - 1 hellos, answers each with the id
+static void meet_tcp_rank0(const MeetSpec* m, const void* id, size_t n, double deadline, double timeout) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) { die("--nccl-init %s: socket: %s", m->text, strerror(errno)); }
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));  // a restart need not wait out TIME_WAIT
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET, addr.sin_addr.s_addr = htonl(INADDR_ANY), addr.sin_port = htons((uint16_t)atoi(m->port));
+    if (bind(fd, (struct sockaddr*)&addr, sizeof(addr)) != 0) {
+        die("--nccl-init %s: rank 0 cannot listen on port %s: %s", m->text, m->port, strerror(errno));
+    }
+    if (listen(fd, multi.world) != 0) { die("--nccl-init %s: listen: %s", m->text, strerror(errno)); }
+    int joined = 0;
+    while (joined < multi.world - 1) {
+        int left_ms = (int)((deadline - now_seconds()) * 1000.0);
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = left_ms > 0 ? poll(&p, 1, left_ms) : 0;
+        if (r < 0 && errno == EINTR) { continue; }
+        if (r <= 0) {
+            char names[160];
+            die("--nccl-init %s: rank 0 waited %.0f s (--nccl-timeout) and %d of the other %d ranks came; missing: %s",
+                m->text, timeout, joined, multi.world - 1, missing_ranks(multi.peers, multi.world, names, sizeof(names)));
+        }
+        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0) { continue; }
+        MeetHello hello;
+        double hello_deadline = fmin(deadline, now_seconds() + 10.0);  // a rank sends its hello at once
+        if (read_before(c, &hello, sizeof(hello), hello_deadline) || memcmp(hello.magic, MEET_MAGIC, 8) != 0) {
+            fprintf(stderr, "note: --nccl-init %s: rank 0 ignored a connection that is not a rank of this run\n", m->text);
+            close(c);
+            continue;
+        }
+        if (hello.world != multi.world) {
+            die("--nccl-init %s: rank %d says there are %d processes, rank 0 that there are %d: two runs share the port?",
+                m->text, hello.rank, hello.world, multi.world);
+        }
+        if (hello.rank < 1 || hello.rank >= multi.world || multi.peers[hello.rank] >= 0) {
+            die("--nccl-init %s: a second process says it is rank %d", m->text, hello.rank);
+        }
+        socket_keepalive(c);
+        multi.peers[hello.rank] = c;
+        joined++;
+    }
+    close(fd);
+    for (int r = 1; r < multi.world; r++) {
+        const char* err = write_all(multi.peers[r], id, n);
+        if (err) { die("--nccl-init %s: sending NCCL's id to rank %d: %s", m->text, r, err); }
+    }
+}
+
+// rank > 0 of tcp://HOST:PORT: connects (again and again while rank 0 is not yet listening), says
+// hello, reads the id
+static void meet_tcp_rank(const MeetSpec* m, void* id, size_t n, double deadline, double timeout) {
+    struct addrinfo hints, *found = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_INET, hints.ai_socktype = SOCK_STREAM;
+    int gai = getaddrinfo(m->host, m->port, &hints, &found);
+    if (gai != 0) { die("--nccl-init %s: host '%s': %s", m->text, m->host, gai_strerror(gai)); }
+    int fd = -1;
+    const char* why = "no answer";
+    while (fd < 0) {
+        if (now_seconds() > deadline) {
+            die("--nccl-init %s: rank %d found no rank 0 at %s:%s within %.0f s (--nccl-timeout): %s",
+                m->text, multi.rank, m->host, m->port, timeout, why);
+        }
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) { die("--nccl-init %s: socket: %s", m->text, strerror(errno)); }
+        // non-blocking, so that an address that never answers costs the deadline and no more
+        int r = connect(fd, found->ai_addr, found->ai_addrlen);
+        if (r != 0 && errno == EINPROGRESS) {
+            int left_ms = (int)((deadline - now_seconds()) * 1000.0);
+            struct pollfd p = {fd, POLLOUT, 0};
+            int error = ETIMEDOUT;
+            socklen_t len = sizeof(error);
+            if (left_ms > 0 && poll(&p, 1, left_ms) == 1) { getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len); }
+            r = error == 0 ? 0 : -1;
+            errno = error;
+        }
+        if (r != 0) {
+            why = strerror(errno);
+            close(fd);
+            fd = -1;
+            usleep(100000);  // rank 0 may not be listening yet
+        }
+    }
+    freeaddrinfo(found);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    MeetHello hello;
+    memcpy(hello.magic, MEET_MAGIC, 8);
+    hello.world = multi.world, hello.rank = multi.rank;
+    const char* err = write_all(fd, &hello, sizeof(hello));
+    if (!err) { err = read_before(fd, id, n, deadline); }
+    if (err) {
+        die("--nccl-init %s: rank %d got no NCCL id from rank 0 (%s): see rank 0's error", m->text, multi.rank, err);
+    }
+    socket_keepalive(fd);
+    multi.peers[0] = fd;
+}
+
+// file:PATH: rank 0 writes the id (whole or not at all), the others wait for it
+static void meet_file(const MeetSpec* m, void* id, size_t n, double deadline, double timeout) {
+    if (multi.rank == 0) {
+        char tmp[4300];
+        FILE* f = atomic_open(m->path, tmp, sizeof(tmp));  // the others never see half an id
+        fwrite_check(id, n, 1, f, tmp);
+        atomic_commit(f, tmp, m->path);
+        return;
+    }
+    struct stat st;
+    while (stat(m->path, &st) != 0 || st.st_size != (off_t)n) {
+        if (now_seconds() > deadline) {
+            die("--nccl-init %s: rank %d found no id from rank 0 in '%s' within %.0f s (--nccl-timeout)", m->text, multi.rank, m->path, timeout);
+        }
+        usleep(10000);
+    }
+    FILE* f = fopen_check(m->path, "rb");
+    fread_check(id, n, 1, f, m->path);
+    fclose(f);
+}
+
+// A tcp run's watchdog: a rank's connection that closes before the rank said it finished means the
+// rank died (killed, or an error: its own output says which), and the survivors would wait for it
+// in NCCL for ever. So this process stops too, with a non-zero status; rank 0's stopping closes its
+// connections, which stops the rest.
+static void* watchdog_main(void* unused) {
+    (void)unused;
+    struct pollfd fds[1024];
+    int ranks[1024], n = 0;
+    for (int r = 0; r < multi.world && n < 1024; r++) {
+        if (multi.peers[r] >= 0) { fds[n].fd = multi.peers[r], fds[n].events = POLLIN, ranks[n++] = r; }
+    }
+    while (1) {
+        if (poll(fds, n, -1) < 0) { continue; }
+        for (int i = 0; i < n; i++) {
+            if (!fds[i].revents) { continue; }
+            char byte;
+            ssize_t k = recv(fds[i].fd, &byte, 1, 0);
+            if (k == 1) { multi.peer_done[ranks[i]] = 1; continue; }  // its goodbye
+            if (k < 0 && errno == EINTR) { continue; }
+            if (!multi.peer_done[ranks[i]]) {
+                fprintf(stderr, "error: rank %d: rank %d stopped before the end of the run (see its output); stopping too\n",
+                        multi.rank, ranks[i]);
+                _exit(EXIT_FAILURE);
+            }
+            fds[i].fd = -1;  // a finished rank's close: poll skips it from now on
+        }
+    }
+    return NULL;
+}
+
+// The processes meet and rank 0's id reaches every rank (n bytes: NCCL's ncclUniqueId).
+static void meet_others(const MeetSpec* m, void* id, size_t n, double timeout) {
+    double deadline = now_seconds() + timeout;
+    if (m->how == MEET_NONE) {
+        die("%s says %d processes, and they have no way to meet: give --nccl-init tcp://HOST:PORT, "
+            "file:PATH or mpi (or NCCL_ID_FILE=PATH)", multi.launcher, multi.world);
+    }
+    if (m->how == MEET_MPI) {
+#ifdef USE_MPI
+        mpiCheck(MPI_Init(NULL, NULL));
+        multi.mpi = 1;
+        int rank, world;
+        mpiCheck(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+        mpiCheck(MPI_Comm_size(MPI_COMM_WORLD, &world));
+        if (rank != multi.rank || world != multi.world) {
+            die("--nccl-init mpi: MPI says rank %d of %d, the environment (%s) rank %d of %d", rank, world, multi.launcher, multi.rank, multi.world);
+        }
+        mpiCheck(MPI_Bcast(id, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD));
+#endif
+        return;
+    }
+    if (m->how == MEET_FILE) { meet_file(m, id, n, deadline, timeout); return; }
+    multi.peers = (int*)malloc_check(multi.world * sizeof(int));
+    multi.peer_done = (volatile int*)calloc_check(multi.world, sizeof(int));
+    for (int r = 0; r < multi.world; r++) { multi.peers[r] = -1; }
+    if (multi.rank == 0) {
+        meet_tcp_rank0(m, id, n, deadline, timeout);
+    } else {
+        meet_tcp_rank(m, id, n, deadline, timeout);
+    }
+    pthread_t watchdog;
+    if (pthread_create(&watchdog, NULL, watchdog_main, NULL) != 0) { die("cannot start the watchdog thread"); }
+    pthread_detach(watchdog);
+}
+
+// The end of a run that went well: a goodbye on every open connection, so that the others' watchdogs
+// take the close that follows for an end, not a death.
+static void meet_finish(void) {
+    for (int r = 0; multi.peers && r < multi.world; r++) {
+        if (multi.peers[r] >= 0) { write_all(multi.peers[r], "b", 1); }
+    }
+#ifdef USE_MPI
+    if (multi.mpi) { mpiCheck(MPI_Finalize()); }
+#endif
+}
+
+// Picks this process's GPU and, with several processes, joins the others. Before any other CUDA call.
+static void multi_gpu_init(const Args* a) {
+    launch_identify();
+    MeetSpec meet = meet_spec(a->nccl_init);  // checked even for one process
     int devices = 0;
     cudaCheck(cudaGetDeviceCount(&devices));
-    if (multi.local_rank >= devices) { die("environment LOCAL_RANK=%d: this machine has %d GPUs", multi.local_rank, devices); }
-    cudaCheck(cudaSetDevice(multi.local_rank));
+    // a launcher that gives each process its own GPU through CUDA_VISIBLE_DEVICES leaves it one
+    int device = multi.local_rank >= 0 ? multi.local_rank : multi.rank;
+    if (devices == 1 && getenv("CUDA_VISIBLE_DEVICES")) { device = 0; }
+    if (device >= devices) {
+        die("%s: this process's GPU would be %d, and this machine shows %d GPUs (set %s, the GPU on its machine)",
+            multi.launcher, device, devices, launched_by >= 0 ? LAUNCH_VARS[launched_by].local_rank : "LOCAL_RANK");
+    }
+    multi.local_rank = device;
+    cudaCheck(cudaSetDevice(device));
     if (multi.world == 1) { return; }
 #ifdef USE_NCCL
-    const char* id_path = getenv("NCCL_ID_FILE");
-    if (!id_path || !*id_path) { die("WORLD_SIZE=%d needs NCCL_ID_FILE: a fresh path all processes see (scripts/multi_gpu.sh sets it)", multi.world); }
     ncclUniqueId id;
-    if (multi.rank == 0) {
-        ncclCheck(ncclGetUniqueId(&id));
-        char tmp[4300];
-        FILE* f = atomic_open(id_path, tmp, sizeof(tmp));  // the others never see half an id
-        fwrite_check(&id, sizeof(id), 1, f, tmp);
-        atomic_commit(f, tmp, id_path);
-    } else {
-        double deadline = now_seconds() + 300.0;
-        struct stat st;
-        while (stat(id_path, &st) != 0 || st.st_size != (off_t)sizeof(id)) {
-            if (now_seconds() > deadline) { die("NCCL_ID_FILE '%s': rank 0 wrote no id within 300 s", id_path); }
-            usleep(10000);
-        }
-        FILE* f = fopen_check(id_path, "rb");
-        fread_check(&id, sizeof(id), 1, f, id_path);
-        fclose(f);
-    }
+    if (multi.rank == 0) { ncclCheck(ncclGetUniqueId(&id)); }
+    meet_others(&meet, &id, sizeof(id), a->nccl_timeout);
     ncclCheck(ncclCommInitRank(&multi.comm, multi.world, id, multi.rank));
     cudaCheck(cudaMalloc(&multi.dev_scalar, sizeof(float)));
 #else
-    die("WORLD_SIZE=%d: this build has no NCCL (the Makefile links it where it finds nccl.h and libnccl)", multi.world);
+    die("%s says %d processes: this build has no NCCL (the Makefile links it where it finds nccl.h and libnccl)", multi.launcher, multi.world);
 #endif
 }
 
@@ -1599,6 +1985,7 @@ static void multi_gpu_finish(void) {
 #ifdef USE_NCCL
     if (multi.world > 1) { ncclCheck(ncclCommDestroy(multi.comm)); }
 #endif
+    meet_finish();
 }
 
 // ----------------------------------------------------------------------------
@@ -5331,7 +5718,7 @@ int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);  // step lines reach a log file as they are printed, also when the run is killed
     Args a;
     parse_args(&a, argc, argv);  // -h and bad flags answer without touching a GPU
-    multi_gpu_init();
+    multi_gpu_init(&a);
     if (multi.rank != 0 && !freopen("/dev/null", "w", stdout)) { die("cannot silence rank %d's output", multi.rank); }
     cudaDeviceProp props;
     cudaCheck(cudaGetDeviceProperties(&props, multi.local_rank));
@@ -5422,7 +5809,7 @@ int main(int argc, char** argv) {
     default_schedule(&a, &model.config);
     print_config(&model.config, model.num_parameters, &a, accum);
     int val_batches = val_batches_to_use(&a, &val);
-    if (multi.world > 1) { printf("GPUs: %d processes, each -b %d; the total batch %d tokens\n", multi.world, a.B, total_batch); }
+    if (multi.world > 1) { printf("GPUs: %d processes (%s), each -b %d; the total batch %d tokens\n", multi.world, multi.launcher, a.B, total_batch); }
     size_t free_bytes, total_bytes;
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
     printf("GPU memory in use: %.2f GiB of %.2f GiB\n", (total_bytes - free_bytes) / 1073741824.0, total_bytes / 1073741824.0);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, with Debian's apt-get, whatever of the named needs is missing:
 #   build (gcc, make), python (python3), torch (python3-torch, python3-numpy), plot (python3-matplotlib),
-#   fuzz (clang with libFuzzer and the sanitizer runtimes: make fuzz, test/fuzz_trainer.c)
+#   fuzz (clang with libFuzzer and the sanitizer runtimes: make fuzz, test/fuzz_trainer.c),
+#   mpi (Open MPI's mpicc and mpirun: the CUDA trainers' --nccl-init mpi, test/test_launch.sh)
 set -euo pipefail
 pkgs=()
 for need in "$@"; do
@@ -12,7 +13,8 @@ for need in "$@"; do
         plot) /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || pkgs+=(python3 python3-matplotlib) ;;
         fuzz) echo 'int LLVMFuzzerTestOneInput(const char* d, unsigned long n) { return 0; }' |
                   clang -fsanitize=fuzzer,address,undefined -x c - -o /dev/null 2>/dev/null || pkgs+=(clang libclang-rt-dev) ;;
-        *) echo "error: install_deps.sh: unknown need '$need' (build, python, torch, plot, fuzz)" >&2; exit 1 ;;
+        mpi) command -v mpicc >/dev/null && command -v mpirun >/dev/null || pkgs+=(libopenmpi-dev openmpi-bin) ;;
+        *) echo "error: install_deps.sh: unknown need '$need' (build, python, torch, plot, fuzz, mpi)" >&2; exit 1 ;;
     esac
 done
 [ ${#pkgs[@]} -eq 0 ] && exit 0

@@ -5,7 +5,7 @@
 # loaders' fuzzer (TEST_FUZZ_SECONDS). GPU tests: `make test-gpu` on a GPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install_deps.sh build python torch fuzz
+bash scripts/install_deps.sh build python torch fuzz mpi
 if [ "${CI:-}" = true ] && ! command -v nvcc >/dev/null && [ ! -x /usr/local/cuda/bin/nvcc ]; then
     echo "error: CI must compile the CUDA programs, but nvcc is not installed" >&2
     exit 1

@@ -11,6 +11,15 @@ both.
 DUMP_ref.bin at bf16 tolerances, and the same steps twice give the same bits.
 --check-cache CHECKPOINT N: N tokens through the rolling KV cache against the full forward.
 The last line is `TRAINER --check-dump: N passed, M failed` (or --check-cache).
+
+    ./test/test_gpt_window_gpu --check-launch [--identify] [--nccl-init HOW] [--nccl-timeout S] [--linger S]
+
+--check-launch: how the several-GPU processes find out who they are and meet, without a GPU (so
+test/test_launch.sh runs it in CI): prints this process's rank, world, launcher and meeting, and whether the build has MPI; with
+several processes, meets the others as the trainer does, passing 128 random bytes from rank 0 in
+place of NCCL's id, and prints their hash (every rank must print the same); then stays S seconds
+(--linger: a run's length, for the watchdog's tests) and ends as the trainer does. --identify stops
+before the meeting.
 */
 #define TESTING
 #ifdef FULL
@@ -236,12 +245,56 @@ static void check_cache(const char* path, int N) {
 
 // ----------------------------------------------------------------------------
 
+// ----------------------------------------------------------------------------
+// --check-launch: launch_identify, meet_spec, meet_others and the watchdog, with no GPU
+
+static int check_launch(int argc, char** argv) {
+    const char* nccl_init = NULL;
+    float timeout = 300.0f, linger = 0.0f;
+    int identify_only = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--identify") == 0) { identify_only = 1; continue; }
+        if (i + 1 >= argc) { die("%s needs a value", argv[i]); }
+        if (strcmp(argv[i], "--nccl-init") == 0) { nccl_init = argv[++i]; }
+        else if (strcmp(argv[i], "--nccl-timeout") == 0) { timeout = parse_float(argv[i], argv[i + 1], 1.0f); i++; }
+        else if (strcmp(argv[i], "--linger") == 0) { linger = parse_float(argv[i], argv[i + 1], 0.0f); i++; }
+        else { die("--check-launch: unknown flag '%s'", argv[i]); }
+    }
+    launch_identify();
+    MeetSpec meet = meet_spec(nccl_init);
+    static const char* HOW[] = {"none", "tcp", "file", "mpi"};
+    printf("launch: rank %d of %d, local rank %d, by %s, meeting %s\n", multi.rank, multi.world, multi.local_rank,
+           multi.launcher, HOW[meet.how]);
+#ifdef USE_MPI
+    printf("build: MPI yes\n");
+#else
+    printf("build: MPI no\n");
+#endif
+    if (identify_only || multi.world == 1) { return 0; }
+    unsigned char id[128];  // NCCL_UNIQUE_ID_BYTES
+    memset(id, 0, sizeof(id));
+    if (multi.rank == 0) {
+        FILE* f = fopen_check("/dev/urandom", "rb");
+        fread_check(id, sizeof(id), 1, f, "/dev/urandom");
+        fclose(f);
+    }
+    meet_others(&meet, id, sizeof(id), timeout);
+    uint64_t hash = 1469598103934665603ull;  // FNV-1a
+    for (size_t i = 0; i < sizeof(id); i++) { hash = (hash ^ id[i]) * 1099511628211ull; }
+    printf("rank %d: id %016llx\n", multi.rank, (unsigned long long)hash);
+    for (double end = now_seconds() + linger; now_seconds() < end;) { usleep(20000); }
+    meet_finish();
+    printf("rank %d: done\n", multi.rank);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc >= 2 && strcmp(argv[1], "--check-launch") == 0) { return check_launch(argc, argv); }
     int dump = argc >= 3 && strcmp(argv[1], "--check-dump") == 0;
     int cache = argc >= 4 && argc % 2 == 0 && strcmp(argv[1], "--check-cache") == 0;
     if (!dump && !cache) {
-        die("usage: %s --check-dump DUMP [DUMP ...] | --check-cache CHECKPOINT N [CHECKPOINT N ...]", TEST_NAME);
+        die("usage: %s --check-dump DUMP [DUMP ...] | --check-cache CHECKPOINT N [CHECKPOINT N ...] | --check-launch [...]", TEST_NAME);
     }
     cudaDeviceProp props;
     cudaCheck(cudaGetDeviceProperties(&props, 0));

@@ -131,6 +131,9 @@ refused "-r 0" "-r" "${new[@]}" -r 0
 refused "-o ''" "-o" "${new[@]}" -o ''
 refused "--global 1,,2" "--global" "${new[@]}" --global 1,,2
 refused "--global 3,1" "--global" "${new[@]}" --global 3,1
+refused "-z 2" "-z" "${new[@]}" -z 2
+refused "--nccl-init udp://h:1" "--nccl-init" "${new[@]}" --nccl-init udp://h:1
+refused "--nccl-timeout 1e30" "--nccl-timeout" "${new[@]}" --nccl-timeout 1e30
 
 # ---- a token outside the vocabulary at the very end of a shard: named before any step
 for which in train val; do
