@@ -1408,9 +1408,10 @@ static int resume_from_state(const Args* a, int resume_step, int total_batch, co
     snprintf(path, sizeof(path), "%s/state_%08d.bin", a->out_dir, resume_step);
     TrainState st;
     state_load(path, resume_step, &st, m, v, param_sizes);
-    if (st.B != a->B || st.T != a->T || st.total_batch != total_batch) {
-        die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
-            path, st.B, st.T, st.total_batch, a->B, a->T, total_batch);
+    // the same rows every step; -b may differ (the rows spread over another number of GPUs or micro-batches)
+    if (st.T != a->T || st.total_batch != total_batch) {
+        die("resume: '%s' was trained with -t %d and %d tokens a step (-d); pass the same (got -t %d, %d tokens)",
+            path, st.T, st.total_batch, a->T, total_batch);
     }
     dataloader_seek(train, st.shard_index, st.position);
     *rng = st.rng;
@@ -1972,14 +1973,16 @@ static void multi_gpu_sum(float* data, size_t n) {
 #endif
 }
 
-// The mean of a host float over the processes.
-static float multi_gpu_mean(float x) {
+// The sum of a host float over the processes.
+static float multi_gpu_host_sum(float x) {
     if (multi.world == 1) { return x; }
     cudaCheck(cudaMemcpy(multi.dev_scalar, &x, sizeof(float), cudaMemcpyHostToDevice));
     multi_gpu_sum(multi.dev_scalar, 1);
     cudaCheck(cudaMemcpy(&x, multi.dev_scalar, sizeof(float), cudaMemcpyDeviceToHost));
-    return x / multi.world;
+    return x;
 }
+
+static float multi_gpu_mean(float x) { return multi_gpu_host_sum(x) / multi.world; }
 
 static void multi_gpu_finish(void) {
 #ifdef USE_NCCL
@@ -5075,13 +5078,21 @@ typedef struct {
     GPT2Config config;
     size_t param_sizes[NUM_PARAMETER_TENSORS];
     size_t num_parameters;
-    float* master;      // (num_parameters) float32 weights
-    floatX* params_memory;  // (num_parameters) bf16 copies
+    // The optimizer's shard (ZeRO-1, -z 1): this process keeps the master weights and AdamW moments
+    // of parameters [shard_offset, shard_offset + shard_own) only, and updates only those; the
+    // others come back through an all-gather of the bf16 weights. Every rank's part is shard_size
+    // long (the last one padded), so gradients and bf16 weights hold world * shard_size entries, the
+    // padding zero. Without ZeRO-1 the shard is the whole model.
+    int zero;                  // -z: set before gpt2_gpu_build
+    size_t shard_offset, shard_own, shard_size, padded_parameters;
+    float* master;          // (shard_size) float32 weights
+    floatX* params_memory;  // (padded_parameters) bf16 copies, all of them
     ParamsX params;
-    float* grads_memory;    // (num_parameters)
+    float* grads_memory;    // (padded_parameters)
     ParameterTensors grads;
-    float* m_memory;
-    float* v_memory;
+    float* m_memory;        // (shard_size)
+    float* v_memory;        // (shard_size)
+    size_t activation_bytes;  // what gpt2_gpu_allocate took, for the memory line
     ActsGPU acts;
     int B, T;
     float* norm_partial;    // (NORM_BLOCKS)
@@ -5101,24 +5112,37 @@ static void point_parameters_x(ParamsX* p, const size_t* sizes, floatX* memory) 
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { *ptrs[i] = it; it += sizes[i]; }
 }
 
-// The model from float32 host parameters: master weights, their bf16 copies, zeroed gradients and moments.
+// The model from float32 host parameters (all of them): the shard's master weights, the bf16 copies
+// of all, zeroed gradients and moments.
 static void gpt2_gpu_build(GPT2GPU* model, const float* host) {
     const GPT2Config* c = &model->config;
     attention_check_pattern(c);
     fill_in_parameter_sizes(model->param_sizes, c);
     size_t n = count_parameters(c);
     model->num_parameters = n;
-    cudaCheck(cudaMalloc(&model->master, n * sizeof(float)));
-    cudaCheck(cudaMalloc(&model->params_memory, n * sizeof(floatX)));
-    cudaCheck(cudaMalloc(&model->grads_memory, n * sizeof(float)));
-    cudaCheck(cudaMalloc(&model->m_memory, n * sizeof(float)));
-    cudaCheck(cudaMalloc(&model->v_memory, n * sizeof(float)));
-    cudaCheck(cudaMemset(model->m_memory, 0, n * sizeof(float)));
-    cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
-    cudaCheck(cudaMemset(model->grads_memory, 0, n * sizeof(float)));
-    cudaCheck(cudaMemcpy(model->master, host, n * sizeof(float), cudaMemcpyHostToDevice));
-    float_to_bf16_kernel<<<ceil_div(n, 256), 256>>>(model->params_memory, model->master, n);
+    size_t parts = model->zero ? (size_t)multi.world : 1;
+    // parts of whole 32-byte sectors (8 floats) each, so that every rank's part starts aligned
+    model->shard_size = parts == 1 ? n : (n + parts - 1) / parts / 8 * 8 + 8;
+    model->padded_parameters = model->shard_size * parts;
+    model->shard_offset = parts == 1 ? 0 : model->shard_size * multi.rank;
+    size_t lo = model->shard_offset, shard = model->shard_size;
+    model->shard_own = lo >= n ? 0 : (n - lo < shard ? n - lo : shard);
+    size_t padded = model->padded_parameters;
+    cudaCheck(cudaMalloc(&model->master, shard * sizeof(float)));
+    cudaCheck(cudaMalloc(&model->params_memory, padded * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&model->grads_memory, padded * sizeof(float)));
+    cudaCheck(cudaMalloc(&model->m_memory, shard * sizeof(float)));
+    cudaCheck(cudaMalloc(&model->v_memory, shard * sizeof(float)));
+    cudaCheck(cudaMemset(model->master, 0, shard * sizeof(float)));
+    cudaCheck(cudaMemset(model->m_memory, 0, shard * sizeof(float)));
+    cudaCheck(cudaMemset(model->v_memory, 0, shard * sizeof(float)));
+    cudaCheck(cudaMemset(model->params_memory, 0, padded * sizeof(floatX)));
+    // the bf16 copies of all the weights, through the gradients' memory (zeroed after)
+    cudaCheck(cudaMemcpy(model->grads_memory, host, n * sizeof(float), cudaMemcpyHostToDevice));
+    float_to_bf16_kernel<<<ceil_div(n, 256), 256>>>(model->params_memory, model->grads_memory, n);
     cudaCheckLaunch();
+    cudaCheck(cudaMemset(model->grads_memory, 0, padded * sizeof(float)));
+    cudaCheck(cudaMemcpy(model->master, host + lo, model->shard_own * sizeof(float), cudaMemcpyHostToDevice));
     point_parameters_x(&model->params, model->param_sizes, model->params_memory);
     point_parameters(&model->grads, model->param_sizes, model->grads_memory);
     cudaCheck(cudaMalloc(&model->norm_partial, NORM_BLOCKS * sizeof(float)));
@@ -5147,6 +5171,7 @@ static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
     float* fmem;
     cudaCheck(cudaMalloc(&xmem, nx * sizeof(floatX)));
     cudaCheck(cudaMalloc(&fmem, nf * sizeof(float)));
+    model->activation_bytes = nx * sizeof(floatX) + nf * sizeof(float);
     for (size_t i = 0; i < nxs; i++) { *xs[i].ptr = xmem; xmem += xs[i].n; }
     for (size_t i = 0; i < nfs; i++) { *fs[i].ptr = fmem; fmem += fs[i].n; }
     cudaCheck(cudaMalloc(&a->inputs, BT * sizeof(int)));
@@ -5244,7 +5269,7 @@ static float gpt2_gpu_mean_loss(GPT2GPU* model) {
 }
 
 static void gpt2_gpu_zero_grad(GPT2GPU* model) {
-    cudaCheck(cudaMemset(model->grads_memory, 0, model->num_parameters * sizeof(float)));
+    cudaCheck(cudaMemset(model->grads_memory, 0, model->padded_parameters * sizeof(float)));
 }
 
 // The backward of the last forward (which must have had dloss != 0); adds into the gradients.
@@ -5326,34 +5351,87 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
     }
 }
 
-// The global gradient norm, on the host (the training guard and the clipping both need it).
+// The gradients summed across the processes: all of them on every process (all-reduce), or with
+// ZeRO-1 each process's shard on that process (reduce-scatter, in place: the shard's sums land at
+// their own offset). A no-op on one GPU.
+static void gpt2_gpu_reduce_grads(GPT2GPU* model) {
+    if (multi.world == 1) { return; }
+#ifdef USE_NCCL
+    if (model->zero) {
+        float* grads = model->grads_memory;
+        ncclCheck(ncclReduceScatter(grads, grads + model->shard_offset, model->shard_size, ncclFloat, ncclSum, multi.comm, 0));
+        return;
+    }
+#endif
+    multi_gpu_sum(model->grads_memory, model->num_parameters);
+}
+
+// The global gradient norm, on the host (the training guard and the clipping both need it): over
+// the shard's summed gradients (all of them without ZeRO-1), and with ZeRO-1 the shards' squares
+// summed across the processes, so every process gets the same norm and all skip a step or none.
 static float gpt2_gpu_grad_norm(GPT2GPU* model) {
-    grad_norm_partial_kernel<<<NORM_BLOCKS, 256>>>(model->norm_partial, model->grads_memory, model->num_parameters);
+    grad_norm_partial_kernel<<<NORM_BLOCKS, 256>>>(model->norm_partial, model->grads_memory + model->shard_offset, model->shard_own);
     cudaCheckLaunch();
     float partial[NORM_BLOCKS];
     cudaCheck(cudaMemcpy(partial, model->norm_partial, sizeof(partial), cudaMemcpyDeviceToHost));
     double sum = 0.0;
     for (int i = 0; i < NORM_BLOCKS; i++) { sum += partial[i]; }
+    if (model->zero) { sum = multi_gpu_host_sum((float)sum); }
     return (float)sqrt(sum);
 }
 
-// One AdamW step (t from 1), given the gradient norm (gpt2_gpu_grad_norm) for clipping.
+// One AdamW step (t from 1) of the shard, given the gradient norm (gpt2_gpu_grad_norm) for
+// clipping; with ZeRO-1 the processes then all-gather their shards' new bf16 weights.
 static void gpt2_gpu_update(GPT2GPU* model, float lr, float beta1, float beta2, float eps, float weight_decay,
                             float grad_clip, int t, float norm) {
     float clip_scale = 1.0f;
     if (grad_clip > 0.0f) { clip_scale = fminf(1.0f, grad_clip / (norm + 1e-6f)); }
     float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
-    size_t offset = 0;
-    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+    size_t lo = model->shard_offset, hi = lo + model->shard_own, offset = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {  // each tensor's part in the shard: decay is per tensor
         size_t sz = model->param_sizes[k];
-        if (sz > 0) {
-            adamw_kernel<<<ceil_div(sz, 256), 256>>>(model->master + offset, model->params_memory + offset,
-                model->m_memory + offset, model->v_memory + offset, model->grads_memory + offset, sz, lr, beta1, beta2,
+        size_t a = offset > lo ? offset : lo, b = offset + sz < hi ? offset + sz : hi;
+        if (a < b) {
+            adamw_kernel<<<ceil_div(b - a, 256), 256>>>(model->master + (a - lo), model->params_memory + a,
+                model->m_memory + (a - lo), model->v_memory + (a - lo), model->grads_memory + a, b - a, lr, beta1, beta2,
                 eps, param_is_decayed[k] ? weight_decay : 0.0f, clip_scale, bc1, bc2);
             cudaCheckLaunch();
         }
         offset += sz;
     }
+#ifdef USE_NCCL
+    if (model->zero && multi.world > 1) {  // in place: this process's part is already at its offset
+        floatX* params = model->params_memory;
+        ncclCheck(ncclAllGather(params + lo, params, model->shard_size, ncclBfloat16, multi.comm, 0));
+    }
+#endif
+}
+
+// A sharded float32 vector (the master weights or a moment), whole, into host (n floats; NULL on
+// the processes that only help): an all-gather through the gradients' memory, which is free
+// between an update and the next step's zeroing. Every process must call it.
+static void gpt2_gpu_gather(GPT2GPU* model, const float* shard, float* host) {
+    size_t n = model->num_parameters;
+    const float* whole = shard;
+#ifdef USE_NCCL
+    if (model->zero && multi.world > 1) {
+        ncclCheck(ncclAllGather(shard, model->grads_memory, model->shard_size, ncclFloat, multi.comm, 0));
+        whole = model->grads_memory;
+    }
+#endif
+    if (host) { cudaCheck(cudaMemcpy(host, whole, n * sizeof(float), cudaMemcpyDeviceToHost)); }
+}
+
+// What this process keeps on its GPU, by kind: the figures ZeRO-1 changes, and the measured total
+static void print_memory(const GPT2GPU* model) {
+    const double GiB = 1073741824.0;
+    size_t free_bytes, total_bytes;
+    cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
+    printf("GPU memory by kind: bf16 weights %.2f GiB, fp32 gradients %.2f GiB, fp32 master weights and moments %.2f GiB%s, "
+           "activations %.2f GiB\n", model->padded_parameters * sizeof(floatX) / GiB, model->padded_parameters * sizeof(float) / GiB,
+           3.0 * model->shard_size * sizeof(float) / GiB, model->zero && multi.world > 1 ? " (ZeRO-1: this GPU's shard)" : "",
+           model->activation_bytes / GiB);
+    printf("GPU memory in use: %.2f GiB of %.2f GiB\n", (total_bytes - free_bytes) / GiB, total_bytes / GiB);
 }
 
 // ----------------------------------------------------------------------------
@@ -5696,14 +5774,20 @@ static void gpu_greedy_decode(GPT2GPU* model, int* rows, int B, int T, int K) {
     free(targets);
 }
 
+// A checkpoint of the whole model and optimizer, whatever the sharding (so a ZeRO-1 run's files
+// load on one GPU, or resume on another number of them). Every process calls it: with ZeRO-1 each
+// sends its shard; rank 0 writes.
 static void gpu_save(GPT2GPU* model, const char* dir, const TrainState* st) {
+    if (multi.rank != 0 && !(model->zero && multi.world > 1)) { return; }  // nothing to send
     size_t n = model->num_parameters;
-    float* host = (float*)malloc_check(n * sizeof(float));
-    float* m = (float*)malloc_check(n * sizeof(float));
-    float* v = (float*)malloc_check(n * sizeof(float));
-    cudaCheck(cudaMemcpy(host, model->master, n * sizeof(float), cudaMemcpyDeviceToHost));
-    cudaCheck(cudaMemcpy(m, model->m_memory, n * sizeof(float), cudaMemcpyDeviceToHost));
-    cudaCheck(cudaMemcpy(v, model->v_memory, n * sizeof(float), cudaMemcpyDeviceToHost));
+    int writer = multi.rank == 0;
+    float* host = writer ? (float*)malloc_check(n * sizeof(float)) : NULL;
+    float* m = writer ? (float*)malloc_check(n * sizeof(float)) : NULL;
+    float* v = writer ? (float*)malloc_check(n * sizeof(float)) : NULL;
+    gpt2_gpu_gather(model, model->master, host);
+    gpt2_gpu_gather(model, model->m_memory, m);
+    gpt2_gpu_gather(model, model->v_memory, v);
+    if (!writer) { return; }
     char path[4200];
     snprintf(path, sizeof(path), "%s/model_%08d.bin", dir, st->step);
     checkpoint_write(path, &model->config, host, n);
@@ -5726,6 +5810,7 @@ int main(int argc, char** argv) {
     cudaCheck(cudaMalloc(&lt_workspace, LT_WORKSPACE_BYTES));
     GPT2GPU model;
     memset(&model, 0, sizeof(model));
+    model.zero = a.zero;
     int resume_step, from_checkpoint;
     size_t n;
     float* host = model_from_args(&a, &model.config, &n, &resume_step, &from_checkpoint);
@@ -5810,9 +5895,7 @@ int main(int argc, char** argv) {
     print_config(&model.config, model.num_parameters, &a, accum);
     int val_batches = val_batches_to_use(&a, &val);
     if (multi.world > 1) { printf("GPUs: %d processes (%s), each -b %d; the total batch %d tokens\n", multi.world, multi.launcher, a.B, total_batch); }
-    size_t free_bytes, total_bytes;
-    cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
-    printf("GPU memory in use: %.2f GiB of %.2f GiB\n", (total_bytes - free_bytes) / 1073741824.0, total_bytes / 1073741824.0);
+    print_memory(&model);
 
     int start_step = 0;
     if (resume_step >= 0) {
@@ -5820,8 +5903,9 @@ int main(int argc, char** argv) {
         float* m = (float*)malloc_check(np * sizeof(float));
         float* v = (float*)malloc_check(np * sizeof(float));
         start_step = resume_from_state(&a, resume_step, total_batch, model.param_sizes, m, v, &train, &rng);
-        cudaCheck(cudaMemcpy(model.m_memory, m, np * sizeof(float), cudaMemcpyHostToDevice));
-        cudaCheck(cudaMemcpy(model.v_memory, v, np * sizeof(float), cudaMemcpyHostToDevice));
+        // the state file holds the whole optimizer: each process takes its shard (all of it without ZeRO-1)
+        cudaCheck(cudaMemcpy(model.m_memory, m + model.shard_offset, model.shard_own * sizeof(float), cudaMemcpyHostToDevice));
+        cudaCheck(cudaMemcpy(model.v_memory, v + model.shard_offset, model.shard_own * sizeof(float), cudaMemcpyHostToDevice));
         free(m); free(v);
     }
     StepGuard guard = {.z = a.skip_z};
@@ -5839,7 +5923,7 @@ int main(int argc, char** argv) {
             gpt2_gpu_backward(&model);
             loss += gpt2_gpu_mean_loss(&model) / accum;
         }
-        multi_gpu_sum(model.grads_memory, model.num_parameters);
+        gpt2_gpu_reduce_grads(&model);
         loss = multi_gpu_mean(loss);
         float lr = learning_rate_at(step, a.steps, a.warmup, a.lr, a.final_lr_frac);
         float norm = gpt2_gpu_grad_norm(&model);  // the same on every GPU (summed gradients): all skip or none
@@ -5863,7 +5947,7 @@ int main(int argc, char** argv) {
             gpt2_gpu_generate(&model, a.gen_tokens, &rng, &tokenizer);
             printf("---\n");
         }
-        if (is_checkpoint_step(&a, step + 1) && multi.rank == 0) {
+        if (is_checkpoint_step(&a, step + 1)) {  // every process: ZeRO-1's shards come to rank 0
             TrainState st = {step + 1, a.B, a.T, total_batch, train.shard_index, train.position, rng};
             gpu_save(&model, a.out_dir, &st);
         }

@@ -163,6 +163,31 @@ for victim in 2 0; do
         eval '[ "$rcs" = 11 ] && [ $took -le 10 ] && grep -q "stopped before the end of the run" "$out/rank$(( (victim + 1) % 3 ))"'
 done
 
+# scripts/slurm_train.sbatch under a stand-in srun (each task with SLURM_PROCID, SLURM_LOCALID and
+# SLURM_STEP_NUM_TASKS, as srun sets them) and scontrol: its tasks meet at the first node's port
+fake=$out/fake_slurm
+mkdir -p "$fake"
+cat > "$fake/scontrol" <<'FAKE'
+#!/usr/bin/env bash
+[ "$1 $2" = "show hostnames" ] && echo "$3" | tr ',' '\n'
+FAKE
+cat > "$fake/srun" <<'FAKE'
+#!/usr/bin/env bash
+while [[ $1 == --* ]]; do shift; done   # srun's own flags
+pids=()
+for ((i = 0; i < SLURM_NTASKS; i++)); do SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_STEP_NUM_TASKS=$SLURM_NTASKS "$@" & pids+=($!); done
+status=0
+for p in "${pids[@]}"; do wait $p || status=1; done
+exit $status
+FAKE
+chmod +x "$fake/scontrol" "$fake/srun"
+NCCL_INIT_PORT=$(free_port) PATH="$fake:$PATH" SLURM_JOB_NODELIST=127.0.0.1,node2 SLURM_NTASKS=3 SLURM_JOB_NUM_NODES=1 \
+    bash scripts/slurm_train.sbatch $T --check-launch > "$out/slurm.log" 2>&1; rc=$?
+ids=$(grep -o 'id [0-9a-f]*' "$out/slurm.log" | sort -u | wc -l)
+check "slurm_train.sbatch under a stand-in srun: 3 tasks by Slurm's variables meet over tcp at the first node (exit $rc)" \
+    eval '[ $rc -eq 0 ] && [ $ids -eq 1 ] && [ $(grep -c "by Slurm.s srun, meeting tcp" "$out/slurm.log") -eq 3 ] && [ $(grep -c "done" "$out/slurm.log") -eq 3 ]'
+bad "slurm_train.sbatch outside a job" "SLURM_JOB_NODELIST is not set" env -u SLURM_JOB_NODELIST bash scripts/slurm_train.sbatch ./train_gpt_window
+
 # mpirun (Open MPI), where this build has MPI and mpirun is installed: the id by MPI_Bcast, the
 # default under mpirun; and tcp under mpirun
 if command -v mpirun >/dev/null && [ "$has_mpi" = 1 ]; then
