@@ -1557,6 +1557,7 @@ typedef struct {
 #ifdef USE_NCCL
     ncclComm_t comm;
 #endif
+    cudaStream_t comm_stream;  // the gradients' all-reduce while the backward computes (gpt2_gpu_backward)
     float* dev_scalar;  // (1) for all-reducing the loss
 } MultiGPU;
 
@@ -1960,6 +1961,8 @@ static void multi_gpu_init(const Args* a) {
     meet_others(&meet, &id, sizeof(id), a->nccl_timeout);
     ncclCheck(ncclCommInitRank(&multi.comm, multi.world, id, multi.rank));
     cudaCheck(cudaMalloc(&multi.dev_scalar, sizeof(float)));
+    // non-blocking: the legacy default stream, where everything else runs, must not wait for it
+    cudaCheck(cudaStreamCreateWithFlags(&multi.comm_stream, cudaStreamNonBlocking));
 #else
     die("%s says %d processes: this build has no NCCL (the Makefile links it where it finds nccl.h and libnccl)", multi.launcher, multi.world);
 #endif
@@ -4896,6 +4899,8 @@ typedef struct {
     float* m_memory;        // (shard_size)
     float* v_memory;        // (shard_size)
     size_t activation_bytes;  // what gpt2_gpu_allocate took, for the memory line
+    int reduce_in_backward;   // the backward starts each layer's all-reduce (several GPUs, last micro-step)
+    cudaEvent_t grads_ready;  // recorded on the compute stream, waited for by the communication stream
     ActsGPU acts;
     int B, T;
     float* norm_partial;    // (NORM_BLOCKS)
@@ -4949,6 +4954,7 @@ static void gpt2_gpu_build(GPT2GPU* model, const float* host) {
     point_parameters_x(&model->params, model->param_sizes, model->params_memory);
     point_parameters(&model->grads, model->param_sizes, model->grads_memory);
     cudaCheck(cudaMalloc(&model->norm_partial, NORM_BLOCKS * sizeof(float)));
+    cudaCheck(cudaEventCreateWithFlags(&model->grads_ready, cudaEventDisableTiming));
 }
 
 static void gpt2_gpu_allocate(GPT2GPU* model, int B, int T) {
@@ -5076,6 +5082,43 @@ static void gpt2_gpu_zero_grad(GPT2GPU* model) {
 }
 
 // The backward of the last forward (which must have had dloss != 0); adds into the gradients.
+// ----------------------------------------------------------------------------
+// the gradients' all-reduce, overlapped with the backward. A layer's gradients are complete when its
+// iteration of the backward loop ends (the one slice another layer's backward writes, fcprojb's,
+// comes from the layer above: done earlier). So, with several GPUs and no ZeRO-1, the backward
+// hands each layer's slices to the communication stream as soon as they are done, one NCCL group per
+// layer, and computes the layers below meanwhile; the embeddings and the final LayerNorm, done last,
+// follow. The same calls in the same order every step: the sums are deterministic. ZeRO-1's
+// reduce-scatter, whose shards are ranges of the flat gradients and not layers, stays after the
+// backward (gpt2_gpu_reduce_grads).
+
+// llm.c's order: wte, wpe, then the twelve per-layer tensors (L, ...), then lnfw, lnfb
+static int tensor_is_per_layer(int k) { return k >= 2 && k < NUM_PARAMETER_TENSORS - 2; }
+
+// Sums layer l's slices of the per-layer gradient tensors across the processes (l < 0: the other
+// tensors, whole), on the communication stream, after what the compute stream has queued so far.
+static void gpt2_gpu_reduce_async(GPT2GPU* model, int l) {
+#ifdef USE_NCCL
+    cudaCheck(cudaEventRecord(model->grads_ready, 0));
+    cudaCheck(cudaStreamWaitEvent(multi.comm_stream, model->grads_ready, 0));
+    int L = model->config.num_layers;
+    ncclCheck(ncclGroupStart());  // one launch for the layer's slices
+    size_t offset = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        size_t sz = model->param_sizes[k];
+        if (sz > 0 && tensor_is_per_layer(k) == (l >= 0)) {
+            size_t part = l >= 0 ? sz / L : sz;
+            float* at = model->grads_memory + offset + (l >= 0 ? (size_t)l * part : 0);
+            ncclCheck(ncclAllReduce(at, at, part, ncclFloat, ncclSum, multi.comm, multi.comm_stream));
+        }
+        offset += sz;
+    }
+    ncclCheck(ncclGroupEnd());
+#else
+    (void)model, (void)l;
+#endif
+}
+
 static void gpt2_gpu_backward(GPT2GPU* model) {
     const GPT2Config* c = &model->config;
     int B = model->B, T = model->T, L = c->num_layers, NH = c->num_heads, C = c->channels;
@@ -5119,6 +5162,7 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
                         p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
         layernorm_backward(dres, g.ln1w + l * C, g.ln1b + l * C, l > 0 ? g.fcprojb + (l - 1) * C : NULL,
                            scratch_partial, dln1, residual, p.ln1w + l * C, a->ln1_mean + o, a->ln1_rstd + o, BT, C);
+        if (model->reduce_in_backward) { gpt2_gpu_reduce_async(model, l); }  // layer l's gradients are done
     }
     // embeddings: positions grouped by token on the host (a counting sort), each token's list cut
     // into segments: tokens (nu), token_segs (nu + 1), seg_starts (nseg + 1), positions (BT)
@@ -5152,13 +5196,19 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
         encoder_backward_wpe_kernel<<<ceil_div((size_t)T * C, 256), 256>>>(g.wpe, dres, B, T, C);
         cudaCheckLaunch();
     }
+    if (model->reduce_in_backward) { gpt2_gpu_reduce_async(model, -1); }  // the embeddings and lnf
 }
 
-// The gradients summed across the processes: all of them on every process (all-reduce), or with
-// ZeRO-1 each process's shard on that process (reduce-scatter, in place: the shard's sums land at
-// their own offset). A no-op on one GPU.
+// The gradients summed across the processes: all of them on every process (all-reduce: started layer
+// by layer by the backward, this waits for its end), or with ZeRO-1 each process's shard on that
+// process (reduce-scatter, in place: the shard's sums land at their own offset). A no-op on one GPU.
 static void gpt2_gpu_reduce_grads(GPT2GPU* model) {
     if (multi.world == 1) { return; }
+    if (model->reduce_in_backward) {  // started by the backward: the compute stream waits for its end
+        cudaCheck(cudaEventRecord(model->grads_ready, multi.comm_stream));
+        cudaCheck(cudaStreamWaitEvent(0, model->grads_ready, 0));
+        return;
+    }
 #ifdef USE_NCCL
     if (model->zero) {
         float* grads = model->grads_memory;
@@ -5723,6 +5773,7 @@ int main(int argc, char** argv) {
         for (int micro = 0; micro < accum; micro++) {
             dataloader_next_rank_batch(&train, rank_inputs, rank_targets);
             gpt2_gpu_forward(&model, rank_inputs, rank_targets, 1.0f / ((float)tokens_per_micro * accum * multi.world));
+            model.reduce_in_backward = multi.world > 1 && !model.zero && micro == accum - 1;  // the sums once, when complete
             gpt2_gpu_backward(&model);
             loss += gpt2_gpu_mean_loss(&model) / accum;
         }
