@@ -1546,7 +1546,9 @@ static int ceil_div(long long a, long long b) { return (int)((a + b - 1) / b); }
 //                    one dies is the launcher's job (multi_gpu.sh does it).
 //   mpi              MPI_Bcast, in a build with MPI (USE_MPI: the Makefile finds mpicc), under
 //                    mpirun, which stops the others when one dies. The default under mpirun.
-// Every wait is bounded by --nccl-timeout seconds, after which a process says whom it missed.
+// Every wait is bounded by --nccl-timeout seconds, after which a process says whom it missed. Under
+// every way the watchdog also asks NCCL each second for an error it met on its own (a peer on
+// another machine whose connection broke) and stops the process if there is one.
 
 typedef struct {
     int world, rank, local_rank;
@@ -1556,12 +1558,14 @@ typedef struct {
     int mpi;               // MPI_Init was called
 #ifdef USE_NCCL
     ncclComm_t comm;
+    int comm_live;            // the watchdog may ask comm for errors (under comm_lock)
+    pthread_mutex_t comm_lock;
 #endif
     cudaStream_t comm_stream;  // the gradients' all-reduce while the backward computes (gpt2_gpu_backward)
     float* dev_scalar;  // (1) for all-reducing the loss
 } MultiGPU;
 
-static MultiGPU multi = {1, 0, 0, "one process"};
+static MultiGPU multi = {.world = 1, .rank = 0, .local_rank = 0, .launcher = "one process"};
 
 #ifdef USE_NCCL
 static void nccl_check_at(ncclResult_t r, const char* file, int line) {
@@ -1863,19 +1867,30 @@ static void meet_file(const MeetSpec* m, void* id, size_t n, double deadline, do
     fclose(f);
 }
 
-// A tcp run's watchdog: a rank's connection that closes before the rank said it finished means the
-// rank died (killed, or an error: its own output says which), and the survivors would wait for it
-// in NCCL for ever. So this process stops too, with a non-zero status; rank 0's stopping closes its
-// connections, which stops the rest.
+// The watchdog, a thread of every process of a several-GPU run. With tcp://, a rank's connection
+// that closes before the rank said it finished means the rank died (killed, or an error: its own
+// output says which), and the survivors would wait for it in NCCL for ever. So this process stops
+// too, with a non-zero status; rank 0's stopping closes its connections, which stops the rest.
+// Each second it also asks NCCL whether the communicator met an error of its own.
 static void* watchdog_main(void* unused) {
     (void)unused;
     struct pollfd fds[1024];
     int ranks[1024], n = 0;
-    for (int r = 0; r < multi.world && n < 1024; r++) {
+    for (int r = 0; multi.peers && r < multi.world && n < 1024; r++) {
         if (multi.peers[r] >= 0) { fds[n].fd = multi.peers[r], fds[n].events = POLLIN, ranks[n++] = r; }
     }
     while (1) {
-        if (poll(fds, n, -1) < 0) { continue; }
+#ifdef USE_NCCL
+        pthread_mutex_lock(&multi.comm_lock);
+        ncclResult_t state = ncclSuccess;
+        if (multi.comm_live && ncclCommGetAsyncError(multi.comm, &state) == ncclSuccess && state != ncclSuccess &&
+            state != ncclInProgress) {
+            fprintf(stderr, "error: rank %d: NCCL %s (%s); stopping\n", multi.rank, ncclGetErrorString(state), ncclGetLastError(multi.comm));
+            _exit(EXIT_FAILURE);
+        }
+        pthread_mutex_unlock(&multi.comm_lock);
+#endif
+        if (poll(fds, n, 1000) <= 0) { continue; }  // n = 0: a one-second sleep
         for (int i = 0; i < n; i++) {
             if (!fds[i].revents) { continue; }
             char byte;
@@ -1923,6 +1938,9 @@ static void meet_others(const MeetSpec* m, void* id, size_t n, double timeout) {
     } else {
         meet_tcp_rank(m, id, n, deadline, timeout);
     }
+}
+
+static void watchdog_start(void) {
     pthread_t watchdog;
     if (pthread_create(&watchdog, NULL, watchdog_main, NULL) != 0) { die("cannot start the watchdog thread"); }
     pthread_detach(watchdog);
@@ -1960,6 +1978,9 @@ static void multi_gpu_init(const Args* a) {
     if (multi.rank == 0) { ncclCheck(ncclGetUniqueId(&id)); }
     meet_others(&meet, &id, sizeof(id), a->nccl_timeout);
     ncclCheck(ncclCommInitRank(&multi.comm, multi.world, id, multi.rank));
+    pthread_mutex_init(&multi.comm_lock, NULL);
+    multi.comm_live = 1;
+    watchdog_start();
     cudaCheck(cudaMalloc(&multi.dev_scalar, sizeof(float)));
     // non-blocking: the legacy default stream, where everything else runs, must not wait for it
     cudaCheck(cudaStreamCreateWithFlags(&multi.comm_stream, cudaStreamNonBlocking));
@@ -1989,7 +2010,12 @@ static float multi_gpu_mean(float x) { return multi_gpu_host_sum(x) / multi.worl
 
 static void multi_gpu_finish(void) {
 #ifdef USE_NCCL
-    if (multi.world > 1) { ncclCheck(ncclCommDestroy(multi.comm)); }
+    if (multi.world > 1) {
+        pthread_mutex_lock(&multi.comm_lock);  // the watchdog stops asking the communicator first
+        multi.comm_live = 0;
+        pthread_mutex_unlock(&multi.comm_lock);
+        ncclCheck(ncclCommDestroy(multi.comm));
+    }
 #endif
     meet_finish();
 }

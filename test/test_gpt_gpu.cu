@@ -279,6 +279,7 @@ static int check_launch(int argc, char** argv) {
         fclose(f);
     }
     meet_others(&meet, id, sizeof(id), timeout);
+    watchdog_start();  // as multi_gpu_init does, once NCCL's communicator is up (here there is none)
     uint64_t hash = 1469598103934665603ull;  // FNV-1a
     for (size_t i = 0; i < sizeof(id); i++) { hash = (hash ^ id[i]) * 1099511628211ull; }
     printf("rank %d: id %016llx\n", multi.rank, (unsigned long long)hash);
