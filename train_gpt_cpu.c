@@ -2350,10 +2350,11 @@ static int resume_from_state(const Args* a, int resume_step, int total_batch, co
     snprintf(path, sizeof(path), "%s/state_%08d.bin", a->out_dir, resume_step);
     TrainState st;
     state_load(path, resume_step, &st, m, v, param_sizes);
-    // the same rows every step; -b may differ (the rows spread over another number of GPUs or micro-batches)
-    if (st.T != a->T || st.total_batch != total_batch) {
-        die("resume: '%s' was trained with -t %d and %d tokens a step (-d); pass the same (got -t %d, %d tokens)",
-            path, st.T, st.total_batch, a->T, total_batch);
+    // -b is per process and -d counts every process's rows: with both the same, a run may resume on
+    // another number of GPUs (its accumulation steps make up the difference) and reads the same rows
+    if (st.B != a->B || st.T != a->T || st.total_batch != total_batch) {
+        die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
+            path, st.B, st.T, st.total_batch, a->B, a->T, total_batch);
     }
     dataloader_seek(train, st.shard_index, st.position);
     *rng = st.rng;

@@ -1408,10 +1408,11 @@ static int resume_from_state(const Args* a, int resume_step, int total_batch, co
     snprintf(path, sizeof(path), "%s/state_%08d.bin", a->out_dir, resume_step);
     TrainState st;
     state_load(path, resume_step, &st, m, v, param_sizes);
-    // the same rows every step; -b may differ (the rows spread over another number of GPUs or micro-batches)
-    if (st.T != a->T || st.total_batch != total_batch) {
-        die("resume: '%s' was trained with -t %d and %d tokens a step (-d); pass the same (got -t %d, %d tokens)",
-            path, st.T, st.total_batch, a->T, total_batch);
+    // -b is per process and -d counts every process's rows: with both the same, a run may resume on
+    // another number of GPUs (its accumulation steps make up the difference) and reads the same rows
+    if (st.B != a->B || st.T != a->T || st.total_batch != total_batch) {
+        die("resume: '%s' was trained with -b %d -t %d -d %d; pass the same (got -b %d -t %d -d %d)",
+            path, st.B, st.T, st.total_batch, a->B, a->T, total_batch);
     }
     dataloader_seek(train, st.shard_index, st.position);
     *rng = st.rng;
@@ -1554,7 +1555,9 @@ typedef struct {
     int world, rank, local_rank;
     const char* launcher;  // the environment that named them
     int* peers;            // (world) tcp: the open connection to each rank, -1 where there is none
-    volatile int* peer_done;  // (world) set when that rank said it finished (watchdog_main)
+    volatile int* peer_done;  // (world) set when that rank said goodbye (watchdog_main)
+    volatile int finishing;   // past the last collective (multi_gpu_finish): closes and errors are no deaths
+    double timeout;           // --nccl-timeout, also the bound of the goodbyes
     int mpi;               // MPI_Init was called
 #ifdef USE_NCCL
     ncclComm_t comm;
@@ -1565,7 +1568,11 @@ typedef struct {
     float* dev_scalar;  // (1) for all-reducing the loss
 } MultiGPU;
 
-static MultiGPU multi = {.world = 1, .rank = 0, .local_rank = 0, .launcher = "one process"};
+static MultiGPU multi = {.world = 1, .rank = 0, .local_rank = 0, .launcher = "one process",
+#ifdef USE_NCCL
+                         .comm_lock = PTHREAD_MUTEX_INITIALIZER
+#endif
+};
 
 #ifdef USE_NCCL
 static void nccl_check_at(ncclResult_t r, const char* file, int line) {
@@ -1632,6 +1639,7 @@ static void launch_identify(void) {
         launched_by = i;
         return;
     }
+    multi.local_rank = env_int("LOCAL_RANK", -1, 0);  // one process: LOCAL_RANK may still pick its GPU
 }
 
 // --nccl-init's value, checked (and its default filled in) before anything waits or touches a GPU
@@ -1771,7 +1779,11 @@ static void meet_tcp_rank0(const MeetSpec* m, const void* id, size_t n, double d
                 m->text, timeout, joined, multi.world - 1, missing_ranks(multi.peers, multi.world, names, sizeof(names)));
         }
         int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-        if (c < 0) { continue; }
+        if (c < 0) {
+            if (errno == EMFILE || errno == ENFILE) { die("--nccl-init %s: rank 0 cannot accept a connection: %s", m->text, strerror(errno)); }
+            usleep(10000);  // e.g. a connection reset before it was taken
+            continue;
+        }
         MeetHello hello;
         double hello_deadline = fmin(deadline, now_seconds() + 10.0);  // a rank sends its hello at once
         if (read_before(c, &hello, sizeof(hello), hello_deadline) || memcmp(hello.magic, MEET_MAGIC, 8) != 0) {
@@ -1792,6 +1804,11 @@ static void meet_tcp_rank0(const MeetSpec* m, const void* id, size_t n, double d
     }
     close(fd);
     for (int r = 1; r < multi.world; r++) {
+        // a live rank sends nothing after its hello: anything readable is its end (it gave up waiting)
+        struct pollfd p = {multi.peers[r], POLLIN, 0};
+        if (poll(&p, 1, 0) != 0) {
+            die("--nccl-init %s: rank %d left before all %d ranks came (its own --nccl-timeout?)", m->text, r, multi.world);
+        }
         const char* err = write_all(multi.peers[r], id, n);
         if (err) { die("--nccl-init %s: sending NCCL's id to rank %d: %s", m->text, r, err); }
     }
@@ -1838,7 +1855,8 @@ static void meet_tcp_rank(const MeetSpec* m, void* id, size_t n, double deadline
     memcpy(hello.magic, MEET_MAGIC, 8);
     hello.world = multi.world, hello.rank = multi.rank;
     const char* err = write_all(fd, &hello, sizeof(hello));
-    if (!err) { err = read_before(fd, id, n, deadline); }
+    // rank 0, listening already, waits at most its own --nccl-timeout for the rest from now on
+    if (!err) { err = read_before(fd, id, n, now_seconds() + timeout + 5.0); }
     if (err) {
         die("--nccl-init %s: rank %d got no NCCL id from rank 0 (%s): see rank 0's error", m->text, multi.rank, err);
     }
@@ -1874,17 +1892,18 @@ static void meet_file(const MeetSpec* m, void* id, size_t n, double deadline, do
 // Each second it also asks NCCL whether the communicator met an error of its own.
 static void* watchdog_main(void* unused) {
     (void)unused;
-    struct pollfd fds[1024];
-    int ranks[1024], n = 0;
-    for (int r = 0; multi.peers && r < multi.world && n < 1024; r++) {
+    struct pollfd* fds = (struct pollfd*)calloc_check(multi.world, sizeof(struct pollfd));
+    int* ranks = (int*)calloc_check(multi.world, sizeof(int));
+    int n = 0;
+    for (int r = 0; multi.peers && r < multi.world; r++) {
         if (multi.peers[r] >= 0) { fds[n].fd = multi.peers[r], fds[n].events = POLLIN, ranks[n++] = r; }
     }
     while (1) {
 #ifdef USE_NCCL
         pthread_mutex_lock(&multi.comm_lock);
         ncclResult_t state = ncclSuccess;
-        if (multi.comm_live && ncclCommGetAsyncError(multi.comm, &state) == ncclSuccess && state != ncclSuccess &&
-            state != ncclInProgress) {
+        if (multi.comm_live && !multi.finishing && ncclCommGetAsyncError(multi.comm, &state) == ncclSuccess &&
+            state != ncclSuccess && state != ncclInProgress) {
             fprintf(stderr, "error: rank %d: NCCL %s (%s); stopping\n", multi.rank, ncclGetErrorString(state), ncclGetLastError(multi.comm));
             _exit(EXIT_FAILURE);
         }
@@ -1897,7 +1916,7 @@ static void* watchdog_main(void* unused) {
             ssize_t k = recv(fds[i].fd, &byte, 1, 0);
             if (k == 1) { multi.peer_done[ranks[i]] = 1; continue; }  // its goodbye
             if (k < 0 && errno == EINTR) { continue; }
-            if (!multi.peer_done[ranks[i]]) {
+            if (!multi.peer_done[ranks[i]] && !multi.finishing) {
                 fprintf(stderr, "error: rank %d: rank %d stopped before the end of the run (see its output); stopping too\n",
                         multi.rank, ranks[i]);
                 _exit(EXIT_FAILURE);
@@ -1946,11 +1965,20 @@ static void watchdog_start(void) {
     pthread_detach(watchdog);
 }
 
-// The end of a run that went well: a goodbye on every open connection, so that the others' watchdogs
-// take the close that follows for an end, not a death.
+// The end of a run that went well, once every process is past its last collective: goodbyes over
+// tcp://, so that no close is taken for a death. Each rank says goodbye to rank 0 and waits for
+// rank 0's, which rank 0 sends when it has every other's; so no process closes a connection with
+// a goodbye still unread on it (a reset, not an orderly close), and none leaves before rank 0.
 static void meet_finish(void) {
-    for (int r = 0; multi.peers && r < multi.world; r++) {
-        if (multi.peers[r] >= 0) { write_all(multi.peers[r], "b", 1); }
+    multi.finishing = 1;
+    if (multi.peers) {
+        double deadline = now_seconds() + multi.timeout;
+        int from = multi.rank == 0 ? 1 : 0, to = multi.rank == 0 ? multi.world : 1;
+        if (multi.rank != 0) { write_all(multi.peers[0], "b", 1); }
+        for (int r = from; r < to; r++) {  // the watchdog reads them
+            while (!multi.peer_done[r] && now_seconds() < deadline) { usleep(1000); }
+        }
+        for (int r = 1; multi.rank == 0 && r < multi.world; r++) { write_all(multi.peers[r], "b", 1); }
     }
 #ifdef USE_MPI
     if (multi.mpi) { mpiCheck(MPI_Finalize()); }
@@ -1976,11 +2004,13 @@ static void multi_gpu_init(const Args* a) {
 #ifdef USE_NCCL
     ncclUniqueId id;
     if (multi.rank == 0) { ncclCheck(ncclGetUniqueId(&id)); }
+    multi.timeout = a->nccl_timeout;
     meet_others(&meet, &id, sizeof(id), a->nccl_timeout);
+    watchdog_start();  // before NCCL's start, which would wait for ever for a rank that died after the meeting
     ncclCheck(ncclCommInitRank(&multi.comm, multi.world, id, multi.rank));
-    pthread_mutex_init(&multi.comm_lock, NULL);
+    pthread_mutex_lock(&multi.comm_lock);
     multi.comm_live = 1;
-    watchdog_start();
+    pthread_mutex_unlock(&multi.comm_lock);
     cudaCheck(cudaMalloc(&multi.dev_scalar, sizeof(float)));
     // non-blocking: the legacy default stream, where everything else runs, must not wait for it
     cudaCheck(cudaStreamCreateWithFlags(&multi.comm_stream, cudaStreamNonBlocking));
@@ -2008,16 +2038,20 @@ static float multi_gpu_host_sum(float x) {
 
 static float multi_gpu_mean(float x) { return multi_gpu_host_sum(x) / multi.world; }
 
+// The end of a several-GPU run: a barrier through NCCL (so no process tears down while another,
+// e.g. rank 0 writing the last checkpoint, still works: its peers' teardown could look like an
+// error to its watchdog), the goodbyes, then NCCL's end.
 static void multi_gpu_finish(void) {
-#ifdef USE_NCCL
-    if (multi.world > 1) {
-        pthread_mutex_lock(&multi.comm_lock);  // the watchdog stops asking the communicator first
-        multi.comm_live = 0;
-        pthread_mutex_unlock(&multi.comm_lock);
-        ncclCheck(ncclCommDestroy(multi.comm));
-    }
-#endif
+    if (multi.world == 1) { return; }
+    multi_gpu_host_sum(0.0f);  // the barrier: every process here, every collective before it done
+    cudaCheck(cudaDeviceSynchronize());
     meet_finish();
+#ifdef USE_NCCL
+    pthread_mutex_lock(&multi.comm_lock);  // the watchdog stops asking the communicator first
+    multi.comm_live = 0;
+    pthread_mutex_unlock(&multi.comm_lock);
+    ncclCheck(ncclCommDestroy(multi.comm));
+#endif
 }
 
 // ----------------------------------------------------------------------------
@@ -4956,7 +4990,7 @@ static void gpt2_gpu_build(GPT2GPU* model, const float* host) {
     model->num_parameters = n;
     size_t parts = model->zero ? (size_t)multi.world : 1;
     // parts of whole 32-byte sectors (8 floats) each, so that every rank's part starts aligned
-    model->shard_size = parts == 1 ? n : (n + parts - 1) / parts / 8 * 8 + 8;
+    model->shard_size = parts == 1 ? n : ((n + parts - 1) / parts + 7) / 8 * 8;
     model->padded_parameters = model->shard_size * parts;
     model->shard_offset = parts == 1 ? 0 : model->shard_size * multi.rank;
     size_t lo = model->shard_offset, shard = model->shard_size;
@@ -5255,7 +5289,7 @@ static float gpt2_gpu_grad_norm(GPT2GPU* model) {
     cudaCheck(cudaMemcpy(partial, model->norm_partial, sizeof(partial), cudaMemcpyDeviceToHost));
     double sum = 0.0;
     for (int i = 0; i < NORM_BLOCKS; i++) { sum += partial[i]; }
-    if (model->zero) { sum = multi_gpu_host_sum((float)sum); }
+    if (model->zero && multi.world > 1) { sum = multi_gpu_host_sum((float)sum); }
     return (float)sqrt(sum);
 }
 

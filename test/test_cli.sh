@@ -53,12 +53,6 @@ mkdir -p "$work/s2" && cp "$work/s1/model_00000007.bin" "$work/s1/state_00000007
 $bin "${small[@]}" -o "$work/s2" -y 1 > "$work/s2.out" 2>&1
 check "the small-shard run and its resume both logged 9 steps" test "$(wc -l < "$work/s1/log.csv")" -eq 10 -a "$(wc -l < "$work/s2/log.csv")" -eq 10
 check "resume at the end of a shard wraps to the next batch and matches the uninterrupted run" cmp -s <(cut -d, -f1-2 "$work/s1/log.csv") <(cut -d, -f1-2 "$work/s2/log.csv")
-# the same rows a step in other micro-batches (-b 1, two accumulation steps): -b may change on resume,
-# as it does when a run moves to another number of GPUs; the losses agree to float rounding
-mkdir -p "$work/s3" && cp "$work/s1/model_00000007.bin" "$work/s1/state_00000007.bin" "$work/s1/log.csv" "$work/s3/"
-$bin "${small[@]}" -b 1 -d 128 -o "$work/s3" -y 1 > "$work/s3.out" 2>&1
-w=$(worst_loss_diff "$work/s1" "$work/s3" 9)
-check "resume with -b 1 -d 128 where -b 2 ran: the same rows a step, losses within 1e-5 (worst $w)" awk -v w="$w" 'BEGIN { exit !(w < 1e-5) }'
 
 # ---- gradient accumulation: 2 micro-batches of 2 give the gradient of one batch of 4
 $bin "${common[@]}" -b 4 -x 2 -v 0 > "$work/big.out" 2>&1

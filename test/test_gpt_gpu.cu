@@ -270,6 +270,7 @@ static int check_launch(int argc, char** argv) {
 #else
     printf("build: MPI no\n");
 #endif
+    if (timeout > 86400.0f) { die("--nccl-timeout: expected at most 86400 seconds"); }
     if (identify_only || multi.world == 1) { return 0; }
     unsigned char id[128];  // NCCL_UNIQUE_ID_BYTES
     memset(id, 0, sizeof(id));
@@ -278,8 +279,9 @@ static int check_launch(int argc, char** argv) {
         fread_check(id, sizeof(id), 1, f, "/dev/urandom");
         fclose(f);
     }
+    multi.timeout = timeout;
     meet_others(&meet, id, sizeof(id), timeout);
-    watchdog_start();  // as multi_gpu_init does, once NCCL's communicator is up (here there is none)
+    watchdog_start();  // as multi_gpu_init does, right after the meeting
     uint64_t hash = 1469598103934665603ull;  // FNV-1a
     for (size_t i = 0; i < sizeof(id); i++) { hash = (hash ^ id[i]) * 1099511628211ull; }
     printf("rank %d: id %016llx\n", multi.rank, (unsigned long long)hash);

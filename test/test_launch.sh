@@ -140,6 +140,16 @@ RANK=1 WORLD_SIZE=3 $T --check-launch --nccl-init tcp://127.0.0.1:$port --nccl-t
 reap rc0 $pid0; wait $pid1 2>/dev/null
 check "tcp: two processes say rank 1: rank 0 refuses ($rc0)" eval '[ "$rc0" = 1 ] && grep -q "a second process says it is rank 1" "$out/rank0"'
 
+# a rank that connected and died before the others came: rank 0 names it instead of sending the id
+port=$(free_port)
+start 3 0 1 --nccl-init tcp://127.0.0.1:$port --nccl-timeout 20
+sleep 0.5
+kill -9 $pid1; wait $pid1 2>/dev/null
+start 3 2 --nccl-init tcp://127.0.0.1:$port --nccl-timeout 20
+reap rc0 $pid0; reap rc2 $pid2
+check "tcp: rank 1 dies after its hello: rank 0 says so, rank 2 follows ($rc0 $rc2)" \
+    eval '[ "$rc0$rc2" = 11 ] && grep -q "rank 1 left before all 3 ranks came" "$out/rank0" && grep -q "got no NCCL id from rank 0" "$out/rank2"'
+
 # a stranger's connection to the port is ignored, and the ranks still meet
 port=$(free_port)
 start 2 0 --nccl-init tcp://127.0.0.1:$port --nccl-timeout 30
