@@ -189,7 +189,7 @@ test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full $(
 	bash test/test_untrusted.sh ./train_gpt_full $(TEST_DIR)/untrusted_full
 
 # several GPUs of one machine (at least 2): data-parallel training through NCCL against one GPU
-test-multi-gpu: train_gpt_window train_gpt_full
+test-multi-gpu: train_gpt_window train_gpt_full test/test_gpt_window_gpu
 	@mkdir -p $(TEST_DIR)
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
 	bash test/test_multi_gpu.sh $(TEST_DIR)
