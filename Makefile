@@ -69,9 +69,11 @@ train_gpt_cpu: train_gpt_cpu.c
 ATTN_LIB = build/libattention_compare.so
 # the CUDA trainers' checks (test/test_gpt_gpu.cu includes a trainer, as llm.c's test_gpt2.cu does)
 GPU_TESTS = test/test_gpt_window_gpu test/test_gpt_full_gpu
+# host-only checks of CUDA code (nvcc builds them; they run without a GPU, so make test runs them)
+WALK_TEST = test/test_attention_walk
 
 ifeq ($(NVCC),)
-$(CUDA_TARGETS) $(ATTN_LIB) $(GPU_TESTS):
+$(CUDA_TARGETS) $(ATTN_LIB) $(GPU_TESTS) $(WALK_TEST):
 	@echo "skipping $@: nvcc not found (install the CUDA toolkit or set NVCC=/path/to/nvcc)"
 dev:
 	@echo "skipping dev/: nvcc not found"
@@ -86,11 +88,13 @@ test/test_gpt_window_gpu: test/test_gpt_gpu.cu train_gpt_window.cu
 	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) $(NVCC_MPI) -o $@
 test/test_gpt_full_gpu: test/test_gpt_gpu.cu train_gpt_full.cu
 	$(NVCC) $(NVCC_FLAGS) -DFULL $< $(NVCC_LIBS) $(NVCC_NCCL) $(NVCC_MPI) -o $@
+$(WALK_TEST): test/test_attention_walk.cu dev/cuda/attention_general.cu dev/cuda/common.h
+	$(NVCC) -O2 -std=c++17 $(ARCH_FLAGS) $< -o $@
 dev:
 	$(MAKE) -C dev/cuda NVCC=$(NVCC) GPU_ARCH=$(GPU_ARCH)
 endif
 
-cuda: $(CUDA_TARGETS) $(ATTN_LIB) $(GPU_TESTS)
+cuda: $(CUDA_TARGETS) $(ATTN_LIB) $(GPU_TESTS) $(WALK_TEST)
 
 # the default corpus (the books corpus, byte-level: data/README.md); a no-op once prepared
 data:
@@ -148,7 +152,7 @@ test: test-cpu
 
 # TEST_FUZZ_SECONDS=N (scripts/test.sh: 120) adds an N-second fuzz run to make test's count
 TEST_FUZZ_SECONDS ?= 0
-test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu_asan $(if $(NVCC),train_gpt_window train_gpt_full test/test_gpt_window_gpu)
+test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu_asan $(if $(NVCC),train_gpt_window train_gpt_full test/test_gpt_window_gpu $(WALK_TEST))
 	@mkdir -p $(TEST_DIR)
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
 	$(REF_PYTHON) test/reference.py --out $(TEST_DIR)/dumps
@@ -159,13 +163,14 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu
 	$(PYTHON) test/check_twins.py | tee $(TEST_DIR)/twins.log
 	$(PYTHON) test/check_kernels.py | tee $(TEST_DIR)/kernels.log
 	bash test/test_launch.sh $(TEST_DIR)/launch | tee $(TEST_DIR)/launch.log
+	@if [ -x $(WALK_TEST) ]; then ./$(WALK_TEST) | tail -n 8; else echo "attention walk: 0 passed, 0 failed (skipped: nvcc not found)"; fi | tee $(TEST_DIR)/walk.log
 	bash test/test_untrusted.sh build/train_gpt_cpu_asan $(TEST_DIR)/untrusted_asan | tee $(TEST_DIR)/untrusted_asan.log
 	bash test/test_untrusted.sh ./train_gpt_cpu $(TEST_DIR)/untrusted | tee $(TEST_DIR)/untrusted.log
 	@$(MAKE) --no-print-directory fuzz-replay | tee $(TEST_DIR)/fuzz_replay.log
 	@if [ "$(TEST_FUZZ_SECONDS)" != 0 ]; then $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) | tee $(TEST_DIR)/fuzz.log; \
 	else rm -f $(TEST_DIR)/fuzz.log; fi
 	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/analyzer.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log $(TEST_DIR)/kernels.log \
-		$(TEST_DIR)/launch.log $(TEST_DIR)/untrusted_asan.log $(TEST_DIR)/untrusted.log $(TEST_DIR)/fuzz_replay.log $(if $(filter-out 0,$(TEST_FUZZ_SECONDS)),$(TEST_DIR)/fuzz.log)
+		$(TEST_DIR)/launch.log $(TEST_DIR)/walk.log $(TEST_DIR)/untrusted_asan.log $(TEST_DIR)/untrusted.log $(TEST_DIR)/fuzz_replay.log $(if $(filter-out 0,$(TEST_FUZZ_SECONDS)),$(TEST_DIR)/fuzz.log)
 
 # GPU tests, run on a machine with a GPU (the device machine): the dev/ kernel checks, then
 # attention_compare's quick run (CPU-reference check; dense == streaming at W >= T; no NaN)
@@ -199,5 +204,5 @@ bench-cpu: train_gpt_cpu
 	bash scripts/bench_cpu.sh
 
 clean:
-	rm -rf train_gpt_cpu test/test_gpt_cpu test/pattern_pairs $(CUDA_TARGETS) $(GPU_TESTS) build
+	rm -rf train_gpt_cpu test/test_gpt_cpu test/pattern_pairs $(CUDA_TARGETS) $(GPU_TESTS) $(WALK_TEST) build
 	-$(MAKE) -C dev/cuda clean 2>/dev/null

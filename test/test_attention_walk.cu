@@ -1,0 +1,116 @@
+/*
+The general attention path's walk (dev/cuda/attention_general.cu, version 2) on the CPU: for every
+query, spec_next_key must give exactly the keys spec_allowed allows, in ascending order; for every
+key, spec_next_query exactly the queries that see it. Version 2's kernels differ from version 1's
+only in walking these lists instead of testing every position, so this test is what makes their
+results version 1's bits; it needs no GPU (nvcc builds it, the host runs it), so CI runs it.
+
+    ./test/test_attention_walk
+
+Patterns: every combination of causal, window, sinks, lookahead, dilation, dilated keys and a few
+global sets over T = 1..48, plus random ones at T up to 300 and SPEC §1's examples. The last line
+is `attention walk: N passed, M failed`.
+*/
+#define ATTENTION_GENERAL_NO_MAIN
+#include "../dev/cuda/attention_general.cu"
+
+static int passed = 0, failed = 0;
+
+// The walk of one pattern at one T against spec_allowed; on a difference, the first one is printed.
+static bool walk_matches(const AttnSpec& p, int T, const char* why) {
+    std::vector<int> want, got;
+    for (int i = 0; i < T; i++) {
+        want.clear(), got.clear();
+        for (int j = 0; j < T; j++) if (spec_allowed(p, i, j)) want.push_back(j);
+        for (int j = spec_next_key(p, i, -1, T), steps = 0; j < T && steps <= T; j = spec_next_key(p, i, j, T), steps++) got.push_back(j);
+        if (got != want) {
+            printf("FAIL %s T=%d query %d: spec_next_key walks %zu keys, spec_allowed allows %zu\n", why, T, i, got.size(), want.size());
+            return false;
+        }
+    }
+    for (int j = 0; j < T; j++) {
+        want.clear(), got.clear();
+        for (int i = 0; i < T; i++) if (spec_allowed(p, i, j)) want.push_back(i);
+        for (int i = spec_next_query(p, j, -1, T), steps = 0; i < T && steps <= T; i = spec_next_query(p, j, i, T), steps++) got.push_back(i);
+        if (got != want) {
+            printf("FAIL %s T=%d key %d: spec_next_query walks %zu queries, %zu see it\n", why, T, j, got.size(), want.size());
+            return false;
+        }
+    }
+    return true;
+}
+
+static AttnSpec make_spec(int causal, int W, int S, int R, int d, int K, std::vector<int> globals) {
+    AttnSpec p;
+    memset(&p, 0, sizeof(p));
+    p.causal = causal, p.window = W, p.sinks = S, p.lookahead = R, p.dilation = d, p.dilated_keys = K;
+    p.num_globals = (int)globals.size();
+    for (size_t g = 0; g < globals.size(); g++) p.globals[g] = globals[g];
+    return p;
+}
+
+// what the trainers accept (train_gpt_cpu.c's pattern checks): lookahead only non-causal, dilated
+// keys only with a dilation, dilation only with a window
+static bool valid(const AttnSpec& p) {
+    if (p.causal && p.lookahead > 0) return false;
+    if (p.dilated_keys > 0 && p.dilation == 1) return false;
+    if (p.dilation > 1 && p.window == 0) return false;
+    return true;
+}
+
+int main(void) {
+    int patterns = 0;
+    // every combination over small T
+    const int windows[] = {0, 1, 2, 3, 5, 8, 50}, sinks[] = {0, 1, 3}, looks[] = {0, 1, 4}, dils[] = {1, 2, 3, 4}, keys[] = {0, 1, 3};
+    const std::vector<std::vector<int>> global_sets = {{}, {0}, {5}, {2, 9, 30}};
+    for (int causal = 0; causal <= 1; causal++)
+    for (int W : windows) for (int S : sinks) for (int R : looks) for (int d : dils) for (int K : keys)
+    for (const auto& G : global_sets) {
+        AttnSpec p = make_spec(causal, W, S, R, d, K, G);
+        if (!valid(p)) continue;
+        bool ok = true;
+        for (int T = 1; T <= 48 && ok; T += (T < 12 ? 1 : 7)) {
+            AttnSpec q = p;  // global positions below T only, as the trainers require
+            q.num_globals = 0;
+            for (int g : G) if (g < T) q.globals[q.num_globals++] = g;
+            char why[160];
+            snprintf(why, sizeof(why), "causal %d W %d S %d R %d d %d K %d, %d globals", causal, W, S, R, d, K, q.num_globals);
+            ok = walk_matches(q, T, why);
+        }
+        patterns++;
+        if (ok) passed++; else failed++;
+    }
+    // random patterns at larger T
+    uint64_t rng = 0x2545F4914F6CDD1Dull;
+    auto next = [&](int n) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return (int)(rng % (uint64_t)n); };
+    int random_ok = 0, random_bad = 0;
+    for (int t = 0; t < 400; t++) {
+        int T = 1 + next(300);
+        std::vector<int> G;
+        for (int g = next(T); (int)G.size() < next(6) && g < T; g += 1 + next(T)) G.push_back(g);
+        AttnSpec p = make_spec(next(2), next(4) == 0 ? 0 : 1 + next(T + 10), next(5), next(20), 1 + next(6), next(4) == 0 ? 0 : next(12), G);
+        if (p.causal) p.lookahead = 0;
+        if (p.dilation == 1) p.dilated_keys = 0;
+        if (p.window == 0) p.dilation = 1, p.dilated_keys = 0;
+        if (walk_matches(p, T, "random")) random_ok++; else random_bad++;
+    }
+    passed += random_ok > 0 && random_bad == 0;
+    failed += random_bad > 0;
+    printf("%s 400 random patterns at T up to 300 (%d walked as spec_allowed says)\n", random_bad ? "FAIL" : "PASS", random_ok);
+    // SPEC §1's examples and the seeds' own patterns
+    struct { AttnSpec p; int T; const char* why; } named[] = {
+        {make_spec(1, 3, 0, 0, 1, 0, {}), 6, "SPEC §1: W=3, T=6, causal"},
+        {make_spec(0, 3, 0, 0, 1, 0, {0}), 8, "SPEC §1: W=3, T=8, non-causal, G={0}"},
+        {make_spec(1, 6, 0, 0, 3, 3, {}), 40, "SPEC §1: W=6, d=3, K=3"},
+        {make_spec(1, 96, 0, 0, 4, 0, {}), 500, "seeds/001: W=96, d=4, K=all"},
+        {make_spec(0, 64, 0, 64, 1, 0, {0, 100, 200}), 300, "seeds/002: Longformer band, 3 globals"},
+    };
+    for (auto& n : named) {
+        bool ok = walk_matches(n.p, n.T, n.why);
+        printf("%s %s\n", ok ? "PASS" : "FAIL", n.why);
+        if (ok) passed++; else failed++;
+    }
+    printf("PASS/FAIL above; %d exhaustive pattern families over T = 1..48\n", patterns);
+    printf("attention walk: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
