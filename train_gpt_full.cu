@@ -5141,7 +5141,6 @@ static void gpt2_gpu_zero_grad(GPT2GPU* model) {
     cudaCheck(cudaMemset(model->grads_memory, 0, model->padded_parameters * sizeof(float)));
 }
 
-// The backward of the last forward (which must have had dloss != 0); adds into the gradients.
 // ----------------------------------------------------------------------------
 // the gradients' all-reduce, overlapped with the backward. A layer's gradients are complete when its
 // iteration of the backward loop ends (the one slice another layer's backward writes, fcprojb's,
@@ -5179,6 +5178,7 @@ static void gpt2_gpu_reduce_async(GPT2GPU* model, int l) {
 #endif
 }
 
+// The backward of the last forward (which must have had dloss != 0); adds into the gradients.
 static void gpt2_gpu_backward(GPT2GPU* model) {
     const GPT2Config* c = &model->config;
     int B = model->B, T = model->T, L = c->num_layers, NH = c->num_heads, C = c->channels;
