@@ -614,12 +614,9 @@ __device__ __forceinline__ void fwd6_qk(float (&s)[TC_BK / 8][4], const uint32_t
     }
 }
 
-// mask (edge tiles), max, lazy rescale, P = 2^(s sl2 - m), row sums, O += P V for one warp
-template<int D>
-__device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
-                                                float (&s)[TC_BK / 8][4], const bf16* Vs, int k0, int wq0,
-                                                unsigned need, int lane, int W, int S, int T, float sl2) {
-    constexpr int BK = TC_BK, LDS = D + 8, NC = BK / 16;
+// the band + sink mask of an edge tile (s = -inf where the pair is not allowed or the row is past T)
+__device__ __forceinline__ void fwd6_band_mask(float (&s)[TC_BK / 8][4], int k0, int wq0, int lane, int W, int S, int T) {
+    constexpr int BK = TC_BK;
     const int g = lane / 4, tg = lane % 4;
     if (!block_fully_allowed(wq0, 16, k0, BK, W, S, T)) {
         const int kb = k0 + 2 * tg, sk = S - kb;
@@ -637,6 +634,15 @@ __device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)
                 }
         }
     }
+}
+
+// max, lazy rescale, P = 2^(s sl2 - m), row sums, O += P V for one warp, on scores already masked
+// (-inf where not allowed): shared by the band kernels (after fwd6_band_mask) and the general
+// path's tile version (after its own mask)
+template<int D>
+__device__ __forceinline__ void fwd_softmax_pv(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
+                                               float (&s)[TC_BK / 8][4], const bf16* Vs, unsigned need, int lane, float sl2) {
+    constexpr int BK = TC_BK, LDS = D + 8, NC = BK / 16;
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int t = 0; t < BK / 8; t++) {
@@ -691,6 +697,15 @@ __device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)
             }
         }
     }
+}
+
+// mask (edge tiles), then max, lazy rescale, P, row sums, O += P V for one warp
+template<int D>
+__device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
+                                                float (&s)[TC_BK / 8][4], const bf16* Vs, int k0, int wq0,
+                                                unsigned need, int lane, int W, int S, int T, float sl2) {
+    fwd6_band_mask(s, k0, wq0, lane, W, S, T);
+    fwd_softmax_pv<D>(o, m, l, s, Vs, need, lane, sl2);
 }
 // @copy-end attn-forward-v6-tiles
 

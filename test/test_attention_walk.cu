@@ -3,7 +3,10 @@ The general attention path's walk (dev/cuda/attention_general.cu, version 2) on 
 query, spec_next_key must give exactly the keys spec_allowed allows, in ascending order; for every
 key, spec_next_query exactly the queries that see it. Version 2's kernels differ from version 1's
 only in walking these lists instead of testing every position, so this test is what makes their
-results version 1's bits; it needs no GPU (nvcc builds it, the host runs it), so CI runs it.
+results version 1's bits. Version 3's tile-level uses of the walk (the next key tile of a query
+block, the 16-key chunks a row needs, the blocks that need no mask, the split of spec_allowed's
+global clauses) are checked against the pairs too. It needs no GPU (nvcc builds it, the host runs
+it), so CI runs it.
 
     ./test/test_attention_walk
 
@@ -36,6 +39,61 @@ static bool walk_matches(const AttnSpec& p, int T, const char* why) {
             printf("FAIL %s T=%d key %d: spec_next_query walks %zu queries, %zu see it\n", why, T, j, got.size(), want.size());
             return false;
         }
+    }
+    return true;
+}
+
+// Version 3's tile-level uses of the walk, on the CPU: (a) the next key tile of a 64-row query block
+// is the smallest over its rows of tile(spec_next_key(row, end of tile)), which must be the next
+// tile holding an allowed pair; (b) a 16-key chunk is needed by a row iff spec_next_key from just
+// before it lands inside it; (c) spec_block_in_band blocks hold only allowed pairs; (d)
+// spec_allowed_local plus the two global clauses is spec_allowed.
+static bool tiles_match(const AttnSpec& p, int T, const char* why) {
+    const int BQ = 64, BK = 64;
+    bool global[512] = {false};
+    for (int g = 0; g < p.num_globals; g++) global[p.globals[g]] = true;
+    for (int i = 0; i < T; i++)
+        for (int j = 0; j < T; j++) {
+            bool split = spec_allowed_local(p, i, j) || (global[j] && (!p.causal || j <= i)) || (!p.causal && global[i]);
+            if (split != spec_allowed(p, i, j)) {
+                printf("FAIL %s T=%d: spec_allowed_local + globals differs from spec_allowed at (%d, %d)\n", why, T, i, j);
+                return false;
+            }
+        }
+    for (int q0 = 0; q0 < T; q0 += BQ) {
+        int q_last = q0 + BQ - 1 < T - 1 ? q0 + BQ - 1 : T - 1;
+        for (int kt = -1; kt * BK < T; kt++) {
+            int best = T;
+            for (int i = q0; i <= q_last; i++) { int j = spec_next_key(p, i, (kt + 1) * BK - 1, T); if (j < best) best = j; }
+            int walked = best < T ? best / BK : -1, want = -1;
+            for (int t = kt + 1; t * BK < T && want < 0; t++)
+                for (int i = q0; i <= q_last && want < 0; i++)
+                    for (int j = t * BK; j < (t + 1) * BK && j < T; j++) if (spec_allowed(p, i, j)) { want = t; break; }
+            if (walked != want) {
+                printf("FAIL %s T=%d: query block %d after key tile %d: the walk says tile %d, the pairs say %d\n", why, T, q0, kt, walked, want);
+                return false;
+            }
+        }
+        for (int w0 = q0; w0 <= q_last; w0 += 16)
+            for (int k0 = 0; k0 < T; k0 += BK) {
+                for (int a = k0; a < k0 + BK; a += 16)
+                    for (int i = w0; i < w0 + 16 && i < T; i++) {
+                        const int j = spec_next_key(p, i, a - 1, T);  // gen_chunk_need's test
+                        bool walked_need = j < T && j <= a + 15, any = false;
+                        for (int j = a; j < a + 16 && j < T; j++) any |= spec_allowed(p, i, j);
+                        if (walked_need != any) {
+                            printf("FAIL %s T=%d: row %d chunk %d: the walk says %d, the pairs %d\n", why, T, i, a, walked_need, any);
+                            return false;
+                        }
+                    }
+                if (spec_block_in_band(p, w0, 16, k0, BK, T))
+                    for (int i = w0; i < w0 + 16; i++)
+                        for (int j = k0; j < k0 + BK; j++)
+                            if (!spec_allowed(p, i, j)) {
+                                printf("FAIL %s T=%d: spec_block_in_band(%d, %d) holds a forbidden pair (%d, %d)\n", why, T, w0, k0, i, j);
+                                return false;
+                            }
+            }
     }
     return true;
 }
@@ -97,6 +155,22 @@ int main(void) {
     passed += random_ok > 0 && random_bad == 0;
     failed += random_bad > 0;
     printf("%s 400 random patterns at T up to 300 (%d walked as spec_allowed says)\n", random_bad ? "FAIL" : "PASS", random_ok);
+    // version 3's tiles on random patterns over several query and key tiles
+    int tiles_ok = 0, tiles_bad = 0;
+    for (int t = 0; t < 150; t++) {
+        int T = 1 + next(300);
+        std::vector<int> G;
+        for (int g = next(T); (int)G.size() < next(6) && g < T; g += 1 + next(T)) G.push_back(g);
+        AttnSpec p = make_spec(next(2), next(4) == 0 ? 0 : 1 + next(T + 10), next(5), next(80), 1 + next(6), next(4) == 0 ? 0 : next(12), G);
+        if (p.causal) p.lookahead = 0;
+        if (p.dilation == 1) p.dilated_keys = 0;
+        if (p.window == 0) p.dilation = 1, p.dilated_keys = 0;
+        if (tiles_match(p, T, "tiles, random")) tiles_ok++; else tiles_bad++;
+    }
+    passed += tiles_bad == 0;
+    failed += tiles_bad > 0;
+    printf("%s 150 random patterns: version 3's key-tile walk, chunk needs, unmasked blocks and split globals (%d as the pairs say)\n",
+           tiles_bad ? "FAIL" : "PASS", tiles_ok);
     // SPEC §1's examples and the seeds' own patterns
     struct { AttnSpec p; int T; const char* why; } named[] = {
         {make_spec(1, 3, 0, 0, 1, 0, {}), 6, "SPEC §1: W=3, T=6, causal"},

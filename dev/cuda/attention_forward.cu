@@ -903,12 +903,9 @@ __device__ __forceinline__ void fwd6_qk(float (&s)[TC_BK / 8][4], const uint32_t
     }
 }
 
-// mask (edge tiles), max, lazy rescale, P = 2^(s sl2 - m), row sums, O += P V for one warp
-template<int D>
-__device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
-                                                float (&s)[TC_BK / 8][4], const bf16* Vs, int k0, int wq0,
-                                                unsigned need, int lane, int W, int S, int T, float sl2) {
-    constexpr int BK = TC_BK, LDS = D + 8, NC = BK / 16;
+// the band + sink mask of an edge tile (s = -inf where the pair is not allowed or the row is past T)
+__device__ __forceinline__ void fwd6_band_mask(float (&s)[TC_BK / 8][4], int k0, int wq0, int lane, int W, int S, int T) {
+    constexpr int BK = TC_BK;
     const int g = lane / 4, tg = lane % 4;
     if (!block_fully_allowed(wq0, 16, k0, BK, W, S, T)) {
         const int kb = k0 + 2 * tg, sk = S - kb;
@@ -926,6 +923,15 @@ __device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)
                 }
         }
     }
+}
+
+// max, lazy rescale, P = 2^(s sl2 - m), row sums, O += P V for one warp, on scores already masked
+// (-inf where not allowed): shared by the band kernels (after fwd6_band_mask) and the general
+// path's tile version (after its own mask)
+template<int D>
+__device__ __forceinline__ void fwd_softmax_pv(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
+                                               float (&s)[TC_BK / 8][4], const bf16* Vs, unsigned need, int lane, float sl2) {
+    constexpr int BK = TC_BK, LDS = D + 8, NC = BK / 16;
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int t = 0; t < BK / 8; t++) {
@@ -980,6 +986,15 @@ __device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)
             }
         }
     }
+}
+
+// mask (edge tiles), then max, lazy rescale, P, row sums, O += P V for one warp
+template<int D>
+__device__ __forceinline__ void fwd6_softmax_pv(float (&o)[D / 8][4], float (&m)[2], float (&l)[2],
+                                                float (&s)[TC_BK / 8][4], const bf16* Vs, int k0, int wq0,
+                                                unsigned need, int lane, int W, int S, int T, float sl2) {
+    fwd6_band_mask(s, k0, wq0, lane, W, S, T);
+    fwd_softmax_pv<D>(o, m, l, s, Vs, need, lane, sl2);
 }
 // @copy-end attn-forward-v6-tiles
 
@@ -1877,6 +1892,7 @@ void attention_forward12(bf16* out, float* lse, const bf16* qkv, int B, int T, i
 }
 // ---- end of versions 10 to 12
 
+#ifndef ATTENTION_FORWARD_NO_MAIN  // attention_general.cu includes this file for its tile functions
 // version dispatch
 static const int NUM_VERSIONS = 12;
 static const char* version_names[NUM_VERSIONS + 1] = {
@@ -2097,3 +2113,4 @@ int main(int argc, char** argv) {
     printf("\nall checks passed\n");
     return 0;
 }
+#endif
