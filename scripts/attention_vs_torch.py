@@ -132,23 +132,26 @@ def cudnn_window_arg(fwd, W, D, dev):
     i = torch.arange(T, device=dev)
     mask = (i[:, None] >= i[None, :]) & (i[:, None] - i[None, :] < W)
     ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
-    found, why = None, "no window_left matched an explicit mask"
-    for wl in (W - 1, W):
+    errs, why = {}, "no window_left matched an explicit mask"
+    for wl in (W - 1, W):  # both, and the clearly better one: one key more or less a row is a small error at large W
         try:
             o, _ = fwd(q, k, v, 1.0 / math.sqrt(D), is_causal=True, window_left=wl, return_lse=True)
-            if rel_err(o, ref) < TOL:
-                found = wl
-                break
+            errs[wl] = rel_err(o, ref)
         except Exception as e:
             why = first_line(e)
-    _cudnn_state[key] = found if found is not None else why
+    best = min(errs, key=errs.get) if errs else None
+    other = [e for wl, e in errs.items() if wl != best]
+    if best is not None and errs[best] < TOL and (not other or errs[best] < 0.5 * other[0]):
+        _cudnn_state[key] = best
+    else:
+        _cudnn_state[key] = why if not errs else f"window_left {errs}: neither matches an explicit mask clearly"
     return _cudnn_state[key]
 
 
 def cudnn_band_alternative(W, S, D, dev, dout_t):
-    """cuDNN's band kernel (full causal: W = 0) as a (forward, forward_backward, grads) triple, or None
-    with the reason."""
-    if S != 0:
+    """cuDNN's band kernel (full causal: W = 0) as a (forward, forward_backward) pair, or None with the
+    reason."""
+    if S != 0 and W != 0:
         return None, "no sinks in cuDNN's band"
     ops = cudnn_frontend_ops()
     if isinstance(ops, str):
@@ -175,6 +178,7 @@ def cudnn_band_alternative(W, S, D, dev, dout_t):
 
 def run_case(lib, B, T, NH, D, W, S, do_bench):
     dev = "cuda"
+    torch._dynamo.reset()  # each case compiles FlexAttention afresh: no recompile limit, no eager fallback timed
     stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
     g = torch.Generator(device=dev).manual_seed(1234 + T + W + D)
     qkv = torch.randn(B, T, 3, NH, D, device=dev, dtype=torch.bfloat16, generator=g)  # ours: (B, T, 3, NH, D)
@@ -254,7 +258,11 @@ def run_case(lib, B, T, NH, D, W, S, do_bench):
             except Exception as e:
                 skipped.append((name, first_line(e)))
     fwd_flops = 4.0 * allowed_pairs(T, W, S) * D * B * NH
-    return timing["ours"], results, skipped, fwd_flops
+    # ours is the reference of every check: when nothing agrees with it but something ran, it is ours
+    # that is in question
+    disagreed = [n for n, w in skipped if w.startswith("disagrees")]
+    suspect = not results and bool(disagreed)
+    return timing["ours"], results, skipped, fwd_flops, suspect
 
 
 def main():
@@ -284,6 +292,10 @@ def main():
             sys.exit(f"error: --cases '{c}': expected W:S, e.g. 256:4")
         cases.append((w, s))
     from triton.testing import do_bench as triton_bench
+    import torch._dynamo
+    torch._dynamo.config.cache_size_limit = 64  # FlexAttention compiles per shape, with and without grad
+    if hasattr(torch._dynamo.config, "fail_on_recompile_limit_hit"):
+        torch._dynamo.config.fail_on_recompile_limit_hit = True  # never time the eager fallback
 
     def do_bench(fn, grad_to_none=None):
         return triton_bench(fn, warmup=50, rep=200, grad_to_none=grad_to_none, return_mode="median")
@@ -294,12 +306,13 @@ def main():
         for T in [int(x) for x in args.ts.split(",")]:
             for W, S in cases:
                 B = args.tokens // T
-                ours, results, skipped, fwd_flops = run_case(lib, B, T, NH, D, W, S, do_bench)
-                row = dict(NH=NH, D=D, T=T, W=W, S=S, ours=ours, results=results, skipped=skipped, fwd_flops=fwd_flops)
+                ours, results, skipped, fwd_flops, suspect = run_case(lib, B, T, NH, D, W, S, do_bench)
+                row = dict(NH=NH, D=D, T=T, W=W, S=S, ours=ours, results=results, skipped=skipped, fwd_flops=fwd_flops,
+                           suspect=suspect)
                 rows.append(row)
                 label = f"{NH}x{D} T={T:5d} {'full' if W == 0 else f'W={W} S={S}'}"
                 if not results:
-                    print(f"{label}: no alternative ran: {skipped}", flush=True)
+                    print(f"{label}: {'every alternative disagrees with OURS' if suspect else 'no alternative ran'}: {skipped}", flush=True)
                     continue
                 bf = min(results, key=lambda r: r[1])
                 bb = min(results, key=lambda r: r[2])
@@ -368,6 +381,9 @@ def main():
         print(f"wrote {args.png}")
     except ImportError:
         print("matplotlib missing: no plot")
+    bad = [r for r in rows if r["suspect"]]
+    if bad:
+        sys.exit(f"error: {len(bad)} cases where every alternative that ran disagrees with our kernels (see the table's 'left out')")
 
 
 if __name__ == "__main__":

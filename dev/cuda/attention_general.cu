@@ -464,7 +464,8 @@ __host__ __device__ inline bool spec_block_in_band(const AttnSpec& p, int q0, in
 
 // The next key tile (of BK keys) after tile kt that holds an allowed pair for some row of
 // [q0, q0 + BQ), or -1: the smallest over the rows of the next allowed key past tile kt. Every thread
-// of the block calls it (two barriers inside); `red` is NT / 32 ints of shared memory.
+// of the block calls it (a barrier inside); `red` is NT / 32 ints of shared memory, and the caller
+// puts a barrier between one call's read of it and the next call's write.
 template<int BQ, int BK, int NT>
 __device__ __forceinline__ int gen_next_key_tile(const AttnSpec& p, int q0, int kt, int T, int* red) {
     const int tid = threadIdx.x, from = (kt + 1) * BK - 1;
@@ -480,7 +481,6 @@ __device__ __forceinline__ int gen_next_key_tile(const AttnSpec& p, int q0, int 
     int m = red[0];
 #pragma unroll
     for (int w = 1; w < NT / 32; w++) m = min(m, red[w]);
-    __syncthreads();  // before the next call writes red
     return m < T ? m / BK : -1;
 }
 
@@ -547,8 +547,8 @@ attention_general3_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B,
         load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, kbase, C3, kt * BK, T, tid);
         load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, vbase, C3, kt * BK, T, tid);
     };
-    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);  // every row has a key (SPEC §1): kt >= 0
     load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);  // every row has a key (SPEC §1): kt >= 0
     if (kt >= 0) load_kv(kt, 0);
     cp_async_commit();
     cp_async_wait<0>();
@@ -564,7 +564,7 @@ attention_general3_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B,
     for (int it = 0; kt >= 0; it++) {
         if (it > 0) {
             cp_async_wait<0>();   // tile kt has landed
-            __syncthreads();      // ... for everyone, and the tile before it is done in every warp
+            __syncthreads();      // ... for everyone, the tile before it is done in every warp, and red was read
         }
         const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
         if (kt_next >= 0) {       // into the buffer of the tile before this one
@@ -575,7 +575,11 @@ attention_general3_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B,
         const unsigned need = gen_chunk_need(p, wq0, k0, T, lane);
         if (need) {
             float s[BK / 8][4];
-            fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, need, lane);
+            if (need == 0xFu) {   // every chunk: the chunk predicates fold away (as in v7)
+                fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, 0xFu, lane);
+            } else {
+                fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, need, lane);
+            }
             if (!spec_block_in_band(p, wq0, 16, k0, BK, T)) {
                 unsigned long long gkeys = 0;
                 for (int gi = 0; gi < p.num_globals; gi++) {
@@ -584,7 +588,11 @@ attention_general3_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B,
                 }
                 gen_mask(s, p, k0, wq0, lane, T, gkeys, row_global);
             }
-            fwd_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, need, lane, sl2);
+            if (need == 0xFu) {
+                fwd_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, 0xFu, lane, sl2);
+            } else {
+                fwd_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, need, lane, sl2);
+            }
         }
         kt = kt_next;
     }
@@ -706,6 +714,13 @@ int main(int argc, char** argv) {
         {1, 200, 2, 32, spec(1, 0, 0, 0, 1, 0, {}), "full causal, D=32"},
         {1, 50, 2, 64, spec(1, 100, 0, 0, 1, 0, {}), "W >= T"},
         {1, 77, 2, 64, spec(0, 5, 1, 4, 3, 4, {7, 70}), "non-causal: lookahead, dilation, sinks, globals at once"},
+        // long enough for v3's paths: several key tiles a block (buffers reused), skipped tiles,
+        // blocks inside the band (no mask), tiles with global keys and global rows
+        {1, 520, 2, 64, spec(1, 0, 0, 0, 1, 0, {}), "full causal, T=520 (v3: up to 9 tiles a block)"},
+        {2, 600, 2, 64, spec(1, 128, 4, 0, 4, 8, {}), "W=128 S=4 + 8 dilated keys at 4 (v3: tiles skipped)"},
+        {1, 500, 2, 64, spec(1, 200, 0, 0, 1, 0, {}), "W=200 (v3: unmasked band blocks)"},
+        {1, 450, 2, 64, spec(0, 64, 0, 64, 1, 0, {0, 300}), "Longformer: non-causal W=R=64, globals {0, 300}"},
+        {1, 400, 2, 128, spec(1, 96, 2, 0, 4, 0, {130}), "D=128: W=96 + dilation 4 (all), a global key"},
     };
     int failures = 0;
     printf("%-58s | ver | %-9s %-9s %-9s | result\n", "case", "out", "lse", "dqkv");
@@ -765,7 +780,9 @@ int main(int argc, char** argv) {
             {"non-causal W=R=256, 16 globals (Longformer)", spec(0, 256, 0, 256, 1, 0, {0, 512, 1024, 1536, 2048, 2560, 3072,
                 3584, 4096, 4608, 5120, 5632, 6144, 6656, 7168, 7680})},
         };
-        int NH = 12, D = 64;
+        const int shapes[2][2] = {{12, 64}, {6, 128}};
+        for (const auto& shape : shapes) {
+        const int NH = shape[0], D = shape[1];
         printf("\ntiming: B*T = 32768, %d heads of %d, ns per token, forward / forward+backward (median of 5);\n"
                "TFLOP/s of v3's forward on allowed pairs (4 P D per head)\n", NH, D);
         printf("%-46s | %6s |", "pattern", "T");
@@ -809,6 +826,7 @@ int main(int argc, char** argv) {
                 cudaCheck(cudaFree(d_qkv)); cudaCheck(cudaFree(d_dqkv)); cudaCheck(cudaFree(d_out));
                 cudaCheck(cudaFree(d_lse)); cudaCheck(cudaFree(d_dsum));
             }
+        }
         }
     }
     printf(failures ? "%d checks failed\n" : "all checks passed\n", failures);
