@@ -172,17 +172,17 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu
 	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/analyzer.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log $(TEST_DIR)/kernels.log \
 		$(TEST_DIR)/launch.log $(TEST_DIR)/walk.log $(TEST_DIR)/untrusted_asan.log $(TEST_DIR)/untrusted.log $(TEST_DIR)/fuzz_replay.log $(if $(filter-out 0,$(TEST_FUZZ_SECONDS)),$(TEST_DIR)/fuzz.log)
 
-# GPU tests, run on a machine with a GPU (the device machine): the dev/ kernel checks, then
-# attention_compare's quick run (CPU-reference check; dense == streaming at W >= T; no NaN)
-# then the CUDA trainers against the PyTorch dumps (bf16 tolerances) and through their command line
-# (test/test_gpu.sh: training, resume, the KV cache against the full forward, ...). On the device
+# GPU tests, run on a machine with a GPU (the device machine): attention_compare's quick run
+# (CPU-reference check; dense == streaming at W >= T; no NaN), the CUDA trainers against the PyTorch
+# dumps (bf16 tolerances) and through their command line (test/test_gpu.sh: training, resume, the KV
+# cache against the full forward, ...) and crafted input, then the dev/ kernel checks (last: the
+# versions the programs do not run yet cannot stop the programs' own tests). On the device
 # machine the oracle runs with its own python3 (PyTorch 2.x): GPU_REF_PYTHON.
 GPU_REF_PYTHON ?= python3
 # heads of 64 on the band kernels; heads of 16 and the non-band patterns on the general attention path
 GPU_DUMP_CASES = gpu_window_sinks gpu_rope gpu_vocab gpu_full full window window_sinks dilation noncausal_global rope layer_mix full_learned_llmc
 DUMPS = $(TEST_DIR)/dumps
 test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full $(GPU_TESTS)
-	$(MAKE) -C dev/cuda check
 	./attention_compare -T 512 -W 512 -S 4 -B 8 --reps 5 --warmup 1
 	@mkdir -p $(TEST_DIR)
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
@@ -192,6 +192,7 @@ test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full $(
 	bash test/test_gpu.sh $(TEST_DIR)
 	bash test/test_untrusted.sh ./train_gpt_window $(TEST_DIR)/untrusted_window
 	bash test/test_untrusted.sh ./train_gpt_full $(TEST_DIR)/untrusted_full
+	$(MAKE) -C dev/cuda check
 
 # several GPUs of one machine (at least 2): data-parallel training through NCCL against one GPU
 test-multi-gpu: train_gpt_window train_gpt_full test/test_gpt_window_gpu
