@@ -84,9 +84,9 @@ $(CUDA_TARGETS): %: %.cu
 $(ATTN_LIB): attention_compare.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -Xcompiler -fPIC -shared -DATTENTION_COMPARE_LIBRARY $< -o $@
-test/test_gpt_window_gpu: test/test_gpt_gpu.cu train_gpt_window.cu
+test/test_gpt_window_gpu: test/test_gpt_gpu.cu test/check.h train_gpt_window.cu
 	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) $(NVCC_MPI) -o $@
-test/test_gpt_full_gpu: test/test_gpt_gpu.cu train_gpt_full.cu
+test/test_gpt_full_gpu: test/test_gpt_gpu.cu test/check.h train_gpt_full.cu
 	$(NVCC) $(NVCC_FLAGS) -DFULL $< $(NVCC_LIBS) $(NVCC_NCCL) $(NVCC_MPI) -o $@
 $(WALK_TEST): test/test_attention_walk.cu dev/cuda/attention_general.cu dev/cuda/common.h
 	$(NVCC) -O2 -std=c++17 $(ARCH_FLAGS) $< -o $@
@@ -105,7 +105,7 @@ data:
 
 TEST_DIR ?= build/test
 
-test/test_gpt_cpu: test/test_gpt_cpu.c train_gpt_cpu.c
+test/test_gpt_cpu: test/test_gpt_cpu.c test/check.h train_gpt_cpu.c
 	$(CC) $(CFLAGS) -Wno-unused-function $(OMP_FLAGS) $< $(LDLIBS) -o $@
 
 # the trainer's own pair count, against which scripts/analyze_pattern.py is checked

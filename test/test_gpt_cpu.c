@@ -11,35 +11,7 @@ Like llm.c's test_gpt2.c it includes the trainer itself, so it tests the very co
 #include <sys/resource.h>  // setrlimit: make a checkpoint write fail halfway
 #include <sys/wait.h>      // waitpid
 #include <signal.h>        // SIGXFSZ
-
-// ----------------------------------------------------------------------------
-// bookkeeping: every check counts, the last line says how many passed and failed
-
-static int tests_passed = 0;
-static int tests_failed = 0;
-
-static void check(int ok, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-static void check(int ok, const char* fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    printf("%s ", ok ? "PASS" : "FAIL");
-    vprintf(fmt, args);
-    printf("\n");
-    va_end(args);
-    if (ok) { tests_passed++; } else { tests_failed++; }
-}
-
-// ||a - b|| / ||b||, NaN-proof: a NaN anywhere gives +inf
-static double relative_error(const float* a, const float* b, size_t n) {
-    double diff = 0.0, ref = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i]) || !isfinite(b[i])) { return INFINITY; }
-        double d = (double)a[i] - b[i];
-        diff += d * d;
-        ref += (double)b[i] * b[i];
-    }
-    return ref > 0.0 ? sqrt(diff / ref) : sqrt(diff);
-}
+#include "check.h"         // check, relative_error
 
 // ----------------------------------------------------------------------------
 // SPEC §1's examples, exactly
@@ -600,6 +572,6 @@ int main(int argc, char** argv) {
     test_kv_cache(dump_dir, "full", 64);           // a full layer keeps every position
     test_kv_cache(dump_dir, "rope", 150);          // rotary: a stream of 150 through 10 entries, maxT 64
     test_shards(argv[2], argv[3]);
-    printf("test_gpt_cpu: %d passed, %d failed\n", tests_passed, tests_failed);
-    return tests_failed == 0 ? 0 : 1;
+    printf("test_gpt_cpu: %d passed, %d failed\n", checks_passed, checks_failed);
+    return checks_failed == 0 ? 0 : 1;
 }

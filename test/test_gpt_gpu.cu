@@ -29,6 +29,7 @@ before the meeting.
 #include "../train_gpt_window.cu"
 #define TEST_NAME "test/test_gpt_window_gpu"
 #endif
+#include "check.h"  // check, relative_error
 
 static void gpt2_gpu_load(GPT2GPU* model, const char* path) {
     size_t n;
@@ -39,30 +40,6 @@ static void gpt2_gpu_load(GPT2GPU* model, const char* path) {
 
 // ----------------------------------------------------------------------------
 // --check-dump: the model against a PyTorch reference dump (test/reference.py) at bf16 tolerances
-
-static int checks_passed = 0, checks_failed = 0;
-
-static void report(int ok, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(int ok, const char* fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    printf("%s ", ok ? "PASS" : "FAIL");
-    vprintf(fmt, args);
-    printf("\n");
-    va_end(args);
-    if (ok) { checks_passed++; } else { checks_failed++; }
-}
-
-static double rel_error(const float* a, const float* b, size_t n) {
-    double diff = 0.0, ref = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) { return INFINITY; }
-        double d = (double)a[i] - b[i];
-        diff += d * d;
-        ref += (double)b[i] * b[i];
-    }
-    return ref > 0.0 ? sqrt(diff / ref) : sqrt(diff);
-}
 
 static float* read_floats(FILE* f, size_t n, const char* path) {
     float* x = (float*)malloc_check(n * sizeof(float));
@@ -107,11 +84,11 @@ static void check_dump(const char* prefix) {
     for (size_t bt = 0; bt < (size_t)B * T; bt++) {
         for (int v = 0; v < V; v++) { logits[bt * V + v] = __bfloat162float(logits_x[bt * Vp + v]); }
     }
-    double e = rel_error(logits, ref_logits, (size_t)B * T * V);
-    report(e < 1e-2, "%s: logits relative error %.2e (bf16 tolerance 1e-2)", name, e);
+    double e = relative_error(logits, ref_logits, (size_t)B * T * V);
+    check(e < 1e-2, "%s: logits relative error %.2e (bf16 tolerance 1e-2)", name, e);
     float loss = gpt2_gpu_mean_loss(&model);
     double le = fabs(loss - ref_loss) / ref_loss;
-    report(le < 1e-2, "%s: loss %.6f vs reference %.6f", name, loss, ref_loss);
+    check(le < 1e-2, "%s: loss %.6f vs reference %.6f", name, loss, ref_loss);
 
     // gradients, tensor by tensor
     gpt2_gpu_zero_grad(&model);
@@ -125,8 +102,8 @@ static void check_dump(const char* prefix) {
     for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
         size_t sz = model.param_sizes[k];
         if (sz > 0) {
-            double ge = rel_error(grads + offset, ref_grads + offset, sz);
-            report(ge < 1e-2, "%s: gradient of %-8s relative error %.2e (bf16 tolerance 1e-2)", name, names[k], ge);
+            double ge = relative_error(grads + offset, ref_grads + offset, sz);
+            check(ge < 1e-2, "%s: gradient of %-8s relative error %.2e (bf16 tolerance 1e-2)", name, names[k], ge);
         }
         offset += sz;
     }
@@ -141,7 +118,7 @@ static void check_dump(const char* prefix) {
         gpt2_gpu_backward(&model);
         gpt2_gpu_update(&model, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], s + 1, gpt2_gpu_grad_norm(&model));
     }
-    report(worst < 1e-2, "%s: %d AdamW steps, losses within %.2e of the reference (last %.6f)",
+    check(worst < 1e-2, "%s: %d AdamW steps, losses within %.2e of the reference (last %.6f)",
            name, steps, worst, ref_losses[steps - 1]);
 
     // determinism: the same steps again from the same checkpoint give the same bits
@@ -159,7 +136,7 @@ static void check_dump(const char* prefix) {
     float* w2 = (float*)malloc_check(n * sizeof(float));
     cudaCheck(cudaMemcpy(w1, model.master, n * sizeof(float), cudaMemcpyDeviceToHost));
     cudaCheck(cudaMemcpy(w2, again.master, n * sizeof(float), cudaMemcpyDeviceToHost));
-    report(memcmp(w1, w2, n * sizeof(float)) == 0, "%s: two runs of %d steps give bit-identical weights", name, steps);
+    check(memcmp(w1, w2, n * sizeof(float)) == 0, "%s: two runs of %d steps give bit-identical weights", name, steps);
     free(w1); free(w2); free(grads); free(logits); free(logits_x);
     free(inputs); free(targets); free(ref_logits); free(ref_grads); free(ref_losses);
 }
@@ -198,7 +175,7 @@ static void check_cache(const char* path, int N) {
             cached[v] = __bfloat162float(row[v]);
             full[v] = __bfloat162float(full_x[(size_t)steps * Vp + v]);
         }
-        double e = rel_error(cached, full, V);
+        double e = relative_error(cached, full, V);
         if (!(e <= worst)) { worst = e; }
         steps++;
     }
@@ -211,7 +188,7 @@ static void check_cache(const char* path, int N) {
     int expected = (!c->rope || has_full_layer) && N > c->max_seq_len ? c->max_seq_len : N;
     int capacity_ok = has_full_layer || kc.capacity == (ring < N ? ring : N);  // the cache holds no more than it is fed
     const char* name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    report(steps == expected && capacity_ok && worst < 1e-2,
+    check(steps == expected && capacity_ok && worst < 1e-2,
            "%s: %d tokens through the KV cache (%d entries per layer, maxT %d) give the full forward's logits, "
            "worst row relative error %.2e (bf16 tolerance 1e-2)", name, steps, kc.capacity, c->max_seq_len, worst);
     kv_cache_free(&kc);
@@ -233,12 +210,12 @@ static void check_cache(const char* path, int N) {
             cached[v] = __bfloat162float(row[v]);
             full[v] = __bfloat162float(full_x[(size_t)t * Vp + v]);
         }
-        double e = rel_error(cached, full, V);
+        double e = relative_error(cached, full, V);
         if (!(e <= wrong)) { wrong = e; }
     }
     kv_cache_free(&kc);
     model.config.pattern = kept;
-    report(wrong > 1e-2, "%s: a cache that keeps half of each window misses the full forward by %.2e (> 1e-2): the check "
+    check(wrong > 1e-2, "%s: a cache that keeps half of each window misses the full forward by %.2e (> 1e-2): the check "
            "above can fail", name, wrong);
     free(tokens); free(full_x); free(full); free(cached); free(row);
 }
