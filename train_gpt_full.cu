@@ -3956,31 +3956,34 @@ static float* get_sink_partial(size_t bytes) {
 // @copy-begin attn-backward-v8-phases
 // v8's two halves of a tile, which v9 runs too (one after the other): the first two products, then
 // the exponentials, dS and the last two products, on the 16-row chunks in `need`
-// dK/dV first half, one warp, keys [wrow, wrow+16) of Ks / Vs: S^T = K Q^T, dP^T = V dO^T
-template<int D, int BQ>
-__device__ __forceinline__ void dkdv8_phase1(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
-                                             const bf16* Ks, const bf16* Vs, const bf16* Qs, const bf16* dOs,
-                                             unsigned need, int wrow, int lane) {
-    constexpr int LDS = D + 8, NC = BQ / 16;
+// The first half of both passes, one warp: the two products of its 16 rows [wrow, wrow+16) of A1 and
+// A2 with the needed 16-row chunks of B1 and B2 (N rows), c1 = A1 B1^T and c2 = A2 B2^T.
+// dK/dV: keys of Ks / Vs against Qs / dOs, S^T = K Q^T and dP^T = V dO^T;
+// dQ: queries of Qs / dOs against Ks / Vs, S = Q K^T and dP = dO V^T.
+template<int D, int N>
+__device__ __forceinline__ void bwd8_phase1(float (&c1)[N / 8][4], float (&c2)[N / 8][4],
+                                            const bf16* A1, const bf16* A2, const bf16* B1, const bf16* B2,
+                                            unsigned need, int wrow, int lane) {
+    constexpr int LDS = D + 8, NC = N / 16;
 #pragma unroll
-    for (int t = 0; t < BQ / 8; t++)
+    for (int t = 0; t < N / 8; t++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) { st[t][e] = 0.f; dpt[t][e] = 0.f; }
+        for (int e = 0; e < 4; e++) { c1[t][e] = 0.f; c2[t][e] = 0.f; }
 #pragma unroll
     for (int kc = 0; kc < D / 16; kc++) {
-        uint32_t ka[4], va[4];
-        ldsm_a<LDS>(ka, Ks, wrow, kc, lane);
-        ldsm_a<LDS>(va, Vs, wrow, kc, lane);
+        uint32_t a1[4], a2[4];
+        ldsm_a<LDS>(a1, A1, wrow, kc, lane);
+        ldsm_a<LDS>(a2, A2, wrow, kc, lane);
 #pragma unroll
         for (int np = 0; np < NC; np++) {
             if (need & (1u << np)) {
-                uint32_t bq[4], bd[4];
-                ldsm_b_nk<LDS>(bq, Qs, np * 16, kc, lane);
-                ldsm_b_nk<LDS>(bd, dOs, np * 16, kc, lane);
-                mma_bf16_16816(st[2 * np], ka, bq);
-                mma_bf16_16816(st[2 * np + 1], ka, bq + 2);
-                mma_bf16_16816(dpt[2 * np], va, bd);
-                mma_bf16_16816(dpt[2 * np + 1], va, bd + 2);
+                uint32_t b1[4], b2[4];
+                ldsm_b_nk<LDS>(b1, B1, np * 16, kc, lane);
+                ldsm_b_nk<LDS>(b2, B2, np * 16, kc, lane);
+                mma_bf16_16816(c1[2 * np], a1, b1);
+                mma_bf16_16816(c1[2 * np + 1], a1, b1 + 2);
+                mma_bf16_16816(c2[2 * np], a2, b2);
+                mma_bf16_16816(c2[2 * np + 1], a2, b2 + 2);
             }
         }
     }
@@ -4032,36 +4035,6 @@ __device__ __forceinline__ void dkdv8_phase2(float (&dk)[D / 8][4], float (&dv)[
             mma_bf16_16816(dv[2 * np + 1], pa, bd + 2);
             mma_bf16_16816(dk[2 * np], sa, bq);
             mma_bf16_16816(dk[2 * np + 1], sa, bq + 2);
-        }
-    }
-}
-
-// dQ first half, one warp, queries [wrow, wrow+16) of Qs / dOs: S = Q K^T, dP = dO V^T
-template<int D, int BK>
-__device__ __forceinline__ void dq8_phase1(float (&s)[BK / 8][4], float (&dp)[BK / 8][4],
-                                           const bf16* Qs, const bf16* dOs, const bf16* Ks, const bf16* Vs,
-                                           unsigned need, int wrow, int lane) {
-    constexpr int LDS = D + 8, NC = BK / 16;
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { s[t][e] = 0.f; dp[t][e] = 0.f; }
-#pragma unroll
-    for (int kc = 0; kc < D / 16; kc++) {
-        uint32_t qa[4], da[4];
-        ldsm_a<LDS>(qa, Qs, wrow, kc, lane);
-        ldsm_a<LDS>(da, dOs, wrow, kc, lane);
-#pragma unroll
-        for (int np = 0; np < NC; np++) {
-            if (need & (1u << np)) {
-                uint32_t bk[4], bv[4];
-                ldsm_b_nk<LDS>(bk, Ks, np * 16, kc, lane);
-                ldsm_b_nk<LDS>(bv, Vs, np * 16, kc, lane);
-                mma_bf16_16816(s[2 * np], qa, bk);
-                mma_bf16_16816(s[2 * np + 1], qa, bk + 2);
-                mma_bf16_16816(dp[2 * np], da, bv);
-                mma_bf16_16816(dp[2 * np + 1], da, bv + 2);
-            }
         }
     }
 }
@@ -4181,10 +4154,10 @@ attention_backward_dkdv_kernel9(bf16* dqkv, float* partial, const bf16* qkv, con
         const bf16* dOb = dOs + buf * BQ * LDS;
         float st[BQ / 8][4], dpt[BQ / 8][4];
         if (need == ALL) {
-            dkdv8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, ALL, wrow, lane);
+            bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, ALL, wrow, lane);
             dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qb, dOb, Ls + buf * BQ, Ds + buf * BQ, q0, wk0, ALL, lane, W, S, T, sl2);
         } else if (need) {
-            dkdv8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, need, wrow, lane);
+            bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, need, wrow, lane);
             dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qb, dOb, Ls + buf * BQ, Ds + buf * BQ, q0, wk0, need, lane, W, S, T, sl2);
         }
     }
@@ -4278,10 +4251,10 @@ attention_backward_dq_kernel9(bf16* dqkv, const bf16* qkv, const bf16* dout, con
         const bf16* Vb = Vs + buf * BK * LDS;
         float s[BK / 8][4], dp[BK / 8][4];
         if (need == ALL) {
-            dq8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, ALL, wrow, lane);
+            bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, ALL, wrow, lane);
             dq8_phase2<D, BK>(dq, s, dp, Kb, L2, Di, k0, wq0, ALL, lane, W, S, T, sl2);
         } else if (need) {
-            dq8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, need, wrow, lane);
+            bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, need, wrow, lane);
             dq8_phase2<D, BK>(dq, s, dp, Kb, L2, Di, k0, wq0, need, lane, W, S, T, sl2);
         }
     }

@@ -1523,31 +1523,34 @@ void attention_backward7(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // @copy-begin attn-backward-v8-phases
 // v8's two halves of a tile, which v9 runs too (one after the other): the first two products, then
 // the exponentials, dS and the last two products, on the 16-row chunks in `need`
-// dK/dV first half, one warp, keys [wrow, wrow+16) of Ks / Vs: S^T = K Q^T, dP^T = V dO^T
-template<int D, int BQ>
-__device__ __forceinline__ void dkdv8_phase1(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
-                                             const bf16* Ks, const bf16* Vs, const bf16* Qs, const bf16* dOs,
-                                             unsigned need, int wrow, int lane) {
-    constexpr int LDS = D + 8, NC = BQ / 16;
+// The first half of both passes, one warp: the two products of its 16 rows [wrow, wrow+16) of A1 and
+// A2 with the needed 16-row chunks of B1 and B2 (N rows), c1 = A1 B1^T and c2 = A2 B2^T.
+// dK/dV: keys of Ks / Vs against Qs / dOs, S^T = K Q^T and dP^T = V dO^T;
+// dQ: queries of Qs / dOs against Ks / Vs, S = Q K^T and dP = dO V^T.
+template<int D, int N>
+__device__ __forceinline__ void bwd8_phase1(float (&c1)[N / 8][4], float (&c2)[N / 8][4],
+                                            const bf16* A1, const bf16* A2, const bf16* B1, const bf16* B2,
+                                            unsigned need, int wrow, int lane) {
+    constexpr int LDS = D + 8, NC = N / 16;
 #pragma unroll
-    for (int t = 0; t < BQ / 8; t++)
+    for (int t = 0; t < N / 8; t++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) { st[t][e] = 0.f; dpt[t][e] = 0.f; }
+        for (int e = 0; e < 4; e++) { c1[t][e] = 0.f; c2[t][e] = 0.f; }
 #pragma unroll
     for (int kc = 0; kc < D / 16; kc++) {
-        uint32_t ka[4], va[4];
-        ldsm_a<LDS>(ka, Ks, wrow, kc, lane);
-        ldsm_a<LDS>(va, Vs, wrow, kc, lane);
+        uint32_t a1[4], a2[4];
+        ldsm_a<LDS>(a1, A1, wrow, kc, lane);
+        ldsm_a<LDS>(a2, A2, wrow, kc, lane);
 #pragma unroll
         for (int np = 0; np < NC; np++) {
             if (need & (1u << np)) {
-                uint32_t bq[4], bd[4];
-                ldsm_b_nk<LDS>(bq, Qs, np * 16, kc, lane);
-                ldsm_b_nk<LDS>(bd, dOs, np * 16, kc, lane);
-                mma_bf16_16816(st[2 * np], ka, bq);
-                mma_bf16_16816(st[2 * np + 1], ka, bq + 2);
-                mma_bf16_16816(dpt[2 * np], va, bd);
-                mma_bf16_16816(dpt[2 * np + 1], va, bd + 2);
+                uint32_t b1[4], b2[4];
+                ldsm_b_nk<LDS>(b1, B1, np * 16, kc, lane);
+                ldsm_b_nk<LDS>(b2, B2, np * 16, kc, lane);
+                mma_bf16_16816(c1[2 * np], a1, b1);
+                mma_bf16_16816(c1[2 * np + 1], a1, b1 + 2);
+                mma_bf16_16816(c2[2 * np], a2, b2);
+                mma_bf16_16816(c2[2 * np + 1], a2, b2 + 2);
             }
         }
     }
@@ -1599,36 +1602,6 @@ __device__ __forceinline__ void dkdv8_phase2(float (&dk)[D / 8][4], float (&dv)[
             mma_bf16_16816(dv[2 * np + 1], pa, bd + 2);
             mma_bf16_16816(dk[2 * np], sa, bq);
             mma_bf16_16816(dk[2 * np + 1], sa, bq + 2);
-        }
-    }
-}
-
-// dQ first half, one warp, queries [wrow, wrow+16) of Qs / dOs: S = Q K^T, dP = dO V^T
-template<int D, int BK>
-__device__ __forceinline__ void dq8_phase1(float (&s)[BK / 8][4], float (&dp)[BK / 8][4],
-                                           const bf16* Qs, const bf16* dOs, const bf16* Ks, const bf16* Vs,
-                                           unsigned need, int wrow, int lane) {
-    constexpr int LDS = D + 8, NC = BK / 16;
-#pragma unroll
-    for (int t = 0; t < BK / 8; t++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) { s[t][e] = 0.f; dp[t][e] = 0.f; }
-#pragma unroll
-    for (int kc = 0; kc < D / 16; kc++) {
-        uint32_t qa[4], da[4];
-        ldsm_a<LDS>(qa, Qs, wrow, kc, lane);
-        ldsm_a<LDS>(da, dOs, wrow, kc, lane);
-#pragma unroll
-        for (int np = 0; np < NC; np++) {
-            if (need & (1u << np)) {
-                uint32_t bk[4], bv[4];
-                ldsm_b_nk<LDS>(bk, Ks, np * 16, kc, lane);
-                ldsm_b_nk<LDS>(bv, Vs, np * 16, kc, lane);
-                mma_bf16_16816(s[2 * np], qa, bk);
-                mma_bf16_16816(s[2 * np + 1], qa, bk + 2);
-                mma_bf16_16816(dp[2 * np], da, bv);
-                mma_bf16_16816(dp[2 * np + 1], da, bv + 2);
-            }
         }
     }
 }
@@ -1747,7 +1720,7 @@ attention_backward_dkdv_kernel8(bf16* dqkv, float* partial, const bf16* qkv, con
     unsigned need_a = 0, need_b = 0;
     if (ntiles > 0) {
         need_a = need_of(0);
-        dkdv8_phase1<D, BQ>(sta, dpa, Ks, Vs, Qs, dOs, need_a, wrow, lane);
+        bwd8_phase1<D, BQ>(sta, dpa, Ks, Vs, Qs, dOs, need_a, wrow, lane);
     }
     auto step = [&](int it, float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4], unsigned need_cur,
                     float (&stn)[BQ / 8][4], float (&dpn)[BQ / 8][4], unsigned& need_nxt) {
@@ -1758,7 +1731,7 @@ attention_backward_dkdv_kernel8(bf16* dqkv, float* partial, const bf16* qkv, con
         if (it + 1 < ntiles) {
             const int nb = (it + 1) % NB;
             need_nxt = need_of(it + 1);
-            dkdv8_phase1<D, BQ>(stn, dpn, Ks, Vs, Qs + nb * BQ * LDS, dOs + nb * BQ * LDS, need_nxt, wrow, lane);
+            bwd8_phase1<D, BQ>(stn, dpn, Ks, Vs, Qs + nb * BQ * LDS, dOs + nb * BQ * LDS, need_nxt, wrow, lane);
         }
         if (need_cur) {
             const int cb = it % NB;
@@ -1857,7 +1830,7 @@ attention_backward_dq_kernel8(bf16* dqkv, const bf16* qkv, const bf16* dout, con
 
     float sa[BK / 8][4], dpa[BK / 8][4], sb[BK / 8][4], dpb[BK / 8][4];
     unsigned need_a = need_of(0), need_b = 0;
-    dq8_phase1<D, BK>(sa, dpa, Qs, dOs, Ks, Vs, need_a, wrow, lane);
+    bwd8_phase1<D, BK>(sa, dpa, Qs, dOs, Ks, Vs, need_a, wrow, lane);
     auto step = [&](int it, float (&s)[BK / 8][4], float (&dp)[BK / 8][4], unsigned need_cur,
                     float (&sn)[BK / 8][4], float (&dpn)[BK / 8][4], unsigned& need_nxt) {
         cp_async_wait<0>();   // K/V of tile it+1 have landed
@@ -1866,7 +1839,7 @@ attention_backward_dq_kernel8(bf16* dqkv, const bf16* qkv, const bf16* dout, con
         cp_async_commit();
         if (it + 1 < ntiles) {
             need_nxt = need_of(it + 1);
-            dq8_phase1<D, BK>(sn, dpn, Qs, dOs, Ks + ((it + 1) % NB) * BK * LDS, Vs + ((it + 1) & 1) * BK * LDS,
+            bwd8_phase1<D, BK>(sn, dpn, Qs, dOs, Ks + ((it + 1) % NB) * BK * LDS, Vs + ((it + 1) & 1) * BK * LDS,
                               need_nxt, wrow, lane);
         }
         if (need_cur)
@@ -1921,9 +1894,9 @@ void attention_backward8(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* o
 // ---- end of version 8
 
 // ----------------------------------------------------------------------------
-// version 9 (kernels, launcher: the block below; the tile math is v8's dkdv8_phase1/2 and dq8_phase1/2,
-// the loads common.h's load_rows_async; also the v3 helpers, launch_dot, get_sink_partial and v6's
-// sink_reduce_kernel)
+// version 9 (kernels, launcher: the block below; the tile math is v8's bwd8_phase1, dkdv8_phase2 and
+// dq8_phase2, the loads common.h's load_rows_async; also the v3 helpers, launch_dot,
+// get_sink_partial and v6's sink_reduce_kernel)
 // v9: v6's shapes and loop (64 keys x 64-query tiles in dK/dV, 64 queries x 64-key tiles in dQ at
 // D = 64; no software pipelining) with fewer instructions per mma, the lesson of forward v7 (ncu on
 // v6: issue slots 40-52% busy, tensor pipe 25-34%, at 2-3 warps per scheduler): cp.async with fixed
@@ -2007,10 +1980,10 @@ attention_backward_dkdv_kernel9(bf16* dqkv, float* partial, const bf16* qkv, con
         const bf16* dOb = dOs + buf * BQ * LDS;
         float st[BQ / 8][4], dpt[BQ / 8][4];
         if (need == ALL) {
-            dkdv8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, ALL, wrow, lane);
+            bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, ALL, wrow, lane);
             dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qb, dOb, Ls + buf * BQ, Ds + buf * BQ, q0, wk0, ALL, lane, W, S, T, sl2);
         } else if (need) {
-            dkdv8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, need, wrow, lane);
+            bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, need, wrow, lane);
             dkdv8_phase2<D, BQ>(dk, dv, st, dpt, Qb, dOb, Ls + buf * BQ, Ds + buf * BQ, q0, wk0, need, lane, W, S, T, sl2);
         }
     }
@@ -2104,10 +2077,10 @@ attention_backward_dq_kernel9(bf16* dqkv, const bf16* qkv, const bf16* dout, con
         const bf16* Vb = Vs + buf * BK * LDS;
         float s[BK / 8][4], dp[BK / 8][4];
         if (need == ALL) {
-            dq8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, ALL, wrow, lane);
+            bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, ALL, wrow, lane);
             dq8_phase2<D, BK>(dq, s, dp, Kb, L2, Di, k0, wq0, ALL, lane, W, S, T, sl2);
         } else if (need) {
-            dq8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, need, wrow, lane);
+            bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, need, wrow, lane);
             dq8_phase2<D, BK>(dq, s, dp, Kb, L2, Di, k0, wq0, need, lane, W, S, T, sl2);
         }
     }
