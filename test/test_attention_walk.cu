@@ -98,13 +98,24 @@ static bool tiles_match(const AttnSpec& p, int T, const char* why) {
     return true;
 }
 
-static AttnSpec make_spec(int causal, int W, int S, int R, int d, int K, std::vector<int> globals) {
-    AttnSpec p;
-    memset(&p, 0, sizeof(p));
-    p.causal = causal, p.window = W, p.sinks = S, p.lookahead = R, p.dilation = d, p.dilated_keys = K;
-    p.num_globals = (int)globals.size();
-    for (size_t g = 0; g < globals.size(); g++) p.globals[g] = globals[g];
-    return p;
+// dev/cuda/common.h's seeded generator: the random patterns are the same every run
+static int rand_below(int n) { return (int)(rng_next() % (uint64_t)n); }
+
+// A random valid pattern at a random T up to 300: lookahead up to max_lookahead (non-causal only), a
+// few global positions below T, a dilation only with a window, dilated keys only with a dilation.
+static AttnSpec random_spec(int max_lookahead, int* T_out) {
+    int T = 1 + rand_below(300);
+    std::vector<int> G;
+    int count = rand_below(6);
+    for (int g = rand_below(T); (int)G.size() < count && g < T; g += 1 + rand_below(T)) G.push_back(g);
+    int causal = rand_below(2);
+    int W = rand_below(4) == 0 ? 0 : 1 + rand_below(T + 10);
+    int S = rand_below(5);
+    int R = causal ? 0 : rand_below(max_lookahead);
+    int d = W == 0 ? 1 : 1 + rand_below(6);
+    int K = d == 1 || rand_below(4) == 0 ? 0 : rand_below(12);
+    *T_out = T;
+    return spec(causal, W, S, R, d, K, G);
 }
 
 // what the trainers accept (train_gpt_cpu.c's pattern checks): lookahead only non-causal, dilated
@@ -124,7 +135,7 @@ int main(void) {
     for (int causal = 0; causal <= 1; causal++)
     for (int W : windows) for (int S : sinks) for (int R : looks) for (int d : dils) for (int K : keys)
     for (const auto& G : global_sets) {
-        AttnSpec p = make_spec(causal, W, S, R, d, K, G);
+        AttnSpec p = spec(causal, W, S, R, d, K, G);
         if (!valid(p)) continue;
         bool ok = true;
         for (int T = 1; T <= 48 && ok; T += (T < 12 ? 1 : 7)) {
@@ -141,46 +152,32 @@ int main(void) {
     // the sweep counts as one check (its failures print themselves)
     printf("%s every combination of the pattern's fields: %d families over T = 1..48\n", sweep_bad ? "FAIL" : "PASS", patterns);
     if (sweep_bad) failed++; else passed++;
-    // random patterns at larger T
-    uint64_t rng = 0x2545F4914F6CDD1Dull;
-    auto next = [&](int n) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return (int)(rng % (uint64_t)n); };
-    int random_ok = 0, random_bad = 0;
+    // random patterns at larger T: the walks, then version 3's tiles over several query and key tiles
+    int random_ok = 0, random_bad = 0, tiles_ok = 0, tiles_bad = 0;
     for (int t = 0; t < 400; t++) {
-        int T = 1 + next(300);
-        std::vector<int> G;
-        for (int g = next(T); (int)G.size() < next(6) && g < T; g += 1 + next(T)) G.push_back(g);
-        AttnSpec p = make_spec(next(2), next(4) == 0 ? 0 : 1 + next(T + 10), next(5), next(20), 1 + next(6), next(4) == 0 ? 0 : next(12), G);
-        if (p.causal) p.lookahead = 0;
-        if (p.dilation == 1) p.dilated_keys = 0;
-        if (p.window == 0) p.dilation = 1, p.dilated_keys = 0;
+        int T;
+        AttnSpec p = random_spec(20, &T);
         if (walk_matches(p, T, "random")) random_ok++; else random_bad++;
     }
-    passed += random_ok > 0 && random_bad == 0;
-    failed += random_bad > 0;
-    printf("%s 400 random patterns at T up to 300 (%d walked as spec_allowed says)\n", random_bad ? "FAIL" : "PASS", random_ok);
-    // version 3's tiles on random patterns over several query and key tiles
-    int tiles_ok = 0, tiles_bad = 0;
     for (int t = 0; t < 150; t++) {
-        int T = 1 + next(300);
-        std::vector<int> G;
-        for (int g = next(T); (int)G.size() < next(6) && g < T; g += 1 + next(T)) G.push_back(g);
-        AttnSpec p = make_spec(next(2), next(4) == 0 ? 0 : 1 + next(T + 10), next(5), next(80), 1 + next(6), next(4) == 0 ? 0 : next(12), G);
-        if (p.causal) p.lookahead = 0;
-        if (p.dilation == 1) p.dilated_keys = 0;
-        if (p.window == 0) p.dilation = 1, p.dilated_keys = 0;
+        int T;
+        AttnSpec p = random_spec(80, &T);
         if (tiles_match(p, T, "tiles, random")) tiles_ok++; else tiles_bad++;
     }
+    passed += random_bad == 0;
+    failed += random_bad > 0;
+    printf("%s 400 random patterns at T up to 300 (%d walked as spec_allowed says)\n", random_bad ? "FAIL" : "PASS", random_ok);
     passed += tiles_bad == 0;
     failed += tiles_bad > 0;
     printf("%s 150 random patterns: version 3's key-tile walk, chunk needs, unmasked blocks and split globals (%d as the pairs say)\n",
            tiles_bad ? "FAIL" : "PASS", tiles_ok);
     // SPEC §1's examples and the seeds' own patterns
     struct { AttnSpec p; int T; const char* why; } named[] = {
-        {make_spec(1, 3, 0, 0, 1, 0, {}), 6, "SPEC §1: W=3, T=6, causal"},
-        {make_spec(0, 3, 0, 0, 1, 0, {0}), 8, "SPEC §1: W=3, T=8, non-causal, G={0}"},
-        {make_spec(1, 6, 0, 0, 3, 3, {}), 40, "SPEC §1: W=6, d=3, K=3"},
-        {make_spec(1, 96, 0, 0, 4, 0, {}), 500, "seeds/001: W=96, d=4, K=all"},
-        {make_spec(0, 64, 0, 64, 1, 0, {0, 100, 200}), 300, "seeds/002: Longformer band, 3 globals"},
+        {spec(1, 3, 0, 0, 1, 0, {}), 6, "SPEC §1: W=3, T=6, causal"},
+        {spec(0, 3, 0, 0, 1, 0, {0}), 8, "SPEC §1: W=3, T=8, non-causal, G={0}"},
+        {spec(1, 6, 0, 0, 3, 3, {}), 40, "SPEC §1: W=6, d=3, K=3"},
+        {spec(1, 96, 0, 0, 4, 0, {}), 500, "seeds/001: W=96, d=4, K=all"},
+        {spec(0, 64, 0, 64, 1, 0, {0, 100, 200}), 300, "seeds/002: Longformer band, 3 globals"},
     };
     for (auto& n : named) {
         bool ok = walk_matches(n.p, n.T, n.why);
