@@ -2019,19 +2019,13 @@ static void multi_gpu_init(const Args* a) {
 #endif
 }
 
-// Sums n floats on the GPU across the processes, in place (a no-op on one GPU).
-static void multi_gpu_sum(float* data, size_t n) {
-    if (multi.world == 1) { return; }
-#ifdef USE_NCCL
-    ncclCheck(ncclAllReduce(data, data, n, ncclFloat, ncclSum, multi.comm, 0));
-#endif
-}
-
-// The sum of a host float over the processes.
+// The sum of a host float over the processes (the gradients' sums: gpt2_gpu_reduce_grads).
 static float multi_gpu_host_sum(float x) {
     if (multi.world == 1) { return x; }
     cudaCheck(cudaMemcpy(multi.dev_scalar, &x, sizeof(float), cudaMemcpyHostToDevice));
-    multi_gpu_sum(multi.dev_scalar, 1);
+#ifdef USE_NCCL
+    ncclCheck(ncclAllReduce(multi.dev_scalar, multi.dev_scalar, 1, ncclFloat, ncclSum, multi.comm, 0));
+#endif
     cudaCheck(cudaMemcpy(&x, multi.dev_scalar, sizeof(float), cudaMemcpyDeviceToHost));
     return x;
 }
@@ -4947,7 +4941,6 @@ typedef struct {
     float* m_memory;        // (shard_size)
     float* v_memory;        // (shard_size)
     size_t activation_bytes;  // what gpt2_gpu_allocate took, for the memory line
-    int reduce_in_backward;   // the backward starts each layer's all-reduce (several GPUs, last micro-step)
     cudaEvent_t grads_ready;  // recorded on the compute stream, waited for by the communication stream
     ActsGPU acts;
     int B, T;
@@ -5166,8 +5159,10 @@ static void gpt2_gpu_reduce_async(GPT2GPU* model, int l) {
 #endif
 }
 
-// The backward of the last forward (which must have had dloss != 0); adds into the gradients.
-static void gpt2_gpu_backward(GPT2GPU* model) {
+// The backward of the last forward (which must have had dloss != 0); adds into the gradients. With
+// reduce, each layer's gradients are summed across the processes as soon as they are complete
+// (several GPUs without ZeRO-1, the last micro-step: gpt2_gpu_reduce_grads then waits for the end).
+static void gpt2_gpu_backward(GPT2GPU* model, int reduce) {
     const GPT2Config* c = &model->config;
     int B = model->B, T = model->T, L = c->num_layers, NH = c->num_heads, C = c->channels;
     int Vp = c->padded_vocab_size, D = C / NH, BT = B * T;
@@ -5210,7 +5205,7 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
                         p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
         layernorm_backward(dres, g.ln1w + l * C, g.ln1b + l * C, l > 0 ? g.fcprojb + (l - 1) * C : NULL,
                            scratch_partial, dln1, residual, p.ln1w + l * C, a->ln1_mean + o, a->ln1_rstd + o, BT, C);
-        if (model->reduce_in_backward) { gpt2_gpu_reduce_async(model, l); }  // layer l's gradients are done
+        if (reduce) { gpt2_gpu_reduce_async(model, l); }  // layer l's gradients are done
     }
     // embeddings: positions grouped by token on the host (a counting sort), each token's list cut
     // into segments: tokens (nu), token_segs (nu + 1), seg_starts (nseg + 1), positions (BT)
@@ -5244,7 +5239,7 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
         encoder_backward_wpe_kernel<<<ceil_div((size_t)T * C, 256), 256>>>(g.wpe, dres, B, T, C);
         cudaCheckLaunch();
     }
-    if (model->reduce_in_backward) { gpt2_gpu_reduce_async(model, -1); }  // the embeddings and lnf
+    if (reduce) { gpt2_gpu_reduce_async(model, -1); }  // the embeddings and lnf
 }
 
 // The gradients summed across the processes: all of them on every process (all-reduce: started layer
@@ -5252,11 +5247,6 @@ static void gpt2_gpu_backward(GPT2GPU* model) {
 // process (reduce-scatter, in place: the shard's sums land at their own offset). A no-op on one GPU.
 static void gpt2_gpu_reduce_grads(GPT2GPU* model) {
     if (multi.world == 1) { return; }
-    if (model->reduce_in_backward) {  // started by the backward: the compute stream waits for its end
-        cudaCheck(cudaEventRecord(model->grads_ready, multi.comm_stream));
-        cudaCheck(cudaStreamWaitEvent(0, model->grads_ready, 0));
-        return;
-    }
 #ifdef USE_NCCL
     if (model->zero) {
         float* grads = model->grads_memory;
@@ -5264,7 +5254,9 @@ static void gpt2_gpu_reduce_grads(GPT2GPU* model) {
         return;
     }
 #endif
-    multi_gpu_sum(model->grads_memory, model->num_parameters);
+    // started by the backward (gpt2_gpu_backward with reduce): the compute stream waits for its end
+    cudaCheck(cudaEventRecord(model->grads_ready, multi.comm_stream));
+    cudaCheck(cudaStreamWaitEvent(0, model->grads_ready, 0));
 }
 
 // The global gradient norm, on the host (the training guard and the clipping both need it): over
@@ -5821,8 +5813,7 @@ int main(int argc, char** argv) {
         for (int micro = 0; micro < accum; micro++) {
             dataloader_next_rank_batch(&train, rank_inputs, rank_targets);
             gpt2_gpu_forward(&model, rank_inputs, rank_targets, 1.0f / ((float)tokens_per_micro * accum * multi.world));
-            model.reduce_in_backward = multi.world > 1 && !model.zero && micro == accum - 1;  // the sums once, when complete
-            gpt2_gpu_backward(&model);
+            gpt2_gpu_backward(&model, multi.world > 1 && !model.zero && micro == accum - 1);  // the sums once, when complete
             loss += gpt2_gpu_mean_loss(&model) / accum;
         }
         gpt2_gpu_reduce_grads(&model);

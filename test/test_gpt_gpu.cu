@@ -93,7 +93,7 @@ static void check_dump(const char* prefix) {
     // gradients, tensor by tensor
     gpt2_gpu_zero_grad(&model);
     gpt2_gpu_forward(&model, inputs, targets, 1.0f / (B * T));
-    gpt2_gpu_backward(&model);
+    gpt2_gpu_backward(&model, 0);
     float* grads = (float*)malloc_check(n * sizeof(float));
     cudaCheck(cudaMemcpy(grads, model.grads_memory, n * sizeof(float), cudaMemcpyDeviceToHost));
     static const char* names[NUM_PARAMETER_TENSORS] = {"wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw",
@@ -115,7 +115,7 @@ static void check_dump(const char* prefix) {
         gpt2_gpu_forward(&model, inputs, targets, 1.0f / (B * T));
         double d = fabs(gpt2_gpu_mean_loss(&model) - ref_losses[s]) / ref_losses[s];
         if (!(d <= worst)) { worst = d; }
-        gpt2_gpu_backward(&model);
+        gpt2_gpu_backward(&model, 0);
         gpt2_gpu_update(&model, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], s + 1, gpt2_gpu_grad_norm(&model));
     }
     check(worst < 1e-2, "%s: %d AdamW steps, losses within %.2e of the reference (last %.6f)",
@@ -129,7 +129,7 @@ static void check_dump(const char* prefix) {
     for (int s = 0; s < steps; s++) {
         gpt2_gpu_zero_grad(&again);
         gpt2_gpu_forward(&again, inputs, targets, 1.0f / (B * T));
-        gpt2_gpu_backward(&again);
+        gpt2_gpu_backward(&again, 0);
         gpt2_gpu_update(&again, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], s + 1, gpt2_gpu_grad_norm(&again));
     }
     float* w1 = (float*)malloc_check(n * sizeof(float));
