@@ -1556,13 +1556,38 @@ __device__ __forceinline__ void bwd8_phase1(float (&c1)[N / 8][4], float (&c2)[N
     }
 }
 
+// dK/dV's last two products over the needed query chunks: dV += P^T dO, dK += dS^T Q (P^T in st,
+// dS^T in dpt)
+template<int D, int BQ>
+__device__ __forceinline__ void dkdv8_products(float (&dk)[D / 8][4], float (&dv)[D / 8][4],
+                                               const float (&st)[BQ / 8][4], const float (&dpt)[BQ / 8][4],
+                                               const bf16* Qs, const bf16* dOs, unsigned need, int lane) {
+    constexpr int LDS = D + 8, NC = BQ / 16;
+#pragma unroll
+    for (int kc = 0; kc < NC; kc++) {
+        if (!(need & (1u << kc))) continue;
+        uint32_t pa[4], sa[4];
+        acc_to_a(pa, st[2 * kc], st[2 * kc + 1]);
+        acc_to_a(sa, dpt[2 * kc], dpt[2 * kc + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++) {
+            uint32_t bd[4], bq[4];
+            ldsm_b_kn<LDS>(bd, dOs, np * 16, kc, lane);
+            ldsm_b_kn<LDS>(bq, Qs, np * 16, kc, lane);
+            mma_bf16_16816(dv[2 * np], pa, bd);
+            mma_bf16_16816(dv[2 * np + 1], pa, bd + 2);
+            mma_bf16_16816(dk[2 * np], sa, bq);
+            mma_bf16_16816(dk[2 * np + 1], sa, bq + 2);
+        }
+    }
+}
+
 // dK/dV second half: P^T, dS^T (mask on edge tiles), dV += P^T dO, dK += dS^T Q over the needed chunks
 template<int D, int BQ>
 __device__ __forceinline__ void dkdv8_phase2(float (&dk)[D / 8][4], float (&dv)[D / 8][4],
                                              float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
                                              const bf16* Qs, const bf16* dOs, const float* Ls, const float* Ds,
                                              int q0, int wk0, unsigned need, int lane, int W, int S, int T, float sl2) {
-    constexpr int LDS = D + 8, NC = BQ / 16;
     const int g = lane / 4, tg = lane % 4;
     const bool full = block_fully_allowed(q0, BQ, wk0, 16, W, S, T);
     const int qb = q0 + 2 * tg;
@@ -1587,21 +1612,25 @@ __device__ __forceinline__ void dkdv8_phase2(float (&dk)[D / 8][4], float (&dv)[
             }
         }
     }
+    dkdv8_products<D, BQ>(dk, dv, st, dpt, Qs, dOs, need, lane);
+}
+
+// dQ's last product over the needed key chunks: dQ += dS K (dS in s)
+template<int D, int BK>
+__device__ __forceinline__ void dq8_products(float (&dq)[D / 8][4], const float (&s)[BK / 8][4], const bf16* Ks,
+                                             unsigned need, int lane) {
+    constexpr int LDS = D + 8, NC = BK / 16;
 #pragma unroll
     for (int kc = 0; kc < NC; kc++) {
         if (!(need & (1u << kc))) continue;
-        uint32_t pa[4], sa[4];
-        acc_to_a(pa, st[2 * kc], st[2 * kc + 1]);
-        acc_to_a(sa, dpt[2 * kc], dpt[2 * kc + 1]);
+        uint32_t a[4];
+        acc_to_a(a, s[2 * kc], s[2 * kc + 1]);
 #pragma unroll
         for (int np = 0; np < D / 16; np++) {
-            uint32_t bd[4], bq[4];
-            ldsm_b_kn<LDS>(bd, dOs, np * 16, kc, lane);
-            ldsm_b_kn<LDS>(bq, Qs, np * 16, kc, lane);
-            mma_bf16_16816(dv[2 * np], pa, bd);
-            mma_bf16_16816(dv[2 * np + 1], pa, bd + 2);
-            mma_bf16_16816(dk[2 * np], sa, bq);
-            mma_bf16_16816(dk[2 * np + 1], sa, bq + 2);
+            uint32_t bk[4];
+            ldsm_b_kn<LDS>(bk, Ks, np * 16, kc, lane);
+            mma_bf16_16816(dq[2 * np], a, bk);
+            mma_bf16_16816(dq[2 * np + 1], a, bk + 2);
         }
     }
 }
@@ -1611,7 +1640,6 @@ template<int D, int BK>
 __device__ __forceinline__ void dq8_phase2(float (&dq)[D / 8][4], float (&s)[BK / 8][4], float (&dp)[BK / 8][4],
                                            const bf16* Ks, const float (&L2)[2], const float (&Di)[2],
                                            int k0, int wq0, unsigned need, int lane, int W, int S, int T, float sl2) {
-    constexpr int LDS = D + 8, NC = BK / 16;
     const int g = lane / 4, tg = lane % 4;
     const bool full = block_fully_allowed(wq0, 16, k0, BK, W, S, T);
     const int kb = k0 + 2 * tg, sk = S - kb;
@@ -1630,19 +1658,7 @@ __device__ __forceinline__ void dq8_phase2(float (&dq)[D / 8][4], float (&s)[BK 
                 s[t][2 * r + e] = p * (dp[t][2 * r + e] - Di[r]);
             }
     }
-#pragma unroll
-    for (int kc = 0; kc < NC; kc++) {
-        if (!(need & (1u << kc))) continue;
-        uint32_t a[4];
-        acc_to_a(a, s[2 * kc], s[2 * kc + 1]);
-#pragma unroll
-        for (int np = 0; np < D / 16; np++) {
-            uint32_t bk[4];
-            ldsm_b_kn<LDS>(bk, Ks, np * 16, kc, lane);
-            mma_bf16_16816(dq[2 * np], a, bk);
-            mma_bf16_16816(dq[2 * np + 1], a, bk + 2);
-        }
-    }
+    dq8_products<D, BK>(dq, s, Ks, need, lane);
 }
 // @copy-end attn-backward-v8-phases
 
