@@ -88,7 +88,7 @@ test/test_gpt_window_gpu: test/test_gpt_gpu.cu test/check.h train_gpt_window.cu
 	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) $(NVCC_MPI) -o $@
 test/test_gpt_full_gpu: test/test_gpt_gpu.cu test/check.h train_gpt_full.cu
 	$(NVCC) $(NVCC_FLAGS) -DFULL $< $(NVCC_LIBS) $(NVCC_NCCL) $(NVCC_MPI) -o $@
-$(WALK_TEST): test/test_attention_walk.cu dev/cuda/attention_general.cu dev/cuda/common.h
+$(WALK_TEST): test/test_attention_walk.cu dev/cuda/attention_general.cu dev/cuda/attention_forward.cu dev/cuda/attention_backward.cu dev/cuda/common.h
 	$(NVCC) -O2 -std=c++17 $(ARCH_FLAGS) $< -o $@
 dev:
 	$(MAKE) -C dev/cuda NVCC=$(NVCC) GPU_ARCH=$(GPU_ARCH)

@@ -4,8 +4,9 @@ query, spec_next_key must give exactly the keys spec_allowed allows, in ascendin
 key, spec_next_query exactly the queries that see it. Version 2's kernels differ from version 1's
 only in walking these lists instead of testing every position, so this test is what makes their
 results version 1's bits. Version 3's tile-level uses of the walk (the next key tile of a query
-block, the 16-key chunks a row needs, the blocks that need no mask, the split of spec_allowed's
-global clauses) are checked against the pairs too. It needs no GPU (nvcc builds it, the host runs
+block and, for the backward's dK/dV pass, the next query tile of a key block; the 16-position chunks
+a row or key needs; the blocks that need no mask; the split of spec_allowed's global clauses) are
+checked against the pairs too. It needs no GPU (nvcc builds it, the host runs
 it), so CI runs it.
 
     ./test/test_attention_walk
@@ -47,7 +48,8 @@ static bool walk_matches(const AttnSpec& p, int T, const char* why) {
 // is the smallest over its rows of tile(spec_next_key(row, end of tile)), which must be the next
 // tile holding an allowed pair; (b) a 16-key chunk is needed by a row iff spec_next_key from just
 // before it lands inside it; (c) spec_block_in_band blocks hold only allowed pairs; (d)
-// spec_allowed_local plus the two global clauses is spec_allowed.
+// spec_allowed_local plus the two global clauses is spec_allowed; and the same three tile tests
+// transposed for the backward's dK/dV pass (query tiles of a key block, query chunks of a key).
 static bool tiles_match(const AttnSpec& p, int T, const char* why) {
     const int BQ = 64, BK = 64;
     bool global[512] = {false};
@@ -95,6 +97,46 @@ static bool tiles_match(const AttnSpec& p, int T, const char* why) {
                             }
             }
     }
+    // the backward's transposed walks: the dK/dV pass's next query tile of a 64-key block (query tiles
+    // of 64 at D = 64, 32 at D = 128), the 16-query chunks a key needs, and its unmasked blocks
+    for (int BQt : {64, 32})
+        for (int k0 = 0; k0 < T; k0 += BK) {
+            int k_last = k0 + BK - 1 < T - 1 ? k0 + BK - 1 : T - 1;
+            for (int qt = -1; qt * BQt < T; qt++) {
+                int best = T;
+                for (int j = k0; j <= k_last; j++) { int i = spec_next_query(p, j, (qt + 1) * BQt - 1, T); if (i < best) best = i; }
+                int walked = best < T ? best / BQt : -1, want = -1;
+                for (int t = qt + 1; t * BQt < T && want < 0; t++)
+                    for (int j = k0; j <= k_last && want < 0; j++)
+                        for (int i = t * BQt; i < (t + 1) * BQt && i < T; i++) if (spec_allowed(p, i, j)) { want = t; break; }
+                if (walked != want) {
+                    printf("FAIL %s T=%d: key block %d after query tile %d (of %d): the walk says tile %d, the pairs say %d\n",
+                           why, T, k0, qt, BQt, walked, want);
+                    return false;
+                }
+            }
+            for (int w0 = k0; w0 <= k_last; w0 += 16)
+                for (int q0 = 0; q0 < T; q0 += BQt) {
+                    for (int a = q0; a < q0 + BQt; a += 16)
+                        for (int j = w0; j < w0 + 16 && j < T; j++) {
+                            const int i = spec_next_query(p, j, a - 1, T);  // gen_query_chunk_need's test
+                            bool walked_need = i < T && i <= a + 15, any = false;
+                            for (int i2 = a; i2 < a + 16 && i2 < T; i2++) any |= spec_allowed(p, i2, j);
+                            if (walked_need != any) {
+                                printf("FAIL %s T=%d: key %d query chunk %d: the walk says %d, the pairs %d\n", why, T, j, a, walked_need, any);
+                                return false;
+                            }
+                        }
+                    if (spec_block_in_band(p, q0, BQt, w0, 16, T))
+                        for (int i = q0; i < q0 + BQt; i++)
+                            for (int j = w0; j < w0 + 16; j++)
+                                if (!spec_allowed(p, i, j)) {
+                                    printf("FAIL %s T=%d: spec_block_in_band(%d, %d) of the dK/dV pass holds a forbidden pair (%d, %d)\n",
+                                           why, T, q0, w0, i, j);
+                                    return false;
+                                }
+                }
+        }
     return true;
 }
 
@@ -169,7 +211,7 @@ int main(void) {
     printf("%s 400 random patterns at T up to 300 (%d walked as spec_allowed says)\n", random_bad ? "FAIL" : "PASS", random_ok);
     passed += tiles_bad == 0;
     failed += tiles_bad > 0;
-    printf("%s 150 random patterns: version 3's key-tile walk, chunk needs, unmasked blocks and split globals (%d as the pairs say)\n",
+    printf("%s 150 random patterns: version 3's tile walks (keys of a query block, queries of a key block), chunk needs, unmasked blocks and split globals (%d as the pairs say)\n",
            tiles_bad ? "FAIL" : "PASS", tiles_ok);
     // SPEC §1's examples and the seeds' own patterns
     struct { AttnSpec p; int T; const char* why; } named[] = {

@@ -73,7 +73,9 @@ The program exits non-zero if any check fails.
 
 #include "common.h"
 
+#ifndef ATTENTION_BACKWARD_NO_MAIN  // attention_general.cu includes this file after attention_forward.cu, which has it
 static const float LOG2E = 1.4426950408889634f;
+#endif
 
 // @copy-begin attn-backward-dot
 // ----------------------------------------------------------------------------
@@ -2721,6 +2723,7 @@ void attention_backward12(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
 // @copy-end attn-backward-v12
 // ---- end of versions 10 to 12
 
+#ifndef ATTENTION_BACKWARD_NO_MAIN  // attention_general.cu includes this file for its tile functions
 // version dispatch
 static const int NUM_VERSIONS = 12;
 static const char* version_names[NUM_VERSIONS + 1] = {
@@ -2990,3 +2993,4 @@ int main(int argc, char** argv) {
     printf("\nall checks passed\n");
     return 0;
 }
+#endif

@@ -29,16 +29,26 @@ work follows the allowed pairs at tile granularity (a dilated band's tiles are 1
 visited and masked, as FlexAttention's partial blocks are). Each warp skips the 16-key chunks none of
 its rows needs; tiles that lie inside every row's band (or band + lookahead) need no mask, the others
 are masked with spec_allowed, whose global-key test comes from a 64-bit mask of the tile's global
-keys built once per tile. The backward stays version 2's.
+keys built once per tile. The backward is backward v9's two passes on attention_backward.cu's tile
+halves (dK/dV per 64-key tile, dQ per 64-query tile on a second stream), each walking only the tiles
+with an allowed pair: the dQ pass as the forward, the dK/dV pass the transposed walk (the next
+query tile is the smallest over the block's keys of tile(spec_next_query(key, end of this tile))).
+The mask sets the scores to -inf before the exponentials, so P and dS are 0 there. The long runs of
+global and sink keys are not split (v6's split of the band kernels), so on a Longformer pattern the
+global key tiles' blocks walk all of T.
 Predicted: forward within 1.5x of the band kernel v7 on the same number of visited tiles (the walk
-adds two block barriers a tile), i.e. some 100-200 TFLOP/s on allowed pairs where v2 reaches a few.
-Measured: not yet run (written 2026-12-04 without a GPU).
+adds two block barriers a tile), i.e. some 100-200 TFLOP/s on allowed pairs where v2 reaches a few;
+backward within 1.5x of v9's time per visited tile, so forward+backward 3-4x the forward's time.
+Measured: not yet run (forward written 2026-12-04, backward 2026-12-05, both without a GPU).
 
 ./attention_general            checks every version against a float64 CPU reference on fresh inputs, then times
 */
 // forward v7's tile functions (fwd6_qk, fwd_softmax_pv, load_q_frags, fwd_epilogue, load_rows_async)
+// and backward v9's (bwd8_phase1, dkdv8_products, dq8_products, stage_acc16, store_rows16, launch_dot)
 #define ATTENTION_FORWARD_NO_MAIN
 #include "attention_forward.cu"
+#define ATTENTION_BACKWARD_NO_MAIN
+#include "attention_backward.cu"
 
 // @copy-begin attn-general
 // ----------------------------------------------------------------------------
@@ -462,25 +472,32 @@ __host__ __device__ inline bool spec_block_in_band(const AttnSpec& p, int q0, in
     return true;
 }
 
+// The smallest of every thread's v (NT threads); `red` is NT / 32 ints of shared memory (a barrier inside)
+template<int NT>
+__device__ __forceinline__ int gen_block_min(int v, int* red) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+    __syncthreads();
+    int m = red[0];
+#pragma unroll
+    for (int w = 1; w < NT / 32; w++) m = min(m, red[w]);
+    return m;
+}
+
 // The next key tile (of BK keys) after tile kt that holds an allowed pair for some row of
 // [q0, q0 + BQ), or -1: the smallest over the rows of the next allowed key past tile kt. Every thread
 // of the block calls it (a barrier inside); `red` is NT / 32 ints of shared memory, and the caller
 // puts a barrier between one call's read of it and the next call's write.
 template<int BQ, int BK, int NT>
 __device__ __forceinline__ int gen_next_key_tile(const AttnSpec& p, int q0, int kt, int T, int* red) {
-    const int tid = threadIdx.x, from = (kt + 1) * BK - 1;
+    const int from = (kt + 1) * BK - 1;
     int best = T;
-    for (int r = tid; r < BQ; r += NT) {
+    for (int r = threadIdx.x; r < BQ; r += NT) {
         const int i = q0 + r;
         if (i < T) best = min(best, spec_next_key(p, i, from, T));
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) best = min(best, __shfl_xor_sync(0xffffffffu, best, o));
-    if (tid % 32 == 0) red[tid / 32] = best;
-    __syncthreads();
-    int m = red[0];
-#pragma unroll
-    for (int w = 1; w < NT / 32; w++) m = min(m, red[w]);
+    const int m = gen_block_min<NT>(best, red);
     return m < T ? m / BK : -1;
 }
 
@@ -519,6 +536,16 @@ __device__ __forceinline__ void gen_mask(float (&s)[TC_BK / 8][4], const AttnSpe
                 if (!ok) s[t][2 * r + e] = -INFINITY;
             }
     }
+}
+
+// bit x set iff position t0 + x (x < 64) is one of the pattern's global positions
+__device__ __forceinline__ unsigned long long gen_global_bits(const AttnSpec& p, int t0) {
+    unsigned long long bits = 0;
+    for (int gi = 0; gi < p.num_globals; gi++) {
+        const int x = p.globals[gi] - t0;
+        if (x >= 0 && x < 64) bits |= 1ull << x;
+    }
+    return bits;
 }
 
 template<int D>
@@ -580,14 +607,8 @@ attention_general3_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B,
             } else {
                 fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, need, lane);
             }
-            if (!spec_block_in_band(p, wq0, 16, k0, BK, T)) {
-                unsigned long long gkeys = 0;
-                for (int gi = 0; gi < p.num_globals; gi++) {
-                    const int x = p.globals[gi] - k0;
-                    if (x >= 0 && x < BK) gkeys |= 1ull << x;
-                }
-                gen_mask(s, p, k0, wq0, lane, T, gkeys, row_global);
-            }
+            if (!spec_block_in_band(p, wq0, 16, k0, BK, T))
+                gen_mask(s, p, k0, wq0, lane, T, gen_global_bits(p, k0), row_global);
             if (need == 0xFu) {
                 fwd_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, 0xFu, lane, sl2);
             } else {
@@ -617,6 +638,317 @@ static void attention_general3_forward(bf16* out, float* lse, const bf16* qkv, i
     if (D == 64) { attention_general3_forward_d<64>(out, lse, qkv, B, T, NH, p); return; }
     if (D == 128) { attention_general3_forward_d<128>(out, lse, qkv, B, T, NH, p); return; }
     attention_general2_forward(out, lse, qkv, B, T, NH, D, p);
+}
+
+// ---- version 3's backward: backward v9's two passes (dK/dV per 64-key tile, dQ per 64-query tile on
+// a second stream; attention_backward.cu's tile halves), each walking only the tiles with an allowed
+// pair; the mask is -inf on the scores before the exponentials, as in the forward
+
+// The next query tile (of BQ queries) after tile qt that holds an allowed pair for some key of
+// [k0, k0 + BK), or -1: gen_next_key_tile transposed (spec_next_query for each key).
+template<int BK, int BQ, int NT>
+__device__ __forceinline__ int gen_next_query_tile(const AttnSpec& p, int k0, int qt, int T, int* red) {
+    const int from = (qt + 1) * BQ - 1;
+    int best = T;
+    for (int r = threadIdx.x; r < BK; r += NT) {
+        const int j = k0 + r;
+        if (j < T) best = min(best, spec_next_query(p, j, from, T));
+    }
+    const int m = gen_block_min<NT>(best, red);
+    return m < T ? m / BQ : -1;
+}
+
+// The 16-query chunks of query tile q0 (NC of them) that hold an allowed pair for the warp's 16 keys
+// [wk0, wk0 + 16) (bit c: chunk c): lanes 0-15 test the even chunks of key wk0 + lane, lanes 16-31
+// the odd ones of key wk0 + lane - 16.
+template<int NC>
+__device__ __forceinline__ unsigned gen_query_chunk_need(const AttnSpec& p, int wk0, int q0, int T, int lane) {
+    static_assert(NC % 2 == 0, "the lanes take the chunks in pairs");
+    const int j = wk0 + (lane & 15);
+    unsigned need = 0;
+#pragma unroll
+    for (int cc = 0; cc < NC / 2; cc++) {
+        const int a = q0 + 16 * (2 * cc + (lane >> 4));
+        bool any = false;
+        if (j < T) {
+            const int i = spec_next_query(p, j, a - 1, T);   // T: none
+            any = i < T && i <= a + 15;
+        }
+        const unsigned vote = __ballot_sync(0xffffffffu, any);
+        if (vote & 0xFFFFu) need |= 1u << (2 * cc);
+        if (vote >> 16) need |= 1u << (2 * cc + 1);
+    }
+    return need;
+}
+
+// gen_mask transposed, for S^T = K Q^T: thread (g, tg) holds keys wk0 + g + 8 r and queries
+// q0 + 2 tg + 8 t + e. gq: bit x set iff query q0 + x is global; key_global: whether each of the
+// thread's two keys is.
+template<int BQ>
+__device__ __forceinline__ void gen_mask_t(float (&st)[BQ / 8][4], const AttnSpec& p, int q0, int wk0, int lane,
+                                           int T, unsigned long long gq, const bool (&key_global)[2]) {
+    const int g = lane / 4, tg = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int j = wk0 + g + 8 * r;
+#pragma unroll
+        for (int t = 0; t < BQ / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 2 * tg + 8 * t + e, i = q0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (key_global[r] && (!p.causal || j <= i)) ||
+                           (!p.causal && ((gq >> x) & 1ull)));
+                if (!ok) st[t][2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// dK/dV's elementwise half on masked scores: P^T = 2^(S^T sl2 - lse_i log2 e), dS^T = P^T (dP^T - D_i);
+// a masked score (-inf) gives P = 0 and dS = 0
+template<int BQ>
+__device__ __forceinline__ void gen_dkdv_elementwise(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
+                                                     const float* Ls, const float* Ds, int lane, float sl2) {
+    const int tg = lane % 4;
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++) {
+        const float2 Lv = *reinterpret_cast<const float2*>(Ls + t * 8 + 2 * tg);
+        const float2 Dv = *reinterpret_cast<const float2*>(Ds + t * 8 + 2 * tg);
+        const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E}, Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float pr = ex2_approx(fmaf(st[t][2 * r + e], sl2, -L2[e]));
+                st[t][2 * r + e] = pr;
+                dpt[t][2 * r + e] = pr * (dpt[t][2 * r + e] - Dq[e]);
+            }
+    }
+}
+
+// dQ's elementwise half on masked scores: dS = P (dP - D_i), P = 2^(S sl2 - lse_i log2 e)
+template<int BK>
+__device__ __forceinline__ void gen_dq_elementwise(float (&s)[BK / 8][4], const float (&dp)[BK / 8][4],
+                                                   const float (&L2)[2], const float (&Di)[2], float sl2) {
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float pr = ex2_approx(fmaf(s[t][2 * r + e], sl2, -L2[r]));
+                s[t][2 * r + e] = pr * (dp[t][2 * r + e] - Di[r]);
+            }
+}
+
+// dK/dV: block per (b, h, 64 keys), warp w owns keys [16w, 16w + 16); the query tiles that hold an
+// allowed pair for the block's keys stream through two buffers (Q, dO, lse, D_i), as in v9.
+// Global keys (and sinks) are seen by every later query: their tiles walk all of T, unsplit.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_general3_dkdv_kernel(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse, const float* Dbuf,
+                               int B, int T, int NH, AttnSpec p) {
+    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BQ / 16)) - 1;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (2, BQ, LDS)
+    bf16* dOs = Qs + 2 * BQ * LDS;                   // (2, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * LDS);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
+    __shared__ int red[NT / 32];
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH, kt = blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool key_global[2];
+    for (int r = 0; r < 2; r++) key_global[r] = spec_is_global(p, wk0 + lane / 4 + 8 * r);
+
+    auto load_q_tile = [&](int qt, int buf) {
+        const int q0 = qt * BQ;
+        load_rows_async<D, BQ, LDS, NT>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_rows_async<D, BQ, LDS, NT>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    load_rows_async<D, BK, LDS, NT>(Ks, qbase + C, C3, k0, T, tid);
+    load_rows_async<D, BK, LDS, NT>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    int qt = gen_next_query_tile<BK, BQ, NT>(p, k0, -1, T, red);   // every key has its own query (SPEC §1)
+    if (qt >= 0) load_q_tile(qt, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+
+    for (int it = 0; qt >= 0; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();   // tile qt has landed
+            __syncthreads();      // ... for everyone, the tile before it is done in every warp, and red was read
+        }
+        const int qt_next = gen_next_query_tile<BK, BQ, NT>(p, k0, qt, T, red);
+        if (qt_next >= 0) {       // into the buffer of the tile before this one
+            load_q_tile(qt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, q0 = qt * BQ;
+        const unsigned need = gen_query_chunk_need<BQ / 16>(p, wk0, q0, T, lane);
+        if (need) {
+            const bf16* Qb = Qs + buf * BQ * LDS;
+            const bf16* dOb = dOs + buf * BQ * LDS;
+            float st[BQ / 8][4], dpt[BQ / 8][4];
+            if (need == ALL) {    // every chunk: the chunk predicates fold away
+                bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, ALL, wrow, lane);
+            } else {
+                bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, need, wrow, lane);
+            }
+            if (!spec_block_in_band(p, q0, BQ, wk0, 16, T))
+                gen_mask_t<BQ>(st, p, q0, wk0, lane, T, gen_global_bits(p, q0), key_global);
+            gen_dkdv_elementwise<BQ>(st, dpt, Ls + buf * BQ, Ds + buf * BQ, lane, sl2);
+            dkdv8_products<D, BQ>(dk, dv, st, dpt, Qb, dOb, need, lane);
+        }
+        qt = qt_next;
+    }
+    cp_async_wait<0>();
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);   // a warp's own 16 rows of K and V
+    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
+}
+
+// dQ: block per (b, h, 64 queries), warp w owns rows [16w, 16w + 16); the key tiles that hold an
+// allowed pair stream through two buffers (K, V), walked as in the forward.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_general3_dq_kernel(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse, const float* Dbuf,
+                             int B, int T, int NH, AttnSpec p) {
+    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BK / 16)) - 1;
+    static_assert(BK == 64, "gen_chunk_need tests four 16-key chunks");
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (2, BK, LDS)
+    bf16* Vs  = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+    __shared__ int red[NT / 32];
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;        // longest tiles first (causal patterns)
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, wq0 + g + 8 * r);
+
+    auto load_kv = [&](int kt, int buf) {
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, qbase + C, C3, kt * BK, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, qbase + 2 * C, C3, kt * BK, T, tid);
+    };
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
+    load_rows_async<D, BQ, LDS, NT>(dOs, dobase, C, q0, T, tid);
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);    // every row has a key (SPEC §1)
+    if (kt >= 0) load_kv(kt, 0);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+    cp_async_wait<0>();
+    __syncthreads();
+
+    for (int it = 0; kt >= 0; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (kt_next >= 0) {
+            load_kv(kt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = kt * BK;
+        const unsigned need = gen_chunk_need(p, wq0, k0, T, lane);
+        if (need) {
+            const bf16* Kb = Ks + buf * BK * LDS;
+            const bf16* Vb = Vs + buf * BK * LDS;
+            float s[BK / 8][4], dp[BK / 8][4];
+            if (need == ALL) {
+                bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, ALL, wrow, lane);
+            } else {
+                bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, need, wrow, lane);
+            }
+            if (!spec_block_in_band(p, wq0, 16, k0, BK, T))
+                gen_mask(s, p, k0, wq0, lane, T, gen_global_bits(p, k0), row_global);
+            gen_dq_elementwise<BK>(s, dp, L2, Di, sl2);
+            dq8_products<D, BK>(dq, s, Kb, need, lane);
+        }
+        kt = kt_next;
+    }
+    cp_async_wait<0>();
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
+}
+
+template<int D>
+static void attention_general3_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                          const float* lse, int B, int T, int NH, const AttnSpec& p) {
+    constexpr size_t smem_kv = dkdv_smem<D>(true), smem_q = dq_smem<D>(true);   // v9's layouts
+    static bool configured = false;
+    static SideStream side;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general3_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+        cudaCheck(cudaFuncSetAttribute(attention_general3_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+        side = side_stream_create();
+        configured = true;
+    }
+    launch_dot<D>(Dsum, out, dout, B, T, NH);
+    side_stream_fork(side);
+    attention_general3_dkdv_kernel<D><<<dim3(B * NH, ceil_div(T, TCB_BK)), TCB_THREADS, smem_kv>>>(
+        dqkv, qkv, dout, lse, Dsum, B, T, NH, p);
+    cudaCheckLaunch();
+    attention_general3_dq_kernel<D><<<dim3(B * NH, ceil_div(T, TCB_BQ_DQ)), TCB_THREADS, smem_q, side.stream>>>(
+        dqkv, qkv, dout, lse, Dsum, B, T, NH, p);
+    cudaCheckLaunch();
+    side_stream_join(side);
+}
+
+// heads of 64 and 128 on tensor cores; other head sizes on version 2
+static void attention_general3_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (D == 64) { attention_general3_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    if (D == 128) { attention_general3_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    attention_general2_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
 }
 // @copy-end attn-general-v3
 
@@ -696,7 +1028,7 @@ struct GenVersion {
 static const GenVersion GEN_VERSIONS[] = {
     {"v1", attention_general_forward, attention_general_backward, true},
     {"v2", attention_general2_forward, attention_general2_backward, true},
-    {"v3", attention_general3_forward, attention_general2_backward, false},  // tensor-core forward, v2's backward
+    {"v3", attention_general3_forward, attention_general3_backward, false},  // tensor cores, allowed tiles
 };
 static const int NUM_GEN_VERSIONS = sizeof(GEN_VERSIONS) / sizeof(GEN_VERSIONS[0]);
 
@@ -772,9 +1104,9 @@ int main(int argc, char** argv) {
         cudaCheck(cudaFree(d_dout)); cudaCheck(cudaFree(d_lse)); cudaCheck(cudaFree(d_dsum));
     }
     if (!check_only) {
-        // time per token against T at a fixed B*T = 32768, 12 heads of 64: v1 walks every key
-        // (O(T^2)), v2 the allowed ones (flat where the pattern's row length is), v3's forward the
-        // allowed tiles on tensor cores
+        // time per token against T at a fixed B*T = 32768, heads of 64 and 128: v1 walks every key
+        // (O(T^2)), v2 the allowed ones (flat where the pattern's row length is), v3 the allowed
+        // tiles on tensor cores
         struct { const char* name; AttnSpec p; } timed[] = {
             {"W=256 S=4, dilation 4 x 64 keys", spec(1, 256, 4, 0, 4, 64, {})},
             {"non-causal W=R=256, 16 globals (Longformer)", spec(0, 256, 0, 256, 1, 0, {0, 512, 1024, 1536, 2048, 2560, 3072,
@@ -784,10 +1116,10 @@ int main(int argc, char** argv) {
         for (const auto& shape : shapes) {
         const int NH = shape[0], D = shape[1];
         printf("\ntiming: B*T = 32768, %d heads of %d, ns per token, forward / forward+backward (median of 5);\n"
-               "TFLOP/s of v3's forward on allowed pairs (4 P D per head)\n", NH, D);
+               "TFLOP/s of v3 on allowed pairs (forward 4 P D per head, forward+backward 14 P D)\n", NH, D);
         printf("%-46s | %6s |", "pattern", "T");
         for (int v = 0; v < NUM_GEN_VERSIONS; v++) printf(" %15s |", GEN_VERSIONS[v].name);
-        printf(" v3 fwd TFLOP/s\n");
+        printf(" v3 TFLOP/s fwd / fwd+bwd\n");
         for (auto& tp : timed) {
             for (int T = 1024; T <= 16384; T *= 2) {
                 int B = 32768 / T;
@@ -807,7 +1139,7 @@ int main(int argc, char** argv) {
                 cudaCheck(cudaMalloc(&d_dsum, nlse * sizeof(float)));
                 upload_bf16(d_qkv, h.data(), nqkv);
                 printf("%-46s | %6d |", T == 1024 ? tp.name : "", T);
-                float v3_fwd_ms = 0.0f;
+                float v3_fwd_ms = 0.0f, v3_both_ms = 0.0f;
                 for (int v = 0; v < NUM_GEN_VERSIONS; v++) {
                     if (v == 0 && T > 4096) { printf(" %15s |", "(skipped)"); continue; }  // v1 at long T: minutes
                     float fwd = time_median_ms([&](int) { GEN_VERSIONS[v].forward(d_out, d_lse, d_qkv, B, T, NH, D, p); }, 1, 1, 5);
@@ -815,14 +1147,15 @@ int main(int argc, char** argv) {
                         GEN_VERSIONS[v].forward(d_out, d_lse, d_qkv, B, T, NH, D, p);
                         GEN_VERSIONS[v].backward(d_dqkv, d_dsum, d_qkv, d_out, d_out, d_lse, B, T, NH, D, p);
                     }, 1, 1, 5);
-                    if (v == NUM_GEN_VERSIONS - 1) v3_fwd_ms = fwd;
+                    if (v == NUM_GEN_VERSIONS - 1) { v3_fwd_ms = fwd; v3_both_ms = both; }
                     char cell[40];
                     snprintf(cell, sizeof(cell), "%.1f / %.1f", fwd * 1e6f / 32768.0f, both * 1e6f / 32768.0f);
                     printf(" %15s |", cell);
                 }
                 double pairs = 0.0;  // allowed pairs of one head, counted with the walk
                 for (int i = 0; i < T; i++) for (int j = spec_next_key(p, i, -1, T); j < T; j = spec_next_key(p, i, j, T)) pairs += 1.0;
-                printf(" %.0f\n", 4.0 * pairs * D * B * NH / (v3_fwd_ms * 1e-3) / 1e12);
+                const double per_pd = pairs * D * B * NH / 1e12;
+                printf(" %.0f / %.0f\n", 4.0 * per_pd / (v3_fwd_ms * 1e-3), 14.0 * per_pd / (v3_both_ms * 1e-3));
                 cudaCheck(cudaFree(d_qkv)); cudaCheck(cudaFree(d_dqkv)); cudaCheck(cudaFree(d_out));
                 cudaCheck(cudaFree(d_lse)); cudaCheck(cudaFree(d_dsum));
             }
