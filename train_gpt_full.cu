@@ -4321,11 +4321,24 @@ constexpr int BWD10_ROWS = 64, BWD10_THREADS = 128;
 // (166 registers; ptxas serializes the wgmma, C7512) 210 / 294 / 317; with dQ at 4 blocks
 // (128 registers, no spills) instead of 3 as well: 223 / 300 / 315; and dS^T formed from the bf16
 // P^T fragments (154 registers, no serialization): 230 / 305 / 331
-constexpr int BWD10_DKDV_MIN_BLOCKS = 3, BWD10_DQ_MIN_BLOCKS = 4;
+// Heads of 128 (v13): 2 blocks per SM for both passes (the six 16 KB tiles of a block make 2 the
+// most that fit in shared memory anyway, and dK, dV of 64 x 128 keep 128 accumulators a thread)
+template<int D> __host__ __device__ constexpr int bwd10_dkdv_min_blocks() { return D == 64 ? 3 : 2; }
+template<int D> __host__ __device__ constexpr int bwd10_dq_min_blocks() { return D == 64 ? 4 : 2; }
 constexpr int BWD12_SINK_KEYS = 16;   // v12: sink chunks with S <= 16 take the sinks as wgmma n16
 static_assert(BWD12_SINK_KEYS == 16, "the narrow sink chunk is one wgmma n16 wide");
 template<int D> __host__ __device__ constexpr size_t bwd10_smem() {   // 6 tiles (+ lse, D_i) + alignment
     return 1024 + (size_t)6 * BWD10_ROWS * D * sizeof(bf16) + 4 * BWD10_ROWS * sizeof(float);
+}
+
+// a 64-row tile of D columns by TMA: D / 64 boxes of 64 columns, the second at dst + 64 rows * 128 B
+// (wg_swz's column blocks), all completing bytes on bar. (Written out rather than as a loop: the loop
+// changed the D = 64 kernels' code, and they stay byte-identical to what was measured.)
+template<int D>
+__device__ __forceinline__ void tma_load_tile64(uint32_t dst, const CUtensorMap* map, int col, int row, int z, uint32_t bar) {
+    tma_load_box(dst, map, col, row, z, bar);
+    if constexpr (D == 128) tma_load_box(dst + 64 * 128, map, col + 64, row, z, bar);
+    static_assert(D == 64 || D == 128, "heads of 64 or 128");
 }
 
 // accumulator columns 8t + 2tg + {0, 1} of rows g, g + 8 -> A fragments of 16-column k-steps
@@ -4448,7 +4461,7 @@ __device__ __forceinline__ void bwd12_sink_chunk(float* pk, float* pv, LoadTile&
 // TMA (v11): Q, dO, K, V by the copy engine (the maps: qkv and dout), a head's blocks side by side.
 // NARROW_SINK (v12): sink-tile chunks past every band take the sinks as 16 keys (bwd12_sink_chunk).
 template<int D, bool TMA, bool NARROW_SINK>
-__global__ void __launch_bounds__(BWD10_THREADS, BWD10_DKDV_MIN_BLOCKS)
+__global__ void __launch_bounds__(BWD10_THREADS, bwd10_dkdv_min_blocks<D>())
 attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
                                  const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch,
                                  const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
@@ -4487,8 +4500,8 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
         if constexpr (TMA) {
             if (tid == 0) {
                 mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
-                tma_load_box(Qs + buf * TILE, &qkv_map, h * D, q0, b, bar0 + 8 * buf);
-                tma_load_box(dOs + buf * TILE, &dout_map, h * D, q0, b, bar0 + 8 * buf);
+                tma_load_tile64<D>(Qs + buf * TILE, &qkv_map, h * D, q0, b, bar0 + 8 * buf);
+                tma_load_tile64<D>(dOs + buf * TILE, &dout_map, h * D, q0, b, bar0 + 8 * buf);
             }
         } else {
             wg_load_rows<D, BQ, NT>(Qs + buf * TILE, qbase, C3, q0, T, tid);
@@ -4523,8 +4536,8 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
             mbar_init_fence();
             if (ntiles > 0) {          // K and V ride on Q / dO tile 0's phase
                 mbar_expect_bytes(bar0, 2 * TILE);
-                tma_load_box(Ks, &qkv_map, C + h * D, k0, b, bar0);
-                tma_load_box(Vs, &qkv_map, 2 * C + h * D, k0, b, bar0);
+                tma_load_tile64<D>(Ks, &qkv_map, C + h * D, k0, b, bar0);
+                tma_load_tile64<D>(Vs, &qkv_map, 2 * C + h * D, k0, b, bar0);
             }
         }
         __syncthreads();               // the barriers are initialised before anyone waits on them
@@ -4652,7 +4665,7 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
 // 10b: dQ. Block per (b, h, 64 queries), longest first; K, V tiles double-buffered. Thread rows
 // (queries) r0 = q0 + 16 warp + g (+ 8); accumulator column 8t + 2tg + e is key k0 + 8t + 2tg + e.
 template<int D, bool TMA>
-__global__ void __launch_bounds__(BWD10_THREADS, BWD10_DQ_MIN_BLOCKS)
+__global__ void __launch_bounds__(BWD10_THREADS, bwd10_dq_min_blocks<D>())
 attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
                                const float* Dbuf, int B, int T, int NH, int W, int S,
                                const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
@@ -4687,8 +4700,8 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
         if constexpr (TMA) {
             if (tid == 0) {
                 mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
-                tma_load_box(Ks + buf * TILE, &qkv_map, C + h * D, k0, b, bar0 + 8 * buf);
-                tma_load_box(Vs + buf * TILE, &qkv_map, 2 * C + h * D, k0, b, bar0 + 8 * buf);
+                tma_load_tile64<D>(Ks + buf * TILE, &qkv_map, C + h * D, k0, b, bar0 + 8 * buf);
+                tma_load_tile64<D>(Vs + buf * TILE, &qkv_map, 2 * C + h * D, k0, b, bar0 + 8 * buf);
             }
         } else {
             wg_load_rows<D, BK, NT>(Ks + buf * TILE, qbase + C, C3, k0, T, tid);
@@ -4709,8 +4722,8 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
             for (int i = 0; i < 3; i++) mbar_init(bar0 + 8 * i, 1);
             mbar_init_fence();
             mbar_arrive_expect_bytes(qbar, 2 * TILE);
-            tma_load_box(Qs, &qkv_map, h * D, q0, b, qbar);
-            tma_load_box(dOs, &dout_map, h * D, q0, b, qbar);
+            tma_load_tile64<D>(Qs, &qkv_map, h * D, q0, b, qbar);
+            tma_load_tile64<D>(dOs, &dout_map, h * D, q0, b, qbar);
         }
         __syncthreads();               // the barriers are initialised before anyone waits on them
     } else {
@@ -4797,7 +4810,8 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
 template<int D, bool TMA, bool NARROW_SINK>
 void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                                  const float* lse, int B, int T, int NH, int W, int S) {
-    static_assert(D == 64, "backward v10 / v11 are written for head dim 64 (D = 128 runs v9)");
+    static_assert(D == 64 || (D == 128 && TMA && !NARROW_SINK),
+                  "heads of 128 run v13 (v11's TMA path); v10 and v12's 16-key sink chunk are written for 64");
     constexpr int BK = BWD10_ROWS;
     constexpr size_t smem = bwd10_smem<D>();
     static bool configured = false;

@@ -16,7 +16,7 @@ Math (scale = 1/sqrt(D), P_ij = exp(scale q_i.k_j - lse_i) on allowed pairs, 0 e
 
 Compile:
 nvcc -O3 -arch=sm_90a -lineinfo -Xptxas -v attention_backward.cu -o attention_backward
-(sm_90a for versions 10-12's wgmma and TMA; with -arch=sm_90 or older targets they skip themselves)
+(sm_90a for versions 10-13's wgmma and TMA; with -arch=sm_90 or older targets they skip themselves)
 
 version 1 is naive: one thread per query row for dQ (recomputing P from lse), then one thread per
 key row for dK/dV looping over the queries that attend it
@@ -62,8 +62,12 @@ version 11 is version 10 with the tensor memory accelerator (TMA) bringing in th
 
 version 12 is version 11 with the sink tile's query chunks past every band done as 16 keys (wgmma n16,
 P^T and dS^T through shared memory; measured: 1.07x v11 at W = 256, T = 4096, 1.02-1.03x elsewhere
-on windows; the programs run it)
+on windows)
 ./attention_backward 12
+
+version 13 is version 11 for heads of 128 too (two 64-column TMA boxes per tile, 2 blocks per SM;
+heads of 64 run version 12; written without a GPU, not yet run: the programs keep v9 for 128)
+./attention_backward 13
 
 ./attention_backward 9 10   runs the checks and the timing of versions 9 and 10 only
 
@@ -2174,11 +2178,24 @@ constexpr int BWD10_ROWS = 64, BWD10_THREADS = 128;
 // (166 registers; ptxas serializes the wgmma, C7512) 210 / 294 / 317; with dQ at 4 blocks
 // (128 registers, no spills) instead of 3 as well: 223 / 300 / 315; and dS^T formed from the bf16
 // P^T fragments (154 registers, no serialization): 230 / 305 / 331
-constexpr int BWD10_DKDV_MIN_BLOCKS = 3, BWD10_DQ_MIN_BLOCKS = 4;
+// Heads of 128 (v13): 2 blocks per SM for both passes (the six 16 KB tiles of a block make 2 the
+// most that fit in shared memory anyway, and dK, dV of 64 x 128 keep 128 accumulators a thread)
+template<int D> __host__ __device__ constexpr int bwd10_dkdv_min_blocks() { return D == 64 ? 3 : 2; }
+template<int D> __host__ __device__ constexpr int bwd10_dq_min_blocks() { return D == 64 ? 4 : 2; }
 constexpr int BWD12_SINK_KEYS = 16;   // v12: sink chunks with S <= 16 take the sinks as wgmma n16
 static_assert(BWD12_SINK_KEYS == 16, "the narrow sink chunk is one wgmma n16 wide");
 template<int D> __host__ __device__ constexpr size_t bwd10_smem() {   // 6 tiles (+ lse, D_i) + alignment
     return 1024 + (size_t)6 * BWD10_ROWS * D * sizeof(bf16) + 4 * BWD10_ROWS * sizeof(float);
+}
+
+// a 64-row tile of D columns by TMA: D / 64 boxes of 64 columns, the second at dst + 64 rows * 128 B
+// (wg_swz's column blocks), all completing bytes on bar. (Written out rather than as a loop: the loop
+// changed the D = 64 kernels' code, and they stay byte-identical to what was measured.)
+template<int D>
+__device__ __forceinline__ void tma_load_tile64(uint32_t dst, const CUtensorMap* map, int col, int row, int z, uint32_t bar) {
+    tma_load_box(dst, map, col, row, z, bar);
+    if constexpr (D == 128) tma_load_box(dst + 64 * 128, map, col + 64, row, z, bar);
+    static_assert(D == 64 || D == 128, "heads of 64 or 128");
 }
 
 // accumulator columns 8t + 2tg + {0, 1} of rows g, g + 8 -> A fragments of 16-column k-steps
@@ -2301,7 +2318,7 @@ __device__ __forceinline__ void bwd12_sink_chunk(float* pk, float* pv, LoadTile&
 // TMA (v11): Q, dO, K, V by the copy engine (the maps: qkv and dout), a head's blocks side by side.
 // NARROW_SINK (v12): sink-tile chunks past every band take the sinks as 16 keys (bwd12_sink_chunk).
 template<int D, bool TMA, bool NARROW_SINK>
-__global__ void __launch_bounds__(BWD10_THREADS, BWD10_DKDV_MIN_BLOCKS)
+__global__ void __launch_bounds__(BWD10_THREADS, bwd10_dkdv_min_blocks<D>())
 attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, const bf16* dout, const float* lse,
                                  const float* Dbuf, int B, int T, int NH, int W, int S, int nst, int nch,
                                  const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
@@ -2340,8 +2357,8 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
         if constexpr (TMA) {
             if (tid == 0) {
                 mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
-                tma_load_box(Qs + buf * TILE, &qkv_map, h * D, q0, b, bar0 + 8 * buf);
-                tma_load_box(dOs + buf * TILE, &dout_map, h * D, q0, b, bar0 + 8 * buf);
+                tma_load_tile64<D>(Qs + buf * TILE, &qkv_map, h * D, q0, b, bar0 + 8 * buf);
+                tma_load_tile64<D>(dOs + buf * TILE, &dout_map, h * D, q0, b, bar0 + 8 * buf);
             }
         } else {
             wg_load_rows<D, BQ, NT>(Qs + buf * TILE, qbase, C3, q0, T, tid);
@@ -2376,8 +2393,8 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
             mbar_init_fence();
             if (ntiles > 0) {          // K and V ride on Q / dO tile 0's phase
                 mbar_expect_bytes(bar0, 2 * TILE);
-                tma_load_box(Ks, &qkv_map, C + h * D, k0, b, bar0);
-                tma_load_box(Vs, &qkv_map, 2 * C + h * D, k0, b, bar0);
+                tma_load_tile64<D>(Ks, &qkv_map, C + h * D, k0, b, bar0);
+                tma_load_tile64<D>(Vs, &qkv_map, 2 * C + h * D, k0, b, bar0);
             }
         }
         __syncthreads();               // the barriers are initialised before anyone waits on them
@@ -2505,7 +2522,7 @@ attention_backward_dkdv_kernel10(bf16* dqkv, float* partial, const bf16* qkv, co
 // 10b: dQ. Block per (b, h, 64 queries), longest first; K, V tiles double-buffered. Thread rows
 // (queries) r0 = q0 + 16 warp + g (+ 8); accumulator column 8t + 2tg + e is key k0 + 8t + 2tg + e.
 template<int D, bool TMA>
-__global__ void __launch_bounds__(BWD10_THREADS, BWD10_DQ_MIN_BLOCKS)
+__global__ void __launch_bounds__(BWD10_THREADS, bwd10_dq_min_blocks<D>())
 attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse,
                                const float* Dbuf, int B, int T, int NH, int W, int S,
                                const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
@@ -2540,8 +2557,8 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
         if constexpr (TMA) {
             if (tid == 0) {
                 mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
-                tma_load_box(Ks + buf * TILE, &qkv_map, C + h * D, k0, b, bar0 + 8 * buf);
-                tma_load_box(Vs + buf * TILE, &qkv_map, 2 * C + h * D, k0, b, bar0 + 8 * buf);
+                tma_load_tile64<D>(Ks + buf * TILE, &qkv_map, C + h * D, k0, b, bar0 + 8 * buf);
+                tma_load_tile64<D>(Vs + buf * TILE, &qkv_map, 2 * C + h * D, k0, b, bar0 + 8 * buf);
             }
         } else {
             wg_load_rows<D, BK, NT>(Ks + buf * TILE, qbase + C, C3, k0, T, tid);
@@ -2562,8 +2579,8 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
             for (int i = 0; i < 3; i++) mbar_init(bar0 + 8 * i, 1);
             mbar_init_fence();
             mbar_arrive_expect_bytes(qbar, 2 * TILE);
-            tma_load_box(Qs, &qkv_map, h * D, q0, b, qbar);
-            tma_load_box(dOs, &dout_map, h * D, q0, b, qbar);
+            tma_load_tile64<D>(Qs, &qkv_map, h * D, q0, b, qbar);
+            tma_load_tile64<D>(dOs, &dout_map, h * D, q0, b, qbar);
         }
         __syncthreads();               // the barriers are initialised before anyone waits on them
     } else {
@@ -2650,7 +2667,8 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
 template<int D, bool TMA, bool NARROW_SINK>
 void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                                  const float* lse, int B, int T, int NH, int W, int S) {
-    static_assert(D == 64, "backward v10 / v11 are written for head dim 64 (D = 128 runs v9)");
+    static_assert(D == 64 || (D == 128 && TMA && !NARROW_SINK),
+                  "heads of 128 run v13 (v11's TMA path); v10 and v12's 16-key sink chunk are written for 64");
     constexpr int BK = BWD10_ROWS;
     constexpr size_t smem = bwd10_smem<D>();
     static bool configured = false;
@@ -2721,18 +2739,35 @@ void attention_backward12(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
     attention_backward10_launch<D, true, true>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
 // @copy-end attn-backward-v12
-// ---- end of versions 10 to 12
+// version 13: heads of 128 on v11's path (wgmma, TMA), which v10-v12 left to v9 (mma.sync). Each tile
+// is D / 64 = 2 boxes of 64 columns (tma_load_tile64; the descriptors already step over column
+// blocks), both passes at 2 blocks per SM (6 tiles of 16 KB a block; dK and dV take 128 fp32
+// accumulators a thread), no 16-key sink chunk (written for 64). Heads of 64 run v12 unchanged.
+// Predicted (written 2026-12-05 without a GPU, before measuring): v9's backward at D = 128 runs ~200
+// TFLOP/s (issue 14's table: 232 forward+backward with forward v11 at 418); wgmma with twice the
+// product work per exponential as at D = 64, at 8 warps per SM: ~300 TFLOP/s backward, 1.4x v9's
+// forward+backward, still ~0.7x cuDNN's (which needs more than one consumer warpgroup per block).
+// @copy-begin attn-backward-v13
+// backward v13, the programs' backward on sm_90a: v12 for heads of 64, v11's path for heads of 128
+template<int D>
+void attention_backward13(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+                          const float* lse, int B, int T, int NH, int W, int S) {
+    attention_backward10_launch<D, true, D == 64>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+}
+// @copy-end attn-backward-v13
+// ---- end of versions 10 to 13
 
 #ifndef ATTENTION_BACKWARD_NO_MAIN  // attention_general.cu includes this file for its tile functions
 // version dispatch
-static const int NUM_VERSIONS = 12;
+static const int NUM_VERSIONS = 13;
 static const char* version_names[NUM_VERSIONS + 1] = {
     "", "v1 naive", "v2 flash fp32", "v3 mma.sync", "v4 mma+2 streams", "v5 +cp.async", "v6 +split sinks",
-    "v7 2 m-tiles/warp", "v8 pipelined", "v9 lean v6", "v10 wgmma", "v11 TMA", "v12 narrow sinks"};
+    "v7 2 m-tiles/warp", "v8 pipelined", "v9 lean v6", "v10 wgmma", "v11 TMA", "v12 narrow sinks", "v13 D=128 too"};
 
-// v10 to v12 need the sm_90a build (wgmma, TMA), a Hopper GPU and D = 64; every other version runs everywhere
+// v10 to v13 need the sm_90a build (wgmma, TMA) and a Hopper GPU, v10 to v12 also D = 64; every other
+// version runs everywhere
 static bool version_supported(int version, int D) {
-    return version < 10 || (D == 64 && wgmma_available());
+    return version < 10 || ((D == 64 || version == 13) && wgmma_available());
 }
 
 template<int D>
@@ -2757,6 +2792,7 @@ void attention_backward_d(int version, bf16* dqkv, float* Dbuf, const bf16* qkv,
         case 12:
             if constexpr (D == 64) { attention_backward12<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break; }
             printf("version 12 needs D = 64\n"); exit(EXIT_FAILURE);
+        case 13: attention_backward13<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); break;
         default: printf("invalid version %d\n", version); exit(EXIT_FAILURE);
     }
 }
@@ -2868,12 +2904,13 @@ static int run_checks(unsigned only_version) {
 }
 
 // ----------------------------------------------------------------------------
-// timing on the canonical workload (SPEC §5): bf16, NH = 12, D = 64, B*T = 32768 tokens.
+// timing on the canonical workload (SPEC §5): bf16, NH = 12, D = 64, B*T = 32768 tokens; and with
+// heads of 128 (NH = 6, D = 128), the same tokens and width.
 // out/dout are random; lse is set to log(#allowed keys of the row) + 1, which keeps every P in
 // (0, 1] like a real forward would (the timing does not depend on the values otherwise).
 
-static void run_timing(unsigned only_version) {
-    const int NH = 12, D = 64, TOKENS = 32768;
+static void run_timing(unsigned only_version, int NH, int D) {
+    const int TOKENS = 32768;
     const int Ts[] = {1024, 4096, 16384};
     const int WS[][2] = {{256, 4}, {1024, 4}, {0, 0}};
     const size_t C = (size_t)NH * D;
@@ -2984,7 +3021,11 @@ int main(int argc, char** argv) {
     print_device();
 
     int fails = run_checks(only_version);
-    if (timing) run_timing(only_version);
+    if (timing) {
+        run_timing(only_version, 12, 64);
+        // heads of 128: the best mma.sync version against the wgmma one, unless versions were named
+        run_timing(only_version ? only_version : (1u << 9) | (1u << 13), 6, 128);
+    }
 
     if (fails) {
         printf("\n%d CHECK(S) FAILED\n", fails);
