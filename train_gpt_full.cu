@@ -48,7 +48,7 @@ this file's own and, outside the @twin regions, the same text in both trainers (
     attn-backward-v10 attn-backward-v12                          backward v12 (attention_backward.cu)
     attention_forward_best, attention_backward_best, attention_kernels: the version per GPU
     @twin region: the patterns this trainer takes, and their dispatch; train_gpt_window.cu adds
-    attn-general        every other SPEC §1 pattern, O(T^2) (dev/cuda/attention_general.cu)
+    attn-general-spec attn-general-v1   every other SPEC §1 pattern, O(T^2) (dev/cuda/attention_general.cu)
   the model on the GPU: buffers, forward, backward, update
   generation through a rolling KV cache
   training: main (test/test_gpt_gpu.cu includes this file for its checks: PyTorch's dumps, the cache)

@@ -48,7 +48,7 @@ this file's own and, outside the @twin regions, the same text in both trainers (
     attn-backward-v10 attn-backward-v12                          backward v12 (attention_backward.cu)
     attention_forward_best, attention_backward_best, attention_kernels: the version per GPU
     @twin region: the patterns this trainer takes, and their dispatch; train_gpt_window.cu adds
-    attn-general        every other SPEC §1 pattern, O(T^2) (dev/cuda/attention_general.cu)
+    attn-general-spec attn-general-v1   every other SPEC §1 pattern, O(T^2) (dev/cuda/attention_general.cu)
   the model on the GPU: buffers, forward, backward, update
   generation through a rolling KV cache
   training: main (test/test_gpt_gpu.cu includes this file for its checks: PyTorch's dumps, the cache)
@@ -4881,7 +4881,7 @@ static const char* attention_kernels(void) {
 }
 
 // @twin-begin the attention patterns this trainer takes, and their dispatch: what differs from train_gpt_full.cu
-// @copy-begin attn-general
+// @copy-begin attn-general-spec
 // ----------------------------------------------------------------------------
 // the pattern on the device: SPEC §1's allowed(i, j), the same rule as train_gpt_cpu.c's
 
@@ -4917,6 +4917,11 @@ __device__ inline float general_warp_sum(float v) {
 
 // lane l holds dims l, l + 32, l + 64, l + 96 (those below D)
 #define GEN_DPL 4
+// @copy-end attn-general-spec
+
+// @copy-begin attn-general-v1
+// ----------------------------------------------------------------------------
+// version 1: one warp per query (key) row, every key (query) tested
 
 // Forward: one warp per (b, h, i), online softmax over the allowed keys in ascending order.
 __global__ void attention_general_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D,
@@ -5056,7 +5061,7 @@ static void attention_general_backward(bf16* dqkv, float* Dsum, const bf16* qkv,
     attention_general_dkdv_kernel<<<blocks, 256>>>(dqkv, Dsum, qkv, dout, lse, B, T, NH, D, p);
     cudaCheckLaunch();
 }
-// @copy-end attn-general
+// @copy-end attn-general-v1
 
 static const char* ATTENTION_NAME = "sliding window + sinks";
 

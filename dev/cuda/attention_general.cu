@@ -50,7 +50,7 @@ Measured: not yet run (forward written 2026-12-04, backward 2026-12-05, both wit
 #define ATTENTION_BACKWARD_NO_MAIN
 #include "attention_backward.cu"
 
-// @copy-begin attn-general
+// @copy-begin attn-general-spec
 // ----------------------------------------------------------------------------
 // the pattern on the device: SPEC §1's allowed(i, j), the same rule as train_gpt_cpu.c's
 
@@ -86,6 +86,11 @@ __device__ inline float general_warp_sum(float v) {
 
 // lane l holds dims l, l + 32, l + 64, l + 96 (those below D)
 #define GEN_DPL 4
+// @copy-end attn-general-spec
+
+// @copy-begin attn-general-v1
+// ----------------------------------------------------------------------------
+// version 1: one warp per query (key) row, every key (query) tested
 
 // Forward: one warp per (b, h, i), online softmax over the allowed keys in ascending order.
 __global__ void attention_general_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D,
@@ -225,7 +230,7 @@ static void attention_general_backward(bf16* dqkv, float* Dsum, const bf16* qkv,
     attention_general_dkdv_kernel<<<blocks, 256>>>(dqkv, Dsum, qkv, dout, lse, B, T, NH, D, p);
     cudaCheckLaunch();
 }
-// @copy-end attn-general
+// @copy-end attn-general-v1
 
 // @copy-begin attn-general-walk
 // ----------------------------------------------------------------------------
