@@ -588,6 +588,26 @@ def int_list(flag, text):
     return values
 
 
+def pattern_flags_checked(T, causal, lookahead, dilation, dilated_keys, globals_text):
+    """The pattern flags' rules that do not depend on the window (SPEC §1, as the trainers check
+    them): one Fail naming the flag. Returns the global positions (globals_text: "P,P,..." or None).
+    scripts/train_torch_twin.py checks its flags with it too."""
+    if causal not in (0, 1):
+        raise Fail(f"--causal {causal}: expected 0 or 1")
+    if causal and lookahead:
+        raise Fail(f"--lookahead {lookahead} needs non-causal attention (--causal 0)")
+    if dilated_keys and dilation == 1:
+        raise Fail(f"--dilated-keys {dilated_keys} needs a --dilation > 1")
+    G = []
+    if globals_text is not None:
+        G = int_list("--global", globals_text)
+        if any(g < 0 or g >= T for g in G):
+            raise Fail(f"--global '{globals_text}': positions must be in 0..{T - 1}")
+        if len(set(G)) != len(G):
+            raise Fail(f"--global '{globals_text}': a position is repeated")
+    return G
+
+
 def main(argv=None):
     ap = Parser(prog=PROG, description=__doc__, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-T", type=int, help="sequence length")
@@ -621,19 +641,7 @@ def main(argv=None):
                              ("--heads", a.heads, 1), ("--head-size", a.head_size, 1), ("--batch", a.batch, 1)):
         if value < low:
             raise Fail(f"{flag} {value}: expected an integer >= {low}")
-    if a.causal not in (0, 1):
-        raise Fail(f"--causal {a.causal}: expected 0 or 1")
-    if a.causal and a.lookahead:
-        raise Fail(f"--lookahead {a.lookahead} needs non-causal attention (--causal 0)")
-    if a.dilated_keys and a.dilation == 1:
-        raise Fail(f"--dilated-keys {a.dilated_keys} needs a --dilation > 1")
-    G = []
-    if a.globals is not None:
-        G = int_list("--global", a.globals)
-        if any(g < 0 or g >= a.T for g in G):
-            raise Fail(f"--global '{a.globals}': positions must be in 0..{a.T - 1}")
-        if len(set(G)) != len(G):
-            raise Fail(f"--global '{a.globals}': a position is repeated")
+    G = pattern_flags_checked(a.T, a.causal, a.lookahead, a.dilation, a.dilated_keys, a.globals)
     if a.layer_windows is not None:
         if a.window:
             raise Fail("--layer-windows sets every layer's window: drop --window")

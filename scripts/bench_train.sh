@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # End-to-end GPT-2 d12 training throughput on one GPU: this project's CUDA trainers against the
 # PyTorch twin (scripts/train_torch_twin.py: torch.compile, bf16 autocast, fused AdamW, SDPA for
-# full attention, FlexAttention for the window), at T = 1024, 4096, 16384 with B*T = 32768 tokens
-# per step, full causal and window 256 with 4 sinks. Writes bench/train_vs_torch.md.
+# full attention, FlexAttention with the same mask for every other pattern), at T = 1024, 4096,
+# 16384 with B*T = 32768 tokens per step, full causal and window 256 with 4 sinks; on request
+# (ATTNS) also seeds/001's dilated band (`dilated`: W=96, every 4th key beyond it) and the
+# Longformer pattern (`longformer`: non-causal W = R = 256 with 16 global positions, T/16 apart;
+# an encoder's pattern, trained here on the same next-token loss, which it can see: a throughput
+# figure only). Writes bench/train_vs_torch.md.
 #
 #   bash scripts/bench_train.sh                 # on the GPU machine, from anywhere
 #   TS="1024 4096" bash scripts/bench_train.sh  # a subset; KEEP=1 adds to the rows of an earlier run
 #
-# Settings (environment): TS, ATTNS ("full window"), TOKENS (32768), STEPS (12), SKIP (3 steps
+# Settings (environment): TS, ATTNS ("full window"; also dilated, longformer), TOKENS (32768), STEPS (12), SKIP (3 steps
 # left out of the medians), WINDOW (256), SINKS (4), MODEL (d12), VOCAB (50257), PYTHON (python3,
 # the one with PyTorch 2.x), RUN_TIMEOUT (seconds per run, 420), MD (output file), LOGS (run logs,
 # build/bench_train), KEEP (1: keep the rows already in LOGS/rows.md), NO_BUILD (1: use the
@@ -114,7 +118,7 @@ render() {
         echo "torch.compile). Data: \`$TRAIN\` (byte-level tokens, valid GPT-2 ids). Window: W=$WINDOW with"
         echo "S=$SINKS sinks. Ours: \`train_gpt_full\` / \`train_gpt_window\`; twin: \`scripts/train_torch_twin.py\`"
         echo "(torch.compile, bf16 autocast, fused AdamW; SDPA is_causal=True for full, compiled FlexAttention"
-        echo "with a block mask for the window). MFU on SPEC §1's count (allowed attention pairs only) against"
+        echo "with a block mask of the same pattern for the others). MFU on SPEC §1's count (allowed attention pairs only) against"
         echo "989.5 TFLOP/s. Ours memory: the trainer's \"GPU memory in use\" line (cudaMemGetInfo after"
         echo "allocation, CUDA context included); twin: torch.cuda.max_memory_allocated (tensors only)."
         echo
@@ -137,7 +141,13 @@ for T in $TS; do
         case $attn in
             full) bin=train_gpt_full; extra=(); label="full" ;;
             window) bin=train_gpt_window; extra=(--window "$WINDOW" --sinks "$SINKS"); label="W=$WINDOW S=$SINKS" ;;
-            *) echo "skipping attention '$attn' (full or window)"; continue ;;
+            dilated) bin=train_gpt_window; extra=(--window 96 --dilation 4); label="W=96, dilation 4 (seeds/001)" ;;
+            longformer)
+                bin=train_gpt_window
+                globals=$(seq 0 $((T / 16)) $((T - 1)) | head -n 16 | paste -sd, -)
+                extra=(--causal 0 --window 256 --lookahead 256 --global "$globals")
+                label="non-causal W=R=256, 16 globals (Longformer)" ;;
+            *) echo "skipping attention '$attn' (full, window, dilated or longformer)"; continue ;;
         esac
         common=(-e "$MODEL" -V "$VOCAB" -b "$B" -t "$T" -x "$STEPS" -v 0 -i "$TRAIN" -j "$VAL" "${extra[@]}")
 

@@ -7,12 +7,15 @@ logits only), trained the way a PyTorch user would train it fast: torch.compile,
 fused AdamW (betas 0.9/0.95, eps 1e-8, weight decay on 2-D tensors only, gradient-norm clip),
 linear warmup then cosine decay (the C trainers' schedule).
 
-Attention (SPEC.md §1, causal):
-  --window 0   SDPA with is_causal=True (FlashAttention kernels on the GPU)
-  --window W   FlexAttention, compiled, with one block mask built up front by create_block_mask from
-               mask_mod (q >= kv) & ((q - kv < W) | (kv < S))   (S = --sinks)
-On --device cpu (for checking only) a plain masked softmax stands in where SDPA / FlexAttention are
-missing (PyTorch 1.13 has neither).
+Attention (SPEC.md §1, every pattern the C trainers take with one pattern for all layers: window,
+sinks, causal or not, lookahead, global positions, dilation; the C trainers' flags):
+  full causal  SDPA with is_causal=True (cuDNN or FlashAttention kernels on the GPU)
+  the rest     FlexAttention, compiled, with one block mask built up front by create_block_mask from
+               a mask_mod that is SPEC §1's allowed(i, j), e.g. (q >= kv) & ((q - kv < W) | (kv < S))
+               for a causal window W with S sinks (pattern_allows below)
+On --device cpu (for checking only) a plain masked softmax with the same rule stands in where SDPA /
+FlexAttention are missing (PyTorch 1.13 has neither). Pair counts (MFU), the flag checks and the
+pattern's description come from scripts/analyze_pattern.py, the one home of SPEC §1 in Python.
 
 Data: llm.c token shards (256 int32 header, magic 20240520, uint16 tokens), read like the C
 trainers: B*T+1 tokens per micro-batch, advancing B*T, on to the next shard (wrapping) when the
@@ -47,6 +50,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import analyze_pattern  # noqa: E402  (SPEC §1 in Python: the pattern, its pair count, its checks)
 
 SHARD_MAGIC = 20240520
 HEADER_INTS = 256
@@ -85,6 +91,11 @@ def parse_args(argv):
     ap.add_argument("-m", dest="val_batches", type=int, default=8, help="val batches (default 8)")
     ap.add_argument("--window", type=int, default=0, help="keys 0 <= i-j < W; 0 = full (default 0)")
     ap.add_argument("--sinks", type=int, default=0, help="keys j < S always (default 0)")
+    ap.add_argument("--causal", type=int, default=1, help="1 (default) or 0")
+    ap.add_argument("--lookahead", type=int, default=0, help="non-causal only: keys 0 < j-i <= R (default 0)")
+    ap.add_argument("--global", dest="globals", help="global positions P,P,... (default none)")
+    ap.add_argument("--dilation", type=int, default=1, help="every d-th key beyond the window; 1 = off (default)")
+    ap.add_argument("--dilated-keys", type=int, default=0, help="how many dilated keys; 0 = no limit (default)")
     ap.add_argument("--max-seq-len", type=int, default=0, help="maxT (rows of wpe) of the model (default T)")
     ap.add_argument("--warmup-steps-excluded", type=int, default=3,
                     help="steps left out of the RESULT medians (compilation, warm-up) (default 3)")
@@ -93,7 +104,7 @@ def parse_args(argv):
     a = ap.parse_args(argv)
     for name, lo in (("B", 1), ("T", 1), ("steps", 0), ("warmup", 0), ("val_every", 0), ("val_batches", 1),
                      ("window", 0), ("sinks", 0), ("warmup_steps_excluded", 0), ("vocab", 0),
-                     ("total_batch", 0), ("max_seq_len", 0)):
+                     ("total_batch", 0), ("max_seq_len", 0), ("lookahead", 0), ("dilation", 1), ("dilated_keys", 0)):
         if getattr(a, name) < lo:
             ap.error(f"{name} = {getattr(a, name)}: expected an integer >= {lo}")
     for name in ("lr", "final_frac", "weight_decay", "grad_clip"):
@@ -197,63 +208,101 @@ class DataLoader:
 # ---------------------------------------------------------------------------------------------
 # attention
 
-def band_pairs(T, W, S):
-    """Allowed (query, key) pairs of a causal band W (0 = full) plus S sinks: SPEC §1's count."""
-    pairs = 0
-    for i in range(T):
-        band = i + 1 if W == 0 else min(i + 1, W)
-        sinks_outside = 0 if W == 0 else max(0, min(S, i - W + 1))
-        pairs += band + sinks_outside
-    return pairs
+def attention_pattern(a):
+    """The pattern of the flags as scripts/analyze_pattern.py's dict, checked as the C trainers do
+    (one Fail naming the flag)."""
+    try:
+        G = analyze_pattern.pattern_flags_checked(a.T, a.causal, a.lookahead, a.dilation, a.dilated_keys, a.globals)
+    except analyze_pattern.Fail as e:
+        raise Fail(str(e))
+    if a.dilation > 1 and a.window == 0:
+        raise Fail(f"--dilation {a.dilation} needs a --window (with window 0 every key is seen already)")
+    return analyze_pattern.pattern(a.window, a.sinks, a.lookahead, a.dilation, a.dilated_keys, a.causal, G)
 
 
-def flops_per_token(L, C, Vp, T, W, S):
+def flops_per_token(L, C, Vp, T, p):
     """Forward + backward FLOPs per token, as flops_per_token() in the C trainers."""
     matmul_weights = L * 12.0 * C * C + Vp * C
-    attention = L * 3.5 * 4.0 * band_pairs(T, W, S) * C  # C = NH x D
+    attention = L * 3.5 * 4.0 * analyze_pattern.count_pairs(p, T) * C  # C = NH x D
     return 6.0 * matmul_weights + attention / T
 
 
-def dense_mask(T, W, S, device):
+def pattern_allows(p, q, k, is_global):
+    """SPEC §1's allowed(i, j) on index tensors: q (queries) and k (keys) broadcast against each other;
+    is_global: a (T,) bool tensor, or None without global positions. The clauses of
+    analyze_pattern.allowed() in tensor form, for FlexAttention's mask_mod and the CPU stand-in."""
+    W, S, R, d, K, causal = p["W"], p["S"], p["R"], p["d"], p["K"], p["causal"]
+    o = q - k
+    ok = (o >= 0) if W == 0 else (o >= 0) & (o < W)        # the band
+    if not causal and R > 0:
+        ok = ok | ((o < 0) & (o >= -R))                    # lookahead
+    if S > 0:
+        ok = ok | (k < S)                                  # sinks; non-causal: they also see every key
+        if not causal:
+            ok = ok | (q < S)
+    if is_global is not None:
+        ok = ok | is_global[k]
+        if not causal:
+            ok = ok | is_global[q]
+    if d > 1 and W > 0:                                    # dilated keys beyond the window
+        dil = (o >= W) & (o % d == 0)
+        if K > 0:
+            dil = dil & (o < W + K * d)
+        ok = ok | dil
+    if causal:
+        ok = ok & (o >= 0)
+    return ok
+
+
+def dense_mask(T, p, device):
     """(T, T) bool, [i, j] = query i may attend key j (the same rule as the flex mask_mod)."""
     q = torch.arange(T, device=device)[:, None]
     k = torch.arange(T, device=device)[None, :]
-    if W == 0:
-        return q >= k
-    return (q >= k) & ((q - k < W) | (k < S))
+    return pattern_allows(p, q, k, global_flags(T, p, device))
 
 
-def make_attention(T, W, S, device, compiled_model):
+def global_flags(T, p, device):
+    if not p["G"]:
+        return None
+    flags = torch.zeros(T, dtype=torch.bool, device=device)
+    flags[torch.tensor(p["G"], device=device)] = True
+    return flags
+
+
+def make_attention(T, p, device, compiled_model):
     """Returns (fn(q, k, v) -> y on (B, NH, T, hs), description)."""
     on_cuda = device.type == "cuda"
     has_sdpa = hasattr(F, "scaled_dot_product_attention")
-    if W == 0 and (on_cuda or has_sdpa):
+    full_causal = p["causal"] and p["W"] == 0 and not p["G"] and p["d"] == 1   # sinks add nothing then
+    if full_causal and (on_cuda or has_sdpa):
         if not has_sdpa:
             raise Fail("this PyTorch has no scaled_dot_product_attention (2.0 or later is needed on cuda)")
         return (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)), "SDPA is_causal=True"
+    what = analyze_pattern.describe(p)
     if on_cuda:
         try:  # imported here: CPU-only builds without FlexAttention still run --device cpu
             from torch.nn.attention.flex_attention import create_block_mask, flex_attention
         except ImportError as e:
-            raise Fail(f"--window {W} on cuda needs FlexAttention (PyTorch 2.5 or later): {e}")
+            raise Fail(f"{what} on cuda needs FlexAttention (PyTorch 2.5 or later): {e}")
+        is_global = global_flags(T, p, device)
 
         def mask_mod(b, h, q_idx, kv_idx):
-            return (q_idx >= kv_idx) & ((q_idx - kv_idx < W) | (kv_idx < S))
+            return pattern_allows(p, q_idx, kv_idx, is_global)
 
         block_mask = create_block_mask(mask_mod, B=None, H=None, Q_LEN=T, KV_LEN=T, device=device)
         # inside a compiled model dynamo traces flex_attention itself; eager flex_attention is
         # the slow reference path, so an eager model still gets a compiled kernel
         flex = flex_attention if compiled_model else torch.compile(flex_attention)
-        return (lambda q, k, v: flex(q, k, v, block_mask=block_mask)), f"FlexAttention W={W} S={S} (block mask built once)"
+        return (lambda q, k, v: flex(q, k, v, block_mask=block_mask)), f"FlexAttention, {what} (block mask built once)"
     # CPU stand-in (checking only): an explicit masked softmax
-    mask = dense_mask(T, W, S, device)
+    mask = dense_mask(T, p, device)
 
     def masked(q, k, v):
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))
         att = att.masked_fill(~mask, float("-inf"))
         return torch.softmax(att, dim=-1) @ v
 
-    return masked, f"masked softmax W={W} S={S} (CPU stand-in)"
+    return masked, f"masked softmax, {what} (CPU stand-in)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,7 +426,7 @@ def run(a):
     maxT = a.max_seq_len or a.T
     if a.T > maxT:
         raise Fail(f"-t {a.T} exceeds the model's maximum sequence length {maxT}")
-    W, S = a.window, a.sinks
+    pattern = attention_pattern(a)
     tokens_micro = a.B * a.T
     total_batch = a.total_batch or tokens_micro
     accum = total_batch // tokens_micro
@@ -386,7 +435,7 @@ def run(a):
     val = DataLoader(a.val, a.B, a.T, V, "-j") if a.val_every > 0 else None
 
     torch.manual_seed(a.seed)
-    attn, attn_desc = make_attention(a.T, W, S, device, compiled)
+    attn, attn_desc = make_attention(a.T, pattern, device, compiled)
     raw = GPT(L, C, NH, V, maxT, attn).to(device)
     model = torch.compile(raw) if compiled else raw
     params = list(raw.parameters())
@@ -415,7 +464,7 @@ def run(a):
           f"lr {a.lr:.2e} warmup {a.warmup}")
     sys.stdout.flush()
 
-    step_flops = flops_per_token(L, C, raw.Vp, a.T, W, S) * total_batch
+    step_flops = flops_per_token(L, C, raw.Vp, a.T, pattern) * total_batch
     times, toks, mfus = [], [], []
     for step in range(a.steps):
         sync(device)

@@ -3,7 +3,7 @@
 # example and more patterns must be the trainer's own (test/pattern_pairs, built from
 # train_gpt_cpu.c with -DTESTING), its receptive field of a plain band must be L*(W-1) clamped to
 # the sequence, its prediction must give back the measurement it was taken from, and bad input
-# gets one line and exit 1. A few seconds.
+# gets one line and exit 1; the PyTorch twin's attention mask is the trainer's on the same patterns. A few seconds.
 #   bash test/test_analyzer.sh BUILD_DIR        (test/pattern_pairs built by make)
 set -u
 dir=${1:?usage: test_analyzer.sh BUILD_DIR}
@@ -24,6 +24,7 @@ same() {
     local globals; globals=$(IFS=,; echo "${g[*]}")
     local want got what="T=$T W=$W S=$S R=$R d=$d K=$K causal=$causal G={$globals}"
     want=$(./test/pattern_pairs "$T" "$W" "$S" "$R" "$d" "$K" "$causal" "${g[@]}" 2>&1)
+    echo "$T $W $S $R $d $K $causal $want ${globals:--}" >> "$work/cases.txt"   # for the twin's mask below
     "$py" $analyzer -T "$T" -W "$W" -S "$S" --lookahead "$R" --dilation "$d" --dilated-keys "$K" --causal "$causal" \
         ${globals:+--global "$globals"} -L 1 --json > "$work/same.json" 2> "$work/same.err"
     got=$(jget 'r["pairs"]' "$work/same.json" 2>/dev/null)
@@ -57,6 +58,36 @@ for n in 1 2 3 4 5 6 7 8; do
     [ "$g2" = "$g1" ] && g2=
     same "$T" "$W" "$S" "$R" "$d" "$K" "$causal" "$g1" $g2
 done
+
+# ---- the PyTorch twin's mask (scripts/train_torch_twin.py: FlexAttention's mask_mod and the CPU
+# stand-in) on every pattern above: its pair count is the trainer's, and every element is the
+# analyzer's brute-force allowed(i, j)
+if "$plot_py" -c 'import torch' 2>/dev/null; then
+    "$plot_py" - "$work/cases.txt" > "$work/twin.out" 2>&1 <<'PY'
+import sys
+sys.path.insert(0, "scripts")
+import torch
+import analyze_pattern
+import train_torch_twin
+bad = 0
+lines = open(sys.argv[1]).read().split("\n")
+for line in filter(None, lines):
+    T, W, S, R, d, K, causal, want, G = line.split()
+    T, W, S, R, d, K, causal, want = map(int, (T, W, S, R, d, K, causal, want))
+    G = [] if G == "-" else [int(g) for g in G.split(",")]
+    p = analyze_pattern.pattern(W, S, R, d, K, causal, G)
+    mask = train_torch_twin.dense_mask(T, p, torch.device("cpu"))
+    ref = torch.tensor([[analyze_pattern.allowed(p, i, j) for j in range(T)] for i in range(T)])
+    if int(mask.sum()) != want or not torch.equal(mask, ref):
+        bad += 1
+        print(f"differs: {line}: the twin counts {int(mask.sum())}, the trainer {want}")
+print(f"{len(list(filter(None, lines)))} patterns, {bad} differ")
+PY
+    if [ $? = 0 ] && grep -q " 0 differ" "$work/twin.out"; then pass "the PyTorch twin's mask on the $(wc -l < "$work/cases.txt") patterns above: the trainer's pair counts, allowed(i, j) element by element"
+    else fail "the PyTorch twin's mask: $(tail -3 "$work/twin.out" | tr '\n' ' ')"; fi
+else
+    echo "SKIP the PyTorch twin's mask: $plot_py has no torch"
+fi
 
 out=$("$py" $analyzer --self-test 2>&1)
 check "the fast count and receptive field equal a brute-force allowed() on random small patterns: $out" \
