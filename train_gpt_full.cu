@@ -1518,7 +1518,7 @@ static int is_checkpoint_step(const Args* a, int step) {
 // CUDA and cuBLAS checks: every call is checked, every launch followed by cudaGetLastError
 
 static void cuda_check_at(cudaError_t err, const char* file, int line) {
-    if (err != cudaSuccess) { die("CUDA %s at %s:%d", cudaGetErrorString(err), file, line); }
+    if (err != cudaSuccess) { die("CUDA error at %s:%d: %s", file, line, cudaGetErrorString(err)); }
 }
 #define cudaCheck(err) cuda_check_at((err), __FILE__, __LINE__)
 #define cudaCheckLaunch() cuda_check_at(cudaGetLastError(), __FILE__, __LINE__)
