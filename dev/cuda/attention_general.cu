@@ -52,7 +52,8 @@ Measured: not yet run (forward written 2026-12-04, backward 2026-12-05, both wit
 
 // @copy-begin attn-general-spec
 // ----------------------------------------------------------------------------
-// the pattern on the device: SPEC §1's allowed(i, j), the same rule as train_gpt_cpu.c's
+// the pattern on the device (SPEC §1; spec_allowed, in version 1's block, is train_gpt_cpu.c's
+// allowed() rule by rule) and the warp helpers of versions 1 and 2
 
 #define ATTN_MAX_GLOBALS 64
 struct AttnSpec {
@@ -62,20 +63,6 @@ struct AttnSpec {
 
 __host__ __device__ inline bool spec_is_global(const AttnSpec& p, int pos) {
     for (int g = 0; g < p.num_globals; g++) { if (p.globals[g] == pos) return true; }
-    return false;
-}
-
-__host__ __device__ inline bool spec_allowed(const AttnSpec& p, int i, int j) {
-    if (p.causal && j > i) return false;
-    int o = i - j;
-    if (o >= 0 && (p.window == 0 || o < p.window)) return true;
-    if (!p.causal && o < 0 && -o <= p.lookahead) return true;
-    if (j < p.sinks) return true;
-    if (!p.causal && i < p.sinks) return true;
-    if (spec_is_global(p, j)) return true;
-    if (!p.causal && spec_is_global(p, i)) return true;
-    if (p.dilation > 1 && p.window > 0 && o >= p.window && o % p.dilation == 0 &&
-        (p.dilated_keys == 0 || o < p.window + p.dilated_keys * p.dilation)) return true;
     return false;
 }
 
@@ -91,6 +78,22 @@ __device__ inline float general_warp_sum(float v) {
 // @copy-begin attn-general-v1
 // ----------------------------------------------------------------------------
 // version 1: one warp per query (key) row, every key (query) tested
+
+// SPEC §1's allowed(i, j), rule by rule (version 1 tests it on every pair; the later versions walk
+// the allowed positions instead, and the CPU reference and test/test_attention_walk.cu use it)
+__host__ __device__ inline bool spec_allowed(const AttnSpec& p, int i, int j) {
+    if (p.causal && j > i) return false;
+    int o = i - j;
+    if (o >= 0 && (p.window == 0 || o < p.window)) return true;
+    if (!p.causal && o < 0 && -o <= p.lookahead) return true;
+    if (j < p.sinks) return true;
+    if (!p.causal && i < p.sinks) return true;
+    if (spec_is_global(p, j)) return true;
+    if (!p.causal && spec_is_global(p, i)) return true;
+    if (p.dilation > 1 && p.window > 0 && o >= p.window && o % p.dilation == 0 &&
+        (p.dilated_keys == 0 || o < p.window + p.dilated_keys * p.dilation)) return true;
+    return false;
+}
 
 // Forward: one warp per (b, h, i), online softmax over the allowed keys in ascending order.
 __global__ void attention_general_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D,
