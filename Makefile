@@ -179,8 +179,10 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu
 # versions the programs do not run yet cannot stop the programs' own tests). On the device
 # machine the oracle runs with its own python3 (PyTorch 2.x): GPU_REF_PYTHON.
 GPU_REF_PYTHON ?= python3
-# heads of 64 on the band kernels; heads of 16 and the non-band patterns on the general attention path
-GPU_DUMP_CASES = gpu_window_sinks gpu_rope gpu_vocab gpu_full full window window_sinks dilation noncausal_global rope layer_mix full_learned_llmc
+# heads of 64 and 128 on the band kernels; heads of 16 and the non-band patterns on the general
+# attention path (gpu_dilation, gpu_longformer and gpu_heads128_general on its tile versions)
+GPU_DUMP_CASES = gpu_window_sinks gpu_rope gpu_vocab gpu_full gpu_heads128 full window window_sinks dilation noncausal_global \
+                 rope layer_mix full_learned_llmc gpu_dilation gpu_longformer gpu_heads128_general
 DUMPS = $(TEST_DIR)/dumps
 test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full $(GPU_TESTS)
 	./attention_compare -T 512 -W 512 -S 4 -B 8 --reps 5 --warmup 1
@@ -188,7 +190,7 @@ test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full $(
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
 	$(GPU_REF_PYTHON) test/reference.py --out $(DUMPS)
 	./test/test_gpt_window_gpu --check-dump $(addprefix $(DUMPS)/,$(GPU_DUMP_CASES))
-	./test/test_gpt_full_gpu --check-dump $(DUMPS)/gpu_full
+	./test/test_gpt_full_gpu --check-dump $(DUMPS)/gpu_full $(DUMPS)/gpu_heads128_full
 	bash test/test_gpu.sh $(TEST_DIR)
 	bash test/test_untrusted.sh ./train_gpt_window $(TEST_DIR)/untrusted_window
 	bash test/test_untrusted.sh ./train_gpt_full $(TEST_DIR)/untrusted_full

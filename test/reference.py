@@ -69,6 +69,17 @@ CASES = {
     # rotary positions through the band kernels (heads of 64); the GPU's rolling KV cache test
     # streams this model far past its maxT
     "gpu_rope":          dict(C=128, NH=2, T=80, maxT=96, patterns=[pattern(W=24, S=3)], rope=True, theta=10000),
+    # the general attention path's tile versions with heads of 64 (the cases above with heads of 16
+    # take its scalar version): T spans three 64-position tiles and ends inside the third; a dilated
+    # band with sinks and a global key, causal; and the Longformer shape, non-causal, whose global
+    # rows and columns cross every tile
+    "gpu_dilation":      dict(C=128, NH=2, T=150, maxT=160, patterns=[pattern(W=20, S=2, d=4, K=8)], globals=[70]),
+    "gpu_longformer":    dict(C=128, NH=2, T=150, maxT=160, patterns=[pattern(W=16, R=16, S=1)], causal=0,
+                              globals=[0, 100]),
+    # heads of 128: the band kernels' and the general path's second head size
+    "gpu_heads128":      dict(C=256, NH=2, T=80, maxT=96, patterns=[pattern(W=24, S=3)]),
+    "gpu_heads128_full": dict(C=256, NH=2, T=80, maxT=96, patterns=[pattern(W=0)]),
+    "gpu_heads128_general": dict(C=256, NH=2, T=150, maxT=160, patterns=[pattern(W=20, d=3)], globals=[40]),
     # GPT-2's vocabulary (padded to 50304): the GPU classifier's path for rows of ~100 KB
     "gpu_vocab":         dict(V=50257, C=64, NH=1, L=1, T=40, maxT=64, patterns=[pattern(W=24, S=3)]),
 }
