@@ -1927,8 +1927,10 @@ static void* watchdog_main(void* unused) {
     return NULL;
 }
 
-// The processes meet and rank 0's id reaches every rank (n bytes: NCCL's ncclUniqueId).
-static void meet_others(const MeetSpec* m, void* id, size_t n, double timeout) {
+// The processes meet and rank 0's id reaches every rank (n bytes: NCCL's ncclUniqueId). A build
+// without NCCL runs no several-GPU training, but test/test_gpt_gpu.cu's --check-launch still tests
+// the meeting and the watchdog there: [[maybe_unused]].
+[[maybe_unused]] static void meet_others(const MeetSpec* m, void* id, size_t n, double timeout) {
     double deadline = now_seconds() + timeout;
     if (m->how == MEET_NONE) {
         die("%s says %d processes, and they have no way to meet: give --nccl-init tcp://HOST:PORT, "
@@ -1959,7 +1961,7 @@ static void meet_others(const MeetSpec* m, void* id, size_t n, double timeout) {
     }
 }
 
-static void watchdog_start(void) {
+[[maybe_unused]] static void watchdog_start(void) {
     pthread_t watchdog;
     if (pthread_create(&watchdog, NULL, watchdog_main, NULL) != 0) { die("cannot start the watchdog thread"); }
     pthread_detach(watchdog);
@@ -2015,6 +2017,7 @@ static void multi_gpu_init(const Args* a) {
     // non-blocking: the legacy default stream, where everything else runs, must not wait for it
     cudaCheck(cudaStreamCreateWithFlags(&multi.comm_stream, cudaStreamNonBlocking));
 #else
+    (void)meet;
     die("%s says %d processes: this build has no NCCL (the Makefile links it where it finds nccl.h and libnccl)", multi.launcher, multi.world);
 #endif
 }
@@ -5367,8 +5370,8 @@ static void gpt2_gpu_zero_grad(GPT2GPU* model) {
 // reduce-scatter, whose shards are ranges of the flat gradients and not layers, stays after the
 // backward (gpt2_gpu_reduce_grads).
 
-// llm.c's order: wte, wpe, then the twelve per-layer tensors (L, ...), then lnfw, lnfb
-static int tensor_is_per_layer(int k) { return k >= 2 && k < NUM_PARAMETER_TENSORS - 2; }
+// llm.c's order: wte, wpe, then the twelve per-layer tensors (L, ...), then lnfw, lnfb (used with NCCL)
+[[maybe_unused]] static int tensor_is_per_layer(int k) { return k >= 2 && k < NUM_PARAMETER_TENSORS - 2; }
 
 // Sums layer l's slices of the per-layer gradient tensors across the processes (l < 0: the other
 // tensors, whole), on the communication stream, after what the compute stream has queued so far.
