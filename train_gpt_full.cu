@@ -3394,15 +3394,13 @@ __device__ __forceinline__ void fwd8_thread_max(const float (&s)[32], float (&mx
     }
 }
 
-// mask (edge tiles only), row max, lazy rescale (only when some row's max grew by > 8 in log2
-// units), P = 2^(s sl2 - m) as bf16 A fragments, row sums. s[4t + 2r + e] is row r0 + 8r, key
-// k0 + 8t + 2tg + e. No wgmma may be in flight (o and the P fragments are rewritten).
+// the softmax step of a tile whose scores are masked already: the running max, the rescale of o
+// and l when it grows by more than 2^8, and P as bf16 A fragments (the general path's version 4
+// masks with its own rule and runs this)
 template<int D>
-__device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], float (&m)[2], float (&l)[2],
-                                             uint32_t (&pa)[FWD8_BK / 16][4], int k0, int wq0, int r0, int tg,
-                                             int W, int S, int T, float sl2) {
+__device__ __forceinline__ void fwd8_online_softmax(float (&s)[32], float (&o)[D / 2], float (&m)[2], float (&l)[2],
+                                                    uint32_t (&pa)[FWD8_BK / 16][4], float sl2) {
     constexpr int BK = FWD8_BK;
-    fwd8_mask(s, k0, wq0, r0, tg, W, S, T);
     float mx[2];
     fwd8_thread_max(s, mx);
     float mnew[2];
@@ -3439,6 +3437,17 @@ __device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], 
         pa[t / 2][2 * (t % 2)] = pack_bf16x2(p[0], p[1]);
         pa[t / 2][2 * (t % 2) + 1] = pack_bf16x2(p[2], p[3]);
     }
+}
+
+// mask (edge tiles only), row max, lazy rescale (only when some row's max grew by > 8 in log2
+// units), P = 2^(s sl2 - m) as bf16 A fragments, row sums. s[4t + 2r + e] is row r0 + 8r, key
+// k0 + 8t + 2tg + e. No wgmma may be in flight (o and the P fragments are rewritten).
+template<int D>
+__device__ __forceinline__ void fwd8_softmax(float (&s)[32], float (&o)[D / 2], float (&m)[2], float (&l)[2],
+                                             uint32_t (&pa)[FWD8_BK / 16][4], int k0, int wq0, int r0, int tg,
+                                             int W, int S, int T, float sl2) {
+    fwd8_mask(s, k0, wq0, r0, tg, W, S, T);
+    fwd8_online_softmax<D>(s, o, m, l, pa, sl2);
 }
 
 // @copy-end attn-forward-softmax
