@@ -41,6 +41,18 @@ adds two block barriers a tile), i.e. some 100-200 TFLOP/s on allowed pairs wher
 backward within 1.5x of v9's time per visited tile, so forward+backward 3-4x the forward's time.
 Measured: not yet run (forward written 2026-12-04, backward 2026-12-05, both without a GPU).
 
+version 4: the forward on Hopper's wgmma (sm_90a): forward v10's block (64 query rows, one
+warpgroup, Q, K and V by TMA into two mbarrier'd K / V buffers, the tiles' products as wgmma, the
+softmax on the accumulator fragments) walking version 3's key tiles; the mask is gen_mask_wg on
+the wgmma layout before forward v8's online softmax step (fwd8_online_softmax, split off for
+this). 128 registers at D = 64 (4 blocks per SM; v10 runs 5 at 96), 165 at D = 128, no spills.
+The backward stays version 3's. Other GPUs and head sizes run version 3 (or 2).
+Predicted: the band kernels gained 1.23-1.40x from forward v7 (mma.sync) to v8 (wgmma) and another
+1.3-1.4x to v10 (one warpgroup a block, TMA; notes.md, Rounds 3 to 6): version 4 at ~1.5x version
+3's forward on the same tiles (less than the band kernels' 1.7-1.9x: 4 blocks per SM, not 5, and
+the walk's barriers every tile).
+Measured: not yet run (written 2026-12-05 without a GPU).
+
 ./attention_general            checks every version against a float64 CPU reference on fresh inputs, then times
 */
 // forward v7's tile functions (fwd6_qk, fwd_softmax_pv, load_q_frags, fwd_epilogue, load_rows_async)
@@ -960,6 +972,143 @@ static void attention_general3_backward(bf16* dqkv, float* Dsum, const bf16* qkv
 }
 // @copy-end attn-general-v3
 
+// @copy-begin attn-general-v4
+// ----------------------------------------------------------------------------
+// version 4: the forward on Hopper's wgmma: forward v10's block (64 query rows, one warpgroup, Q, K
+// and V by TMA, two K / V buffers with an mbarrier each) walking version 3's key tiles
+
+// gen_mask for a wgmma accumulator: s[4t + 2r + e] is row r0 + 8r, key k0 + 8t + 2tg + e (64 keys)
+__device__ __forceinline__ void gen_mask_wg(float (&s)[32], const AttnSpec& p, int k0, int r0, int tg, int T,
+                                            unsigned long long gkeys, const bool (&row_global)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = r0 + 8 * r;
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 8 * t + 2 * tg + e, j = k0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (((gkeys >> x) & 1ull) && (!p.causal || j <= i)) ||
+                           (!p.causal && row_global[r]));
+                if (!ok) s[4 * t + 2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// 4 blocks per SM at D = 64 (v10 runs 5 at 96 registers; the walk and the mask need more)
+template<int D> __host__ __device__ constexpr int gen4_min_blocks() { return D == 64 ? 4 : 2; }
+
+template<int D>
+__global__ void __launch_bounds__(128, gen4_min_blocks<D>())
+attention_general4_forward_kernel(bf16* out, float* lse, const __grid_constant__ CUtensorMap qkv_map,
+                                  int B, int T, int NH, AttnSpec p) {
+#ifdef HAS_WGMMA
+    constexpr int BQ = 64, BK = FWD8_BK, CB = D / 64, NT = 128;   // CB: 64-column boxes per row
+    constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __shared__ __align__(8) uint64_t tile_full[2];     // one mbarrier per K / V buffer
+    __shared__ int red[NT / 32];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;     // the swizzle repeats every 1024 bytes
+    unsigned char* smem = smem_raw + (sbase - raw);
+    const uint32_t Qs = sbase;                         // (BQ rows) swizzled
+    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
+
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int qt = gridDim.x - 1 - blockIdx.x;         // longest tiles first (causal patterns)
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ;
+    const int r0 = q0 + warp * 16 + g;                 // this thread's rows: r0, r0 + 8
+    const int C = NH * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, r0 + 8 * r);
+
+    auto issue_kv = [&](int kt, int buf) {   // one thread
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) {
+            tma_load_box(Ks + buf * KVBYTES + cb * BK * 128, &qkv_map, C + h * D + cb * 64, kt * BK, b, bar0 + 8 * buf);
+            tma_load_box(Vs + buf * KVBYTES + cb * BK * 128, &qkv_map, 2 * C + h * D + cb * 64, kt * BK, b, bar0 + 8 * buf);
+        }
+    };
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);   // every row has a key (SPEC §1): kt >= 0
+    if (tid == 0) {
+        mbar_init(bar0, 1);
+        mbar_init(bar0 + 8, 1);
+        mbar_init_fence();
+        mbar_arrive_expect_bytes(bar0, QBYTES + (kt >= 0 ? 2 * KVBYTES : 0));
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) tma_load_box(Qs + cb * BQ * 128, &qkv_map, h * D + cb * 64, q0, b, bar0);
+        if (kt >= 0) issue_kv(kt, 0);
+    }
+    __syncthreads();   // the barriers are initialised before anyone waits on them
+
+    const uint64_t dq0 = wg_desc(Qs, 16, 1024);
+    const uint64_t dk0 = wg_desc(Ks, 16, 1024);
+    const uint64_t dv0 = wg_desc(Vs, BK * 128, 1024);
+    auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KVBYTES >> 4); };
+    auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KVBYTES >> 4); };
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    uint32_t pa[BK / 16][4];
+
+    int it = 0;
+    for (; kt >= 0; it++) {
+        if (it > 0) __syncthreads();   // every warp is done with tile it-1 (its buffers take tile it+1) and read red
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (tid == 0 && kt_next >= 0) {
+            mbar_arrive_expect_bytes(bar0 + 8 * ((it + 1) & 1), 2 * KVBYTES);
+            issue_kv(kt_next, (it + 1) & 1);
+        }
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // tile it (and, for it = 0, Q) landed
+        const int k0 = kt * BK;
+        float s[32];
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));     // S = Q K^T
+        wg_wait<0>();
+        wg_fence_regs(s);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
+            gen_mask_wg(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+        fwd8_online_softmax<D>(s, o, m, l, pa, sl2);
+        wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
+        wg_wait<0>();
+        kt = kt_next;
+    }
+    if (it == 0) mbar_wait(bar0, 0);   // no key tile (impossible, SPEC §1): Q's copy still lands before the epilogue
+    wg_fence_regs(o);
+    fwd10_epilogue<D>(out, lse, smem, o, m, l, b, h, q0, r0, warp, g, tg, tid, T, NH);
+#endif
+}
+
+template<int D>
+static void attention_general4_forward_d(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, const AttnSpec& p) {
+    const size_t smem = fwd10_smem<D>();
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general4_forward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    const CUtensorMap map = rows_tensor_map(qkv, B, T, 3 * NH * D, 64);
+    dim3 grid(ceil_div(T, 64), NH, B);   // a head's query tiles side by side: they share K / V in the L2
+    attention_general4_forward_kernel<D><<<grid, 128, smem>>>(out, lse, map, B, T, NH, p);
+    cudaCheckLaunch();
+}
+
+// heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
+static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (wgmma_available()) {
+        if (D == 64) { attention_general4_forward_d<64>(out, lse, qkv, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_forward_d<128>(out, lse, qkv, B, T, NH, p); return; }
+    }
+    attention_general3_forward(out, lse, qkv, B, T, NH, D, p);
+}
+// @copy-end attn-general-v4
+
 // ----------------------------------------------------------------------------
 // CPU reference in float64 for any pattern: forward, then the backward from its probabilities
 
@@ -1037,6 +1186,7 @@ static const GenVersion GEN_VERSIONS[] = {
     {"v1", attention_general_forward, attention_general_backward, true},
     {"v2", attention_general2_forward, attention_general2_backward, true},
     {"v3", attention_general3_forward, attention_general3_backward, false},  // tensor cores, allowed tiles
+    {"v4", attention_general4_forward, attention_general3_backward, false},  // forward on wgmma + TMA
 };
 static const int NUM_GEN_VERSIONS = sizeof(GEN_VERSIONS) / sizeof(GEN_VERSIONS[0]);
 
@@ -1124,10 +1274,10 @@ int main(int argc, char** argv) {
         for (const auto& shape : shapes) {
         const int NH = shape[0], D = shape[1];
         printf("\ntiming: B*T = 32768, %d heads of %d, ns per token, forward / forward+backward (median of 5);\n"
-               "TFLOP/s of v3 on allowed pairs (forward 4 P D per head, forward+backward 14 P D)\n", NH, D);
+               "TFLOP/s of the last version on allowed pairs (forward 4 P D per head, forward+backward 14 P D)\n", NH, D);
         printf("%-46s | %6s |", "pattern", "T");
         for (int v = 0; v < NUM_GEN_VERSIONS; v++) printf(" %15s |", GEN_VERSIONS[v].name);
-        printf(" v3 TFLOP/s fwd / fwd+bwd\n");
+        printf(" %s TFLOP/s fwd / fwd+bwd\n", GEN_VERSIONS[NUM_GEN_VERSIONS - 1].name);
         for (auto& tp : timed) {
             for (int T = 1024; T <= 16384; T *= 2) {
                 int B = 32768 / T;
@@ -1147,7 +1297,7 @@ int main(int argc, char** argv) {
                 cudaCheck(cudaMalloc(&d_dsum, nlse * sizeof(float)));
                 upload_bf16(d_qkv, h.data(), nqkv);
                 printf("%-46s | %6d |", T == 1024 ? tp.name : "", T);
-                float v3_fwd_ms = 0.0f, v3_both_ms = 0.0f;
+                float last_fwd_ms = 0.0f, last_both_ms = 0.0f;   // the last version's
                 for (int v = 0; v < NUM_GEN_VERSIONS; v++) {
                     if (v == 0 && T > 4096) { printf(" %15s |", "(skipped)"); continue; }  // v1 at long T: minutes
                     float fwd = time_median_ms([&](int) { GEN_VERSIONS[v].forward(d_out, d_lse, d_qkv, B, T, NH, D, p); }, 1, 1, 5);
@@ -1155,7 +1305,7 @@ int main(int argc, char** argv) {
                         GEN_VERSIONS[v].forward(d_out, d_lse, d_qkv, B, T, NH, D, p);
                         GEN_VERSIONS[v].backward(d_dqkv, d_dsum, d_qkv, d_out, d_out, d_lse, B, T, NH, D, p);
                     }, 1, 1, 5);
-                    if (v == NUM_GEN_VERSIONS - 1) { v3_fwd_ms = fwd; v3_both_ms = both; }
+                    if (v == NUM_GEN_VERSIONS - 1) { last_fwd_ms = fwd; last_both_ms = both; }
                     char cell[40];
                     snprintf(cell, sizeof(cell), "%.1f / %.1f", fwd * 1e6f / 32768.0f, both * 1e6f / 32768.0f);
                     printf(" %15s |", cell);
@@ -1163,7 +1313,7 @@ int main(int argc, char** argv) {
                 double pairs = 0.0;  // allowed pairs of one head, counted with the walk
                 for (int i = 0; i < T; i++) for (int j = spec_next_key(p, i, -1, T); j < T; j = spec_next_key(p, i, j, T)) pairs += 1.0;
                 const double per_pd = pairs * D * B * NH / 1e12;
-                printf(" %.0f / %.0f\n", 4.0 * per_pd / (v3_fwd_ms * 1e-3), 14.0 * per_pd / (v3_both_ms * 1e-3));
+                printf(" %.0f / %.0f\n", 4.0 * per_pd / (last_fwd_ms * 1e-3), 14.0 * per_pd / (last_both_ms * 1e-3));
                 cudaCheck(cudaFree(d_qkv)); cudaCheck(cudaFree(d_dqkv)); cudaCheck(cudaFree(d_out));
                 cudaCheck(cudaFree(d_lse)); cudaCheck(cudaFree(d_dsum));
             }
