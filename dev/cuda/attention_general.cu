@@ -46,11 +46,14 @@ warpgroup, Q, K and V by TMA into two mbarrier'd K / V buffers, the tiles' produ
 softmax on the accumulator fragments) walking version 3's key tiles; the mask is gen_mask_wg on
 the wgmma layout before forward v8's online softmax step (fwd8_online_softmax, split off for
 this). 128 registers at D = 64 (4 blocks per SM; v10 runs 5 at 96), 165 at D = 128, no spills.
-The backward stays version 3's. Other GPUs and head sizes run version 3 (or 2).
+The backward is backward v11's two passes (wgmma, TMA for Q, dO, K, V, cp.async for lse and D_i,
+a head's blocks side by side) walking version 3's tiles, the mask on the wgmma layout before the
+exponentials: dK/dV 168 / 245 registers (D = 64 / 128), dQ 162 / 192 (3 blocks per SM at D = 64:
+it spills at v10's 4), no spills. Other GPUs and head sizes run version 3 (or 2).
 Predicted: the band kernels gained 1.23-1.40x from forward v7 (mma.sync) to v8 (wgmma) and another
 1.3-1.4x to v10 (one warpgroup a block, TMA; notes.md, Rounds 3 to 6): version 4 at ~1.5x version
 3's forward on the same tiles (less than the band kernels' 1.7-1.9x: 4 blocks per SM, not 5, and
-the walk's barriers every tile).
+the walk's barriers every tile); the backward ~1.4x version 3's (backward v10 ran 1.42-1.83x v9).
 Measured: not yet run (written 2026-12-05 without a GPU).
 
 ./attention_general            checks every version against a float64 CPU reference on fresh inputs, then times
@@ -1099,6 +1102,324 @@ static void attention_general4_forward_d(bf16* out, float* lse, const bf16* qkv,
     cudaCheckLaunch();
 }
 
+// ---- version 4's backward: backward v11's two passes (wgmma, TMA; dK/dV per 64 keys, dQ per 64
+// queries on a second stream) walking version 3's tiles, the mask on the wgmma layout before the
+// exponentials
+
+// gen_mask_wg transposed, for S^T = K Q^T: st[4t + 2r + e] is key kr0 + 8r, query q0 + 8t + 2tg + e;
+// gq: bit x set iff query q0 + x is global; key_global: whether each of the thread's two keys is
+__device__ __forceinline__ void gen_mask_wg_t(float (&st)[32], const AttnSpec& p, int q0, int kr0, int tg, int T,
+                                              unsigned long long gq, const bool (&key_global)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int j = kr0 + 8 * r;
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 8 * t + 2 * tg + e, i = q0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (key_global[r] && (!p.causal || j <= i)) ||
+                           (!p.causal && ((gq >> x) & 1ull)));
+                if (!ok) st[4 * t + 2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// dK/dV: block per (64 keys, head, batch); the query tiles with an allowed pair for the block's keys
+// (Q, dO by TMA, lse and D_i by cp.async) through two buffers. Thread rows (keys) kr0, kr0 + 8;
+// accumulator column 8t + 2tg + e is query q0 + 8t + 2tg + e.
+template<int D>
+__global__ void __launch_bounds__(BWD10_THREADS, bwd10_dkdv_min_blocks<D>())
+attention_general4_dkdv_kernel(bf16* dqkv, const float* lse, const float* Dbuf, int B, int T, int NH, AttnSpec p,
+                               const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
+#ifdef HAS_WGMMA
+    constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;   // swizzled tiles: 1024-byte alignment
+    const uint32_t Ks = sbase;                       // (BK rows) swizzled
+    const uint32_t Vs = Ks + TILE;                   // (BK rows)
+    const uint32_t Qs = Vs + TILE;                   // 2 buffers of (BQ rows)
+    const uint32_t dOs = Qs + 2 * TILE;              // 2 buffers of (BQ rows)
+    float* Ls = reinterpret_cast<float*>(smem_raw + (sbase - raw) + 6 * TILE);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                                     // (2, BQ) D_i
+    __shared__ __align__(8) uint64_t tile_full[2];   // one mbarrier per Q / dO buffer
+    __shared__ int red[NT / 32];
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
+
+    const int kt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int k0 = kt * BK, kr0 = k0 + warp * 16 + g;   // this thread's keys: kr0, kr0 + 8
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool key_global[2];
+    for (int r = 0; r < 2; r++) key_global[r] = spec_is_global(p, kr0 + 8 * r);
+
+    auto load_q_tile = [&](int qt, int buf) {
+        const int q0 = qt * BQ;
+        if (tid == 0) {
+            mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
+            tma_load_tile64<D>(Qs + buf * TILE, &qkv_map, h * D, q0, b, bar0 + 8 * buf);
+            tma_load_tile64<D>(dOs + buf * TILE, &dout_map, h * D, q0, b, bar0 + 8 * buf);
+        }
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    // descriptors: K, V (A, K-major); Q, dO as K-major B (S^T, dP^T) and as N-major B (dK, dV)
+    const uint64_t dK = wg_desc(Ks, 16, 1024), dV = wg_desc(Vs, 16, 1024);
+    auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
+    auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BQ * 128, 1024); };
+
+    float dk[D / 2], dv[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) { dk[i] = 0.f; dv[i] = 0.f; }
+
+    int qt = gen_next_query_tile<BK, BQ, NT>(p, k0, -1, T, red);   // every key has its own query (SPEC §1)
+    if (tid == 0) {
+        mbar_init(bar0, 1);
+        mbar_init(bar0 + 8, 1);
+        mbar_init_fence();
+        if (qt >= 0) {             // K and V ride on Q / dO tile 0's phase
+            mbar_expect_bytes(bar0, 2 * TILE);
+            tma_load_tile64<D>(Ks, &qkv_map, C + h * D, k0, b, bar0);
+            tma_load_tile64<D>(Vs, &qkv_map, 2 * C + h * D, k0, b, bar0);
+        }
+    }
+    __syncthreads();               // the barriers are initialised before anyone waits on them
+    if (qt >= 0) load_q_tile(qt, 0);
+    cp_async_commit();
+    for (int it = 0; qt >= 0; it++) {
+        cp_async_wait<0>();        // my lse / D_i copies of tile it landed
+        __syncthreads();           // ... everyone's; everyone is done with tile it-1 and read red
+        const int qt_next = gen_next_query_tile<BK, BQ, NT>(p, k0, qt, T, red);
+        if (qt_next >= 0) {        // into the buffers of tile it-1
+            load_q_tile(qt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // Q, dO (and K, V) of tile it
+        const int buf = it & 1, q0 = qt * BQ;
+        const uint32_t Qb = Qs + buf * TILE, dOb = dOs + buf * TILE;
+        float st[32], dpt[32];
+        wg_issue_abt<D, BK, BQ>(st, dK, kmaj(Qb));     // S^T = K Q^T
+        wg_issue_abt<D, BK, BQ>(dpt, dV, kmaj(dOb));   // dP^T = V dO^T
+        const float* Lb = Ls + buf * BQ;
+        const float* Db = Ds + buf * BQ;
+        wg_wait<1>();                  // S^T done, dP^T may still run
+        wg_fence_regs(st);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
+            gen_mask_wg_t(st, p, q0, kr0, tg, T, gen_global_bits(p, q0), key_global);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {  // P^T = 2^(S^T sl2 - lse log2 e): 0 where masked
+            const float2 Lv = *reinterpret_cast<const float2*>(Lb + 8 * t + 2 * tg);
+            const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E};
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    st[4 * t + 2 * r + e] = ex2_approx(fmaf(st[4 * t + 2 * r + e], sl2, -L2[e]));
+        }
+        uint32_t pa[4][4];
+        bwd10_pack(pa, st);
+        wg_issue_pb<D>(dv, pa, nmaj(dOb));             // dV += P^T dO
+        wg_wait<1>();                  // dP^T done, dV may still run
+        wg_fence_regs(dpt);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {  // dS^T = P^T (dP^T - D_i), P^T back from its bf16 fragments (as v10)
+            const float2 Dv = *reinterpret_cast<const float2*>(Db + 8 * t + 2 * tg);
+            const float Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const uint32_t pp = pa[t / 2][2 * (t % 2) + r];
+                    const float pr = __uint_as_float(e == 0 ? pp << 16 : pp & 0xffff0000u);
+                    dpt[4 * t + 2 * r + e] = pr * (dpt[4 * t + 2 * r + e] - Dq[e]);
+                }
+        }
+        uint32_t sa[4][4];
+        bwd10_pack(sa, dpt);
+        wg_issue_pb<D>(dk, sa, nmaj(Qb));              // dK += dS^T Q
+        wg_wait<0>();
+        wg_fence_regs(dk);
+        wg_fence_regs(dv);
+        qt = qt_next;
+    }
+    cp_async_wait<0>();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int key = kr0 + 8 * r;
+        if (key >= T) continue;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            *reinterpret_cast<uint32_t*>(dkbase + key * C3 + n * 8 + 2 * tg) =
+                pack_bf16x2(dk[4 * n + 2 * r] * scale, dk[4 * n + 2 * r + 1] * scale);
+            *reinterpret_cast<uint32_t*>(dkbase + C + key * C3 + n * 8 + 2 * tg) =
+                pack_bf16x2(dv[4 * n + 2 * r], dv[4 * n + 2 * r + 1]);
+        }
+    }
+#endif
+}
+
+// dQ: block per (64 queries, head, batch), longest first; the key tiles with an allowed pair (K, V
+// by TMA) through two buffers. Thread rows (queries) r0, r0 + 8; accumulator column 8t + 2tg + e is
+// key k0 + 8t + 2tg + e.
+// 3 blocks per SM at D = 64 (backward v10's dQ runs 4 at 128 registers; this one spills there)
+template<int D> __host__ __device__ constexpr int gen4_dq_min_blocks() { return D == 64 ? 3 : 2; }
+
+template<int D>
+__global__ void __launch_bounds__(BWD10_THREADS, gen4_dq_min_blocks<D>())
+attention_general4_dq_kernel(bf16* dqkv, const float* lse, const float* Dbuf, int B, int T, int NH, AttnSpec p,
+                             const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
+#ifdef HAS_WGMMA
+    constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;
+    const uint32_t Qs = sbase;                  // (BQ rows) swizzled
+    const uint32_t dOs = Qs + TILE;             // (BQ rows)
+    const uint32_t Ks = dOs + TILE;             // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * TILE;          // 2 buffers of (BK rows)
+    __shared__ __align__(8) uint64_t tile_full[3];   // K / V buffers 0, 1; Q and dO
+    __shared__ int red[NT / 32];
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]), qbar = bar0 + 16;
+
+    const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ, r0 = q0 + warp * 16 + g;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, r0 + 8 * r);
+
+    auto load_kv = [&](int kt, int buf) {   // one thread
+        if (tid == 0) {
+            mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
+            tma_load_tile64<D>(Ks + buf * TILE, &qkv_map, C + h * D, kt * BK, b, bar0 + 8 * buf);
+            tma_load_tile64<D>(Vs + buf * TILE, &qkv_map, 2 * C + h * D, kt * BK, b, bar0 + 8 * buf);
+        }
+    };
+    const uint64_t dQd = wg_desc(Qs, 16, 1024), dOd = wg_desc(dOs, 16, 1024);
+    auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
+    auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BK * 128, 1024); };
+
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);   // every row has a key (SPEC §1)
+    if (tid == 0) {
+        for (int i = 0; i < 3; i++) mbar_init(bar0 + 8 * i, 1);
+        mbar_init_fence();
+        mbar_arrive_expect_bytes(qbar, 2 * TILE);
+        tma_load_tile64<D>(Qs, &qkv_map, h * D, q0, b, qbar);
+        tma_load_tile64<D>(dOs, &dout_map, h * D, q0, b, qbar);
+    }
+    __syncthreads();               // the barriers are initialised before anyone waits on them
+    if (kt >= 0) load_kv(kt, 0);
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = r0 + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) dq[i] = 0.f;
+
+    mbar_wait(qbar, 0);
+    for (int it = 0; kt >= 0; it++) {
+        if (it > 0) __syncthreads();   // everyone is done with tile it-1, whose buffers tile it+1 takes, and read red
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (kt_next >= 0) load_kv(kt_next, (it + 1) & 1);
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // K, V of tile it
+        const int buf = it & 1, k0 = kt * BK;
+        const uint32_t Kb = Ks + buf * TILE, Vb = Vs + buf * TILE;
+        float s[32], dp[32];
+        wg_issue_abt<D, BQ, BK>(s, dQd, kmaj(Kb));    // S = Q K^T
+        wg_issue_abt<D, BQ, BK>(dp, dOd, kmaj(Vb));   // dP = dO V^T
+        wg_wait<1>();
+        wg_fence_regs(s);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
+            gen_mask_wg(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    s[4 * t + 2 * r + e] = ex2_approx(fmaf(s[4 * t + 2 * r + e], sl2, -L2[r]));
+        wg_wait<0>();
+        wg_fence_regs(dp);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    s[4 * t + 2 * r + e] *= dp[4 * t + 2 * r + e] - Di[r];
+        uint32_t sa[4][4];
+        bwd10_pack(sa, s);
+        wg_issue_pb<D>(dq, sa, nmaj(Kb));             // dQ += dS K
+        wg_wait<0>();
+        wg_fence_regs(dq);
+        kt = kt_next;
+    }
+    bf16* dqbase = dqkv + (size_t)b * T * C3 + h * D;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = r0 + 8 * r;
+        if (row >= T) continue;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+            *reinterpret_cast<uint32_t*>(dqbase + row * C3 + n * 8 + 2 * tg) =
+                pack_bf16x2(dq[4 * n + 2 * r] * scale, dq[4 * n + 2 * r + 1] * scale);
+    }
+#endif
+}
+
+template<int D>
+static void attention_general4_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                          const float* lse, int B, int T, int NH, const AttnSpec& p) {
+    constexpr size_t smem = bwd10_smem<D>();
+    static bool configured = false;
+    static SideStream side;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general4_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_general4_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        side = side_stream_create();
+        configured = true;
+    }
+    const CUtensorMap qkv_map = rows_tensor_map(qkv, B, T, 3 * NH * D, BWD10_ROWS);
+    const CUtensorMap dout_map = rows_tensor_map(dout, B, T, NH * D, BWD10_ROWS);
+    const dim3 grid(ceil_div(T, BWD10_ROWS), NH, B);   // a head's blocks side by side (v11)
+    launch_dot<D>(Dsum, out, dout, B, T, NH);
+    side_stream_fork(side);
+    attention_general4_dkdv_kernel<D><<<grid, BWD10_THREADS, smem>>>(dqkv, lse, Dsum, B, T, NH, p, qkv_map, dout_map);
+    cudaCheckLaunch();
+    attention_general4_dq_kernel<D><<<grid, BWD10_THREADS, smem, side.stream>>>(dqkv, lse, Dsum, B, T, NH, p, qkv_map, dout_map);
+    cudaCheckLaunch();
+    side_stream_join(side);
+}
+
+// heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
+static void attention_general4_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (wgmma_available()) {
+        if (D == 64) { attention_general4_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    }
+    attention_general3_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+
 // heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
 static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
     if (wgmma_available()) {
@@ -1186,7 +1507,7 @@ static const GenVersion GEN_VERSIONS[] = {
     {"v1", attention_general_forward, attention_general_backward, true},
     {"v2", attention_general2_forward, attention_general2_backward, true},
     {"v3", attention_general3_forward, attention_general3_backward, false},  // tensor cores, allowed tiles
-    {"v4", attention_general4_forward, attention_general3_backward, false},  // forward on wgmma + TMA
+    {"v4", attention_general4_forward, attention_general4_backward, false},  // wgmma + TMA
 };
 static const int NUM_GEN_VERSIONS = sizeof(GEN_VERSIONS) / sizeof(GEN_VERSIONS[0]);
 
