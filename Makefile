@@ -67,13 +67,16 @@ train_gpt_cpu: train_gpt_cpu.c
 # attention_compare.cu as a shared library (extern "C" swa_forward / swa_backward, for ctypes:
 # scripts/attention_vs_torch.py)
 ATTN_LIB = build/libattention_compare.so
+# dev/cuda/attention_general.cu as a shared library (extern "C" gen_forward / gen_backward with the
+# version, for scripts/attention_general_vs_flex.py)
+GENERAL_LIB = build/libattention_general.so
 # the CUDA trainers' checks (test/test_gpt_gpu.cu includes a trainer, as llm.c's test_gpt2.cu does)
 GPU_TESTS = test/test_gpt_window_gpu test/test_gpt_full_gpu
 # host-only checks of CUDA code (nvcc builds them; they run without a GPU, so make test runs them)
 WALK_TEST = test/test_attention_walk
 
 ifeq ($(NVCC),)
-$(CUDA_TARGETS) $(ATTN_LIB) $(GPU_TESTS) $(WALK_TEST):
+$(CUDA_TARGETS) $(ATTN_LIB) $(GENERAL_LIB) $(GPU_TESTS) $(WALK_TEST):
 	@echo "skipping $@: nvcc not found (install the CUDA toolkit or set NVCC=/path/to/nvcc)"
 dev:
 	@echo "skipping dev/: nvcc not found"
@@ -84,6 +87,9 @@ $(CUDA_TARGETS): %: %.cu
 $(ATTN_LIB): attention_compare.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -Xcompiler -fPIC -shared -DATTENTION_COMPARE_LIBRARY $< -o $@
+$(GENERAL_LIB): dev/cuda/attention_general.cu dev/cuda/attention_forward.cu dev/cuda/attention_backward.cu dev/cuda/common.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -Xcompiler -fPIC -shared -DATTENTION_GENERAL_LIBRARY -DATTENTION_GENERAL_NO_MAIN $< -o $@
 test/test_gpt_window_gpu: test/test_gpt_gpu.cu test/check.h train_gpt_window.cu
 	$(NVCC) $(NVCC_FLAGS) $< $(NVCC_LIBS) $(NVCC_NCCL) $(NVCC_MPI) -o $@
 test/test_gpt_full_gpu: test/test_gpt_gpu.cu test/check.h train_gpt_full.cu
@@ -94,7 +100,7 @@ dev:
 	$(MAKE) -C dev/cuda NVCC=$(NVCC) GPU_ARCH=$(GPU_ARCH)
 endif
 
-cuda: $(CUDA_TARGETS) $(ATTN_LIB) $(GPU_TESTS) $(WALK_TEST)
+cuda: $(CUDA_TARGETS) $(ATTN_LIB) $(GENERAL_LIB) $(GPU_TESTS) $(WALK_TEST)
 
 # the default corpus (the books corpus, byte-level: data/README.md); a no-op once prepared
 data:

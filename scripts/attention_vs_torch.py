@@ -292,10 +292,10 @@ def main():
             sys.exit(f"error: --cases '{c}': expected W:S, e.g. 256:4")
         cases.append((w, s))
     from triton.testing import do_bench as triton_bench
-    import torch._dynamo
-    torch._dynamo.config.cache_size_limit = 64  # FlexAttention compiles per shape, with and without grad
-    if hasattr(torch._dynamo.config, "fail_on_recompile_limit_hit"):
-        torch._dynamo.config.fail_on_recompile_limit_hit = True  # never time the eager fallback
+    import torch._dynamo as dynamo  # "import torch._dynamo" here would make `torch` a local name of main()
+    dynamo.config.cache_size_limit = 64  # FlexAttention compiles per shape, with and without grad
+    if hasattr(dynamo.config, "fail_on_recompile_limit_hit"):
+        dynamo.config.fail_on_recompile_limit_hit = True  # never time the eager fallback
 
     def do_bench(fn, grad_to_none=None):
         return triton_bench(fn, warmup=50, rep=200, grad_to_none=grad_to_none, return_mode="median")

@@ -79,6 +79,9 @@ def main():
     ap.add_argument("--only", help="comma-separated arm numbers (0-based) to run, default all")
     args = ap.parse_args()
     T = args.T
+    if args.device == "gpu" and subprocess.run(["sh", "-c", "nvidia-smi -L"], stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL).returncode != 0:
+        sys.exit("error: %s: no GPU here (nvidia-smi lists none): --device cpu runs the miniature (see -h)" % PROG)
     os.makedirs(args.dir, exist_ok=True)
     binary = "./train_gpt_window" if args.device == "gpu" else "./train_gpt_cpu"
     subprocess.run(["make", binary[2:]], check=True, stdout=subprocess.DEVNULL)

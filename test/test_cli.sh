@@ -330,4 +330,18 @@ ${PYTHON:-python3} scripts/experiment_stats.py --self-test > "$work/stats.out" 2
 rc=$?
 check "the experiment's statistics match textbook t-distribution values and a made-up study ($(tail -n 1 "$work/stats.out"))" test $rc -eq 0
 
+# the GPU-only Python scripts, on a machine without one (CI is such a machine): one line saying so and
+# exit 1, no traceback and nothing written (attention_vs_torch.py once failed here with an
+# UnboundLocalError before it could say it; passkey_study.py started preparing its data)
+ref_py=${REF_PYTHON:-/usr/bin/python3}
+if "$ref_py" -c 'import torch; assert not torch.cuda.is_available()' 2>/dev/null && ! nvidia-smi -L > /dev/null 2>&1; then
+    for script in attention_vs_torch.py attention_general_vs_flex.py passkey_study.py train_torch_twin.py; do
+        err=$(cd "$work" && timeout 60 "$ref_py" "$OLDPWD/scripts/$script" 2>&1 >/dev/null); rc=$?
+        check "scripts/$script without a GPU: one line, exit 1 ($err)" \
+            bash -c "[ $rc -eq 1 ] && [ \$(printf '%s\n' \"\$0\" | wc -l) -eq 1 ] && printf '%s' \"\$0\" | grep -q '^error: .*\(GPU\|CUDA\)' && [ -z \"\$(ls -A '$work/bench' 2>/dev/null)\" ]" "$err"
+    done
+else
+    echo "SKIP the GPU-only scripts without a GPU: this machine has one (or $ref_py has no torch)"
+fi
+
 finish test_cli

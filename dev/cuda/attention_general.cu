@@ -1431,6 +1431,35 @@ static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, i
 // @copy-end attn-general-v4
 
 // ----------------------------------------------------------------------------
+
+struct GenCase { int B, T, NH, D; AttnSpec p; const char* why; };
+
+static AttnSpec spec(int causal, int W, int S, int R, int d, int K, std::vector<int> globals) {
+    AttnSpec p;
+    memset(&p, 0, sizeof(p));
+    p.causal = causal; p.window = W; p.sinks = S; p.lookahead = R; p.dilation = d; p.dilated_keys = K;
+    p.num_globals = (int)globals.size();
+    for (size_t g = 0; g < globals.size(); g++) p.globals[g] = globals[g];
+    return p;
+}
+
+// the versions main checks and times, in the story's order
+struct GenVersion {
+    const char* name;
+    void (*forward)(bf16*, float*, const bf16*, int, int, int, int, const AttnSpec&);
+    void (*backward)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*, int, int, int, int, const AttnSpec&);
+    bool v1_bits;  // walks v1's keys in v1's order: must give v1's bits
+};
+static const GenVersion GEN_VERSIONS[] = {
+    {"v1", attention_general_forward, attention_general_backward, true},
+    {"v2", attention_general2_forward, attention_general2_backward, true},
+    {"v3", attention_general3_forward, attention_general3_backward, false},  // tensor cores, allowed tiles
+    {"v4", attention_general4_forward, attention_general4_backward, false},  // wgmma + TMA
+};
+static const int NUM_GEN_VERSIONS = sizeof(GEN_VERSIONS) / sizeof(GEN_VERSIONS[0]);
+
+#ifndef ATTENTION_GENERAL_NO_MAIN  // test/test_attention_walk.cu includes this file for its walk
+// ----------------------------------------------------------------------------
 // CPU reference in float64 for any pattern: forward, then the backward from its probabilities
 
 static void general_cpu(float* out, float* lse, float* dqkv, const float* qkv, const float* dout,
@@ -1483,35 +1512,6 @@ static void general_cpu(float* out, float* lse, float* dqkv, const float* qkv, c
     for (size_t x = 0; x < (size_t)B * T * row3; x++) dqkv[x] = (float)dacc[x];
 }
 
-// ----------------------------------------------------------------------------
-
-struct GenCase { int B, T, NH, D; AttnSpec p; const char* why; };
-
-static AttnSpec spec(int causal, int W, int S, int R, int d, int K, std::vector<int> globals) {
-    AttnSpec p;
-    memset(&p, 0, sizeof(p));
-    p.causal = causal; p.window = W; p.sinks = S; p.lookahead = R; p.dilation = d; p.dilated_keys = K;
-    p.num_globals = (int)globals.size();
-    for (size_t g = 0; g < globals.size(); g++) p.globals[g] = globals[g];
-    return p;
-}
-
-// the versions main checks and times, in the story's order
-struct GenVersion {
-    const char* name;
-    void (*forward)(bf16*, float*, const bf16*, int, int, int, int, const AttnSpec&);
-    void (*backward)(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*, int, int, int, int, const AttnSpec&);
-    bool v1_bits;  // walks v1's keys in v1's order: must give v1's bits
-};
-static const GenVersion GEN_VERSIONS[] = {
-    {"v1", attention_general_forward, attention_general_backward, true},
-    {"v2", attention_general2_forward, attention_general2_backward, true},
-    {"v3", attention_general3_forward, attention_general3_backward, false},  // tensor cores, allowed tiles
-    {"v4", attention_general4_forward, attention_general4_backward, false},  // wgmma + TMA
-};
-static const int NUM_GEN_VERSIONS = sizeof(GEN_VERSIONS) / sizeof(GEN_VERSIONS[0]);
-
-#ifndef ATTENTION_GENERAL_NO_MAIN  // test/test_attention_walk.cu includes this file for its walk
 int main(int argc, char** argv) {
     bool check_only = argc > 1 && strcmp(argv[1], "--check-only") == 0;
     print_device();
@@ -1643,5 +1643,56 @@ int main(int argc, char** argv) {
     }
     printf(failures ? "%d checks failed\n" : "all checks passed\n", failures);
     return failures ? 1 : 0;
+}
+#endif
+
+#ifdef ATTENTION_GENERAL_LIBRARY
+// ----------------------------------------------------------------------------
+// the library (make build/libattention_general.so; scripts/attention_general_vs_flex.py calls it
+// with ctypes on PyTorch's tensors): any version's forward and backward on the caller's device
+// pointers, the pattern field by field, on the default stream. Layouts as above; Dsum is (B, NH, T)
+// float32 scratch. Returns 0, or 1 with the reason on stderr for arguments it cannot take. A CUDA
+// error ends the process with one line (cudaCheck), as in every dev/cuda program.
+
+static int lib_spec(AttnSpec* p, int version, int B, int T, int NH, int D, int causal, int W, int S, int R, int d,
+                    int K, int num_globals, const int* globals) {
+    const char* why = nullptr;
+    if (version < 1 || version > NUM_GEN_VERSIONS) why = "version out of range";
+    else if (B < 1 || T < 1 || NH < 1 || D < 8 || D > 32 * GEN_DPL || D % 8) why = "shape: B, T, NH >= 1, D a multiple of 8 up to 128";
+    else if ((size_t)B * T * 3 * NH * D >= (size_t)1 << 31) why = "more than 2^31 elements in qkv";
+    else if ((causal != 0 && causal != 1) || W < 0 || S < 0 || R < 0 || d < 1 || K < 0 || (causal && R > 0) ||
+             (d > 1 && W == 0) || (K > 0 && d == 1)) why = "pattern: SPEC §1's fields and their rules";
+    else if (num_globals < 0 || num_globals > ATTN_MAX_GLOBALS || (num_globals > 0 && !globals)) why = "global positions: at most 64";
+    else if ((size_t)B * NH * T >= (size_t)1 << 31) why = "more than 2^31 rows";
+    if (why) { fprintf(stderr, "error: attention_general library: %s\n", why); return 1; }
+    for (int g = 0; g < num_globals; g++) {
+        if (globals[g] < 0 || globals[g] >= T) {
+            fprintf(stderr, "error: attention_general library: global position %d outside 0..%d\n", globals[g], T - 1);
+            return 1;
+        }
+    }
+    *p = spec(causal, W, S, R, d, K, std::vector<int>(globals, globals + num_globals));
+    return 0;
+}
+
+extern "C" int gen_num_versions(void) { return NUM_GEN_VERSIONS; }
+extern "C" const char* gen_version_name(int version) {
+    return version >= 1 && version <= NUM_GEN_VERSIONS ? GEN_VERSIONS[version - 1].name : "";
+}
+extern "C" int gen_forward(int version, const void* qkv, void* out, float* lse, int B, int T, int NH, int D,
+                           int causal, int W, int S, int R, int d, int K, int num_globals, const int* globals) {
+    AttnSpec p;
+    if (lib_spec(&p, version, B, T, NH, D, causal, W, S, R, d, K, num_globals, globals)) return 1;
+    GEN_VERSIONS[version - 1].forward((bf16*)out, lse, (const bf16*)qkv, B, T, NH, D, p);
+    return 0;
+}
+extern "C" int gen_backward(int version, const void* qkv, const void* out, const void* dout, const float* lse,
+                            void* dqkv, float* Dsum, int B, int T, int NH, int D,
+                            int causal, int W, int S, int R, int d, int K, int num_globals, const int* globals) {
+    AttnSpec p;
+    if (lib_spec(&p, version, B, T, NH, D, causal, W, S, R, d, K, num_globals, globals)) return 1;
+    GEN_VERSIONS[version - 1].backward((bf16*)dqkv, Dsum, (const bf16*)qkv, (const bf16*)out, (const bf16*)dout, lse,
+                                       B, T, NH, D, p);
+    return 0;
 }
 #endif
