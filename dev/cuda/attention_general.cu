@@ -19,7 +19,7 @@ fixed window the time per token no longer grows with T. The keys come in the sam
 as version 1's, so the results are version 1's bits (main checks that too).
 Predicted: at T = 4096, W = 256 + 16 dilated keys + 4 sinks, a row walks 276 keys instead of up to
 4096: about 8x less forward work on average (rows average ~2048 keys in v1). Measured: not yet run
-(written 2026-12-04 without a GPU; test/test_attention_enum.cu proves the walk on the CPU).
+(written 2026-12-04 without a GPU; test/test_attention_walk.cu proves the walk on the CPU).
 
 version 3: the forward on tensor cores, block-sparse: forward v7's block (64 query rows, 4 warps,
 mma.sync, double-buffered cp.async tiles of 64 keys, attention_forward.cu's tile functions) visiting
@@ -56,7 +56,10 @@ Predicted: the band kernels gained 1.23-1.40x from forward v7 (mma.sync) to v8 (
 the walk's barriers every tile); the backward ~1.4x version 3's (backward v10 ran 1.42-1.83x v9).
 Measured: not yet run (written 2026-12-05 without a GPU).
 
-./attention_general            checks every version against a float64 CPU reference on fresh inputs, then times
+./attention_general              checks every version against a float64 CPU reference on fresh inputs, then times
+./attention_general --check-only the checks only
+make build/libattention_general.so (top-level Makefile) builds the versions as a library for
+scripts/attention_general_vs_flex.py (ATTENTION_GENERAL_LIBRARY: gen_forward / gen_backward)
 */
 // forward v7's tile functions (fwd6_qk, fwd_softmax_pv, load_q_frags, fwd_epilogue, load_rows_async)
 // and backward v9's (bwd8_phase1, dkdv8_products, dq8_products, stage_acc16, store_rows16, launch_dot)
