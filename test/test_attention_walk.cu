@@ -137,6 +137,16 @@ static bool tiles_match(const AttnSpec& p, int T, const char* why) {
                                 }
                 }
         }
+    // version 4 (wgmma) asks spec_block_in_band about whole 64 x 64 blocks
+    for (int q0 = 0; q0 < T; q0 += 64)
+        for (int k0 = 0; k0 < T; k0 += 64)
+            if (spec_block_in_band(p, q0, 64, k0, 64, T))
+                for (int i = q0; i < q0 + 64; i++)
+                    for (int j = k0; j < k0 + 64; j++)
+                        if (!spec_allowed(p, i, j)) {
+                            printf("FAIL %s T=%d: spec_block_in_band(%d, 64, %d, 64) holds a forbidden pair (%d, %d)\n", why, T, q0, k0, i, j);
+                            return false;
+                        }
     return true;
 }
 
