@@ -838,16 +838,16 @@ attention_general3_dkdv_kernel(bf16* dqkv, const bf16* qkv, const bf16* dout, co
         if (need) {
             const bf16* Qb = Qs + buf * BQ * LDS;
             const bf16* dOb = dOs + buf * BQ * LDS;
-            float st[BQ / 8][4], dpt[BQ / 8][4];
-            if (need == ALL) {    // every chunk: the chunk predicates fold away
-                bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, ALL, wrow, lane);
-            } else {
-                bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, need, wrow, lane);
-            }
-            if (!spec_block_in_band(p, q0, BQ, wk0, 16, T))
-                gen_mask_t<BQ>(st, p, q0, wk0, lane, T, gen_global_bits(p, q0), key_global);
-            gen_dkdv_elementwise<BQ>(st, dpt, Ls + buf * BQ, Ds + buf * BQ, lane, sl2);
-            dkdv8_products<D, BQ>(dk, dv, st, dpt, Qb, dOb, need, lane);
+            auto tile = [&](unsigned chunks) {
+                float st[BQ / 8][4], dpt[BQ / 8][4];
+                bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, chunks, wrow, lane);
+                if (!spec_block_in_band(p, q0, BQ, wk0, 16, T))
+                    gen_mask_t<BQ>(st, p, q0, wk0, lane, T, gen_global_bits(p, q0), key_global);
+                gen_dkdv_elementwise<BQ>(st, dpt, Ls + buf * BQ, Ds + buf * BQ, lane, sl2);
+                dkdv8_products<D, BQ>(dk, dv, st, dpt, Qb, dOb, chunks, lane);
+            };
+            if (need == ALL) tile(ALL);   // every chunk: the chunk predicates fold away
+            else tile(need);
         }
         qt = qt_next;
     }
@@ -926,16 +926,16 @@ attention_general3_dq_kernel(bf16* dqkv, const bf16* qkv, const bf16* dout, cons
         if (need) {
             const bf16* Kb = Ks + buf * BK * LDS;
             const bf16* Vb = Vs + buf * BK * LDS;
-            float s[BK / 8][4], dp[BK / 8][4];
-            if (need == ALL) {
-                bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, ALL, wrow, lane);
-            } else {
-                bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, need, wrow, lane);
-            }
-            if (!spec_block_in_band(p, wq0, 16, k0, BK, T))
-                gen_mask(s, p, k0, wq0, lane, T, gen_global_bits(p, k0), row_global);
-            gen_dq_elementwise<BK>(s, dp, L2, Di, sl2);
-            dq8_products<D, BK>(dq, s, Kb, need, lane);
+            auto tile = [&](unsigned chunks) {
+                float s[BK / 8][4], dp[BK / 8][4];
+                bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, chunks, wrow, lane);
+                if (!spec_block_in_band(p, wq0, 16, k0, BK, T))
+                    gen_mask(s, p, k0, wq0, lane, T, gen_global_bits(p, k0), row_global);
+                gen_dq_elementwise<BK>(s, dp, L2, Di, sl2);
+                dq8_products<D, BK>(dq, s, Kb, chunks, lane);
+            };
+            if (need == ALL) tile(ALL);   // every chunk: the chunk predicates fold away
+            else tile(need);
         }
         kt = kt_next;
     }
