@@ -481,7 +481,10 @@ __host__ __device__ inline bool spec_allowed_local(const AttnSpec& p, int i, int
     if (!p.causal && o < 0 && -o <= p.lookahead) return true;
     if (j < p.sinks) return true;
     if (!p.causal && i < p.sinks) return true;
-    if (p.dilation > 1 && p.window > 0 && o >= p.window && o % p.dilation == 0 &&
+    // o % d is a division by a value known only at run time (~20 instructions on every masked
+    // element); a power-of-two stride, the usual one, takes a mask instead (a uniform branch)
+    const bool on_stride = (p.dilation & (p.dilation - 1)) == 0 ? (o & (p.dilation - 1)) == 0 : o % p.dilation == 0;
+    if (p.dilation > 1 && p.window > 0 && o >= p.window && on_stride &&
         (p.dilated_keys == 0 || o < p.window + p.dilated_keys * p.dilation)) return true;
     return false;
 }
