@@ -45,10 +45,10 @@ version 4: the forward on Hopper's wgmma (sm_90a): forward v10's block (64 query
 warpgroup, Q, K and V by TMA into two mbarrier'd K / V buffers, the tiles' products as wgmma, the
 softmax on the accumulator fragments) walking version 3's key tiles; the mask is gen_mask_wg on
 the wgmma layout before forward v8's online softmax step (fwd8_online_softmax, split off for
-this). 128 registers at D = 64 (4 blocks per SM; v10 runs 5 at 96), 165 at D = 128, no spills.
+this). 113 registers at D = 64 (4 blocks per SM; v10 runs 5 at 96), 165 at D = 128, no spills.
 The backward is backward v11's two passes (wgmma, TMA for Q, dO, K, V, cp.async for lse and D_i,
 a head's blocks side by side) walking version 3's tiles, the mask on the wgmma layout before the
-exponentials: dK/dV 168 / 245 registers (D = 64 / 128), dQ 162 / 192 (3 blocks per SM at D = 64:
+exponentials: dK/dV 168 / 249 registers (D = 64 / 128), dQ 162 / 192 (3 blocks per SM at D = 64:
 it spills at v10's 4), no spills. Other GPUs and head sizes run version 3 (or 2).
 Predicted: the band kernels gained 1.23-1.40x from forward v7 (mma.sync) to v8 (wgmma) and another
 1.3-1.4x to v10 (one warpgroup a block, TMA; notes.md, Rounds 3 to 6): version 4 at ~1.5x version
