@@ -48,7 +48,8 @@ this file's own and, outside the @twin regions, the same text in both trainers (
     attn-backward-v10 attn-backward-v12                          backward v12 (attention_backward.cu)
     attention_forward_best, attention_backward_best, attention_kernels: the version per GPU
     @twin region: the patterns this trainer takes, and their dispatch; train_gpt_window.cu adds
-    attn-general-spec attn-general-v1   every other SPEC §1 pattern, O(T^2) (dev/cuda/attention_general.cu)
+    attn-general-spec attn-general-v1 attn-general-walk attn-general-warp
+                        every other SPEC §1 pattern: version 1, O(T^2) (dev/cuda/attention_general.cu)
   the model on the GPU: buffers, forward, backward, update
   generation through a rolling KV cache
   training: main (test/test_gpt_gpu.cu includes this file for its checks: PyTorch's dumps, the cache)
@@ -4353,6 +4354,22 @@ __device__ __forceinline__ void tma_load_tile64(uint32_t dst, const CUtensorMap*
     static_assert(D == 64 || D == 128, "heads of 64 or 128");
 }
 
+// a thread's two accumulator rows row0, row0 + 8 of a 64 x D wgmma result (column 8n + 2tg + e at
+// acc[4n + 2r + e]) times mul, as bf16 into the rows of dst (stride elements apart); rows past T skipped
+template<int D>
+__device__ __forceinline__ void bwd10_store_rows(bf16* dst, size_t stride, const float (&acc)[D / 2], int row0, int tg,
+                                                 int T, float mul) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = row0 + 8 * r;
+        if (row >= T) continue;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+            *reinterpret_cast<uint32_t*>(dst + row * stride + n * 8 + 2 * tg) =
+                pack_bf16x2(acc[4 * n + 2 * r] * mul, acc[4 * n + 2 * r + 1] * mul);
+    }
+}
+
 // accumulator columns 8t + 2tg + {0, 1} of rows g, g + 8 -> A fragments of 16-column k-steps
 __device__ __forceinline__ void bwd10_pack(uint32_t (&pa)[4][4], const float (&x)[32]) {
 #pragma unroll
@@ -4806,16 +4823,7 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
         wg_wait<0>();
         wg_fence_regs(dq);
     }
-    bf16* dqbase = dqkv + (size_t)b * T * C3 + h * D;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int row = r0 + 8 * r;
-        if (row >= T) continue;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++)
-            *reinterpret_cast<uint32_t*>(dqbase + row * C3 + n * 8 + 2 * tg) =
-                pack_bf16x2(dq[4 * n + 2 * r] * scale, dq[4 * n + 2 * r + 1] * scale);
-    }
+    bwd10_store_rows<D>(dqkv + (size_t)b * T * C3 + h * D, C3, dq, r0, tg, T, scale);
 #endif
 }
 
@@ -4920,7 +4928,8 @@ __device__ inline float general_warp_sum(float v) {
 
 // @copy-begin attn-general-v1
 // ----------------------------------------------------------------------------
-// version 1: one warp per query (key) row, every key (query) tested
+// version 1: one warp per query (key) row, every key (query) tested with spec_allowed (the kernels
+// are version 2's, attn-general-warp, run without the walk)
 
 // SPEC §1's allowed(i, j), rule by rule (version 1 tests it on every pair; the later versions walk
 // the allowed positions instead, and the CPU reference and test/test_attention_walk.cu use it)
@@ -4937,8 +4946,119 @@ __host__ __device__ inline bool spec_allowed(const AttnSpec& p, int i, int j) {
         (p.dilated_keys == 0 || o < p.window + p.dilated_keys * p.dilation)) return true;
     return false;
 }
+// @copy-end attn-general-v1
 
-// Forward: one warp per (b, h, i), online softmax over the allowed keys in ascending order.
+// @copy-begin attn-general-walk
+// ----------------------------------------------------------------------------
+// the allowed positions one after another: the smallest allowed key after j for query i, and the
+// smallest query after i that sees key j, or T when there is none. Each part of spec_allowed gives
+// its own next position; the smallest of them is the next allowed one (parts may overlap).
+
+__host__ __device__ inline int walk_min(int a, int b) { return a < b ? a : b; }
+
+// The smallest allowed key j' > j of query i (j = -1 for the first), below T (causal: at most i).
+__host__ __device__ inline int spec_next_key(const AttnSpec& p, int i, int j, int T) {
+    int end = p.causal ? i + 1 : T;  // keys j' < end
+    int from = j + 1;
+    if (from >= end) return T;
+    if (!p.causal && (i < p.sinks || spec_is_global(p, i))) return from;  // this query sees every key
+    int best = end;
+    // band: i - W < j' <= i (W = 0: every j' <= i)
+    int band_lo = p.window > 0 ? i - p.window + 1 : 0;
+    int c = from > band_lo ? from : band_lo;
+    if (c <= i) best = walk_min(best, c);
+    // lookahead: i < j' <= i + R
+    if (!p.causal && p.lookahead > 0) {
+        c = from > i + 1 ? from : i + 1;
+        if ((long long)c <= (long long)i + p.lookahead) best = walk_min(best, c);
+    }
+    // sinks: j' < S
+    if (from < p.sinks) best = walk_min(best, from);
+    // global keys
+    for (int g = 0; g < p.num_globals; g++) {
+        if (p.globals[g] >= from) best = walk_min(best, p.globals[g]);
+    }
+    // dilated: offsets o = i - j' >= W, multiples of d, below W + K*d (K = 0: no bound); the next key
+    // is the largest such offset below i - j
+    if (p.dilation > 1 && p.window > 0) {
+        long long o_max = (long long)i - from;  // j' >= from
+        if (p.dilated_keys > 0) {
+            long long limit = (long long)p.window + (long long)p.dilated_keys * p.dilation - 1;
+            if (limit < o_max) o_max = limit;
+        }
+        if (o_max >= p.window) {
+            long long o = o_max / p.dilation * p.dilation;
+            if (o >= p.window) best = walk_min(best, (int)(i - o));
+        }
+    }
+    return best < end ? best : T;
+}
+
+// The smallest query i' > i (i = -1 for the first), below T, for which key j is allowed.
+__host__ __device__ inline int spec_next_query(const AttnSpec& p, int j, int i, int T) {
+    int from = i + 1;
+    if (p.causal && from < j) from = j;  // causal: i' >= j
+    if (from >= T) return T;
+    if (j < p.sinks || spec_is_global(p, j)) return from;  // every query sees this key
+    int best = T;
+    // band: j <= i' < j + W (W = 0: every i' >= j)
+    int c = from > j ? from : j;
+    if (p.window == 0 || (long long)c < (long long)j + p.window) best = walk_min(best, c);
+    // lookahead: j - R <= i' < j
+    if (!p.causal && p.lookahead > 0) {
+        int lo = j - p.lookahead;
+        c = from > lo ? from : lo;
+        if (c < j) best = walk_min(best, c);
+    }
+    // non-causal: the first S queries and the global ones see every key
+    if (!p.causal) {
+        if (from < p.sinks) best = walk_min(best, from);
+        for (int g = 0; g < p.num_globals; g++) {
+            if (p.globals[g] >= from) best = walk_min(best, p.globals[g]);
+        }
+    }
+    // dilated: i' = j + o, o >= W a multiple of d below W + K*d: the smallest such o with j + o >= from
+    if (p.dilation > 1 && p.window > 0) {
+        long long o_min = (long long)from - j;
+        if (o_min < p.window) o_min = p.window;
+        long long o = (o_min + p.dilation - 1) / p.dilation * p.dilation;
+        bool below = p.dilated_keys == 0 || o < (long long)p.window + (long long)p.dilated_keys * p.dilation;
+        if (below && (long long)j + o < T) best = walk_min(best, (int)(j + o));
+    }
+    return best;
+}
+// @copy-end attn-general-walk
+
+// @copy-begin attn-general-warp
+// ----------------------------------------------------------------------------
+// versions 1 and 2: one warp per query (key) row, the lanes splitting the head dimension. WALK =
+// false (version 1) tests every key (query) with spec_allowed; WALK = true (version 2) steps from
+// one allowed position to the next with the walk. Both visit the same positions in the same
+// ascending order through the same arithmetic, so version 2's results are version 1's bits.
+
+// the smallest allowed key of query i after key j (j = -1 for the first), or T when there is none
+template<bool WALK>
+__device__ __forceinline__ int gen_key_after(const AttnSpec& p, int i, int j, int T) {
+    if constexpr (WALK) {
+        return spec_next_key(p, i, j, T);
+    } else {
+        const int end = p.causal ? i + 1 : T;
+        for (j++; j < end; j++) if (spec_allowed(p, i, j)) return j;
+        return T;
+    }
+}
+// the smallest query after query i (i = -1 for the first) that sees key j, or T when there is none
+template<bool WALK>
+__device__ __forceinline__ int gen_query_after(const AttnSpec& p, int j, int i, int T) {
+    if constexpr (WALK) {
+        return spec_next_query(p, j, i, T);
+    } else {
+        for (i = (p.causal && i + 1 < j) ? j : i + 1; i < T; i++) if (spec_allowed(p, i, j)) return i;
+        return T;
+    }
+}
+
+template<bool WALK>
 __global__ void attention_general_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D,
                                                  AttnSpec p) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
@@ -4954,9 +5074,7 @@ __global__ void attention_general_forward_kernel(bf16* out, float* lse, const bf
         o[k] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    int j_end = p.causal ? i + 1 : T;
-    for (int j = 0; j < j_end; j++) {
-        if (!spec_allowed(p, i, j)) continue;
+    for (int j = gen_key_after<WALK>(p, i, -1, T); j < T; j = gen_key_after<WALK>(p, i, j, T)) {
         const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
         const bf16* vj = kj + C;
         float s = 0.0f;
@@ -4969,12 +5087,12 @@ __global__ void attention_general_forward_kernel(bf16* out, float* lse, const bf
         m = nm;
     }
     bf16* orow = out + ((size_t)b * T + i) * C + (size_t)h * D;
-    float inv = l > 0.0f ? 1.0f / l : 0.0f;  // a row with no key (impossible, SPEC §1) gives zeros
+    float inv = l > 0.0f ? 1.0f / l : 0.0f;
     for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) orow[d] = __float2bfloat16(o[k] * inv); }
     if (lane == 0) lse[((size_t)b * NH + h) * T + i] = l > 0.0f ? m + logf(l) : -INFINITY;
 }
 
-// Backward, dQ and Dsum: one warp per (b, h, i). Dsum_i = dout_i . out_i is kept for the dK/dV pass.
+template<bool WALK>
 __global__ void attention_general_dq_kernel(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
                                             const float* lse, int B, int T, int NH, int D, AttnSpec p) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
@@ -4996,9 +5114,7 @@ __global__ void attention_general_dq_kernel(bf16* dqkv, float* Dsum, const bf16*
     }
     dsum = general_warp_sum(dsum);
     float li = lse[((size_t)b * NH + h) * T + i];
-    int j_end = p.causal ? i + 1 : T;
-    for (int j = 0; j < j_end; j++) {
-        if (!spec_allowed(p, i, j)) continue;
+    for (int j = gen_key_after<WALK>(p, i, -1, T); j < T; j = gen_key_after<WALK>(p, i, j, T)) {
         const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
         const bf16* vj = kj + C;
         float s = 0.0f, dp = 0.0f;
@@ -5016,7 +5132,7 @@ __global__ void attention_general_dq_kernel(bf16* dqkv, float* Dsum, const bf16*
     if (lane == 0) Dsum[((size_t)b * NH + h) * T + i] = dsum;
 }
 
-// Backward, dK and dV: one warp per (b, h, j), over the queries that attend key j, in order.
+template<bool WALK>
 __global__ void attention_general_dkdv_kernel(bf16* dqkv, const float* Dsum, const bf16* qkv, const bf16* dout,
                                               const float* lse, int B, int T, int NH, int D, AttnSpec p) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
@@ -5034,9 +5150,7 @@ __global__ void attention_general_dkdv_kernel(bf16* dqkv, const float* Dsum, con
         dk[k] = 0.0f;
         dv[k] = 0.0f;
     }
-    int i_start = p.causal ? j : 0;
-    for (int i = i_start; i < T; i++) {
-        if (!spec_allowed(p, i, j)) continue;
+    for (int i = gen_query_after<WALK>(p, j, -1, T); i < T; i = gen_query_after<WALK>(p, j, i, T)) {
         const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
         const bf16* go = dout + ((size_t)b * T + i) * C + (size_t)h * D;
         float s = 0.0f, dp = 0.0f;
@@ -5060,23 +5174,24 @@ __global__ void attention_general_dkdv_kernel(bf16* dqkv, const float* Dsum, con
     }
 }
 
-static void attention_general_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+template<bool WALK>
+static void attention_general_warp_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
     size_t warps = (size_t)B * NH * T;
-    attention_general_forward_kernel<<<(unsigned)((warps * 32 + 255) / 256), 256>>>(out, lse, qkv, B, T, NH, D, p);
+    attention_general_forward_kernel<WALK><<<(unsigned)((warps * 32 + 255) / 256), 256>>>(out, lse, qkv, B, T, NH, D, p);
     cudaCheckLaunch();
 }
 
-// Dsum: (B, NH, T) float32 scratch
-static void attention_general_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
-                                       const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+template<bool WALK>
+static void attention_general_warp_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                            const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
     size_t warps = (size_t)B * NH * T;
     unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
-    attention_general_dq_kernel<<<blocks, 256>>>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    attention_general_dq_kernel<WALK><<<blocks, 256>>>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
     cudaCheckLaunch();
-    attention_general_dkdv_kernel<<<blocks, 256>>>(dqkv, Dsum, qkv, dout, lse, B, T, NH, D, p);
+    attention_general_dkdv_kernel<WALK><<<blocks, 256>>>(dqkv, Dsum, qkv, dout, lse, B, T, NH, D, p);
     cudaCheckLaunch();
 }
-// @copy-end attn-general-v1
+// @copy-end attn-general-warp
 
 static const char* ATTENTION_NAME = "sliding window + sinks";
 
@@ -5113,7 +5228,7 @@ static void attention_check_pattern(const GPT2Config* c) {
 
 static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int NH, int D,
                               const ModelPattern* mp, const AttnPattern* p) {
-    if (!attention_is_band(mp, p, D)) { attention_general_forward(out, lse, qkv, B, T, NH, D, attention_spec(mp, p)); return; }
+    if (!attention_is_band(mp, p, D)) { attention_general_warp_forward<false>(out, lse, qkv, B, T, NH, D, attention_spec(mp, p)); return; }
     if (D == 64) { attention_forward_best<64>(out, lse, qkv, B, T, NH, p->window, p->sinks); }
     else { attention_forward_best<128>(out, lse, qkv, B, T, NH, p->window, p->sinks); }
     cudaCheckLaunch();
@@ -5122,7 +5237,7 @@ static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B,
 static void attention_backward(floatX* dqkv, float* scratch, const floatX* qkv, const floatX* out, const floatX* dout,
                                const float* lse, int B, int T, int NH, int D, const ModelPattern* mp, const AttnPattern* p) {
     if (!attention_is_band(mp, p, D)) {
-        attention_general_backward(dqkv, scratch, qkv, out, dout, lse, B, T, NH, D, attention_spec(mp, p));
+        attention_general_warp_backward<false>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, D, attention_spec(mp, p));
         return;
     }
     if (D == 64) { attention_backward_best<64>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, p->window, p->sinks); }

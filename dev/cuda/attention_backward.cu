@@ -2198,6 +2198,22 @@ __device__ __forceinline__ void tma_load_tile64(uint32_t dst, const CUtensorMap*
     static_assert(D == 64 || D == 128, "heads of 64 or 128");
 }
 
+// a thread's two accumulator rows row0, row0 + 8 of a 64 x D wgmma result (column 8n + 2tg + e at
+// acc[4n + 2r + e]) times mul, as bf16 into the rows of dst (stride elements apart); rows past T skipped
+template<int D>
+__device__ __forceinline__ void bwd10_store_rows(bf16* dst, size_t stride, const float (&acc)[D / 2], int row0, int tg,
+                                                 int T, float mul) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = row0 + 8 * r;
+        if (row >= T) continue;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+            *reinterpret_cast<uint32_t*>(dst + row * stride + n * 8 + 2 * tg) =
+                pack_bf16x2(acc[4 * n + 2 * r] * mul, acc[4 * n + 2 * r + 1] * mul);
+    }
+}
+
 // accumulator columns 8t + 2tg + {0, 1} of rows g, g + 8 -> A fragments of 16-column k-steps
 __device__ __forceinline__ void bwd10_pack(uint32_t (&pa)[4][4], const float (&x)[32]) {
 #pragma unroll
@@ -2651,16 +2667,7 @@ attention_backward_dq_kernel10(bf16* dqkv, const bf16* qkv, const bf16* dout, co
         wg_wait<0>();
         wg_fence_regs(dq);
     }
-    bf16* dqbase = dqkv + (size_t)b * T * C3 + h * D;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int row = r0 + 8 * r;
-        if (row >= T) continue;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++)
-            *reinterpret_cast<uint32_t*>(dqbase + row * C3 + n * 8 + 2 * tg) =
-                pack_bf16x2(dq[4 * n + 2 * r] * scale, dq[4 * n + 2 * r + 1] * scale);
-    }
+    bwd10_store_rows<D>(dqkv + (size_t)b * T * C3 + h * D, C3, dq, r0, tg, T, scale);
 #endif
 }
 

@@ -16,7 +16,8 @@ version 2: the same warps, walking only the allowed keys (queries): spec_next_ke
 step from one allowed position to the next through the pattern's parts (band, lookahead, sinks,
 global positions, the dilated progression) in O(parts). Work follows the allowed pairs, so at a
 fixed window the time per token no longer grows with T. The keys come in the same ascending order
-as version 1's, so the results are version 1's bits (main checks that too).
+as version 1's, so the results are version 1's bits (main checks that too). Both are one set of
+kernels (attn-general-warp) with the way to the next position as a template parameter.
 Predicted: at T = 4096, W = 256 + 16 dilated keys + 4 sinks, a row walks 276 keys instead of up to
 4096: about 8x less forward work on average (rows average ~2048 keys in v1). Measured: not yet run
 (written 2026-12-04 without a GPU; test/test_attention_walk.cu proves the walk on the CPU).
@@ -95,7 +96,8 @@ __device__ inline float general_warp_sum(float v) {
 
 // @copy-begin attn-general-v1
 // ----------------------------------------------------------------------------
-// version 1: one warp per query (key) row, every key (query) tested
+// version 1: one warp per query (key) row, every key (query) tested with spec_allowed (the kernels
+// are version 2's, attn-general-warp, run without the walk)
 
 // SPEC §1's allowed(i, j), rule by rule (version 1 tests it on every pair; the later versions walk
 // the allowed positions instead, and the CPU reference and test/test_attention_walk.cu use it)
@@ -111,145 +113,6 @@ __host__ __device__ inline bool spec_allowed(const AttnSpec& p, int i, int j) {
     if (p.dilation > 1 && p.window > 0 && o >= p.window && o % p.dilation == 0 &&
         (p.dilated_keys == 0 || o < p.window + p.dilated_keys * p.dilation)) return true;
     return false;
-}
-
-// Forward: one warp per (b, h, i), online softmax over the allowed keys in ascending order.
-__global__ void attention_general_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D,
-                                                 AttnSpec p) {
-    int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
-    if (warp >= B * NH * T) return;
-    int i = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
-    size_t C = (size_t)NH * D, row3 = 3 * C;
-    const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
-    float scale = rsqrtf((float)D);
-    float qd[GEN_DPL], o[GEN_DPL];
-    for (int k = 0; k < GEN_DPL; k++) {
-        int d = lane + 32 * k;
-        qd[k] = d < D ? __bfloat162float(q[d]) * scale : 0.0f;
-        o[k] = 0.0f;
-    }
-    float m = -INFINITY, l = 0.0f;
-    int j_end = p.causal ? i + 1 : T;
-    for (int j = 0; j < j_end; j++) {
-        if (!spec_allowed(p, i, j)) continue;
-        const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
-        const bf16* vj = kj + C;
-        float s = 0.0f;
-        for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) s += qd[k] * __bfloat162float(kj[d]); }
-        s = general_warp_sum(s);
-        float nm = fmaxf(m, s);
-        float corr = expf(m - nm), e = expf(s - nm);  // m = -inf at the first key: corr = 0
-        l = l * corr + e;
-        for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) o[k] = o[k] * corr + e * __bfloat162float(vj[d]); }
-        m = nm;
-    }
-    bf16* orow = out + ((size_t)b * T + i) * C + (size_t)h * D;
-    float inv = l > 0.0f ? 1.0f / l : 0.0f;  // a row with no key (impossible, SPEC §1) gives zeros
-    for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) orow[d] = __float2bfloat16(o[k] * inv); }
-    if (lane == 0) lse[((size_t)b * NH + h) * T + i] = l > 0.0f ? m + logf(l) : -INFINITY;
-}
-
-// Backward, dQ and Dsum: one warp per (b, h, i). Dsum_i = dout_i . out_i is kept for the dK/dV pass.
-__global__ void attention_general_dq_kernel(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
-                                            const float* lse, int B, int T, int NH, int D, AttnSpec p) {
-    int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
-    if (warp >= B * NH * T) return;
-    int i = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
-    size_t C = (size_t)NH * D, row3 = 3 * C;
-    const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
-    const bf16* go = dout + ((size_t)b * T + i) * C + (size_t)h * D;
-    const bf16* oo = out + ((size_t)b * T + i) * C + (size_t)h * D;
-    float scale = rsqrtf((float)D);
-    float qd[GEN_DPL], gd[GEN_DPL], dq[GEN_DPL];
-    float dsum = 0.0f;
-    for (int k = 0; k < GEN_DPL; k++) {
-        int d = lane + 32 * k;
-        qd[k] = d < D ? __bfloat162float(q[d]) * scale : 0.0f;
-        gd[k] = d < D ? __bfloat162float(go[d]) : 0.0f;
-        dsum += d < D ? gd[k] * __bfloat162float(oo[d]) : 0.0f;
-        dq[k] = 0.0f;
-    }
-    dsum = general_warp_sum(dsum);
-    float li = lse[((size_t)b * NH + h) * T + i];
-    int j_end = p.causal ? i + 1 : T;
-    for (int j = 0; j < j_end; j++) {
-        if (!spec_allowed(p, i, j)) continue;
-        const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
-        const bf16* vj = kj + C;
-        float s = 0.0f, dp = 0.0f;
-        for (int k = 0; k < GEN_DPL; k++) {
-            int d = lane + 32 * k;
-            if (d < D) { s += qd[k] * __bfloat162float(kj[d]); dp += gd[k] * __bfloat162float(vj[d]); }
-        }
-        s = general_warp_sum(s);
-        dp = general_warp_sum(dp);
-        float ds = expf(s - li) * (dp - dsum) * scale;
-        for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) dq[k] += ds * __bfloat162float(kj[d]); }
-    }
-    bf16* dqrow = dqkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
-    for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) dqrow[d] = __float2bfloat16(dq[k]); }
-    if (lane == 0) Dsum[((size_t)b * NH + h) * T + i] = dsum;
-}
-
-// Backward, dK and dV: one warp per (b, h, j), over the queries that attend key j, in order.
-__global__ void attention_general_dkdv_kernel(bf16* dqkv, const float* Dsum, const bf16* qkv, const bf16* dout,
-                                              const float* lse, int B, int T, int NH, int D, AttnSpec p) {
-    int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
-    if (warp >= B * NH * T) return;
-    int j = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
-    size_t C = (size_t)NH * D, row3 = 3 * C;
-    const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
-    const bf16* vj = kj + C;
-    float scale = rsqrtf((float)D);
-    float kd[GEN_DPL], vd[GEN_DPL], dk[GEN_DPL], dv[GEN_DPL];
-    for (int k = 0; k < GEN_DPL; k++) {
-        int d = lane + 32 * k;
-        kd[k] = d < D ? __bfloat162float(kj[d]) : 0.0f;
-        vd[k] = d < D ? __bfloat162float(vj[d]) : 0.0f;
-        dk[k] = 0.0f;
-        dv[k] = 0.0f;
-    }
-    int i_start = p.causal ? j : 0;
-    for (int i = i_start; i < T; i++) {
-        if (!spec_allowed(p, i, j)) continue;
-        const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
-        const bf16* go = dout + ((size_t)b * T + i) * C + (size_t)h * D;
-        float s = 0.0f, dp = 0.0f;
-        for (int k = 0; k < GEN_DPL; k++) {
-            int d = lane + 32 * k;
-            if (d < D) { s += __bfloat162float(q[d]) * kd[k]; dp += __bfloat162float(go[d]) * vd[k]; }
-        }
-        s = general_warp_sum(s) * scale;
-        dp = general_warp_sum(dp);
-        float pr = expf(s - lse[((size_t)b * NH + h) * T + i]);
-        float ds = pr * (dp - Dsum[((size_t)b * NH + h) * T + i]) * scale;
-        for (int k = 0; k < GEN_DPL; k++) {
-            int d = lane + 32 * k;
-            if (d < D) { dv[k] += pr * __bfloat162float(go[d]); dk[k] += ds * __bfloat162float(q[d]); }
-        }
-    }
-    bf16* dkrow = dqkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
-    for (int k = 0; k < GEN_DPL; k++) {
-        int d = lane + 32 * k;
-        if (d < D) { dkrow[d] = __float2bfloat16(dk[k]); dkrow[C + d] = __float2bfloat16(dv[k]); }
-    }
-}
-
-static void attention_general_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
-    size_t warps = (size_t)B * NH * T;
-    attention_general_forward_kernel<<<(unsigned)((warps * 32 + 255) / 256), 256>>>(out, lse, qkv, B, T, NH, D, p);
-    cudaCheckLaunch();
-}
-
-// Dsum: (B, NH, T) float32 scratch
-static void attention_general_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
-                                       const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
-    size_t warps = (size_t)B * NH * T;
-    unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
-    attention_general_dq_kernel<<<blocks, 256>>>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
-    cudaCheckLaunch();
-    attention_general_dkdv_kernel<<<blocks, 256>>>(dqkv, Dsum, qkv, dout, lse, B, T, NH, D, p);
-    cudaCheckLaunch();
 }
 // @copy-end attn-general-v1
 
@@ -334,12 +197,38 @@ __host__ __device__ inline int spec_next_query(const AttnSpec& p, int j, int i, 
 }
 // @copy-end attn-general-walk
 
-// @copy-begin attn-general-v2
+// @copy-begin attn-general-warp
 // ----------------------------------------------------------------------------
-// version 2: version 1's warps, walking only the allowed keys (queries)
+// versions 1 and 2: one warp per query (key) row, the lanes splitting the head dimension. WALK =
+// false (version 1) tests every key (query) with spec_allowed; WALK = true (version 2) steps from
+// one allowed position to the next with the walk. Both visit the same positions in the same
+// ascending order through the same arithmetic, so version 2's results are version 1's bits.
 
-__global__ void attention_general2_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D,
-                                                  AttnSpec p) {
+// the smallest allowed key of query i after key j (j = -1 for the first), or T when there is none
+template<bool WALK>
+__device__ __forceinline__ int gen_key_after(const AttnSpec& p, int i, int j, int T) {
+    if constexpr (WALK) {
+        return spec_next_key(p, i, j, T);
+    } else {
+        const int end = p.causal ? i + 1 : T;
+        for (j++; j < end; j++) if (spec_allowed(p, i, j)) return j;
+        return T;
+    }
+}
+// the smallest query after query i (i = -1 for the first) that sees key j, or T when there is none
+template<bool WALK>
+__device__ __forceinline__ int gen_query_after(const AttnSpec& p, int j, int i, int T) {
+    if constexpr (WALK) {
+        return spec_next_query(p, j, i, T);
+    } else {
+        for (i = (p.causal && i + 1 < j) ? j : i + 1; i < T; i++) if (spec_allowed(p, i, j)) return i;
+        return T;
+    }
+}
+
+template<bool WALK>
+__global__ void attention_general_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D,
+                                                 AttnSpec p) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
     if (warp >= B * NH * T) return;
     int i = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
@@ -353,7 +242,7 @@ __global__ void attention_general2_forward_kernel(bf16* out, float* lse, const b
         o[k] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    for (int j = spec_next_key(p, i, -1, T); j < T; j = spec_next_key(p, i, j, T)) {
+    for (int j = gen_key_after<WALK>(p, i, -1, T); j < T; j = gen_key_after<WALK>(p, i, j, T)) {
         const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
         const bf16* vj = kj + C;
         float s = 0.0f;
@@ -371,8 +260,9 @@ __global__ void attention_general2_forward_kernel(bf16* out, float* lse, const b
     if (lane == 0) lse[((size_t)b * NH + h) * T + i] = l > 0.0f ? m + logf(l) : -INFINITY;
 }
 
-__global__ void attention_general2_dq_kernel(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
-                                             const float* lse, int B, int T, int NH, int D, AttnSpec p) {
+template<bool WALK>
+__global__ void attention_general_dq_kernel(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                            const float* lse, int B, int T, int NH, int D, AttnSpec p) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
     if (warp >= B * NH * T) return;
     int i = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
@@ -392,7 +282,7 @@ __global__ void attention_general2_dq_kernel(bf16* dqkv, float* Dsum, const bf16
     }
     dsum = general_warp_sum(dsum);
     float li = lse[((size_t)b * NH + h) * T + i];
-    for (int j = spec_next_key(p, i, -1, T); j < T; j = spec_next_key(p, i, j, T)) {
+    for (int j = gen_key_after<WALK>(p, i, -1, T); j < T; j = gen_key_after<WALK>(p, i, j, T)) {
         const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
         const bf16* vj = kj + C;
         float s = 0.0f, dp = 0.0f;
@@ -410,8 +300,9 @@ __global__ void attention_general2_dq_kernel(bf16* dqkv, float* Dsum, const bf16
     if (lane == 0) Dsum[((size_t)b * NH + h) * T + i] = dsum;
 }
 
-__global__ void attention_general2_dkdv_kernel(bf16* dqkv, const float* Dsum, const bf16* qkv, const bf16* dout,
-                                               const float* lse, int B, int T, int NH, int D, AttnSpec p) {
+template<bool WALK>
+__global__ void attention_general_dkdv_kernel(bf16* dqkv, const float* Dsum, const bf16* qkv, const bf16* dout,
+                                              const float* lse, int B, int T, int NH, int D, AttnSpec p) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
     if (warp >= B * NH * T) return;
     int j = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
@@ -427,7 +318,7 @@ __global__ void attention_general2_dkdv_kernel(bf16* dqkv, const float* Dsum, co
         dk[k] = 0.0f;
         dv[k] = 0.0f;
     }
-    for (int i = spec_next_query(p, j, -1, T); i < T; i = spec_next_query(p, j, i, T)) {
+    for (int i = gen_query_after<WALK>(p, j, -1, T); i < T; i = gen_query_after<WALK>(p, j, i, T)) {
         const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
         const bf16* go = dout + ((size_t)b * T + i) * C + (size_t)h * D;
         float s = 0.0f, dp = 0.0f;
@@ -451,22 +342,24 @@ __global__ void attention_general2_dkdv_kernel(bf16* dqkv, const float* Dsum, co
     }
 }
 
-static void attention_general2_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+template<bool WALK>
+static void attention_general_warp_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
     size_t warps = (size_t)B * NH * T;
-    attention_general2_forward_kernel<<<(unsigned)((warps * 32 + 255) / 256), 256>>>(out, lse, qkv, B, T, NH, D, p);
+    attention_general_forward_kernel<WALK><<<(unsigned)((warps * 32 + 255) / 256), 256>>>(out, lse, qkv, B, T, NH, D, p);
     cudaCheckLaunch();
 }
 
-static void attention_general2_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
-                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+template<bool WALK>
+static void attention_general_warp_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                            const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
     size_t warps = (size_t)B * NH * T;
     unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
-    attention_general2_dq_kernel<<<blocks, 256>>>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    attention_general_dq_kernel<WALK><<<blocks, 256>>>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
     cudaCheckLaunch();
-    attention_general2_dkdv_kernel<<<blocks, 256>>>(dqkv, Dsum, qkv, dout, lse, B, T, NH, D, p);
+    attention_general_dkdv_kernel<WALK><<<blocks, 256>>>(dqkv, Dsum, qkv, dout, lse, B, T, NH, D, p);
     cudaCheckLaunch();
 }
-// @copy-end attn-general-v2
+// @copy-end attn-general-warp
 
 // @copy-begin attn-general-v3
 // ----------------------------------------------------------------------------
@@ -666,7 +559,7 @@ static void attention_general3_forward_d(bf16* out, float* lse, const bf16* qkv,
 static void attention_general3_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
     if (D == 64) { attention_general3_forward_d<64>(out, lse, qkv, B, T, NH, p); return; }
     if (D == 128) { attention_general3_forward_d<128>(out, lse, qkv, B, T, NH, p); return; }
-    attention_general2_forward(out, lse, qkv, B, T, NH, D, p);
+    attention_general_warp_forward<true>(out, lse, qkv, B, T, NH, D, p);
 }
 
 // ---- version 3's backward: backward v9's two passes (dK/dV per 64-key tile, dQ per 64-query tile on
@@ -977,7 +870,7 @@ static void attention_general3_backward(bf16* dqkv, float* Dsum, const bf16* qkv
                                         const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
     if (D == 64) { attention_general3_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
     if (D == 128) { attention_general3_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
-    attention_general2_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    attention_general_warp_backward<true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
 }
 // @copy-end attn-general-v3
 
@@ -1261,18 +1154,8 @@ attention_general4_dkdv_kernel(bf16* dqkv, const float* lse, const float* Dbuf, 
     }
     cp_async_wait<0>();
     bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int key = kr0 + 8 * r;
-        if (key >= T) continue;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-            *reinterpret_cast<uint32_t*>(dkbase + key * C3 + n * 8 + 2 * tg) =
-                pack_bf16x2(dk[4 * n + 2 * r] * scale, dk[4 * n + 2 * r + 1] * scale);
-            *reinterpret_cast<uint32_t*>(dkbase + C + key * C3 + n * 8 + 2 * tg) =
-                pack_bf16x2(dv[4 * n + 2 * r], dv[4 * n + 2 * r + 1]);
-        }
-    }
+    bwd10_store_rows<D>(dkbase, C3, dk, kr0, tg, T, scale);
+    bwd10_store_rows<D>(dkbase + C, C3, dv, kr0, tg, T, 1.f);
 #endif
 }
 
@@ -1379,16 +1262,7 @@ attention_general4_dq_kernel(bf16* dqkv, const float* lse, const float* Dbuf, in
         wg_fence_regs(dq);
         kt = kt_next;
     }
-    bf16* dqbase = dqkv + (size_t)b * T * C3 + h * D;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int row = r0 + 8 * r;
-        if (row >= T) continue;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++)
-            *reinterpret_cast<uint32_t*>(dqbase + row * C3 + n * 8 + 2 * tg) =
-                pack_bf16x2(dq[4 * n + 2 * r] * scale, dq[4 * n + 2 * r + 1] * scale);
-    }
+    bwd10_store_rows<D>(dqkv + (size_t)b * T * C3 + h * D, C3, dq, r0, tg, T, scale);
 #endif
 }
 
@@ -1457,8 +1331,8 @@ struct GenVersion {
     bool v1_bits;  // walks v1's keys in v1's order: must give v1's bits
 };
 static const GenVersion GEN_VERSIONS[] = {
-    {"v1", attention_general_forward, attention_general_backward, true},
-    {"v2", attention_general2_forward, attention_general2_backward, true},
+    {"v1", attention_general_warp_forward<false>, attention_general_warp_backward<false>, true},
+    {"v2", attention_general_warp_forward<true>, attention_general_warp_backward<true>, true},
     {"v3", attention_general3_forward, attention_general3_backward, false},  // tensor cores, allowed tiles
     {"v4", attention_general4_forward, attention_general4_backward, false},  // wgmma + TMA
 };
