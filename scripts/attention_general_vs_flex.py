@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import analyze_pattern  # noqa: E402  (SPEC §1 in Python: pair counts, descriptions)
-from attention_vs_torch import TOL, first_line, rel_err  # noqa: E402
+from attention_vs_torch import TOL, first_line, gpu_bench, parse_heads, rel_err  # noqa: E402
 from train_torch_twin import global_flags, pattern_allows  # noqa: E402
 
 PATTERNS = {
@@ -142,15 +142,7 @@ def main():
     ap.add_argument("--md", default="bench/attention_general_vs_flex.md")
     ap.add_argument("--png", default="bench/attention_general_vs_flex.png")
     a = ap.parse_args()
-    heads = []
-    for h in a.heads.split(","):
-        try:
-            nh, d = (int(x) for x in h.split("x"))
-        except ValueError:
-            sys.exit(f"error: --heads '{h}': expected HEADSxSIZE, e.g. 12x64")
-        if nh < 1 or d < 8 or d > 128 or d % 8:
-            sys.exit(f"error: --heads '{h}': head size a multiple of 8 up to 128, at least one head")
-        heads.append((nh, d))
+    heads = parse_heads(a.heads)
     try:
         ts = [int(x) for x in a.ts.split(",")]
     except ValueError:
@@ -162,14 +154,7 @@ def main():
         sys.exit(f"error: --patterns '{a.patterns}': expected names from {', '.join(PATTERNS)}")
     if not torch.cuda.is_available():
         sys.exit("error: no CUDA device: this script runs on the GPU machine")
-    from triton.testing import do_bench as triton_bench
-    import torch._dynamo as dynamo  # "import torch._dynamo" here would make `torch` a local name of main()
-    dynamo.config.cache_size_limit = 64
-    if hasattr(dynamo.config, "fail_on_recompile_limit_hit"):
-        dynamo.config.fail_on_recompile_limit_hit = True  # never time the eager fallback
-
-    def do_bench(fn, grad_to_none=None):
-        return triton_bench(fn, warmup=25, rep=100, grad_to_none=grad_to_none, return_mode="median")
+    do_bench = gpu_bench(warmup=25, rep=100)
 
     lib = load_library(a.lib)
     versions = [(v, lib.gen_version_name(v).decode()) for v in range(1, lib.gen_num_versions() + 1)]

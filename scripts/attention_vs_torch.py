@@ -265,6 +265,34 @@ def run_case(lib, B, T, NH, D, W, S, do_bench):
     return timing["ours"], results, skipped, fwd_flops, suspect
 
 
+def parse_heads(text):
+    """'12x64,6x128' -> [(12, 64), (6, 128)]; one error line for anything else."""
+    heads = []
+    for h in text.split(","):
+        try:
+            nh, d = (int(x) for x in h.split("x"))
+        except ValueError:
+            sys.exit(f"error: --heads '{h}': expected HEADSxSIZE, e.g. 12x64")
+        if nh < 1 or d < 8 or d > 128 or d % 8:
+            sys.exit(f"error: --heads '{h}': at least one head, a head size that is a multiple of 8 up to 128")
+        heads.append((nh, d))
+    return heads
+
+
+def gpu_bench(warmup, rep):
+    """triton's do_bench (median, L2 flushed) as bench(fn, grad_to_none=None), with dynamo set so that
+    FlexAttention's compiles per shape fit and the eager fallback is never what gets timed."""
+    from triton.testing import do_bench as triton_bench
+    import torch._dynamo as dynamo  # "import torch._dynamo" in a function would make `torch` a local name
+    dynamo.config.cache_size_limit = 64  # FlexAttention compiles per shape, with and without grad
+    if hasattr(dynamo.config, "fail_on_recompile_limit_hit"):
+        dynamo.config.fail_on_recompile_limit_hit = True
+
+    def bench(fn, grad_to_none=None):
+        return triton_bench(fn, warmup=warmup, rep=rep, grad_to_none=grad_to_none, return_mode="median")
+    return bench
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lib", default="build/libattention_compare.so")
@@ -277,13 +305,7 @@ def main():
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("error: no CUDA device: this script runs on the GPU machine")
-    heads = []
-    for h in args.heads.split(","):
-        try:
-            nh, d = (int(x) for x in h.split("x"))
-        except ValueError:
-            sys.exit(f"error: --heads '{h}': expected HEADSxSIZE, e.g. 12x64")
-        heads.append((nh, d))
+    heads = parse_heads(args.heads)
     cases = []
     for c in args.cases.split(","):
         try:
@@ -291,14 +313,7 @@ def main():
         except ValueError:
             sys.exit(f"error: --cases '{c}': expected W:S, e.g. 256:4")
         cases.append((w, s))
-    from triton.testing import do_bench as triton_bench
-    import torch._dynamo as dynamo  # "import torch._dynamo" here would make `torch` a local name of main()
-    dynamo.config.cache_size_limit = 64  # FlexAttention compiles per shape, with and without grad
-    if hasattr(dynamo.config, "fail_on_recompile_limit_hit"):
-        dynamo.config.fail_on_recompile_limit_hit = True  # never time the eager fallback
-
-    def do_bench(fn, grad_to_none=None):
-        return triton_bench(fn, warmup=50, rep=200, grad_to_none=grad_to_none, return_mode="median")
+    do_bench = gpu_bench(warmup=50, rep=200)
 
     lib = load_library(args.lib)
     rows = []
