@@ -2282,6 +2282,16 @@ static void log_truncate(const char* path, int last_step) {
 // ----------------------------------------------------------------------------
 // the host side of main, one text for the three trainers: each main keeps only its device calls
 
+// Where the model comes from, for messages: the checkpoint's path (written into path[size] when it
+// is -o's model_STEP.bin), or "flags" for a new model.
+static const char* model_source(const Args* a, int resume_step, char* path, size_t size) {
+    if (resume_step >= 0) {
+        snprintf(path, size, "%s/model_%08d.bin", a->out_dir, resume_step);
+        return path;
+    }
+    return is_model_descriptor(a->init) ? "flags" : a->init;
+}
+
 // The model the flags ask for: the newest checkpoint in -o (-y 1), a checkpoint file, or a new
 // model (dN, lLcChH) drawn from -r, with the pattern flags on top. Fills c and returns the float32
 // parameters (malloc'd, *n of them); *resume_step is the step resumed from, or -1.
@@ -2295,8 +2305,7 @@ static float* model_from_args(const Args* a, GPT2Config* c, size_t* n, int* resu
     float* params;
     if (*from_checkpoint) {
         char path[4200];
-        if (*resume_step >= 0) { snprintf(path, sizeof(path), "%s/model_%08d.bin", a->out_dir, *resume_step); }
-        params = checkpoint_read(*resume_step >= 0 ? path : a->init, c, n);
+        params = checkpoint_read(model_source(a, *resume_step, path, sizeof(path)), c, n);
         if (a->rope >= 0 && a->rope != c->rope) {
             die("--pos: the checkpoint uses %s positions; they cannot be changed", c->rope ? "rotary" : "learned");
         }

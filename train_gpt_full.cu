@@ -1341,6 +1341,16 @@ static void log_truncate(const char* path, int last_step) {
 // ----------------------------------------------------------------------------
 // the host side of main, one text for the three trainers: each main keeps only its device calls
 
+// Where the model comes from, for messages: the checkpoint's path (written into path[size] when it
+// is -o's model_STEP.bin), or "flags" for a new model.
+static const char* model_source(const Args* a, int resume_step, char* path, size_t size) {
+    if (resume_step >= 0) {
+        snprintf(path, size, "%s/model_%08d.bin", a->out_dir, resume_step);
+        return path;
+    }
+    return is_model_descriptor(a->init) ? "flags" : a->init;
+}
+
 // The model the flags ask for: the newest checkpoint in -o (-y 1), a checkpoint file, or a new
 // model (dN, lLcChH) drawn from -r, with the pattern flags on top. Fills c and returns the float32
 // parameters (malloc'd, *n of them); *resume_step is the step resumed from, or -1.
@@ -1354,8 +1364,7 @@ static float* model_from_args(const Args* a, GPT2Config* c, size_t* n, int* resu
     float* params;
     if (*from_checkpoint) {
         char path[4200];
-        if (*resume_step >= 0) { snprintf(path, sizeof(path), "%s/model_%08d.bin", a->out_dir, *resume_step); }
-        params = checkpoint_read(*resume_step >= 0 ? path : a->init, c, n);
+        params = checkpoint_read(model_source(a, *resume_step, path, sizeof(path)), c, n);
         if (a->rope >= 0 && a->rope != c->rope) {
             die("--pos: the checkpoint uses %s positions; they cannot be changed", c->rope ? "rotary" : "learned");
         }
@@ -4904,16 +4913,17 @@ static const char* attention_kernels(void) {
 static const char* ATTENTION_NAME = "dense causal";
 
 // Dense causal attention only: the band kernels with W = 0 and no sinks.
-static void attention_check_pattern(const GPT2Config* c) {
+static void attention_check_pattern(const GPT2Config* c, const char* source) {
     const ModelPattern* mp = &c->pattern;
     for (int k = 0; k < mp->num_patterns; k++) {
         const AttnPattern* p = &mp->patterns[k];
         if (!mp->causal || mp->num_globals > 0 || p->window != 0 || p->sinks != 0 || p->dilation > 1) {
-            die("%s trains dense causal attention only; use train_gpt_window for windows, sinks and other patterns", TRAINER_NAME);
+            die("%s: pattern %d is not dense causal attention, the only one %s trains (train_gpt_window takes "
+                "windows, sinks and the other patterns)", source, k, TRAINER_NAME);
         }
     }
     if (c->channels / c->num_heads != 64 && c->channels / c->num_heads != 128) {
-        die("%s: head size %d, the attention kernels take 64 or 128", TRAINER_NAME, c->channels / c->num_heads);
+        die("%s: head size %d; %s's attention kernels take 64 or 128", source, c->channels / c->num_heads, TRAINER_NAME);
     }
 }
 
@@ -5013,9 +5023,9 @@ static void point_parameters_x(ParamsX* p, const size_t* sizes, floatX* memory) 
 
 // The model from float32 host parameters (all of them): the shard's master weights, the bf16 copies
 // of all, zeroed gradients and moments.
-static void gpt2_gpu_build(GPT2GPU* model, const float* host) {
+static void gpt2_gpu_build(GPT2GPU* model, const float* host, const char* source) {
     const GPT2Config* c = &model->config;
-    attention_check_pattern(c);
+    attention_check_pattern(c, source);
     fill_in_parameter_sizes(model->param_sizes, c);
     size_t n = count_parameters(c);
     model->num_parameters = n;
@@ -5757,7 +5767,8 @@ int main(int argc, char** argv) {
     int resume_step, from_checkpoint;
     size_t n;
     float* host = model_from_args(&a, &model.config, &n, &resume_step, &from_checkpoint);
-    gpt2_gpu_build(&model, host);
+    char source_path[4200];
+    gpt2_gpu_build(&model, host, model_source(&a, resume_step, source_path, sizeof(source_path)));
     free(host);
     uint64_t rng = a.seed ^ 0x9E3779B97F4A7C15ull;  // the sampler's, kept in the state as on the CPU
     Tokenizer tokenizer = {0, NULL};

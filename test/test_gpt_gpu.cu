@@ -34,7 +34,7 @@ before the meeting.
 static void gpt2_gpu_load(GPT2GPU* model, const char* path) {
     size_t n;
     float* host = checkpoint_read(path, &model->config, &n);
-    gpt2_gpu_build(model, host);
+    gpt2_gpu_build(model, host, path);
     free(host);
 }
 

@@ -6,7 +6,8 @@ with a token outside the vocabulary.
     python3 test/untrusted_files.py WORKDIR TRAIN_SHARD VAL_SHARD
 
 Writes into WORKDIR (file names are what test_untrusted.sh expects):
-  model.bin              a valid l1c16h2 checkpoint: V 256, maxT 64, learned positions, full causal
+  model.bin              a valid l1c64h1 checkpoint: V 256, maxT 64, learned positions, full causal
+                         (a head of 64: the size every trainer's attention takes)
   window_huge.bin        pattern 0: window 2^31-1, sinks 2
   wrapped_sizes.bin      L 4, C 619920243, NH 1, maxT 468952, V 256: the parameter count wraps in
                          64 bits to 113402, and the file has exactly the bytes that count says
@@ -27,7 +28,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fuzz_seeds import checkpoint_bytes, checkpoint_header, state_bytes  # noqa: E402
 
-BASE = dict(maxT=64, V=256, L=1, NH=2, C=16)
+BASE = dict(maxT=64, V=256, L=1, NH=1, C=64)
 STEP = 5
 
 
