@@ -107,6 +107,6 @@ check "train_gpt_full --stream 400 --stream-recompute 96 (dense, learned positio
 ./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -b 4 -t 96 -x 4 -v 0 -o "$work/full" > "$work/full.out" 2>&1
 check "train_gpt_full trains a dense model" test $? -eq 0 -a "$(wc -l < "$work/full/log.csv" 2>/dev/null || echo 0)" -eq 5
 err=$(./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -t 96 --window 24 2>&1 >/dev/null)
-check "train_gpt_full refuses a window with one line" one_line "$err" 'dense causal attention only'
+check "train_gpt_full refuses a window with one line" one_line "$err" 'not dense causal attention'
 
 finish test_gpu
