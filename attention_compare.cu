@@ -26,7 +26,7 @@ Contents, in file order (the copies' originals in dev/cuda):
   backward
     attn-backward-dot attn-backward-tiles attn-backward-sink-reduce attn-backward-launch-helpers
     attn-backward-v8-phases attn-backward-v9                     backward v9 (attention_backward.cu)
-    attn-backward-v10 attn-backward-v12                          backward v12 (attention_backward.cu)
+    attn-backward-v10 attn-backward-v13                          backward v13 (attention_backward.cu)
   the versions this program runs: kernel_versions(), swa_forward_launch, swa_backward_launch
   the library (-DATTENTION_COMPARE_LIBRARY): swa_forward, swa_backward, swa_error_string
   the program: device-side checks, buffers, the CPU-reference check, timing, main
@@ -2467,14 +2467,14 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
 }
 // @copy-end attn-backward-v10
 
-// @copy-begin attn-backward-v12
-// backward v12, the programs' backward on sm_90a for heads of 64
+// @copy-begin attn-backward-v13
+// backward v13, the programs' backward on sm_90a: v12 for heads of 64, v11's path for heads of 128
 template<int D>
-void attention_backward12(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+void attention_backward13(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                           const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward10_launch<D, true, true>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    attention_backward10_launch<D, true, D == 64>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
-// @copy-end attn-backward-v12
+// @copy-end attn-backward-v13
 
 // ----------------------------------------------------------------------------
 // the versions this program runs (the copied launchers; update these calls when the copies move)
@@ -2484,7 +2484,7 @@ void attention_backward12(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
 // GPUs). kernel_versions() names them: the one place that does.
 static const char* kernel_versions(void) {
     return wgmma_available() ? "forward v11 (wgmma, TMA, 16-key sink tile), "
-                               "backward v12 (wgmma, TMA, 16-key sink chunks; v9 for heads of 128); dev/cuda/notes.md"
+                               "backward v13 (wgmma, TMA; heads of 64: v12's 16-key sink chunks); dev/cuda/notes.md"
                              : "forward v7, backward v9 (mma.sync, fixed-slot cp.async; dev/cuda/notes.md)";
 }
 
@@ -2495,11 +2495,9 @@ static void swa_forward_launch(bf16* out, float* lse, const bf16* qkv, int B, in
 }
 static void swa_backward_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                                 const float* lse, int B, int T, int NH, int D, int W, int S) {
-    if (D == 64) {
-        if (wgmma_available()) attention_backward12<64>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
-        else                   attention_backward9<64>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
-    }
-    else attention_backward9<128>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    bool wgmma = wgmma_available();
+    if (D == 64) { if (wgmma) attention_backward13<64>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); else attention_backward9<64>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); }
+    else         { if (wgmma) attention_backward13<128>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); else attention_backward9<128>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); }
 }
 
 // shapes the kernels take: D in {64, 128}; int index arithmetic (B*T*NH*D/8 threads in launch_dot,

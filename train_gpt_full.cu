@@ -45,11 +45,13 @@ this file's own and, outside the @twin regions, the same text in both trainers (
     attn-forward-softmax attn-forward-v10 attn-forward-v11       forward v11 (attention_forward.cu)
     attn-backward-dot attn-backward-tiles attn-backward-sink-reduce attn-backward-launch-helpers
     attn-backward-v8-phases attn-backward-v9                     backward v9 (attention_backward.cu)
-    attn-backward-v10 attn-backward-v12                          backward v12 (attention_backward.cu)
+    attn-backward-v10 attn-backward-v13                          backward v13 (attention_backward.cu)
     attention_forward_best, attention_backward_best, attention_kernels: the version per GPU
     @twin region: the patterns this trainer takes, and their dispatch; train_gpt_window.cu adds
-    attn-general-spec attn-general-v1 attn-general-walk attn-general-warp
-                        every other SPEC §1 pattern: version 1, O(T^2) (dev/cuda/attention_general.cu)
+    attn-general-spec attn-general-v1 attn-general-walk attn-general-warp attn-general-v3 attn-general-v4
+                        every other SPEC §1 pattern on the tiles that hold an allowed pair: v4
+                        (wgmma, TMA) on sm_90a, v3 (mma.sync) elsewhere, both for heads of 64 and
+                        128; v2 (a warp a row) for other head sizes (dev/cuda/attention_general.cu)
   the model on the GPU: buffers, forward, backward, update
   generation through a rolling KV cache
   training: main (test/test_gpt_gpu.cu includes this file for its checks: PyTorch's dumps, the cache)
@@ -4879,14 +4881,14 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
 }
 // @copy-end attn-backward-v10
 
-// @copy-begin attn-backward-v12
-// backward v12, the programs' backward on sm_90a for heads of 64
+// @copy-begin attn-backward-v13
+// backward v13, the programs' backward on sm_90a: v12 for heads of 64, v11's path for heads of 128
 template<int D>
-void attention_backward12(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+void attention_backward13(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                           const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward10_launch<D, true, true>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    attention_backward10_launch<D, true, D == 64>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
-// @copy-end attn-backward-v12
+// @copy-end attn-backward-v13
 
 // The fastest versions on an H200 (dev/cuda/notes.md): on wgmma and TMA where this binary holds
 // them for the GPU (its sm_90a code: H100 / H200), else on mma.sync (its compute_90 PTX, for other
@@ -4899,13 +4901,11 @@ static void attention_forward_best(bf16* out, float* lse, const bf16* qkv, int B
 template<int D>
 static void attention_backward_best(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                                     const float* lse, int B, int T, int NH, int W, int S) {
-    if constexpr (D == 64) {
-        if (wgmma_available()) { attention_backward12<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); return; }
-    }
-    attention_backward9<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    if (wgmma_available()) attention_backward13<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    else                   attention_backward9<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
 static const char* attention_kernels(void) {
-    return wgmma_available() ? "forward v11 (wgmma, TMA), backward v12 (wgmma, TMA, 16-key sink chunks; v9 for heads of 128)"
+    return wgmma_available() ? "forward v11 (wgmma, TMA), backward v13 (wgmma, TMA; heads of 64: v12's 16-key sink chunks)"
                              : "forward v7, backward v9";
 }
 

@@ -45,11 +45,13 @@ this file's own and, outside the @twin regions, the same text in both trainers (
     attn-forward-softmax attn-forward-v10 attn-forward-v11       forward v11 (attention_forward.cu)
     attn-backward-dot attn-backward-tiles attn-backward-sink-reduce attn-backward-launch-helpers
     attn-backward-v8-phases attn-backward-v9                     backward v9 (attention_backward.cu)
-    attn-backward-v10 attn-backward-v12                          backward v12 (attention_backward.cu)
+    attn-backward-v10 attn-backward-v13                          backward v13 (attention_backward.cu)
     attention_forward_best, attention_backward_best, attention_kernels: the version per GPU
     @twin region: the patterns this trainer takes, and their dispatch; train_gpt_window.cu adds
-    attn-general-spec attn-general-v1 attn-general-walk attn-general-warp
-                        every other SPEC §1 pattern: version 1, O(T^2) (dev/cuda/attention_general.cu)
+    attn-general-spec attn-general-v1 attn-general-walk attn-general-warp attn-general-v3 attn-general-v4
+                        every other SPEC §1 pattern on the tiles that hold an allowed pair: v4
+                        (wgmma, TMA) on sm_90a, v3 (mma.sync) elsewhere, both for heads of 64 and
+                        128; v2 (a warp a row) for other head sizes (dev/cuda/attention_general.cu)
   the model on the GPU: buffers, forward, backward, update
   generation through a rolling KV cache
   training: main (test/test_gpt_gpu.cu includes this file for its checks: PyTorch's dumps, the cache)
@@ -4879,14 +4881,14 @@ void attention_backward10_launch(bf16* dqkv, float* Dbuf, const bf16* qkv, const
 }
 // @copy-end attn-backward-v10
 
-// @copy-begin attn-backward-v12
-// backward v12, the programs' backward on sm_90a for heads of 64
+// @copy-begin attn-backward-v13
+// backward v13, the programs' backward on sm_90a: v12 for heads of 64, v11's path for heads of 128
 template<int D>
-void attention_backward12(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
+void attention_backward13(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                           const float* lse, int B, int T, int NH, int W, int S) {
-    attention_backward10_launch<D, true, true>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    attention_backward10_launch<D, true, D == 64>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
-// @copy-end attn-backward-v12
+// @copy-end attn-backward-v13
 
 // The fastest versions on an H200 (dev/cuda/notes.md): on wgmma and TMA where this binary holds
 // them for the GPU (its sm_90a code: H100 / H200), else on mma.sync (its compute_90 PTX, for other
@@ -4899,13 +4901,11 @@ static void attention_forward_best(bf16* out, float* lse, const bf16* qkv, int B
 template<int D>
 static void attention_backward_best(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* out, const bf16* dout,
                                     const float* lse, int B, int T, int NH, int W, int S) {
-    if constexpr (D == 64) {
-        if (wgmma_available()) { attention_backward12<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S); return; }
-    }
-    attention_backward9<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    if (wgmma_available()) attention_backward13<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
+    else                   attention_backward9<D>(dqkv, Dbuf, qkv, out, dout, lse, B, T, NH, W, S);
 }
 static const char* attention_kernels(void) {
-    return wgmma_available() ? "forward v11 (wgmma, TMA), backward v12 (wgmma, TMA, 16-key sink chunks; v9 for heads of 128)"
+    return wgmma_available() ? "forward v11 (wgmma, TMA), backward v13 (wgmma, TMA; heads of 64: v12's 16-key sink chunks)"
                              : "forward v7, backward v9";
 }
 
@@ -5202,11 +5202,963 @@ static void attention_general_warp_backward(bf16* dqkv, float* Dsum, const bf16*
 }
 // @copy-end attn-general-warp
 
+// @copy-begin attn-general-v3
+// ----------------------------------------------------------------------------
+// version 3: the forward on tensor cores, visiting only the key tiles with an allowed pair
+
+// spec_allowed without its two global-position clauses (v3 answers those from per-tile masks):
+// spec_allowed(i, j) == spec_allowed_local(i, j) || (j global && (!causal || j <= i)) || (!causal && i global)
+__host__ __device__ inline bool spec_allowed_local(const AttnSpec& p, int i, int j) {
+    if (p.causal && j > i) return false;
+    int o = i - j;
+    if (o >= 0 && (p.window == 0 || o < p.window)) return true;
+    if (!p.causal && o < 0 && -o <= p.lookahead) return true;
+    if (j < p.sinks) return true;
+    if (!p.causal && i < p.sinks) return true;
+    // o % d is a division by a value known only at run time (~20 instructions on every masked
+    // element); a power-of-two stride, the usual one, takes a mask instead (a uniform branch)
+    const bool on_stride = (p.dilation & (p.dilation - 1)) == 0 ? (o & (p.dilation - 1)) == 0 : o % p.dilation == 0;
+    if (p.dilation > 1 && p.window > 0 && o >= p.window && on_stride &&
+        (p.dilated_keys == 0 || o < p.window + p.dilated_keys * p.dilation)) return true;
+    return false;
+}
+
+// Every pair of rows [q0, q0 + nq) x keys [k0, k0 + nk) allowed by the band (and lookahead) alone,
+// all rows below T: such a block needs no mask. (A sufficient test: sinks, globals and dilated keys
+// may allow more.)
+__host__ __device__ inline bool spec_block_in_band(const AttnSpec& p, int q0, int nq, int k0, int nk, int T) {
+    int q_last = q0 + nq - 1, k_last = k0 + nk - 1;
+    if (q_last >= T || k_last >= T) return false;
+    int ahead = p.causal ? 0 : p.lookahead;                    // keys up to row + ahead
+    if ((long long)k_last > (long long)q0 + ahead) return false;
+    if (p.window > 0 && q_last - k0 >= p.window) return false;   // keys down to row - W + 1
+    return true;
+}
+
+// The smallest of every thread's v (NT threads); `red` is NT / 32 ints of shared memory (a barrier inside)
+template<int NT>
+__device__ __forceinline__ int gen_block_min(int v, int* red) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+    __syncthreads();
+    int m = red[0];
+#pragma unroll
+    for (int w = 1; w < NT / 32; w++) m = min(m, red[w]);
+    return m;
+}
+
+// The next key tile (of BK keys) after tile kt that holds an allowed pair for some row of
+// [q0, q0 + BQ), or -1: the smallest over the rows of the next allowed key past tile kt. Every thread
+// of the block calls it (a barrier inside); `red` is NT / 32 ints of shared memory, and the caller
+// puts a barrier between one call's read of it and the next call's write.
+template<int BQ, int BK, int NT>
+__device__ __forceinline__ int gen_next_key_tile(const AttnSpec& p, int q0, int kt, int T, int* red) {
+    const int from = (kt + 1) * BK - 1;
+    int best = T;
+    for (int r = threadIdx.x; r < BQ; r += NT) {
+        const int i = q0 + r;
+        if (i < T) best = min(best, spec_next_key(p, i, from, T));
+    }
+    const int m = gen_block_min<NT>(best, red);
+    return m < T ? m / BK : -1;
+}
+
+// The 16-key chunks of key tile k0 that hold an allowed pair for the warp's 16 rows (bit c: chunk c):
+// lanes 0-15 test chunks 0-1 of row wq0 + lane, lanes 16-31 chunks 2-3 of row wq0 + lane - 16.
+__device__ __forceinline__ unsigned gen_chunk_need(const AttnSpec& p, int wq0, int k0, int T, int lane) {
+    const int i = wq0 + (lane & 15), c0 = (lane >> 4) * 2;
+    bool n0 = false, n1 = false;
+    if (i < T) {
+        const int a = k0 + 16 * c0;
+        const int j0 = spec_next_key(p, i, a - 1, T), j1 = spec_next_key(p, i, a + 15, T);  // T: none
+        n0 = j0 < T && j0 <= a + 15;
+        n1 = j1 < T && j1 <= a + 31;
+    }
+    const unsigned b0 = __ballot_sync(0xffffffffu, n0), b1 = __ballot_sync(0xffffffffu, n1);
+    return ((b0 & 0xFFFFu) ? 1u : 0u) | ((b1 & 0xFFFFu) ? 2u : 0u) | ((b0 >> 16) ? 4u : 0u) | ((b1 >> 16) ? 8u : 0u);
+}
+
+// s = -inf where the pattern does not allow the pair (or the row or key is past T); thread (g, tg)
+// holds rows g and g + 8 of the warp, keys k0 + 2 tg + 8 t + e. gkeys: bit x set iff key k0 + x is
+// global; row_global: whether each of the thread's two rows is (non-causal patterns only use it).
+__device__ __forceinline__ void gen_mask(float (&s)[TC_BK / 8][4], const AttnSpec& p, int k0, int wq0, int lane,
+                                         int T, unsigned long long gkeys, const bool (&row_global)[2]) {
+    const int g = lane / 4, tg = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+#pragma unroll
+        for (int t = 0; t < TC_BK / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 2 * tg + 8 * t + e, j = k0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (((gkeys >> x) & 1ull) && (!p.causal || j <= i)) ||
+                           (!p.causal && row_global[r]));
+                if (!ok) s[t][2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// bit x set iff position t0 + x (x < 64) is one of the pattern's global positions
+__device__ __forceinline__ unsigned long long gen_global_bits(const AttnSpec& p, int t0) {
+    unsigned long long bits = 0;
+    for (int gi = 0; gi < p.num_globals; gi++) {
+        const int x = p.globals[gi] - t0;
+        if (x >= 0 && x < 64) bits |= 1ull << x;
+    }
+    return bits;
+}
+
+template<int D>
+__global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
+attention_general3_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, AttnSpec p) {
+    constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* Ks = Qs + BQ * LDS;                       // (2, BK, LDS)
+    bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+    __shared__ int red[NT / 32];
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first (causal patterns)
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, wq0 + lane / 4 + 8 * r);
+
+    auto load_kv = [&](int kt, int buf) {
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, kbase, C3, kt * BK, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, vbase, C3, kt * BK, T, tid);
+    };
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);  // every row has a key (SPEC §1): kt >= 0
+    if (kt >= 0) load_kv(kt, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    load_q_frags<D>(qf, Qs, warp, lane);
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f; }
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+    for (int it = 0; kt >= 0; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();   // tile kt has landed
+            __syncthreads();      // ... for everyone, the tile before it is done in every warp, and red was read
+        }
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (kt_next >= 0) {       // into the buffer of the tile before this one
+            load_kv(kt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = kt * BK;
+        const unsigned need = gen_chunk_need(p, wq0, k0, T, lane);
+        if (need) {
+            float s[BK / 8][4];
+            if (need == 0xFu) {   // every chunk: the chunk predicates fold away (as in v7)
+                fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, 0xFu, lane);
+            } else {
+                fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, need, lane);
+            }
+            if (!spec_block_in_band(p, wq0, 16, k0, BK, T))
+                gen_mask(s, p, k0, wq0, lane, T, gen_global_bits(p, k0), row_global);
+            if (need == 0xFu) {
+                fwd_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, 0xFu, lane, sl2);
+            } else {
+                fwd_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, need, lane, sl2);
+            }
+        }
+        kt = kt_next;
+    }
+    fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
+}
+
+template<int D>
+static void attention_general3_forward_d(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, const AttnSpec& p) {
+    const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general3_forward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, TC_BQ));
+    attention_general3_forward_kernel<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, p);
+    cudaCheckLaunch();
+}
+
+// heads of 64 and 128 on tensor cores; other head sizes on version 2
+static void attention_general3_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (D == 64) { attention_general3_forward_d<64>(out, lse, qkv, B, T, NH, p); return; }
+    if (D == 128) { attention_general3_forward_d<128>(out, lse, qkv, B, T, NH, p); return; }
+    attention_general_warp_forward<true>(out, lse, qkv, B, T, NH, D, p);
+}
+
+// ---- version 3's backward: backward v9's two passes (dK/dV per 64-key tile, dQ per 64-query tile on
+// a second stream; attention_backward.cu's tile halves), each walking only the tiles with an allowed
+// pair; the mask is -inf on the scores before the exponentials, as in the forward
+
+// The next query tile (of BQ queries) after tile qt that holds an allowed pair for some key of
+// [k0, k0 + BK), or -1: gen_next_key_tile transposed (spec_next_query for each key).
+template<int BK, int BQ, int NT>
+__device__ __forceinline__ int gen_next_query_tile(const AttnSpec& p, int k0, int qt, int T, int* red) {
+    const int from = (qt + 1) * BQ - 1;
+    int best = T;
+    for (int r = threadIdx.x; r < BK; r += NT) {
+        const int j = k0 + r;
+        if (j < T) best = min(best, spec_next_query(p, j, from, T));
+    }
+    const int m = gen_block_min<NT>(best, red);
+    return m < T ? m / BQ : -1;
+}
+
+// The 16-query chunks of query tile q0 (NC of them) that hold an allowed pair for the warp's 16 keys
+// [wk0, wk0 + 16) (bit c: chunk c): lanes 0-15 test the even chunks of key wk0 + lane, lanes 16-31
+// the odd ones of key wk0 + lane - 16.
+template<int NC>
+__device__ __forceinline__ unsigned gen_query_chunk_need(const AttnSpec& p, int wk0, int q0, int T, int lane) {
+    static_assert(NC % 2 == 0, "the lanes take the chunks in pairs");
+    const int j = wk0 + (lane & 15);
+    unsigned need = 0;
+#pragma unroll
+    for (int cc = 0; cc < NC / 2; cc++) {
+        const int a = q0 + 16 * (2 * cc + (lane >> 4));
+        bool any = false;
+        if (j < T) {
+            const int i = spec_next_query(p, j, a - 1, T);   // T: none
+            any = i < T && i <= a + 15;
+        }
+        const unsigned vote = __ballot_sync(0xffffffffu, any);
+        if (vote & 0xFFFFu) need |= 1u << (2 * cc);
+        if (vote >> 16) need |= 1u << (2 * cc + 1);
+    }
+    return need;
+}
+
+// gen_mask transposed, for S^T = K Q^T: thread (g, tg) holds keys wk0 + g + 8 r and queries
+// q0 + 2 tg + 8 t + e. gq: bit x set iff query q0 + x is global; key_global: whether each of the
+// thread's two keys is.
+template<int BQ>
+__device__ __forceinline__ void gen_mask_t(float (&st)[BQ / 8][4], const AttnSpec& p, int q0, int wk0, int lane,
+                                           int T, unsigned long long gq, const bool (&key_global)[2]) {
+    const int g = lane / 4, tg = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int j = wk0 + g + 8 * r;
+#pragma unroll
+        for (int t = 0; t < BQ / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 2 * tg + 8 * t + e, i = q0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (key_global[r] && (!p.causal || j <= i)) ||
+                           (!p.causal && ((gq >> x) & 1ull)));
+                if (!ok) st[t][2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// dK/dV's elementwise half on masked scores: P^T = 2^(S^T sl2 - lse_i log2 e), dS^T = P^T (dP^T - D_i);
+// a masked score (-inf) gives P = 0 and dS = 0
+template<int BQ>
+__device__ __forceinline__ void gen_dkdv_elementwise(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
+                                                     const float* Ls, const float* Ds, int lane, float sl2) {
+    const int tg = lane % 4;
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++) {
+        const float2 Lv = *reinterpret_cast<const float2*>(Ls + t * 8 + 2 * tg);
+        const float2 Dv = *reinterpret_cast<const float2*>(Ds + t * 8 + 2 * tg);
+        const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E}, Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float pr = ex2_approx(fmaf(st[t][2 * r + e], sl2, -L2[e]));
+                st[t][2 * r + e] = pr;
+                dpt[t][2 * r + e] = pr * (dpt[t][2 * r + e] - Dq[e]);
+            }
+    }
+}
+
+// dQ's elementwise half on masked scores: dS = P (dP - D_i), P = 2^(S sl2 - lse_i log2 e)
+template<int BK>
+__device__ __forceinline__ void gen_dq_elementwise(float (&s)[BK / 8][4], const float (&dp)[BK / 8][4],
+                                                   const float (&L2)[2], const float (&Di)[2], float sl2) {
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float pr = ex2_approx(fmaf(s[t][2 * r + e], sl2, -L2[r]));
+                s[t][2 * r + e] = pr * (dp[t][2 * r + e] - Di[r]);
+            }
+}
+
+// dK/dV: block per (b, h, 64 keys), warp w owns keys [16w, 16w + 16); the query tiles that hold an
+// allowed pair for the block's keys stream through two buffers (Q, dO, lse, D_i), as in v9.
+// Global keys (and sinks) are seen by every later query: their tiles walk all of T, unsplit.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_general3_dkdv_kernel(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse, const float* Dbuf,
+                               int B, int T, int NH, AttnSpec p) {
+    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BQ / 16)) - 1;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (2, BQ, LDS)
+    bf16* dOs = Qs + 2 * BQ * LDS;                   // (2, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * LDS);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
+    __shared__ int red[NT / 32];
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH, kt = blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool key_global[2];
+    for (int r = 0; r < 2; r++) key_global[r] = spec_is_global(p, wk0 + lane / 4 + 8 * r);
+
+    auto load_q_tile = [&](int qt, int buf) {
+        const int q0 = qt * BQ;
+        load_rows_async<D, BQ, LDS, NT>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_rows_async<D, BQ, LDS, NT>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    load_rows_async<D, BK, LDS, NT>(Ks, qbase + C, C3, k0, T, tid);
+    load_rows_async<D, BK, LDS, NT>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    int qt = gen_next_query_tile<BK, BQ, NT>(p, k0, -1, T, red);   // every key has its own query (SPEC §1)
+    if (qt >= 0) load_q_tile(qt, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+
+    for (int it = 0; qt >= 0; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();   // tile qt has landed
+            __syncthreads();      // ... for everyone, the tile before it is done in every warp, and red was read
+        }
+        const int qt_next = gen_next_query_tile<BK, BQ, NT>(p, k0, qt, T, red);
+        if (qt_next >= 0) {       // into the buffer of the tile before this one
+            load_q_tile(qt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, q0 = qt * BQ;
+        const unsigned need = gen_query_chunk_need<BQ / 16>(p, wk0, q0, T, lane);
+        if (need) {
+            const bf16* Qb = Qs + buf * BQ * LDS;
+            const bf16* dOb = dOs + buf * BQ * LDS;
+            auto tile = [&](unsigned chunks) {
+                float st[BQ / 8][4], dpt[BQ / 8][4];
+                bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, chunks, wrow, lane);
+                if (!spec_block_in_band(p, q0, BQ, wk0, 16, T))
+                    gen_mask_t<BQ>(st, p, q0, wk0, lane, T, gen_global_bits(p, q0), key_global);
+                gen_dkdv_elementwise<BQ>(st, dpt, Ls + buf * BQ, Ds + buf * BQ, lane, sl2);
+                dkdv8_products<D, BQ>(dk, dv, st, dpt, Qb, dOb, chunks, lane);
+            };
+            if (need == ALL) tile(ALL);   // every chunk: the chunk predicates fold away
+            else tile(need);
+        }
+        qt = qt_next;
+    }
+    cp_async_wait<0>();
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);   // a warp's own 16 rows of K and V
+    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
+}
+
+// dQ: block per (b, h, 64 queries), warp w owns rows [16w, 16w + 16); the key tiles that hold an
+// allowed pair stream through two buffers (K, V), walked as in the forward.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_general3_dq_kernel(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse, const float* Dbuf,
+                             int B, int T, int NH, AttnSpec p) {
+    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BK / 16)) - 1;
+    static_assert(BK == 64, "gen_chunk_need tests four 16-key chunks");
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (2, BK, LDS)
+    bf16* Vs  = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+    __shared__ int red[NT / 32];
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;        // longest tiles first (causal patterns)
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, wq0 + g + 8 * r);
+
+    auto load_kv = [&](int kt, int buf) {
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, qbase + C, C3, kt * BK, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, qbase + 2 * C, C3, kt * BK, T, tid);
+    };
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
+    load_rows_async<D, BQ, LDS, NT>(dOs, dobase, C, q0, T, tid);
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);    // every row has a key (SPEC §1)
+    if (kt >= 0) load_kv(kt, 0);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+    cp_async_wait<0>();
+    __syncthreads();
+
+    for (int it = 0; kt >= 0; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (kt_next >= 0) {
+            load_kv(kt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = kt * BK;
+        const unsigned need = gen_chunk_need(p, wq0, k0, T, lane);
+        if (need) {
+            const bf16* Kb = Ks + buf * BK * LDS;
+            const bf16* Vb = Vs + buf * BK * LDS;
+            auto tile = [&](unsigned chunks) {
+                float s[BK / 8][4], dp[BK / 8][4];
+                bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, chunks, wrow, lane);
+                if (!spec_block_in_band(p, wq0, 16, k0, BK, T))
+                    gen_mask(s, p, k0, wq0, lane, T, gen_global_bits(p, k0), row_global);
+                gen_dq_elementwise<BK>(s, dp, L2, Di, sl2);
+                dq8_products<D, BK>(dq, s, Kb, chunks, lane);
+            };
+            if (need == ALL) tile(ALL);   // every chunk: the chunk predicates fold away
+            else tile(need);
+        }
+        kt = kt_next;
+    }
+    cp_async_wait<0>();
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
+}
+
+template<int D>
+static void attention_general3_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                          const float* lse, int B, int T, int NH, const AttnSpec& p) {
+    constexpr size_t smem_kv = dkdv_smem<D>(true), smem_q = dq_smem<D>(true);   // v9's layouts
+    static bool configured = false;
+    static SideStream side;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general3_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+        cudaCheck(cudaFuncSetAttribute(attention_general3_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+        side = side_stream_create();
+        configured = true;
+    }
+    launch_dot<D>(Dsum, out, dout, B, T, NH);
+    side_stream_fork(side);
+    attention_general3_dkdv_kernel<D><<<dim3(B * NH, ceil_div(T, TCB_BK)), TCB_THREADS, smem_kv>>>(
+        dqkv, qkv, dout, lse, Dsum, B, T, NH, p);
+    cudaCheckLaunch();
+    attention_general3_dq_kernel<D><<<dim3(B * NH, ceil_div(T, TCB_BQ_DQ)), TCB_THREADS, smem_q, side.stream>>>(
+        dqkv, qkv, dout, lse, Dsum, B, T, NH, p);
+    cudaCheckLaunch();
+    side_stream_join(side);
+}
+
+// heads of 64 and 128 on tensor cores; other head sizes on version 2
+static void attention_general3_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (D == 64) { attention_general3_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    if (D == 128) { attention_general3_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    attention_general_warp_backward<true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+// @copy-end attn-general-v3
+
+// @copy-begin attn-general-v4
+// ----------------------------------------------------------------------------
+// version 4: the forward on Hopper's wgmma: forward v10's block (64 query rows, one warpgroup, Q, K
+// and V by TMA, two K / V buffers with an mbarrier each) walking version 3's key tiles
+
+// gen_mask for a wgmma accumulator: s[4t + 2r + e] is row r0 + 8r, key k0 + 8t + 2tg + e (64 keys)
+__device__ __forceinline__ void gen_mask_wg(float (&s)[32], const AttnSpec& p, int k0, int r0, int tg, int T,
+                                            unsigned long long gkeys, const bool (&row_global)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = r0 + 8 * r;
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 8 * t + 2 * tg + e, j = k0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (((gkeys >> x) & 1ull) && (!p.causal || j <= i)) ||
+                           (!p.causal && row_global[r]));
+                if (!ok) s[4 * t + 2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// 4 blocks per SM at D = 64 (v10 runs 5 at 96 registers; the walk and the mask need more)
+template<int D> __host__ __device__ constexpr int gen4_min_blocks() { return D == 64 ? 4 : 2; }
+
+template<int D>
+__global__ void __launch_bounds__(128, gen4_min_blocks<D>())
+attention_general4_forward_kernel(bf16* out, float* lse, const __grid_constant__ CUtensorMap qkv_map,
+                                  int B, int T, int NH, AttnSpec p) {
+#ifdef HAS_WGMMA
+    constexpr int BQ = 64, BK = FWD8_BK, CB = D / 64, NT = 128;   // CB: 64-column boxes per row
+    constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __shared__ __align__(8) uint64_t tile_full[2];     // one mbarrier per K / V buffer
+    __shared__ int red[NT / 32];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;     // the swizzle repeats every 1024 bytes
+    unsigned char* smem = smem_raw + (sbase - raw);
+    const uint32_t Qs = sbase;                         // (BQ rows) swizzled
+    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
+
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int qt = gridDim.x - 1 - blockIdx.x;         // longest tiles first (causal patterns)
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ;
+    const int r0 = q0 + warp * 16 + g;                 // this thread's rows: r0, r0 + 8
+    const int C = NH * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, r0 + 8 * r);
+
+    auto issue_kv = [&](int kt, int buf) {   // one thread
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) {
+            tma_load_box(Ks + buf * KVBYTES + cb * BK * 128, &qkv_map, C + h * D + cb * 64, kt * BK, b, bar0 + 8 * buf);
+            tma_load_box(Vs + buf * KVBYTES + cb * BK * 128, &qkv_map, 2 * C + h * D + cb * 64, kt * BK, b, bar0 + 8 * buf);
+        }
+    };
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);   // every row has a key (SPEC §1): kt >= 0
+    if (tid == 0) {
+        mbar_init(bar0, 1);
+        mbar_init(bar0 + 8, 1);
+        mbar_init_fence();
+        mbar_arrive_expect_bytes(bar0, QBYTES + (kt >= 0 ? 2 * KVBYTES : 0));
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) tma_load_box(Qs + cb * BQ * 128, &qkv_map, h * D + cb * 64, q0, b, bar0);
+        if (kt >= 0) issue_kv(kt, 0);
+    }
+    __syncthreads();   // the barriers are initialised before anyone waits on them
+
+    const uint64_t dq0 = wg_desc(Qs, 16, 1024);
+    const uint64_t dk0 = wg_desc(Ks, 16, 1024);
+    const uint64_t dv0 = wg_desc(Vs, BK * 128, 1024);
+    auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KVBYTES >> 4); };
+    auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KVBYTES >> 4); };
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    uint32_t pa[BK / 16][4];
+
+    int it = 0;
+    for (; kt >= 0; it++) {
+        if (it > 0) __syncthreads();   // every warp is done with tile it-1 (its buffers take tile it+1) and read red
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (tid == 0 && kt_next >= 0) {
+            mbar_arrive_expect_bytes(bar0 + 8 * ((it + 1) & 1), 2 * KVBYTES);
+            issue_kv(kt_next, (it + 1) & 1);
+        }
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // tile it (and, for it = 0, Q) landed
+        const int k0 = kt * BK;
+        float s[32];
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));     // S = Q K^T
+        wg_wait<0>();
+        wg_fence_regs(s);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
+            gen_mask_wg(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+        fwd8_online_softmax<D>(s, o, m, l, pa, sl2);
+        wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
+        wg_wait<0>();
+        kt = kt_next;
+    }
+    if (it == 0) mbar_wait(bar0, 0);   // no key tile (impossible, SPEC §1): Q's copy still lands before the epilogue
+    wg_fence_regs(o);
+    fwd10_epilogue<D>(out, lse, smem, o, m, l, b, h, q0, r0, warp, g, tg, tid, T, NH);
+#endif
+}
+
+template<int D>
+static void attention_general4_forward_d(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, const AttnSpec& p) {
+    const size_t smem = fwd10_smem<D>();
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general4_forward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    const CUtensorMap map = rows_tensor_map(qkv, B, T, 3 * NH * D, 64);
+    dim3 grid(ceil_div(T, 64), NH, B);   // a head's query tiles side by side: they share K / V in the L2
+    attention_general4_forward_kernel<D><<<grid, 128, smem>>>(out, lse, map, B, T, NH, p);
+    cudaCheckLaunch();
+}
+
+// ---- version 4's backward: backward v11's two passes (wgmma, TMA; dK/dV per 64 keys, dQ per 64
+// queries on a second stream) walking version 3's tiles, the mask on the wgmma layout before the
+// exponentials
+
+// gen_mask_wg transposed, for S^T = K Q^T: st[4t + 2r + e] is key kr0 + 8r, query q0 + 8t + 2tg + e;
+// gq: bit x set iff query q0 + x is global; key_global: whether each of the thread's two keys is
+__device__ __forceinline__ void gen_mask_wg_t(float (&st)[32], const AttnSpec& p, int q0, int kr0, int tg, int T,
+                                              unsigned long long gq, const bool (&key_global)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int j = kr0 + 8 * r;
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 8 * t + 2 * tg + e, i = q0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (key_global[r] && (!p.causal || j <= i)) ||
+                           (!p.causal && ((gq >> x) & 1ull)));
+                if (!ok) st[4 * t + 2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// dK/dV: block per (64 keys, head, batch); the query tiles with an allowed pair for the block's keys
+// (Q, dO by TMA, lse and D_i by cp.async) through two buffers. Thread rows (keys) kr0, kr0 + 8;
+// accumulator column 8t + 2tg + e is query q0 + 8t + 2tg + e.
+template<int D>
+__global__ void __launch_bounds__(BWD10_THREADS, bwd10_dkdv_min_blocks<D>())
+attention_general4_dkdv_kernel(bf16* dqkv, const float* lse, const float* Dbuf, int B, int T, int NH, AttnSpec p,
+                               const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
+#ifdef HAS_WGMMA
+    constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;   // swizzled tiles: 1024-byte alignment
+    const uint32_t Ks = sbase;                       // (BK rows) swizzled
+    const uint32_t Vs = Ks + TILE;                   // (BK rows)
+    const uint32_t Qs = Vs + TILE;                   // 2 buffers of (BQ rows)
+    const uint32_t dOs = Qs + 2 * TILE;              // 2 buffers of (BQ rows)
+    float* Ls = reinterpret_cast<float*>(smem_raw + (sbase - raw) + 6 * TILE);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                                     // (2, BQ) D_i
+    __shared__ __align__(8) uint64_t tile_full[2];   // one mbarrier per Q / dO buffer
+    __shared__ int red[NT / 32];
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
+
+    const int kt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int k0 = kt * BK, kr0 = k0 + warp * 16 + g;   // this thread's keys: kr0, kr0 + 8
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool key_global[2];
+    for (int r = 0; r < 2; r++) key_global[r] = spec_is_global(p, kr0 + 8 * r);
+
+    auto load_q_tile = [&](int qt, int buf) {
+        const int q0 = qt * BQ;
+        if (tid == 0) {
+            mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
+            tma_load_tile64<D>(Qs + buf * TILE, &qkv_map, h * D, q0, b, bar0 + 8 * buf);
+            tma_load_tile64<D>(dOs + buf * TILE, &dout_map, h * D, q0, b, bar0 + 8 * buf);
+        }
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    // descriptors: K, V (A, K-major); Q, dO as K-major B (S^T, dP^T) and as N-major B (dK, dV)
+    const uint64_t dK = wg_desc(Ks, 16, 1024), dV = wg_desc(Vs, 16, 1024);
+    auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
+    auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BQ * 128, 1024); };
+
+    float dk[D / 2], dv[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) { dk[i] = 0.f; dv[i] = 0.f; }
+
+    int qt = gen_next_query_tile<BK, BQ, NT>(p, k0, -1, T, red);   // every key has its own query (SPEC §1)
+    if (tid == 0) {
+        mbar_init(bar0, 1);
+        mbar_init(bar0 + 8, 1);
+        mbar_init_fence();
+        if (qt >= 0) {             // K and V ride on Q / dO tile 0's phase
+            mbar_expect_bytes(bar0, 2 * TILE);
+            tma_load_tile64<D>(Ks, &qkv_map, C + h * D, k0, b, bar0);
+            tma_load_tile64<D>(Vs, &qkv_map, 2 * C + h * D, k0, b, bar0);
+        }
+    }
+    __syncthreads();               // the barriers are initialised before anyone waits on them
+    if (qt >= 0) load_q_tile(qt, 0);
+    cp_async_commit();
+    for (int it = 0; qt >= 0; it++) {
+        cp_async_wait<0>();        // my lse / D_i copies of tile it landed
+        __syncthreads();           // ... everyone's; everyone is done with tile it-1 and read red
+        const int qt_next = gen_next_query_tile<BK, BQ, NT>(p, k0, qt, T, red);
+        if (qt_next >= 0) {        // into the buffers of tile it-1
+            load_q_tile(qt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // Q, dO (and K, V) of tile it
+        const int buf = it & 1, q0 = qt * BQ;
+        const uint32_t Qb = Qs + buf * TILE, dOb = dOs + buf * TILE;
+        float st[32], dpt[32];
+        wg_issue_abt<D, BK, BQ>(st, dK, kmaj(Qb));     // S^T = K Q^T
+        wg_issue_abt<D, BK, BQ>(dpt, dV, kmaj(dOb));   // dP^T = V dO^T
+        const float* Lb = Ls + buf * BQ;
+        const float* Db = Ds + buf * BQ;
+        wg_wait<1>();                  // S^T done, dP^T may still run
+        wg_fence_regs(st);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
+            gen_mask_wg_t(st, p, q0, kr0, tg, T, gen_global_bits(p, q0), key_global);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {  // P^T = 2^(S^T sl2 - lse log2 e): 0 where masked
+            const float2 Lv = *reinterpret_cast<const float2*>(Lb + 8 * t + 2 * tg);
+            const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E};
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    st[4 * t + 2 * r + e] = ex2_approx(fmaf(st[4 * t + 2 * r + e], sl2, -L2[e]));
+        }
+        uint32_t pa[4][4];
+        bwd10_pack(pa, st);
+        wg_issue_pb<D>(dv, pa, nmaj(dOb));             // dV += P^T dO
+        wg_wait<1>();                  // dP^T done, dV may still run
+        wg_fence_regs(dpt);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {  // dS^T = P^T (dP^T - D_i), P^T back from its bf16 fragments (as v10)
+            const float2 Dv = *reinterpret_cast<const float2*>(Db + 8 * t + 2 * tg);
+            const float Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const uint32_t pp = pa[t / 2][2 * (t % 2) + r];
+                    const float pr = __uint_as_float(e == 0 ? pp << 16 : pp & 0xffff0000u);
+                    dpt[4 * t + 2 * r + e] = pr * (dpt[4 * t + 2 * r + e] - Dq[e]);
+                }
+        }
+        uint32_t sa[4][4];
+        bwd10_pack(sa, dpt);
+        wg_issue_pb<D>(dk, sa, nmaj(Qb));              // dK += dS^T Q
+        wg_wait<0>();
+        wg_fence_regs(dk);
+        wg_fence_regs(dv);
+        qt = qt_next;
+    }
+    cp_async_wait<0>();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    bwd10_store_rows<D>(dkbase, C3, dk, kr0, tg, T, scale);
+    bwd10_store_rows<D>(dkbase + C, C3, dv, kr0, tg, T, 1.f);
+#endif
+}
+
+// dQ: block per (64 queries, head, batch), longest first; the key tiles with an allowed pair (K, V
+// by TMA) through two buffers. Thread rows (queries) r0, r0 + 8; accumulator column 8t + 2tg + e is
+// key k0 + 8t + 2tg + e.
+// 3 blocks per SM at D = 64 (backward v10's dQ runs 4 at 128 registers; this one spills there)
+template<int D> __host__ __device__ constexpr int gen4_dq_min_blocks() { return D == 64 ? 3 : 2; }
+
+template<int D>
+__global__ void __launch_bounds__(BWD10_THREADS, gen4_dq_min_blocks<D>())
+attention_general4_dq_kernel(bf16* dqkv, const float* lse, const float* Dbuf, int B, int T, int NH, AttnSpec p,
+                             const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
+#ifdef HAS_WGMMA
+    constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;
+    const uint32_t Qs = sbase;                  // (BQ rows) swizzled
+    const uint32_t dOs = Qs + TILE;             // (BQ rows)
+    const uint32_t Ks = dOs + TILE;             // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * TILE;          // 2 buffers of (BK rows)
+    __shared__ __align__(8) uint64_t tile_full[3];   // K / V buffers 0, 1; Q and dO
+    __shared__ int red[NT / 32];
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]), qbar = bar0 + 16;
+
+    const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ, r0 = q0 + warp * 16 + g;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, r0 + 8 * r);
+
+    auto load_kv = [&](int kt, int buf) {   // one thread
+        if (tid == 0) {
+            mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
+            tma_load_tile64<D>(Ks + buf * TILE, &qkv_map, C + h * D, kt * BK, b, bar0 + 8 * buf);
+            tma_load_tile64<D>(Vs + buf * TILE, &qkv_map, 2 * C + h * D, kt * BK, b, bar0 + 8 * buf);
+        }
+    };
+    const uint64_t dQd = wg_desc(Qs, 16, 1024), dOd = wg_desc(dOs, 16, 1024);
+    auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
+    auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BK * 128, 1024); };
+
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);   // every row has a key (SPEC §1)
+    if (tid == 0) {
+        for (int i = 0; i < 3; i++) mbar_init(bar0 + 8 * i, 1);
+        mbar_init_fence();
+        mbar_arrive_expect_bytes(qbar, 2 * TILE);
+        tma_load_tile64<D>(Qs, &qkv_map, h * D, q0, b, qbar);
+        tma_load_tile64<D>(dOs, &dout_map, h * D, q0, b, qbar);
+    }
+    __syncthreads();               // the barriers are initialised before anyone waits on them
+    if (kt >= 0) load_kv(kt, 0);
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = r0 + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) dq[i] = 0.f;
+
+    mbar_wait(qbar, 0);
+    for (int it = 0; kt >= 0; it++) {
+        if (it > 0) __syncthreads();   // everyone is done with tile it-1, whose buffers tile it+1 takes, and read red
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (kt_next >= 0) load_kv(kt_next, (it + 1) & 1);
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // K, V of tile it
+        const int buf = it & 1, k0 = kt * BK;
+        const uint32_t Kb = Ks + buf * TILE, Vb = Vs + buf * TILE;
+        float s[32], dp[32];
+        wg_issue_abt<D, BQ, BK>(s, dQd, kmaj(Kb));    // S = Q K^T
+        wg_issue_abt<D, BQ, BK>(dp, dOd, kmaj(Vb));   // dP = dO V^T
+        wg_wait<1>();
+        wg_fence_regs(s);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
+            gen_mask_wg(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    s[4 * t + 2 * r + e] = ex2_approx(fmaf(s[4 * t + 2 * r + e], sl2, -L2[r]));
+        wg_wait<0>();
+        wg_fence_regs(dp);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    s[4 * t + 2 * r + e] *= dp[4 * t + 2 * r + e] - Di[r];
+        uint32_t sa[4][4];
+        bwd10_pack(sa, s);
+        wg_issue_pb<D>(dq, sa, nmaj(Kb));             // dQ += dS K
+        wg_wait<0>();
+        wg_fence_regs(dq);
+        kt = kt_next;
+    }
+    bwd10_store_rows<D>(dqkv + (size_t)b * T * C3 + h * D, C3, dq, r0, tg, T, scale);
+#endif
+}
+
+template<int D>
+static void attention_general4_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                          const float* lse, int B, int T, int NH, const AttnSpec& p) {
+    constexpr size_t smem = bwd10_smem<D>();
+    static bool configured = false;
+    static SideStream side;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general4_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_general4_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        side = side_stream_create();
+        configured = true;
+    }
+    const CUtensorMap qkv_map = rows_tensor_map(qkv, B, T, 3 * NH * D, BWD10_ROWS);
+    const CUtensorMap dout_map = rows_tensor_map(dout, B, T, NH * D, BWD10_ROWS);
+    const dim3 grid(ceil_div(T, BWD10_ROWS), NH, B);   // a head's blocks side by side (v11)
+    launch_dot<D>(Dsum, out, dout, B, T, NH);
+    side_stream_fork(side);
+    attention_general4_dkdv_kernel<D><<<grid, BWD10_THREADS, smem>>>(dqkv, lse, Dsum, B, T, NH, p, qkv_map, dout_map);
+    cudaCheckLaunch();
+    attention_general4_dq_kernel<D><<<grid, BWD10_THREADS, smem, side.stream>>>(dqkv, lse, Dsum, B, T, NH, p, qkv_map, dout_map);
+    cudaCheckLaunch();
+    side_stream_join(side);
+}
+
+// heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
+static void attention_general4_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (wgmma_available()) {
+        if (D == 64) { attention_general4_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    }
+    attention_general3_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+
+// heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
+static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (wgmma_available()) {
+        if (D == 64) { attention_general4_forward_d<64>(out, lse, qkv, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_forward_d<128>(out, lse, qkv, B, T, NH, p); return; }
+    }
+    attention_general3_forward(out, lse, qkv, B, T, NH, D, p);
+}
+// @copy-end attn-general-v4
+
 static const char* ATTENTION_NAME = "sliding window + sinks";
 
 // Layers with a plain causal band (W, 0 = full) plus sinks and heads of 64 or 128 run on the fast
 // band kernels; every other pattern of SPEC §1 (dilation, global positions, lookahead, non-causal,
-// other head sizes) on the general path of dev/cuda/attention_general.cu, O(T^2) per head.
+// other head sizes) on the general path of dev/cuda/attention_general.cu: version 4 (wgmma, TMA;
+// sm_90a) or 3 (mma.sync) on the tiles that hold an allowed pair for heads of 64 and 128, version 2
+// (one warp a row, walking the allowed keys) for the others; all do work in proportion to the
+// allowed pairs.
 static bool attention_is_band(const ModelPattern* mp, const AttnPattern* p, int D) {
     return mp->causal && mp->num_globals == 0 && p->dilation == 1 && p->lookahead == 0 && (D == 64 || D == 128);
 }
@@ -5230,14 +6182,15 @@ static void attention_check_pattern(const GPT2Config* c, const char* source) {
     if (D > 32 * GEN_DPL) { die("%s: head size %d; %s's attention kernels take at most %d", source, D, TRAINER_NAME, 32 * GEN_DPL); }
     for (int k = 0; k < c->pattern.num_patterns; k++) {
         if (!attention_is_band(&c->pattern, &c->pattern.patterns[k], D)) {
-            printf("note: pattern %d runs on the general attention path (O(T^2) per head, correct first)\n", k);
+            printf("note: pattern %d runs on the general attention path (%s)\n", k,
+                   D == 64 || D == 128 ? "tensor cores on the allowed tiles" : "one warp a row: slower than the band kernels");
         }
     }
 }
 
 static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int NH, int D,
                               const ModelPattern* mp, const AttnPattern* p) {
-    if (!attention_is_band(mp, p, D)) { attention_general_warp_forward<false>(out, lse, qkv, B, T, NH, D, attention_spec(mp, p)); return; }
+    if (!attention_is_band(mp, p, D)) { attention_general4_forward(out, lse, qkv, B, T, NH, D, attention_spec(mp, p)); return; }
     if (D == 64) { attention_forward_best<64>(out, lse, qkv, B, T, NH, p->window, p->sinks); }
     else { attention_forward_best<128>(out, lse, qkv, B, T, NH, p->window, p->sinks); }
     cudaCheckLaunch();
@@ -5246,7 +6199,7 @@ static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B,
 static void attention_backward(floatX* dqkv, float* scratch, const floatX* qkv, const floatX* out, const floatX* dout,
                                const float* lse, int B, int T, int NH, int D, const ModelPattern* mp, const AttnPattern* p) {
     if (!attention_is_band(mp, p, D)) {
-        attention_general_warp_backward<false>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, D, attention_spec(mp, p));
+        attention_general4_backward(dqkv, scratch, qkv, out, dout, lse, B, T, NH, D, attention_spec(mp, p));
         return;
     }
     if (D == 64) { attention_backward_best<64>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, p->window, p->sinks); }
