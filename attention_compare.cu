@@ -27,9 +27,14 @@ Contents, in file order (the copies' originals in dev/cuda):
     attn-backward-dot attn-backward-tiles attn-backward-sink-reduce attn-backward-launch-helpers
     attn-backward-v8-phases attn-backward-v9                     backward v9 (attention_backward.cu)
     attn-backward-v10 attn-backward-v13                          backward v13 (attention_backward.cu)
+  the other patterns of SPEC §1 (dilation, lookahead, non-causal, global positions)
+    attn-general-spec attn-general-v1 attn-general-walk          attention_general.cu
+    attn-general-warp attn-general-v3 attn-general-v4            general v4 (wgmma, TMA), v3 elsewhere
+                                                                 (v3's fallback for other head sizes: v2)
   the versions this program runs: kernel_versions(), swa_forward_launch, swa_backward_launch
   the library (-DATTENTION_COMPARE_LIBRARY): swa_forward, swa_backward, swa_error_string
-  the program: device-side checks, buffers, the CPU-reference check, timing, main
+  the program: attn-general-cpu (attention_general.cu's float64 reference), device-side checks,
+  buffers, the CPU-reference check, timing, main
 
 Build (the Makefile does this):
   nvcc -O3 -std=c++17 -arch=sm_90 attention_compare.cu -o attention_compare
@@ -42,9 +47,17 @@ Run:
   ./attention_compare 2048 128 32           the seed's positional form: T [W [S]]
   ./attention_compare --sweep --csv out.csv T = 128 .. 16384 (doubling), B*T = 32768 unless -B
   python3 scripts/plot_attention_compare.py out.csv      runtime / speedup / memory plots
+  ./attention_compare -W 96 --dilation 4    seeds/001's dilated band, against dense causal
+  ./attention_compare --causal 0 -W 256 -R 256 --global-spread 16 --sweep
+                                            the Longformer pattern (seeds/002), against dense non-causal
 
 Flags: -T N, -W N (0 = unlimited), -S N, -B N, -H N (heads), -D 64|128, --sweep, --csv FILE,
 --reps N (timed runs, median reported; default 20), --warmup N (default 3), -h.
+The rest of SPEC §1's pattern: --causal 0|1, -R N (lookahead), --dilation N, --dilated-keys N,
+--global LIST, --global-spread G. With any of them the pattern runs on the general path
+(attention_general.cu's v4 on sm_90a, v3 elsewhere: the trainers' kernels for such layers), against
+dense attention of the same causality (causal: the band kernels with W = 0; non-causal: the general
+path with every pair allowed); the CPU check then also covers the general path.
 
 What it does:
 1. a CPU-reference check (double precision) of the forward (out, lse) and backward (dq, dk, dv) at
@@ -202,8 +215,9 @@ static inline long long allowed_pairs(int T, int W, int S) {
     }
     return P;
 }
-static inline double attention_fwd_flops(int B, int NH, int T, int D, int W, int S) {
-    return 4.0 * (double)allowed_pairs(T, W, S) * D * B * NH;
+// forward FLOPs of P allowed pairs in each of B * NH heads (any pattern's P)
+static inline double attention_pairs_fwd_flops(long long P, int B, int NH, int D) {
+    return 4.0 * (double)P * D * B * NH;
 }
 // @copy-end attn-flops
 
@@ -2476,6 +2490,1247 @@ void attention_backward13(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
 }
 // @copy-end attn-backward-v13
 
+// @copy-begin attn-general-spec
+// ----------------------------------------------------------------------------
+// the pattern on the device (SPEC §1; spec_allowed, in version 1's block, is train_gpt_cpu.c's
+// allowed() rule by rule) and the warp helpers of versions 1 and 2
+
+#define ATTN_MAX_GLOBALS 64
+struct AttnSpec {
+    int causal, window, sinks, lookahead, dilation, dilated_keys, num_globals;
+    int globals[ATTN_MAX_GLOBALS];
+};
+
+__host__ __device__ inline bool spec_is_global(const AttnSpec& p, int pos) {
+    for (int g = 0; g < p.num_globals; g++) { if (p.globals[g] == pos) return true; }
+    return false;
+}
+
+__device__ inline float general_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+    return v;
+}
+
+// lane l holds dims l, l + 32, l + 64, l + 96 (those below D)
+#define GEN_DPL 4
+// @copy-end attn-general-spec
+
+// @copy-begin attn-general-v1
+// ----------------------------------------------------------------------------
+// version 1: one warp per query (key) row, every key (query) tested with spec_allowed (the kernels
+// are version 2's, attn-general-warp, run without the walk)
+
+// SPEC §1's allowed(i, j), rule by rule (version 1 tests it on every pair; the later versions walk
+// the allowed positions instead, and the CPU reference and test/test_attention_walk.cu use it)
+__host__ __device__ inline bool spec_allowed(const AttnSpec& p, int i, int j) {
+    if (p.causal && j > i) return false;
+    int o = i - j;
+    if (o >= 0 && (p.window == 0 || o < p.window)) return true;
+    if (!p.causal && o < 0 && -o <= p.lookahead) return true;
+    if (j < p.sinks) return true;
+    if (!p.causal && i < p.sinks) return true;
+    if (spec_is_global(p, j)) return true;
+    if (!p.causal && spec_is_global(p, i)) return true;
+    if (p.dilation > 1 && p.window > 0 && o >= p.window && o % p.dilation == 0 &&
+        (p.dilated_keys == 0 || o < p.window + p.dilated_keys * p.dilation)) return true;
+    return false;
+}
+// @copy-end attn-general-v1
+
+// @copy-begin attn-general-walk
+// ----------------------------------------------------------------------------
+// the allowed positions one after another: the smallest allowed key after j for query i, and the
+// smallest query after i that sees key j, or T when there is none. Each part of spec_allowed gives
+// its own next position; the smallest of them is the next allowed one (parts may overlap).
+
+__host__ __device__ inline int walk_min(int a, int b) { return a < b ? a : b; }
+
+// The smallest allowed key j' > j of query i (j = -1 for the first), below T (causal: at most i).
+__host__ __device__ inline int spec_next_key(const AttnSpec& p, int i, int j, int T) {
+    int end = p.causal ? i + 1 : T;  // keys j' < end
+    int from = j + 1;
+    if (from >= end) return T;
+    if (!p.causal && (i < p.sinks || spec_is_global(p, i))) return from;  // this query sees every key
+    int best = end;
+    // band: i - W < j' <= i (W = 0: every j' <= i)
+    int band_lo = p.window > 0 ? i - p.window + 1 : 0;
+    int c = from > band_lo ? from : band_lo;
+    if (c <= i) best = walk_min(best, c);
+    // lookahead: i < j' <= i + R
+    if (!p.causal && p.lookahead > 0) {
+        c = from > i + 1 ? from : i + 1;
+        if ((long long)c <= (long long)i + p.lookahead) best = walk_min(best, c);
+    }
+    // sinks: j' < S
+    if (from < p.sinks) best = walk_min(best, from);
+    // global keys
+    for (int g = 0; g < p.num_globals; g++) {
+        if (p.globals[g] >= from) best = walk_min(best, p.globals[g]);
+    }
+    // dilated: offsets o = i - j' >= W, multiples of d, below W + K*d (K = 0: no bound); the next key
+    // is the largest such offset below i - j
+    if (p.dilation > 1 && p.window > 0) {
+        long long o_max = (long long)i - from;  // j' >= from
+        if (p.dilated_keys > 0) {
+            long long limit = (long long)p.window + (long long)p.dilated_keys * p.dilation - 1;
+            if (limit < o_max) o_max = limit;
+        }
+        if (o_max >= p.window) {
+            long long o = o_max / p.dilation * p.dilation;
+            if (o >= p.window) best = walk_min(best, (int)(i - o));
+        }
+    }
+    return best < end ? best : T;
+}
+
+// The smallest query i' > i (i = -1 for the first), below T, for which key j is allowed.
+__host__ __device__ inline int spec_next_query(const AttnSpec& p, int j, int i, int T) {
+    int from = i + 1;
+    if (p.causal && from < j) from = j;  // causal: i' >= j
+    if (from >= T) return T;
+    if (j < p.sinks || spec_is_global(p, j)) return from;  // every query sees this key
+    int best = T;
+    // band: j <= i' < j + W (W = 0: every i' >= j)
+    int c = from > j ? from : j;
+    if (p.window == 0 || (long long)c < (long long)j + p.window) best = walk_min(best, c);
+    // lookahead: j - R <= i' < j
+    if (!p.causal && p.lookahead > 0) {
+        int lo = j - p.lookahead;
+        c = from > lo ? from : lo;
+        if (c < j) best = walk_min(best, c);
+    }
+    // non-causal: the first S queries and the global ones see every key
+    if (!p.causal) {
+        if (from < p.sinks) best = walk_min(best, from);
+        for (int g = 0; g < p.num_globals; g++) {
+            if (p.globals[g] >= from) best = walk_min(best, p.globals[g]);
+        }
+    }
+    // dilated: i' = j + o, o >= W a multiple of d below W + K*d: the smallest such o with j + o >= from
+    if (p.dilation > 1 && p.window > 0) {
+        long long o_min = (long long)from - j;
+        if (o_min < p.window) o_min = p.window;
+        long long o = (o_min + p.dilation - 1) / p.dilation * p.dilation;
+        bool below = p.dilated_keys == 0 || o < (long long)p.window + (long long)p.dilated_keys * p.dilation;
+        if (below && (long long)j + o < T) best = walk_min(best, (int)(j + o));
+    }
+    return best;
+}
+// @copy-end attn-general-walk
+
+// @copy-begin attn-general-warp
+// ----------------------------------------------------------------------------
+// versions 1 and 2: one warp per query (key) row, the lanes splitting the head dimension. WALK =
+// false (version 1) tests every key (query) with spec_allowed; WALK = true (version 2) steps from
+// one allowed position to the next with the walk. Both visit the same positions in the same
+// ascending order through the same arithmetic, so version 2's results are version 1's bits.
+
+// the smallest allowed key of query i after key j (j = -1 for the first), or T when there is none
+template<bool WALK>
+__device__ __forceinline__ int gen_key_after(const AttnSpec& p, int i, int j, int T) {
+    if constexpr (WALK) {
+        return spec_next_key(p, i, j, T);
+    } else {
+        const int end = p.causal ? i + 1 : T;
+        for (j++; j < end; j++) if (spec_allowed(p, i, j)) return j;
+        return T;
+    }
+}
+// the smallest query after query i (i = -1 for the first) that sees key j, or T when there is none
+template<bool WALK>
+__device__ __forceinline__ int gen_query_after(const AttnSpec& p, int j, int i, int T) {
+    if constexpr (WALK) {
+        return spec_next_query(p, j, i, T);
+    } else {
+        for (i = (p.causal && i + 1 < j) ? j : i + 1; i < T; i++) if (spec_allowed(p, i, j)) return i;
+        return T;
+    }
+}
+
+template<bool WALK>
+__global__ void attention_general_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D,
+                                                 AttnSpec p) {
+    int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+    if (warp >= B * NH * T) return;
+    int i = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
+    size_t C = (size_t)NH * D, row3 = 3 * C;
+    const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
+    float scale = rsqrtf((float)D);
+    float qd[GEN_DPL], o[GEN_DPL];
+    for (int k = 0; k < GEN_DPL; k++) {
+        int d = lane + 32 * k;
+        qd[k] = d < D ? __bfloat162float(q[d]) * scale : 0.0f;
+        o[k] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    for (int j = gen_key_after<WALK>(p, i, -1, T); j < T; j = gen_key_after<WALK>(p, i, j, T)) {
+        const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
+        const bf16* vj = kj + C;
+        float s = 0.0f;
+        for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) s += qd[k] * __bfloat162float(kj[d]); }
+        s = general_warp_sum(s);
+        float nm = fmaxf(m, s);
+        float corr = expf(m - nm), e = expf(s - nm);  // m = -inf at the first key: corr = 0
+        l = l * corr + e;
+        for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) o[k] = o[k] * corr + e * __bfloat162float(vj[d]); }
+        m = nm;
+    }
+    bf16* orow = out + ((size_t)b * T + i) * C + (size_t)h * D;
+    float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) orow[d] = __float2bfloat16(o[k] * inv); }
+    if (lane == 0) lse[((size_t)b * NH + h) * T + i] = l > 0.0f ? m + logf(l) : -INFINITY;
+}
+
+template<bool WALK>
+__global__ void attention_general_dq_kernel(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                            const float* lse, int B, int T, int NH, int D, AttnSpec p) {
+    int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+    if (warp >= B * NH * T) return;
+    int i = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
+    size_t C = (size_t)NH * D, row3 = 3 * C;
+    const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
+    const bf16* go = dout + ((size_t)b * T + i) * C + (size_t)h * D;
+    const bf16* oo = out + ((size_t)b * T + i) * C + (size_t)h * D;
+    float scale = rsqrtf((float)D);
+    float qd[GEN_DPL], gd[GEN_DPL], dq[GEN_DPL];
+    float dsum = 0.0f;
+    for (int k = 0; k < GEN_DPL; k++) {
+        int d = lane + 32 * k;
+        qd[k] = d < D ? __bfloat162float(q[d]) * scale : 0.0f;
+        gd[k] = d < D ? __bfloat162float(go[d]) : 0.0f;
+        dsum += d < D ? gd[k] * __bfloat162float(oo[d]) : 0.0f;
+        dq[k] = 0.0f;
+    }
+    dsum = general_warp_sum(dsum);
+    float li = lse[((size_t)b * NH + h) * T + i];
+    for (int j = gen_key_after<WALK>(p, i, -1, T); j < T; j = gen_key_after<WALK>(p, i, j, T)) {
+        const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
+        const bf16* vj = kj + C;
+        float s = 0.0f, dp = 0.0f;
+        for (int k = 0; k < GEN_DPL; k++) {
+            int d = lane + 32 * k;
+            if (d < D) { s += qd[k] * __bfloat162float(kj[d]); dp += gd[k] * __bfloat162float(vj[d]); }
+        }
+        s = general_warp_sum(s);
+        dp = general_warp_sum(dp);
+        float ds = expf(s - li) * (dp - dsum) * scale;
+        for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) dq[k] += ds * __bfloat162float(kj[d]); }
+    }
+    bf16* dqrow = dqkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
+    for (int k = 0; k < GEN_DPL; k++) { int d = lane + 32 * k; if (d < D) dqrow[d] = __float2bfloat16(dq[k]); }
+    if (lane == 0) Dsum[((size_t)b * NH + h) * T + i] = dsum;
+}
+
+template<bool WALK>
+__global__ void attention_general_dkdv_kernel(bf16* dqkv, const float* Dsum, const bf16* qkv, const bf16* dout,
+                                              const float* lse, int B, int T, int NH, int D, AttnSpec p) {
+    int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+    if (warp >= B * NH * T) return;
+    int j = warp % T, h = (warp / T) % NH, b = warp / (T * NH);
+    size_t C = (size_t)NH * D, row3 = 3 * C;
+    const bf16* kj = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
+    const bf16* vj = kj + C;
+    float scale = rsqrtf((float)D);
+    float kd[GEN_DPL], vd[GEN_DPL], dk[GEN_DPL], dv[GEN_DPL];
+    for (int k = 0; k < GEN_DPL; k++) {
+        int d = lane + 32 * k;
+        kd[k] = d < D ? __bfloat162float(kj[d]) : 0.0f;
+        vd[k] = d < D ? __bfloat162float(vj[d]) : 0.0f;
+        dk[k] = 0.0f;
+        dv[k] = 0.0f;
+    }
+    for (int i = gen_query_after<WALK>(p, j, -1, T); i < T; i = gen_query_after<WALK>(p, j, i, T)) {
+        const bf16* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
+        const bf16* go = dout + ((size_t)b * T + i) * C + (size_t)h * D;
+        float s = 0.0f, dp = 0.0f;
+        for (int k = 0; k < GEN_DPL; k++) {
+            int d = lane + 32 * k;
+            if (d < D) { s += __bfloat162float(q[d]) * kd[k]; dp += __bfloat162float(go[d]) * vd[k]; }
+        }
+        s = general_warp_sum(s) * scale;
+        dp = general_warp_sum(dp);
+        float pr = expf(s - lse[((size_t)b * NH + h) * T + i]);
+        float ds = pr * (dp - Dsum[((size_t)b * NH + h) * T + i]) * scale;
+        for (int k = 0; k < GEN_DPL; k++) {
+            int d = lane + 32 * k;
+            if (d < D) { dv[k] += pr * __bfloat162float(go[d]); dk[k] += ds * __bfloat162float(q[d]); }
+        }
+    }
+    bf16* dkrow = dqkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
+    for (int k = 0; k < GEN_DPL; k++) {
+        int d = lane + 32 * k;
+        if (d < D) { dkrow[d] = __float2bfloat16(dk[k]); dkrow[C + d] = __float2bfloat16(dv[k]); }
+    }
+}
+
+template<bool WALK>
+static void attention_general_warp_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    size_t warps = (size_t)B * NH * T;
+    attention_general_forward_kernel<WALK><<<(unsigned)((warps * 32 + 255) / 256), 256>>>(out, lse, qkv, B, T, NH, D, p);
+    cudaCheckLaunch();
+}
+
+template<bool WALK>
+static void attention_general_warp_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                            const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    size_t warps = (size_t)B * NH * T;
+    unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
+    attention_general_dq_kernel<WALK><<<blocks, 256>>>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    cudaCheckLaunch();
+    attention_general_dkdv_kernel<WALK><<<blocks, 256>>>(dqkv, Dsum, qkv, dout, lse, B, T, NH, D, p);
+    cudaCheckLaunch();
+}
+// @copy-end attn-general-warp
+
+// @copy-begin attn-general-v3
+// ----------------------------------------------------------------------------
+// version 3: the forward on tensor cores, visiting only the key tiles with an allowed pair
+
+// spec_allowed without its two global-position clauses (v3 answers those from per-tile masks):
+// spec_allowed(i, j) == spec_allowed_local(i, j) || (j global && (!causal || j <= i)) || (!causal && i global)
+__host__ __device__ inline bool spec_allowed_local(const AttnSpec& p, int i, int j) {
+    if (p.causal && j > i) return false;
+    int o = i - j;
+    if (o >= 0 && (p.window == 0 || o < p.window)) return true;
+    if (!p.causal && o < 0 && -o <= p.lookahead) return true;
+    if (j < p.sinks) return true;
+    if (!p.causal && i < p.sinks) return true;
+    // o % d is a division by a value known only at run time (~20 instructions on every masked
+    // element); a power-of-two stride, the usual one, takes a mask instead (a uniform branch)
+    const bool on_stride = (p.dilation & (p.dilation - 1)) == 0 ? (o & (p.dilation - 1)) == 0 : o % p.dilation == 0;
+    if (p.dilation > 1 && p.window > 0 && o >= p.window && on_stride &&
+        (p.dilated_keys == 0 || o < p.window + p.dilated_keys * p.dilation)) return true;
+    return false;
+}
+
+// Every pair of rows [q0, q0 + nq) x keys [k0, k0 + nk) allowed by the band (and lookahead) alone,
+// all rows below T: such a block needs no mask. (A sufficient test: sinks, globals and dilated keys
+// may allow more.)
+__host__ __device__ inline bool spec_block_in_band(const AttnSpec& p, int q0, int nq, int k0, int nk, int T) {
+    int q_last = q0 + nq - 1, k_last = k0 + nk - 1;
+    if (q_last >= T || k_last >= T) return false;
+    int ahead = p.causal ? 0 : p.lookahead;                    // keys up to row + ahead
+    if ((long long)k_last > (long long)q0 + ahead) return false;
+    if (p.window > 0 && q_last - k0 >= p.window) return false;   // keys down to row - W + 1
+    return true;
+}
+
+// The smallest of every thread's v (NT threads); `red` is NT / 32 ints of shared memory (a barrier inside)
+template<int NT>
+__device__ __forceinline__ int gen_block_min(int v, int* red) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+    __syncthreads();
+    int m = red[0];
+#pragma unroll
+    for (int w = 1; w < NT / 32; w++) m = min(m, red[w]);
+    return m;
+}
+
+// The next key tile (of BK keys) after tile kt that holds an allowed pair for some row of
+// [q0, q0 + BQ), or -1: the smallest over the rows of the next allowed key past tile kt. Every thread
+// of the block calls it (a barrier inside); `red` is NT / 32 ints of shared memory, and the caller
+// puts a barrier between one call's read of it and the next call's write.
+template<int BQ, int BK, int NT>
+__device__ __forceinline__ int gen_next_key_tile(const AttnSpec& p, int q0, int kt, int T, int* red) {
+    const int from = (kt + 1) * BK - 1;
+    int best = T;
+    for (int r = threadIdx.x; r < BQ; r += NT) {
+        const int i = q0 + r;
+        if (i < T) best = min(best, spec_next_key(p, i, from, T));
+    }
+    const int m = gen_block_min<NT>(best, red);
+    return m < T ? m / BK : -1;
+}
+
+// The 16-key chunks of key tile k0 that hold an allowed pair for the warp's 16 rows (bit c: chunk c):
+// lanes 0-15 test chunks 0-1 of row wq0 + lane, lanes 16-31 chunks 2-3 of row wq0 + lane - 16.
+__device__ __forceinline__ unsigned gen_chunk_need(const AttnSpec& p, int wq0, int k0, int T, int lane) {
+    const int i = wq0 + (lane & 15), c0 = (lane >> 4) * 2;
+    bool n0 = false, n1 = false;
+    if (i < T) {
+        const int a = k0 + 16 * c0;
+        const int j0 = spec_next_key(p, i, a - 1, T), j1 = spec_next_key(p, i, a + 15, T);  // T: none
+        n0 = j0 < T && j0 <= a + 15;
+        n1 = j1 < T && j1 <= a + 31;
+    }
+    const unsigned b0 = __ballot_sync(0xffffffffu, n0), b1 = __ballot_sync(0xffffffffu, n1);
+    return ((b0 & 0xFFFFu) ? 1u : 0u) | ((b1 & 0xFFFFu) ? 2u : 0u) | ((b0 >> 16) ? 4u : 0u) | ((b1 >> 16) ? 8u : 0u);
+}
+
+// s = -inf where the pattern does not allow the pair (or the row or key is past T); thread (g, tg)
+// holds rows g and g + 8 of the warp, keys k0 + 2 tg + 8 t + e. gkeys: bit x set iff key k0 + x is
+// global; row_global: whether each of the thread's two rows is (non-causal patterns only use it).
+__device__ __forceinline__ void gen_mask(float (&s)[TC_BK / 8][4], const AttnSpec& p, int k0, int wq0, int lane,
+                                         int T, unsigned long long gkeys, const bool (&row_global)[2]) {
+    const int g = lane / 4, tg = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+#pragma unroll
+        for (int t = 0; t < TC_BK / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 2 * tg + 8 * t + e, j = k0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (((gkeys >> x) & 1ull) && (!p.causal || j <= i)) ||
+                           (!p.causal && row_global[r]));
+                if (!ok) s[t][2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// bit x set iff position t0 + x (x < 64) is one of the pattern's global positions
+__device__ __forceinline__ unsigned long long gen_global_bits(const AttnSpec& p, int t0) {
+    unsigned long long bits = 0;
+    for (int gi = 0; gi < p.num_globals; gi++) {
+        const int x = p.globals[gi] - t0;
+        if (x >= 0 && x < 64) bits |= 1ull << x;
+    }
+    return bits;
+}
+
+template<int D>
+__global__ void __launch_bounds__(TC_THREADS, fwd6_min_blocks<D>())
+attention_general3_forward_kernel(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, AttnSpec p) {
+    constexpr int BQ = TC_BQ, BK = TC_BK, NT = TC_THREADS, LDS = D + 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* Ks = Qs + BQ * LDS;                       // (2, BK, LDS)
+    bf16* Vs = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+    __shared__ int red[NT / 32];
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;      // longest tiles first (causal patterns)
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int q0 = qt * BQ, wq0 = q0 + warp * 16;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* kbase = qbase + C;
+    const bf16* vbase = qbase + 2 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, wq0 + lane / 4 + 8 * r);
+
+    auto load_kv = [&](int kt, int buf) {
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, kbase, C3, kt * BK, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, vbase, C3, kt * BK, T, tid);
+    };
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);  // every row has a key (SPEC §1): kt >= 0
+    if (kt >= 0) load_kv(kt, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+    load_q_frags<D>(qf, Qs, warp, lane);
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f; }
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+    for (int it = 0; kt >= 0; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();   // tile kt has landed
+            __syncthreads();      // ... for everyone, the tile before it is done in every warp, and red was read
+        }
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (kt_next >= 0) {       // into the buffer of the tile before this one
+            load_kv(kt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = kt * BK;
+        const unsigned need = gen_chunk_need(p, wq0, k0, T, lane);
+        if (need) {
+            float s[BK / 8][4];
+            if (need == 0xFu) {   // every chunk: the chunk predicates fold away (as in v7)
+                fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, 0xFu, lane);
+            } else {
+                fwd6_qk<D>(s, qf, Ks + buf * BK * LDS, need, lane);
+            }
+            if (!spec_block_in_band(p, wq0, 16, k0, BK, T))
+                gen_mask(s, p, k0, wq0, lane, T, gen_global_bits(p, k0), row_global);
+            if (need == 0xFu) {
+                fwd_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, 0xFu, lane, sl2);
+            } else {
+                fwd_softmax_pv<D>(o, m, l, s, Vs + buf * BK * LDS, need, lane, sl2);
+            }
+        }
+        kt = kt_next;
+    }
+    fwd_epilogue<D>(out, lse, Qs, o, m, l, b, h, T, NH, q0, warp, lane);
+}
+
+template<int D>
+static void attention_general3_forward_d(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, const AttnSpec& p) {
+    const size_t smem = (size_t)(TC_BQ + 4 * TC_BK) * (D + 8) * sizeof(bf16);
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general3_forward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    dim3 grid(B * NH, ceil_div(T, TC_BQ));
+    attention_general3_forward_kernel<D><<<grid, TC_THREADS, smem>>>(out, lse, qkv, B, T, NH, p);
+    cudaCheckLaunch();
+}
+
+// heads of 64 and 128 on tensor cores; other head sizes on version 2
+static void attention_general3_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (D == 64) { attention_general3_forward_d<64>(out, lse, qkv, B, T, NH, p); return; }
+    if (D == 128) { attention_general3_forward_d<128>(out, lse, qkv, B, T, NH, p); return; }
+    attention_general_warp_forward<true>(out, lse, qkv, B, T, NH, D, p);
+}
+
+// ---- version 3's backward: backward v9's two passes (dK/dV per 64-key tile, dQ per 64-query tile on
+// a second stream; attention_backward.cu's tile halves), each walking only the tiles with an allowed
+// pair; the mask is -inf on the scores before the exponentials, as in the forward
+
+// The next query tile (of BQ queries) after tile qt that holds an allowed pair for some key of
+// [k0, k0 + BK), or -1: gen_next_key_tile transposed (spec_next_query for each key).
+template<int BK, int BQ, int NT>
+__device__ __forceinline__ int gen_next_query_tile(const AttnSpec& p, int k0, int qt, int T, int* red) {
+    const int from = (qt + 1) * BQ - 1;
+    int best = T;
+    for (int r = threadIdx.x; r < BK; r += NT) {
+        const int j = k0 + r;
+        if (j < T) best = min(best, spec_next_query(p, j, from, T));
+    }
+    const int m = gen_block_min<NT>(best, red);
+    return m < T ? m / BQ : -1;
+}
+
+// The 16-query chunks of query tile q0 (NC of them) that hold an allowed pair for the warp's 16 keys
+// [wk0, wk0 + 16) (bit c: chunk c): lanes 0-15 test the even chunks of key wk0 + lane, lanes 16-31
+// the odd ones of key wk0 + lane - 16.
+template<int NC>
+__device__ __forceinline__ unsigned gen_query_chunk_need(const AttnSpec& p, int wk0, int q0, int T, int lane) {
+    static_assert(NC % 2 == 0, "the lanes take the chunks in pairs");
+    const int j = wk0 + (lane & 15);
+    unsigned need = 0;
+#pragma unroll
+    for (int cc = 0; cc < NC / 2; cc++) {
+        const int a = q0 + 16 * (2 * cc + (lane >> 4));
+        bool any = false;
+        if (j < T) {
+            const int i = spec_next_query(p, j, a - 1, T);   // T: none
+            any = i < T && i <= a + 15;
+        }
+        const unsigned vote = __ballot_sync(0xffffffffu, any);
+        if (vote & 0xFFFFu) need |= 1u << (2 * cc);
+        if (vote >> 16) need |= 1u << (2 * cc + 1);
+    }
+    return need;
+}
+
+// gen_mask transposed, for S^T = K Q^T: thread (g, tg) holds keys wk0 + g + 8 r and queries
+// q0 + 2 tg + 8 t + e. gq: bit x set iff query q0 + x is global; key_global: whether each of the
+// thread's two keys is.
+template<int BQ>
+__device__ __forceinline__ void gen_mask_t(float (&st)[BQ / 8][4], const AttnSpec& p, int q0, int wk0, int lane,
+                                           int T, unsigned long long gq, const bool (&key_global)[2]) {
+    const int g = lane / 4, tg = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int j = wk0 + g + 8 * r;
+#pragma unroll
+        for (int t = 0; t < BQ / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 2 * tg + 8 * t + e, i = q0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (key_global[r] && (!p.causal || j <= i)) ||
+                           (!p.causal && ((gq >> x) & 1ull)));
+                if (!ok) st[t][2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// dK/dV's elementwise half on masked scores: P^T = 2^(S^T sl2 - lse_i log2 e), dS^T = P^T (dP^T - D_i);
+// a masked score (-inf) gives P = 0 and dS = 0
+template<int BQ>
+__device__ __forceinline__ void gen_dkdv_elementwise(float (&st)[BQ / 8][4], float (&dpt)[BQ / 8][4],
+                                                     const float* Ls, const float* Ds, int lane, float sl2) {
+    const int tg = lane % 4;
+#pragma unroll
+    for (int t = 0; t < BQ / 8; t++) {
+        const float2 Lv = *reinterpret_cast<const float2*>(Ls + t * 8 + 2 * tg);
+        const float2 Dv = *reinterpret_cast<const float2*>(Ds + t * 8 + 2 * tg);
+        const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E}, Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float pr = ex2_approx(fmaf(st[t][2 * r + e], sl2, -L2[e]));
+                st[t][2 * r + e] = pr;
+                dpt[t][2 * r + e] = pr * (dpt[t][2 * r + e] - Dq[e]);
+            }
+    }
+}
+
+// dQ's elementwise half on masked scores: dS = P (dP - D_i), P = 2^(S sl2 - lse_i log2 e)
+template<int BK>
+__device__ __forceinline__ void gen_dq_elementwise(float (&s)[BK / 8][4], const float (&dp)[BK / 8][4],
+                                                   const float (&L2)[2], const float (&Di)[2], float sl2) {
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float pr = ex2_approx(fmaf(s[t][2 * r + e], sl2, -L2[r]));
+                s[t][2 * r + e] = pr * (dp[t][2 * r + e] - Di[r]);
+            }
+}
+
+// dK/dV: block per (b, h, 64 keys), warp w owns keys [16w, 16w + 16); the query tiles that hold an
+// allowed pair for the block's keys stream through two buffers (Q, dO, lse, D_i), as in v9.
+// Global keys (and sinks) are seen by every later query: their tiles walk all of T, unsplit.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_general3_dkdv_kernel(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse, const float* Dbuf,
+                               int B, int T, int NH, AttnSpec p) {
+    constexpr int BK = TCB_BK, BQ = dkdv_bq<D>(), LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BQ / 16)) - 1;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ks  = reinterpret_cast<bf16*>(smem_raw);   // (BK, LDS)
+    bf16* Vs  = Ks + BK * LDS;                       // (BK, LDS)
+    bf16* Qs  = Vs + BK * LDS;                       // (2, BQ, LDS)
+    bf16* dOs = Qs + 2 * BQ * LDS;                   // (2, BQ, LDS)
+    float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * LDS);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                    // (2, BQ) D_i
+    __shared__ int red[NT / 32];
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH, kt = blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int k0 = kt * BK, wrow = warp * 16, wk0 = k0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool key_global[2];
+    for (int r = 0; r < 2; r++) key_global[r] = spec_is_global(p, wk0 + lane / 4 + 8 * r);
+
+    auto load_q_tile = [&](int qt, int buf) {
+        const int q0 = qt * BQ;
+        load_rows_async<D, BQ, LDS, NT>(Qs + buf * BQ * LDS, qbase, C3, q0, T, tid);
+        load_rows_async<D, BQ, LDS, NT>(dOs + buf * BQ * LDS, dobase, C, q0, T, tid);
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    load_rows_async<D, BK, LDS, NT>(Ks, qbase + C, C3, k0, T, tid);
+    load_rows_async<D, BK, LDS, NT>(Vs, qbase + 2 * C, C3, k0, T, tid);
+    int qt = gen_next_query_tile<BK, BQ, NT>(p, k0, -1, T, red);   // every key has its own query (SPEC §1)
+    if (qt >= 0) load_q_tile(qt, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) { dk[n][e] = 0.f; dv[n][e] = 0.f; }
+
+    for (int it = 0; qt >= 0; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();   // tile qt has landed
+            __syncthreads();      // ... for everyone, the tile before it is done in every warp, and red was read
+        }
+        const int qt_next = gen_next_query_tile<BK, BQ, NT>(p, k0, qt, T, red);
+        if (qt_next >= 0) {       // into the buffer of the tile before this one
+            load_q_tile(qt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, q0 = qt * BQ;
+        const unsigned need = gen_query_chunk_need<BQ / 16>(p, wk0, q0, T, lane);
+        if (need) {
+            const bf16* Qb = Qs + buf * BQ * LDS;
+            const bf16* dOb = dOs + buf * BQ * LDS;
+            auto tile = [&](unsigned chunks) {
+                float st[BQ / 8][4], dpt[BQ / 8][4];
+                bwd8_phase1<D, BQ>(st, dpt, Ks, Vs, Qb, dOb, chunks, wrow, lane);
+                if (!spec_block_in_band(p, q0, BQ, wk0, 16, T))
+                    gen_mask_t<BQ>(st, p, q0, wk0, lane, T, gen_global_bits(p, q0), key_global);
+                gen_dkdv_elementwise<BQ>(st, dpt, Ls + buf * BQ, Ds + buf * BQ, lane, sl2);
+                dkdv8_products<D, BQ>(dk, dv, st, dpt, Qb, dOb, chunks, lane);
+            };
+            if (need == ALL) tile(ALL);   // every chunk: the chunk predicates fold away
+            else tile(need);
+        }
+        qt = qt_next;
+    }
+    cp_async_wait<0>();
+    __syncwarp();
+    stage_acc16<D, LDS>(Ks + wrow * LDS, dk, scale, lane);   // a warp's own 16 rows of K and V
+    stage_acc16<D, LDS>(Vs + wrow * LDS, dv, 1.f, lane);
+    __syncwarp();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    store_rows16<D, LDS>(dkbase, C3, Ks + wrow * LDS, wk0, T, lane);
+    store_rows16<D, LDS>(dkbase + C, C3, Vs + wrow * LDS, wk0, T, lane);
+}
+
+// dQ: block per (b, h, 64 queries), warp w owns rows [16w, 16w + 16); the key tiles that hold an
+// allowed pair stream through two buffers (K, V), walked as in the forward.
+template<int D>
+__global__ void __launch_bounds__(TCB_THREADS)
+attention_general3_dq_kernel(bf16* dqkv, const bf16* qkv, const bf16* dout, const float* lse, const float* Dbuf,
+                             int B, int T, int NH, AttnSpec p) {
+    constexpr int BK = TCB_BK, BQ = TCB_BQ_DQ, LDS = D + 8, NT = TCB_THREADS;
+    constexpr unsigned ALL = (1u << (BK / 16)) - 1;
+    static_assert(BK == 64, "gen_chunk_need tests four 16-key chunks");
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Qs  = reinterpret_cast<bf16*>(smem_raw);   // (BQ, LDS)
+    bf16* dOs = Qs + BQ * LDS;                       // (BQ, LDS)
+    bf16* Ks  = dOs + BQ * LDS;                      // (2, BK, LDS)
+    bf16* Vs  = Ks + 2 * BK * LDS;                   // (2, BK, LDS)
+    __shared__ int red[NT / 32];
+
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    const int qt = gridDim.y - 1 - blockIdx.y;        // longest tiles first (causal patterns)
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4;
+    const int q0 = qt * BQ, wrow = warp * 16, wq0 = q0 + wrow;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const bf16* qbase = qkv + (size_t)b * T * C3 + h * D;
+    const bf16* dobase = dout + (size_t)b * T * C + h * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, wq0 + g + 8 * r);
+
+    auto load_kv = [&](int kt, int buf) {
+        load_rows_async<D, BK, LDS, NT>(Ks + buf * BK * LDS, qbase + C, C3, kt * BK, T, tid);
+        load_rows_async<D, BK, LDS, NT>(Vs + buf * BK * LDS, qbase + 2 * C, C3, kt * BK, T, tid);
+    };
+    load_rows_async<D, BQ, LDS, NT>(Qs, qbase, C3, q0, T, tid);
+    load_rows_async<D, BQ, LDS, NT>(dOs, dobase, C, q0, T, tid);
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);    // every row has a key (SPEC §1)
+    if (kt >= 0) load_kv(kt, 0);
+    cp_async_commit();
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = wq0 + g + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) { dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f; }
+    cp_async_wait<0>();
+    __syncthreads();
+
+    for (int it = 0; kt >= 0; it++) {
+        if (it > 0) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (kt_next >= 0) {
+            load_kv(kt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        const int buf = it & 1, k0 = kt * BK;
+        const unsigned need = gen_chunk_need(p, wq0, k0, T, lane);
+        if (need) {
+            const bf16* Kb = Ks + buf * BK * LDS;
+            const bf16* Vb = Vs + buf * BK * LDS;
+            auto tile = [&](unsigned chunks) {
+                float s[BK / 8][4], dp[BK / 8][4];
+                bwd8_phase1<D, BK>(s, dp, Qs, dOs, Kb, Vb, chunks, wrow, lane);
+                if (!spec_block_in_band(p, wq0, 16, k0, BK, T))
+                    gen_mask(s, p, k0, wq0, lane, T, gen_global_bits(p, k0), row_global);
+                gen_dq_elementwise<BK>(s, dp, L2, Di, sl2);
+                dq8_products<D, BK>(dq, s, Kb, chunks, lane);
+            };
+            if (need == ALL) tile(ALL);   // every chunk: the chunk predicates fold away
+            else tile(need);
+        }
+        kt = kt_next;
+    }
+    cp_async_wait<0>();
+    __syncwarp();
+    stage_acc16<D, LDS>(Qs + wrow * LDS, dq, scale, lane);
+    __syncwarp();
+    store_rows16<D, LDS>(dqkv + (size_t)b * T * C3 + h * D, C3, Qs + wrow * LDS, wq0, T, lane);
+}
+
+template<int D>
+static void attention_general3_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                          const float* lse, int B, int T, int NH, const AttnSpec& p) {
+    constexpr size_t smem_kv = dkdv_smem<D>(true), smem_q = dq_smem<D>(true);   // v9's layouts
+    static bool configured = false;
+    static SideStream side;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general3_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+        cudaCheck(cudaFuncSetAttribute(attention_general3_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+        side = side_stream_create();
+        configured = true;
+    }
+    launch_dot<D>(Dsum, out, dout, B, T, NH);
+    side_stream_fork(side);
+    attention_general3_dkdv_kernel<D><<<dim3(B * NH, ceil_div(T, TCB_BK)), TCB_THREADS, smem_kv>>>(
+        dqkv, qkv, dout, lse, Dsum, B, T, NH, p);
+    cudaCheckLaunch();
+    attention_general3_dq_kernel<D><<<dim3(B * NH, ceil_div(T, TCB_BQ_DQ)), TCB_THREADS, smem_q, side.stream>>>(
+        dqkv, qkv, dout, lse, Dsum, B, T, NH, p);
+    cudaCheckLaunch();
+    side_stream_join(side);
+}
+
+// heads of 64 and 128 on tensor cores; other head sizes on version 2
+static void attention_general3_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (D == 64) { attention_general3_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    if (D == 128) { attention_general3_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    attention_general_warp_backward<true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+// @copy-end attn-general-v3
+
+// @copy-begin attn-general-v4
+// ----------------------------------------------------------------------------
+// version 4: the forward on Hopper's wgmma: forward v10's block (64 query rows, one warpgroup, Q, K
+// and V by TMA, two K / V buffers with an mbarrier each) walking version 3's key tiles
+
+// gen_mask for a wgmma accumulator: s[4t + 2r + e] is row r0 + 8r, key k0 + 8t + 2tg + e (64 keys)
+__device__ __forceinline__ void gen_mask_wg(float (&s)[32], const AttnSpec& p, int k0, int r0, int tg, int T,
+                                            unsigned long long gkeys, const bool (&row_global)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = r0 + 8 * r;
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 8 * t + 2 * tg + e, j = k0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (((gkeys >> x) & 1ull) && (!p.causal || j <= i)) ||
+                           (!p.causal && row_global[r]));
+                if (!ok) s[4 * t + 2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// 4 blocks per SM at D = 64 (v10 runs 5 at 96 registers; the walk and the mask need more)
+template<int D> __host__ __device__ constexpr int gen4_min_blocks() { return D == 64 ? 4 : 2; }
+
+template<int D>
+__global__ void __launch_bounds__(128, gen4_min_blocks<D>())
+attention_general4_forward_kernel(bf16* out, float* lse, const __grid_constant__ CUtensorMap qkv_map,
+                                  int B, int T, int NH, AttnSpec p) {
+#ifdef HAS_WGMMA
+    constexpr int BQ = 64, BK = FWD8_BK, CB = D / 64, NT = 128;   // CB: 64-column boxes per row
+    constexpr uint32_t QBYTES = BQ * D * 2, KVBYTES = BK * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __shared__ __align__(8) uint64_t tile_full[2];     // one mbarrier per K / V buffer
+    __shared__ int red[NT / 32];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;     // the swizzle repeats every 1024 bytes
+    unsigned char* smem = smem_raw + (sbase - raw);
+    const uint32_t Qs = sbase;                         // (BQ rows) swizzled
+    const uint32_t Ks = Qs + QBYTES;                   // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * KVBYTES;              // 2 buffers of (BK rows)
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
+
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int qt = gridDim.x - 1 - blockIdx.x;         // longest tiles first (causal patterns)
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ;
+    const int r0 = q0 + warp * 16 + g;                 // this thread's rows: r0, r0 + 8
+    const int C = NH * D;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, r0 + 8 * r);
+
+    auto issue_kv = [&](int kt, int buf) {   // one thread
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) {
+            tma_load_box(Ks + buf * KVBYTES + cb * BK * 128, &qkv_map, C + h * D + cb * 64, kt * BK, b, bar0 + 8 * buf);
+            tma_load_box(Vs + buf * KVBYTES + cb * BK * 128, &qkv_map, 2 * C + h * D + cb * 64, kt * BK, b, bar0 + 8 * buf);
+        }
+    };
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);   // every row has a key (SPEC §1): kt >= 0
+    if (tid == 0) {
+        mbar_init(bar0, 1);
+        mbar_init(bar0 + 8, 1);
+        mbar_init_fence();
+        mbar_arrive_expect_bytes(bar0, QBYTES + (kt >= 0 ? 2 * KVBYTES : 0));
+#pragma unroll
+        for (int cb = 0; cb < CB; cb++) tma_load_box(Qs + cb * BQ * 128, &qkv_map, h * D + cb * 64, q0, b, bar0);
+        if (kt >= 0) issue_kv(kt, 0);
+    }
+    __syncthreads();   // the barriers are initialised before anyone waits on them
+
+    const uint64_t dq0 = wg_desc(Qs, 16, 1024);
+    const uint64_t dk0 = wg_desc(Ks, 16, 1024);
+    const uint64_t dv0 = wg_desc(Vs, BK * 128, 1024);
+    auto dk = [&](int buf) { return dk0 + (uint32_t)(buf * KVBYTES >> 4); };
+    auto dv = [&](int buf) { return dv0 + (uint32_t)(buf * KVBYTES >> 4); };
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    uint32_t pa[BK / 16][4];
+
+    int it = 0;
+    for (; kt >= 0; it++) {
+        if (it > 0) __syncthreads();   // every warp is done with tile it-1 (its buffers take tile it+1) and read red
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (tid == 0 && kt_next >= 0) {
+            mbar_arrive_expect_bytes(bar0 + 8 * ((it + 1) & 1), 2 * KVBYTES);
+            issue_kv(kt_next, (it + 1) & 1);
+        }
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // tile it (and, for it = 0, Q) landed
+        const int k0 = kt * BK;
+        float s[32];
+        wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));     // S = Q K^T
+        wg_wait<0>();
+        wg_fence_regs(s);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
+            gen_mask_wg(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+        fwd8_online_softmax<D>(s, o, m, l, pa, sl2);
+        wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
+        wg_wait<0>();
+        kt = kt_next;
+    }
+    if (it == 0) mbar_wait(bar0, 0);   // no key tile (impossible, SPEC §1): Q's copy still lands before the epilogue
+    wg_fence_regs(o);
+    fwd10_epilogue<D>(out, lse, smem, o, m, l, b, h, q0, r0, warp, g, tg, tid, T, NH);
+#endif
+}
+
+template<int D>
+static void attention_general4_forward_d(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, const AttnSpec& p) {
+    const size_t smem = fwd10_smem<D>();
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general4_forward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        configured = true;
+    }
+    const CUtensorMap map = rows_tensor_map(qkv, B, T, 3 * NH * D, 64);
+    dim3 grid(ceil_div(T, 64), NH, B);   // a head's query tiles side by side: they share K / V in the L2
+    attention_general4_forward_kernel<D><<<grid, 128, smem>>>(out, lse, map, B, T, NH, p);
+    cudaCheckLaunch();
+}
+
+// ---- version 4's backward: backward v11's two passes (wgmma, TMA; dK/dV per 64 keys, dQ per 64
+// queries on a second stream) walking version 3's tiles, the mask on the wgmma layout before the
+// exponentials
+
+// gen_mask_wg transposed, for S^T = K Q^T: st[4t + 2r + e] is key kr0 + 8r, query q0 + 8t + 2tg + e;
+// gq: bit x set iff query q0 + x is global; key_global: whether each of the thread's two keys is
+__device__ __forceinline__ void gen_mask_wg_t(float (&st)[32], const AttnSpec& p, int q0, int kr0, int tg, int T,
+                                              unsigned long long gq, const bool (&key_global)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int j = kr0 + 8 * r;
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int x = 8 * t + 2 * tg + e, i = q0 + x;
+                bool ok = i < T && j < T &&
+                          (spec_allowed_local(p, i, j) || (key_global[r] && (!p.causal || j <= i)) ||
+                           (!p.causal && ((gq >> x) & 1ull)));
+                if (!ok) st[4 * t + 2 * r + e] = -INFINITY;
+            }
+    }
+}
+
+// dK/dV: block per (64 keys, head, batch); the query tiles with an allowed pair for the block's keys
+// (Q, dO by TMA, lse and D_i by cp.async) through two buffers. Thread rows (keys) kr0, kr0 + 8;
+// accumulator column 8t + 2tg + e is query q0 + 8t + 2tg + e.
+template<int D>
+__global__ void __launch_bounds__(BWD10_THREADS, bwd10_dkdv_min_blocks<D>())
+attention_general4_dkdv_kernel(bf16* dqkv, const float* lse, const float* Dbuf, int B, int T, int NH, AttnSpec p,
+                               const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
+#ifdef HAS_WGMMA
+    constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;   // swizzled tiles: 1024-byte alignment
+    const uint32_t Ks = sbase;                       // (BK rows) swizzled
+    const uint32_t Vs = Ks + TILE;                   // (BK rows)
+    const uint32_t Qs = Vs + TILE;                   // 2 buffers of (BQ rows)
+    const uint32_t dOs = Qs + 2 * TILE;              // 2 buffers of (BQ rows)
+    float* Ls = reinterpret_cast<float*>(smem_raw + (sbase - raw) + 6 * TILE);   // (2, BQ) lse
+    float* Ds = Ls + 2 * BQ;                                                     // (2, BQ) D_i
+    __shared__ __align__(8) uint64_t tile_full[2];   // one mbarrier per Q / dO buffer
+    __shared__ int red[NT / 32];
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]);
+
+    const int kt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int k0 = kt * BK, kr0 = k0 + warp * 16 + g;   // this thread's keys: kr0, kr0 + 8
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const float* lse_bh = lse + (size_t)(b * NH + h) * T;
+    const float* D_bh = Dbuf + (size_t)(b * NH + h) * T;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool key_global[2];
+    for (int r = 0; r < 2; r++) key_global[r] = spec_is_global(p, kr0 + 8 * r);
+
+    auto load_q_tile = [&](int qt, int buf) {
+        const int q0 = qt * BQ;
+        if (tid == 0) {
+            mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
+            tma_load_tile64<D>(Qs + buf * TILE, &qkv_map, h * D, q0, b, bar0 + 8 * buf);
+            tma_load_tile64<D>(dOs + buf * TILE, &dout_map, h * D, q0, b, bar0 + 8 * buf);
+        }
+        if (tid < BQ) {
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            cp_async_4(Ls + buf * BQ + tid, lse_bh + (ok ? i : 0), ok);
+            cp_async_4(Ds + buf * BQ + tid, D_bh + (ok ? i : 0), ok);
+        }
+    };
+    // descriptors: K, V (A, K-major); Q, dO as K-major B (S^T, dP^T) and as N-major B (dK, dV)
+    const uint64_t dK = wg_desc(Ks, 16, 1024), dV = wg_desc(Vs, 16, 1024);
+    auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
+    auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BQ * 128, 1024); };
+
+    float dk[D / 2], dv[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) { dk[i] = 0.f; dv[i] = 0.f; }
+
+    int qt = gen_next_query_tile<BK, BQ, NT>(p, k0, -1, T, red);   // every key has its own query (SPEC §1)
+    if (tid == 0) {
+        mbar_init(bar0, 1);
+        mbar_init(bar0 + 8, 1);
+        mbar_init_fence();
+        if (qt >= 0) {             // K and V ride on Q / dO tile 0's phase
+            mbar_expect_bytes(bar0, 2 * TILE);
+            tma_load_tile64<D>(Ks, &qkv_map, C + h * D, k0, b, bar0);
+            tma_load_tile64<D>(Vs, &qkv_map, 2 * C + h * D, k0, b, bar0);
+        }
+    }
+    __syncthreads();               // the barriers are initialised before anyone waits on them
+    if (qt >= 0) load_q_tile(qt, 0);
+    cp_async_commit();
+    for (int it = 0; qt >= 0; it++) {
+        cp_async_wait<0>();        // my lse / D_i copies of tile it landed
+        __syncthreads();           // ... everyone's; everyone is done with tile it-1 and read red
+        const int qt_next = gen_next_query_tile<BK, BQ, NT>(p, k0, qt, T, red);
+        if (qt_next >= 0) {        // into the buffers of tile it-1
+            load_q_tile(qt_next, (it + 1) & 1);
+            cp_async_commit();
+        }
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // Q, dO (and K, V) of tile it
+        const int buf = it & 1, q0 = qt * BQ;
+        const uint32_t Qb = Qs + buf * TILE, dOb = dOs + buf * TILE;
+        float st[32], dpt[32];
+        wg_issue_abt<D, BK, BQ>(st, dK, kmaj(Qb));     // S^T = K Q^T
+        wg_issue_abt<D, BK, BQ>(dpt, dV, kmaj(dOb));   // dP^T = V dO^T
+        const float* Lb = Ls + buf * BQ;
+        const float* Db = Ds + buf * BQ;
+        wg_wait<1>();                  // S^T done, dP^T may still run
+        wg_fence_regs(st);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
+            gen_mask_wg_t(st, p, q0, kr0, tg, T, gen_global_bits(p, q0), key_global);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {  // P^T = 2^(S^T sl2 - lse log2 e): 0 where masked
+            const float2 Lv = *reinterpret_cast<const float2*>(Lb + 8 * t + 2 * tg);
+            const float L2[2] = {Lv.x * LOG2E, Lv.y * LOG2E};
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    st[4 * t + 2 * r + e] = ex2_approx(fmaf(st[4 * t + 2 * r + e], sl2, -L2[e]));
+        }
+        uint32_t pa[4][4];
+        bwd10_pack(pa, st);
+        wg_issue_pb<D>(dv, pa, nmaj(dOb));             // dV += P^T dO
+        wg_wait<1>();                  // dP^T done, dV may still run
+        wg_fence_regs(dpt);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {  // dS^T = P^T (dP^T - D_i), P^T back from its bf16 fragments (as v10)
+            const float2 Dv = *reinterpret_cast<const float2*>(Db + 8 * t + 2 * tg);
+            const float Dq[2] = {Dv.x, Dv.y};
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const uint32_t pp = pa[t / 2][2 * (t % 2) + r];
+                    const float pr = __uint_as_float(e == 0 ? pp << 16 : pp & 0xffff0000u);
+                    dpt[4 * t + 2 * r + e] = pr * (dpt[4 * t + 2 * r + e] - Dq[e]);
+                }
+        }
+        uint32_t sa[4][4];
+        bwd10_pack(sa, dpt);
+        wg_issue_pb<D>(dk, sa, nmaj(Qb));              // dK += dS^T Q
+        wg_wait<0>();
+        wg_fence_regs(dk);
+        wg_fence_regs(dv);
+        qt = qt_next;
+    }
+    cp_async_wait<0>();
+    bf16* dkbase = dqkv + (size_t)b * T * C3 + C + h * D;
+    bwd10_store_rows<D>(dkbase, C3, dk, kr0, tg, T, scale);
+    bwd10_store_rows<D>(dkbase + C, C3, dv, kr0, tg, T, 1.f);
+#endif
+}
+
+// dQ: block per (64 queries, head, batch), longest first; the key tiles with an allowed pair (K, V
+// by TMA) through two buffers. Thread rows (queries) r0, r0 + 8; accumulator column 8t + 2tg + e is
+// key k0 + 8t + 2tg + e.
+// 3 blocks per SM at D = 64 (backward v10's dQ runs 4 at 128 registers; this one spills there)
+template<int D> __host__ __device__ constexpr int gen4_dq_min_blocks() { return D == 64 ? 3 : 2; }
+
+template<int D>
+__global__ void __launch_bounds__(BWD10_THREADS, gen4_dq_min_blocks<D>())
+attention_general4_dq_kernel(bf16* dqkv, const float* lse, const float* Dbuf, int B, int T, int NH, AttnSpec p,
+                             const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
+#ifdef HAS_WGMMA
+    constexpr int BK = BWD10_ROWS, BQ = BWD10_ROWS, NT = BWD10_THREADS;
+    constexpr uint32_t TILE = BWD10_ROWS * D * 2;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (raw + 1023u) & ~1023u;
+    const uint32_t Qs = sbase;                  // (BQ rows) swizzled
+    const uint32_t dOs = Qs + TILE;             // (BQ rows)
+    const uint32_t Ks = dOs + TILE;             // 2 buffers of (BK rows)
+    const uint32_t Vs = Ks + 2 * TILE;          // 2 buffers of (BK rows)
+    __shared__ __align__(8) uint64_t tile_full[3];   // K / V buffers 0, 1; Q and dO
+    __shared__ int red[NT / 32];
+    const uint32_t bar0 = (uint32_t)__cvta_generic_to_shared(&tile_full[0]), qbar = bar0 + 16;
+
+    const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tg = lane % 4;
+    const int q0 = qt * BQ, r0 = q0 + warp * 16 + g;
+    const size_t C = (size_t)NH * D, C3 = 3 * C;
+    const float sl2 = LOG2E / sqrtf((float)D);
+    const float scale = 1.0f / sqrtf((float)D);
+    bool row_global[2];
+    for (int r = 0; r < 2; r++) row_global[r] = spec_is_global(p, r0 + 8 * r);
+
+    auto load_kv = [&](int kt, int buf) {   // one thread
+        if (tid == 0) {
+            mbar_arrive_expect_bytes(bar0 + 8 * buf, 2 * TILE);
+            tma_load_tile64<D>(Ks + buf * TILE, &qkv_map, C + h * D, kt * BK, b, bar0 + 8 * buf);
+            tma_load_tile64<D>(Vs + buf * TILE, &qkv_map, 2 * C + h * D, kt * BK, b, bar0 + 8 * buf);
+        }
+    };
+    const uint64_t dQd = wg_desc(Qs, 16, 1024), dOd = wg_desc(dOs, 16, 1024);
+    auto kmaj = [&](uint32_t tile) { return wg_desc(tile, 16, 1024); };
+    auto nmaj = [&](uint32_t tile) { return wg_desc(tile, BK * 128, 1024); };
+
+    int kt = gen_next_key_tile<BQ, BK, NT>(p, q0, -1, T, red);   // every row has a key (SPEC §1)
+    if (tid == 0) {
+        for (int i = 0; i < 3; i++) mbar_init(bar0 + 8 * i, 1);
+        mbar_init_fence();
+        mbar_arrive_expect_bytes(qbar, 2 * TILE);
+        tma_load_tile64<D>(Qs, &qkv_map, h * D, q0, b, qbar);
+        tma_load_tile64<D>(dOs, &dout_map, h * D, q0, b, qbar);
+    }
+    __syncthreads();               // the barriers are initialised before anyone waits on them
+    if (kt >= 0) load_kv(kt, 0);
+    float L2[2], Di[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = r0 + 8 * r;
+        L2[r] = (i < T) ? lse[(size_t)(b * NH + h) * T + i] * LOG2E : 0.f;
+        Di[r] = (i < T) ? Dbuf[(size_t)(b * NH + h) * T + i] : 0.f;
+    }
+    float dq[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) dq[i] = 0.f;
+
+    mbar_wait(qbar, 0);
+    for (int it = 0; kt >= 0; it++) {
+        if (it > 0) __syncthreads();   // everyone is done with tile it-1, whose buffers tile it+1 takes, and read red
+        const int kt_next = gen_next_key_tile<BQ, BK, NT>(p, q0, kt, T, red);
+        if (kt_next >= 0) load_kv(kt_next, (it + 1) & 1);
+        mbar_wait(bar0 + 8 * (it & 1), (it >> 1) & 1);   // K, V of tile it
+        const int buf = it & 1, k0 = kt * BK;
+        const uint32_t Kb = Ks + buf * TILE, Vb = Vs + buf * TILE;
+        float s[32], dp[32];
+        wg_issue_abt<D, BQ, BK>(s, dQd, kmaj(Kb));    // S = Q K^T
+        wg_issue_abt<D, BQ, BK>(dp, dOd, kmaj(Vb));   // dP = dO V^T
+        wg_wait<1>();
+        wg_fence_regs(s);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
+            gen_mask_wg(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    s[4 * t + 2 * r + e] = ex2_approx(fmaf(s[4 * t + 2 * r + e], sl2, -L2[r]));
+        wg_wait<0>();
+        wg_fence_regs(dp);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    s[4 * t + 2 * r + e] *= dp[4 * t + 2 * r + e] - Di[r];
+        uint32_t sa[4][4];
+        bwd10_pack(sa, s);
+        wg_issue_pb<D>(dq, sa, nmaj(Kb));             // dQ += dS K
+        wg_wait<0>();
+        wg_fence_regs(dq);
+        kt = kt_next;
+    }
+    bwd10_store_rows<D>(dqkv + (size_t)b * T * C3 + h * D, C3, dq, r0, tg, T, scale);
+#endif
+}
+
+template<int D>
+static void attention_general4_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                          const float* lse, int B, int T, int NH, const AttnSpec& p) {
+    constexpr size_t smem = bwd10_smem<D>();
+    static bool configured = false;
+    static SideStream side;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(attention_general4_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_general4_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        side = side_stream_create();
+        configured = true;
+    }
+    const CUtensorMap qkv_map = rows_tensor_map(qkv, B, T, 3 * NH * D, BWD10_ROWS);
+    const CUtensorMap dout_map = rows_tensor_map(dout, B, T, NH * D, BWD10_ROWS);
+    const dim3 grid(ceil_div(T, BWD10_ROWS), NH, B);   // a head's blocks side by side (v11)
+    launch_dot<D>(Dsum, out, dout, B, T, NH);
+    side_stream_fork(side);
+    attention_general4_dkdv_kernel<D><<<grid, BWD10_THREADS, smem>>>(dqkv, lse, Dsum, B, T, NH, p, qkv_map, dout_map);
+    cudaCheckLaunch();
+    attention_general4_dq_kernel<D><<<grid, BWD10_THREADS, smem, side.stream>>>(dqkv, lse, Dsum, B, T, NH, p, qkv_map, dout_map);
+    cudaCheckLaunch();
+    side_stream_join(side);
+}
+
+// heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
+static void attention_general4_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (wgmma_available()) {
+        if (D == 64) { attention_general4_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    }
+    attention_general3_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+
+// heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
+static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (wgmma_available()) {
+        if (D == 64) { attention_general4_forward_d<64>(out, lse, qkv, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_forward_d<128>(out, lse, qkv, B, T, NH, p); return; }
+    }
+    attention_general3_forward(out, lse, qkv, B, T, NH, D, p);
+}
+// @copy-end attn-general-v4
+
 // ----------------------------------------------------------------------------
 // the versions this program runs (the copied launchers; update these calls when the copies move)
 
@@ -2484,8 +3739,10 @@ void attention_backward13(bf16* dqkv, float* Dbuf, const bf16* qkv, const bf16* 
 // GPUs). kernel_versions() names them: the one place that does.
 static const char* kernel_versions(void) {
     return wgmma_available() ? "forward v11 (wgmma, TMA, 16-key sink tile), "
-                               "backward v13 (wgmma, TMA; heads of 64: v12's 16-key sink chunks); dev/cuda/notes.md"
-                             : "forward v7, backward v9 (mma.sync, fixed-slot cp.async; dev/cuda/notes.md)";
+                               "backward v13 (wgmma, TMA; heads of 64: v12's 16-key sink chunks); "
+                               "other patterns: general v4 (wgmma, TMA); dev/cuda/notes.md"
+                             : "forward v7, backward v9 (mma.sync, fixed-slot cp.async); "
+                               "other patterns: general v3 (mma.sync); dev/cuda/notes.md";
 }
 
 static void swa_forward_launch(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, int W, int S) {
@@ -2581,21 +3838,87 @@ extern "C" const char* swa_error_string(int code) { return cudaGetErrorString((c
 // ----------------------------------------------------------------------------
 // the program
 
+// @copy-begin attn-general-cpu
+// ----------------------------------------------------------------------------
+// CPU reference in float64 for any pattern: forward, then the backward from its probabilities
+
+static void general_cpu(float* out, float* lse, float* dqkv, const float* qkv, const float* dout,
+                        int B, int T, int NH, int D, const AttnSpec& p) {
+    size_t C = (size_t)NH * D, row3 = 3 * C;
+    double scale = 1.0 / sqrt((double)D);
+    std::vector<double> s(T), pr(T), dp(T);
+    for (size_t x = 0; x < (size_t)B * T * row3; x++) dqkv[x] = 0.0f;
+    std::vector<double> dq(D), dacc((size_t)B * T * row3, 0.0);
+    for (int b = 0; b < B; b++) for (int h = 0; h < NH; h++) for (int i = 0; i < T; i++) {
+        const float* q = qkv + ((size_t)b * T + i) * row3 + (size_t)h * D;
+        double m = -INFINITY;
+        for (int j = 0; j < T; j++) {
+            if (!spec_allowed(p, i, j)) { s[j] = -INFINITY; continue; }
+            const float* k = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
+            double dot = 0.0;
+            for (int d = 0; d < D; d++) dot += (double)q[d] * k[d];
+            s[j] = dot * scale;
+            m = std::max(m, s[j]);
+        }
+        double l = 0.0;
+        for (int j = 0; j < T; j++) { pr[j] = s[j] == -INFINITY ? 0.0 : exp(s[j] - m); l += pr[j]; }
+        lse[((size_t)b * NH + h) * T + i] = (float)(m + log(l));
+        float* o = out + ((size_t)b * T + i) * C + (size_t)h * D;
+        const float* g = dout + ((size_t)b * T + i) * C + (size_t)h * D;
+        double dsum = 0.0;
+        for (int d = 0; d < D; d++) {
+            double acc = 0.0;
+            for (int j = 0; j < T; j++) if (pr[j] > 0.0) acc += pr[j] / l * qkv[((size_t)b * T + j) * row3 + 2 * C + (size_t)h * D + d];
+            o[d] = (float)acc;
+            dsum += acc * g[d];
+        }
+        for (int d = 0; d < D; d++) dq[d] = 0.0;
+        for (int j = 0; j < T; j++) {
+            if (pr[j] == 0.0) continue;
+            double pj = pr[j] / l;
+            const float* k = qkv + ((size_t)b * T + j) * row3 + C + (size_t)h * D;
+            const float* v = k + C;
+            double dpj = 0.0;
+            for (int d = 0; d < D; d++) dpj += (double)g[d] * v[d];
+            double ds = pj * (dpj - dsum) * scale;
+            for (int d = 0; d < D; d++) {
+                dq[d] += ds * k[d];
+                dacc[((size_t)b * T + j) * row3 + C + (size_t)h * D + d] += ds * q[d];
+                dacc[((size_t)b * T + j) * row3 + 2 * C + (size_t)h * D + d] += pj * g[d];
+            }
+        }
+        for (int d = 0; d < D; d++) dacc[((size_t)b * T + i) * row3 + (size_t)h * D + d] += dq[d];
+    }
+    for (size_t x = 0; x < (size_t)B * T * row3; x++) dqkv[x] = (float)dacc[x];
+}
+// @copy-end attn-general-cpu
+
 static const int TOKENS = 32768;   // SPEC §5: B*T of the canonical workload
 
 struct Args {
     int T = 4096, W = 256, S = 4, B = 0 /* 0: TOKENS / T */, H = 12, D = 64;
+    // the rest of SPEC §1's pattern; any of them set runs the pattern on the general path
+    int causal = 1, lookahead = 0, dilation = 1, dilated_keys = 0, num_globals = 0, global_spread = 0;
+    int globals[ATTN_MAX_GLOBALS];
     int reps = 20, warmup = 3;
     bool sweep = false;
     const char* csv = nullptr;
+    bool general() const { return !causal || lookahead > 0 || dilation > 1 || num_globals > 0 || global_spread > 0; }
 };
 
 static void usage() {
     printf("usage: attention_compare [-T N] [-W N] [-S N] [-B N] [-H N] [-D 64|128] [--sweep] [--csv FILE]\n"
+           "                         [--causal 0|1] [-R N] [--dilation N] [--dilated-keys N] [--global LIST]\n"
            "                         [--reps N] [--warmup N] [T [W [S]]]\n"
            "  dense causal vs streaming (window W, 0 = unlimited, + S sinks) attention, forward and\n"
            "  forward+backward. Defaults: T=4096 W=256 S=4 B=32768/T H=12 D=64 reps=20 warmup=3.\n"
-           "  --sweep: T = 128, 256, ..., 16384 with B*T = 32768 (or the given -B). --csv FILE: one row per T.\n");
+           "  --sweep: T = 128, 256, ..., 16384 with B*T = 32768 (or the given -B). --csv FILE: one row per T.\n"
+           "  The rest of SPEC §1's pattern (it then runs on the general path, against dense attention\n"
+           "  of the same causality): --causal 0 (an encoder), -R N keys ahead (lookahead, with --causal 0),\n"
+           "  --dilation N with --dilated-keys K (K keys at stride N beyond the window; 0 = to the start),\n"
+           "  --global LIST (ascending positions every query sees; with --causal 0 they see every key),\n"
+           "  --global-spread G (G global positions T/G apart, as scripts/attention_general_vs_flex.py).\n"
+           "  e.g. seeds/001: -W 96 --dilation 4;  Longformer: --causal 0 -W 256 -R 256 --global-spread 16\n");
 }
 
 // one line, non-zero exit
@@ -2620,6 +3943,58 @@ static int parse_int(const char* flag, const char* s, long lo, long hi) {
     return (int)v;
 }
 
+// ascending positions, no repeats, at most ATTN_MAX_GLOBALS (the kernels' AttnSpec holds them)
+static int parse_globals(const char* flag, const char* s, int* out) {
+    if (!s) bad_flag("missing value after", flag);
+    int n = 0;
+    const char* item = s;
+    for (;;) {
+        const char* comma = strchr(item, ',');
+        const size_t len = comma ? (size_t)(comma - item) : strlen(item);
+        char buf[32];
+        if (len == 0 || len >= sizeof(buf)) bad_flag("--global expects ascending positions separated by commas, got", s);
+        if (n == ATTN_MAX_GLOBALS) {
+            char msg[96]; snprintf(msg, sizeof(msg), "--global takes at most %d positions, got", ATTN_MAX_GLOBALS);
+            bad_flag(msg, s);
+        }
+        memcpy(buf, item, len);
+        buf[len] = '\0';
+        out[n] = parse_int(flag, buf, 0, (1 << 22) - 1);
+        if (n > 0 && out[n] <= out[n - 1]) bad_flag("--global expects ascending positions, no repeats, got", s);
+        n++;
+        if (!comma) break;
+        item = comma + 1;
+    }
+    return n;
+}
+
+// SPEC §1's rules between the pattern's fields (a global position must also lie below every T run)
+static const char* pattern_problem(const Args& a, int T) {
+    if (a.causal && a.lookahead > 0) return "-R (lookahead) needs --causal 0";
+    if (a.dilation > 1 && a.W == 0) return "--dilation needs a window (-W > 0): dilated keys lie beyond it";
+    if (a.dilated_keys > 0 && a.dilation == 1) return "--dilated-keys needs --dilation > 1";
+    if (a.num_globals > 0 && a.global_spread > 0) return "--global and --global-spread: give one of them";
+    if (a.num_globals > 0 && a.globals[a.num_globals - 1] >= T) return "a --global position is not below T";
+    if (a.global_spread > T) return "--global-spread is larger than T";
+    return nullptr;
+}
+
+// the pattern at one T (--global-spread places its positions by T)
+static AttnSpec pattern_spec(const Args& a, int T) {
+    AttnSpec p;
+    memset(&p, 0, sizeof(p));
+    p.causal = a.causal; p.window = a.W; p.sinks = a.S; p.lookahead = a.lookahead;
+    p.dilation = a.dilation; p.dilated_keys = a.dilated_keys;
+    if (a.global_spread > 0) {
+        p.num_globals = a.global_spread;
+        for (int g = 0; g < p.num_globals; g++) p.globals[g] = (int)((long long)g * T / a.global_spread);
+    } else {
+        p.num_globals = a.num_globals;
+        for (int g = 0; g < a.num_globals; g++) p.globals[g] = a.globals[g];
+    }
+    return p;
+}
+
 static Args parse_args(int argc, char** argv) {
     Args a;
     int npos = 0;
@@ -2637,6 +4012,12 @@ static Args parse_args(int argc, char** argv) {
             a.D = parse_int(f, v, 1, 1 << 20); i++;
             if (a.D != 64 && a.D != 128) bad_flag("-D must be 64 or 128, got", v);
         }
+        else if (!strcmp(f, "--causal")) { a.causal = parse_int(f, v, 0, 1); i++; }
+        else if (!strcmp(f, "-R") || !strcmp(f, "--lookahead")) { a.lookahead = parse_int(f, v, 0, 1 << 22); i++; }
+        else if (!strcmp(f, "--dilation")) { a.dilation = parse_int(f, v, 1, 1 << 22); i++; }
+        else if (!strcmp(f, "--dilated-keys")) { a.dilated_keys = parse_int(f, v, 0, 1 << 22); i++; }
+        else if (!strcmp(f, "--global")) { a.num_globals = parse_globals(f, v, a.globals); i++; }
+        else if (!strcmp(f, "--global-spread")) { a.global_spread = parse_int(f, v, 1, ATTN_MAX_GLOBALS); i++; }
         else if (!strcmp(f, "--reps")) { a.reps = parse_int(f, v, 1, 100000); i++; }
         else if (!strcmp(f, "--warmup")) { a.warmup = parse_int(f, v, 0, 100000); i++; }
         else if (!strcmp(f, "--sweep")) { a.sweep = true; }
@@ -2654,10 +4035,12 @@ static Args parse_args(int argc, char** argv) {
     if (!a.sweep) {
         const int B = a.B ? a.B : std::max(1, TOKENS / a.T);
         const char* p = shape_problem(B, a.T, a.H, a.D, a.W, a.S);
+        if (!p) p = pattern_problem(a, a.T);
         if (p) bad_flag(p, nullptr);
     } else {
         for (int T = 128; T <= 16384; T *= 2) {
             const char* p = shape_problem(a.B ? a.B : TOKENS / T, T, a.H, a.D, a.W, a.S);
+            if (!p) p = pattern_problem(a, T);
             if (p) bad_flag(p, nullptr);
         }
     }
@@ -2769,11 +4152,64 @@ static void free_bufs(Bufs& b) {
     cudaCheck(cudaFree(b.dout)); cudaCheck(cudaFree(b.lse)); cudaCheck(cudaFree(b.Dbuf));
     b = Bufs();
 }
-static void run_fwd(const Bufs& b, const Shape& sh, int W, int S) {
-    swa_forward_launch(b.out, b.lse, b.qkv, sh.B, sh.T, sh.NH, sh.D, W, S);
+
+// One side of the comparison: a causal band + sinks on the band kernels, or any other SPEC §1
+// pattern on the general path (attention_general4_*: v4 on sm_90a, v3 elsewhere)
+struct Pat {
+    bool general;
+    int W, S;        // the band (general: the spec's window and sinks, for the tables)
+    AttnSpec spec;   // general only
+};
+static Pat band_pat(int W, int S) {
+    Pat p;
+    memset(&p, 0, sizeof(p));
+    p.W = W; p.S = S;
+    return p;
 }
-static void run_bwd(const Bufs& b, const Shape& sh, int W, int S) {
-    swa_backward_launch(b.dqkv, b.Dbuf, b.qkv, b.out, b.dout, b.lse, sh.B, sh.T, sh.NH, sh.D, W, S);
+static Pat general_pat(const AttnSpec& spec) {
+    Pat p = band_pat(spec.window, spec.sinks);
+    p.general = true;
+    p.spec = spec;
+    return p;
+}
+// the pattern this run measures, at T
+static Pat tested_pat(const Args& a, int T) {
+    return a.general() ? general_pat(pattern_spec(a, T)) : band_pat(a.W, a.S);
+}
+// dense attention of the tested pattern's causality: causal on the band kernels (W = 0); non-causal
+// (an encoder) on the general path, every key (no window bound, a lookahead past the end)
+static Pat dense_pat(const Args& a, int T) {
+    if (a.causal) return band_pat(0, 0);
+    AttnSpec d;
+    memset(&d, 0, sizeof(d));
+    d.causal = 0; d.window = 0; d.lookahead = T; d.dilation = 1;
+    return general_pat(d);
+}
+// P = allowed (i, j) pairs of one (batch, head); the general path's by its walk
+static long long pat_pairs(const Pat& p, int T) {
+    if (!p.general) return allowed_pairs(T, p.W, p.S);
+    if (!p.spec.causal && p.spec.window == 0 && p.spec.lookahead >= T - 1) return (long long)T * T;   // every pair
+    long long n = 0;
+    for (int i = 0; i < T; i++)
+        for (int j = spec_next_key(p.spec, i, -1, T); j < T; j = spec_next_key(p.spec, i, j, T)) n++;
+    return n;
+}
+static void run_fwd(const Bufs& b, const Shape& sh, const Pat& p) {
+    if (p.general) attention_general4_forward(b.out, b.lse, b.qkv, sh.B, sh.T, sh.NH, sh.D, p.spec);
+    else swa_forward_launch(b.out, b.lse, b.qkv, sh.B, sh.T, sh.NH, sh.D, p.W, p.S);
+}
+static void run_bwd(const Bufs& b, const Shape& sh, const Pat& p) {
+    if (p.general) attention_general4_backward(b.dqkv, b.Dbuf, b.qkv, b.out, b.dout, b.lse, sh.B, sh.T, sh.NH, sh.D, p.spec);
+    else swa_backward_launch(b.dqkv, b.Dbuf, b.qkv, b.out, b.dout, b.lse, sh.B, sh.T, sh.NH, sh.D, p.W, p.S);
+}
+// the pattern's fields in one line, for the tables
+static void describe_pat(const Pat& p, char* buf, size_t n) {
+    if (!p.general) { snprintf(buf, n, "W=%d S=%d", p.W, p.S); return; }
+    const AttnSpec& q = p.spec;
+    int k = snprintf(buf, n, "%s W=%d S=%d", q.causal ? "causal" : "non-causal", q.window, q.sinks);
+    if (!q.causal && k < (int)n) k += snprintf(buf + k, n - k, " R=%d", q.lookahead);
+    if (q.dilation > 1 && k < (int)n) k += snprintf(buf + k, n - k, " dilation %d K=%d", q.dilation, q.dilated_keys);
+    if (q.num_globals > 0 && k < (int)n) snprintf(buf + k, n - k, " %d globals", q.num_globals);
 }
 // non-finite elements in the outputs of a fwd (+ bwd) run
 static unsigned long long nonfinite_outputs(const Bufs& b, const Shape& sh, bool bwd) {
@@ -2792,29 +4228,53 @@ static void reset_backward_scratch() {
 // ----------------------------------------------------------------------------
 // 1. correctness against the CPU reference at small shapes
 
-struct CheckCase { int B, T, NH, W, S; const char* why; };
+struct CheckCase { int B, T, NH; Pat pat; const char* why; };
 
+static AttnSpec small_spec(int causal, int W, int S, int R, int d, int K, std::initializer_list<int> globals) {
+    AttnSpec p;
+    memset(&p, 0, sizeof(p));
+    p.causal = causal; p.window = W; p.sinks = S; p.lookahead = R; p.dilation = d; p.dilated_keys = K;
+    for (int g : globals) p.globals[p.num_globals++] = g;
+    return p;
+}
+
+// The band kernels always (dense causal runs on them); with a general pattern also the general
+// path: each part of SPEC §1 on its own at odd shapes, non-causal dense, and this run's pattern at
+// T = 300 (its --global positions below 300; --global-spread placed by T = 300)
 static int run_cpu_checks(const Args& a) {
-    const CheckCase cases[] = {
-        {2, 200, 3, 0, 0, "dense causal (W = 0)"},
-        {2, 200, 3, 40, 4, "window 40 + 4 sinks"},
-        {1, 2500, 1, 40, 4, "T > 1024: sink tile split (v6)"},
-        {2, 200, 2, std::min(a.W, 1 << 16), std::min(a.S, 1 << 16), "this run's -W, -S"},
+    std::vector<CheckCase> cases = {
+        {2, 200, 3, band_pat(0, 0), "dense causal (W = 0)"},
+        {2, 200, 3, band_pat(40, 4), "window 40 + 4 sinks"},
+        {1, 2500, 1, band_pat(40, 4), "T > 1024: sink tile split (v6)"},
     };
+    if (!a.general()) {
+        cases.push_back({2, 200, 2, band_pat(std::min(a.W, 1 << 16), std::min(a.S, 1 << 16)), "this run's -W, -S"});
+    } else {
+        cases.push_back({2, 190, 2, general_pat(small_spec(1, 16, 0, 0, 4, 0, {})), "dilation 4, to the start"});
+        cases.push_back({1, 260, 3, general_pat(small_spec(1, 24, 2, 0, 3, 5, {})), "dilation 3, 5 keys, sinks"});
+        cases.push_back({2, 230, 2, general_pat(small_spec(0, 20, 1, 12, 1, 0, {0, 77, 150})), "non-causal, globals"});
+        cases.push_back({1, 150, 2, general_pat(small_spec(1, 30, 0, 0, 1, 0, {5, 99})), "causal, globals"});
+        cases.push_back({1, 140, 2, dense_pat(a, 140), a.causal ? "dense causal (band kernels)" : "dense non-causal"});
+        Args small = a;
+        const int T = 300;
+        small.num_globals = 0;
+        for (int g = 0; g < a.num_globals; g++) if (a.globals[g] < T) small.globals[small.num_globals++] = a.globals[g];
+        small.W = std::min(a.W, T); small.S = std::min(a.S, T); small.lookahead = std::min(a.lookahead, T);
+        cases.push_back({1, T, 2, tested_pat(small, T), "this run's pattern at T = 300"});
+    }
     const int D = a.D;
     int fails = 0;
     printf("\n---- CPU reference check (double precision), D = %d; outputs NaN-poisoned before the run ----\n", D);
     printf("pass: bf16 out, dq, dk, dv rel err < %.0e; fp32 lse rel err < %.0e; no NaN\n", TOL_BF16, TOL_FP32);
-    printf("%-2s %-5s %-3s %-5s %-5s %-32s | %-9s %-9s %-9s %-9s %-9s | %s\n",
-           "B", "T", "NH", "W", "S", "case", "out", "lse", "dq", "dk", "dv", "result");
+    printf("%-2s %-5s %-3s %-34s %-30s | %-9s %-9s %-9s %-9s %-9s | %s\n",
+           "B", "T", "NH", "pattern", "case", "out", "lse", "dq", "dk", "dv", "result");
     for (const CheckCase& cs : cases) {
         const Shape sh{cs.B, cs.T, cs.NH, D};
-        const int W = cs.W, S = cs.S;
         const size_t C = (size_t)cs.NH * D;
         Bufs g = alloc_bufs(sh, 4242 + cs.T);
         poison_outputs(g, sh);
-        run_fwd(g, sh, W, S);
-        run_bwd(g, sh, W, S);
+        run_fwd(g, sh, cs.pat);
+        run_bwd(g, sh, cs.pat);
         cudaCheck(cudaDeviceSynchronize());
         std::vector<float> qkv(sh.n_qkv()), dout(sh.n_out()), out(sh.n_out()), lse(sh.n_lse()), dqkv(sh.n_qkv());
         download_bf16(qkv.data(), g.qkv, sh.n_qkv());
@@ -2825,10 +4285,14 @@ static int run_cpu_checks(const Args& a) {
         free_bufs(g);
 
         std::vector<float> out_ref(sh.n_out()), lse_ref(sh.n_lse()), dqkv_ref(sh.n_qkv());
-        attention_forward_cpu(out_ref.data(), lse_ref.data(), qkv.data(), cs.B, cs.T, cs.NH, D, W, S);
-        // the backward reference starts from the GPU's out and lse, as the GPU backward does
-        attention_backward_cpu(dqkv_ref.data(), qkv.data(), out.data(), dout.data(), lse.data(),
-                               cs.B, cs.T, cs.NH, D, W, S);
+        if (cs.pat.general) {
+            general_cpu(out_ref.data(), lse_ref.data(), dqkv_ref.data(), qkv.data(), dout.data(), cs.B, cs.T, cs.NH, D, cs.pat.spec);
+        } else {
+            attention_forward_cpu(out_ref.data(), lse_ref.data(), qkv.data(), cs.B, cs.T, cs.NH, D, cs.pat.W, cs.pat.S);
+            // the backward reference starts from the GPU's out and lse, as the GPU backward does
+            attention_backward_cpu(dqkv_ref.data(), qkv.data(), out.data(), dout.data(), lse.data(),
+                                   cs.B, cs.T, cs.NH, D, cs.pat.W, cs.pat.S);
+        }
         CheckResult r[5];
         r[0] = rel_error(out.data(), out_ref.data(), sh.n_out(), TOL_BF16);
         r[1] = rel_error(lse.data(), lse_ref.data(), sh.n_lse(), TOL_FP32);
@@ -2837,8 +4301,10 @@ static int run_cpu_checks(const Args& a) {
                                     [&](size_t n) { return (int)((n / C) % 3) == part; });
         bool ok = true;
         for (const CheckResult& c : r) ok = ok && c.pass;
-        printf("%-2d %-5d %-3d %-5d %-5d %-32s | %-9.2e %-9.2e %-9.2e %-9.2e %-9.2e | %s\n",
-               cs.B, cs.T, cs.NH, W, S, cs.why, r[0].rel, r[1].rel, r[2].rel, r[3].rel, r[4].rel, ok ? "ok" : "FAIL");
+        char desc[96];
+        describe_pat(cs.pat, desc, sizeof(desc));
+        printf("%-2d %-5d %-3d %-34s %-30s | %-9.2e %-9.2e %-9.2e %-9.2e %-9.2e | %s\n",
+               cs.B, cs.T, cs.NH, desc, cs.why, r[0].rel, r[1].rel, r[2].rel, r[3].rel, r[4].rel, ok ? "ok" : "FAIL");
         if (!ok) {
             const char* names[5] = {"out", "lse", "dq", "dk", "dv"};
             for (int k = 0; k < 5; k++)
@@ -2857,14 +4323,16 @@ struct Row {
     double fwd_ms[2], fb_ms[2];      // [0] dense, [1] streaming
     double fwd_tf[2], fb_tf[2];      // TFLOP/s on allowed pairs
     double mem_mb[2];                // fwd+bwd working memory, cudaMemGetInfo delta
-    bool compared;                   // W >= T or W == 0: the two patterns are the same
+    bool compared;                   // the pattern allows every pair dense does: the two are the same
     double diff_out, diff_dqkv, ref_out, ref_dqkv;
     bool ok;
 };
 
 static Row run_one(const Args& a, int T, int B) {
     const Shape sh{B, T, a.H, a.D};
-    const int Ws[2] = {0, a.W}, Ss[2] = {0, a.S};
+    const Pat pats[2] = {dense_pat(a, T), tested_pat(a, T)};
+    const long long pairs[2] = {pat_pairs(pats[0], T), pat_pairs(pats[1], T)};
+    const char* side[2] = {"dense", a.general() ? "pattern" : "streaming"};
     Row row{};
     row.T = T; row.B = B; row.ok = true;
 
@@ -2878,18 +4346,18 @@ static Row run_one(const Args& a, int T, int B) {
         cudaCheck(cudaMemGetInfo(&free0, &total));
         probe[m] = alloc_bufs(sh, 1000);   // the same inputs for both
         poison_outputs(probe[m], sh);
-        run_fwd(probe[m], sh, Ws[m], Ss[m]);
-        run_bwd(probe[m], sh, Ws[m], Ss[m]);
+        run_fwd(probe[m], sh, pats[m]);
+        run_bwd(probe[m], sh, pats[m]);
         cudaCheck(cudaDeviceSynchronize());
         cudaCheck(cudaMemGetInfo(&free1, &total));
         row.mem_mb[m] = (double)(free0 - free1) / (1 << 20);
         unsigned long long bad = nonfinite_outputs(probe[m], sh, true);
         if (bad) {
-            printf("FAIL: T=%d %s: %llu non-finite output elements\n", T, m ? "streaming" : "dense", bad);
+            printf("FAIL: T=%d %s: %llu non-finite output elements\n", T, side[m], bad);
             row.ok = false;
         }
     }
-    row.compared = (a.W == 0 || a.W >= T);
+    row.compared = pairs[0] == pairs[1];   // the pattern's pairs are a subset of dense's
     if (row.compared) {
         Diff o = max_abs_diff(probe[0].out, probe[1].out, sh.n_out());
         Diff d = max_abs_diff(probe[0].dqkv, probe[1].dqkv, sh.n_qkv());
@@ -2899,9 +4367,9 @@ static Row run_one(const Args& a, int T, int B) {
         const bool agree = !o.bad && !d.bad && o.max_diff <= TOL_BF16 * std::max(o.max_ref, 1e-3)
                            && d.max_diff <= TOL_BF16 * std::max(d.max_ref, 1e-3);
         if (!agree) {
-            printf("FAIL: T=%d W=%d >= T: dense and streaming differ: max|diff| out %.3e (max|out| %.3e), "
-                   "dqkv %.3e (max|dqkv| %.3e), non-finite %u + %u\n",
-                   T, a.W, o.max_diff, o.max_ref, d.max_diff, d.max_ref, o.bad, d.bad);
+            printf("FAIL: T=%d: the %s allows every pair, yet dense and %s differ: max|diff| out %.3e "
+                   "(max|out| %.3e), dqkv %.3e (max|dqkv| %.3e), non-finite %u + %u\n",
+                   T, side[1], side[1], o.max_diff, o.max_ref, d.max_diff, d.max_ref, o.bad, d.bad);
             row.ok = false;
         }
     }
@@ -2915,19 +4383,19 @@ static Row run_one(const Args& a, int T, int B) {
     const int used = std::min(n_sets, a.warmup + a.reps);   // the sets the runs wrote
     for (int m = 0; m < 2; m++) {
         for (int s = 0; s < n_sets; s++) poison_outputs(sets[s], sh);
-        const int W = Ws[m], S = Ss[m];
-        float fwd = time_median_ms([&](int s) { run_fwd(sets[s], sh, W, S); }, n_sets, a.warmup, a.reps);
-        float fb = time_median_ms([&](int s) { run_fwd(sets[s], sh, W, S); run_bwd(sets[s], sh, W, S); },
+        const Pat& pat = pats[m];
+        float fwd = time_median_ms([&](int s) { run_fwd(sets[s], sh, pat); }, n_sets, a.warmup, a.reps);
+        float fb = time_median_ms([&](int s) { run_fwd(sets[s], sh, pat); run_bwd(sets[s], sh, pat); },
                                   n_sets, a.warmup, a.reps);
         cudaCheck(cudaDeviceSynchronize());
         for (int s = 0; s < used; s++) {
             unsigned long long bad = nonfinite_outputs(sets[s], sh, true);
             if (bad) {
-                printf("FAIL: T=%d %s timing set %d: %llu non-finite output elements\n", T, m ? "streaming" : "dense", s, bad);
+                printf("FAIL: T=%d %s timing set %d: %llu non-finite output elements\n", T, side[m], s, bad);
                 row.ok = false;
             }
         }
-        const double flops = attention_fwd_flops(B, a.H, T, a.D, W, S);
+        const double flops = attention_pairs_fwd_flops(pairs[m], B, a.H, a.D);
         row.fwd_ms[m] = fwd;
         row.fb_ms[m] = fb;
         row.fwd_tf[m] = flops / (fwd * 1e-3) / 1e12;
@@ -2937,15 +4405,15 @@ static Row run_one(const Args& a, int T, int B) {
     return row;
 }
 
-static void print_table_header() {
+static void print_table_header(const char* side) {
     printf("\n============================================================================================================================\n");
-    printf("SUMMARY TABLE  (ms: median; TF/s: TFLOP/s on allowed pairs; mem: fwd+bwd working memory; diff: max|dense - streaming|)\n");
+    printf("SUMMARY TABLE  (ms: median; TF/s: TFLOP/s on allowed pairs; mem: fwd+bwd working memory; diff: max|dense - %s|)\n", side);
     printf("============================================================================================================================\n");
     printf("%-6s %-4s | %-9s %-9s %-8s | %-9s %-9s %-8s | %-6s %-6s %-6s %-6s | %-8s %-8s | %-9s %-9s\n",
-           "T", "B", "fwd dense", "stream", "speedup", "f+b dense", "stream", "speedup",
+           "T", "B", "fwd dense", side, "speedup", "f+b dense", side, "speedup",
            "TF/s", "TF/s", "TF/s", "TF/s", "mem MB", "mem MB", "diff", "diff");
     printf("%-6s %-4s | %-9s %-9s %-8s | %-9s %-9s %-8s | %-6s %-6s %-6s %-6s | %-8s %-8s | %-9s %-9s\n",
-           "", "", "ms", "ms", "", "ms", "ms", "", "fwd D", "fwd S", "f+b D", "f+b S", "dense", "stream", "out", "dqkv");
+           "", "", "ms", "ms", "", "ms", "ms", "", "fwd D", "fwd P", "f+b D", "f+b P", "dense", side, "out", "dqkv");
     printf("----------------------------------------------------------------------------------------------------------------------------\n");
 }
 static void print_row(const Row& r) {
@@ -2985,11 +4453,17 @@ int main(int argc, char** argv) {
         if (!csv) { fprintf(stderr, "error: cannot write %s: %s\n", a.csv, strerror(errno)); return 1; }
         fprintf(csv, "T,B,NH,D,W,S,dense_fwd_ms,stream_fwd_ms,fwd_speedup,dense_fwdbwd_ms,stream_fwdbwd_ms,"
                      "fwdbwd_speedup,dense_fwd_tflops,stream_fwd_tflops,dense_fwdbwd_tflops,stream_fwdbwd_tflops,"
-                     "dense_mem_mb,stream_mem_mb,max_abs_diff_out,max_abs_diff_dqkv,ok,device\n");
+                     "dense_mem_mb,stream_mem_mb,max_abs_diff_out,max_abs_diff_dqkv,ok,device,"
+                     "causal,lookahead,dilation,dilated_keys,num_globals\n");
     }
-    printf("\n---- dense (W = 0) vs streaming (W = %d, S = %d): NH = %d, D = %d, bf16; %d warm-up + %d timed runs, "
-           "median; fwd+bwd FLOPs = 3.5 x fwd (SPEC §1) ----\n", a.W, a.S, a.H, a.D, a.warmup, a.reps);
-    print_table_header();
+    const char* side = a.general() ? "pattern" : "stream";
+    char desc[96];
+    describe_pat(tested_pat(a, Ts[0]), desc, sizeof(desc));
+    printf("\n---- dense %s (W = 0) vs %s (%s%s): NH = %d, D = %d, bf16; %d warm-up + %d timed runs, "
+           "median; fwd+bwd FLOPs = 3.5 x fwd (SPEC §1) ----\n", a.causal ? "causal" : "non-causal",
+           a.general() ? "the pattern on the general path" : "streaming", desc,
+           a.global_spread > 0 ? ", globals T/G apart" : "", a.H, a.D, a.warmup, a.reps);
+    print_table_header(side);
     std::vector<Row> rows;
     for (int T : Ts) {
         const int B = a.B ? a.B : std::max(1, TOKENS / T);
@@ -3000,10 +4474,12 @@ int main(int argc, char** argv) {
         if (csv) {
             char d1[32] = "", d2[32] = "";
             if (r.compared) { snprintf(d1, sizeof(d1), "%.6g", r.diff_out); snprintf(d2, sizeof(d2), "%.6g", r.diff_dqkv); }
-            fprintf(csv, "%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.4f,%.6f,%.6f,%.4f,%.2f,%.2f,%.2f,%.2f,%.1f,%.1f,%s,%s,%d,\"%s\"\n",
+            fprintf(csv, "%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.4f,%.6f,%.6f,%.4f,%.2f,%.2f,%.2f,%.2f,%.1f,%.1f,%s,%s,%d,\"%s\","
+                         "%d,%d,%d,%d,%d\n",
                     r.T, r.B, a.H, a.D, a.W, a.S, r.fwd_ms[0], r.fwd_ms[1], r.fwd_ms[0] / r.fwd_ms[1],
                     r.fb_ms[0], r.fb_ms[1], r.fb_ms[0] / r.fb_ms[1], r.fwd_tf[0], r.fwd_tf[1], r.fb_tf[0], r.fb_tf[1],
-                    r.mem_mb[0], r.mem_mb[1], d1, d2, r.ok ? 1 : 0, prop.name);
+                    r.mem_mb[0], r.mem_mb[1], d1, d2, r.ok ? 1 : 0, prop.name,
+                    a.causal, a.lookahead, a.dilation, a.dilated_keys, a.global_spread ? a.global_spread : a.num_globals);
             fflush(csv);
         }
     }

@@ -1339,6 +1339,7 @@ static const GenVersion GEN_VERSIONS[] = {
 static const int NUM_GEN_VERSIONS = sizeof(GEN_VERSIONS) / sizeof(GEN_VERSIONS[0]);
 
 #ifndef ATTENTION_GENERAL_NO_MAIN  // test/test_attention_walk.cu includes this file for its walk
+// @copy-begin attn-general-cpu
 // ----------------------------------------------------------------------------
 // CPU reference in float64 for any pattern: forward, then the backward from its probabilities
 
@@ -1391,6 +1392,7 @@ static void general_cpu(float* out, float* lse, float* dqkv, const float* qkv, c
     }
     for (size_t x = 0; x < (size_t)B * T * row3; x++) dqkv[x] = (float)dacc[x];
 }
+// @copy-end attn-general-cpu
 
 int main(int argc, char** argv) {
     bool check_only = argc > 1 && strcmp(argv[1], "--check-only") == 0;

@@ -146,10 +146,14 @@ static inline long long allowed_pairs(int T, int W, int S) {
     }
     return P;
 }
-static inline double attention_fwd_flops(int B, int NH, int T, int D, int W, int S) {
-    return 4.0 * (double)allowed_pairs(T, W, S) * D * B * NH;
+// forward FLOPs of P allowed pairs in each of B * NH heads (any pattern's P)
+static inline double attention_pairs_fwd_flops(long long P, int B, int NH, int D) {
+    return 4.0 * (double)P * D * B * NH;
 }
 // @copy-end attn-flops
+static inline double attention_fwd_flops(int B, int NH, int T, int D, int W, int S) {
+    return attention_pairs_fwd_flops(allowed_pairs(T, W, S), B, NH, D);
+}
 static inline double attention_bwd_flops(int B, int NH, int T, int D, int W, int S) {
     return 2.5 * attention_fwd_flops(B, NH, T, D, W, S);
 }
