@@ -178,8 +178,9 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu
 	@bash test/summary.sh $(TEST_DIR)/unit.log $(TEST_DIR)/cli.log $(TEST_DIR)/analyzer.log $(TEST_DIR)/copies.log $(TEST_DIR)/twins.log $(TEST_DIR)/kernels.log \
 		$(TEST_DIR)/launch.log $(TEST_DIR)/walk.log $(TEST_DIR)/untrusted_asan.log $(TEST_DIR)/untrusted.log $(TEST_DIR)/fuzz_replay.log $(if $(filter-out 0,$(TEST_FUZZ_SECONDS)),$(TEST_DIR)/fuzz.log)
 
-# GPU tests, run on a machine with a GPU (the device machine): attention_compare's quick run
-# (CPU-reference check; dense == streaming at W >= T; no NaN), the CUDA trainers against the PyTorch
+# GPU tests, run on a machine with a GPU (the device machine): attention_compare's quick runs
+# (CPU-reference check; dense == streaming at W >= T, and dense non-causal == a non-causal band that
+# covers every pair, on the general path; a dilated band and non-causal globals; no NaN), the CUDA trainers against the PyTorch
 # dumps (bf16 tolerances) and through their command line (test/test_gpu.sh: training, resume, the KV
 # cache against the full forward, ...) and crafted input, then the dev/ kernel checks (last: the
 # versions the programs do not run yet cannot stop the programs' own tests). On the device
@@ -192,6 +193,9 @@ GPU_DUMP_CASES = gpu_window_sinks gpu_rope gpu_vocab gpu_full gpu_heads128 full 
 DUMPS = $(TEST_DIR)/dumps
 test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full $(GPU_TESTS)
 	./attention_compare -T 512 -W 512 -S 4 -B 8 --reps 5 --warmup 1
+	./attention_compare -T 512 -W 64 --dilation 4 --dilated-keys 16 -B 4 --reps 3 --warmup 1
+	./attention_compare -T 512 --causal 0 -W 64 -R 32 -S 1 --global-spread 4 -B 4 --reps 3 --warmup 1
+	./attention_compare -T 256 --causal 0 -W 256 -R 256 -B 4 --reps 3 --warmup 1
 	@mkdir -p $(TEST_DIR)
 	$(PYTHON) data/prepare.py --text data/tiny/tiny.txt --out $(TEST_DIR)/tiny
 	$(GPU_REF_PYTHON) test/reference.py --out $(DUMPS)
