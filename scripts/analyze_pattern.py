@@ -28,8 +28,9 @@ layer, or --layer-windows W,W,... (one window per layer, the rest shared, as in 
   causal attention, from TFLOP/s measured on allowed pairs: the nearest measured case (in log T and
   log keys per query) of bench/attention_compare_h200.csv and bench/attention_vs_torch.md (causal
   band + sinks, heads of 64 or 128, the trainers' band kernels); patterns the trainers run on the
-  general O(T^2) path (dilation, globals, lookahead, non-causal) are scaled from its one forward
-  measurement in dev/cuda/notes.md. A prediction, not a measurement: the file and row are named.
+  general path (dilation, globals, lookahead, non-causal) take the rates of its version 4 on the
+  nearest of the three patterns in bench/attention_general_vs_flex.md. A prediction, not a
+  measurement: the file and row are named.
 - with --png FILE, a picture of the mask (grey = allowed), band edges marked: the whole T x T
   mask up to T = 2048, beyond that rows 0..511 and the last 512 rows, or rows A..B-1 with --zoom A:B;
   a strip at the left shows sink / global key columns outside the view. Skipped with a note when
@@ -54,9 +55,9 @@ PROG = "analyze_pattern.py"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATES_CSV = "bench/attention_compare_h200.csv"
 RATES_MD = "bench/attention_vs_torch.md"
-# dev/cuda/notes.md, "attention_general.cu": the general path's one measurement (forward only)
-GENERAL = dict(source="dev/cuda/notes.md (attention_general.cu: 65.9 ms forward at B=8, T=4096, NH=12, "
-                      "W=256, S=4, dilation 4 x 16)", ms=65.9, B=8, T=4096, NH=12, causal=1)
+# the general path's version 4 (what the trainers run for every other pattern) against FlexAttention:
+# its TFLOP/s on allowed pairs per pattern and T (scripts/attention_general_vs_flex.py writes it)
+GENERAL_MD = "bench/attention_general_vs_flex.md"
 MAX_T = 1 << 20       # the pair count walks the rows in Python: about a second per distinct pattern here
 PNG_FULL_T = 2048     # up to this T the picture shows the whole mask
 ZOOM_ROWS = 512       # beyond it, the first and last this many rows
@@ -80,6 +81,15 @@ def popcount(x):
 
 def pattern(W=0, S=0, R=0, d=1, K=0, causal=1, G=()):
     return dict(W=W, S=S, R=R, d=d, K=K, causal=causal, G=sorted(G))
+
+
+# the general path's benchmark patterns (scripts/attention_general_vs_flex.py runs them; the
+# prediction below reads their rates back by name), each a function of T
+GENERAL_PATTERNS = {
+    "seeds001": lambda T: pattern(W=96, d=4),
+    "dilated64": lambda T: pattern(W=256, d=4, K=64),
+    "longformer": lambda T: pattern(W=256, R=256, causal=0, G=list(range(0, T, max(1, T // 16)))[:16]),
+}
 
 
 def allowed(p, i, j):
@@ -242,6 +252,29 @@ def measured_cases():
     return cases
 
 
+def general_cases():
+    """The general path's measured cases (version 4): (source, T, pattern, D, fwd, fwd+bwd TFLOP/s on
+    allowed pairs), read from GENERAL_MD's table; empty when it is missing."""
+    cases = []
+    try:
+        with open(os.path.join(ROOT, GENERAL_MD)) as f:
+            for line in f:
+                # | heads | pattern: description | T | ours fwd / fwd+bwd TFLOP/s (v4) | FlexAttention ... | ...
+                c = [x.strip() for x in line.strip().strip("|").split("|")]
+                if len(c) < 4 or not c[2].isdigit():
+                    continue
+                name, T = c[1].split(":")[0], int(c[2])
+                if name not in GENERAL_PATTERNS:
+                    continue
+                fwd, fwdbwd = (float(x) for x in c[3].split("/"))
+                p = GENERAL_PATTERNS[name](T)
+                cases.append(dict(source=f"{GENERAL_MD} row {c[0]} {name} T={T} (version 4)", T=T, pattern=p,
+                                  D=int(c[0].split("x")[1]), fwd=fwd, fwdbwd=fwdbwd, kpq=count_pairs(p, T) / T))
+    except (OSError, ValueError, IndexError):
+        pass
+    return cases
+
+
 def nearest_case(cases, T, keys_per_query):
     """The measured case nearest in log T plus log (allowed keys per query)."""
     best, best_dist = None, math.inf
@@ -255,12 +288,13 @@ def nearest_case(cases, T, keys_per_query):
 
 
 def on_band_kernels(p, D):
-    """train_gpt_window.cu's attention_is_band(): the fast kernels, else the general O(T^2) path."""
+    """train_gpt_window.cu's attention_is_band(): the band kernels, else the general path."""
     return p["causal"] and not p["G"] and p["d"] == 1 and p["R"] == 0 and D in (64, 128)
 
 
 def predict(layer_patterns, pairs, T, NH, D, B):
     cases = measured_cases()
+    general = general_cases()
     if not cases:
         return dict(note=f"no measured rates ({RATES_CSV}, {RATES_MD} not found)")
     layers, used, notes = [], {}, set()
@@ -281,21 +315,27 @@ def predict(layer_patterns, pairs, T, NH, D, B):
             layers.append(dict(path="band", fwd_ms=fwd / (c["fwd"] * 1e12) * 1e3,
                                fwdbwd_ms=3.5 * fwd / (c["fwdbwd"] * 1e12) * 1e3, case=c["source"]))
         else:
-            cand = T * (T + 1) / 2 if lp["causal"] else float(T) * T  # keys the general kernel walks
-            g_cand = GENERAL["T"] * (GENERAL["T"] + 1) / 2
-            ms = GENERAL["ms"] * (B * NH * cand) / (GENERAL["B"] * GENERAL["NH"] * g_cand)
-            used[GENERAL["source"]] = GENERAL
-            if abs(math.log(T / GENERAL["T"])) > math.log(2):
-                notes.add(f"the general path was measured at T={GENERAL['T']} only: T={T} is extrapolated")
-            notes.add("layers on the general path (dilation, globals, lookahead, non-causal or heads other than 64/128): "
-                      "forward time scaled from its one measurement by B*NH*(keys walked: T(T+1)/2 causal, T^2 not); "
-                      "its backward was not measured, so forward+backward is not predicted")
-            layers.append(dict(path="general", fwd_ms=ms, fwdbwd_ms=None, case=GENERAL["source"]))
+            # the measured benchmark pattern of the same causality nearest in T and keys per query
+            same = [c for c in general if c["pattern"]["causal"] == lp["causal"]]
+            if not same:
+                notes.add(f"layers on the general path: no measured rates ({GENERAL_MD} not found), not predicted")
+                layers.append(dict(path="general", fwd_ms=None, fwdbwd_ms=None, case=None))
+                continue
+            c = nearest_case(same, T, P / T)
+            used[c["source"]] = c
+            notes.add("layers on the general path (dilation, globals, lookahead, non-causal): rates of its version 4 "
+                      f"on the nearest of {GENERAL_MD}'s three benchmark patterns; its speed depends on how full the "
+                      "visited 64x64 tiles are, so a pattern unlike them can be far off")
+            if D not in (64, 128):
+                notes.add(f"heads of {D} run on the general path's version 2 (a warp a row), far slower than these rates")
+            layers.append(dict(path="general", fwd_ms=fwd / (c["fwd"] * 1e12) * 1e3,
+                               fwdbwd_ms=3.5 * fwd / (c["fwdbwd"] * 1e12) * 1e3, case=c["source"]))
     if D != 64:
         notes.add(f"the rates were measured with heads of 64; D={D} moves them")
     if B * T * NH < 32768 * 12 // 4:
         notes.add(f"the rates were measured at B*T*NH = 32768 tokens x 12 heads; B*T*NH = {B * T * NH} leaves the GPU partly idle")
-    fwd_ms = sum(x["fwd_ms"] for x in layers)
+    fwds = [x["fwd_ms"] for x in layers]
+    fwd_ms = None if None in fwds else sum(fwds)
     fwdbwd = [x["fwdbwd_ms"] for x in layers]
     fwdbwd_ms = None if None in fwdbwd else sum(fwdbwd)
     L = len(layer_patterns)
@@ -305,7 +345,7 @@ def predict(layer_patterns, pairs, T, NH, D, B):
                 cases=[dict(source=s, fwd_tflops=c.get("fwd"), fwdbwd_tflops=c.get("fwdbwd")) for s, c in used.items()],
                 dense_causal=dict(case=dense_case["source"], fwd_tflops=dense_case["fwd"], fwdbwd_tflops=dense_case["fwdbwd"],
                                   fwd_ms=d_fwd_ms, fwdbwd_ms=d_fwdbwd_ms),
-                speedup_fwd=d_fwd_ms / fwd_ms, speedup_fwdbwd=None if fwdbwd_ms is None else d_fwdbwd_ms / fwdbwd_ms,
+                speedup_fwd=None if fwd_ms is None else d_fwd_ms / fwd_ms, speedup_fwdbwd=None if fwdbwd_ms is None else d_fwdbwd_ms / fwdbwd_ms,
                 notes=sorted(notes))
 
 
@@ -411,13 +451,15 @@ def print_report(r):
     for c in pr["cases"]:
         rate = f": {c['fwd_tflops']:g} / {c['fwdbwd_tflops']:g} TFLOP/s fwd / fwd+bwd" if c.get("fwd_tflops") else ""
         print(f"  rates from {c['source']}{rate}")
+    fw = f"{pr['fwd_ms']:.3f} ms" if pr["fwd_ms"] is not None else "not predicted"
     fb = f"{pr['fwdbwd_ms']:.3f} ms" if pr["fwdbwd_ms"] is not None else "not predicted"
-    print(f"  this pattern: forward {pr['fwd_ms']:.3f} ms, forward+backward {fb}")
+    print(f"  this pattern: forward {fw}, forward+backward {fb}")
     d = pr["dense_causal"]
     print(f"  dense causal ({d['case']}: {d['fwd_tflops']:g} / {d['fwdbwd_tflops']:g} TFLOP/s): "
           f"forward {d['fwd_ms']:.3f} ms, forward+backward {d['fwdbwd_ms']:.3f} ms")
+    sf = f"{pr['speedup_fwd']:.2f}x" if pr["speedup_fwd"] is not None else "-"
     sp = f"{pr['speedup_fwdbwd']:.2f}x" if pr["speedup_fwdbwd"] is not None else "-"
-    print(f"  predicted speedup over dense causal: forward {pr['speedup_fwd']:.2f}x, forward+backward {sp}")
+    print(f"  predicted speedup over dense causal: forward {sf}, forward+backward {sp}")
     for n in pr["notes"]:
         print(f"  note: {n}")
 

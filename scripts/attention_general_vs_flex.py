@@ -33,11 +33,7 @@ import analyze_pattern  # noqa: E402  (SPEC §1 in Python: pair counts, descript
 from attention_vs_torch import TOL, first_line, gpu_bench, parse_heads, rel_err  # noqa: E402
 from train_torch_twin import global_flags, pattern_allows  # noqa: E402
 
-PATTERNS = {
-    "seeds001": lambda T: analyze_pattern.pattern(W=96, d=4),
-    "dilated64": lambda T: analyze_pattern.pattern(W=256, d=4, K=64),
-    "longformer": lambda T: analyze_pattern.pattern(W=256, R=256, causal=0, G=list(range(0, T, max(1, T // 16)))[:16]),
-}
+PATTERNS = analyze_pattern.GENERAL_PATTERNS   # one home: analyze_pattern.py reads their rates back by name
 V1_MAX_T = 4096
 
 
