@@ -28,7 +28,7 @@ layer, or --layer-windows W,W,... (one window per layer, the rest shared, as in 
   causal attention, from TFLOP/s measured on allowed pairs: the nearest measured case (in log T and
   log keys per query) of bench/attention_compare_h200.csv and bench/attention_vs_torch.md (causal
   band + sinks, heads of 64 or 128, the trainers' band kernels); patterns the trainers run on the
-  general path (dilation, globals, lookahead, non-causal) take the rates of its version 4 on the
+  general path (dilation, globals, lookahead, non-causal) take the rates of its newest version on the
   nearest of the three patterns in bench/attention_general_vs_flex.md. A prediction, not a
   measurement: the file and row are named.
 - with --png FILE, a picture of the mask (grey = allowed), band edges marked: the whole T x T
@@ -253,7 +253,7 @@ def measured_cases():
 
 
 def general_cases():
-    """The general path's measured cases (version 4): (source, T, pattern, D, fwd, fwd+bwd TFLOP/s on
+    """The general path's measured cases (its newest version): (source, T, pattern, D, fwd, fwd+bwd TFLOP/s on
     allowed pairs), read from GENERAL_MD's table; empty when it is missing."""
     cases = []
     try:
@@ -268,7 +268,7 @@ def general_cases():
                     continue
                 fwd, fwdbwd = (float(x) for x in c[3].split("/"))
                 p = GENERAL_PATTERNS[name](T)
-                cases.append(dict(source=f"{GENERAL_MD} row {c[0]} {name} T={T} (version 4)", T=T, pattern=p,
+                cases.append(dict(source=f"{GENERAL_MD} row {c[0]} {name} T={T} (the newest version there)", T=T, pattern=p,
                                   D=int(c[0].split("x")[1]), fwd=fwd, fwdbwd=fwdbwd, kpq=count_pairs(p, T) / T))
     except (OSError, ValueError, IndexError):
         pass
@@ -323,7 +323,7 @@ def predict(layer_patterns, pairs, T, NH, D, B):
                 continue
             c = nearest_case(same, T, P / T)
             used[c["source"]] = c
-            notes.add("layers on the general path (dilation, globals, lookahead, non-causal): rates of its version 4 "
+            notes.add("layers on the general path (dilation, globals, lookahead, non-causal): rates of its newest version "
                       f"on the nearest of {GENERAL_MD}'s three benchmark patterns; its speed depends on how full the "
                       "visited 64x64 tiles are, so a pattern unlike them can be far off")
             if D not in (64, 128):

@@ -8,7 +8,7 @@ Patterns (SPEC §1), at B·T = 32768 and T = 1024 ... 16384:
   dilated64    causal window 256 with 64 dilated keys at stride 4
   longformer   non-causal window and lookahead 256 with 16 global positions T/16 apart (seeds/002)
 Ours: each version of the general path (v1 walks every key and is skipped past T = 4096: minutes);
-the last is what the trainers run. FlexAttention: compiled, block mask built once from
+the last (the newest) is the one compared. FlexAttention: compiled, block mask built once from
 scripts/train_torch_twin.py's pattern_allows (SPEC §1's rule, checked against the trainer's pairs by
 `make test`). The last version's output and gradients are checked against FlexAttention's and every
 other version's against the last (relative error under 1e-2, bf16); a case that disagrees is
@@ -174,7 +174,7 @@ def main():
         "# The general attention path vs FlexAttention", "",
         f"`python3 scripts/attention_general_vs_flex.py` on {torch.cuda.get_device_name(0)}, PyTorch {torch.__version__}, "
         f"{datetime.date.today().isoformat()}. bf16, B·T = {a.tokens}. Ours: dev/cuda/attention_general.cu's versions "
-        f"({', '.join(n for _, n in versions)}; {last} is what the trainers run), FlexAttention compiled with the same "
+        f"({', '.join(n for _, n in versions)}; {last}, the newest, is compared; train_gpt_window.cu's attention dispatch says which one the trainers run), FlexAttention compiled with the same "
         "mask_mod (block mask built once). Medians of triton's do_bench (L2 flushed); TFLOP/s on allowed pairs (SPEC §1); "
         f"ratio = FlexAttention's time / ours ({last}): above 1, ours is faster. Issue 18's target: 1.5x, forward and "
         "forward+backward.", "",

@@ -6,7 +6,8 @@ only in walking these lists instead of testing every position, so this test is w
 results version 1's bits. Version 3's tile-level uses of the walk (the next key tile of a query
 block and, for the backward's dK/dV pass, the next query tile of a key block; the 16-position chunks
 a row or key needs; the blocks that need no mask; the split of spec_allowed's global clauses) are
-checked against the pairs too. It needs no GPU (nvcc builds it, the host runs
+checked against the pairs too, and version 5's masks (a row's allowed keys, or a key's queries,
+in a 64-position tile as one 64-bit set) against spec_allowed position by position. It needs no GPU (nvcc builds it, the host runs
 it), so CI runs it.
 
     ./test/test_attention_walk
@@ -150,6 +151,35 @@ static bool tiles_match(const AttnSpec& p, int T, const char* why) {
     return true;
 }
 
+// Version 5's masks: spec_row_bits(p, i, k0) must be the set of keys k0 + x (x < 64, below T) that
+// spec_allowed allows query i, for rows up to T + 2 (a block's rows past T get no key), tiles at
+// multiples of 64 and at odd offsets; spec_col_bits the same for the queries of key j.
+static bool bits_match(const AttnSpec& p, int T, const char* why) {
+    std::vector<int> starts;
+    for (int t0 = 0; t0 < T; t0 += 64) { starts.push_back(t0); starts.push_back(t0 + 37); }
+    for (int a = 0; a < T + 3; a++)
+        for (int t0 : starts) {
+            unsigned long long g = 0ull;   // the tile's global positions, as gen_global_bits gives them
+            for (int x = 0; x < 64; x++) if (t0 + x < T && spec_is_global(p, t0 + x)) g |= 1ull << x;
+            const bool a_global = a < T && spec_is_global(p, a);
+            const unsigned long long row = spec_row_bits(p, a, t0, T, g, a_global);
+            const unsigned long long col = spec_col_bits(p, a, t0, T, g, a_global);
+            for (int x = 0; x < 64; x++) {
+                const int b = t0 + x;
+                const bool want_row = a < T && b < T && spec_allowed(p, a, b);   // query a, key b
+                const bool want_col = a < T && b < T && spec_allowed(p, b, a);   // query b, key a
+                const bool got_row = (row >> x) & 1ull, got_col = (col >> x) & 1ull;
+                if (got_row != want_row || got_col != want_col) {
+                    const bool r = got_row != want_row;
+                    printf("FAIL %s T=%d: spec_%s_bits(%d, tile %d) bit %d is %d, spec_allowed says %d\n", why, T,
+                           r ? "row" : "col", a, t0, x, (int)(r ? got_row : got_col), (int)(r ? want_row : want_col));
+                    return false;
+                }
+            }
+        }
+    return true;
+}
+
 // dev/cuda/common.h's seeded generator: the random patterns are the same every run
 static int rand_below(int n) { return (int)(rng_next() % (uint64_t)n); }
 
@@ -196,7 +226,7 @@ int main(void) {
             for (int g : G) if (g < T) q.globals[q.num_globals++] = g;
             char why[160];
             snprintf(why, sizeof(why), "causal %d W %d S %d R %d d %d K %d, %d globals", causal, W, S, R, d, K, q.num_globals);
-            ok = walk_matches(q, T, why);
+            ok = walk_matches(q, T, why) && bits_match(q, T, why);
         }
         patterns++;
         if (!ok) sweep_bad++;
@@ -211,10 +241,12 @@ int main(void) {
         AttnSpec p = random_spec(20, &T);
         if (walk_matches(p, T, "random")) random_ok++; else random_bad++;
     }
+    int bits_ok = 0, bits_bad = 0;
     for (int t = 0; t < 150; t++) {
         int T;
         AttnSpec p = random_spec(80, &T);
         if (tiles_match(p, T, "tiles, random")) tiles_ok++; else tiles_bad++;
+        if (bits_match(p, T, "bits, random")) bits_ok++; else bits_bad++;
     }
     passed += random_bad == 0;
     failed += random_bad > 0;
@@ -223,6 +255,10 @@ int main(void) {
     failed += tiles_bad > 0;
     printf("%s 150 random patterns: version 3's tile walks (keys of a query block, queries of a key block), chunk needs, unmasked blocks and split globals (%d as the pairs say)\n",
            tiles_bad ? "FAIL" : "PASS", tiles_ok);
+    passed += bits_bad == 0;
+    failed += bits_bad > 0;
+    printf("%s the same 150 patterns: version 5's row and column sets equal spec_allowed (%d as the pairs say)\n",
+           bits_bad ? "FAIL" : "PASS", bits_ok);
     // SPEC §1's examples and the seeds' own patterns
     struct { AttnSpec p; int T; const char* why; } named[] = {
         {spec(1, 3, 0, 0, 1, 0, {}), 6, "SPEC §1: W=3, T=6, causal"},
@@ -230,9 +266,14 @@ int main(void) {
         {spec(1, 6, 0, 0, 3, 3, {}), 40, "SPEC §1: W=6, d=3, K=3"},
         {spec(1, 96, 0, 0, 4, 0, {}), 500, "seeds/001: W=96, d=4, K=all"},
         {spec(0, 64, 0, 64, 1, 0, {0, 100, 200}), 300, "seeds/002: Longformer band, 3 globals"},
+        // the stride sets: d dividing 64 (a constant pattern), d >= 64 (one key a tile), any other d
+        {spec(1, 8, 0, 0, 32, 0, {}), 400, "W=8, d=32 to the start"},
+        {spec(1, 5, 1, 0, 64, 3, {}), 400, "W=5, S=1, d=64, K=3"},
+        {spec(0, 7, 2, 9, 100, 0, {150}), 400, "non-causal W=7, R=9, d=100, a global"},
+        {spec(1, 20, 0, 0, 6, 7, {}), 400, "W=20, d=6, K=7"},
     };
     for (auto& n : named) {
-        bool ok = walk_matches(n.p, n.T, n.why);
+        bool ok = walk_matches(n.p, n.T, n.why) && bits_match(n.p, n.T, n.why);
         printf("%s %s\n", ok ? "PASS" : "FAIL", n.why);
         if (ok) passed++; else failed++;
     }

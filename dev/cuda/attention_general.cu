@@ -19,8 +19,9 @@ fixed window the time per token no longer grows with T. The keys come in the sam
 as version 1's, so the results are version 1's bits (main checks that too). Both are one set of
 kernels (attn-general-warp) with the way to the next position as a template parameter.
 Predicted: at T = 4096, W = 256 + 16 dilated keys + 4 sinks, a row walks 276 keys instead of up to
-4096: about 8x less forward work on average (rows average ~2048 keys in v1). Measured: not yet run
-(written 2026-12-04 without a GPU; test/test_attention_walk.cu proves the walk on the CPU).
+4096: about 8x less forward work on average (rows average ~2048 keys in v1). Measured (H200,
+dev/cuda/results/h200_general_v4.log): v1's bits in every case; flat in T from T = 4096 on for the
+dilated band, 4-5x v1 at T = 4096, scalar (a few TFLOP/s).
 
 version 3: the forward on tensor cores, block-sparse: forward v7's block (64 query rows, 4 warps,
 mma.sync, double-buffered cp.async tiles of 64 keys, attention_forward.cu's tile functions) visiting
@@ -40,7 +41,8 @@ global key tiles' blocks walk all of T.
 Predicted: forward within 1.5x of the band kernel v7 on the same number of visited tiles (the walk
 adds two block barriers a tile), i.e. some 100-200 TFLOP/s on allowed pairs where v2 reaches a few;
 backward within 1.5x of v9's time per visited tile, so forward+backward 3-4x the forward's time.
-Measured: not yet run (forward written 2026-12-04, backward 2026-12-05, both without a GPU).
+Measured: 25-40x version 2, but 3-4x below the prediction per visited tile (~30 TFLOP/s forward on
+the dilated band); notes.md says where the time goes.
 
 version 4: the forward on Hopper's wgmma (sm_90a): forward v10's block (64 query rows, one
 warpgroup, Q, K and V by TMA into two mbarrier'd K / V buffers, the tiles' products as wgmma, the
@@ -55,7 +57,23 @@ Predicted: the band kernels gained 1.23-1.40x from forward v7 (mma.sync) to v8 (
 1.3-1.4x to v10 (one warpgroup a block, TMA; notes.md, Rounds 3 to 6): version 4 at ~1.5x version
 3's forward on the same tiles (less than the band kernels' 1.7-1.9x: 4 blocks per SM, not 5, and
 the walk's barriers every tile); the backward ~1.4x version 3's (backward v10 ran 1.42-1.83x v9).
-Measured: not yet run (written 2026-12-05 without a GPU).
+Measured: 1.2-1.4x version 3; 42-45 TFLOP/s forward on W = 256 + 64 dilated keys, 0.39x / 0.44x
+FlexAttention there, 0.24x on seeds/001's band, 2.5-8x FlexAttention on the Longformer pattern
+(bench/attention_general_vs_flex.md). What the trainers run for every pattern the band kernels do
+not take.
+
+version 5: version 4's kernels with the masks as 64-bit sets: for each of a thread's two rows
+(keys in the dK/dV pass) the allowed keys (queries) of the tile are built once from the pattern's
+parts (band, lookahead and sinks as bit ranges, the dilated keys as a periodic set, ~0ull / (2^d - 1)
+shifted, where d divides 64, ANDed with their range, the global positions from the tile's global
+bits), then each score costs one bit test, where versions 3 and 4 run spec_allowed on each of a
+thread's 32 scores (~20 instructions each: twice the softmax's work per tile, on every tile of a
+dilated band). test/test_attention_walk.cu proves the sets equal spec_allowed position by position
+on the CPU. ptxas: forward 106 / 140 registers (D = 64 / 128; v4 113 / 165), dK/dV 158 / 236, dQ
+138 / 170, no spills. Predicted: 1.5-2x version 4 on the dilated bands, where every visited tile is
+masked (~950 instructions a warp and tile down to ~460); little on the Longformer pattern, whose
+time is in the near-empty global tiles and the unsplit global rows. Measured: not yet run (written
+2026-12-05 after the device time was spent); the trainers run version 4 until it has.
 
 ./attention_general              checks every version against a float64 CPU reference on fresh inputs, then times
 ./attention_general --check-only the checks only
@@ -874,6 +892,104 @@ static void attention_general3_backward(bf16* dqkv, float* Dsum, const bf16* qkv
 }
 // @copy-end attn-general-v3
 
+// @copy-begin attn-general-bits
+// ----------------------------------------------------------------------------
+// version 5's masks: the allowed keys of a query row in a 64-key tile (or the allowed queries of a
+// key column in a 64-query tile) as one 64-bit set, built from the pattern's parts once a tile,
+// where versions 3 and 4 test spec_allowed on every score (~20 instructions each, 32 a thread)
+
+// positions [lo, hi] (inclusive; none when lo > hi) of the tile [t0, t0 + 64) as bits x = position - t0
+__host__ __device__ inline unsigned long long tile_range_bits(long long lo, long long hi, int t0) {
+    lo = lo - t0 > 0 ? lo - t0 : 0;
+    hi = hi - t0 < 63 ? hi - t0 : 63;
+    if (lo > hi) return 0ull;
+    const unsigned long long upto = hi == 63 ? ~0ull : (1ull << (hi + 1)) - 1;
+    return upto & (~0ull << lo);
+}
+
+// bits x of the tile with x = first (mod d), 0 <= first < d
+__host__ __device__ inline unsigned long long tile_stride_bits(long long first, int d) {
+    if (first >= 64) return 0ull;
+    if (d >= 64) return 1ull << first;
+    if ((d & (d - 1)) == 0) return (~0ull / ((1ull << d) - 1)) << first;   // d divides 64: 0x1111... for d = 4
+    unsigned long long bits = 0ull;
+    for (long long x = first; x < 64; x += d) bits |= 1ull << x;
+    return bits;
+}
+
+// spec_allowed(p, i, k0 + x) for x = 0..63 (false past T), as bits. gkeys: bit x set iff key k0 + x
+// is global (gen_global_bits); row_global: whether query i is.
+__host__ __device__ inline unsigned long long spec_row_bits(const AttnSpec& p, int i, int k0, int T,
+                                                            unsigned long long gkeys, bool row_global) {
+    if (i >= T) return 0ull;
+    const unsigned long long in_T = tile_range_bits(0, T - 1, k0);
+    if (!p.causal && (i < p.sinks || row_global)) return in_T;            // this query sees every key
+    const unsigned long long upto_i = tile_range_bits(0, i, k0);           // causal: keys j <= i
+    unsigned long long bits = tile_range_bits(p.window > 0 ? (long long)i - p.window + 1 : 0, i, k0);   // band
+    if (!p.causal && p.lookahead > 0) bits |= tile_range_bits((long long)i + 1, (long long)i + p.lookahead, k0);
+    if (p.sinks > 0) bits |= tile_range_bits(0, p.sinks - 1, k0) & (p.causal ? upto_i : ~0ull);
+    bits |= p.causal ? gkeys & upto_i : gkeys;
+    if (p.dilation > 1 && p.window > 0) {   // j = i - o, o >= W a multiple of d, o < W + K d (K = 0: any)
+        const long long hi = (long long)i - p.window;
+        const long long lo = p.dilated_keys > 0 ? hi - (long long)p.dilated_keys * p.dilation + 1 : 0;
+        const unsigned long long range = tile_range_bits(lo, hi, k0);
+        if (range) bits |= range & tile_stride_bits((((long long)i - k0) % p.dilation + p.dilation) % p.dilation, p.dilation);
+    }
+    return bits & in_T;
+}
+
+// spec_allowed(p, q0 + x, j) for x = 0..63 (false past T), as bits: spec_row_bits transposed. gq: bit
+// x set iff query q0 + x is global; key_global: whether key j is.
+__host__ __device__ inline unsigned long long spec_col_bits(const AttnSpec& p, int j, int q0, int T,
+                                                            unsigned long long gq, bool key_global) {
+    if (j >= T) return 0ull;
+    const unsigned long long in_T = tile_range_bits(0, T - 1, q0);
+    const unsigned long long from_j = p.causal ? tile_range_bits(j, T - 1, q0) : ~0ull;   // causal: queries i >= j
+    if (j < p.sinks || key_global) return in_T & from_j;                   // every query sees this key
+    unsigned long long bits = tile_range_bits(j, p.window > 0 ? (long long)j + p.window - 1 : (long long)T - 1, q0);
+    if (!p.causal) {
+        if (p.lookahead > 0) bits |= tile_range_bits((long long)j - p.lookahead, (long long)j - 1, q0);
+        if (p.sinks > 0) bits |= tile_range_bits(0, p.sinks - 1, q0);     // the first S queries see every key
+        bits |= gq;                                                        // and the global ones
+    }
+    if (p.dilation > 1 && p.window > 0) {   // i = j + o, o >= W a multiple of d, o < W + K d (K = 0: any)
+        const long long lo = (long long)j + p.window;
+        const long long hi = p.dilated_keys > 0 ? lo + (long long)p.dilated_keys * p.dilation - 1 : (long long)T - 1;
+        const unsigned long long range = tile_range_bits(lo, hi, q0);
+        if (range) bits |= range & tile_stride_bits((((long long)j - q0) % p.dilation + p.dilation) % p.dilation, p.dilation);
+    }
+    return bits & in_T & from_j;
+}
+
+// gen_mask_wg with the sets: s[4t + 2r + e] is row r0 + 8r, key k0 + 8t + 2tg + e
+__device__ __forceinline__ void gen_mask_wg_bits(float (&s)[32], const AttnSpec& p, int k0, int r0, int tg, int T,
+                                                 unsigned long long gkeys, const bool (&row_global)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const unsigned long long bits = spec_row_bits(p, r0 + 8 * r, k0, T, gkeys, row_global[r]) >> (2 * tg);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++)
+                if (!((bits >> (8 * t + e)) & 1ull)) s[4 * t + 2 * r + e] = -INFINITY;
+    }
+}
+
+// gen_mask_wg_t with the sets: st[4t + 2r + e] is key kr0 + 8r, query q0 + 8t + 2tg + e
+__device__ __forceinline__ void gen_mask_wg_t_bits(float (&st)[32], const AttnSpec& p, int q0, int kr0, int tg, int T,
+                                                   unsigned long long gq, const bool (&key_global)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const unsigned long long bits = spec_col_bits(p, kr0 + 8 * r, q0, T, gq, key_global[r]) >> (2 * tg);
+#pragma unroll
+        for (int t = 0; t < 8; t++)
+#pragma unroll
+            for (int e = 0; e < 2; e++)
+                if (!((bits >> (8 * t + e)) & 1ull)) st[4 * t + 2 * r + e] = -INFINITY;
+    }
+}
+// @copy-end attn-general-bits
+
 // @copy-begin attn-general-v4
 // ----------------------------------------------------------------------------
 // version 4: the forward on Hopper's wgmma: forward v10's block (64 query rows, one warpgroup, Q, K
@@ -901,7 +1017,7 @@ __device__ __forceinline__ void gen_mask_wg(float (&s)[32], const AttnSpec& p, i
 // 4 blocks per SM at D = 64 (v10 runs 5 at 96 registers; the walk and the mask need more)
 template<int D> __host__ __device__ constexpr int gen4_min_blocks() { return D == 64 ? 4 : 2; }
 
-template<int D>
+template<int D, bool BITS>
 __global__ void __launch_bounds__(128, gen4_min_blocks<D>())
 attention_general4_forward_kernel(bf16* out, float* lse, const __grid_constant__ CUtensorMap qkv_map,
                                   int B, int T, int NH, AttnSpec p) {
@@ -974,8 +1090,10 @@ attention_general4_forward_kernel(bf16* out, float* lse, const __grid_constant__
         wg_issue_abt<D, BQ, BK>(s, dq0, dk(it & 1));     // S = Q K^T
         wg_wait<0>();
         wg_fence_regs(s);
-        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
-            gen_mask_wg(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T)) {
+            if constexpr (BITS) gen_mask_wg_bits(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+            else                gen_mask_wg(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+        }
         fwd8_online_softmax<D>(s, o, m, l, pa, sl2);
         wg_issue_pb<D>(o, pa, dv(it & 1));               // O += P V
         wg_wait<0>();
@@ -987,17 +1105,17 @@ attention_general4_forward_kernel(bf16* out, float* lse, const __grid_constant__
 #endif
 }
 
-template<int D>
+template<int D, bool BITS = false>
 static void attention_general4_forward_d(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, const AttnSpec& p) {
     const size_t smem = fwd10_smem<D>();
     static bool configured = false;
     if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_general4_forward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_general4_forward_kernel<D, BITS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         configured = true;
     }
     const CUtensorMap map = rows_tensor_map(qkv, B, T, 3 * NH * D, 64);
     dim3 grid(ceil_div(T, 64), NH, B);   // a head's query tiles side by side: they share K / V in the L2
-    attention_general4_forward_kernel<D><<<grid, 128, smem>>>(out, lse, map, B, T, NH, p);
+    attention_general4_forward_kernel<D, BITS><<<grid, 128, smem>>>(out, lse, map, B, T, NH, p);
     cudaCheckLaunch();
 }
 
@@ -1028,7 +1146,7 @@ __device__ __forceinline__ void gen_mask_wg_t(float (&st)[32], const AttnSpec& p
 // dK/dV: block per (64 keys, head, batch); the query tiles with an allowed pair for the block's keys
 // (Q, dO by TMA, lse and D_i by cp.async) through two buffers. Thread rows (keys) kr0, kr0 + 8;
 // accumulator column 8t + 2tg + e is query q0 + 8t + 2tg + e.
-template<int D>
+template<int D, bool BITS>
 __global__ void __launch_bounds__(BWD10_THREADS, bwd10_dkdv_min_blocks<D>())
 attention_general4_dkdv_kernel(bf16* dqkv, const float* lse, const float* Dbuf, int B, int T, int NH, AttnSpec p,
                                const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
@@ -1114,8 +1232,10 @@ attention_general4_dkdv_kernel(bf16* dqkv, const float* lse, const float* Dbuf, 
         const float* Db = Ds + buf * BQ;
         wg_wait<1>();                  // S^T done, dP^T may still run
         wg_fence_regs(st);
-        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
-            gen_mask_wg_t(st, p, q0, kr0, tg, T, gen_global_bits(p, q0), key_global);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T)) {
+            if constexpr (BITS) gen_mask_wg_t_bits(st, p, q0, kr0, tg, T, gen_global_bits(p, q0), key_global);
+            else                gen_mask_wg_t(st, p, q0, kr0, tg, T, gen_global_bits(p, q0), key_global);
+        }
 #pragma unroll
         for (int t = 0; t < 8; t++) {  // P^T = 2^(S^T sl2 - lse log2 e): 0 where masked
             const float2 Lv = *reinterpret_cast<const float2*>(Lb + 8 * t + 2 * tg);
@@ -1165,7 +1285,7 @@ attention_general4_dkdv_kernel(bf16* dqkv, const float* lse, const float* Dbuf, 
 // 3 blocks per SM at D = 64 (backward v10's dQ runs 4 at 128 registers; this one spills there)
 template<int D> __host__ __device__ constexpr int gen4_dq_min_blocks() { return D == 64 ? 3 : 2; }
 
-template<int D>
+template<int D, bool BITS>
 __global__ void __launch_bounds__(BWD10_THREADS, gen4_dq_min_blocks<D>())
 attention_general4_dq_kernel(bf16* dqkv, const float* lse, const float* Dbuf, int B, int T, int NH, AttnSpec p,
                              const __grid_constant__ CUtensorMap qkv_map, const __grid_constant__ CUtensorMap dout_map) {
@@ -1237,8 +1357,10 @@ attention_general4_dq_kernel(bf16* dqkv, const float* lse, const float* Dbuf, in
         wg_issue_abt<D, BQ, BK>(dp, dOd, kmaj(Vb));   // dP = dO V^T
         wg_wait<1>();
         wg_fence_regs(s);
-        if (!spec_block_in_band(p, q0, BQ, k0, BK, T))
-            gen_mask_wg(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+        if (!spec_block_in_band(p, q0, BQ, k0, BK, T)) {
+            if constexpr (BITS) gen_mask_wg_bits(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+            else                gen_mask_wg(s, p, k0, r0, tg, T, gen_global_bits(p, k0), row_global);
+        }
 #pragma unroll
         for (int t = 0; t < 8; t++)
 #pragma unroll
@@ -1266,15 +1388,15 @@ attention_general4_dq_kernel(bf16* dqkv, const float* lse, const float* Dbuf, in
 #endif
 }
 
-template<int D>
+template<int D, bool BITS = false>
 static void attention_general4_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
                                           const float* lse, int B, int T, int NH, const AttnSpec& p) {
     constexpr size_t smem = bwd10_smem<D>();
     static bool configured = false;
     static SideStream side;
     if (!configured) {
-        cudaCheck(cudaFuncSetAttribute(attention_general4_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        cudaCheck(cudaFuncSetAttribute(attention_general4_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_general4_dkdv_kernel<D, BITS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        cudaCheck(cudaFuncSetAttribute(attention_general4_dq_kernel<D, BITS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         side = side_stream_create();
         configured = true;
     }
@@ -1283,9 +1405,9 @@ static void attention_general4_backward_d(bf16* dqkv, float* Dsum, const bf16* q
     const dim3 grid(ceil_div(T, BWD10_ROWS), NH, B);   // a head's blocks side by side (v11)
     launch_dot<D>(Dsum, out, dout, B, T, NH);
     side_stream_fork(side);
-    attention_general4_dkdv_kernel<D><<<grid, BWD10_THREADS, smem>>>(dqkv, lse, Dsum, B, T, NH, p, qkv_map, dout_map);
+    attention_general4_dkdv_kernel<D, BITS><<<grid, BWD10_THREADS, smem>>>(dqkv, lse, Dsum, B, T, NH, p, qkv_map, dout_map);
     cudaCheckLaunch();
-    attention_general4_dq_kernel<D><<<grid, BWD10_THREADS, smem, side.stream>>>(dqkv, lse, Dsum, B, T, NH, p, qkv_map, dout_map);
+    attention_general4_dq_kernel<D, BITS><<<grid, BWD10_THREADS, smem, side.stream>>>(dqkv, lse, Dsum, B, T, NH, p, qkv_map, dout_map);
     cudaCheckLaunch();
     side_stream_join(side);
 }
@@ -1309,6 +1431,28 @@ static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, i
     attention_general3_forward(out, lse, qkv, B, T, NH, D, p);
 }
 // @copy-end attn-general-v4
+
+// @copy-begin attn-general-v5
+// ----------------------------------------------------------------------------
+// version 5: version 4's kernels with the masks as 64-bit sets a row (spec_row_bits, spec_col_bits:
+// one build a row and tile, then one bit test a score)
+
+static void attention_general5_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (wgmma_available()) {
+        if (D == 64) { attention_general4_forward_d<64, true>(out, lse, qkv, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_forward_d<128, true>(out, lse, qkv, B, T, NH, p); return; }
+    }
+    attention_general3_forward(out, lse, qkv, B, T, NH, D, p);
+}
+static void attention_general5_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (wgmma_available()) {
+        if (D == 64) { attention_general4_backward_d<64, true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_backward_d<128, true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    }
+    attention_general3_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+// @copy-end attn-general-v5
 
 // ----------------------------------------------------------------------------
 
@@ -1335,6 +1479,7 @@ static const GenVersion GEN_VERSIONS[] = {
     {"v2", attention_general_warp_forward<true>, attention_general_warp_backward<true>, true},
     {"v3", attention_general3_forward, attention_general3_backward, false},  // tensor cores, allowed tiles
     {"v4", attention_general4_forward, attention_general4_backward, false},  // wgmma + TMA
+    {"v5", attention_general5_forward, attention_general5_backward, false},  // v4, masks as 64-bit row sets
 };
 static const int NUM_GEN_VERSIONS = sizeof(GEN_VERSIONS) / sizeof(GEN_VERSIONS[0]);
 
