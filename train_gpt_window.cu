@@ -5787,12 +5787,12 @@ __host__ __device__ inline unsigned long long spec_col_bits(const AttnSpec& p, i
     return bits & in_T & from_j;
 }
 
-// gen_mask_wg with the sets: s[4t + 2r + e] is row r0 + 8r, key k0 + 8t + 2tg + e
-__device__ __forceinline__ void gen_mask_wg_bits(float (&s)[32], const AttnSpec& p, int k0, int r0, int tg, int T,
-                                                 unsigned long long gkeys, const bool (&row_global)[2]) {
+// s[4t + 2r + e] = -inf where bit 8t + 2tg + e of sets[r] is clear: the wgmma accumulator layout,
+// thread (warp, g, tg) holding rows (or keys) +0 and +8 of its warp's 16 and columns 8t + 2tg + e
+__device__ __forceinline__ void mask_from_sets(float (&s)[32], const unsigned long long (&sets)[2], int tg) {
 #pragma unroll
     for (int r = 0; r < 2; r++) {
-        const unsigned long long bits = spec_row_bits(p, r0 + 8 * r, k0, T, gkeys, row_global[r]) >> (2 * tg);
+        const unsigned long long bits = sets[r] >> (2 * tg);
 #pragma unroll
         for (int t = 0; t < 8; t++)
 #pragma unroll
@@ -5801,18 +5801,20 @@ __device__ __forceinline__ void gen_mask_wg_bits(float (&s)[32], const AttnSpec&
     }
 }
 
+// gen_mask_wg with the sets: s[4t + 2r + e] is row r0 + 8r, key k0 + 8t + 2tg + e
+__device__ __forceinline__ void gen_mask_wg_bits(float (&s)[32], const AttnSpec& p, int k0, int r0, int tg, int T,
+                                                 unsigned long long gkeys, const bool (&row_global)[2]) {
+    const unsigned long long sets[2] = {spec_row_bits(p, r0, k0, T, gkeys, row_global[0]),
+                                        spec_row_bits(p, r0 + 8, k0, T, gkeys, row_global[1])};
+    mask_from_sets(s, sets, tg);
+}
+
 // gen_mask_wg_t with the sets: st[4t + 2r + e] is key kr0 + 8r, query q0 + 8t + 2tg + e
 __device__ __forceinline__ void gen_mask_wg_t_bits(float (&st)[32], const AttnSpec& p, int q0, int kr0, int tg, int T,
                                                    unsigned long long gq, const bool (&key_global)[2]) {
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const unsigned long long bits = spec_col_bits(p, kr0 + 8 * r, q0, T, gq, key_global[r]) >> (2 * tg);
-#pragma unroll
-        for (int t = 0; t < 8; t++)
-#pragma unroll
-            for (int e = 0; e < 2; e++)
-                if (!((bits >> (8 * t + e)) & 1ull)) st[4 * t + 2 * r + e] = -INFINITY;
-    }
+    const unsigned long long sets[2] = {spec_col_bits(p, kr0, q0, T, gq, key_global[0]),
+                                        spec_col_bits(p, kr0 + 8, q0, T, gq, key_global[1])};
+    mask_from_sets(st, sets, tg);
 }
 // @copy-end attn-general-bits
 
