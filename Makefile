@@ -180,10 +180,11 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu
 
 # GPU tests, run on a machine with a GPU (the device machine): attention_compare's quick runs
 # (CPU-reference check; dense == streaming at W >= T, and dense non-causal == a non-causal band that
-# covers every pair, on the general path; a dilated band and non-causal globals; no NaN), the CUDA trainers against the PyTorch
-# dumps (bf16 tolerances) and through their command line (test/test_gpu.sh: training, resume, the KV
-# cache against the full forward, ...) and crafted input, then the dev/ kernel checks (last: the
-# versions the programs do not run yet cannot stop the programs' own tests). On the device
+# covers every pair, on the general path; a dilated band and non-causal globals; no NaN), the CUDA
+# trainers against the PyTorch dumps (bf16 tolerances) and through their command line
+# (test/test_gpu.sh: training, resume, the KV cache against the full forward, ...) and crafted
+# input, then the dev/ kernel checks (last: the versions the programs do not run yet cannot stop
+# the programs' own tests). On the device
 # machine the oracle runs with its own python3 (PyTorch 2.x): GPU_REF_PYTHON.
 GPU_REF_PYTHON ?= python3
 # heads of 64 and 128 on the band kernels; heads of 16 and the non-band patterns on the general
