@@ -30,7 +30,7 @@ Contents, in file order (the copies' originals in dev/cuda):
   the other patterns of SPEC §1 (dilation, lookahead, non-causal, global positions)
     attn-general-spec attn-general-v1 attn-general-walk          attention_general.cu
     attn-general-warp attn-general-v3 attn-general-bits          general v4 (wgmma, TMA), v3 elsewhere
-    attn-general-v4                                              (v3's fallback for other head sizes: v2;
+    attn-general-v4 attn-general-v4-entry                        (v3's fallback for other head sizes: v2;
                                                                  attn-general-bits: v5's masks, not run here)
   the versions this program runs: kernel_versions(), swa_forward_launch, swa_backward_launch
   the library (-DATTENTION_COMPARE_LIBRARY): swa_forward, swa_backward, swa_error_string
@@ -3818,6 +3818,11 @@ static void attention_general4_backward_d(bf16* dqkv, float* Dsum, const bf16* q
     side_stream_join(side);
 }
 
+// @copy-end attn-general-v4
+
+// @copy-begin attn-general-v4-entry
+// version 4's entry points (the programs that run version 5 copy its kernels without these)
+
 // heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
 static void attention_general4_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
                                         const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
@@ -3836,7 +3841,7 @@ static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, i
     }
     attention_general3_forward(out, lse, qkv, B, T, NH, D, p);
 }
-// @copy-end attn-general-v4
+// @copy-end attn-general-v4-entry
 
 // ----------------------------------------------------------------------------
 // the versions this program runs (the copied launchers; update these calls when the copies move)

@@ -49,7 +49,7 @@ this file's own and, outside the @twin regions, the same text in both trainers (
     attention_forward_best, attention_backward_best, attention_kernels: the version per GPU
     @twin region: the patterns this trainer takes, and their dispatch; train_gpt_window.cu adds
     attn-general-spec attn-general-v1 attn-general-walk attn-general-warp attn-general-v3
-    attn-general-bits attn-general-v4
+    attn-general-bits attn-general-v4 attn-general-v4-entry
                         every other SPEC §1 pattern on the tiles that hold an allowed pair: v4
                         (wgmma, TMA) on sm_90a, v3 (mma.sync) elsewhere, both for heads of 64 and
                         128; v2 (a warp a row) for other head sizes (dev/cuda/attention_general.cu;

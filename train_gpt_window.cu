@@ -49,7 +49,7 @@ this file's own and, outside the @twin regions, the same text in both trainers (
     attention_forward_best, attention_backward_best, attention_kernels: the version per GPU
     @twin region: the patterns this trainer takes, and their dispatch; train_gpt_window.cu adds
     attn-general-spec attn-general-v1 attn-general-walk attn-general-warp attn-general-v3
-    attn-general-bits attn-general-v4
+    attn-general-bits attn-general-v4 attn-general-v4-entry
                         every other SPEC §1 pattern on the tiles that hold an allowed pair: v4
                         (wgmma, TMA) on sm_90a, v3 (mma.sync) elsewhere, both for heads of 64 and
                         128; v2 (a warp a row) for other head sizes (dev/cuda/attention_general.cu;
@@ -6240,6 +6240,11 @@ static void attention_general4_backward_d(bf16* dqkv, float* Dsum, const bf16* q
     side_stream_join(side);
 }
 
+// @copy-end attn-general-v4
+
+// @copy-begin attn-general-v4-entry
+// version 4's entry points (the programs that run version 5 copy its kernels without these)
+
 // heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
 static void attention_general4_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
                                         const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
@@ -6258,7 +6263,7 @@ static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, i
     }
     attention_general3_forward(out, lse, qkv, B, T, NH, D, p);
 }
-// @copy-end attn-general-v4
+// @copy-end attn-general-v4-entry
 
 static const char* ATTENTION_NAME = "sliding window + sinks";
 

@@ -1414,6 +1414,11 @@ static void attention_general4_backward_d(bf16* dqkv, float* Dsum, const bf16* q
     side_stream_join(side);
 }
 
+// @copy-end attn-general-v4
+
+// @copy-begin attn-general-v4-entry
+// version 4's entry points (the programs that run version 5 copy its kernels without these)
+
 // heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
 static void attention_general4_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
                                         const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
@@ -1432,7 +1437,7 @@ static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, i
     }
     attention_general3_forward(out, lse, qkv, B, T, NH, D, p);
 }
-// @copy-end attn-general-v4
+// @copy-end attn-general-v4-entry
 
 // @copy-begin attn-general-v5
 // ----------------------------------------------------------------------------
