@@ -80,6 +80,10 @@ CASES = {
     "gpu_heads128":      dict(C=256, NH=2, T=80, maxT=96, patterns=[pattern(W=24, S=3)]),
     "gpu_heads128_full": dict(C=256, NH=2, T=80, maxT=96, patterns=[pattern(W=0)]),
     "gpu_heads128_general": dict(C=256, NH=2, T=150, maxT=160, patterns=[pattern(W=20, d=3)], globals=[40]),
+    # one model whose layers take both paths (issue 18's per-layer mix at heads of 64): a band with
+    # sinks and full attention on the band kernels, seeds/001's dilated band on the general path
+    "gpu_layer_mix":     dict(C=128, NH=2, L=3, T=150, maxT=160,
+                              patterns=[pattern(W=24, S=3), pattern(W=0), pattern(W=20, d=4, K=0)], layer_pattern=[0, 1, 2]),
     # GPT-2's vocabulary (padded to 50304): the GPU classifier's path for rows of ~100 KB
     "gpu_vocab":         dict(V=50257, C=64, NH=1, L=1, T=40, maxT=64, patterns=[pattern(W=24, S=3)]),
 }

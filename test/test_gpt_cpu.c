@@ -560,7 +560,7 @@ int main(int argc, char** argv) {
     test_pairlists_random();
     const char* cases[] = {"full", "window", "window_sinks", "dilation", "noncausal_global", "rope", "layer_mix",
                            "full_learned_llmc", "gpu_full", "gpu_window_sinks", "gpu_rope", "gpu_dilation",
-                           "gpu_longformer", "gpu_heads128", "gpu_heads128_full", "gpu_heads128_general"};
+                           "gpu_longformer", "gpu_heads128", "gpu_heads128_full", "gpu_heads128_general", "gpu_layer_mix"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) { test_reference_case(dump_dir, cases[i]); }
     test_llmc_checkpoint_defaults(dump_dir);
     test_checkpoint_round_trip(dump_dir);
