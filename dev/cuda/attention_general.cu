@@ -21,7 +21,7 @@ kernels (attn-general-warp) with the way to the next position as a template para
 Predicted: at T = 4096, W = 256 + 16 dilated keys + 4 sinks, a row walks 276 keys instead of up to
 4096: about 8x less forward work on average (rows average ~2048 keys in v1). Measured (H200,
 dev/cuda/results/h200_general_v4.log): v1's bits in every case; flat in T from T = 4096 on for the
-dilated band, 4-5x v1 at T = 4096, scalar (a few TFLOP/s).
+dilated band, 4-6x v1 at T = 4096, scalar (a few TFLOP/s).
 
 version 3: the forward on tensor cores, block-sparse: forward v7's block (64 query rows, 4 warps,
 mma.sync, double-buffered cp.async tiles of 64 keys, attention_forward.cu's tile functions) visiting
@@ -41,8 +41,8 @@ global key tiles' blocks walk all of T.
 Predicted: forward within 1.5x of the band kernel v7 on the same number of visited tiles (the walk
 adds two block barriers a tile), i.e. some 100-200 TFLOP/s on allowed pairs where v2 reaches a few;
 backward within 1.5x of v9's time per visited tile, so forward+backward 3-4x the forward's time.
-Measured: 25-40x version 2, but 3-4x below the prediction per visited tile (~30 TFLOP/s forward on
-the dilated band); notes.md says where the time goes.
+Measured: 12-42x version 2 forward, but 3-4x below the prediction per visited tile (~30 TFLOP/s
+forward on the dilated band); notes.md says where the time goes.
 
 version 4: the forward on Hopper's wgmma (sm_90a): forward v10's block (64 query rows, one
 warpgroup, Q, K and V by TMA into two mbarrier'd K / V buffers, the tiles' products as wgmma, the
@@ -57,7 +57,7 @@ Predicted: the band kernels gained 1.23-1.40x from forward v7 (mma.sync) to v8 (
 1.3-1.4x to v10 (one warpgroup a block, TMA; notes.md, Rounds 3 to 6): version 4 at ~1.5x version
 3's forward on the same tiles (less than the band kernels' 1.7-1.9x: 4 blocks per SM, not 5, and
 the walk's barriers every tile); the backward ~1.4x version 3's (backward v10 ran 1.42-1.83x v9).
-Measured: 1.2-1.4x version 3; 42-45 TFLOP/s forward on W = 256 + 64 dilated keys, 0.39x / 0.44x
+Measured: 1.2-1.45x version 3 forward; 42-45 TFLOP/s forward on W = 256 + 64 dilated keys, 0.39x / 0.44x
 FlexAttention there, 0.24x on seeds/001's band, 2.5-8x FlexAttention on the Longformer pattern
 (bench/attention_general_vs_flex.md). What the trainers run for every pattern the band kernels do
 not take.
