@@ -46,6 +46,8 @@ def load_library(path):
     lib.gen_forward.argtypes = [i, ptr, ptr, ptr, i, i, i, i] + pattern_args
     lib.gen_backward.argtypes = [i, ptr, ptr, ptr, ptr, ptr, ptr, i, i, i, i] + pattern_args
     lib.gen_version_name.restype = ctypes.c_char_p
+    lib.gen_pair_count.argtypes = [i] + pattern_args
+    lib.gen_pair_count.restype = ctypes.c_longlong
     return lib
 
 
@@ -125,6 +127,10 @@ def run_case(lib, versions, B, T, NH, D, p, do_bench):
         problems.append(f"FlexAttention did not run: {first_line(e)}")
     del keep
     pairs = analyze_pattern.count_pairs(p, T)
+    args, keep = pattern_call_args(p)
+    walked = lib.gen_pair_count(T, *args)
+    if walked != pairs:   # the FLOP count below would be wrong, and so would one of the two rules
+        problems.append(f"the kernels' walk allows {walked} pairs, analyze_pattern.count_pairs {pairs}")
     return dict(ours=ours, flex=flex, flex_err=flex_err, problems=problems, fwd_flops=4.0 * pairs * D * B * NH)
 
 
@@ -220,9 +226,9 @@ def main():
         print(f"wrote {a.png}")
     except ImportError:
         print("matplotlib missing: no plot")
-    bad = [r for r in rows if any("disagrees" in x for x in r["problems"])]
+    bad = [r for r in rows if any("disagrees" in x or "pairs" in x for x in r["problems"])]
     if bad:
-        sys.exit(f"error: {len(bad)} cases where the versions or FlexAttention disagree (see the table's checks)")
+        sys.exit(f"error: {len(bad)} cases where the versions, FlexAttention or the pair counts disagree (see the table's checks)")
 
 
 if __name__ == "__main__":

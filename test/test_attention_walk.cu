@@ -6,7 +6,7 @@ only in walking these lists instead of testing every position, so this test is w
 results version 1's bits. Version 3's tile-level uses of the walk (the next key tile of a query
 block and, for the backward's dK/dV pass, the next query tile of a key block; the 16-position chunks
 a row or key needs; the blocks that need no mask; the split of spec_allowed's global clauses) are
-checked against the pairs too, and version 5's masks (a row's allowed keys, or a key's queries,
+checked against the pairs too, as is the pair count the benchmarks divide by, and version 5's masks (a row's allowed keys, or a key's queries,
 in a 64-position tile as one 64-bit set) against spec_allowed position by position. It needs no GPU (nvcc builds it, the host runs
 it), so CI runs it.
 
@@ -41,6 +41,12 @@ static bool walk_matches(const AttnSpec& p, int T, const char* why) {
             printf("FAIL %s T=%d key %d: spec_next_query walks %zu queries, %zu see it\n", why, T, j, got.size(), want.size());
             return false;
         }
+    }
+    long long pairs = 0;
+    for (int i = 0; i < T; i++) for (int j = 0; j < T; j++) pairs += spec_allowed(p, i, j);
+    if (spec_pair_count(p, T) != pairs) {
+        printf("FAIL %s T=%d: spec_pair_count says %lld pairs, spec_allowed allows %lld\n", why, T, spec_pair_count(p, T), pairs);
+        return false;
     }
     return true;
 }

@@ -109,4 +109,12 @@ check "train_gpt_full trains a dense model" test $? -eq 0 -a "$(wc -l < "$work/f
 err=$(./train_gpt_full "${data[@]}" -e l2c128h2 -V 256 -t 96 --window 24 2>&1 >/dev/null)
 check "train_gpt_full refuses a window with one line" one_line "$err" 'not dense causal attention'
 
+# attention_compare refuses a pattern its kernels cannot take, in one line, before touching the GPU
+err=$(./attention_compare -W 64 --dilation 512 --dilated-keys 4194304 2>&1 >/dev/null); rc=$?
+check "attention_compare refuses a farthest dilated key past 2^30 in one line (rc $rc)" \
+    bash -c "[ $rc -eq 2 ] && printf '%s\n' \"\$1\" | grep -q 'at most 2^30' && [ \$(printf '%s\n' \"\$1\" | wc -l) -eq 1 ]" _ "$err"
+err=$(./attention_compare -R 8 2>&1 >/dev/null); rc=$?
+check "attention_compare refuses a lookahead without --causal 0 in one line (rc $rc)" \
+    bash -c "[ $rc -eq 2 ] && [ \$(printf '%s\n' \"\$1\" | wc -l) -eq 1 ]" _ "$err"
+
 finish test_gpu

@@ -1490,6 +1490,26 @@ static const GenVersion GEN_VERSIONS[] = {
 };
 static const int NUM_GEN_VERSIONS = sizeof(GEN_VERSIONS) / sizeof(GEN_VERSIONS[0]);
 
+// @copy-begin attn-general-pairs
+// ----------------------------------------------------------------------------
+// allowed (i, j) pairs of one (batch, head): the walk, with each row's band (and lookahead) counted
+// in one step, since every key in it is allowed (key by key took seconds per T on wide non-causal
+// patterns); test/test_attention_walk.cu checks it against spec_allowed
+static long long spec_pair_count(const AttnSpec& p, int T) {
+    long long n = 0;
+    for (int i = 0; i < T; i++) {
+        if (!p.causal && (i < p.sinks || spec_is_global(p, i))) { n += T; continue; }   // sees every key
+        const int lo = p.window == 0 ? 0 : std::max(0, i - p.window + 1);
+        const int hi = p.causal ? i : (int)std::min<long long>(T - 1, (long long)i + p.lookahead);
+        for (int j = spec_next_key(p, i, -1, T); j < T;) {
+            if (j >= lo && j <= hi) { n += hi - j + 1; j = spec_next_key(p, i, hi, T); }
+            else { n++; j = spec_next_key(p, i, j, T); }
+        }
+    }
+    return n;
+}
+// @copy-end attn-general-pairs
+
 #ifndef ATTENTION_GENERAL_NO_MAIN  // test/test_attention_walk.cu includes this file for its walk
 // @copy-begin attn-general-cpu
 // ----------------------------------------------------------------------------
@@ -1665,8 +1685,7 @@ int main(int argc, char** argv) {
                     snprintf(cell, sizeof(cell), "%.1f / %.1f", fwd * 1e6f / 32768.0f, both * 1e6f / 32768.0f);
                     printf(" %15s |", cell);
                 }
-                double pairs = 0.0;  // allowed pairs of one head, counted with the walk
-                for (int i = 0; i < T; i++) for (int j = spec_next_key(p, i, -1, T); j < T; j = spec_next_key(p, i, j, T)) pairs += 1.0;
+                const double pairs = (double)spec_pair_count(p, T);  // allowed pairs of one head
                 const double per_pd = pairs * D * B * NH / 1e12;
                 printf(" %.0f / %.0f\n", 4.0 * per_pd / (last_fwd_ms * 1e-3), 14.0 * per_pd / (last_both_ms * 1e-3));
                 cudaCheck(cudaFree(d_qkv)); cudaCheck(cudaFree(d_dqkv)); cudaCheck(cudaFree(d_out));
@@ -1728,5 +1747,13 @@ extern "C" int gen_backward(int version, const void* qkv, const void* out, const
     GEN_VERSIONS[version - 1].backward((bf16*)dqkv, Dsum, (const bf16*)qkv, (const bf16*)out, (const bf16*)dout, lse,
                                        B, T, NH, D, p);
     return 0;
+}
+// the pattern's allowed pairs of one (batch, head) by the kernels' walk, or -1 for arguments it
+// cannot take (the script checks its own count, the trainers' rule, against it)
+extern "C" long long gen_pair_count(int T, int causal, int W, int S, int R, int d, int K, int num_globals,
+                                    const int* globals) {
+    AttnSpec p;
+    if (lib_spec(&p, 1, 1, T, 1, 64, causal, W, S, R, d, K, num_globals, globals)) return -1;
+    return spec_pair_count(p, T);
 }
 #endif
