@@ -8,7 +8,8 @@ the last position reach through all the layers (scripts/analyze_pattern.py, exac
         "full=bench/passkey/arm0/model_00003000.bin" "window 128=bench/passkey/arm1/model_00003000.bin" ...
 
 writes OUT/receptive_field.csv (name, distance, grad_norm, reachable) and OUT/receptive_field.png
-(one panel per checkpoint, log scale, unreachable distances shaded). The gradient comes from
+(one panel per checkpoint, log scale, unreachable distances shaded); checkpoints of an earlier run
+into the same OUT are kept, so a study can be measured in parts. The gradient comes from
 test/reference.py's float32 PyTorch model (the oracle the trainers are tested against), on the GPU
 when torch sees one. The checkpoint's pattern (window, sinks, dilation, globals, per layer) is read
 from its header.
@@ -75,6 +76,24 @@ def gradient_by_distance(cfg, params, layer_slots, tokens, T, rows, batch, devic
     return (total / rows).flip(0).numpy()  # index k = distance back from position T-1
 
 
+def read_results(path, T):
+    """[(name, grad, reachable)] of an earlier run's csv at this T, so that a study split over several
+    runs (checkpoints trained on different machines) ends in one table and one figure; a csv of
+    another T is refused"""
+    if not os.path.exists(path):
+        return []
+    rows = {}
+    for r in csv.DictReader(open(path)):
+        rows.setdefault(r["name"], []).append((int(r["distance"]), float(r["grad_norm"]), int(r["reachable"])))
+    results = []
+    for name, got in rows.items():
+        if sorted(k for k, _, _ in got) != list(range(T)):
+            sys.exit("error: %s: %s holds '%s' at another length than -T %d: use another --out" % (PROG, path, name, T))
+        got.sort()
+        results.append((name, np.array([g for _, g, _ in got]), [r for _, _, r in got]))
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", nargs="+", help="NAME=CHECKPOINT")
@@ -89,7 +108,8 @@ def main():
     if tokens.size < args.rows * args.T + 1:
         sys.exit("error: %s: --val %s: %d tokens, fewer than --rows %d of -T %d" % (PROG, args.val, tokens.size, args.rows, args.T))
     os.makedirs(args.out, exist_ok=True)
-    results = []
+    csv_path = os.path.join(args.out, "receptive_field.csv")
+    results = read_results(csv_path, args.T)  # earlier runs into --out (other checkpoints) are kept
     for spec in args.checkpoints:
         if "=" not in spec:
             sys.exit("error: %s: '%s': expected NAME=CHECKPOINT" % (PROG, spec))
@@ -104,12 +124,12 @@ def main():
         for lp in reversed(lps):
             reach = analyze_pattern.attended(lp, reach, args.T)
         reachable = [(reach >> (args.T - 1 - k)) & 1 for k in range(args.T)]
-        results.append((name, grad, reachable))
+        results = [r for r in results if r[0] != name] + [(name, grad, reachable)]
         inside = [g for g, r in zip(grad, reachable) if r]
         outside = [g for g, r in zip(grad, reachable) if not r]
         print("%-30s gradient norm: mean %.3e where the pattern reaches, %s where it does not"
               % (name, np.mean(inside), "%.3e" % np.mean(outside) if outside else "(reaches everything)"), flush=True)
-    with open(os.path.join(args.out, "receptive_field.csv"), "w", newline="") as f:
+    with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["name", "distance", "grad_norm", "reachable"])
         for name, grad, reachable in results:

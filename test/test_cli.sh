@@ -200,6 +200,13 @@ import csv, sys
 rows = list(csv.DictReader(open('$work/rf/receptive_field.csv')))
 bad = [r for r in rows if (float(r['grad_norm']) > 0) != (r['reachable'] == '1')]
 sys.exit(0 if len(rows) == 128 and not bad and sum(r['reachable'] == '1' for r in rows) == (32 + 2 - 1) + 16 else 1)"
+cp "$work/rf/receptive_field.csv" "$work/rf_first.csv"
+${REF_PYTHON:-/usr/bin/python3} scripts/receptive_field.py --val "$tiny_val" -T 64 --rows 4 --out "$work/rf" \
+    "window 16, 1 layer, again=$st1" > "$work/rf2.out" 2>&1
+check "receptive_field.py: a second run into the same --out keeps the first run's checkpoints, rows unchanged" \
+    bash -c "[ \$(tail -n +2 '$work/rf/receptive_field.csv' | wc -l) -eq 192 ] && cmp -s <(head -n 129 '$work/rf/receptive_field.csv') '$work/rf_first.csv'"
+bad "receptive_field.py: an --out measured at another -T" "receptive_field.py: .* at another length than -T 32" \
+    ${REF_PYTHON:-/usr/bin/python3} scripts/receptive_field.py --val "$tiny_val" -T 32 --rows 4 --out "$work/rf" "w=$st1"
 
 # ---- bad input: one line naming the culprit, exit code 1, never a crash
 printf 'not a shard at all, not a shard at all, not a shard at all' > "$work/junk.bin"
