@@ -218,7 +218,7 @@ def forward(params, cfg, idx, masks, embedded=None):
     if not cfg["rope"]:
         x = x + P["wpe"][:T]
     else:
-        cos, sin = rotary_cos_sin(T, hs, cfg["theta"])
+        cos, sin = (t.to(idx.device) for t in rotary_cos_sin(T, hs, cfg["theta"]))  # on the GPU when the model is
 
     for l in range(L):
         # attention block
