@@ -29,9 +29,9 @@ Contents, in file order (the copies' originals in dev/cuda):
     attn-backward-v10 attn-backward-v13                          backward v13 (attention_backward.cu)
   the other patterns of SPEC §1 (dilation, lookahead, non-causal, global positions)
     attn-general-spec attn-general-v1 attn-general-walk          attention_general.cu
-    attn-general-warp attn-general-v3 attn-general-bits          general v4 (wgmma, TMA), v3 elsewhere
-    attn-general-v4 attn-general-v4-entry                        (v3's fallback for other head sizes: v2;
-                                                                 attn-general-bits: v5's masks, not run here)
+    attn-general-warp attn-general-v3 attn-general-bits          general v5 (v4's wgmma + TMA kernels with
+    attn-general-v4 attn-general-v5                              64-bit row masks), v3 elsewhere (v3's
+                                                                 fallback for other head sizes: v2)
   the versions this program runs: kernel_versions(), swa_forward_launch, swa_backward_launch
   the library (-DATTENTION_COMPARE_LIBRARY): swa_forward, swa_backward, swa_error_string
   the program: attn-general-cpu (attention_general.cu's float64 reference), device-side checks,
@@ -56,7 +56,7 @@ Flags: -T N, -W N (0 = unlimited), -S N, -B N, -H N (heads), -D 64|128, --sweep,
 --reps N (timed runs, median reported; default 20), --warmup N (default 3), -h.
 The rest of SPEC §1's pattern: --causal 0|1, -R N (lookahead), --dilation N, --dilated-keys N,
 --global LIST, --global-spread G. With any of them the pattern runs on the general path
-(attention_general.cu's v4 on sm_90a, v3 elsewhere: the trainers' kernels for such layers), against
+(attention_general.cu's v5 on sm_90a, v3 elsewhere: the trainers' kernels for such layers), against
 dense attention of the same causality (causal: the band kernels with W = 0; non-causal: the general
 path with every pair allowed); the CPU check then also covers the general path.
 
@@ -3820,28 +3820,27 @@ static void attention_general4_backward_d(bf16* dqkv, float* Dsum, const bf16* q
 
 // @copy-end attn-general-v4
 
-// @copy-begin attn-general-v4-entry
-// version 4's entry points (the programs that run version 5 copy its kernels without these)
+// @copy-begin attn-general-v5
+// ----------------------------------------------------------------------------
+// version 5: version 4's kernels with the masks as 64-bit sets a row (spec_row_bits, spec_col_bits:
+// one build a row and tile, then one bit test a score)
 
-// heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
-static void attention_general4_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
-                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+static void attention_general5_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
     if (wgmma_available()) {
-        if (D == 64) { attention_general4_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
-        if (D == 128) { attention_general4_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
-    }
-    attention_general3_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
-}
-
-// heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
-static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
-    if (wgmma_available()) {
-        if (D == 64) { attention_general4_forward_d<64>(out, lse, qkv, B, T, NH, p); return; }
-        if (D == 128) { attention_general4_forward_d<128>(out, lse, qkv, B, T, NH, p); return; }
+        if (D == 64) { attention_general4_forward_d<64, true>(out, lse, qkv, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_forward_d<128, true>(out, lse, qkv, B, T, NH, p); return; }
     }
     attention_general3_forward(out, lse, qkv, B, T, NH, D, p);
 }
-// @copy-end attn-general-v4-entry
+static void attention_general5_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (wgmma_available()) {
+        if (D == 64) { attention_general4_backward_d<64, true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_backward_d<128, true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    }
+    attention_general3_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+// @copy-end attn-general-v5
 
 // ----------------------------------------------------------------------------
 // the versions this program runs (the copied launchers; update these calls when the copies move)
@@ -3852,7 +3851,7 @@ static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, i
 static const char* kernel_versions(void) {
     return wgmma_available() ? "forward v11 (wgmma, TMA, 16-key sink tile), "
                                "backward v13 (wgmma, TMA; heads of 64: v12's 16-key sink chunks); "
-                               "other patterns: general v4 (wgmma, TMA); dev/cuda/notes.md"
+                               "other patterns: general v5 (wgmma, TMA, 64-bit row masks); dev/cuda/notes.md"
                              : "forward v7, backward v9 (mma.sync, fixed-slot cp.async); "
                                "other patterns: general v3 (mma.sync); dev/cuda/notes.md";
 }
@@ -4290,7 +4289,7 @@ static void free_bufs(Bufs& b) {
 }
 
 // One side of the comparison: a causal band + sinks on the band kernels, or any other SPEC §1
-// pattern on the general path (attention_general4_*: v4 on sm_90a, v3 elsewhere)
+// pattern on the general path (attention_general5_*: v5 on sm_90a, v3 elsewhere)
 struct Pat {
     bool general;
     int W, S;        // the band (general: the spec's window and sinks, for the tables)
@@ -4327,11 +4326,11 @@ static long long pat_pairs(const Pat& p, int T) {
     return spec_pair_count(p.spec, T);
 }
 static void run_fwd(const Bufs& b, const Shape& sh, const Pat& p) {
-    if (p.general) attention_general4_forward(b.out, b.lse, b.qkv, sh.B, sh.T, sh.NH, sh.D, p.spec);
+    if (p.general) attention_general5_forward(b.out, b.lse, b.qkv, sh.B, sh.T, sh.NH, sh.D, p.spec);
     else swa_forward_launch(b.out, b.lse, b.qkv, sh.B, sh.T, sh.NH, sh.D, p.W, p.S);
 }
 static void run_bwd(const Bufs& b, const Shape& sh, const Pat& p) {
-    if (p.general) attention_general4_backward(b.dqkv, b.Dbuf, b.qkv, b.out, b.dout, b.lse, sh.B, sh.T, sh.NH, sh.D, p.spec);
+    if (p.general) attention_general5_backward(b.dqkv, b.Dbuf, b.qkv, b.out, b.dout, b.lse, sh.B, sh.T, sh.NH, sh.D, p.spec);
     else swa_backward_launch(b.dqkv, b.Dbuf, b.qkv, b.out, b.dout, b.lse, sh.B, sh.T, sh.NH, sh.D, p.W, p.S);
 }
 // the pattern's fields in one line, for the tables

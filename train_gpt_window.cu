@@ -49,12 +49,11 @@ this file's own and, outside the @twin regions, the same text in both trainers (
     attention_forward_best, attention_backward_best, attention_kernels: the version per GPU
     @twin region: the patterns this trainer takes, and their dispatch; train_gpt_window.cu adds
     attn-general-spec attn-general-v1 attn-general-walk attn-general-warp attn-general-v3
-    attn-general-bits attn-general-v4 attn-general-v4-entry
-                        every other SPEC §1 pattern on the tiles that hold an allowed pair: v4
-                        (wgmma, TMA) on sm_90a, v3 (mma.sync) elsewhere, both for heads of 64 and
-                        128; v2 (a warp a row) for other head sizes (dev/cuda/attention_general.cu;
-                        attn-general-bits holds v5's masks, which v4's kernels take as a template
-                        argument: the trainers instantiate v4's own)
+    attn-general-bits attn-general-v4 attn-general-v5
+                        every other SPEC §1 pattern on the tiles that hold an allowed pair: v5
+                        (v4's wgmma + TMA kernels with 64-bit row masks) on sm_90a, v3 (mma.sync)
+                        elsewhere, both for heads of 64 and 128; v2 (a warp a row) for other head
+                        sizes (dev/cuda/attention_general.cu)
   the model on the GPU: buffers, forward, backward, update
   generation through a rolling KV cache
   training: main (test/test_gpt_gpu.cu includes this file for its checks: PyTorch's dumps, the cache)
@@ -6242,35 +6241,34 @@ static void attention_general4_backward_d(bf16* dqkv, float* Dsum, const bf16* q
 
 // @copy-end attn-general-v4
 
-// @copy-begin attn-general-v4-entry
-// version 4's entry points (the programs that run version 5 copy its kernels without these)
+// @copy-begin attn-general-v5
+// ----------------------------------------------------------------------------
+// version 5: version 4's kernels with the masks as 64-bit sets a row (spec_row_bits, spec_col_bits:
+// one build a row and tile, then one bit test a score)
 
-// heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
-static void attention_general4_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
-                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+static void attention_general5_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
     if (wgmma_available()) {
-        if (D == 64) { attention_general4_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
-        if (D == 128) { attention_general4_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
-    }
-    attention_general3_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
-}
-
-// heads of 64 and 128 on a Hopper GPU with this binary's sm_90a code; otherwise version 3
-static void attention_general4_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
-    if (wgmma_available()) {
-        if (D == 64) { attention_general4_forward_d<64>(out, lse, qkv, B, T, NH, p); return; }
-        if (D == 128) { attention_general4_forward_d<128>(out, lse, qkv, B, T, NH, p); return; }
+        if (D == 64) { attention_general4_forward_d<64, true>(out, lse, qkv, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_forward_d<128, true>(out, lse, qkv, B, T, NH, p); return; }
     }
     attention_general3_forward(out, lse, qkv, B, T, NH, D, p);
 }
-// @copy-end attn-general-v4-entry
+static void attention_general5_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (wgmma_available()) {
+        if (D == 64) { attention_general4_backward_d<64, true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+        if (D == 128) { attention_general4_backward_d<128, true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p); return; }
+    }
+    attention_general3_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+// @copy-end attn-general-v5
 
 static const char* ATTENTION_NAME = "sliding window + sinks";
 
 // Layers with a plain causal band (W, 0 = full) plus sinks and heads of 64 or 128 run on the fast
 // band kernels; every other pattern of SPEC §1 (dilation, global positions, lookahead, non-causal,
-// other head sizes) on the general path of dev/cuda/attention_general.cu: version 4 (wgmma, TMA;
-// sm_90a) or 3 (mma.sync) on the tiles that hold an allowed pair for heads of 64 and 128, version 2
+// other head sizes) on the general path of dev/cuda/attention_general.cu: version 5 (version 4's
+// wgmma + TMA kernels with 64-bit row masks; sm_90a) or 3 (mma.sync) on the tiles that hold an allowed pair for heads of 64 and 128, version 2
 // (one warp a row, walking the allowed keys) for the others; all do work in proportion to the
 // allowed pairs.
 static bool attention_is_band(const ModelPattern* mp, const AttnPattern* p, int D) {
@@ -6304,7 +6302,7 @@ static void attention_check_pattern(const GPT2Config* c, const char* source) {
 
 static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int NH, int D,
                               const ModelPattern* mp, const AttnPattern* p) {
-    if (!attention_is_band(mp, p, D)) { attention_general4_forward(out, lse, qkv, B, T, NH, D, attention_spec(mp, p)); return; }
+    if (!attention_is_band(mp, p, D)) { attention_general5_forward(out, lse, qkv, B, T, NH, D, attention_spec(mp, p)); return; }
     if (D == 64) { attention_forward_best<64>(out, lse, qkv, B, T, NH, p->window, p->sinks); }
     else { attention_forward_best<128>(out, lse, qkv, B, T, NH, p->window, p->sinks); }
     cudaCheckLaunch();
@@ -6313,7 +6311,7 @@ static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B,
 static void attention_backward(floatX* dqkv, float* scratch, const floatX* qkv, const floatX* out, const floatX* dout,
                                const float* lse, int B, int T, int NH, int D, const ModelPattern* mp, const AttnPattern* p) {
     if (!attention_is_band(mp, p, D)) {
-        attention_general4_backward(dqkv, scratch, qkv, out, dout, lse, B, T, NH, D, attention_spec(mp, p));
+        attention_general5_backward(dqkv, scratch, qkv, out, dout, lse, B, T, NH, D, attention_spec(mp, p));
         return;
     }
     if (D == 64) { attention_backward_best<64>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, p->window, p->sinks); }
