@@ -59,8 +59,7 @@ Predicted: the band kernels gained 1.23-1.40x from forward v7 (mma.sync) to v8 (
 the walk's barriers every tile); the backward ~1.4x version 3's (backward v10 ran 1.42-1.83x v9).
 Measured: 1.2-1.45x version 3 forward; 42-45 TFLOP/s forward on W = 256 + 64 dilated keys, 0.39x / 0.44x
 FlexAttention there, 0.24x on seeds/001's band, 2.5-8x FlexAttention on the Longformer pattern
-(bench/attention_general_vs_flex.md). What the trainers run for every pattern the band kernels do
-not take.
+(bench/attention_general_vs_flex_h200_v4.md).
 
 version 5: version 4's kernels with the masks as 64-bit sets: for each of a thread's two rows
 (keys in the dK/dV pass) the allowed keys (queries) of the tile are built once from the pattern's
@@ -72,8 +71,13 @@ dilated band). test/test_attention_walk.cu proves the sets equal spec_allowed po
 on the CPU. ptxas: forward 106 / 140 registers (D = 64 / 128; v4 113 / 165), dK/dV 168 / 234, dQ
 142 / 174, no spills. Predicted: 1.5-2x version 4 on the dilated bands, where every visited tile is
 masked (~950 instructions a warp and tile down to ~460); little on the Longformer pattern, whose
-time is in the near-empty global tiles and the unsplit global rows. Measured: not yet run (written
-2026-12-05 after the device time was spent); the trainers run version 4 until it has.
+time is in the near-empty global tiles and the unsplit global rows. Measured (H100, one run,
+results/h100_general_v5.log): 1.9-2.0x version 4 on W = 256 + 64 dilated keys (forward 83-93,
+forward+backward 58-89 TFLOP/s) and, against the prediction, 2.5-2.6x on the Longformer pattern:
+its masked tiles were as much of its time as its empty ones. Against FlexAttention
+(bench/attention_general_vs_flex.md): 0.51-0.60x on seeds/001's band, 0.73-0.85x on the dilated
+band, 7-22x on the Longformer pattern. What the trainers run for every pattern the band kernels do
+not take.
 
 ./attention_general              checks every version against a float64 CPU reference on fresh inputs, then times
 ./attention_general --check-only the checks only
