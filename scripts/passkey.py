@@ -4,22 +4,34 @@ filler text with a random 5-digit key stated once, and at the row's end a prompt
 
     python3 scripts/passkey.py --filler-train TRAIN.bin --filler-val VAL.bin -T 2048 --out DIR
         [--distances 64,128,...] [--trials 200] [--train-rows 20000] [--align 32] [--seed 1]
+        [--marker '#'] [--passkey-fraction 1]
 
 writes
-    DIR/passkey_train.bin     --train-rows rows of T tokens: half passkey rows at random distances,
-                              half plain filler (so the model keeps modelling text)
+    DIR/passkey_train.bin     --train-rows rows of T tokens: passkey rows at random distances (a
+                              --passkey-fraction of them; the rest plain filler), each mostly filler
+                              text at large T (the model keeps modelling text)
     DIR/passkey_val.bin       plain filler rows of the val split (the val loss of a training run)
     DIR/passkey_dD.bin        --trials passkey rows at distance D each, filler from the val split
 A passkey row of T bytes reads
 
-    ...filler... The pass key is 71432. Remember it. ...filler... What is the pass key? The pass key is 71432
+    ...filler... The pass key is #71432. Remember it. ...filler... What is the pass key? The pass key is #71432
 
 with the answer's 5 digits as the row's last 5 tokens, which `train_gpt_* --eval --eval-greedy 5`
 decodes greedily and counts. The distance D is from the key's first digit to the answer's first
 digit. --align A puts the key's first digit on a multiple of A (so that a pattern with global
 positions every A tokens holds the key in a global position). Standard library only.
+
+--marker (default '#', a byte about 4 in a million of the books corpus) is the byte right before the
+key, in the statement and in the prompt. With --marker '' that byte is a space, as in the usual
+passkey text; but a space is 18% of the filler's bytes, so the token that predicts the answer's
+first digit matches ~T/6 positions of its row by its own value, and the key's first digit can only
+be found by matching the longer prefix "key is ". A model trained from scratch may not learn that
+for a long while: l2c64h2 at T=128, 2500 steps of 32 passkey rows, decoded 0 of 200 keys exactly
+with a space (first digit at chance, 0.11; later digits 0.27-0.46, copied from the digit before),
+and all of them with '#' (passkey_study.py's first d6 run, with a space, scored 0.00 everywhere).
 """
 import argparse
+import math
 import os
 import random
 import sys
@@ -29,6 +41,7 @@ import prepare  # noqa: E402  (the shard format: read_shard, shard_bytes)
 
 KEY_BEFORE, KEY_AFTER = b" The pass key is ", b". Remember it. "
 PROMPT = b" What is the pass key? The pass key is "
+MARKER = b"#"  # --marker: the byte before the key, in KEY_BEFORE and PROMPT
 DIGITS = 5
 PROG = "passkey.py"
 Fail = prepare.Fail
@@ -56,28 +69,29 @@ def filler(text, n, rng):
     return text[start:start + n]
 
 
-def min_distance():
-    return DIGITS + len(KEY_AFTER) + len(PROMPT)
+def min_distance(marker=MARKER):
+    return DIGITS + len(KEY_AFTER) + len(PROMPT + marker)
 
 
-def aligned(T, distance, align):
+def aligned(T, distance, align, marker=MARKER):
     """The distance nearest below (or, at the row's start, above) distance whose key starts on a
     multiple of align"""
     key_at = T - DIGITS - distance
     key_at -= key_at % align
-    if key_at < len(KEY_BEFORE):
+    if key_at < len(KEY_BEFORE + marker):
         key_at += align
     return T - DIGITS - key_at
 
 
-def passkey_row(text, T, distance, rng):
+def passkey_row(text, T, distance, rng, marker=MARKER):
     """A row of T bytes: the key's first digit at T - DIGITS - distance, the answer at the end."""
     key = b"%05d" % rng.randrange(100000)
     key_at = T - DIGITS - distance
-    head = filler(text, key_at - len(KEY_BEFORE), rng) + KEY_BEFORE
-    gap = (T - DIGITS - len(PROMPT)) - (key_at + DIGITS + len(KEY_AFTER))
-    assert key_at >= len(KEY_BEFORE) and gap >= 0, (T, distance)
-    row = head + key + KEY_AFTER + filler(text, gap, rng) + PROMPT + key
+    before, prompt = KEY_BEFORE + marker, PROMPT + marker
+    head = filler(text, key_at - len(before), rng) + before
+    gap = (T - DIGITS - len(prompt)) - (key_at + DIGITS + len(KEY_AFTER))
+    assert key_at >= len(before) and gap >= 0, (T, distance)
+    row = head + key + KEY_AFTER + filler(text, gap, rng) + prompt + key
     assert len(row) == T and row[key_at:key_at + DIGITS] == key
     return row
 
@@ -93,13 +107,22 @@ def main():
     ap.add_argument("--train-rows", type=int, default=20000, help="training rows (default 20000)")
     ap.add_argument("--align", type=int, default=1, help="the key's first digit on a multiple of this (default 1)")
     ap.add_argument("--seed", type=int, default=1, help="seed of keys, distances and filler offsets (default 1)")
+    ap.add_argument("--marker", default=MARKER.decode(),
+                    help="the byte right before the key and the answer (default '#'; '' = a space, the usual text)")
+    ap.add_argument("--passkey-fraction", type=float, default=1.0,
+                    help="the fraction of training rows that are passkey rows, the rest plain filler (default 1)")
     args = ap.parse_args()
     T = args.T
-    largest = T - DIGITS - len(KEY_BEFORE)  # the key's sentence must start at position >= 0
+    marker = args.marker.encode()
+    if len(marker) > 1 or marker.isdigit():
+        raise Fail("--marker '%s': expected one byte that is not a digit, or ''" % args.marker)
+    if not 0.0 <= args.passkey_fraction <= 1.0:
+        raise Fail("--passkey-fraction %g: expected 0 to 1" % args.passkey_fraction)
+    largest = T - DIGITS - len(KEY_BEFORE + marker)  # the key's sentence must start at position >= 0
     if args.align < 1 or args.align > T // 4:
         raise Fail("--align %d: expected 1 to T/4 = %d" % (args.align, T // 4))
-    if T < 2 * min_distance() or T > 1 << 20:
-        raise Fail("-T %d: expected %d to %d (a row holds the key, the prompt and the answer)" % (T, 2 * min_distance(), 1 << 20))
+    if T < 2 * min_distance(marker) or T > 1 << 20:
+        raise Fail("-T %d: expected %d to %d (a row holds the key, the prompt and the answer)" % (T, 2 * min_distance(marker), 1 << 20))
     if args.distances:
         try:
             distances = [int(d) for d in args.distances.split(",")]
@@ -111,13 +134,13 @@ def main():
             distances.append(d)
             d *= 2
         distances.append(largest)
-        distances = sorted(set(aligned(T, d, args.align) for d in distances))
+        distances = sorted(set(aligned(T, d, args.align, marker) for d in distances))
     for d in distances:
-        if not min_distance() <= d <= largest:
-            raise Fail("--distances: %d does not fit a row of %d: expected %d to %d" % (d, T, min_distance(), largest))
-        if aligned(T, d, args.align) != d:
+        if not min_distance(marker) <= d <= largest:
+            raise Fail("--distances: %d does not fit a row of %d: expected %d to %d" % (d, T, min_distance(marker), largest))
+        if aligned(T, d, args.align, marker) != d:
             raise Fail("--distances: %d puts the key at %d, not on a multiple of --align %d (%d would)"
-                       % (d, T - DIGITS - d, args.align, aligned(T, d, args.align)))
+                       % (d, T - DIGITS - d, args.align, aligned(T, d, args.align, marker)))
     if args.trials < 1 or args.train_rows < 0:
         raise Fail("--trials >= 1 and --train-rows >= 0 expected")
     train_text, val_text = read_bytes(args.filler_train), read_bytes(args.filler_val)
@@ -127,18 +150,21 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     rng = random.Random(args.seed)
     rows = []
+    passkey_rows = 0
     for i in range(args.train_rows):
-        if i % 2 == 0:
-            rows.append(passkey_row(train_text, T, aligned(T, rng.randint(min_distance(), largest), args.align), rng))
+        if math.ceil((i + 1) * args.passkey_fraction) > passkey_rows:  # spread evenly, the first row a passkey row
+            passkey_rows += 1
+            d = aligned(T, rng.randint(min_distance(marker), largest), args.align, marker)
+            rows.append(passkey_row(train_text, T, d, rng, marker))
         else:
             rows.append(filler(train_text, T, rng))
     write_shard(os.path.join(args.out, "passkey_train.bin"), rows)
     write_shard(os.path.join(args.out, "passkey_val.bin"), [filler(val_text, T, rng) for _ in range(max(args.trials, 8))])
     for d in distances:
-        test = [passkey_row(val_text, T, d, rng) for _ in range(args.trials)]
+        test = [passkey_row(val_text, T, d, rng, marker) for _ in range(args.trials)]
         write_shard(os.path.join(args.out, "passkey_d%d.bin" % d), test)
-    print("%s: %d training rows, %d test rows at each of the distances %s, rows of %d tokens -> %s"
-          % (PROG, args.train_rows, args.trials, ",".join(map(str, distances)), T, args.out))
+    print("%s: %d training rows (%d passkey rows), %d test rows at each of the distances %s, rows of %d tokens -> %s"
+          % (PROG, args.train_rows, passkey_rows, args.trials, ",".join(map(str, distances)), T, args.out))
     with open(os.path.join(args.out, "distances.txt"), "w") as f:
         f.write(" ".join(map(str, distances)) + "\n")
 

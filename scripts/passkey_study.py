@@ -4,6 +4,9 @@ on passkey rows mixed with text (scripts/passkey.py), then the greedy retrieval 
 digits for every (pattern, distance) over --trials rows each (the trainers' --eval --eval-greedy 5),
 beside whether the key is inside the pattern's theoretical receptive field (scripts/analyze_pattern.py,
 propagated through the model's layers). Writes DIR/results.csv, DIR/results.md, DIR/heatmap.png.
+Beside the exact answers, each cell's digits (the share of the 5 digits right, and of the first
+digit alone: each row's answer from --eval-rows), which tell a model that copies the key but for
+one digit from one that never found it.
 
     python3 scripts/passkey_study.py                       GPU: d6, T=2048, 3000 steps an arm (bench/passkey)
     python3 scripts/passkey_study.py --device cpu --dir out/passkey -T 128 --model l2c32h2 --steps 40 \\
@@ -77,6 +80,8 @@ def main():
     ap.add_argument("--filler-train", default="data/books/books_train.bin")
     ap.add_argument("--filler-val", default="data/books/books_val.bin")
     ap.add_argument("--only", help="comma-separated arm numbers (0-based) to run, default all")
+    ap.add_argument("--marker", default="#", help="passkey.py --marker: the byte before the key (default '#'; '' = a space)")
+    ap.add_argument("--passkey-fraction", type=float, default=1.0, help="passkey.py --passkey-fraction (default 1)")
     args = ap.parse_args()
     T = args.T
     if args.device == "gpu" and subprocess.run(["sh", "-c", "nvidia-smi -L"], stdout=subprocess.DEVNULL,
@@ -92,8 +97,9 @@ def main():
     if args.trials < args.b:
         sys.exit("error: %s: --trials %d: at least one batch of -b %d rows per distance" % (PROG, args.trials, args.b))
     # the data and results in --dir belong to one set of settings: a re-run with others is refused
-    settings = "model=%s T=%d b=%d steps=%d trials=%d train_rows=%d filler=%s,%s" % (
-        args.model, T, args.b, args.steps, args.trials, rows, args.filler_train, args.filler_val)
+    settings = "model=%s T=%d b=%d steps=%d trials=%d train_rows=%d filler=%s,%s marker='%s' passkey_fraction=%g" % (
+        args.model, T, args.b, args.steps, args.trials, rows, args.filler_train, args.filler_val, args.marker,
+        args.passkey_fraction)
     settings_path = os.path.join(args.dir, "settings.txt")
     if os.path.exists(settings_path) and open(settings_path).read().strip() != settings:
         sys.exit("error: %s: --dir %s holds a study with other settings (%s; now %s): use another --dir"
@@ -102,7 +108,8 @@ def main():
     if not os.path.exists(os.path.join(data, "distances.txt")):
         run([sys.executable, os.path.join(os.path.dirname(__file__), "passkey.py"), "--filler-train", args.filler_train,
              "--filler-val", args.filler_val, "-T", str(T), "--out", data, "--trials", str(args.trials),
-             "--train-rows", str(rows), "--align", str(align)], os.path.join(args.dir, "passkey_data.log"))
+             "--train-rows", str(rows), "--align", str(align), "--marker", args.marker,
+             "--passkey-fraction", str(args.passkey_fraction)], os.path.join(args.dir, "passkey_data.log"))
     distances = [int(d) for d in open(os.path.join(data, "distances.txt")).read().split()]
     results_path = os.path.join(args.dir, "results.csv")
     done = {}
@@ -126,14 +133,18 @@ def main():
         val = [l for l in open(os.path.join(args.dir, "arm%d_train.log" % k)) if l.startswith("val loss")]
         for d in distances:
             log = os.path.join(args.dir, "arm%d_d%d.log" % (k, d))
+            answers = os.path.join(args.dir, "arm%d_d%d.csv" % (k, d))
             run([binary, "--eval", "-e", ckpt, "-j", os.path.join(data, "passkey_d%d.bin" % d), "-b", str(args.b),
-                 "-t", str(T), "--eval-greedy", "5"], log)
+                 "-t", str(T), "--eval-greedy", "5", "--eval-rows", answers], log)
             line = [l for l in open(log) if l.startswith("greedy:")][0].split()
             exact, total = int(line[1]), int(line[3])
+            digits, first = digit_accuracy(answers)
             done[(name, d)] = dict(arm=name, arm_index=k, flags=" ".join(flags), distance=d, exact=exact, trials=total,
-                                   accuracy="%.4f" % (exact / total), key_in_receptive_field=int(key_reachable(layer_patterns, T, d)),
+                                   accuracy="%.4f" % (exact / total), digit_accuracy="%.4f" % digits,
+                                   first_digit_accuracy="%.4f" % first, key_in_receptive_field=int(key_reachable(layer_patterns, T, d)),
                                    final_val_loss=val[-1].split()[-1] if val else "", train_seconds="%.0f" % train_s)
-            print("%-40s distance %5d: %3d of %d exact" % (name, d, exact, total), flush=True)
+            print("%-40s distance %5d: %3d of %d exact, digits %.2f, first digit %.2f" % (name, d, exact, total, digits, first),
+                  flush=True)
         with open(results_path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(next(iter(done.values())).keys()))
             w.writeheader()
@@ -142,12 +153,25 @@ def main():
     report(args, arm_list, distances, done, T, L)
 
 
+def digit_accuracy(path):
+    """From --eval-rows: the share of answer digits decoded right, and of first digits"""
+    right = first = n = 0
+    for r in csv.DictReader(open(path)):
+        got, want = r["decoded"].split(), r["expected"].split()
+        right += sum(g == w for g, w in zip(got, want)) / len(want)
+        first += got[0] == want[0]
+        n += 1
+    return right / n, first / n
+
+
 def report(args, arm_list, distances, done, T, L):
     names = [a[0] for a in arm_list if any((a[0], d) in done for d in distances)]
     lines = ["# Passkey retrieval by attention pattern", "",
-             "%s, rotary, T=%d, %d steps on passkey rows mixed with text (scripts/passkey.py); %s rows per distance; "
+             "%s, rotary, T=%d, %d steps on passkey rows mixed with text (scripts/passkey.py --marker '%s' "
+             "--passkey-fraction %g); %s rows per distance; "
              "greedy decoding of the 5 digits (`--eval --eval-greedy 5`). A cell: exact answers / rows; "
-             "* = the key lies outside the theoretical receptive field of the position that answers." % (args.model, T, args.steps, args.trials), "",
+             "* = the key lies outside the theoretical receptive field of the position that answers."
+             % (args.model, T, args.steps, args.marker, args.passkey_fraction, args.trials), "",
              "| pattern | val loss | " + " | ".join("d=%d" % d for d in distances) + " |",
              "| --- | --- |" + " --- |" * len(distances)]
     for n in names:
@@ -157,6 +181,15 @@ def report(args, arm_list, distances, done, T, L):
             cells.append("" if r is None else "%.2f%s" % (float(r["accuracy"]), "" if int(r["key_in_receptive_field"]) else "*"))
         val = next((done[(n, d)]["final_val_loss"] for d in distances if (n, d) in done), "")
         lines.append("| %s | %s | %s |" % (n, val, " | ".join(cells)))
+    lines += ["", "Digits right (greedy decoding, each digit after the model's own; chance 0.10): all five / the first alone.", "",
+              "| pattern | " + " | ".join("d=%d" % d for d in distances) + " |", "| --- |" + " --- |" * len(distances)]
+    for n in names:
+        cells = []
+        for d in distances:
+            r = done.get((n, d))
+            cells.append("" if r is None or "digit_accuracy" not in r else
+                         "%.2f / %.2f" % (float(r["digit_accuracy"]), float(r["first_digit_accuracy"])))
+        lines.append("| %s | %s |" % (n, " | ".join(cells)))
     open(os.path.join(args.dir, "results.md"), "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
     try:

@@ -173,7 +173,7 @@ check "scripts/passkey.py writes rows that end in their key: $(head -c 120 "$wor
     bash -c "for d in \$(cat '$work/passkey/distances.txt'); do python3 data/prepare.py --decode '$work/passkey/passkey_d'\$d.bin | python3 -c '
 import re, sys
 text = sys.stdin.read(); rows = [text[i:i + 128] for i in range(0, len(text) - 1, 128)]
-ok = len(rows) == 6 and all(re.search(r\"The pass key is (\\d{5})\\. Remember it\\..*The pass key is \\1\$\", r, re.S) for r in rows)
+ok = len(rows) == 6 and all(re.search(r\"The pass key is #(\\d{5})\\. Remember it\\..*The pass key is #\\1\$\", r, re.S) for r in rows)
 sys.exit(0 if ok else 1)' || exit 1; done"
 
 # ---- the long-context study scripts end to end, in miniature on the CPU (their GPU runs: issue 13)
@@ -286,6 +286,7 @@ bad "--eval-greedy on a non-causal model (it would see the answer)" "eval-greedy
     $bin --eval -e "$st2" -j "$tiny_val" -t 64 --eval-greedy 5 --causal 0
 bad "--stream-recompute on a non-causal model" "stream: the model's attention is non-causal" \
     $bin --eval -e "$st2" -j "$tiny_val" --stream 100 --stream-recompute 16 --causal 0
+bad "passkey.py: a marker of two bytes" "passkey.py: --marker 'ab': expected one byte" python3 scripts/passkey.py --filler-train "$tiny_train" --filler-val "$tiny_val" -T 128 --out "$work/pk" --marker ab
 bad "passkey.py: a distance that does not fit" "passkey.py: --distances: 5000 does not fit a row of 128" python3 scripts/passkey.py --filler-train "$tiny_train" --filler-val "$tiny_val" -T 128 --out "$work/pk" --distances 5000
 bad "--stream past maxT with learned positions" "stream 100: the cache stops at position 64" $bin --eval -e "$work/ev/model_00000008.bin" -j "$tiny_val" --stream 100
 
