@@ -34,7 +34,8 @@ Contents, in file order (the copies' originals in dev/cuda):
                                                                  fallback for other head sizes: v2)
   the versions this program runs: kernel_versions(), swa_forward_launch, swa_backward_launch
   the library (-DATTENTION_COMPARE_LIBRARY): swa_forward, swa_backward, swa_error_string
-  the program: attn-general-cpu (attention_general.cu's float64 reference), device-side checks,
+  the program: attn-general-pairs (the pair count), attn-general-cpu (attention_general.cu's
+  float64 reference), device-side checks,
   buffers, the CPU-reference check, timing, main
 
 Build (the Makefile does this):
