@@ -189,10 +189,10 @@ test-cpu: train_gpt_cpu test/test_gpt_cpu test/pattern_pairs build/train_gpt_cpu
 GPU_REF_PYTHON ?= python3
 # heads of 64 and 128 on the band kernels; heads of 16 and the non-band patterns on the general
 # attention path (gpu_dilation, gpu_longformer and gpu_heads128_general on its tile versions;
-# gpu_layer_mix: band, full and dilated layers in one model)
+# gpu_layer_mix: band, full and dilated layers in one model; gpu_dilation_split: general version 6)
 GPU_DUMP_CASES = gpu_window_sinks gpu_rope gpu_vocab gpu_full gpu_heads128 full window window_sinks dilation noncausal_global \
                  rope layer_mix full_learned_llmc gpu_dilation gpu_longformer gpu_heads128_general \
-                 gpu_layer_mix
+                 gpu_layer_mix gpu_dilation_split
 DUMPS = $(TEST_DIR)/dumps
 test-gpu: dev attention_compare train_gpt_cpu train_gpt_window train_gpt_full $(GPU_TESTS)
 	./attention_compare -T 512 -W 512 -S 4 -B 8 --reps 5 --warmup 1

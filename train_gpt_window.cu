@@ -4920,8 +4920,17 @@ static const char* attention_kernels(void) {
 #define ATTN_MAX_GLOBALS 64
 struct AttnSpec {
     int causal, window, sinks, lookahead, dilation, dilated_keys, num_globals;
+    // version 6's second part leaves out the pairs its first part (the band kernels) takes: those with
+    // i - j a multiple of skip_stride in [0, skip_span) (skip_span 0: any). skip_stride 0: none. Only
+    // spec_allowed and version 5's bit sets honour it (the walk stays a superset, the masks exact).
+    int skip_stride, skip_span;
     int globals[ATTN_MAX_GLOBALS];
 };
+
+__host__ __device__ inline bool spec_skipped(const AttnSpec& p, int i, int j) {
+    const int o = i - j;
+    return p.skip_stride > 1 && o >= 0 && o % p.skip_stride == 0 && (p.skip_span == 0 || o < p.skip_span);
+}
 
 __host__ __device__ inline bool spec_is_global(const AttnSpec& p, int pos) {
     for (int g = 0; g < p.num_globals; g++) { if (p.globals[g] == pos) return true; }
@@ -4946,6 +4955,7 @@ __device__ inline float general_warp_sum(float v) {
 // the allowed positions instead, and the CPU reference and test/test_attention_walk.cu use it)
 __host__ __device__ inline bool spec_allowed(const AttnSpec& p, int i, int j) {
     if (p.causal && j > i) return false;
+    if (spec_skipped(p, i, j)) return false;
     int o = i - j;
     if (o >= 0 && (p.window == 0 || o < p.window)) return true;
     if (!p.causal && o < 0 && -o <= p.lookahead) return true;
@@ -5234,7 +5244,7 @@ __host__ __device__ inline bool spec_block_in_band(const AttnSpec& p, int q0, in
     int ahead = p.causal ? 0 : p.lookahead;                    // keys up to row + ahead
     if ((long long)k_last > (long long)q0 + ahead) return false;
     if (p.window > 0 && q_last - k0 >= p.window) return false;   // keys down to row - W + 1
-    return true;
+    return p.skip_stride == 0;                                   // version 6's part B masks every tile
 }
 
 // The smallest of every thread's v (NT threads); `red` is NT / 32 ints of shared memory (a barrier inside)
@@ -5744,8 +5754,8 @@ __host__ __device__ inline unsigned long long tile_stride_bits(long long first, 
 
 // spec_allowed(p, i, k0 + x) for x = 0..63 (false past T), as bits. gkeys: bit x set iff key k0 + x
 // is global (gen_global_bits); row_global: whether query i is.
-__host__ __device__ inline unsigned long long spec_row_bits(const AttnSpec& p, int i, int k0, int T,
-                                                            unsigned long long gkeys, bool row_global) {
+__host__ __device__ inline unsigned long long spec_row_bits_unskipped(const AttnSpec& p, int i, int k0, int T,
+                                                                      unsigned long long gkeys, bool row_global) {
     if (i >= T) return 0ull;
     const unsigned long long in_T = tile_range_bits(0, T - 1, k0);
     if (!p.causal && (i < p.sinks || row_global)) return in_T;            // this query sees every key
@@ -5765,8 +5775,8 @@ __host__ __device__ inline unsigned long long spec_row_bits(const AttnSpec& p, i
 
 // spec_allowed(p, q0 + x, j) for x = 0..63 (false past T), as bits: spec_row_bits transposed. gq: bit
 // x set iff query q0 + x is global; key_global: whether key j is.
-__host__ __device__ inline unsigned long long spec_col_bits(const AttnSpec& p, int j, int q0, int T,
-                                                            unsigned long long gq, bool key_global) {
+__host__ __device__ inline unsigned long long spec_col_bits_unskipped(const AttnSpec& p, int j, int q0, int T,
+                                                                      unsigned long long gq, bool key_global) {
     if (j >= T) return 0ull;
     const unsigned long long in_T = tile_range_bits(0, T - 1, q0);
     const unsigned long long from_j = p.causal ? tile_range_bits(j, T - 1, q0) : ~0ull;   // causal: queries i >= j
@@ -5784,6 +5794,29 @@ __host__ __device__ inline unsigned long long spec_col_bits(const AttnSpec& p, i
         if (range) bits |= range & tile_stride_bits((((long long)j - q0) % p.dilation + p.dilation) % p.dilation, p.dilation);
     }
     return bits & in_T & from_j;
+}
+
+// with version 6's skip (spec_skipped): the row's keys j = i - o, o a multiple of skip_stride in
+// [0, skip_span), left out
+__host__ __device__ inline unsigned long long spec_row_bits(const AttnSpec& p, int i, int k0, int T,
+                                                            unsigned long long gkeys, bool row_global) {
+    unsigned long long bits = spec_row_bits_unskipped(p, i, k0, T, gkeys, row_global);
+    if (p.skip_stride > 1) {
+        const unsigned long long range = tile_range_bits(p.skip_span > 0 ? (long long)i - p.skip_span + 1 : 0, i, k0);
+        if (range) bits &= ~(range & tile_stride_bits((((long long)i - k0) % p.skip_stride + p.skip_stride) % p.skip_stride, p.skip_stride));
+    }
+    return bits;
+}
+
+// the same for the key's queries i = j + o
+__host__ __device__ inline unsigned long long spec_col_bits(const AttnSpec& p, int j, int q0, int T,
+                                                            unsigned long long gq, bool key_global) {
+    unsigned long long bits = spec_col_bits_unskipped(p, j, q0, T, gq, key_global);
+    if (p.skip_stride > 1) {
+        const unsigned long long range = tile_range_bits(j, p.skip_span > 0 ? (long long)j + p.skip_span - 1 : (long long)T - 1, q0);
+        if (range) bits &= ~(range & tile_stride_bits((((long long)j - q0) % p.skip_stride + p.skip_stride) % p.skip_stride, p.skip_stride));
+    }
+    return bits;
 }
 
 // s[4t + 2r + e] = -inf where bit 8t + 2tg + e of sets[r] is clear: the wgmma accumulator layout,
@@ -6263,6 +6296,198 @@ static void attention_general5_backward(bf16* dqkv, float* Dsum, const bf16* qkv
 }
 // @copy-end attn-general-v5
 
+// @copy-begin attn-general-v6
+// ----------------------------------------------------------------------------
+// version 6: a dilated pattern split in two and merged by log-sum-exp. Part A: the keys of the
+// query's own residue mod d, j = i - a d for 0 <= a < W_A = ceil(W / d) + K (K = 0: every a), are a
+// causal band of W_A in the subsequence of that residue (positions r, r + d, r + 2d, ...): q, k, v
+// are gathered into B d sequences of ceil(T / d) rows (zeros past T: keys no real query sees) and
+// run on the band kernels (forward v11, backward v13). Part B: the rest of the pattern, which is the
+// pattern without its dilation minus A's pairs (skip_stride / skip_span), on version 5's kernels,
+// whose walk of the undilated pattern visits only the band's tiles. out = e^(lse_A - lse) out_A +
+// e^(lse_B - lse) out_B with lse = log(e^lse_A + e^lse_B); each part's backward runs with the merged
+// out and lse (its P = e^(S - lse) and D_i = rowsum(dO O) are then the whole pattern's), and A's
+// gradient is added into B's. Every sum in a fixed order: deterministic.
+
+// the scratch of version 6 (grows, never shrinks; freed at exit)
+static void* gen6_scratch = nullptr;
+static size_t gen6_scratch_bytes = 0;
+static void* gen6_get_scratch(size_t bytes) {
+    if (bytes > gen6_scratch_bytes) {
+        if (gen6_scratch) cudaCheck(cudaFree(gen6_scratch));
+        cudaCheck(cudaMalloc(&gen6_scratch, bytes));
+        gen6_scratch_bytes = bytes;
+    }
+    return gen6_scratch;
+}
+
+// the patterns version 6 can take: dilated, heads of 64 or 128 on a Hopper GPU with this binary's
+// sm_90a code (the band kernels' and version 5's condition)
+static bool gen6_can(const AttnSpec& p, int D) {
+    return p.dilation > 1 && p.window > 0 && (D == 64 || D == 128) && wgmma_available();
+}
+
+// and those where the split pays for its ~27 ns a token of gathers, merge and second walk (H100,
+// 12 x 64, forward+backward): the dilated keys reach far. Measured: seeds/001's pattern (a row's
+// dilated keys reach (T - W) / 2 back on average) ran 3.3x version 5 at T = 4096 and 7.2x at 16384,
+// W = 256 + 64 keys at stride 4 (a reach of 256) 0.69x. The 768 between those is a guess.
+static bool gen6_pays(const AttnSpec& p, int T) {
+    const long long reach = p.dilated_keys > 0 ? (long long)p.dilated_keys * p.dilation : ((long long)T - p.window) / 2;
+    return reach >= 768;
+}
+
+// the split: part A's band width in its subsequence (0: unlimited), and part B's spec
+static int gen6_band(const AttnSpec& p) {
+    return p.dilated_keys == 0 ? 0 : (p.window + p.dilation - 1) / p.dilation + p.dilated_keys;
+}
+static AttnSpec gen6_rest(const AttnSpec& p) {
+    AttnSpec r = p;
+    r.dilation = 1;
+    r.dilated_keys = 0;
+    r.skip_stride = p.dilation;
+    r.skip_span = gen6_band(p) * p.dilation;   // 0: unlimited
+    return r;
+}
+
+// dst (B d, Ts, cols) <- src (B, T, cols): row (b d + r, a) is row (b, a d + r), zeros past T. cols a
+// multiple of 8 (16-byte moves).
+__global__ void gen6_gather_kernel(bf16* dst, const bf16* src, int B, int T, int d, int Ts, int cols) {
+    const size_t n = (size_t)B * d * Ts * (cols / 8);
+    for (size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x; x < n; x += (size_t)gridDim.x * blockDim.x) {
+        const size_t row = x / (cols / 8);
+        const int c = (int)(x % (cols / 8)), a = (int)(row % Ts), bd = (int)(row / Ts), b = bd / d, r = bd % d;
+        const int t = a * d + r;
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (t < T) v = *reinterpret_cast<const uint4*>(src + ((size_t)b * T + t) * cols + 8 * c);
+        *reinterpret_cast<uint4*>(dst + row * cols + 8 * c) = v;
+    }
+}
+
+// dst (B d, NH, Ts) <- src (B, NH, T), zeros past T (for the padding rows, whose dO is zero)
+__global__ void gen6_gather_lse_kernel(float* dst, const float* src, int B, int T, int NH, int d, int Ts) {
+    const size_t n = (size_t)B * d * NH * Ts;
+    for (size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x; x < n; x += (size_t)gridDim.x * blockDim.x) {
+        const int a = (int)(x % Ts), h = (int)(x / Ts % NH), bd = (int)(x / ((size_t)Ts * NH)), b = bd / d, r = bd % d;
+        const int t = a * d + r;
+        dst[x] = t < T ? src[((size_t)b * NH + h) * T + t] : 0.f;
+    }
+}
+
+// dst (B, T, cols) += src (B d, Ts, cols) at the gathered rows, in float, rounded once
+__global__ void gen6_scatter_add_kernel(bf16* dst, const bf16* src, int B, int T, int d, int Ts, int cols) {
+    const size_t n = (size_t)B * T * (cols / 8);
+    for (size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x; x < n; x += (size_t)gridDim.x * blockDim.x) {
+        const size_t row = x / (cols / 8);
+        const int c = (int)(x % (cols / 8)), t = (int)(row % T), b = (int)(row / T);
+        const size_t srow = ((size_t)b * d + t % d) * Ts + t / d;
+        uint4 u = *reinterpret_cast<const uint4*>(dst + row * cols + 8 * c);
+        const uint4 w = *reinterpret_cast<const uint4*>(src + srow * cols + 8 * c);
+        bf16* ud = reinterpret_cast<bf16*>(&u);
+        const bf16* wd = reinterpret_cast<const bf16*>(&w);
+#pragma unroll
+        for (int e = 0; e < 8; e++) ud[e] = __float2bfloat16(__bfloat162float(ud[e]) + __bfloat162float(wd[e]));
+        *reinterpret_cast<uint4*>(dst + row * cols + 8 * c) = u;
+    }
+}
+
+// out, lse (part B's, in place) <- the merge with part A's (gathered) out_a, lse_a. D / 8 threads a
+// (t, h) row, all in one warp: they read lse before the first of them writes it.
+__global__ void gen6_merge_kernel(bf16* out, float* lse, const bf16* out_a, const float* lse_a,
+                                  int B, int T, int NH, int D, int d, int Ts) {
+    const int per_row = D / 8;
+    const size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    const size_t row = x / per_row;   // (b, t, h)
+    const int c = (int)(x % per_row);
+    const bool live = row < (size_t)B * T * NH;
+    float wa = 0.f, wb = 0.f, l = 0.f;
+    size_t lse_at = 0, arow = 0;
+    if (live) {
+        const int h = (int)(row % NH), t = (int)(row / NH % T), b = (int)(row / ((size_t)NH * T));
+        const size_t ai = ((size_t)b * d + t % d) * Ts + t / d;   // the gathered row
+        lse_at = ((size_t)b * NH + h) * T + t;
+        arow = ai * NH + h;
+        const float la = lse_a[((size_t)b * d + t % d) * NH * Ts + (size_t)h * Ts + t / d], lb = lse[lse_at];
+        const float m = fmaxf(la, lb);   // la is finite: part A holds the diagonal
+        const float ea = expf(la - m), eb = expf(lb - m);   // lb = -inf (no key in part B): eb = 0
+        l = m + logf(ea + eb);
+        wa = ea / (ea + eb);
+        wb = eb / (ea + eb);
+    }
+    __syncwarp();
+    if (!live) return;
+    if (c == 0) lse[lse_at] = l;
+    uint4 u = *reinterpret_cast<const uint4*>(out + row * D + 8 * c);
+    const uint4 v = *reinterpret_cast<const uint4*>(out_a + arow * D + 8 * c);
+    bf16* ud = reinterpret_cast<bf16*>(&u);
+    const bf16* vd = reinterpret_cast<const bf16*>(&v);
+#pragma unroll
+    for (int e = 0; e < 8; e++) ud[e] = __float2bfloat16(wb * __bfloat162float(ud[e]) + wa * __bfloat162float(vd[e]));
+    *reinterpret_cast<uint4*>(out + row * D + 8 * c) = u;
+}
+
+static unsigned gen6_blocks(size_t n) { return (unsigned)std::min<size_t>(ceil_div(n, (size_t)256), 8192); }
+
+static void gen6_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    const int d = p.dilation, Ts = ceil_div(T, d), C = NH * D;
+    const size_t rows = (size_t)B * d * Ts;
+    char* s = (char*)gen6_get_scratch(rows * 4 * C * sizeof(bf16) + rows * NH * sizeof(float));
+    bf16* qkv_a = (bf16*)s;                      // (B d, Ts, 3, NH, D)
+    bf16* out_a = qkv_a + rows * 3 * C;          // (B d, Ts, NH, D)
+    float* lse_a = (float*)(out_a + rows * C);   // (B d, NH, Ts)
+    gen6_gather_kernel<<<gen6_blocks(rows * 3 * C / 8), 256>>>(qkv_a, qkv, B, T, d, Ts, 3 * C);
+    cudaCheckLaunch();
+    const int WA = gen6_band(p);
+    if (D == 64) attention_forward11<64>(out_a, lse_a, qkv_a, B * d, Ts, NH, WA, 0);
+    else         attention_forward11<128>(out_a, lse_a, qkv_a, B * d, Ts, NH, WA, 0);
+    const AttnSpec rest = gen6_rest(p);
+    if (D == 64) attention_general4_forward_d<64, true>(out, lse, qkv, B, T, NH, rest);
+    else         attention_general4_forward_d<128, true>(out, lse, qkv, B, T, NH, rest);
+    const size_t threads = (size_t)B * T * NH * (D / 8);
+    gen6_merge_kernel<<<(unsigned)ceil_div(threads, (size_t)256), 256>>>(out, lse, out_a, lse_a, B, T, NH, D, d, Ts);
+    cudaCheckLaunch();
+}
+
+static void gen6_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                          const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    const int d = p.dilation, Ts = ceil_div(T, d), C = NH * D;
+    const size_t rows = (size_t)B * d * Ts;
+    char* s = (char*)gen6_get_scratch(rows * 8 * C * sizeof(bf16) + rows * NH * 2 * sizeof(float));
+    bf16* qkv_a = (bf16*)s;                       // (B d, Ts, 3, NH, D)
+    bf16* dqkv_a = qkv_a + rows * 3 * C;          // (B d, Ts, 3, NH, D)
+    bf16* out_a = dqkv_a + rows * 3 * C;          // (B d, Ts, NH, D): the merged out, gathered
+    bf16* dout_a = out_a + rows * C;              // (B d, Ts, NH, D)
+    float* lse_a = (float*)(dout_a + rows * C);   // (B d, NH, Ts): the merged lse, gathered
+    float* dsum_a = lse_a + rows * NH;            // (B d, NH, Ts)
+    gen6_gather_kernel<<<gen6_blocks(rows * 3 * C / 8), 256>>>(qkv_a, qkv, B, T, d, Ts, 3 * C);
+    cudaCheckLaunch();
+    gen6_gather_kernel<<<gen6_blocks(rows * C / 8), 256>>>(out_a, out, B, T, d, Ts, C);
+    cudaCheckLaunch();
+    gen6_gather_kernel<<<gen6_blocks(rows * C / 8), 256>>>(dout_a, dout, B, T, d, Ts, C);
+    cudaCheckLaunch();
+    gen6_gather_lse_kernel<<<gen6_blocks(rows * NH), 256>>>(lse_a, lse, B, T, NH, d, Ts);
+    cudaCheckLaunch();
+    const int WA = gen6_band(p);
+    if (D == 64) attention_backward13<64>(dqkv_a, dsum_a, qkv_a, out_a, dout_a, lse_a, B * d, Ts, NH, WA, 0);
+    else         attention_backward13<128>(dqkv_a, dsum_a, qkv_a, out_a, dout_a, lse_a, B * d, Ts, NH, WA, 0);
+    const AttnSpec rest = gen6_rest(p);
+    if (D == 64) attention_general4_backward_d<64, true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, rest);
+    else         attention_general4_backward_d<128, true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, rest);
+    gen6_scatter_add_kernel<<<gen6_blocks((size_t)B * T * 3 * C / 8), 256>>>(dqkv, dqkv_a, B, T, d, Ts, 3 * C);
+    cudaCheckLaunch();
+}
+
+// dilated patterns whose keys reach far (gen6_pays) as above; every other one as version 5
+static void attention_general6_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (gen6_can(p, D) && gen6_pays(p, T)) gen6_forward(out, lse, qkv, B, T, NH, D, p);
+    else                    attention_general5_forward(out, lse, qkv, B, T, NH, D, p);
+}
+static void attention_general6_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (gen6_can(p, D) && gen6_pays(p, T)) gen6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    else                    attention_general5_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+// @copy-end attn-general-v6
+
 static const char* ATTENTION_NAME = "sliding window + sinks";
 
 // Layers with a plain causal band (W, 0 = full) plus sinks and heads of 64 or 128 run on the fast
@@ -6302,7 +6527,7 @@ static void attention_check_pattern(const GPT2Config* c, const char* source) {
 
 static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int NH, int D,
                               const ModelPattern* mp, const AttnPattern* p) {
-    if (!attention_is_band(mp, p, D)) { attention_general5_forward(out, lse, qkv, B, T, NH, D, attention_spec(mp, p)); return; }
+    if (!attention_is_band(mp, p, D)) { attention_general6_forward(out, lse, qkv, B, T, NH, D, attention_spec(mp, p)); return; }
     if (D == 64) { attention_forward_best<64>(out, lse, qkv, B, T, NH, p->window, p->sinks); }
     else { attention_forward_best<128>(out, lse, qkv, B, T, NH, p->window, p->sinks); }
     cudaCheckLaunch();
@@ -6311,7 +6536,7 @@ static void attention_forward(floatX* out, float* lse, const floatX* qkv, int B,
 static void attention_backward(floatX* dqkv, float* scratch, const floatX* qkv, const floatX* out, const floatX* dout,
                                const float* lse, int B, int T, int NH, int D, const ModelPattern* mp, const AttnPattern* p) {
     if (!attention_is_band(mp, p, D)) {
-        attention_general5_backward(dqkv, scratch, qkv, out, dout, lse, B, T, NH, D, attention_spec(mp, p));
+        attention_general6_backward(dqkv, scratch, qkv, out, dout, lse, B, T, NH, D, attention_spec(mp, p));
         return;
     }
     if (D == 64) { attention_backward_best<64>(dqkv, scratch, qkv, out, dout, lse, B, T, NH, p->window, p->sinks); }

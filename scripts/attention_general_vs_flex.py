@@ -141,6 +141,8 @@ def main():
     ap.add_argument("--heads", default="12x64", help="heads x head size, comma-separated (e.g. 12x64,6x128)")
     ap.add_argument("--ts", default="1024,2048,4096,8192,16384")
     ap.add_argument("--patterns", default=",".join(PATTERNS), help=f"comma-separated, of {', '.join(PATTERNS)}")
+    ap.add_argument("--from-version", type=int, default=1,
+                    help="time versions from this one on (default 1: all; the newest is always compared)")
     ap.add_argument("--md", default="bench/attention_general_vs_flex.md")
     ap.add_argument("--png", default="bench/attention_general_vs_flex.png")
     a = ap.parse_args()
@@ -159,7 +161,9 @@ def main():
     do_bench = gpu_bench(warmup=25, rep=100)
 
     lib = load_library(a.lib)
-    versions = [(v, lib.gen_version_name(v).decode()) for v in range(1, lib.gen_num_versions() + 1)]
+    if not 1 <= a.from_version <= lib.gen_num_versions():
+        sys.exit(f"error: --from-version {a.from_version}: the library has versions 1 to {lib.gen_num_versions()}")
+    versions = [(v, lib.gen_version_name(v).decode()) for v in range(a.from_version, lib.gen_num_versions() + 1)]
     rows = []
     for NH, D in heads:
         for name in names:

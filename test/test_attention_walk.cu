@@ -215,6 +215,30 @@ static bool valid(const AttnSpec& p) {
     return true;
 }
 
+// Version 6's split of a dilated pattern: part A (i - j = a d, 0 <= a < gen6_band, 0: any a) and part
+// B (gen6_rest: spec_allowed with its skip) must be disjoint and together the pattern's pairs; B's
+// walk (the pattern without its dilation) must visit every pair B allows (its masks are exact:
+// bits_match checks them against spec_allowed, skip included).
+static bool split_matches(const AttnSpec& p, int T, const char* why) {
+    const AttnSpec rest = gen6_rest(p);
+    const int WA = gen6_band(p);
+    for (int i = 0; i < T; i++) {
+        std::vector<char> walked(T, 0);
+        for (int j = spec_next_key(rest, i, -1, T), steps = 0; j < T && steps <= T; j = spec_next_key(rest, i, j, T), steps++) walked[j] = 1;
+        for (int j = 0; j < T; j++) {
+            const int o = i - j;
+            const bool a = o >= 0 && o % p.dilation == 0 && (WA == 0 || o / p.dilation < WA);
+            const bool b = spec_allowed(rest, i, j);
+            if ((a && b) || ((a || b) != spec_allowed(p, i, j)) || (b && !walked[j])) {
+                printf("FAIL %s T=%d: version 6's split at (%d, %d): part A %d, part B %d (walked %d), pattern %d\n",
+                       why, T, i, j, a, b, walked[j], spec_allowed(p, i, j));
+                return false;
+            }
+        }
+    }
+    return bits_match(rest, T, why);
+}
+
 int main(void) {
     int patterns = 0, sweep_bad = 0;
     // every combination over small T
@@ -265,6 +289,37 @@ int main(void) {
     failed += bits_bad > 0;
     printf("%s the same 150 patterns: version 5's row and column sets equal spec_allowed (%d as the pairs say)\n",
            bits_bad ? "FAIL" : "PASS", bits_ok);
+    // version 6's split on every dilated pattern of the sweep's fields, then random ones
+    int split_ok = 0, split_bad = 0;
+    for (int causal = 0; causal <= 1; causal++)
+    for (int W : windows) for (int S : sinks) for (int d : {2, 3, 4, 8}) for (int K : keys)
+    for (const auto& G : global_sets) {
+        AttnSpec p = spec(causal, W, S, causal ? 0 : 2, d, K, G);
+        if (!valid(p) || W == 0) continue;
+        bool ok = true;
+        for (int T = 1; T <= 48 && ok; T += (T < 12 ? 1 : 7)) {
+            AttnSpec q = p;
+            q.num_globals = 0;
+            for (int g : G) if (g < T) q.globals[q.num_globals++] = g;
+            ok = split_matches(q, T, "split, sweep");
+        }
+        if (ok) split_ok++; else split_bad++;
+    }
+    for (int t = 0; t < 300; t++) {
+        int T;
+        AttnSpec p = random_spec(80, &T);
+        if (p.dilation == 1 || p.window == 0) continue;
+        if (split_matches(p, T, "split, random")) split_ok++; else split_bad++;
+    }
+    {   // seeds/001's pattern and the benchmarks' dilated band, across several tiles
+        if (split_matches(spec(1, 96, 0, 0, 4, 0, {}), 500, "split, seeds/001")) split_ok++; else split_bad++;
+        if (split_matches(spec(1, 256, 4, 0, 4, 64, {}), 700, "split, W=256 S=4 d=4 K=64")) split_ok++; else split_bad++;
+        if (split_matches(spec(1, 20, 0, 0, 6, 7, {}), 400, "split, W=20 d=6 K=7")) split_ok++; else split_bad++;
+    }
+    passed += split_bad == 0;
+    failed += split_bad > 0;
+    printf("%s version 6's split of dilated patterns: residue bands and the rest disjoint, together the pattern; the rest's walk and masks cover it (%d patterns)\n",
+           split_bad ? "FAIL" : "PASS", split_ok);
     // SPEC §1's examples and the seeds' own patterns
     struct { AttnSpec p; int T; const char* why; } named[] = {
         {spec(1, 3, 0, 0, 1, 0, {}), 6, "SPEC §1: W=3, T=6, causal"},

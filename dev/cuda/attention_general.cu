@@ -79,6 +79,25 @@ its masked tiles were as much of its time as its empty ones. Against FlexAttenti
 band, 7-22x on the Longformer pattern. What the trainers run for every pattern the band kernels do
 not take.
 
+version 6: a dilated pattern split in two parts merged by log-sum-exp. Part A, the keys of the
+query's own residue mod d up to the dilated reach, is a causal band of ceil(W/d) + K (dense causal
+when K = 0) in each residue's subsequence: q, k, v are gathered into B d sequences of ceil(T/d) and
+run on the band kernels (forward v11, backward v13) at their rate, where version 5 visits the
+dilated keys' tiles 1/d full. Part B, the rest (band, sinks, lookahead, globals) minus A's pairs,
+runs on version 5's kernels, whose walk of the pattern without its dilation visits only the band's
+tiles; the masks leave A's pairs out (AttnSpec's skip_stride / skip_span). The backward runs both
+parts' backwards with the merged out and lse and adds A's gradient into B's.
+test/test_attention_walk.cu proves on the CPU that the parts are disjoint, together the pattern,
+and that B's walk covers B. Predicted (notes.md): on seeds/001's pattern at T = 4096, part A holds
+2.1M of a head's 2.4M pairs at the band kernels' ~400 TFLOP/s: ~0.35 ms forward where version 5
+takes ~1.6 ms (~2.5x FlexAttention); the same on W = 256 + 64 keys. Measured (H100, one run,
+bench/attention_general_vs_flex.md): seeds/001's pattern 3.3x version 5 at T = 4096 (1.8x / 1.9x
+FlexAttention forward / forward+backward, short of the 2.5x predicted) and 7.2x at 16384 (4.0x /
+3.9x); but W = 256 + 64 keys 0.69x version 5: its residue bands are short (128), part B still walks
+the 256-wide band with every tile masked, and the gathers and merge cost ~27 ns a token. So the
+programs take the split only where the dilated keys reach 768 or more back (gen6_pays) and version
+5 elsewhere: "v6" below is that dispatch, "v6 split" the split wherever it can run.
+
 ./attention_general              checks every version against a float64 CPU reference on fresh inputs, then times
 ./attention_general --check-only the checks only
 make build/libattention_general.so (top-level Makefile) builds the versions as a library for
@@ -99,8 +118,17 @@ scripts/attention_general_vs_flex.py (ATTENTION_GENERAL_LIBRARY: gen_forward / g
 #define ATTN_MAX_GLOBALS 64
 struct AttnSpec {
     int causal, window, sinks, lookahead, dilation, dilated_keys, num_globals;
+    // version 6's second part leaves out the pairs its first part (the band kernels) takes: those with
+    // i - j a multiple of skip_stride in [0, skip_span) (skip_span 0: any). skip_stride 0: none. Only
+    // spec_allowed and version 5's bit sets honour it (the walk stays a superset, the masks exact).
+    int skip_stride, skip_span;
     int globals[ATTN_MAX_GLOBALS];
 };
+
+__host__ __device__ inline bool spec_skipped(const AttnSpec& p, int i, int j) {
+    const int o = i - j;
+    return p.skip_stride > 1 && o >= 0 && o % p.skip_stride == 0 && (p.skip_span == 0 || o < p.skip_span);
+}
 
 __host__ __device__ inline bool spec_is_global(const AttnSpec& p, int pos) {
     for (int g = 0; g < p.num_globals; g++) { if (p.globals[g] == pos) return true; }
@@ -125,6 +153,7 @@ __device__ inline float general_warp_sum(float v) {
 // the allowed positions instead, and the CPU reference and test/test_attention_walk.cu use it)
 __host__ __device__ inline bool spec_allowed(const AttnSpec& p, int i, int j) {
     if (p.causal && j > i) return false;
+    if (spec_skipped(p, i, j)) return false;
     int o = i - j;
     if (o >= 0 && (p.window == 0 || o < p.window)) return true;
     if (!p.causal && o < 0 && -o <= p.lookahead) return true;
@@ -413,7 +442,7 @@ __host__ __device__ inline bool spec_block_in_band(const AttnSpec& p, int q0, in
     int ahead = p.causal ? 0 : p.lookahead;                    // keys up to row + ahead
     if ((long long)k_last > (long long)q0 + ahead) return false;
     if (p.window > 0 && q_last - k0 >= p.window) return false;   // keys down to row - W + 1
-    return true;
+    return p.skip_stride == 0;                                   // version 6's part B masks every tile
 }
 
 // The smallest of every thread's v (NT threads); `red` is NT / 32 ints of shared memory (a barrier inside)
@@ -923,8 +952,8 @@ __host__ __device__ inline unsigned long long tile_stride_bits(long long first, 
 
 // spec_allowed(p, i, k0 + x) for x = 0..63 (false past T), as bits. gkeys: bit x set iff key k0 + x
 // is global (gen_global_bits); row_global: whether query i is.
-__host__ __device__ inline unsigned long long spec_row_bits(const AttnSpec& p, int i, int k0, int T,
-                                                            unsigned long long gkeys, bool row_global) {
+__host__ __device__ inline unsigned long long spec_row_bits_unskipped(const AttnSpec& p, int i, int k0, int T,
+                                                                      unsigned long long gkeys, bool row_global) {
     if (i >= T) return 0ull;
     const unsigned long long in_T = tile_range_bits(0, T - 1, k0);
     if (!p.causal && (i < p.sinks || row_global)) return in_T;            // this query sees every key
@@ -944,8 +973,8 @@ __host__ __device__ inline unsigned long long spec_row_bits(const AttnSpec& p, i
 
 // spec_allowed(p, q0 + x, j) for x = 0..63 (false past T), as bits: spec_row_bits transposed. gq: bit
 // x set iff query q0 + x is global; key_global: whether key j is.
-__host__ __device__ inline unsigned long long spec_col_bits(const AttnSpec& p, int j, int q0, int T,
-                                                            unsigned long long gq, bool key_global) {
+__host__ __device__ inline unsigned long long spec_col_bits_unskipped(const AttnSpec& p, int j, int q0, int T,
+                                                                      unsigned long long gq, bool key_global) {
     if (j >= T) return 0ull;
     const unsigned long long in_T = tile_range_bits(0, T - 1, q0);
     const unsigned long long from_j = p.causal ? tile_range_bits(j, T - 1, q0) : ~0ull;   // causal: queries i >= j
@@ -963,6 +992,29 @@ __host__ __device__ inline unsigned long long spec_col_bits(const AttnSpec& p, i
         if (range) bits |= range & tile_stride_bits((((long long)j - q0) % p.dilation + p.dilation) % p.dilation, p.dilation);
     }
     return bits & in_T & from_j;
+}
+
+// with version 6's skip (spec_skipped): the row's keys j = i - o, o a multiple of skip_stride in
+// [0, skip_span), left out
+__host__ __device__ inline unsigned long long spec_row_bits(const AttnSpec& p, int i, int k0, int T,
+                                                            unsigned long long gkeys, bool row_global) {
+    unsigned long long bits = spec_row_bits_unskipped(p, i, k0, T, gkeys, row_global);
+    if (p.skip_stride > 1) {
+        const unsigned long long range = tile_range_bits(p.skip_span > 0 ? (long long)i - p.skip_span + 1 : 0, i, k0);
+        if (range) bits &= ~(range & tile_stride_bits((((long long)i - k0) % p.skip_stride + p.skip_stride) % p.skip_stride, p.skip_stride));
+    }
+    return bits;
+}
+
+// the same for the key's queries i = j + o
+__host__ __device__ inline unsigned long long spec_col_bits(const AttnSpec& p, int j, int q0, int T,
+                                                            unsigned long long gq, bool key_global) {
+    unsigned long long bits = spec_col_bits_unskipped(p, j, q0, T, gq, key_global);
+    if (p.skip_stride > 1) {
+        const unsigned long long range = tile_range_bits(j, p.skip_span > 0 ? (long long)j + p.skip_span - 1 : (long long)T - 1, q0);
+        if (range) bits &= ~(range & tile_stride_bits((((long long)j - q0) % p.skip_stride + p.skip_stride) % p.skip_stride, p.skip_stride));
+    }
+    return bits;
 }
 
 // s[4t + 2r + e] = -inf where bit 8t + 2tg + e of sets[r] is clear: the wgmma accumulator layout,
@@ -1465,6 +1517,210 @@ static void attention_general5_backward(bf16* dqkv, float* Dsum, const bf16* qkv
 }
 // @copy-end attn-general-v5
 
+// @copy-begin attn-general-v6
+// ----------------------------------------------------------------------------
+// version 6: a dilated pattern split in two and merged by log-sum-exp. Part A: the keys of the
+// query's own residue mod d, j = i - a d for 0 <= a < W_A = ceil(W / d) + K (K = 0: every a), are a
+// causal band of W_A in the subsequence of that residue (positions r, r + d, r + 2d, ...): q, k, v
+// are gathered into B d sequences of ceil(T / d) rows (zeros past T: keys no real query sees) and
+// run on the band kernels (forward v11, backward v13). Part B: the rest of the pattern, which is the
+// pattern without its dilation minus A's pairs (skip_stride / skip_span), on version 5's kernels,
+// whose walk of the undilated pattern visits only the band's tiles. out = e^(lse_A - lse) out_A +
+// e^(lse_B - lse) out_B with lse = log(e^lse_A + e^lse_B); each part's backward runs with the merged
+// out and lse (its P = e^(S - lse) and D_i = rowsum(dO O) are then the whole pattern's), and A's
+// gradient is added into B's. Every sum in a fixed order: deterministic.
+
+// the scratch of version 6 (grows, never shrinks; freed at exit)
+static void* gen6_scratch = nullptr;
+static size_t gen6_scratch_bytes = 0;
+static void* gen6_get_scratch(size_t bytes) {
+    if (bytes > gen6_scratch_bytes) {
+        if (gen6_scratch) cudaCheck(cudaFree(gen6_scratch));
+        cudaCheck(cudaMalloc(&gen6_scratch, bytes));
+        gen6_scratch_bytes = bytes;
+    }
+    return gen6_scratch;
+}
+
+// the patterns version 6 can take: dilated, heads of 64 or 128 on a Hopper GPU with this binary's
+// sm_90a code (the band kernels' and version 5's condition)
+static bool gen6_can(const AttnSpec& p, int D) {
+    return p.dilation > 1 && p.window > 0 && (D == 64 || D == 128) && wgmma_available();
+}
+
+// and those where the split pays for its ~27 ns a token of gathers, merge and second walk (H100,
+// 12 x 64, forward+backward): the dilated keys reach far. Measured: seeds/001's pattern (a row's
+// dilated keys reach (T - W) / 2 back on average) ran 3.3x version 5 at T = 4096 and 7.2x at 16384,
+// W = 256 + 64 keys at stride 4 (a reach of 256) 0.69x. The 768 between those is a guess.
+static bool gen6_pays(const AttnSpec& p, int T) {
+    const long long reach = p.dilated_keys > 0 ? (long long)p.dilated_keys * p.dilation : ((long long)T - p.window) / 2;
+    return reach >= 768;
+}
+
+// the split: part A's band width in its subsequence (0: unlimited), and part B's spec
+static int gen6_band(const AttnSpec& p) {
+    return p.dilated_keys == 0 ? 0 : (p.window + p.dilation - 1) / p.dilation + p.dilated_keys;
+}
+static AttnSpec gen6_rest(const AttnSpec& p) {
+    AttnSpec r = p;
+    r.dilation = 1;
+    r.dilated_keys = 0;
+    r.skip_stride = p.dilation;
+    r.skip_span = gen6_band(p) * p.dilation;   // 0: unlimited
+    return r;
+}
+
+// dst (B d, Ts, cols) <- src (B, T, cols): row (b d + r, a) is row (b, a d + r), zeros past T. cols a
+// multiple of 8 (16-byte moves).
+__global__ void gen6_gather_kernel(bf16* dst, const bf16* src, int B, int T, int d, int Ts, int cols) {
+    const size_t n = (size_t)B * d * Ts * (cols / 8);
+    for (size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x; x < n; x += (size_t)gridDim.x * blockDim.x) {
+        const size_t row = x / (cols / 8);
+        const int c = (int)(x % (cols / 8)), a = (int)(row % Ts), bd = (int)(row / Ts), b = bd / d, r = bd % d;
+        const int t = a * d + r;
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (t < T) v = *reinterpret_cast<const uint4*>(src + ((size_t)b * T + t) * cols + 8 * c);
+        *reinterpret_cast<uint4*>(dst + row * cols + 8 * c) = v;
+    }
+}
+
+// dst (B d, NH, Ts) <- src (B, NH, T), zeros past T (for the padding rows, whose dO is zero)
+__global__ void gen6_gather_lse_kernel(float* dst, const float* src, int B, int T, int NH, int d, int Ts) {
+    const size_t n = (size_t)B * d * NH * Ts;
+    for (size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x; x < n; x += (size_t)gridDim.x * blockDim.x) {
+        const int a = (int)(x % Ts), h = (int)(x / Ts % NH), bd = (int)(x / ((size_t)Ts * NH)), b = bd / d, r = bd % d;
+        const int t = a * d + r;
+        dst[x] = t < T ? src[((size_t)b * NH + h) * T + t] : 0.f;
+    }
+}
+
+// dst (B, T, cols) += src (B d, Ts, cols) at the gathered rows, in float, rounded once
+__global__ void gen6_scatter_add_kernel(bf16* dst, const bf16* src, int B, int T, int d, int Ts, int cols) {
+    const size_t n = (size_t)B * T * (cols / 8);
+    for (size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x; x < n; x += (size_t)gridDim.x * blockDim.x) {
+        const size_t row = x / (cols / 8);
+        const int c = (int)(x % (cols / 8)), t = (int)(row % T), b = (int)(row / T);
+        const size_t srow = ((size_t)b * d + t % d) * Ts + t / d;
+        uint4 u = *reinterpret_cast<const uint4*>(dst + row * cols + 8 * c);
+        const uint4 w = *reinterpret_cast<const uint4*>(src + srow * cols + 8 * c);
+        bf16* ud = reinterpret_cast<bf16*>(&u);
+        const bf16* wd = reinterpret_cast<const bf16*>(&w);
+#pragma unroll
+        for (int e = 0; e < 8; e++) ud[e] = __float2bfloat16(__bfloat162float(ud[e]) + __bfloat162float(wd[e]));
+        *reinterpret_cast<uint4*>(dst + row * cols + 8 * c) = u;
+    }
+}
+
+// out, lse (part B's, in place) <- the merge with part A's (gathered) out_a, lse_a. D / 8 threads a
+// (t, h) row, all in one warp: they read lse before the first of them writes it.
+__global__ void gen6_merge_kernel(bf16* out, float* lse, const bf16* out_a, const float* lse_a,
+                                  int B, int T, int NH, int D, int d, int Ts) {
+    const int per_row = D / 8;
+    const size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    const size_t row = x / per_row;   // (b, t, h)
+    const int c = (int)(x % per_row);
+    const bool live = row < (size_t)B * T * NH;
+    float wa = 0.f, wb = 0.f, l = 0.f;
+    size_t lse_at = 0, arow = 0;
+    if (live) {
+        const int h = (int)(row % NH), t = (int)(row / NH % T), b = (int)(row / ((size_t)NH * T));
+        const size_t ai = ((size_t)b * d + t % d) * Ts + t / d;   // the gathered row
+        lse_at = ((size_t)b * NH + h) * T + t;
+        arow = ai * NH + h;
+        const float la = lse_a[((size_t)b * d + t % d) * NH * Ts + (size_t)h * Ts + t / d], lb = lse[lse_at];
+        const float m = fmaxf(la, lb);   // la is finite: part A holds the diagonal
+        const float ea = expf(la - m), eb = expf(lb - m);   // lb = -inf (no key in part B): eb = 0
+        l = m + logf(ea + eb);
+        wa = ea / (ea + eb);
+        wb = eb / (ea + eb);
+    }
+    __syncwarp();
+    if (!live) return;
+    if (c == 0) lse[lse_at] = l;
+    uint4 u = *reinterpret_cast<const uint4*>(out + row * D + 8 * c);
+    const uint4 v = *reinterpret_cast<const uint4*>(out_a + arow * D + 8 * c);
+    bf16* ud = reinterpret_cast<bf16*>(&u);
+    const bf16* vd = reinterpret_cast<const bf16*>(&v);
+#pragma unroll
+    for (int e = 0; e < 8; e++) ud[e] = __float2bfloat16(wb * __bfloat162float(ud[e]) + wa * __bfloat162float(vd[e]));
+    *reinterpret_cast<uint4*>(out + row * D + 8 * c) = u;
+}
+
+static unsigned gen6_blocks(size_t n) { return (unsigned)std::min<size_t>(ceil_div(n, (size_t)256), 8192); }
+
+static void gen6_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    const int d = p.dilation, Ts = ceil_div(T, d), C = NH * D;
+    const size_t rows = (size_t)B * d * Ts;
+    char* s = (char*)gen6_get_scratch(rows * 4 * C * sizeof(bf16) + rows * NH * sizeof(float));
+    bf16* qkv_a = (bf16*)s;                      // (B d, Ts, 3, NH, D)
+    bf16* out_a = qkv_a + rows * 3 * C;          // (B d, Ts, NH, D)
+    float* lse_a = (float*)(out_a + rows * C);   // (B d, NH, Ts)
+    gen6_gather_kernel<<<gen6_blocks(rows * 3 * C / 8), 256>>>(qkv_a, qkv, B, T, d, Ts, 3 * C);
+    cudaCheckLaunch();
+    const int WA = gen6_band(p);
+    if (D == 64) attention_forward11<64>(out_a, lse_a, qkv_a, B * d, Ts, NH, WA, 0);
+    else         attention_forward11<128>(out_a, lse_a, qkv_a, B * d, Ts, NH, WA, 0);
+    const AttnSpec rest = gen6_rest(p);
+    if (D == 64) attention_general4_forward_d<64, true>(out, lse, qkv, B, T, NH, rest);
+    else         attention_general4_forward_d<128, true>(out, lse, qkv, B, T, NH, rest);
+    const size_t threads = (size_t)B * T * NH * (D / 8);
+    gen6_merge_kernel<<<(unsigned)ceil_div(threads, (size_t)256), 256>>>(out, lse, out_a, lse_a, B, T, NH, D, d, Ts);
+    cudaCheckLaunch();
+}
+
+static void gen6_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                          const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    const int d = p.dilation, Ts = ceil_div(T, d), C = NH * D;
+    const size_t rows = (size_t)B * d * Ts;
+    char* s = (char*)gen6_get_scratch(rows * 8 * C * sizeof(bf16) + rows * NH * 2 * sizeof(float));
+    bf16* qkv_a = (bf16*)s;                       // (B d, Ts, 3, NH, D)
+    bf16* dqkv_a = qkv_a + rows * 3 * C;          // (B d, Ts, 3, NH, D)
+    bf16* out_a = dqkv_a + rows * 3 * C;          // (B d, Ts, NH, D): the merged out, gathered
+    bf16* dout_a = out_a + rows * C;              // (B d, Ts, NH, D)
+    float* lse_a = (float*)(dout_a + rows * C);   // (B d, NH, Ts): the merged lse, gathered
+    float* dsum_a = lse_a + rows * NH;            // (B d, NH, Ts)
+    gen6_gather_kernel<<<gen6_blocks(rows * 3 * C / 8), 256>>>(qkv_a, qkv, B, T, d, Ts, 3 * C);
+    cudaCheckLaunch();
+    gen6_gather_kernel<<<gen6_blocks(rows * C / 8), 256>>>(out_a, out, B, T, d, Ts, C);
+    cudaCheckLaunch();
+    gen6_gather_kernel<<<gen6_blocks(rows * C / 8), 256>>>(dout_a, dout, B, T, d, Ts, C);
+    cudaCheckLaunch();
+    gen6_gather_lse_kernel<<<gen6_blocks(rows * NH), 256>>>(lse_a, lse, B, T, NH, d, Ts);
+    cudaCheckLaunch();
+    const int WA = gen6_band(p);
+    if (D == 64) attention_backward13<64>(dqkv_a, dsum_a, qkv_a, out_a, dout_a, lse_a, B * d, Ts, NH, WA, 0);
+    else         attention_backward13<128>(dqkv_a, dsum_a, qkv_a, out_a, dout_a, lse_a, B * d, Ts, NH, WA, 0);
+    const AttnSpec rest = gen6_rest(p);
+    if (D == 64) attention_general4_backward_d<64, true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, rest);
+    else         attention_general4_backward_d<128, true>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, rest);
+    gen6_scatter_add_kernel<<<gen6_blocks((size_t)B * T * 3 * C / 8), 256>>>(dqkv, dqkv_a, B, T, d, Ts, 3 * C);
+    cudaCheckLaunch();
+}
+
+// dilated patterns whose keys reach far (gen6_pays) as above; every other one as version 5
+static void attention_general6_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (gen6_can(p, D) && gen6_pays(p, T)) gen6_forward(out, lse, qkv, B, T, NH, D, p);
+    else                    attention_general5_forward(out, lse, qkv, B, T, NH, D, p);
+}
+static void attention_general6_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (gen6_can(p, D) && gen6_pays(p, T)) gen6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    else                    attention_general5_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+// @copy-end attn-general-v6
+
+// version 6's split wherever it can run, checked and timed beside the programs' dispatch (above),
+// which takes it only where it pays
+static void attention_general6_split_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (gen6_can(p, D)) gen6_forward(out, lse, qkv, B, T, NH, D, p);
+    else                attention_general5_forward(out, lse, qkv, B, T, NH, D, p);
+}
+static void attention_general6_split_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                              const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (gen6_can(p, D)) gen6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    else                attention_general5_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+}
+
 // ----------------------------------------------------------------------------
 
 struct GenCase { int B, T, NH, D; AttnSpec p; const char* why; };
@@ -1491,6 +1747,8 @@ static const GenVersion GEN_VERSIONS[] = {
     {"v3", attention_general3_forward, attention_general3_backward, false},  // tensor cores, allowed tiles
     {"v4", attention_general4_forward, attention_general4_backward, false},  // wgmma + TMA
     {"v5", attention_general5_forward, attention_general5_backward, false},  // v4, masks as 64-bit row sets
+    {"v6 split", attention_general6_split_forward, attention_general6_split_backward, false},  // dilation: residue bands + the rest
+    {"v6", attention_general6_forward, attention_general6_backward, false},  // the programs' dispatch: the split where it pays, else v5
 };
 static const int NUM_GEN_VERSIONS = sizeof(GEN_VERSIONS) / sizeof(GEN_VERSIONS[0]);
 
@@ -1646,6 +1904,7 @@ int main(int argc, char** argv) {
         // tiles on tensor cores
         struct { const char* name; AttnSpec p; } timed[] = {
             {"W=256 S=4, dilation 4 x 64 keys", spec(1, 256, 4, 0, 4, 64, {})},
+            {"W=96, dilation 4 to the start (seeds/001)", spec(1, 96, 0, 0, 4, 0, {})},
             {"non-causal W=R=256, 16 globals (Longformer)", spec(0, 256, 0, 256, 1, 0, {0, 512, 1024, 1536, 2048, 2560, 3072,
                 3584, 4096, 4608, 5120, 5632, 6144, 6656, 7168, 7680})},
         };
