@@ -32,6 +32,8 @@ Contents, in file order (the copies' originals in dev/cuda):
     attn-general-warp attn-general-v3 attn-general-bits          general v5 (v4's wgmma + TMA kernels with
     attn-general-v4 attn-general-v5                              64-bit row masks), v3 elsewhere (v3's
                                                                  fallback for other head sizes: v2)
+    attn-general-v6                                              general v6 where dilated keys reach far
+                                                                 (residue bands + the rest, merged)
   the versions this program runs: kernel_versions(), swa_forward_launch, swa_backward_launch
   the library (-DATTENTION_COMPARE_LIBRARY): swa_forward, swa_backward, swa_error_string
   the program: attn-general-pairs (the pair count), attn-general-cpu (attention_general.cu's
@@ -4515,7 +4517,7 @@ static void free_bufs(Bufs& b) {
 }
 
 // One side of the comparison: a causal band + sinks on the band kernels, or any other SPEC §1
-// pattern on the general path (attention_general5_*: v5 on sm_90a, v3 elsewhere)
+// pattern on the general path (attention_general6_*: v6 where dilated keys reach far, else v5, on sm_90a; v3 elsewhere)
 struct Pat {
     bool general;
     int W, S;        // the band (general: the spec's window and sinks, for the tables)
