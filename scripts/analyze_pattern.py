@@ -28,9 +28,10 @@ layer, or --layer-windows W,W,... (one window per layer, the rest shared, as in 
   causal attention, from TFLOP/s measured on allowed pairs: the nearest measured case (in log T and
   log keys per query) of bench/attention_compare_h200.csv and bench/attention_vs_torch.md (causal
   band + sinks, heads of 64 or 128, the trainers' band kernels); patterns the trainers run on the
-  general path (dilation, globals, lookahead, non-causal) take the rates of its newest version on the
-  nearest of the three patterns in bench/attention_general_vs_flex.md. A prediction, not a
-  measurement: the file and row are named.
+  general path (dilation, globals, lookahead, non-causal) take the rates of the version they run
+  there on the nearest of the three benchmark patterns: version 6's split (dilated keys reaching
+  768 or more back) from bench/attention_general_vs_flex.md, version 5 from
+  bench/attention_general_vs_flex_h100_v5.md. A prediction, not a measurement: the file and row are named.
 - with --png FILE, a picture of the mask (grey = allowed), band edges marked: the whole T x T
   mask up to T = 2048, beyond that rows 0..511 and the last 512 rows, or rows A..B-1 with --zoom A:B;
   a strip at the left shows sink / global key columns outside the view. Skipped with a note when
@@ -55,9 +56,13 @@ PROG = "analyze_pattern.py"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATES_CSV = "bench/attention_compare_h200.csv"
 RATES_MD = "bench/attention_vs_torch.md"
-# the general path's version 4 (what the trainers run for every other pattern) against FlexAttention:
-# its TFLOP/s on allowed pairs per pattern and T (scripts/attention_general_vs_flex.py writes it)
+# the general path against FlexAttention: its TFLOP/s on allowed pairs per pattern and T
+# (scripts/attention_general_vs_flex.py writes them). The trainers run version 6's split on dilated
+# layers whose keys reach far (split_pays) and version 5 on every other: GENERAL_MD's run timed the
+# split, GENERAL_V5_MD's version 5.
 GENERAL_MD = "bench/attention_general_vs_flex.md"
+GENERAL_V5_MD = "bench/attention_general_vs_flex_h100_v5.md"
+SPLIT_REACH = 768   # dev/cuda/attention_general.cu's gen6_pays
 MAX_T = 1 << 20       # the pair count walks the rows in Python: about a second per distinct pattern here
 PNG_FULL_T = 2048     # up to this T the picture shows the whole mask
 ZOOM_ROWS = 512       # beyond it, the first and last this many rows
@@ -252,12 +257,21 @@ def measured_cases():
     return cases
 
 
-def general_cases():
-    """The general path's measured cases (its newest version): (source, T, pattern, D, fwd, fwd+bwd TFLOP/s on
-    allowed pairs), read from GENERAL_MD's table; empty when it is missing."""
+def split_pays(p, T):
+    """dev/cuda/attention_general.cu's gen6_can (the pattern part) and gen6_pays: the trainers split
+    this layer (version 6) when its dilated keys reach SPLIT_REACH or more back."""
+    if p["d"] <= 1 or p["W"] <= 0:
+        return False
+    reach = p["K"] * p["d"] if p["K"] > 0 else (T - p["W"]) // 2
+    return reach >= SPLIT_REACH
+
+
+def general_cases(md):
+    """The general path's measured cases in md (the version it compares): (source, T, pattern, D, fwd,
+    fwd+bwd TFLOP/s on allowed pairs); empty when it is missing."""
     cases = []
     try:
-        with open(os.path.join(ROOT, GENERAL_MD)) as f:
+        with open(os.path.join(ROOT, md)) as f:
             for line in f:
                 # | heads | pattern: description | T | ours fwd / fwd+bwd TFLOP/s (v4) | FlexAttention ... | ...
                 c = [x.strip() for x in line.strip().strip("|").split("|")]
@@ -268,7 +282,7 @@ def general_cases():
                     continue
                 fwd, fwdbwd = (float(x) for x in c[3].split("/"))
                 p = GENERAL_PATTERNS[name](T)
-                cases.append(dict(source=f"{GENERAL_MD} row {c[0]} {name} T={T} (the newest version there)", T=T, pattern=p,
+                cases.append(dict(source=f"{md} row {c[0]} {name} T={T} (the version it compares)", T=T, pattern=p,
                                   D=int(c[0].split("x")[1]), fwd=fwd, fwdbwd=fwdbwd, kpq=count_pairs(p, T) / T))
     except (OSError, ValueError, IndexError):
         pass
@@ -294,7 +308,7 @@ def on_band_kernels(p, D):
 
 def predict(layer_patterns, pairs, T, NH, D, B):
     cases = measured_cases()
-    general = general_cases()
+    general = {"split": general_cases(GENERAL_MD), "v5": general_cases(GENERAL_V5_MD)}
     if not cases:
         return dict(note=f"no measured rates ({RATES_CSV}, {RATES_MD} not found)")
     layers, used, notes = [], {}, set()
@@ -315,17 +329,26 @@ def predict(layer_patterns, pairs, T, NH, D, B):
             layers.append(dict(path="band", fwd_ms=fwd / (c["fwd"] * 1e12) * 1e3,
                                fwdbwd_ms=3.5 * fwd / (c["fwdbwd"] * 1e12) * 1e3, case=c["source"]))
         else:
-            # the measured benchmark pattern of the same causality nearest in T and keys per query
-            same = [c for c in general if c["pattern"]["causal"] == lp["causal"]]
+            # the measured benchmark pattern of the same causality nearest in T and keys per query, timed
+            # on the version the trainers run for this layer
+            split = split_pays(lp, T) and D in (64, 128)
+            md = GENERAL_MD if split else GENERAL_V5_MD
+            same = [c for c in general["split" if split else "v5"] if c["pattern"]["causal"] == lp["causal"]]
+            if split:
+                same = [c for c in same if split_pays(c["pattern"], c["T"])] or same   # rows where the split ran as it would here
             if not same:
-                notes.add(f"layers on the general path: no measured rates ({GENERAL_MD} not found), not predicted")
+                notes.add(f"layers on the general path: no measured rates ({md} not found), not predicted")
                 layers.append(dict(path="general", fwd_ms=None, fwdbwd_ms=None, case=None))
                 continue
             c = nearest_case(same, T, P / T)
             used[c["source"]] = c
-            notes.add("layers on the general path (dilation, globals, lookahead, non-causal): rates of its newest version "
-                      f"on the nearest of {GENERAL_MD}'s three benchmark patterns; its speed depends on how full the "
-                      "visited 64x64 tiles are, so a pattern unlike them can be far off")
+            if split:
+                notes.add(f"dilated layers whose keys reach {SPLIT_REACH} or more back run version 6's split: rates of "
+                          f"the split on the nearest of {GENERAL_MD}'s benchmark patterns where it pays")
+            else:
+                notes.add("layers on the general path (dilation, globals, lookahead, non-causal): rates of version 5 "
+                          f"on the nearest of {GENERAL_V5_MD}'s three benchmark patterns; its speed depends on how full the "
+                          "visited 64x64 tiles are, so a pattern unlike them can be far off")
             if D not in (64, 128):
                 notes.add(f"heads of {D} run on the general path's version 2 (a warp a row), far slower than these rates")
             layers.append(dict(path="general", fwd_ms=fwd / (c["fwd"] * 1e12) * 1e3,
