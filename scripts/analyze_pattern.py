@@ -259,11 +259,12 @@ def measured_cases():
 
 def split_pays(p, T):
     """dev/cuda/attention_general.cu's gen6_can (the pattern part) and gen6_pays: the trainers split
-    this layer (version 6) when its dilated keys reach SPLIT_REACH or more back."""
+    this layer (version 6) when its dilated keys reach SPLIT_REACH or more back and each residue's
+    subsequence fills a 64-row tile (T >= 64 d)."""
     if p["d"] <= 1 or p["W"] <= 0:
         return False
     reach = p["K"] * p["d"] if p["K"] > 0 else (T - p["W"]) // 2
-    return reach >= SPLIT_REACH
+    return reach >= SPLIT_REACH and T >= 64 * p["d"]
 
 
 def general_cases(md):

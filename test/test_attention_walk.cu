@@ -222,20 +222,39 @@ static bool valid(const AttnSpec& p) {
 static bool split_matches(const AttnSpec& p, int T, const char* why) {
     const AttnSpec rest = gen6_rest(p);
     const int WA = gen6_band(p);
+    std::vector<std::vector<char>> key_walked(T, std::vector<char>(T, 0));   // [i][j]: query i's walk reached key j
+    std::vector<std::vector<char>> query_walked(T, std::vector<char>(T, 0)); // [j][i]: key j's walk reached query i
+    for (int i = 0; i < T; i++)
+        for (int j = spec_next_key(rest, i, -1, T), steps = 0; j < T && steps <= T; j = spec_next_key(rest, i, j, T), steps++) key_walked[i][j] = 1;
+    for (int j = 0; j < T; j++)
+        for (int i = spec_next_query(rest, j, -1, T), steps = 0; i < T && steps <= T; i = spec_next_query(rest, j, i, T), steps++) query_walked[j][i] = 1;
     for (int i = 0; i < T; i++) {
-        std::vector<char> walked(T, 0);
-        for (int j = spec_next_key(rest, i, -1, T), steps = 0; j < T && steps <= T; j = spec_next_key(rest, i, j, T), steps++) walked[j] = 1;
         for (int j = 0; j < T; j++) {
             const int o = i - j;
             const bool a = o >= 0 && o % p.dilation == 0 && (WA == 0 || o / p.dilation < WA);
             const bool b = spec_allowed(rest, i, j);
-            if ((a && b) || ((a || b) != spec_allowed(p, i, j)) || (b && !walked[j])) {
-                printf("FAIL %s T=%d: version 6's split at (%d, %d): part A %d, part B %d (walked %d), pattern %d\n",
-                       why, T, i, j, a, b, walked[j], spec_allowed(p, i, j));
+            if ((a && b) || ((a || b) != spec_allowed(p, i, j)) || (b && (!key_walked[i][j] || !query_walked[j][i]))) {
+                printf("FAIL %s T=%d: version 6's split at (%d, %d): part A %d, part B %d (walked %d / %d), pattern %d\n",
+                       why, T, i, j, a, b, key_walked[i][j], query_walked[j][i], spec_allowed(p, i, j));
                 return false;
             }
         }
     }
+    // the blocks version 5 leaves unmasked (spec_block_in_band) must hold only B's pairs, or A's pairs
+    // in them would be counted twice: the forward's 64 x 64 and the warps' 16 x 64 / 64 x 16 blocks
+    const int shapes[3][2] = {{64, 64}, {16, 64}, {64, 16}};
+    for (const auto& sh : shapes)
+        for (int q0 = 0; q0 < T; q0 += sh[0])
+            for (int k0 = 0; k0 < T; k0 += sh[1]) {
+                if (!spec_block_in_band(rest, q0, sh[0], k0, sh[1], T)) continue;
+                for (int i = q0; i < q0 + sh[0]; i++)
+                    for (int j = k0; j < k0 + sh[1]; j++)
+                        if (!spec_allowed(rest, i, j)) {
+                            printf("FAIL %s T=%d: block (%d, %d) of %dx%d needs no mask, but part B does not allow (%d, %d)\n",
+                                   why, T, q0, k0, sh[0], sh[1], i, j);
+                            return false;
+                        }
+            }
     return bits_match(rest, T, why);
 }
 
@@ -292,7 +311,7 @@ int main(void) {
     // version 6's split on every dilated pattern of the sweep's fields, then random ones
     int split_ok = 0, split_bad = 0;
     for (int causal = 0; causal <= 1; causal++)
-    for (int W : windows) for (int S : sinks) for (int d : {2, 3, 4, 8}) for (int K : keys)
+    for (int W : windows) for (int S : sinks) for (int d : {2, 3, 4, 8, 64, 70}) for (int K : keys)
     for (const auto& G : global_sets) {
         AttnSpec p = spec(causal, W, S, causal ? 0 : 2, d, K, G);
         if (!valid(p) || W == 0) continue;
@@ -315,6 +334,10 @@ int main(void) {
         if (split_matches(spec(1, 96, 0, 0, 4, 0, {}), 500, "split, seeds/001")) split_ok++; else split_bad++;
         if (split_matches(spec(1, 256, 4, 0, 4, 64, {}), 700, "split, W=256 S=4 d=4 K=64")) split_ok++; else split_bad++;
         if (split_matches(spec(1, 20, 0, 0, 6, 7, {}), 400, "split, W=20 d=6 K=7")) split_ok++; else split_bad++;
+        if (split_matches(spec(1, 8, 1, 0, 64, 3, {}), 400, "split, W=8 S=1 d=64 K=3")) split_ok++; else split_bad++;
+        if (split_matches(spec(0, 7, 2, 9, 100, 0, {150}), 400, "split, non-causal W=7 R=9 d=100, a global")) split_ok++; else split_bad++;
+        // blocks that lie inside the band: the window must cover whole 64 x 64 blocks
+        if (split_matches(spec(1, 300, 0, 0, 4, 10, {}), 400, "split, W=300 d=4 K=10")) split_ok++; else split_bad++;
     }
     passed += split_bad == 0;
     failed += split_bad > 0;

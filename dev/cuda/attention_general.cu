@@ -1543,18 +1543,22 @@ static void* gen6_get_scratch(size_t bytes) {
 }
 
 // the patterns version 6 can take: dilated, heads of 64 or 128 on a Hopper GPU with this binary's
-// sm_90a code (the band kernels' and version 5's condition)
-static bool gen6_can(const AttnSpec& p, int D) {
-    return p.dilation > 1 && p.window > 0 && (D == 64 || D == 128) && wgmma_available();
+// sm_90a code (the band kernels' and version 5's condition; the merge's rows of D / 8 threads then
+// never cross a warp), a stride no longer than the sequence (the scratch holds B d ceil(T / d) rows)
+// and at most 65535 subsequences (the band kernels' grid.z)
+static bool gen6_can(const AttnSpec& p, int B, int T, int D) {
+    return p.dilation > 1 && p.window > 0 && p.dilation <= T && (long long)B * p.dilation <= 65535 &&
+           (D == 64 || D == 128) && wgmma_available();
 }
 
 // and those where the split pays for its ~27 ns a token of gathers, merge and second walk (H100,
 // 12 x 64, forward+backward): the dilated keys reach far. Measured: seeds/001's pattern (a row's
 // dilated keys reach (T - W) / 2 back on average) ran 3.3x version 5 at T = 4096 and 7.2x at 16384,
 // W = 256 + 64 keys at stride 4 (a reach of 256) 0.69x. The 768 between those is a guess.
+// Subsequences shorter than a 64-row tile waste most of each tile: the split needs T >= 64 d.
 static bool gen6_pays(const AttnSpec& p, int T) {
     const long long reach = p.dilated_keys > 0 ? (long long)p.dilated_keys * p.dilation : ((long long)T - p.window) / 2;
-    return reach >= 768;
+    return reach >= 768 && (long long)T >= 64LL * p.dilation;
 }
 
 // the split: part A's band width in its subsequence (0: unlimited), and part B's spec
@@ -1594,7 +1598,8 @@ __global__ void gen6_gather_lse_kernel(float* dst, const float* src, int B, int 
     }
 }
 
-// dst (B, T, cols) += src (B d, Ts, cols) at the gathered rows, in float, rounded once
+// dst (B, T, cols) += src (B d, Ts, cols) at the gathered rows: both already bf16, added in float and
+// rounded again (the two parts' gradients are rounded once each before the sum)
 __global__ void gen6_scatter_add_kernel(bf16* dst, const bf16* src, int B, int T, int d, int Ts, int cols) {
     const size_t n = (size_t)B * T * (cols / 8);
     for (size_t x = blockIdx.x * (size_t)blockDim.x + threadIdx.x; x < n; x += (size_t)gridDim.x * blockDim.x) {
@@ -1611,8 +1616,9 @@ __global__ void gen6_scatter_add_kernel(bf16* dst, const bf16* src, int B, int T
     }
 }
 
-// out, lse (part B's, in place) <- the merge with part A's (gathered) out_a, lse_a. D / 8 threads a
-// (t, h) row, all in one warp: they read lse before the first of them writes it.
+// out, lse (part B's, in place) <- the merge with part A's (gathered) out_a, lse_a; both outs are
+// bf16 already, so the merged out is rounded twice. D / 8 threads a (t, h) row, all in one warp
+// (D = 64 or 128, gen6_can): they read lse before the first of them writes it.
 __global__ void gen6_merge_kernel(bf16* out, float* lse, const bf16* out_a, const float* lse_a,
                                   int B, int T, int NH, int D, int d, int Ts) {
     const int per_row = D / 8;
@@ -1699,12 +1705,12 @@ static void gen6_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* 
 
 // dilated patterns whose keys reach far (gen6_pays) as above; every other one as version 5
 static void attention_general6_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
-    if (gen6_can(p, D) && gen6_pays(p, T)) gen6_forward(out, lse, qkv, B, T, NH, D, p);
+    if (gen6_can(p, B, T, D) && gen6_pays(p, T)) gen6_forward(out, lse, qkv, B, T, NH, D, p);
     else                    attention_general5_forward(out, lse, qkv, B, T, NH, D, p);
 }
 static void attention_general6_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
                                         const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
-    if (gen6_can(p, D) && gen6_pays(p, T)) gen6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    if (gen6_can(p, B, T, D) && gen6_pays(p, T)) gen6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
     else                    attention_general5_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
 }
 // @copy-end attn-general-v6
@@ -1712,12 +1718,12 @@ static void attention_general6_backward(bf16* dqkv, float* Dsum, const bf16* qkv
 // version 6's split wherever it can run, checked and timed beside the programs' dispatch (above),
 // which takes it only where it pays
 static void attention_general6_split_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
-    if (gen6_can(p, D)) gen6_forward(out, lse, qkv, B, T, NH, D, p);
+    if (gen6_can(p, B, T, D)) gen6_forward(out, lse, qkv, B, T, NH, D, p);
     else                attention_general5_forward(out, lse, qkv, B, T, NH, D, p);
 }
 static void attention_general6_split_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
                                               const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
-    if (gen6_can(p, D)) gen6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    if (gen6_can(p, B, T, D)) gen6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
     else                attention_general5_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
 }
 
