@@ -96,6 +96,22 @@ def passkey_row(text, T, distance, rng, marker=MARKER):
     return row
 
 
+def episode_lengths(T, k, shortest, rng):
+    """T cut into k lengths of at least shortest each, at random"""
+    spare = T - k * shortest
+    cuts = sorted(rng.randint(0, spare) for _ in range(k - 1))
+    return [shortest + b - a for a, b in zip([0] + cuts, cuts + [spare])]
+
+
+def episode_row(text, n, align, rng, marker=MARKER):
+    """One passkey episode of n bytes at a random distance (aligned as the test rows where it fits)"""
+    largest = n - DIGITS - len(KEY_BEFORE + marker)
+    d = rng.randint(min_distance(marker), largest)
+    if align > 1 and n % align == 0:   # a whole row (n = T): the key on a multiple of align, as in the test rows
+        d = aligned(n, d, align, marker)
+    return passkey_row(text, n, d, rng, marker)
+
+
 def main():
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     ap.add_argument("--filler-train", required=True, help="byte-level shard the training rows' filler comes from")
@@ -111,6 +127,9 @@ def main():
                     help="the byte right before the key and the answer (default '#'; '' = a space, the usual text)")
     ap.add_argument("--passkey-fraction", type=float, default=1.0,
                     help="the fraction of training rows that are passkey rows, the rest plain filler (default 1)")
+    ap.add_argument("--episodes", type=int, default=1,
+                    help="a training passkey row holds 1 to this many passkey episodes back to back, each with its "
+                         "own key, the row cut at random (default 1: one a row). Test rows hold one.")
     args = ap.parse_args()
     T = args.T
     marker = args.marker.encode()
@@ -141,6 +160,9 @@ def main():
         if aligned(T, d, args.align, marker) != d:
             raise Fail("--distances: %d puts the key at %d, not on a multiple of --align %d (%d would)"
                        % (d, T - DIGITS - d, args.align, aligned(T, d, args.align, marker)))
+    if args.episodes < 1 or args.episodes * 2 * min_distance(marker) > T:
+        raise Fail("--episodes %d: expected 1 to %d (each episode needs %d tokens of a row of %d)"
+                   % (args.episodes, T // (2 * min_distance(marker)), 2 * min_distance(marker), T))
     if args.trials < 1 or args.train_rows < 0:
         raise Fail("--trials >= 1 and --train-rows >= 0 expected")
     train_text, val_text = read_bytes(args.filler_train), read_bytes(args.filler_val)
@@ -154,8 +176,8 @@ def main():
     for i in range(args.train_rows):
         if math.ceil((i + 1) * args.passkey_fraction) > passkey_rows:  # spread evenly, the first row a passkey row
             passkey_rows += 1
-            d = aligned(T, rng.randint(min_distance(marker), largest), args.align, marker)
-            rows.append(passkey_row(train_text, T, d, rng, marker))
+            rows.append(b"".join(episode_row(train_text, n, args.align, rng, marker)
+                                 for n in episode_lengths(T, rng.randint(1, args.episodes), 2 * min_distance(marker), rng)))
         else:
             rows.append(filler(train_text, T, rng))
     write_shard(os.path.join(args.out, "passkey_train.bin"), rows)

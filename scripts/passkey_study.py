@@ -82,6 +82,7 @@ def main():
     ap.add_argument("--only", help="comma-separated arm numbers (0-based) to run, default all")
     ap.add_argument("--marker", default="#", help="passkey.py --marker: the byte before the key (default '#'; '' = a space)")
     ap.add_argument("--passkey-fraction", type=float, default=1.0, help="passkey.py --passkey-fraction (default 1)")
+    ap.add_argument("--episodes", type=int, default=1, help="passkey.py --episodes: up to this many keys a training row (default 1)")
     args = ap.parse_args()
     T = args.T
     if args.device == "gpu" and subprocess.run(["sh", "-c", "nvidia-smi -L"], stdout=subprocess.DEVNULL,
@@ -97,9 +98,9 @@ def main():
     if args.trials < args.b:
         sys.exit("error: %s: --trials %d: at least one batch of -b %d rows per distance" % (PROG, args.trials, args.b))
     # the data and results in --dir belong to one set of settings: a re-run with others is refused
-    settings = "model=%s T=%d b=%d steps=%d trials=%d train_rows=%d filler=%s,%s marker='%s' passkey_fraction=%g" % (
+    settings = "model=%s T=%d b=%d steps=%d trials=%d train_rows=%d filler=%s,%s marker='%s' passkey_fraction=%g episodes=%d" % (
         args.model, T, args.b, args.steps, args.trials, rows, args.filler_train, args.filler_val, args.marker,
-        args.passkey_fraction)
+        args.passkey_fraction, args.episodes)
     settings_path = os.path.join(args.dir, "settings.txt")
     if os.path.exists(settings_path) and open(settings_path).read().strip() != settings:
         sys.exit("error: %s: --dir %s holds a study with other settings (%s; now %s): use another --dir"
@@ -109,7 +110,8 @@ def main():
         run([sys.executable, os.path.join(os.path.dirname(__file__), "passkey.py"), "--filler-train", args.filler_train,
              "--filler-val", args.filler_val, "-T", str(T), "--out", data, "--trials", str(args.trials),
              "--train-rows", str(rows), "--align", str(align), "--marker", args.marker,
-             "--passkey-fraction", str(args.passkey_fraction)], os.path.join(args.dir, "passkey_data.log"))
+             "--passkey-fraction", str(args.passkey_fraction), "--episodes", str(args.episodes)],
+            os.path.join(args.dir, "passkey_data.log"))
     distances = [int(d) for d in open(os.path.join(data, "distances.txt")).read().split()]
     results_path = os.path.join(args.dir, "results.csv")
     done = {}
@@ -168,10 +170,10 @@ def report(args, arm_list, distances, done, T, L):
     names = [a[0] for a in arm_list if any((a[0], d) in done for d in distances)]
     lines = ["# Passkey retrieval by attention pattern", "",
              "%s, rotary, T=%d, %d steps on passkey rows mixed with text (scripts/passkey.py --marker '%s' "
-             "--passkey-fraction %g); %s rows per distance; "
+             "--passkey-fraction %g --episodes %d); %s rows per distance; "
              "greedy decoding of the 5 digits (`--eval --eval-greedy 5`). A cell: exact answers / rows; "
              "* = the key lies outside the theoretical receptive field of the position that answers."
-             % (args.model, T, args.steps, args.marker, args.passkey_fraction, args.trials), "",
+             % (args.model, T, args.steps, args.marker, args.passkey_fraction, args.episodes, args.trials), "",
              "| pattern | val loss | " + " | ".join("d=%d" % d for d in distances) + " |",
              "| --- | --- |" + " --- |" * len(distances)]
     for n in names:

@@ -175,6 +175,16 @@ import re, sys
 text = sys.stdin.read(); rows = [text[i:i + 128] for i in range(0, len(text) - 1, 128)]
 ok = len(rows) == 6 and all(re.search(r\"The pass key is #(\\d{5})\\. Remember it\\..*The pass key is #\\1\$\", r, re.S) for r in rows)
 sys.exit(0 if ok else 1)' || exit 1; done"
+python3 scripts/passkey.py --filler-train "$tiny_train" --filler-val "$tiny_val" -T 256 --out "$work/passkey_ep" --trials 2 --train-rows 30 \
+    --episodes 2 > "$work/passkey_ep.out" 2>&1
+check "passkey.py --episodes 2: every training row of 256 holds 1 or 2 episodes, each answer its own key, both counts present" \
+    bash -c "python3 data/prepare.py --decode '$work/passkey_ep/passkey_train.bin' | python3 -c '
+import re, sys
+text = sys.stdin.read(); rows = [text[i:i + 256] for i in range(0, len(text) - 1, 256)]
+ep = re.compile(r\"The pass key is #(\d{5})\. Remember it\..*?The pass key is #\1\", re.S)
+counts = [len(ep.findall(r)) for r in rows]
+ok = len(rows) == 30 and all(r.count(\"Remember it.\") == c for r, c in zip(rows, counts)) and set(counts) == {1, 2} and rows[0].endswith(ep.findall(rows[0])[-1])
+sys.exit(0 if ok else 1)'"
 
 # ---- the long-context study scripts end to end, in miniature on the CPU (their GPU runs: issue 13)
 DIR="$work/streaming" DEVICE=cpu TRAIN="$tiny_train" VAL="$tiny_val" MODEL=l1c32h2 T=64 B=4 STEPS=10 W=16 S=2 N=256 \
@@ -287,6 +297,7 @@ bad "--eval-greedy on a non-causal model (it would see the answer)" "eval-greedy
 bad "--stream-recompute on a non-causal model" "stream: the model's attention is non-causal" \
     $bin --eval -e "$st2" -j "$tiny_val" --stream 100 --stream-recompute 16 --causal 0
 bad "passkey.py: a marker of two bytes" "passkey.py: --marker 'ab': expected one byte" python3 scripts/passkey.py --filler-train "$tiny_train" --filler-val "$tiny_val" -T 128 --out "$work/pk" --marker ab
+bad "passkey.py: more episodes than fit a row" "passkey.py: --episodes 3: expected 1 to 2" python3 scripts/passkey.py --filler-train "$tiny_train" --filler-val "$tiny_val" -T 256 --out "$work/pk" --episodes 3
 bad "passkey.py: a distance that does not fit" "passkey.py: --distances: 5000 does not fit a row of 128" python3 scripts/passkey.py --filler-train "$tiny_train" --filler-val "$tiny_val" -T 128 --out "$work/pk" --distances 5000
 bad "--stream past maxT with learned positions" "stream 100: the cache stops at position 64" $bin --eval -e "$work/ev/model_00000008.bin" -j "$tiny_val" --stream 100
 
