@@ -104,12 +104,9 @@ def episode_lengths(T, k, shortest, rng):
 
 
 def episode_row(text, n, align, rng, marker=MARKER):
-    """One passkey episode of n bytes at a random distance (aligned as the test rows where it fits)"""
+    """One passkey episode of n bytes at a random distance, its key on a multiple of align"""
     largest = n - DIGITS - len(KEY_BEFORE + marker)
-    d = rng.randint(min_distance(marker), largest)
-    if align > 1 and n % align == 0:   # a whole row (n = T): the key on a multiple of align, as in the test rows
-        d = aligned(n, d, align, marker)
-    return passkey_row(text, n, d, rng, marker)
+    return passkey_row(text, n, aligned(n, rng.randint(min_distance(marker), largest), align, marker), rng, marker)
 
 
 def main():
@@ -176,8 +173,10 @@ def main():
     for i in range(args.train_rows):
         if math.ceil((i + 1) * args.passkey_fraction) > passkey_rows:  # spread evenly, the first row a passkey row
             passkey_rows += 1
-            rows.append(b"".join(episode_row(train_text, n, args.align, rng, marker)
-                                 for n in episode_lengths(T, rng.randint(1, args.episodes), 2 * min_distance(marker), rng)))
+            lengths = episode_lengths(T, rng.randint(1, args.episodes), 2 * min_distance(marker), rng)
+            # a row of one episode puts its key on a multiple of --align, as the test rows do
+            rows.append(b"".join(episode_row(train_text, n, args.align if len(lengths) == 1 else 1, rng, marker)
+                                 for n in lengths))
         else:
             rows.append(filler(train_text, T, rng))
     write_shard(os.path.join(args.out, "passkey_train.bin"), rows)
