@@ -4,12 +4,13 @@ filler text with a random 5-digit key stated once, and at the row's end a prompt
 
     python3 scripts/passkey.py --filler-train TRAIN.bin --filler-val VAL.bin -T 2048 --out DIR
         [--distances 64,128,...] [--trials 200] [--train-rows 20000] [--align 32] [--seed 1]
-        [--marker '#'] [--passkey-fraction 1]
+        [--marker '#'] [--passkey-fraction 1] [--episodes 1]
 
 writes
     DIR/passkey_train.bin     --train-rows rows of T tokens: passkey rows at random distances (a
                               --passkey-fraction of them; the rest plain filler), each mostly filler
-                              text at large T (the model keeps modelling text)
+                              text at large T (the model keeps modelling text); with --episodes N
+                              a passkey row holds 1 to N episodes back to back, each its own key
     DIR/passkey_val.bin       plain filler rows of the val split (the val loss of a training run)
     DIR/passkey_dD.bin        --trials passkey rows at distance D each, filler from the val split
 A passkey row of T bytes reads
@@ -73,6 +74,11 @@ def min_distance(marker=MARKER):
     return DIGITS + len(KEY_AFTER) + len(PROMPT + marker)
 
 
+def largest_distance(n, marker=MARKER):
+    """in a row (or episode) of n bytes: the key's sentence must start at position >= 0"""
+    return n - DIGITS - len(KEY_BEFORE + marker)
+
+
 def aligned(T, distance, align, marker=MARKER):
     """The distance nearest below (or, at the row's start, above) distance whose key starts on a
     multiple of align"""
@@ -105,8 +111,8 @@ def episode_lengths(T, k, shortest, rng):
 
 def episode_row(text, n, align, rng, marker=MARKER):
     """One passkey episode of n bytes at a random distance, its key on a multiple of align"""
-    largest = n - DIGITS - len(KEY_BEFORE + marker)
-    return passkey_row(text, n, aligned(n, rng.randint(min_distance(marker), largest), align, marker), rng, marker)
+    d = rng.randint(min_distance(marker), largest_distance(n, marker))
+    return passkey_row(text, n, aligned(n, d, align, marker), rng, marker)
 
 
 def main():
@@ -134,7 +140,7 @@ def main():
         raise Fail("--marker '%s': expected one byte that is not a digit, or ''" % args.marker)
     if not 0.0 <= args.passkey_fraction <= 1.0:
         raise Fail("--passkey-fraction %g: expected 0 to 1" % args.passkey_fraction)
-    largest = T - DIGITS - len(KEY_BEFORE + marker)  # the key's sentence must start at position >= 0
+    largest = largest_distance(T, marker)
     if args.align < 1 or args.align > T // 4:
         raise Fail("--align %d: expected 1 to T/4 = %d" % (args.align, T // 4))
     if T < 2 * min_distance(marker) or T > 1 << 20:
