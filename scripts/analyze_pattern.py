@@ -29,9 +29,10 @@ layer, or --layer-windows W,W,... (one window per layer, the rest shared, as in 
   log keys per query) of bench/attention_compare_h200.csv and bench/attention_vs_torch.md (causal
   band + sinks, heads of 64 or 128, the trainers' band kernels); patterns the trainers run on the
   general path (dilation, globals, lookahead, non-causal) take the rates of the version they run
-  there on the nearest of the three benchmark patterns: version 6's split (dilated keys reaching
-  768 or more back) from bench/attention_general_vs_flex.md, version 5 from
-  bench/attention_general_vs_flex_h100_v5.md. A prediction, not a measurement: the file and row are named.
+  there on the nearest of bench/attention_general_vs_flex.md's three benchmark patterns whose row
+  ran the same version (its compared column is the trainers' dispatch: version 6's split where the
+  dilated keys reach 768 or more back, version 5 elsewhere). A prediction, not a measurement: the
+  file and row are named.
 - with --png FILE, a picture of the mask (grey = allowed), band edges marked: the whole T x T
   mask up to T = 2048, beyond that rows 0..511 and the last 512 rows, or rows A..B-1 with --zoom A:B;
   a strip at the left shows sink / global key columns outside the view. Skipped with a note when
@@ -57,11 +58,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATES_CSV = "bench/attention_compare_h200.csv"
 RATES_MD = "bench/attention_vs_torch.md"
 # the general path against FlexAttention: its TFLOP/s on allowed pairs per pattern and T
-# (scripts/attention_general_vs_flex.py writes them). The trainers run version 6's split on dilated
-# layers whose keys reach far (split_pays) and version 5 on every other: GENERAL_MD's run timed the
-# split, GENERAL_V5_MD's version 5.
+# (scripts/attention_general_vs_flex.py writes them). Its compared column ("v6") is the trainers'
+# dispatch: version 6's split on dilated layers whose keys reach far (split_pays), version 5 on every
+# other, so a row ran the split exactly where split_pays holds for its pattern and T.
 GENERAL_MD = "bench/attention_general_vs_flex.md"
-GENERAL_V5_MD = "bench/attention_general_vs_flex_h100_v5.md"
 SPLIT_REACH = 768   # dev/cuda/attention_general.cu's gen6_pays
 MAX_T = 1 << 20       # the pair count walks the rows in Python: about a second per distinct pattern here
 PNG_FULL_T = 2048     # up to this T the picture shows the whole mask
@@ -309,7 +309,7 @@ def on_band_kernels(p, D):
 
 def predict(layer_patterns, pairs, T, NH, D, B):
     cases = measured_cases()
-    general = {"split": general_cases(GENERAL_MD), "v5": general_cases(GENERAL_V5_MD)}
+    general = general_cases(GENERAL_MD)
     if not cases:
         return dict(note=f"no measured rates ({RATES_CSV}, {RATES_MD} not found)")
     layers, used, notes = [], {}, set()
@@ -333,22 +333,20 @@ def predict(layer_patterns, pairs, T, NH, D, B):
             # the measured benchmark pattern of the same causality nearest in T and keys per query, timed
             # on the version the trainers run for this layer
             split = split_pays(lp, T) and D in (64, 128)
-            md = GENERAL_MD if split else GENERAL_V5_MD
-            same = [c for c in general["split" if split else "v5"] if c["pattern"]["causal"] == lp["causal"]]
-            if split:
-                same = [c for c in same if split_pays(c["pattern"], c["T"])] or same   # rows where the split ran as it would here
+            same = [c for c in general if c["pattern"]["causal"] == lp["causal"]]
+            same = [c for c in same if split_pays(c["pattern"], c["T"]) == split] or same  # rows that ran the same version
             if not same:
-                notes.add(f"layers on the general path: no measured rates ({md} not found), not predicted")
+                notes.add(f"layers on the general path: no measured rates ({GENERAL_MD} not found), not predicted")
                 layers.append(dict(path="general", fwd_ms=None, fwdbwd_ms=None, case=None))
                 continue
             c = nearest_case(same, T, P / T)
             used[c["source"]] = c
             if split:
                 notes.add(f"dilated layers whose keys reach {SPLIT_REACH} or more back run version 6's split: rates of "
-                          f"the split on the nearest of {GENERAL_MD}'s benchmark patterns where it pays")
+                          f"the nearest of {GENERAL_MD}'s benchmark rows where the split ran")
             else:
                 notes.add("layers on the general path (dilation, globals, lookahead, non-causal): rates of version 5 "
-                          f"on the nearest of {GENERAL_V5_MD}'s three benchmark patterns; its speed depends on how full the "
+                          f"on the nearest of {GENERAL_MD}'s benchmark rows that ran it; its speed depends on how full the "
                           "visited 64x64 tiles are, so a pattern unlike them can be far off")
             if D not in (64, 128):
                 notes.add(f"heads of {D} run on the general path's version 2 (a warp a row), far slower than these rates")

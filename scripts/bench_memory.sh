@@ -14,7 +14,8 @@ LENGTHS=${LENGTHS:-"1024 2048 4096 8192 16384 32768 65536"} TWIN=${TWIN:-1} STEP
 TOKENS=${TOKENS:-16384}
 TRAIN=${TRAIN:-data/books/books_train.bin} VAL=${VAL:-data/books/books_val.bin}
 command -v nvidia-smi > /dev/null || { echo "error: bench_memory.sh needs nvidia-smi (an NVIDIA GPU)" >&2; exit 1; }
-[ -f "$TRAIN" ] || python3 data/prepare.py
+[ -f "$TRAIN" ] || python3 data/prepare.py || { echo "error: bench_memory.sh: data/prepare.py failed (no $TRAIN)" >&2; exit 1; }
+for f in "$TRAIN" "$VAL"; do [ -f "$f" ] || { echo "error: bench_memory.sh: $f: no such token shard" >&2; exit 1; }; done
 make train_gpt_full train_gpt_window > /dev/null || exit 1
 mkdir -p "$DIR/logs"
 csv=$DIR/memory.csv
