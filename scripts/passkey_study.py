@@ -8,8 +8,8 @@ Beside the exact answers, each cell's digits (the share of the 5 digits right, a
 digit alone: each row's answer from --eval-rows), which tell a model that copies the key but for
 one digit from one that never found it.
 
-    python3 scripts/passkey_study.py                       GPU: d6, T=2048, 3000 steps an arm (bench/passkey)
-    python3 scripts/passkey_study.py --device cpu --dir out/passkey -T 128 --model l2c32h2 --steps 40 \\
+    python3 scripts/passkey_study.py                       GPU: d6, T=2048, 6000 steps an arm, up to 8 keys a training row (bench/passkey)
+    python3 scripts/passkey_study.py --device cpu --dir out/passkey -T 128 --model l2c32h2 --steps 40 --episodes 1 \\
         --filler-train build/test/tiny/tiny_train.bin --filler-val build/test/tiny/tiny_val.bin --trials 8
                                                            a miniature on train_gpt_cpu, to check the script
 
@@ -74,7 +74,7 @@ def main():
     ap.add_argument("-T", type=int, default=2048)
     ap.add_argument("--model", default="d6")
     ap.add_argument("-b", type=int, default=8, help="batch (rows) for training and evaluation")
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--train-rows", type=int, default=0, help="default: enough for one pass of the steps")
     ap.add_argument("--filler-train", default="data/books/books_train.bin")
@@ -82,7 +82,7 @@ def main():
     ap.add_argument("--only", help="comma-separated arm numbers (0-based) to run, default all")
     ap.add_argument("--marker", default="#", help="passkey.py --marker: the byte before the key (default '#'; '' = a space)")
     ap.add_argument("--passkey-fraction", type=float, default=1.0, help="passkey.py --passkey-fraction (default 1)")
-    ap.add_argument("--episodes", type=int, default=1, help="passkey.py --episodes: up to this many keys a training row (default 1)")
+    ap.add_argument("--episodes", type=int, default=8, help="passkey.py --episodes: up to this many keys a training row (default 8)")
     args = ap.parse_args()
     T = args.T
     if args.device == "gpu" and subprocess.run(["sh", "-c", "nvidia-smi -L"], stdout=subprocess.DEVNULL,
