@@ -82,9 +82,13 @@ def main():
     ap.add_argument("--only", help="comma-separated arm numbers (0-based) to run, default all")
     ap.add_argument("--marker", default="#", help="passkey.py --marker: the byte before the key (default '#'; '' = a space)")
     ap.add_argument("--passkey-fraction", type=float, default=1.0, help="passkey.py --passkey-fraction (default 1)")
+    ap.add_argument("--seed", type=int, default=1337,
+                    help="the trainer's -r: seed of each arm's initial weights (default 1337); another seed wants another --dir")
     ap.add_argument("--episodes", type=int, default=8, help="passkey.py --episodes: up to this many keys a training row (default 8)")
     args = ap.parse_args()
     T = args.T
+    if args.seed < 1:
+        sys.exit("error: %s: --seed %d: expected 1 or more (the trainers' -r)" % (PROG, args.seed))
     if args.device == "gpu" and subprocess.run(["sh", "-c", "nvidia-smi -L"], stdout=subprocess.DEVNULL,
                                                stderr=subprocess.DEVNULL).returncode != 0:
         sys.exit("error: %s: no GPU here (nvidia-smi lists none): --device cpu runs the miniature (see -h)" % PROG)
@@ -100,7 +104,7 @@ def main():
     # the data and results in --dir belong to one set of settings: a re-run with others is refused
     settings = "model=%s T=%d b=%d steps=%d trials=%d train_rows=%d filler=%s,%s marker='%s' passkey_fraction=%g episodes=%d" % (
         args.model, T, args.b, args.steps, args.trials, rows, args.filler_train, args.filler_val, args.marker,
-        args.passkey_fraction, args.episodes)
+        args.passkey_fraction, args.episodes) + ("" if args.seed == 1337 else " seed=%d" % args.seed)
     settings_path = os.path.join(args.dir, "settings.txt")
     if os.path.exists(settings_path) and open(settings_path).read().strip() != settings:
         sys.exit("error: %s: --dir %s holds a study with other settings (%s; now %s): use another --dir"
@@ -130,7 +134,7 @@ def main():
         if not os.path.exists(ckpt):
             run([binary, "-i", os.path.join(data, "passkey_train.bin"), "-j", os.path.join(data, "passkey_val.bin"),
                  "-e", args.model, "-b", str(args.b), "-t", str(T), "-x", str(args.steps), "-v", str(max(args.steps // 5, 1)),
-                 "-m", "4", "--pos", "rope", "-o", out] + flags, os.path.join(args.dir, "arm%d_train.log" % k))
+                 "-m", "4", "--pos", "rope", "-r", str(args.seed), "-o", out] + flags, os.path.join(args.dir, "arm%d_train.log" % k))
         train_s = time.time() - t0
         val = [l for l in open(os.path.join(args.dir, "arm%d_train.log" % k)) if l.startswith("val loss")]
         for d in distances:
@@ -169,11 +173,11 @@ def digit_accuracy(path):
 def report(args, arm_list, distances, done, T, L):
     names = [a[0] for a in arm_list if any((a[0], d) in done for d in distances)]
     lines = ["# Passkey retrieval by attention pattern", "",
-             "%s, rotary, T=%d, %d steps on passkey rows mixed with text (scripts/passkey.py --marker '%s' "
+             "%s, rotary, seed %d, T=%d, %d steps on passkey rows mixed with text (scripts/passkey.py --marker '%s' "
              "--passkey-fraction %g --episodes %d); %s rows per distance; "
              "greedy decoding of the 5 digits (`--eval --eval-greedy 5`). A cell: exact answers / rows; "
              "* = the key lies outside the theoretical receptive field of the position that answers."
-             % (args.model, T, args.steps, args.marker, args.passkey_fraction, args.episodes, args.trials), "",
+             % (args.model, args.seed, T, args.steps, args.marker, args.passkey_fraction, args.episodes, args.trials), "",
              "| pattern | val loss | " + " | ".join("d=%d" % d for d in distances) + " |",
              "| --- | --- |" + " --- |" * len(distances)]
     for n in names:

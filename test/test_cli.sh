@@ -200,6 +200,14 @@ bad "passkey_study.py: a --dir made with other settings" "passkey_study.py: --di
     python3 scripts/passkey_study.py --device cpu --dir "$work/pks" -T 128 --model l2c32h2 -b 4 --steps 6 --trials 4 --episodes 1 \
     --filler-train "$tiny_train" --filler-val "$tiny_val"
 
+python3 scripts/passkey_study.py --device cpu --dir "$work/pks7" -T 128 --model l2c32h2 -b 4 --steps 5 --trials 4 --episodes 1 \
+    --seed 7 --only 0 --filler-train "$tiny_train" --filler-val "$tiny_val" > "$work/pks7.out" 2>&1
+check "passkey_study.py --seed 7: the trainer draws other weights (full's val loss differs from seed 1337's) and the table says so" \
+    bash -c "grep -q 'seed 7,' '$work/pks7/results.md' && grep -q 'seed=7' '$work/pks7/settings.txt' &&
+             [ \"\$(grep '^| full |' '$work/pks7/results.md' | cut -d'|' -f3)\" != \"\$(grep '^| full |' '$work/pks/results.md' | cut -d'|' -f3)\" ]"
+bad "passkey_study.py: --seed 0" "passkey_study.py: --seed 0: expected 1 or more" \
+    python3 scripts/passkey_study.py --device cpu --dir "$work/pks0" --seed 0
+
 # ---- scripts/receptive_field.py: the gradient of the last position's loss reaches exactly the
 # input positions the pattern's mask lets it reach through the layers (analyze_pattern.py), no more
 ${REF_PYTHON:-/usr/bin/python3} scripts/receptive_field.py --val "$tiny_val" -T 64 --rows 4 --out "$work/rf" \
