@@ -3913,13 +3913,14 @@ static bool gen6_can(const AttnSpec& p, int B, int T, int D) {
 }
 
 // and those where the split pays for its ~27 ns a token of gathers, merge and second walk (H100,
-// 12 x 64, forward+backward): the dilated keys reach far. Measured: seeds/001's pattern (a row's
-// dilated keys reach (T - W) / 2 back on average) ran 3.3x version 5 at T = 4096 and 7.2x at 16384,
-// W = 256 + 64 keys at stride 4 (a reach of 256) 0.69x. The 768 between those is a guess.
+// 12 x 64, forward+backward): the dilated keys reach far. Measured (the split against version 5):
+// W = 256 + 64 keys at stride 4 (a reach of 256) 0.57x; seeds/001's pattern (a row's dilated keys
+// reach (T - W) / 2 back on average) 1.06x at T = 1024 (reach 464), 1.9x at 2048, 3.2x at 4096.
+// Between 256 and 464 the ratio crosses 1 near 440 if it runs straight: the rule takes 448.
 // Subsequences shorter than a 64-row tile waste most of each tile: the split needs T >= 64 d.
 static bool gen6_pays(const AttnSpec& p, int T) {
     const long long reach = p.dilated_keys > 0 ? (long long)p.dilated_keys * p.dilation : ((long long)T - p.window) / 2;
-    return reach >= 768 && (long long)T >= 64LL * p.dilation;
+    return reach >= 448 && (long long)T >= 64LL * p.dilation;
 }
 
 // the split: part A's band width in its subsequence (0: unlimited), and part B's spec

@@ -7,11 +7,13 @@
 # every 100 ms (it includes the CUDA context); the twin also prints torch.cuda.max_memory_allocated.
 # A run that runs out of memory is a row that says so.
 #   bash scripts/bench_memory.sh          -> bench/memory/memory.csv, memory.md, memory.png
-# Settings: LENGTHS="1024 2048 ...", TWIN=0 (ours only), STEPS=10, DIR=bench/memory
+# Settings: LENGTHS="1024 2048 ...", TWIN=0 (ours only), STEPS=10, DIR=bench/memory, APPEND=1 (add rows to
+# DIR's memory.csv, replacing the rows of the lengths measured again: lets one table be made in several
+# runs where a machine's time limit cuts a run short)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LENGTHS=${LENGTHS:-"1024 2048 4096 8192 16384 32768 65536"} TWIN=${TWIN:-1} STEPS=${STEPS:-10} DIR=${DIR:-bench/memory}
-TOKENS=${TOKENS:-16384}
+TOKENS=${TOKENS:-16384} APPEND=${APPEND:-0}
 TRAIN=${TRAIN:-data/books/books_train.bin} VAL=${VAL:-data/books/books_val.bin}
 command -v nvidia-smi > /dev/null || { echo "error: bench_memory.sh needs nvidia-smi (an NVIDIA GPU)" >&2; exit 1; }
 [ -f "$TRAIN" ] || python3 data/prepare.py || { echo "error: bench_memory.sh: data/prepare.py failed (no $TRAIN)" >&2; exit 1; }
@@ -19,7 +21,15 @@ for f in "$TRAIN" "$VAL"; do [ -f "$f" ] || { echo "error: bench_memory.sh: $f: 
 make train_gpt_full train_gpt_window > /dev/null || exit 1
 mkdir -p "$DIR/logs"
 csv=$DIR/memory.csv
-echo "program,attention,T,B,peak_mib,torch_peak_gib,trainer_gib,status" > "$csv"
+header="program,attention,T,B,peak_mib,torch_peak_gib,trainer_gib,status"
+if [ "$APPEND" = 1 ] && [ -f "$csv" ]; then
+    [ "$(head -n 1 "$csv")" = "$header" ] || { echo "error: bench_memory.sh: APPEND=1: $csv does not start with '$header'" >&2; exit 1; }
+    for T in $LENGTHS; do  # rows of the lengths measured now are measured again
+        awk -F, -v T="$T" 'NR == 1 || $3 != T' "$csv" > "$csv.tmp" && mv "$csv.tmp" "$csv"
+    done
+else
+    echo "$header" > "$csv"
+fi
 
 measure() {  # measure PROGRAM ATTENTION T B LOG command...: runs it, polls its GPU memory
     local program=$1 attention=$2 T=$3 B=$4 log=$5; shift 5
