@@ -31,7 +31,7 @@ layer, or --layer-windows W,W,... (one window per layer, the rest shared, as in 
   general path (dilation, globals, lookahead, non-causal) take the rates of the version they run
   there on the nearest of bench/attention_general_vs_flex.md's three benchmark patterns whose row
   ran the same version (its compared column is the trainers' dispatch: version 6's split where the
-  dilated keys reach 768 or more back, version 5 elsewhere). A prediction, not a measurement: the
+  dilated keys reach 448 or more back, version 5 elsewhere). A prediction, not a measurement: the
   file and row are named.
 - with --png FILE, a picture of the mask (grey = allowed), band edges marked: the whole T x T
   mask up to T = 2048, beyond that rows 0..511 and the last 512 rows, or rows A..B-1 with --zoom A:B;
@@ -62,7 +62,7 @@ RATES_MD = "bench/attention_vs_torch.md"
 # dispatch: version 6's split on dilated layers whose keys reach far (split_pays), version 5 on every
 # other, so a row ran the split exactly where split_pays holds for its pattern and T.
 GENERAL_MD = "bench/attention_general_vs_flex.md"
-SPLIT_REACH = 768   # dev/cuda/attention_general.cu's gen6_pays
+SPLIT_REACH = 448   # dev/cuda/attention_general.cu's gen6_pays
 MAX_T = 1 << 20       # the pair count walks the rows in Python: about a second per distinct pattern here
 PNG_FULL_T = 2048     # up to this T the picture shows the whole mask
 ZOOM_ROWS = 512       # beyond it, the first and last this many rows

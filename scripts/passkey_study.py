@@ -3,7 +3,8 @@
 on passkey rows mixed with text (scripts/passkey.py), then the greedy retrieval accuracy of the 5
 digits for every (pattern, distance) over --trials rows each (the trainers' --eval --eval-greedy 5),
 beside whether the key is inside the pattern's theoretical receptive field (scripts/analyze_pattern.py,
-propagated through the model's layers). Writes DIR/results.csv, DIR/results.md, DIR/heatmap.png.
+propagated through the model's layers). Writes DIR/results.csv, DIR/results.md, DIR/heatmap.png;
+scripts/passkey_seeds.py joins the DIRs of runs with other --seed values.
 Beside the exact answers, each cell's digits (the share of the 5 digits right, and of the first
 digit alone: each row's answer from --eval-rows), which tell a model that copies the key but for
 one digit from one that never found it.

@@ -84,7 +84,7 @@ CASES = {
     # sinks and full attention on the band kernels, seeds/001's dilated band on the general path
     "gpu_layer_mix":     dict(C=128, NH=2, L=3, T=150, maxT=160,
                               patterns=[pattern(W=24, S=3), pattern(W=0), pattern(W=20, d=4, K=0)], layer_pattern=[0, 1, 2]),
-    # general version 6's split (dilated keys reaching 768 or more back: the residue bands on the band
+    # general version 6's split (dilated keys reaching 448 or more back: the residue bands on the band
     # kernels, the rest on version 5, merged): 192 keys at stride 4 beyond a band of 96 (a band of
     # 216 in each residue's subsequence), and sinks with 300 keys at stride 3; T a multiple of
     # neither stride nor 64

@@ -207,6 +207,18 @@ check "passkey_study.py --seed 7: the trainer draws other weights (full's val lo
              [ \"\$(grep '^| full |' '$work/pks7/results.md' | cut -d'|' -f3)\" != \"\$(grep '^| full |' '$work/pks/results.md' | cut -d'|' -f3)\" ]"
 bad "passkey_study.py: --seed 0" "passkey_study.py: --seed 0: expected 1 or more" \
     python3 scripts/passkey_study.py --device cpu --dir "$work/pks0" --seed 0
+python3 scripts/passkey_seeds.py "$work/pks" "$work/pks7" --out "$work/pks_seeds" > "$work/pks_seeds.out" 2>&1
+check "passkey_seeds.py joins seeds 1337 and 7: full's cells hold both seeds' shares, the arms seed 7 skipped hold '-'" \
+    bash -c "grep -q 'seeds 1337 / 7 in that order' '$work/pks_seeds.md' &&
+             grep '^| full |' '$work/pks_seeds.md' | head -n 1 | grep -qE '^\| full \| [0-9.]+ [0-9.]+[ *+]*\|.* of 2 \|\$' &&
+             grep '^| window 8 |' '$work/pks_seeds.md' | head -n 1 | grep -qE '^\| window 8 \| [0-9.]+ -[ *+]*\|.* of 1 \|\$'"
+bad "passkey_seeds.py: the same seed twice" "passkey_seeds.py: seeds \[1337, 1337\]: expected each directory to hold another seed" \
+    python3 scripts/passkey_seeds.py "$work/pks" "$work/pks" --out "$work/pks_seeds"
+mkdir -p "$work/pks_T" && cp "$work/pks7/results.csv" "$work/pks_T/" && sed 's/T=128/T=256/' "$work/pks7/settings.txt" > "$work/pks_T/settings.txt"
+bad "passkey_seeds.py: studies that differ by more than the seed" "passkey_seeds.py: .*pks_T: settings .* differ from .* by more than the seed" \
+    python3 scripts/passkey_seeds.py "$work/pks" "$work/pks_T" --out "$work/pks_seeds"
+bad "passkey_seeds.py: a directory without a study" "passkey_seeds.py: .*settings.txt: No such file" \
+    python3 scripts/passkey_seeds.py "$work/pks" "$work/no_such_study" --out "$work/pks_seeds"
 
 # ---- scripts/receptive_field.py: the gradient of the last position's loss reaches exactly the
 # input positions the pattern's mask lets it reach through the layers (analyze_pattern.py), no more
