@@ -1857,6 +1857,9 @@ static void usage(void) {
         "                    (its last K): decode K tokens greedily after the prompt, count exact answers\n"
         "                    (passkey retrieval: scripts/passkey_study.py)\n"
         "  --eval-rows FILE.csv   with --eval-greedy: each row's answer, decoded and expected\n"
+        "  --greedy-recompute 1   with --eval-greedy: decode by re-running the forward for each answer token\n"
+        "                    (the path of patterns the KV cache does not cover) where the cache would\n"
+        "                    decode; 0 (default): through the cache where it covers the pattern\n"
         "  --tokenizer FILE  llm.c's gpt2_tokenizer.bin to print GPT-2 tokens\n"
         "several GPUs (the CUDA trainers; one process per GPU, README \"Several GPUs and machines\"):\n"
         "  -z 0|1            ZeRO-1: each GPU keeps the master weights and AdamW moments of its shard only  default 0\n"
@@ -1941,6 +1944,7 @@ typedef struct {
     int stream;                  // --stream N: tokens fed through the KV cache (0 = off)
     int stream_recompute;        // --stream-recompute W: each token's loss from a fresh W-token forward
     int eval_greedy;             // --eval-greedy K: decode each row's last K tokens greedily (0 = off)
+    int greedy_recompute;        // --greedy-recompute 1: decode by re-running the forward, not through the KV cache
     const char* eval_rows;       // --eval-rows: CSV of each row's decoded and expected answer
     int zero;                    // -z 1: ZeRO-1, each GPU keeps its shard of the optimizer (CUDA trainers)
     const char* nccl_init;       // --nccl-init: how several processes meet (CUDA trainers; NULL = default)
@@ -1958,7 +1962,7 @@ static void parse_args(Args* a, int argc, char** argv) {
         .window = -1, .sinks = -1, .causal = -1, .lookahead = -1, .dilation = -1, .dilated_keys = -1,
         .full_every = 0, .num_layer_windows = 0, .num_globals = -1, .rope = -1, .rope_theta = 10000, .max_seq_len = 0,
         .skip_z = 0.0f, .val_batches_given = 0, .eval = 0, .eval_positions = NULL, .stream = 0, .stream_recompute = 0,
-        .eval_greedy = 0, .eval_rows = NULL, .zero = 0, .nccl_init = NULL, .nccl_timeout = 300.0f,
+        .eval_greedy = 0, .greedy_recompute = 0, .eval_rows = NULL, .zero = 0, .nccl_init = NULL, .nccl_timeout = 300.0f,
     };
     for (int i = 1; i < argc; i++) {
         const char* f = argv[i];
@@ -2014,6 +2018,7 @@ static void parse_args(Args* a, int argc, char** argv) {
         else if (strcmp(f, "--stream") == 0) { a->stream = parse_int_in(f, v, 1, PATTERN_LIMIT); }
         else if (strcmp(f, "--stream-recompute") == 0) { a->stream_recompute = parse_int_in(f, v, 1, PATTERN_LIMIT); }
         else if (strcmp(f, "--eval-greedy") == 0) { a->eval_greedy = parse_int_in(f, v, 1, PATTERN_LIMIT); }
+        else if (strcmp(f, "--greedy-recompute") == 0) { a->greedy_recompute = parse_int_in(f, v, 0, 1); }
         else if (strcmp(f, "--eval-rows") == 0) {
             if (*v == '\0') { die("--eval-rows '': expected a file name"); }
             a->eval_rows = v;
@@ -2045,6 +2050,7 @@ static void parse_args(Args* a, int argc, char** argv) {
     if (a->eval_greedy && a->stream) { die("--eval-greedy and --stream: one evaluation at a time"); }
     if (a->eval_greedy >= a->T) { die("--eval-greedy %d: the answer must be shorter than the row, -t %d", a->eval_greedy, a->T); }
     if (a->eval_rows && !a->eval_greedy) { die("--eval-rows needs --eval-greedy K"); }
+    if (a->greedy_recompute && !a->eval_greedy) { die("--greedy-recompute needs --eval-greedy K"); }
     if (a->eval_positions && a->eval_greedy) { die("--eval-positions and --eval-greedy: --eval-rows FILE.csv holds the greedy answers"); }
     if (a->stream_recompute > a->stream) { die("--stream-recompute %d: the window must be at most --stream %d", a->stream_recompute, a->stream); }
     if (a->eval && (a->generate || a->resume)) { die("--eval: drop --generate / -y (it only evaluates -e CHECKPOINT)"); }
@@ -2421,8 +2427,9 @@ static void stream_report(const Args* a, const double* losses, int n, int block)
 }
 
 // --eval-greedy: row r of the batch decoded (B, T: the prompt, then the K tokens decoded) against
-// the expected one (B, T); counts exact answers, writes each to --eval-rows
-static int greedy_score(FILE* rows_csv, int row0, const int* decoded, const int* expected, int B, int T, int K) {
+// the expected one (B, T); counts exact answers, writes each to --eval-rows with the logit of each
+// decoded token (top, (B, K): what tells one decoding path from another where the argmax agrees)
+static int greedy_score(FILE* rows_csv, int row0, const int* decoded, const int* expected, const float* top, int B, int T, int K) {
     int exact = 0;
     for (int b = 0; b < B; b++) {
         const int* got = decoded + (size_t)b * T + T - K;
@@ -2434,6 +2441,8 @@ static int greedy_score(FILE* rows_csv, int row0, const int* decoded, const int*
             for (int k = 0; k < K; k++) { fprintf(rows_csv, "%s%d", k ? " " : "", got[k]); }
             fprintf(rows_csv, ",");
             for (int k = 0; k < K; k++) { fprintf(rows_csv, "%s%d", k ? " " : "", want[k]); }
+            fprintf(rows_csv, ",");
+            for (int k = 0; k < K; k++) { fprintf(rows_csv, "%s%.8g", k ? " " : "", top[(size_t)b * K + k]); }
             fprintf(rows_csv, "\n");
         }
     }
@@ -2443,7 +2452,7 @@ static int greedy_score(FILE* rows_csv, int row0, const int* decoded, const int*
 static FILE* greedy_rows_open(const Args* a, char* tmp, size_t tmp_len) {
     if (a->eval_rows == NULL) { return NULL; }
     FILE* f = atomic_open(a->eval_rows, tmp, tmp_len);
-    fprintf(f, "row,exact,decoded,expected\n");
+    fprintf(f, "row,exact,decoded,expected,logits\n");
     return f;
 }
 
@@ -2536,9 +2545,10 @@ static void stream_losses_recompute(GPT2* model, const int* inputs, const int* t
 }
 
 // --eval-greedy K on a batch of rows (B, T), in place: position T-K+j becomes the argmax after
-// positions 0..T-K-1+j, for j = 0..K-1. Greedy decoding by re-running the forward, the generation
-// path of every pattern (the KV cache gives the same logits: test_cli, --check-cache).
-static void greedy_decode(GPT2* model, int* rows, int B, int T, int K) {
+// positions 0..T-K-1+j, for j = 0..K-1; top (B, K) gets its logit. By re-running the forward: the
+// generation path of the patterns the KV cache does not cover (dilation, global positions,
+// lookahead), and the check of the cached path (--greedy-recompute 1).
+static void greedy_decode(GPT2* model, int* rows, float* top, int B, int T, int K) {
     int V = model->config.vocab_size;
     size_t Vp = model->config.padded_vocab_size;
     for (int j = 0; j < K; j++) {
@@ -2549,8 +2559,48 @@ static void greedy_decode(GPT2* model, int* rows, int B, int T, int K) {
             int best = 0;
             for (int v = 1; v < V; v++) { if (logits[v] > logits[best]) { best = v; } }
             rows[(size_t)b * T + pos + 1] = best;
+            top[(size_t)b * K + j] = logits[best];
         }
     }
+}
+
+// The same through the rolling KV cache, as --generate decodes: one forward over the batch gives
+// every layer's keys and values of each row's prompt (rotated where positions are rotary; a causal
+// position's keys do not depend on the tokens after it, so the answers in the row change nothing).
+// They fill the row's cache (a windowed layer keeps its sinks and its last W positions, a full layer
+// every position), and the K answer tokens are then decoded one at a time by kv_cache_step.
+static void greedy_decode_cached(GPT2* model, int* rows, float* top, int B, int T, int K) {
+    const GPT2Config* c = &model->config;
+    int V = c->vocab_size, C = c->channels, L = c->num_layers;
+    int n = T - K - 1;  // positions 0..n-1 come from the forward; the prompt's last token (n) is stepped
+    gpt2_forward(model, rows, NULL, B, T);
+    KVCache kc;
+    kv_cache_init(&kc, c, T);
+    for (int b = 0; b < B; b++) {
+        for (size_t e = 0; e < (size_t)L * kc.capacity; e++) { kc.pos[e] = -1; }
+        for (int l = 0; l < L; l++) {
+            const AttnPattern* pat = &c->pattern.patterns[c->pattern.layer_pattern[l]];
+            const float* qkv = model->acts.qkvr + ((size_t)l * B + b) * T * 3 * C;  // (T, 3C) of row b
+            size_t base = (size_t)l * kc.capacity;
+            for (int p = 0; p < n; p++) {
+                if (pat->window > 0 && p >= pat->sinks && p < n - pat->window) { continue; }  // a later one takes its slot
+                int slot = kv_slot(pat, p);
+                memcpy(kc.k + (base + slot) * C, qkv + (size_t)p * 3 * C + C, C * sizeof(float));
+                memcpy(kc.v + (base + slot) * C, qkv + (size_t)p * 3 * C + 2 * C, C * sizeof(float));
+                kc.pos[base + slot] = p;
+            }
+        }
+        kc.position = n;
+        int* row = rows + (size_t)b * T;
+        for (int j = 0; j < K; j++) {
+            if (!kv_cache_step(model, &kc, row[n + j])) { die("--eval-greedy: the KV cache stops at position %d", n + j); }
+            int best = 0;
+            for (int v = 1; v < V; v++) { if (kc.logits[v] > kc.logits[best]) { best = v; } }
+            row[n + j + 1] = best;
+            top[(size_t)b * K + j] = kc.logits[best];
+        }
+    }
+    kv_cache_free(&kc);
 }
 
 int main(int argc, char** argv) {
@@ -2591,19 +2641,24 @@ int main(int argc, char** argv) {
         int batches = val_batches_to_use(&a, &val);
         if (a.eval_greedy) {  // e.g. passkey retrieval: rows that end in their answer
             int* rows = (int*)malloc_check((size_t)a.B * a.T * sizeof(int));  // (B, T)
+            float* top = (float*)malloc_check((size_t)a.B * a.eval_greedy * sizeof(float));  // (B, K)
             char tmp[4300];
             FILE* rows_csv = greedy_rows_open(&a, tmp, sizeof(tmp));
             int exact = 0;
-            printf("eval: '%s' on '%s', %d batches of %d rows of %d tokens, the last %d decoded greedily\n",
-                   a.init, a.val_pattern, batches, a.B, a.T, a.eval_greedy);
+            int cached = kv_cache_supported(&model.config) && !a.greedy_recompute;
+            printf("eval: '%s' on '%s', %d batches of %d rows of %d tokens, the last %d decoded greedily %s\n",
+                   a.init, a.val_pattern, batches, a.B, a.T, a.eval_greedy,
+                   cached ? "through the KV cache" : "by re-running the forward");
             for (int i = 0; i < batches; i++) {
                 dataloader_next_batch(&val);
                 memcpy(rows, val.inputs, (size_t)a.B * a.T * sizeof(int));
-                greedy_decode(&model, rows, a.B, a.T, a.eval_greedy);
-                exact += greedy_score(rows_csv, i * a.B, rows, val.inputs, a.B, a.T, a.eval_greedy);
+                if (cached) { greedy_decode_cached(&model, rows, top, a.B, a.T, a.eval_greedy); }
+                else { greedy_decode(&model, rows, top, a.B, a.T, a.eval_greedy); }
+                exact += greedy_score(rows_csv, i * a.B, rows, val.inputs, top, a.B, a.T, a.eval_greedy);
             }
             greedy_report(&a, rows_csv, tmp, exact, batches * a.B);
             free(rows);
+            free(top);
             dataloader_free(&val);
             tokenizer_free(&tokenizer);
             gpt2_free(&model);

@@ -168,6 +168,24 @@ $bin --eval -e "$st2" -j "$work/greedy_right.bin" -b 4 -t 64 --eval-greedy 5 > "
 $bin --eval -e "$st2" -j "$work/greedy_wrong.bin" -b 4 -t 64 --eval-greedy 5 > "$work/greedy_wrong.out" 2>&1
 check "rows ending in the model's own greedy answer all count, with the last token changed none do" \
     bash -c "grep -q '^greedy: $rows of $rows rows' '$work/greedy_right.out' && grep -q '^greedy: 0 of $rows rows' '$work/greedy_wrong.out'"
+# The answers decode through the KV cache, filled from one forward's keys and values (the ring of a
+# window with sinks, and without; a full layer beside a windowed one, learned positions): the same
+# tokens and logits (1e-5; a missing key moves them ~1e-4) as re-running the forward for each token
+# (--greedy-recompute 1).
+$bin -i "$tiny_train" -j "$tiny_val" -e l2c32h2 -b 4 -t 64 -x 20 -v 0 --layer-windows 16,0 -o "$work/stm" > /dev/null 2>&1
+for m in st2 st1 stm; do
+    $bin --eval -e "$work/$m/model_00000020.bin" -j "$tiny_val" -b 4 -t 64 --eval-greedy 5 --eval-rows "$work/gc_$m.csv" > "$work/gc_$m.out" 2>&1
+    $bin --eval -e "$work/$m/model_00000020.bin" -j "$tiny_val" -b 4 -t 64 --eval-greedy 5 --greedy-recompute 1 \
+        --eval-rows "$work/gr_$m.csv" > "$work/gr_$m.out" 2>&1
+    check "--eval-greedy through the KV cache ($m) decodes what re-running the forward decodes, logits within 1e-5" \
+        bash -c "grep -q 'decoded greedily through the KV cache' '$work/gc_$m.out' && grep -q 'decoded greedily by re-running the forward' '$work/gr_$m.out' &&
+                 python3 -c '
+import csv, sys
+a, b = (list(csv.DictReader(open(f))) for f in sys.argv[1:3])
+ok = len(a) == len(b) > 8 and all(x[\"decoded\"] == y[\"decoded\"] and max(abs(float(u) - float(v)) for u, v in
+         zip(x[\"logits\"].split(), y[\"logits\"].split())) < 1e-5 for x, y in zip(a, b))
+sys.exit(0 if ok else 1)' '$work/gc_$m.csv' '$work/gr_$m.csv'"
+done
 python3 scripts/passkey.py --filler-train "$tiny_train" --filler-val "$tiny_val" -T 128 --out "$work/passkey" --trials 6 --train-rows 20 --align 8 > "$work/passkey.out" 2>&1
 check "scripts/passkey.py writes rows that end in their key: $(head -c 120 "$work/passkey.out")" \
     bash -c "for d in \$(cat '$work/passkey/distances.txt'); do python3 data/prepare.py --decode '$work/passkey/passkey_d'\$d.bin | python3 -c '
@@ -311,6 +329,8 @@ bad "--stream longer than the val split" "shard '$tiny_val' has .* fewer than on
 bad "--eval-greedy without --eval" "eval-greedy needs --eval" $bin --eval-greedy 5
 bad "--eval-greedy as long as the row" "eval-greedy 64: the answer must be shorter than the row, -t 64" $bin --eval -e "$st2" -t 64 --eval-greedy 64
 bad "--eval-rows without --eval-greedy" "eval-rows needs --eval-greedy" $bin --eval -e "$st2" --eval-rows "$work/x.csv"
+bad "--greedy-recompute without --eval-greedy" "greedy-recompute needs --eval-greedy K" $bin --eval -e "$st2" --greedy-recompute 1
+bad "--greedy-recompute 2" "greedy-recompute '2': expected" $bin --eval -e "$st2" --eval-greedy 5 --greedy-recompute 2
 bad "--eval-positions with --eval-greedy" "eval-positions and --eval-greedy" $bin --eval -e "$st2" --eval-greedy 5 --eval-positions "$work/x.csv"
 bad "--eval-greedy on a non-causal model (it would see the answer)" "eval-greedy: the model's attention is non-causal" \
     $bin --eval -e "$st2" -j "$tiny_val" -t 64 --eval-greedy 5 --causal 0
