@@ -2569,6 +2569,16 @@ static void greedy_decode(GPT2* model, int* rows, float* top, int B, int T, int 
 // position's keys do not depend on the tokens after it, so the answers in the row change nothing).
 // They fill the row's cache (a windowed layer keeps its sinks and its last W positions, a full layer
 // every position), and the K answer tokens are then decoded one at a time by kv_cache_step.
+// The cache can decode rows of T: it covers the pattern, and a full layer, which keeps every
+// position up to maxT, holds the T - 1 positions fed (a rotary model may be evaluated past maxT).
+static int greedy_cache_fits(const GPT2Config* c, int T) {
+    if (!kv_cache_supported(c)) { return 0; }
+    for (int l = 0; l < c->num_layers; l++) {
+        if (c->pattern.patterns[c->pattern.layer_pattern[l]].window == 0 && c->max_seq_len < T - 1) { return 0; }
+    }
+    return 1;
+}
+
 static void greedy_decode_cached(GPT2* model, int* rows, float* top, int B, int T, int K) {
     const GPT2Config* c = &model->config;
     int V = c->vocab_size, C = c->channels, L = c->num_layers;
@@ -2585,6 +2595,7 @@ static void greedy_decode_cached(GPT2* model, int* rows, float* top, int B, int 
             for (int p = 0; p < n; p++) {
                 if (pat->window > 0 && p >= pat->sinks && p < n - pat->window) { continue; }  // a later one takes its slot
                 int slot = kv_slot(pat, p);
+                if (slot >= kc.capacity) { die("--eval-greedy: position %d has no entry in a KV cache of %d", p, kc.capacity); }
                 memcpy(kc.k + (base + slot) * C, qkv + (size_t)p * 3 * C + C, C * sizeof(float));
                 memcpy(kc.v + (base + slot) * C, qkv + (size_t)p * 3 * C + 2 * C, C * sizeof(float));
                 kc.pos[base + slot] = p;
@@ -2645,7 +2656,7 @@ int main(int argc, char** argv) {
             char tmp[4300];
             FILE* rows_csv = greedy_rows_open(&a, tmp, sizeof(tmp));
             int exact = 0;
-            int cached = kv_cache_supported(&model.config) && !a.greedy_recompute;
+            int cached = greedy_cache_fits(&model.config, a.T) && !a.greedy_recompute;
             printf("eval: '%s' on '%s', %d batches of %d rows of %d tokens, the last %d decoded greedily %s\n",
                    a.init, a.val_pattern, batches, a.B, a.T, a.eval_greedy,
                    cached ? "through the KV cache" : "by re-running the forward");

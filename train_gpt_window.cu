@@ -7371,6 +7371,17 @@ __global__ void kv_cache_fill_kernel(floatX* k_cache, floatX* v_cache, int* pos,
 // they fill the row's cache, and the K answer tokens are decoded one at a time by kv_cache_step.
 // kv_cache_step works in row 0 of the activations (layer 0's first position), so each row's cache
 // is filled from the forward before that row's first step overwrites anything it reads.
+// The cache can decode rows of T: it covers the pattern, and a full layer, which keeps every
+// position up to maxT, holds the T - 1 positions fed (a rotary model may be evaluated past maxT;
+// kv_cache_fill_kernel writes slot p of a full layer for every p < T - K - 1 without a bound).
+static int greedy_cache_fits(const GPT2Config* c, int T) {
+    if (!kv_cache_covers(c)) { return 0; }
+    for (int l = 0; l < c->num_layers; l++) {
+        if (c->pattern.patterns[c->pattern.layer_pattern[l]].window == 0 && c->max_seq_len < T - 1) { return 0; }
+    }
+    return 1;
+}
+
 static void gpu_greedy_decode_cached(GPT2GPU* model, int* rows, float* top, int B, int T, int K) {
     const GPT2Config* c = &model->config;
     int V = c->vocab_size, C = c->channels, L = c->num_layers;
@@ -7482,7 +7493,7 @@ int main(int argc, char** argv) {
             char tmp[4300];
             FILE* rows_csv = multi.rank == 0 ? greedy_rows_open(&a, tmp, sizeof(tmp)) : NULL;
             int exact = 0;
-            int cached = kv_cache_covers(&model.config) && !a.greedy_recompute;
+            int cached = greedy_cache_fits(&model.config, a.T) && !a.greedy_recompute;
             printf("eval: '%s' on '%s', %d batches of %d rows of %d tokens, the last %d decoded greedily %s\n",
                    a.init, a.val_pattern, batches, a.B, a.T, a.eval_greedy,
                    cached ? "through the KV cache" : "by re-running the forward");

@@ -329,6 +329,12 @@ bad "--stream longer than the val split" "shard '$tiny_val' has .* fewer than on
 bad "--eval-greedy without --eval" "eval-greedy needs --eval" $bin --eval-greedy 5
 bad "--eval-greedy as long as the row" "eval-greedy 64: the answer must be shorter than the row, -t 64" $bin --eval -e "$st2" -t 64 --eval-greedy 64
 bad "--eval-rows without --eval-greedy" "eval-rows needs --eval-greedy" $bin --eval -e "$st2" --eval-rows "$work/x.csv"
+# a rotary model evaluated past its maxT (32) with full layers: the cache, which keeps a full layer's
+# positions up to maxT, cannot hold the rows; the forward decodes them
+$bin -i "$tiny_train" -j "$tiny_val" -e l2c32h2 -b 4 -t 32 -x 5 -v 0 --pos rope -o "$work/rf32" > /dev/null 2>&1
+$bin --eval -e "$work/rf32/model_00000005.bin" -j "$tiny_val" -b 4 -t 64 --eval-greedy 5 > "$work/rf32.out" 2>&1
+check "--eval-greedy -t 64 on a full rotary model of maxT 32 decodes by re-running the forward (exit 0)" \
+    bash -c "[ $? -eq 0 ] && grep -q 'decoded greedily by re-running the forward' '$work/rf32.out' && grep -q '^greedy: ' '$work/rf32.out'"
 bad "--greedy-recompute without --eval-greedy" "greedy-recompute needs --eval-greedy K" $bin --eval -e "$st2" --greedy-recompute 1
 bad "--greedy-recompute 2" "greedy-recompute '2': expected" $bin --eval -e "$st2" --eval-greedy 5 --greedy-recompute 2
 bad "--eval-positions with --eval-greedy" "eval-positions and --eval-greedy" $bin --eval -e "$st2" --eval-greedy 5 --eval-positions "$work/x.csv"
