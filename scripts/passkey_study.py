@@ -143,13 +143,16 @@ def main():
             answers = os.path.join(args.dir, "arm%d_d%d.csv" % (k, d))
             run([binary, "--eval", "-e", ckpt, "-j", os.path.join(data, "passkey_d%d.bin" % d), "-b", str(args.b),
                  "-t", str(T), "--eval-greedy", "5", "--eval-rows", answers], log)
-            line = [l for l in open(log) if l.startswith("greedy:")][0].split()
+            text = open(log).read()
+            decoding = "cache" if "decoded greedily through the KV cache" in text else "forward"
+            line = [l for l in text.splitlines() if l.startswith("greedy:")][0].split()
             exact, total = int(line[1]), int(line[3])
             digits, first = digit_accuracy(answers)
             done[(name, d)] = dict(arm=name, arm_index=k, flags=" ".join(flags), distance=d, exact=exact, trials=total,
                                    accuracy="%.4f" % (exact / total), digit_accuracy="%.4f" % digits,
                                    first_digit_accuracy="%.4f" % first, key_in_receptive_field=int(key_reachable(layer_patterns, T, d)),
-                                   final_val_loss=val[-1].split()[-1] if val else "", train_seconds="%.0f" % train_s)
+                                   final_val_loss=val[-1].split()[-1] if val else "", train_seconds="%.0f" % train_s,
+                                   decoding=decoding)
             print("%-40s distance %5d: %3d of %d exact, digits %.2f, first digit %.2f" % (name, d, exact, total, digits, first),
                   flush=True)
         with open(results_path, "w", newline="") as f:
@@ -177,17 +180,21 @@ def report(args, arm_list, distances, done, T, L):
              "%s, rotary, seed %d, T=%d, %d steps on passkey rows mixed with text (scripts/passkey.py --marker '%s' "
              "--passkey-fraction %g --episodes %d); %s rows per distance; "
              "greedy decoding of the 5 digits (`--eval --eval-greedy 5`). A cell: exact answers / rows; "
-             "* = the key lies outside the theoretical receptive field of the position that answers."
+             "* = the key lies outside the theoretical receptive field of the position that answers; decoded: through "
+             "the KV cache (cache) or by re-running the forward for each digit (forward)."
              % (args.model, args.seed, T, args.steps, args.marker, args.passkey_fraction, args.episodes, args.trials), "",
-             "| pattern | val loss | " + " | ".join("d=%d" % d for d in distances) + " |",
-             "| --- | --- |" + " --- |" * len(distances)]
+             "| pattern | val loss | " + " | ".join("d=%d" % d for d in distances) + " | decoded |",
+             "| --- | --- |" + " --- |" * (len(distances) + 1)]
     for n in names:
         cells = []
         for d in distances:
             r = done.get((n, d))
             cells.append("" if r is None else "%.2f%s" % (float(r["accuracy"]), "" if int(r["key_in_receptive_field"]) else "*"))
         val = next((done[(n, d)]["final_val_loss"] for d in distances if (n, d) in done), "")
-        lines.append("| %s | %s | %s |" % (n, val, " | ".join(cells)))
+        # through the KV cache, or by re-running the forward (patterns the cache does not cover, and
+        # every result written before the cache path existed)
+        how = next((done[(n, d)].get("decoding") or "forward" for d in distances if (n, d) in done), "")
+        lines.append("| %s | %s | %s | %s |" % (n, val, " | ".join(cells), how))
     lines += ["", "Digits right (greedy decoding, each digit after the model's own; chance 0.10): all five / the first alone.", "",
               "| pattern | " + " | ".join("d=%d" % d for d in distances) + " |", "| --- |" + " --- |" * len(distances)]
     for n in names:

@@ -212,8 +212,9 @@ check "scripts/streaming.sh (DEVICE=cpu): 5 ways of decoding a 256-token stream,
 python3 scripts/passkey_study.py --device cpu --dir "$work/pks" -T 128 --model l2c32h2 -b 4 --steps 5 --trials 4 --episodes 1 \
     --filler-train "$tiny_train" --filler-val "$tiny_val" > "$work/pks.out" 2>&1
 arms=$(tail -n +2 "$work/pks/results.csv" 2>/dev/null | cut -d, -f1 | sort -u | wc -l)
-check "scripts/passkey_study.py (--device cpu): 7 patterns x every distance in results.csv, a table in results.md" \
-    bash -c "[ $arms -eq 7 ] && [ \$(tail -n +2 '$work/pks/results.csv' | wc -l) -eq \$((7 * \$(wc -w < '$work/pks/data/distances.txt'))) ] && grep -q '^| full |' '$work/pks/results.md'"
+check "scripts/passkey_study.py (--device cpu): 7 patterns x every distance in results.csv, a table in results.md (full decoded through the cache, dilation by the forward)" \
+    bash -c "[ $arms -eq 7 ] && [ \$(tail -n +2 '$work/pks/results.csv' | wc -l) -eq \$((7 * \$(wc -w < '$work/pks/data/distances.txt'))) ] &&
+             grep -q '^| full |.*| cache |\$' '$work/pks/results.md' && grep -qE '^\| window [0-9]+ \+ dilation .*\| forward \|\$' '$work/pks/results.md'"
 bad "passkey_study.py: a --dir made with other settings" "passkey_study.py: --dir .* holds a study with other settings" \
     python3 scripts/passkey_study.py --device cpu --dir "$work/pks" -T 128 --model l2c32h2 -b 4 --steps 6 --trials 4 --episodes 1 \
     --filler-train "$tiny_train" --filler-val "$tiny_val"
