@@ -2548,6 +2548,13 @@ static void stream_losses_recompute(GPT2* model, const int* inputs, const int* t
 // positions 0..T-K-1+j, for j = 0..K-1; top (B, K) gets its logit. By re-running the forward: the
 // generation path of the patterns the KV cache does not cover (dilation, global positions,
 // lookahead), and the check of the cached path (--greedy-recompute 1).
+// the first largest of a row's V logits: both decoding paths break ties alike
+static int argmax_row(const float* logits, int V) {
+    int best = 0;
+    for (int v = 1; v < V; v++) { if (logits[v] > logits[best]) { best = v; } }
+    return best;
+}
+
 static void greedy_decode(GPT2* model, int* rows, float* top, int B, int T, int K) {
     int V = model->config.vocab_size;
     size_t Vp = model->config.padded_vocab_size;
@@ -2556,8 +2563,7 @@ static void greedy_decode(GPT2* model, int* rows, float* top, int B, int T, int 
         int pos = T - K - 1 + j;
         for (int b = 0; b < B; b++) {
             const float* logits = model->acts.logits + ((size_t)b * T + pos) * Vp;
-            int best = 0;
-            for (int v = 1; v < V; v++) { if (logits[v] > logits[best]) { best = v; } }
+            int best = argmax_row(logits, V);
             rows[(size_t)b * T + pos + 1] = best;
             top[(size_t)b * K + j] = logits[best];
         }
@@ -2595,7 +2601,6 @@ static void greedy_decode_cached(GPT2* model, int* rows, float* top, int B, int 
             for (int p = 0; p < n; p++) {
                 if (pat->window > 0 && p >= pat->sinks && p < n - pat->window) { continue; }  // a later one takes its slot
                 int slot = kv_slot(pat, p);
-                if (slot >= kc.capacity) { die("--eval-greedy: position %d has no entry in a KV cache of %d", p, kc.capacity); }
                 memcpy(kc.k + (base + slot) * C, qkv + (size_t)p * 3 * C + C, C * sizeof(float));
                 memcpy(kc.v + (base + slot) * C, qkv + (size_t)p * 3 * C + 2 * C, C * sizeof(float));
                 kc.pos[base + slot] = p;
@@ -2605,8 +2610,7 @@ static void greedy_decode_cached(GPT2* model, int* rows, float* top, int B, int 
         int* row = rows + (size_t)b * T;
         for (int j = 0; j < K; j++) {
             if (!kv_cache_step(model, &kc, row[n + j])) { die("--eval-greedy: the KV cache stops at position %d", n + j); }
-            int best = 0;
-            for (int v = 1; v < V; v++) { if (kc.logits[v] > kc.logits[best]) { best = v; } }
+            int best = argmax_row(kc.logits, V);
             row[n + j + 1] = best;
             top[(size_t)b * K + j] = kc.logits[best];
         }

@@ -5723,6 +5723,13 @@ static void gpu_stream_recompute(GPT2GPU* model, const int* inputs, const int* t
 // logits after positions 0..T-K-1+j, for j = 0..K-1, and top (B, K) its logit. By re-running the
 // forward (train_gpt_cpu's greedy_decode): the path of the patterns the KV cache does not cover,
 // and the check of the cached path (--greedy-recompute 1).
+// the first largest of a row's V bf16 logits (on the host): both decoding paths break ties alike
+static int argmax_bf16(const floatX* logits, int V) {
+    int best = 0;
+    for (int v = 1; v < V; v++) { if (__bfloat162float(logits[v]) > __bfloat162float(logits[best])) { best = v; } }
+    return best;
+}
+
 static void gpu_greedy_decode(GPT2GPU* model, int* rows, float* top, int B, int T, int K) {
     int V = model->config.vocab_size;
     size_t Vp = model->config.padded_vocab_size;
@@ -5733,8 +5740,7 @@ static void gpu_greedy_decode(GPT2GPU* model, int* rows, float* top, int B, int 
         int pos = T - K - 1 + j;
         for (int b = 0; b < B; b++) {
             cudaCheck(cudaMemcpy(logits, model->acts.logits + ((size_t)b * T + pos) * Vp, V * sizeof(floatX), cudaMemcpyDeviceToHost));
-            int best = 0;
-            for (int v = 1; v < V; v++) { if (__bfloat162float(logits[v]) > __bfloat162float(logits[best])) { best = v; } }
+            int best = argmax_bf16(logits, V);
             rows[(size_t)b * T + pos + 1] = best;
             top[(size_t)b * K + j] = __bfloat162float(logits[best]);
         }
@@ -5800,8 +5806,7 @@ static void gpu_greedy_decode_cached(GPT2GPU* model, int* rows, float* top, int 
         for (int j = 0; j < K; j++) {
             if (!kv_cache_step(model, &kc, row[n + j])) { die("--eval-greedy: the KV cache stops at position %d", n + j); }
             cudaCheck(cudaMemcpy(logits, model->acts.logits, V * sizeof(floatX), cudaMemcpyDeviceToHost));
-            int best = 0;
-            for (int v = 1; v < V; v++) { if (__bfloat162float(logits[v]) > __bfloat162float(logits[best])) { best = v; } }
+            int best = argmax_bf16(logits, V);
             row[n + j + 1] = best;
             top[(size_t)b * K + j] = __bfloat162float(logits[best]);
         }
