@@ -34,6 +34,8 @@ Contents, in file order (the copies' originals in dev/cuda):
                                                                  fallback for other head sizes: v2)
     attn-general-v6                                              general v6 where dilated keys reach far
                                                                  (residue bands + the rest, merged)
+    attn-general-v7                                              general v7 for global positions without
+                                                                 dilation (the band + the globals' pairs)
   the versions this program runs: kernel_versions(), swa_forward_launch, swa_backward_launch
   the library (-DATTENTION_COMPARE_LIBRARY): swa_forward, swa_backward, swa_error_string
   the program: attn-general-pairs (the pair count), attn-general-cpu (attention_general.cu's
@@ -4077,6 +4079,611 @@ static void attention_general6_backward(bf16* dqkv, float* Dsum, const bf16* qkv
 }
 // @copy-end attn-general-v6
 
+// @copy-begin attn-general-v7
+// ----------------------------------------------------------------------------
+// version 7: the global positions split off and merged by log-sum-exp (the Longformer pattern).
+// Version 5 visits, for every 64-query tile, each key tile that holds a global key (1 column of 64
+// used), and each tile holding a non-causal global query walks all of T on one block: with 16
+// globals the visits per token grow 2.5x from T = 1024 to 16384 and the long walks sit on single
+// blocks. Here part 1 is the pattern without its global positions (gen7_band: band, lookahead,
+// sinks), on the band kernels (forward v11, backward v13) when it is causal and on version 5's
+// kernels otherwise, which then visit only the band's tiles. Part 2 is the pairs the globals add
+// (allowed by the pattern, not by its band), on CUDA-core kernels over tiles of GEN7_TILE rows or keys staged in shared memory:
+// a narrow row (any row but a non-causal global query) adds at most G keys, its global keys outside
+// its band; a wide row (a non-causal global query) adds every key outside its band, a partial
+// (max, sum, weighted values) per key tile merged in a fixed order. out and lse are merged as in
+// version 6. The backward runs part 1's backward with the merged out and lse (its P and D_i are then
+// the whole pattern's), then adds part 2's gradients: the narrow rows' dQ (local to a row), the
+// global keys' dK and dV from the narrow rows (a partial per row tile, reduced in order), every
+// key's dK and dV from the wide rows (local to a key), the wide rows' dQ (a partial per key tile,
+// reduced in order). Every sum in a fixed order: deterministic. Part 2's work is G T pairs a head
+// each way, so the time per token follows the pairs at any T.
+
+#define GEN7_TILE 128   // rows (narrow backward) or keys (wide rows) a part-2 block stages: 4 warps of 32
+
+// part 1: the pattern without its global positions
+static AttnSpec gen7_band(const AttnSpec& p) {
+    AttnSpec r = p;
+    r.num_globals = 0;
+    return r;
+}
+
+// a wide row: a non-causal global query, which sees every key
+__host__ __device__ inline bool gen7_wide(const AttnSpec& p, int i) { return !p.causal && spec_is_global(p, i); }
+
+// global slot g counts once: its position lies in [0, T) and no earlier slot holds it
+__host__ __device__ inline bool gen7_slot(const AttnSpec& p, int g, int T) {
+    const int pos = p.globals[g];
+    if (pos < 0 || pos >= T) return false;
+    for (int h = 0; h < g; h++) if (p.globals[h] == pos) return false;
+    return true;
+}
+
+// a narrow row's global key at position pos is in part 2 when the pattern lets the row see it (any
+// query sees a global key, a causal one only at or before itself) and the band does not: part 2 at
+// the global positions of a narrow row, without the pattern's scan of its globals
+// (test/test_attention_walk.cu checks it against the pairs)
+__host__ __device__ inline bool gen7_narrow_key(const AttnSpec& p, const AttnSpec& p0, int i, int pos) {
+    return !(p.causal && pos > i) && !spec_allowed(p0, i, pos);
+}
+
+__device__ inline float gen7_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+    return v;
+}
+
+// the slots that count (gen7_slot), and those that are wide rows, as 64-bit sets (one warp's ballots)
+__device__ inline void gen7_slot_sets(const AttnSpec& p, int T, unsigned long long& slots, unsigned long long& wide) {
+    slots = wide = 0ull;
+    #pragma unroll
+    for (int kk = 0; kk < 2; kk++) {
+        const int g = threadIdx.x % 32 + 32 * kk;
+        const bool s = g < p.num_globals && gen7_slot(p, g, T);
+        slots |= (unsigned long long)__ballot_sync(0xffffffff, s) << (32 * kk);
+        wide |= (unsigned long long)__ballot_sync(0xffffffff, s && gen7_wide(p, p.globals[g])) << (32 * kk);
+    }
+}
+
+// Rows of a head into shared memory, 16 bytes a thread and step: dst row r (stride SD bf16, even) <-
+// the D values at base + (row(r)) * stride, row(r) = r0 + r, or the r-th global position when pos is
+// given; zeros for rows past T or slots outside the set.
+template<int D>
+__device__ inline void gen7_stage(bf16* dst, int SD, const bf16* base, size_t stride, int r0, int n, int T,
+                                  const int* pos = nullptr, unsigned long long set = ~0ull) {
+    constexpr int V = D / 8;
+#pragma unroll 4
+    for (int x = threadIdx.x; x < n * V; x += blockDim.x) {
+        const int r = x / V, c = x % V, t = pos ? pos[r] : r0 + r;
+        uint4 u = make_uint4(0u, 0u, 0u, 0u);
+        if (t < T && (!pos || ((set >> r) & 1ull))) u = *reinterpret_cast<const uint4*>(base + (size_t)t * stride + 8 * c);
+        unsigned* d = reinterpret_cast<unsigned*>(dst + r * SD + 8 * c);
+        d[0] = u.x; d[1] = u.y; d[2] = u.z; d[3] = u.w;
+    }
+}
+
+// the reverse of gen7_stage: rows [r0, r0 + n) below T <- shared memory rows of stride SD
+template<int D>
+__device__ inline void gen7_unstage(bf16* base, size_t stride, const bf16* src, int SD, int r0, int n, int T) {
+    constexpr int V = D / 8;
+#pragma unroll 4
+    for (int x = threadIdx.x; x < n * V; x += blockDim.x) {
+        const int r = x / V, c = x % V;
+        if (r0 + r >= T) continue;
+        const unsigned* w = reinterpret_cast<const unsigned*>(src + r * SD + 8 * c);
+        *reinterpret_cast<uint4*>(base + (size_t)(r0 + r) * stride + 8 * c) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+}
+
+// the dot product of two bf16 rows in shared memory (4-byte aligned)
+template<int D>
+__device__ inline float gen7_dot(const bf16* a, const bf16* b) {
+    float s0 = 0.f, s1 = 0.f;
+#pragma unroll 8
+    for (int e = 0; e < D; e += 4) {
+        const float2 a0 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(a + e));
+        const float2 b0 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(b + e));
+        const float2 a1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(a + e + 2));
+        const float2 b1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(b + e + 2));
+        s0 += a0.x * b0.x + a0.y * b0.y;
+        s1 += a1.x * b1.x + a1.y * b1.y;
+    }
+    return s0 + s1;
+}
+
+// rows of D bf16 in shared memory padded to D + 2: a lane reading its own row and lanes reading one
+// row's consecutive values both hit distinct banks (the row stride is an odd number of words)
+template<int D> __host__ __device__ constexpr int gen7_sd() { return D + 2; }
+
+// shared memory of the narrow forward: the globals' K and V (G rows), the tile's q and out (GEN7_TILE rows)
+template<int D>
+static size_t gen7_narrow_fwd_smem(int G) { return (size_t)(2 * G + 2 * GEN7_TILE) * gen7_sd<D>() * sizeof(bf16); }
+
+// narrow rows: out, lse (part 1's, in place) <- merged with each row's global keys outside its band.
+// grid (ceil(T / GEN7_TILE), NH, B), a thread a row: its q and out rows in shared memory (the padded
+// rows keep a warp's 32 rows on distinct banks), the global keys and values read by all threads at
+// once (broadcasts), an online softmax over the row's global keys in slot order.
+template<int D>
+__global__ void __launch_bounds__(GEN7_TILE) gen7_narrow_forward_kernel(bf16* out, float* lse, const bf16* qkv, int T, int NH,
+                                                                        AttnSpec p, AttnSpec p0) {
+    constexpr int SD = gen7_sd<D>();
+    extern __shared__ __align__(16) unsigned char gen7_sh[];
+    const int G = p.num_globals;
+    bf16* ks = reinterpret_cast<bf16*>(gen7_sh);   // (G, SD) the globals' keys
+    bf16* vs = ks + G * SD;                        // (G, SD) and values
+    bf16* qs = vs + G * SD;                        // (GEN7_TILE, SD) the tile's q
+    bf16* os = qs + GEN7_TILE * SD;                // (GEN7_TILE, SD) and out
+    const int h = blockIdx.y, b = blockIdx.z, r = threadIdx.x, r0 = blockIdx.x * GEN7_TILE, i = r0 + r;
+    const size_t C = (size_t)NH * D;
+    const float scale = rsqrtf((float)D);
+    unsigned long long slots, wide;
+    gen7_slot_sets(p, T, slots, wide);
+    const bf16* head = qkv + (size_t)b * T * 3 * C + (size_t)h * D;
+    bf16* ohead = out + (size_t)b * T * C + (size_t)h * D;
+    gen7_stage<D>(ks, SD, head + C, 3 * C, 0, G, T, p.globals, slots);
+    gen7_stage<D>(vs, SD, head + 2 * C, 3 * C, 0, G, T, p.globals, slots);
+    gen7_stage<D>(qs, SD, head, 3 * C, r0, GEN7_TILE, T);
+    gen7_stage<D>(os, SD, ohead, C, r0, GEN7_TILE, T);
+    __syncthreads();
+    float m = -INFINITY, l = 0.f, o[D];
+#pragma unroll
+    for (int e = 0; e < D; e++) o[e] = 0.f;
+    if (i < T && !gen7_wide(p, i)) {   // the wide rows' kernels take the others
+        for (int g = 0; g < G; g++) {
+            if (!((slots >> g) & 1ull) || !gen7_narrow_key(p, p0, i, p.globals[g])) continue;
+            const float s = gen7_dot<D>(qs + r * SD, ks + g * SD) * scale;
+            if (s > m) {
+                const float corr = expf(m - s);   // 0 at the first key
+                l *= corr;
+#pragma unroll
+                for (int e = 0; e < D; e++) o[e] *= corr;
+                m = s;
+            }
+            const float w = expf(s - m);
+            l += w;
+#pragma unroll
+            for (int e = 0; e < D; e += 2) {
+                const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(vs + g * SD + e));
+                o[e] += w * v.x;
+                o[e + 1] += w * v.y;
+            }
+        }
+    }
+    if (l > 0.f) {   // the row has global keys outside its band: merge with part 1
+        const size_t li = ((size_t)b * NH + h) * T + i;
+        const float l1 = lse[li], l2 = m + logf(l), mm = fmaxf(l1, l2);
+        const float w1 = expf(l1 - mm), w2 = expf(l2 - mm), inv = 1.f / (w1 + w2);
+#pragma unroll
+        for (int e = 0; e < D; e++)
+            os[r * SD + e] = __float2bfloat16((w1 * __bfloat162float(os[r * SD + e]) + w2 * o[e] / l) * inv);
+        lse[li] = mm + logf(w1 + w2);
+    }
+    __syncthreads();
+    gen7_unstage<D>(ohead, C, os, SD, r0, GEN7_TILE, T);
+}
+
+// shared memory of the wide forward: the tile's K and V (GEN7_TILE rows), the wide rows' q (G rows),
+// and the 4 warps' partial sums (4, D) fp32
+template<int D>
+static size_t gen7_wide_fwd_smem(int G) {
+    return (size_t)(2 * GEN7_TILE + G) * gen7_sd<D>() * sizeof(bf16) + ((size_t)4 * D + 8) * sizeof(float);
+}
+
+// wide rows, forward: one block a (key tile, b h), each warp 32 keys (a key a lane for the scores,
+// lanes over dims for the values), each wide row in turn. part (B NH, G, tiles, D + 2): the tile's
+// max m, sum l, then the sum of e^(s - m) v (unnormalized).
+template<int D>
+__global__ void __launch_bounds__(128) gen7_wide_forward_kernel(float* part, const bf16* qkv, int T, int NH,
+                                                                AttnSpec p, AttnSpec p0) {
+    constexpr int DPL = D / 32, SD = gen7_sd<D>();
+    extern __shared__ __align__(16) unsigned char gen7_sh[];
+    const int G = p.num_globals;
+    bf16* kc = reinterpret_cast<bf16*>(gen7_sh);                     // (GEN7_TILE, SD) the tile's keys
+    bf16* vc = kc + GEN7_TILE * SD;                                   // (GEN7_TILE, SD) and values
+    bf16* qg = vc + GEN7_TILE * SD;                                   // (G, SD) the wide rows' q
+    float* wacc = reinterpret_cast<float*>(qg + G * SD);              // (4, D)
+    float* wm = wacc + 4 * D;                                         // (4)
+    float* wl = wm + 4;                                               // (4)
+    const int c = blockIdx.x, tiles = gridDim.x, bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, j0 = c * GEN7_TILE;
+    const size_t C = (size_t)NH * D;
+    const float scale = rsqrtf((float)D);
+    unsigned long long slots, wide;
+    gen7_slot_sets(p, T, slots, wide);
+    const bf16* head = qkv + (size_t)b * T * 3 * C + (size_t)h * D;
+    gen7_stage<D>(kc, SD, head + C, 3 * C, j0, GEN7_TILE, T);
+    gen7_stage<D>(vc, SD, head + 2 * C, 3 * C, j0, GEN7_TILE, T);
+    gen7_stage<D>(qg, SD, head, 3 * C, 0, G, T, p.globals, wide);
+    __syncthreads();
+    const int kr = warp * 32 + lane, j = j0 + kr;   // this lane's key
+    for (int g = 0; g < G; g++) {
+        if (!((wide >> g) & 1ull)) continue;   // gen7_wide_merge_kernel skips the same slots
+        const bool use = j < T && !spec_allowed(p0, p.globals[g], j);   // a wide row sees every key: part 2 is what p0 leaves
+        const float s = use ? gen7_dot<D>(qg + g * SD, kc + kr * SD) * scale : -INFINITY;
+        const float m = gen7_warp_max(s);   // -inf when no lane has a key
+        const float ex = use ? expf(s - m) : 0.f;
+        const float l = general_warp_sum(ex);
+        float o[DPL];
+#pragma unroll
+        for (int k = 0; k < DPL; k++) o[k] = 0.f;
+        for (int t = 0; t < 32; t++) {
+            const float w = __shfl_sync(0xffffffff, ex, t);
+            if (w != 0.f) {
+#pragma unroll
+                for (int k = 0; k < DPL; k++) o[k] += w * __bfloat162float(vc[(warp * 32 + t) * SD + lane + 32 * k]);
+            }
+        }
+        if (lane == 0) { wm[warp] = m; wl[warp] = l; }
+#pragma unroll
+        for (int k = 0; k < DPL; k++) wacc[warp * D + lane + 32 * k] = o[k];
+        __syncthreads();
+        const float M = fmaxf(fmaxf(wm[0], wm[1]), fmaxf(wm[2], wm[3]));
+        float* dst = part + (((size_t)bh * G + g) * tiles + c) * (D + 2);
+        for (int x = threadIdx.x; x < D; x += blockDim.x) {
+            float a = 0.f;
+            for (int w = 0; w < 4; w++) if (wm[w] > -INFINITY) a += expf(wm[w] - M) * wacc[w * D + x];
+            dst[2 + x] = a;
+        }
+        if (threadIdx.x == 0) {
+            float L = 0.f;
+            for (int w = 0; w < 4; w++) if (wm[w] > -INFINITY) L += expf(wm[w] - M) * wl[w];
+            dst[0] = M;
+            dst[1] = L;
+        }
+        __syncthreads();   // wm, wl, wacc are the next row's
+    }
+}
+
+// wide rows: out, lse (part 1's) <- merged with the row's tiles in order. grid (G, B NH), one warp.
+template<int D>
+__global__ void gen7_wide_merge_kernel(bf16* out, float* lse, const float* part, int T, int NH, int tiles, AttnSpec p) {
+    constexpr int DPL = D / 32;
+    const int g = blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH, lane = threadIdx.x, i = p.globals[g];
+    if (!gen7_slot(p, g, T) || !gen7_wide(p, i)) return;
+    const size_t li = (size_t)bh * T + i;
+    bf16* orow = out + ((size_t)b * T + i) * NH * D + (size_t)h * D;
+    float M = lse[li], L = 1.f, a[DPL];   // part 1 as (m = lse, l = 1, sum = out)
+#pragma unroll
+    for (int k = 0; k < DPL; k++) a[k] = __bfloat162float(orow[lane + 32 * k]);
+    for (int c = 0; c < tiles; c++) {
+        const float* src = part + (((size_t)bh * p.num_globals + g) * tiles + c) * (D + 2);
+        const float mc = src[0];
+        if (mc == -INFINITY) continue;
+        const float nm = fmaxf(M, mc), f1 = expf(M - nm), f2 = expf(mc - nm);
+        L = L * f1 + src[1] * f2;
+#pragma unroll
+        for (int k = 0; k < DPL; k++) a[k] = a[k] * f1 + src[2 + lane + 32 * k] * f2;
+        M = nm;
+    }
+#pragma unroll
+    for (int k = 0; k < DPL; k++) orow[lane + 32 * k] = __float2bfloat16(a[k] / L);
+    __syncwarp();
+    if (lane == 0) lse[li] = M + logf(L);
+}
+
+// shared memory of the narrow backward: the globals' K and V (G rows), the tile's q and dO
+// (GEN7_TILE rows), P and dS (G, GEN7_TILE + 1) fp32
+template<int D>
+static size_t gen7_narrow_bwd_smem(int G) {
+    return (size_t)(2 * G + 2 * GEN7_TILE) * gen7_sd<D>() * sizeof(bf16) + (size_t)2 * G * (GEN7_TILE + 1) * sizeof(float);
+}
+
+// narrow rows, backward: one block a (tile of GEN7_TILE rows, h, b), a thread a row. Each row's P and
+// dS against its global keys go to shared memory and its dQ from them is added to part 1's; then the
+// tile's dK and dV of every global slot (sums over its rows in order, 16 dims a thread) go to
+// part_dkv (B NH, tiles, G, 2 D).
+template<int D>
+__global__ void __launch_bounds__(GEN7_TILE) gen7_narrow_backward_kernel(bf16* dqkv, float* part_dkv, const bf16* qkv, const bf16* dout,
+                                                                         const float* lse, const float* Dsum, int T, int NH,
+                                                                         AttnSpec p, AttnSpec p0) {
+    constexpr int SD = gen7_sd<D>(), PS = GEN7_TILE + 1;   // PS: a warp's 8 slots on distinct banks
+    extern __shared__ __align__(16) unsigned char gen7_sh[];
+    const int G = p.num_globals;
+    bf16* ks = reinterpret_cast<bf16*>(gen7_sh);   // (G, SD) the globals' keys
+    bf16* vs = ks + G * SD;                        // (G, SD) and values
+    bf16* qr = vs + G * SD;                        // (GEN7_TILE, SD) the rows' q
+    bf16* gr = qr + GEN7_TILE * SD;                // (GEN7_TILE, SD) and dO
+    float* ps = reinterpret_cast<float*>(gr + GEN7_TILE * SD);   // (G, PS) P
+    float* dss = ps + G * PS;                      // (G, PS) dS
+    const int h = blockIdx.y, b = blockIdx.z, r = threadIdx.x, bh = b * NH + h, r0 = blockIdx.x * GEN7_TILE, i = r0 + r;
+    const size_t C = (size_t)NH * D;
+    const float scale = rsqrtf((float)D);
+    unsigned long long slots, wide;
+    gen7_slot_sets(p, T, slots, wide);
+    const bf16* head = qkv + (size_t)b * T * 3 * C + (size_t)h * D;
+    gen7_stage<D>(ks, SD, head + C, 3 * C, 0, G, T, p.globals, slots);
+    gen7_stage<D>(vs, SD, head + 2 * C, 3 * C, 0, G, T, p.globals, slots);
+    gen7_stage<D>(qr, SD, head, 3 * C, r0, GEN7_TILE, T);
+    gen7_stage<D>(gr, SD, dout + (size_t)b * T * C + (size_t)h * D, C, r0, GEN7_TILE, T);
+    __syncthreads();
+    const bool live = i < T && !gen7_wide(p, i);
+    const float lse_i = live ? lse[(size_t)bh * T + i] : 0.f, d_i = live ? Dsum[(size_t)bh * T + i] : 0.f;
+    float dq[D];
+#pragma unroll
+    for (int e = 0; e < D; e++) dq[e] = 0.f;
+    bool any = false;
+    for (int g = 0; g < G; g++) {
+        float pr = 0.f, ds = 0.f;
+        if (live && ((slots >> g) & 1ull) && gen7_narrow_key(p, p0, i, p.globals[g])) {
+            const float s = gen7_dot<D>(qr + r * SD, ks + g * SD) * scale;
+            const float dp = gen7_dot<D>(gr + r * SD, vs + g * SD);
+            pr = expf(s - lse_i);
+            ds = pr * (dp - d_i) * scale;
+#pragma unroll
+            for (int e = 0; e < D; e += 2) {
+                const float2 k = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(ks + g * SD + e));
+                dq[e] += ds * k.x;
+                dq[e + 1] += ds * k.y;
+            }
+            any = true;
+        }
+        ps[g * PS + r] = pr;
+        dss[g * PS + r] = ds;
+    }
+    if (any) {   // the row's dQ: part 1's plus the global keys'
+        bf16* dqrow = dqkv + ((size_t)b * T + i) * 3 * C + (size_t)h * D;
+#pragma unroll
+        for (int e = 0; e < D; e += 8) {
+            uint4 u = *reinterpret_cast<const uint4*>(dqrow + e);
+            bf16* ud = reinterpret_cast<bf16*>(&u);
+#pragma unroll
+            for (int t = 0; t < 8; t++) ud[t] = __float2bfloat16(__bfloat162float(ud[t]) + dq[e + t]);
+            *reinterpret_cast<uint4*>(dqrow + e) = u;
+        }
+    }
+    __syncthreads();
+    // the tile's dK (which = 0: dS^T q) and dV (1: P^T dO) of each slot, 16 dims a thread
+    float* dst = part_dkv + ((size_t)bh * gridDim.x + blockIdx.x) * G * 2 * D;
+    constexpr int EB = D / 16;
+    for (int x = threadIdx.x; x < 2 * G * EB; x += blockDim.x) {
+        const int which = x / (G * EB), g = x / EB % G, e0 = x % EB * 16;
+        const float* w = (which ? ps : dss) + g * PS;
+        const bf16* rows = (which ? gr : qr) + e0;
+        float a[16];
+#pragma unroll
+        for (int u = 0; u < 16; u++) a[u] = 0.f;
+        for (int rr = 0; rr < GEN7_TILE; rr++) {
+            const float wr = w[rr];
+#pragma unroll
+            for (int u = 0; u < 16; u += 2) {
+                const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(rows + rr * SD + u));
+                a[u] += wr * v.x;
+                a[u + 1] += wr * v.y;
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 16; u++) dst[(size_t)g * 2 * D + which * D + e0 + u] = a[u];
+    }
+}
+
+// the global keys' dK, dV from the narrow rows: part_dkv summed over the row tiles in order, added
+// into dqkv. grid (G, B NH), 2 D threads.
+template<int D>
+__global__ void gen7_narrow_reduce_kernel(bf16* dqkv, const float* part_dkv, int T, int NH, int tiles, AttnSpec p) {
+    const int g = blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH, x = threadIdx.x, G = p.num_globals;
+    if (!gen7_slot(p, g, T)) return;
+    float a = 0.f;
+    for (int c = 0; c < tiles; c++) a += part_dkv[((size_t)bh * tiles + c) * G * 2 * D + (size_t)g * 2 * D + x];
+    const size_t C = (size_t)NH * D;
+    bf16* el = dqkv + ((size_t)b * T + p.globals[g]) * 3 * C + C + (x < D ? 0 : C) + (size_t)h * D + x % D;
+    *el = __float2bfloat16(__bfloat162float(*el) + a);
+}
+
+// shared memory of the wide backward: the tile's K and V (GEN7_TILE rows), the wide rows' q and dO
+// (G rows each), P and dS (G, GEN7_TILE + 1) fp32, the wide rows' lse and D_i
+template<int D>
+static size_t gen7_wide_bwd_smem(int G) {
+    return (size_t)(2 * GEN7_TILE + 2 * G) * gen7_sd<D>() * sizeof(bf16) + ((size_t)2 * G * (GEN7_TILE + 1) + 2 * G) * sizeof(float);
+}
+
+// wide rows, backward: one block a (key tile, h, b), 4 warps of 32 keys. First the scores, a key a
+// lane, each wide row in turn: P and dS into shared memory; then every key's dK, dV from the wide
+// rows (sums over the rows in slot order, lanes over dims) added into dqkv, and each wide row's dQ
+// over the tile (a sum over its keys in order) into part_dq (B NH, G, tiles, D).
+template<int D>
+__global__ void __launch_bounds__(128) gen7_wide_backward_kernel(bf16* dqkv, float* part_dq, const bf16* qkv, const bf16* dout,
+                                                                 const float* lse, const float* Dsum, int T, int NH,
+                                                                 AttnSpec p, AttnSpec p0) {
+    constexpr int DPL = D / 32, SD = gen7_sd<D>(), PS = GEN7_TILE + 1;   // PS: a warp's 8 slots on distinct banks
+    extern __shared__ __align__(16) unsigned char gen7_sh[];
+    const int G = p.num_globals;
+    bf16* kc = reinterpret_cast<bf16*>(gen7_sh);   // (GEN7_TILE, SD) the tile's keys
+    bf16* vc = kc + GEN7_TILE * SD;                // (GEN7_TILE, SD) and values
+    bf16* qg = vc + GEN7_TILE * SD;                // (G, SD) the wide rows' q
+    bf16* gg = qg + G * SD;                        // (G, SD) and dO
+    float* ps = reinterpret_cast<float*>(gg + G * SD);   // (G, PS) P
+    float* dss = ps + G * PS;                      // (G, PS) dS
+    float* lg = dss + G * PS;                      // (G) the wide rows' lse
+    float* dg = lg + G;                            // (G) and D_i
+    const int h = blockIdx.y, b = blockIdx.z, warp = threadIdx.x / 32, lane = threadIdx.x % 32, bh = b * NH + h;
+    const int j0 = blockIdx.x * GEN7_TILE;
+    const size_t C = (size_t)NH * D;
+    const float scale = rsqrtf((float)D);
+    unsigned long long slots, wide;
+    gen7_slot_sets(p, T, slots, wide);
+    const bf16* head = qkv + (size_t)b * T * 3 * C + (size_t)h * D;
+    gen7_stage<D>(kc, SD, head + C, 3 * C, j0, GEN7_TILE, T);
+    gen7_stage<D>(vc, SD, head + 2 * C, 3 * C, j0, GEN7_TILE, T);
+    gen7_stage<D>(qg, SD, head, 3 * C, 0, G, T, p.globals, wide);
+    gen7_stage<D>(gg, SD, dout + (size_t)b * T * C + (size_t)h * D, C, 0, G, T, p.globals, wide);
+    for (int g = threadIdx.x; g < G; g += blockDim.x) {
+        const bool w = (wide >> g) & 1ull;
+        lg[g] = w ? lse[(size_t)bh * T + p.globals[g]] : 0.f;
+        dg[g] = w ? Dsum[(size_t)bh * T + p.globals[g]] : 0.f;
+    }
+    __syncthreads();
+    const int kr = warp * 32 + lane, j = j0 + kr;   // this lane's key
+    for (int g = 0; g < G; g++) {
+        const bool use = ((wide >> g) & 1ull) && j < T && !spec_allowed(p0, p.globals[g], j);
+        float pr = 0.f, ds = 0.f;
+        if (use) {
+            const float s = gen7_dot<D>(qg + g * SD, kc + kr * SD) * scale;
+            const float dp = gen7_dot<D>(gg + g * SD, vc + kr * SD);
+            pr = expf(s - lg[g]);
+            ds = pr * (dp - dg[g]) * scale;
+        }
+        ps[g * PS + kr] = pr;
+        dss[g * PS + kr] = ds;
+    }
+    __syncthreads();
+    // every key's dK, dV from the wide rows: a warp its 32 keys, four at a time, lanes over dims
+    for (int t0 = warp * 32; t0 < warp * 32 + 32 && j0 + t0 < T; t0 += 4) {
+        float ak[4][DPL], av[4][DPL];
+        for (int u = 0; u < 4; u++) {
+#pragma unroll
+            for (int k = 0; k < DPL; k++) ak[u][k] = av[u][k] = 0.f;
+        }
+        bool any = false;
+        for (int g = 0; g < G; g++) {
+            for (int u = 0; u < 4; u++) {
+                const float wp = ps[g * PS + t0 + u], wd = dss[g * PS + t0 + u];
+                if (wp != 0.f) {
+                    any = true;
+#pragma unroll
+                    for (int k = 0; k < DPL; k++) {
+                        ak[u][k] += wd * __bfloat162float(qg[g * SD + lane + 32 * k]);
+                        av[u][k] += wp * __bfloat162float(gg[g * SD + lane + 32 * k]);
+                    }
+                }
+            }
+        }
+        if (!any) continue;
+        bf16 cur[4][2][DPL];
+        for (int u = 0; u < 4; u++) {
+            const bf16* row = dqkv + ((size_t)b * T + j0 + t0 + u) * 3 * C + C + (size_t)h * D;
+#pragma unroll
+            for (int k = 0; k < DPL; k++) {
+                const bool in = j0 + t0 + u < T;
+                cur[u][0][k] = in ? row[lane + 32 * k] : __float2bfloat16(0.f);
+                cur[u][1][k] = in ? row[C + lane + 32 * k] : __float2bfloat16(0.f);
+            }
+        }
+        for (int u = 0; u < 4; u++) {
+            if (j0 + t0 + u >= T) break;
+            bf16* row = dqkv + ((size_t)b * T + j0 + t0 + u) * 3 * C + C + (size_t)h * D;
+#pragma unroll
+            for (int k = 0; k < DPL; k++) {
+                row[lane + 32 * k] = __float2bfloat16(__bfloat162float(cur[u][0][k]) + ak[u][k]);
+                row[C + lane + 32 * k] = __float2bfloat16(__bfloat162float(cur[u][1][k]) + av[u][k]);
+            }
+        }
+    }
+    // each wide row's dQ over the tile's keys (a sum over them in order), 16 dims a thread
+    constexpr int EB = D / 16;
+    for (int x = threadIdx.x; x < G * EB; x += blockDim.x) {
+        const int g = x / EB, e0 = x % EB * 16;
+        float a[16];
+#pragma unroll
+        for (int u = 0; u < 16; u++) a[u] = 0.f;
+        if ((wide >> g) & 1ull) {
+            for (int t = 0; t < GEN7_TILE; t++) {
+                const float w = dss[g * PS + t];
+#pragma unroll
+                for (int u = 0; u < 16; u += 2) {
+                    const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(kc + t * SD + e0 + u));
+                    a[u] += w * v.x;
+                    a[u + 1] += w * v.y;
+                }
+            }
+        }
+        float* dst = part_dq + (((size_t)bh * G + g) * gridDim.x + blockIdx.x) * D + e0;
+#pragma unroll
+        for (int u = 0; u < 16; u++) dst[u] = a[u];
+    }
+}
+
+// the wide rows' dQ: part_dq summed over the key tiles in order, added into dqkv. grid (G, B NH), D threads.
+template<int D>
+__global__ void gen7_wide_dq_reduce_kernel(bf16* dqkv, const float* part_dq, int T, int NH, int tiles, AttnSpec p) {
+    const int g = blockIdx.x, bh = blockIdx.y, b = bh / NH, h = bh % NH, x = threadIdx.x, i = p.globals[g];
+    if (!gen7_slot(p, g, T) || !gen7_wide(p, i)) return;
+    float a = 0.f;
+    for (int c = 0; c < tiles; c++) a += part_dq[(((size_t)bh * p.num_globals + g) * tiles + c) * D + x];
+    bf16* el = dqkv + ((size_t)b * T + i) * 3 * NH * D + (size_t)h * D + x;
+    *el = __float2bfloat16(__bfloat162float(*el) + a);
+}
+
+// the patterns version 7 takes: global positions and no dilation (dilated patterns with globals stay
+// on version 6), heads of 64 or 128
+static bool gen7_can(const AttnSpec& p, int D) {
+    return p.num_globals > 0 && p.dilation <= 1 && p.skip_stride <= 1 && (D == 64 || D == 128);
+}
+
+static bool gen7_has_wide(const AttnSpec& p) { return !p.causal && p.num_globals > 0; }
+
+template<int D>
+static void gen7_forward_d(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, const AttnSpec& p) {
+    static bool configured = false;
+    if (!configured) {   // for the most global slots
+        cudaCheck(cudaFuncSetAttribute(gen7_narrow_forward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)gen7_narrow_fwd_smem<D>(ATTN_MAX_GLOBALS)));
+        cudaCheck(cudaFuncSetAttribute(gen7_wide_forward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)gen7_wide_fwd_smem<D>(ATTN_MAX_GLOBALS)));
+        configured = true;
+    }
+    const AttnSpec p0 = gen7_band(p);
+    const int G = p.num_globals;
+    if (p0.causal && wgmma_available()) attention_forward11<D>(out, lse, qkv, B, T, NH, p0.window, p0.sinks);
+    else                                 attention_general5_forward(out, lse, qkv, B, T, NH, D, p0);
+    gen7_narrow_forward_kernel<D><<<dim3(ceil_div(T, GEN7_TILE), NH, B), GEN7_TILE, gen7_narrow_fwd_smem<D>(G)>>>(out, lse, qkv, T, NH, p, p0);
+    cudaCheckLaunch();
+    if (gen7_has_wide(p)) {
+        const int tiles = ceil_div(T, GEN7_TILE);
+        float* part = (float*)gen6_get_scratch((size_t)B * NH * G * tiles * (D + 2) * sizeof(float));
+        gen7_wide_forward_kernel<D><<<dim3(tiles, B * NH), 128, gen7_wide_fwd_smem<D>(G)>>>(part, qkv, T, NH, p, p0);
+        cudaCheckLaunch();
+        gen7_wide_merge_kernel<D><<<dim3(G, B * NH), 32>>>(out, lse, part, T, NH, tiles, p);
+        cudaCheckLaunch();
+    }
+}
+
+template<int D>
+static void gen7_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                            const float* lse, int B, int T, int NH, const AttnSpec& p) {
+    static bool configured = false;
+    if (!configured) {
+        cudaCheck(cudaFuncSetAttribute(gen7_narrow_backward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)gen7_narrow_bwd_smem<D>(ATTN_MAX_GLOBALS)));
+        cudaCheck(cudaFuncSetAttribute(gen7_wide_backward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)gen7_wide_bwd_smem<D>(ATTN_MAX_GLOBALS)));
+        configured = true;
+    }
+    const AttnSpec p0 = gen7_band(p);
+    // part 1 with the merged out and lse; it also leaves D_i = rowsum(dO O) in Dsum for part 2
+    if (p0.causal && wgmma_available()) attention_backward13<D>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p0.window, p0.sinks);
+    else                                 attention_general5_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p0);
+    const int G = p.num_globals, tiles = ceil_div(T, GEN7_TILE);
+    const size_t dkv_floats = (size_t)B * NH * tiles * G * 2 * D;
+    const size_t dq_floats = gen7_has_wide(p) ? (size_t)B * NH * G * tiles * D : 0;
+    float* part_dkv = (float*)gen6_get_scratch((dkv_floats + dq_floats) * sizeof(float));
+    float* part_dq = part_dkv + dkv_floats;
+    gen7_narrow_backward_kernel<D><<<dim3(tiles, NH, B), GEN7_TILE, gen7_narrow_bwd_smem<D>(G)>>>(dqkv, part_dkv, qkv, dout, lse, Dsum,
+                                                                                           T, NH, p, p0);
+    cudaCheckLaunch();
+    gen7_narrow_reduce_kernel<D><<<dim3(G, B * NH), 2 * D>>>(dqkv, part_dkv, T, NH, tiles, p);
+    cudaCheckLaunch();
+    if (gen7_has_wide(p)) {
+        gen7_wide_backward_kernel<D><<<dim3(tiles, NH, B), 128, gen7_wide_bwd_smem<D>(G)>>>(dqkv, part_dq, qkv, dout, lse, Dsum,
+                                                                                           T, NH, p, p0);
+        cudaCheckLaunch();
+        gen7_wide_dq_reduce_kernel<D><<<dim3(G, B * NH), D>>>(dqkv, part_dq, T, NH, tiles, p);
+        cudaCheckLaunch();
+    }
+}
+
+// patterns with global positions and no dilation as above; every other one as version 6
+static void attention_general7_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (!gen7_can(p, D)) { attention_general6_forward(out, lse, qkv, B, T, NH, D, p); return; }
+    if (D == 64) gen7_forward_d<64>(out, lse, qkv, B, T, NH, p);
+    else         gen7_forward_d<128>(out, lse, qkv, B, T, NH, p);
+}
+static void attention_general7_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (!gen7_can(p, D)) { attention_general6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p); return; }
+    if (D == 64) gen7_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p);
+    else         gen7_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p);
+}
+// @copy-end attn-general-v7
+
 // ----------------------------------------------------------------------------
 // the versions this program runs (the copied launchers; update these calls when the copies move)
 
@@ -4086,7 +4693,8 @@ static void attention_general6_backward(bf16* dqkv, float* Dsum, const bf16* qkv
 static const char* kernel_versions(void) {
     return wgmma_available() ? "forward v11 (wgmma, TMA, 16-key sink tile), "
                                "backward v13 (wgmma, TMA; heads of 64: v12's 16-key sink chunks); "
-                               "other patterns: general v5 (wgmma, TMA, 64-bit row masks); dev/cuda/notes.md"
+                               "other patterns: general v5 (wgmma, TMA, 64-bit row masks), v6 (far dilated keys), "
+                               "v7 (global positions); dev/cuda/notes.md"
                              : "forward v7, backward v9 (mma.sync, fixed-slot cp.async); "
                                "other patterns: general v3 (mma.sync); dev/cuda/notes.md";
 }
@@ -4524,7 +5132,8 @@ static void free_bufs(Bufs& b) {
 }
 
 // One side of the comparison: a causal band + sinks on the band kernels, or any other SPEC §1
-// pattern on the general path (attention_general6_*: v6 where dilated keys reach far, else v5, on sm_90a; v3 elsewhere)
+// pattern on the general path (attention_general7_*: v7 for global positions without dilation, v6 where
+// dilated keys reach far, else v5, on sm_90a; v3 elsewhere)
 struct Pat {
     bool general;
     int W, S;        // the band (general: the spec's window and sinks, for the tables)
@@ -4561,11 +5170,11 @@ static long long pat_pairs(const Pat& p, int T) {
     return spec_pair_count(p.spec, T);
 }
 static void run_fwd(const Bufs& b, const Shape& sh, const Pat& p) {
-    if (p.general) attention_general6_forward(b.out, b.lse, b.qkv, sh.B, sh.T, sh.NH, sh.D, p.spec);
+    if (p.general) attention_general7_forward(b.out, b.lse, b.qkv, sh.B, sh.T, sh.NH, sh.D, p.spec);
     else swa_forward_launch(b.out, b.lse, b.qkv, sh.B, sh.T, sh.NH, sh.D, p.W, p.S);
 }
 static void run_bwd(const Bufs& b, const Shape& sh, const Pat& p) {
-    if (p.general) attention_general6_backward(b.dqkv, b.Dbuf, b.qkv, b.out, b.dout, b.lse, sh.B, sh.T, sh.NH, sh.D, p.spec);
+    if (p.general) attention_general7_backward(b.dqkv, b.Dbuf, b.qkv, b.out, b.dout, b.lse, sh.B, sh.T, sh.NH, sh.D, p.spec);
     else swa_backward_launch(b.dqkv, b.Dbuf, b.qkv, b.out, b.dout, b.lse, sh.B, sh.T, sh.NH, sh.D, p.W, p.S);
 }
 // the pattern's fields in one line, for the tables

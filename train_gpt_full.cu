@@ -49,12 +49,14 @@ this file's own and, outside the @twin regions, the same text in both trainers (
     attention_forward_best, attention_backward_best, attention_kernels: the version per GPU
     @twin region: the patterns this trainer takes, and their dispatch; train_gpt_window.cu adds
     attn-general-spec attn-general-v1 attn-general-walk attn-general-warp attn-general-v3
-    attn-general-bits attn-general-v4 attn-general-v5 attn-general-v6
+    attn-general-bits attn-general-v4 attn-general-v5 attn-general-v6 attn-general-v7
                         every other SPEC §1 pattern on the tiles that hold an allowed pair: v5
                         (v4's wgmma + TMA kernels with 64-bit row masks) on sm_90a, v3 (mma.sync)
                         elsewhere, both for heads of 64 and 128; v2 (a warp a row) for other head
                         sizes; v6 for dilated keys that reach far on sm_90a (residue bands on the
-                        band kernels, the rest on v5, merged) (dev/cuda/attention_general.cu)
+                        band kernels, the rest on v5, merged); v7 for global positions without
+                        dilation (the band without them on the band kernels or v5, the globals'
+                        pairs on CUDA-core kernels, merged) (dev/cuda/attention_general.cu)
   the model on the GPU: buffers, forward, backward, update
   generation through a rolling KV cache
   training: main (test/test_gpt_gpu.cu includes this file for its checks: PyTorch's dumps, the cache)

@@ -31,8 +31,8 @@ layer, or --layer-windows W,W,... (one window per layer, the rest shared, as in 
   general path (dilation, globals, lookahead, non-causal) take the rates of the version they run
   there on the nearest of bench/attention_general_vs_flex.md's three benchmark patterns whose row
   ran the same version (its compared column is the trainers' dispatch: version 6's split where the
-  dilated keys reach 448 or more back, version 5 elsewhere). A prediction, not a measurement: the
-  file and row are named.
+  dilated keys reach 448 or more back, version 7 for global positions without dilation, version 5
+  elsewhere). A prediction, not a measurement: the file and row are named.
 - with --png FILE, a picture of the mask (grey = allowed), band edges marked: the whole T x T
   mask up to T = 2048, beyond that rows 0..511 and the last 512 rows, or rows A..B-1 with --zoom A:B;
   a strip at the left shows sink / global key columns outside the view. Skipped with a note when
@@ -58,9 +58,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATES_CSV = "bench/attention_compare_h200.csv"
 RATES_MD = "bench/attention_vs_torch.md"
 # the general path against FlexAttention: its TFLOP/s on allowed pairs per pattern and T
-# (scripts/attention_general_vs_flex.py writes them). Its compared column ("v6") is the trainers'
-# dispatch: version 6's split on dilated layers whose keys reach far (split_pays), version 5 on every
-# other, so a row ran the split exactly where split_pays holds for its pattern and T.
+# (scripts/attention_general_vs_flex.py writes them). Its compared column (the newest version) is the
+# trainers' dispatch: version 6's split on dilated layers whose keys reach far (split_pays), version 7
+# on layers with global positions and no dilation (globals_split), version 5 on every other, so a row
+# ran the split exactly where split_pays holds for its pattern and T.
 GENERAL_MD = "bench/attention_general_vs_flex.md"
 SPLIT_REACH = 448   # dev/cuda/attention_general.cu's gen6_pays
 MAX_T = 1 << 20       # the pair count walks the rows in Python: about a second per distinct pattern here
@@ -267,6 +268,13 @@ def split_pays(p, T):
     return reach >= SPLIT_REACH and T >= 64 * p["d"]
 
 
+def globals_split(p):
+    """dev/cuda/attention_general.cu's gen7_can (the pattern part): the trainers run a layer with
+    global positions and no dilation on version 7 (the band without the globals, the globals' pairs
+    on their own kernels, merged)."""
+    return len(p["G"]) > 0 and p["d"] <= 1
+
+
 def general_cases(md):
     """The general path's measured cases in md (the version it compares): (source, T, pattern, D, fwd,
     fwd+bwd TFLOP/s on allowed pairs); empty when it is missing."""
@@ -333,8 +341,10 @@ def predict(layer_patterns, pairs, T, NH, D, B):
             # the measured benchmark pattern of the same causality nearest in T and keys per query, timed
             # on the version the trainers run for this layer
             split = split_pays(lp, T) and D in (64, 128)
+            gsplit = globals_split(lp) and D in (64, 128)
             same = [c for c in general if c["pattern"]["causal"] == lp["causal"]]
-            same = [c for c in same if split_pays(c["pattern"], c["T"]) == split] or same  # rows that ran the same version
+            same = [c for c in same if split_pays(c["pattern"], c["T"]) == split and
+                    globals_split(c["pattern"]) == gsplit] or same  # rows that ran the same version
             if not same:
                 notes.add(f"layers on the general path: no measured rates ({GENERAL_MD} not found), not predicted")
                 layers.append(dict(path="general", fwd_ms=None, fwdbwd_ms=None, case=None))
@@ -344,6 +354,9 @@ def predict(layer_patterns, pairs, T, NH, D, B):
             if split:
                 notes.add(f"dilated layers whose keys reach {SPLIT_REACH} or more back run version 6's split: rates of "
                           f"the nearest of {GENERAL_MD}'s benchmark rows where the split ran")
+            elif gsplit:
+                notes.add("layers with global positions and no dilation run version 7 (the band, then the globals' "
+                          f"pairs, merged): rates of the nearest of {GENERAL_MD}'s benchmark rows that ran it")
             else:
                 notes.add("layers on the general path (dilation, globals, lookahead, non-causal): rates of version 5 "
                           f"on the nearest of {GENERAL_MD}'s benchmark rows that ran it; its speed depends on how full the "

@@ -258,6 +258,40 @@ static bool split_matches(const AttnSpec& p, int T, const char* why) {
     return bits_match(rest, T, why);
 }
 
+// Version 7's split of a pattern with global positions: part 1 (gen7_band, the pattern without its
+// globals) must lie inside the pattern and part 2 (gen7_part2) be the rest, disjoint from it; a
+// narrow row's part 2 must hold only global keys, each reached by exactly one slot that counts
+// (the narrow kernels' enumeration: gen7_slot and gen7_narrow_key), and a wide row's part 2 every
+// key part 1 leaves (the wide kernels' formula).
+// part 2 of version 7's split: the pairs the pattern allows and its band (p0 = gen7_band(p)) does not
+static bool gen7_part2(const AttnSpec& p, const AttnSpec& p0, int i, int j) {
+    return spec_allowed(p, i, j) && !spec_allowed(p0, i, j);
+}
+
+static bool globals_split_matches(const AttnSpec& p, int T, const char* why) {
+    const AttnSpec p0 = gen7_band(p);
+    for (int i = 0; i < T; i++) {
+        for (int j = 0; j < T; j++) {
+            const bool a = spec_allowed(p, i, j), a0 = spec_allowed(p0, i, j), b = gen7_part2(p, p0, i, j);
+            bool ok = !(a0 && b) && (a0 || b) == a;
+            if (gen7_wide(p, i)) {
+                ok = ok && b == !a0;
+            } else {
+                int reached = 0;
+                for (int g = 0; g < p.num_globals; g++)
+                    reached += gen7_slot(p, g, T) && p.globals[g] == j && gen7_narrow_key(p, p0, i, j);
+                ok = ok && reached == (b ? 1 : 0);
+            }
+            if (!ok) {
+                printf("FAIL %s T=%d: version 7's split at (%d, %d): pattern %d, part 1 %d, part 2 %d, wide row %d\n",
+                       why, T, i, j, a, a0, b, gen7_wide(p, i));
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 int main(void) {
     int patterns = 0, sweep_bad = 0;
     // every combination over small T
@@ -343,6 +377,38 @@ int main(void) {
     failed += split_bad > 0;
     printf("%s version 6's split of dilated patterns: residue bands and the rest disjoint, together the pattern; the rest's walk and masks cover it (%d patterns)\n",
            split_bad ? "FAIL" : "PASS", split_ok);
+    // version 7's split of patterns with global positions: the sweep's, random ones, and slots that
+    // repeat a position or lie past T (each position counted once, those past T not at all)
+    int gsplit_ok = 0, gsplit_bad = 0;
+    for (int causal = 0; causal <= 1; causal++)
+    for (int W : windows) for (int S : sinks) for (int R : looks)
+    for (const auto& G : global_sets) {
+        AttnSpec p = spec(causal, W, S, R, 1, 0, G);
+        if (!valid(p) || G.empty()) continue;
+        bool ok = true;
+        for (int T = 1; T <= 48 && ok; T += (T < 12 ? 1 : 7)) {
+            AttnSpec q = p;
+            q.num_globals = 0;
+            for (int g : G) if (g < T) q.globals[q.num_globals++] = g;
+            ok = globals_split_matches(q, T, "globals split, sweep");
+        }
+        if (ok) gsplit_ok++; else gsplit_bad++;
+    }
+    for (int t = 0; t < 300; t++) {
+        int T;
+        AttnSpec p = random_spec(80, &T);
+        p.dilation = 1;
+        p.dilated_keys = 0;
+        if (p.num_globals == 0) continue;
+        if (globals_split_matches(p, T, "globals split, random")) gsplit_ok++; else gsplit_bad++;
+    }
+    if (globals_split_matches(spec(0, 8, 1, 3, 1, 0, {5, 5, 30, 9, 200}), 60, "globals split, a repeated slot and one past T")) gsplit_ok++; else gsplit_bad++;
+    if (globals_split_matches(spec(1, 4, 2, 0, 1, 0, {5, 5, 30, 9, 200}), 60, "globals split, causal, a repeated slot and one past T")) gsplit_ok++; else gsplit_bad++;
+    if (globals_split_matches(spec(0, 64, 0, 64, 1, 0, {0, 100, 200}), 300, "globals split, seeds/002's Longformer band")) gsplit_ok++; else gsplit_bad++;
+    passed += gsplit_bad == 0;
+    failed += gsplit_bad > 0;
+    printf("%s version 7's split of patterns with global positions: the band and the globals' pairs disjoint, together the pattern; narrow rows' slots and wide rows' keys as the kernels take them (%d patterns)\n",
+           gsplit_bad ? "FAIL" : "PASS", gsplit_ok);
     // SPEC §1's examples and the seeds' own patterns
     struct { AttnSpec p; int T; const char* why; } named[] = {
         {spec(1, 3, 0, 0, 1, 0, {}), 6, "SPEC §1: W=3, T=6, causal"},
