@@ -34,8 +34,8 @@ Contents, in file order (the copies' originals in dev/cuda):
                                                                  fallback for other head sizes: v2)
     attn-general-v6                                              general v6 where dilated keys reach far
                                                                  (residue bands + the rest, merged)
-    attn-general-v7                                              general v7 for global positions without
-                                                                 dilation (the band + the globals' pairs)
+    attn-general-v7                                              general v7 for non-causal global positions
+                                                                 at T >= 2048 (the band + the globals' pairs)
   the versions this program runs: kernel_versions(), swa_forward_launch, swa_backward_launch
   the library (-DATTENTION_COMPARE_LIBRARY): swa_forward, swa_backward, swa_error_string
   the program: attn-general-pairs (the pair count), attn-general-cpu (attention_general.cu's
@@ -4088,7 +4088,7 @@ static void attention_general6_backward(bf16* dqkv, float* Dsum, const bf16* qkv
 // blocks. Here part 1 is the pattern without its global positions (gen7_band: band, lookahead,
 // sinks), on the band kernels (forward v11, backward v13) when it is causal and on version 5's
 // kernels otherwise, which then visit only the band's tiles. Part 2 is the pairs the globals add
-// (allowed by the pattern, not by its band), on CUDA-core kernels over tiles of GEN7_TILE rows or keys staged in shared memory:
+// (gen7_part2), on CUDA-core kernels over tiles of GEN7_TILE rows or keys staged in shared memory:
 // a narrow row (any row but a non-causal global query) adds at most G keys, its global keys outside
 // its band; a wide row (a non-causal global query) adds every key outside its band, a partial
 // (max, sum, weighted values) per key tile merged in a fixed order. out and lse are merged as in
@@ -4119,12 +4119,10 @@ __host__ __device__ inline bool gen7_slot(const AttnSpec& p, int g, int T) {
     return true;
 }
 
-// a narrow row's global key at position pos is in part 2 when the pattern lets the row see it (any
-// query sees a global key, a causal one only at or before itself) and the band does not: part 2 at
-// the global positions of a narrow row, without the pattern's scan of its globals
-// (test/test_attention_walk.cu checks it against the pairs)
-__host__ __device__ inline bool gen7_narrow_key(const AttnSpec& p, const AttnSpec& p0, int i, int pos) {
-    return !(p.causal && pos > i) && !spec_allowed(p0, i, pos);
+// part 2: the pairs the pattern allows and its band (p0 = gen7_band(p)) does not. For a narrow row
+// they are global keys; for a wide row every key outside p0's row (test/test_attention_walk.cu).
+__host__ __device__ inline bool gen7_part2(const AttnSpec& p, const AttnSpec& p0, int i, int j) {
+    return spec_allowed(p, i, j) && !spec_allowed(p0, i, j);
 }
 
 __device__ inline float gen7_warp_max(float v) {
@@ -4161,19 +4159,6 @@ __device__ inline void gen7_stage(bf16* dst, int SD, const bf16* base, size_t st
     }
 }
 
-// the reverse of gen7_stage: rows [r0, r0 + n) below T <- shared memory rows of stride SD
-template<int D>
-__device__ inline void gen7_unstage(bf16* base, size_t stride, const bf16* src, int SD, int r0, int n, int T) {
-    constexpr int V = D / 8;
-#pragma unroll 4
-    for (int x = threadIdx.x; x < n * V; x += blockDim.x) {
-        const int r = x / V, c = x % V;
-        if (r0 + r >= T) continue;
-        const unsigned* w = reinterpret_cast<const unsigned*>(src + r * SD + 8 * c);
-        *reinterpret_cast<uint4*>(base + (size_t)(r0 + r) * stride + 8 * c) = make_uint4(w[0], w[1], w[2], w[3]);
-    }
-}
-
 // the dot product of two bf16 rows in shared memory (4-byte aligned)
 template<int D>
 __device__ inline float gen7_dot(const bf16* a, const bf16* b) {
@@ -4194,71 +4179,74 @@ __device__ inline float gen7_dot(const bf16* a, const bf16* b) {
 // row's consecutive values both hit distinct banks (the row stride is an odd number of words)
 template<int D> __host__ __device__ constexpr int gen7_sd() { return D + 2; }
 
-// shared memory of the narrow forward: the globals' K and V (G rows), the tile's q and out (GEN7_TILE rows)
+// shared memory of the narrow forward: the globals' K and V (G rows), the tile's q and out (64 rows)
 template<int D>
-static size_t gen7_narrow_fwd_smem(int G) { return (size_t)(2 * G + 2 * GEN7_TILE) * gen7_sd<D>() * sizeof(bf16); }
+static size_t gen7_narrow_fwd_smem(int G) { return (size_t)(2 * G + 2 * 64) * gen7_sd<D>() * sizeof(bf16); }
 
 // narrow rows: out, lse (part 1's, in place) <- merged with each row's global keys outside its band.
-// grid (ceil(T / GEN7_TILE), NH, B), a thread a row: its q and out rows in shared memory (the padded
-// rows keep a warp's 32 rows on distinct banks), the global keys and values read by all threads at
-// once (broadcasts), an online softmax over the row's global keys in slot order.
+// grid (ceil(T / 64), NH, B), 4 warps, each a row at a time, lanes over the global keys.
 template<int D>
-__global__ void __launch_bounds__(GEN7_TILE) gen7_narrow_forward_kernel(bf16* out, float* lse, const bf16* qkv, int T, int NH,
-                                                                        AttnSpec p, AttnSpec p0) {
-    constexpr int SD = gen7_sd<D>();
+__global__ void __launch_bounds__(128) gen7_narrow_forward_kernel(bf16* out, float* lse, const bf16* qkv, int T, int NH,
+                                                                  AttnSpec p, AttnSpec p0) {
+    constexpr int DPL = D / 32, SD = gen7_sd<D>();
     extern __shared__ __align__(16) unsigned char gen7_sh[];
     const int G = p.num_globals;
     bf16* ks = reinterpret_cast<bf16*>(gen7_sh);   // (G, SD) the globals' keys
     bf16* vs = ks + G * SD;                        // (G, SD) and values
-    bf16* qs = vs + G * SD;                        // (GEN7_TILE, SD) the tile's q
-    bf16* os = qs + GEN7_TILE * SD;                // (GEN7_TILE, SD) and out
-    const int h = blockIdx.y, b = blockIdx.z, r = threadIdx.x, r0 = blockIdx.x * GEN7_TILE, i = r0 + r;
+    bf16* qs = vs + G * SD;                        // (64, SD) the tile's q
+    bf16* os = qs + 64 * SD;                       // (64, SD) and part 1's out
+    const int h = blockIdx.y, b = blockIdx.z, warp = threadIdx.x / 32, lane = threadIdx.x % 32, r0 = blockIdx.x * 64;
     const size_t C = (size_t)NH * D;
     const float scale = rsqrtf((float)D);
     unsigned long long slots, wide;
     gen7_slot_sets(p, T, slots, wide);
     const bf16* head = qkv + (size_t)b * T * 3 * C + (size_t)h * D;
-    bf16* ohead = out + (size_t)b * T * C + (size_t)h * D;
     gen7_stage<D>(ks, SD, head + C, 3 * C, 0, G, T, p.globals, slots);
     gen7_stage<D>(vs, SD, head + 2 * C, 3 * C, 0, G, T, p.globals, slots);
-    gen7_stage<D>(qs, SD, head, 3 * C, r0, GEN7_TILE, T);
-    gen7_stage<D>(os, SD, ohead, C, r0, GEN7_TILE, T);
+    gen7_stage<D>(qs, SD, head, 3 * C, r0, 64, T);
+    gen7_stage<D>(os, SD, out + (size_t)b * T * C + (size_t)h * D, C, r0, 64, T);
     __syncthreads();
-    float m = -INFINITY, l = 0.f, o[D];
+    for (int r = warp; r < 64; r += 4) {
+        const int i = r0 + r;
+        if (i >= T) break;
+        if (gen7_wide(p, i)) continue;   // the wide rows' kernels take it
+        bool use[2];
+        #pragma unroll
+        for (int kk = 0; kk < 2; kk++) {
+            const int g = lane + 32 * kk;
+            use[kk] = ((slots >> g) & 1ull) && gen7_part2(p, p0, i, p.globals[g]);
+        }
+        if (!__any_sync(0xffffffff, use[0] || use[1])) continue;   // no global key outside the band
+        float s[2];
+        #pragma unroll
+        for (int kk = 0; kk < 2; kk++) s[kk] = use[kk] ? gen7_dot<D>(qs + r * SD, ks + (lane + 32 * kk) * SD) * scale : -INFINITY;
+        const float m = gen7_warp_max(fmaxf(s[0], s[1]));   // finite: some lane has a key
+        float ex[2];
+        #pragma unroll
+        for (int kk = 0; kk < 2; kk++) ex[kk] = use[kk] ? expf(s[kk] - m) : 0.f;
+        const float l = general_warp_sum(ex[0] + ex[1]);
+        float o[DPL];
 #pragma unroll
-    for (int e = 0; e < D; e++) o[e] = 0.f;
-    if (i < T && !gen7_wide(p, i)) {   // the wide rows' kernels take the others
-        for (int g = 0; g < G; g++) {
-            if (!((slots >> g) & 1ull) || !gen7_narrow_key(p, p0, i, p.globals[g])) continue;
-            const float s = gen7_dot<D>(qs + r * SD, ks + g * SD) * scale;
-            if (s > m) {
-                const float corr = expf(m - s);   // 0 at the first key
-                l *= corr;
+        for (int k = 0; k < DPL; k++) o[k] = 0.f;
+        for (int g = 0; g < G; g++) {   // every slot in order; those without a pair weigh 0
+            const float w = __shfl_sync(0xffffffff, g < 32 ? ex[0] : ex[1], g & 31);
+            if (w != 0.f) {
 #pragma unroll
-                for (int e = 0; e < D; e++) o[e] *= corr;
-                m = s;
-            }
-            const float w = expf(s - m);
-            l += w;
-#pragma unroll
-            for (int e = 0; e < D; e += 2) {
-                const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(vs + g * SD + e));
-                o[e] += w * v.x;
-                o[e + 1] += w * v.y;
+                for (int k = 0; k < DPL; k++) o[k] += w * __bfloat162float(vs[g * SD + lane + 32 * k]);
             }
         }
-    }
-    if (l > 0.f) {   // the row has global keys outside its band: merge with part 1
         const size_t li = ((size_t)b * NH + h) * T + i;
         const float l1 = lse[li], l2 = m + logf(l), mm = fmaxf(l1, l2);
         const float w1 = expf(l1 - mm), w2 = expf(l2 - mm), inv = 1.f / (w1 + w2);
+        bf16* orow = out + ((size_t)b * T + i) * C + (size_t)h * D;
 #pragma unroll
-        for (int e = 0; e < D; e++)
-            os[r * SD + e] = __float2bfloat16((w1 * __bfloat162float(os[r * SD + e]) + w2 * o[e] / l) * inv);
-        lse[li] = mm + logf(w1 + w2);
+        for (int k = 0; k < DPL; k++) {
+            const int e = lane + 32 * k;
+            orow[e] = __float2bfloat16((w1 * __bfloat162float(os[r * SD + e]) + w2 * o[k] / l) * inv);
+        }
+        __syncwarp();   // every lane has read lse[li]
+        if (lane == 0) lse[li] = mm + logf(w1 + w2);
     }
-    __syncthreads();
-    gen7_unstage<D>(ohead, C, os, SD, r0, GEN7_TILE, T);
 }
 
 // shared memory of the wide forward: the tile's K and V (GEN7_TILE rows), the wide rows' q (G rows),
@@ -4360,98 +4348,102 @@ __global__ void gen7_wide_merge_kernel(bf16* out, float* lse, const float* part,
     if (lane == 0) lse[li] = M + logf(L);
 }
 
-// shared memory of the narrow backward: the globals' K and V (G rows), the tile's q and dO
-// (GEN7_TILE rows), P and dS (G, GEN7_TILE + 1) fp32
+// shared memory of the narrow backward: the globals' K and V (G rows), the tile's q, dO and dQ
+// (GEN7_TILE rows each), P and dS (GEN7_TILE, G) fp32, the rows' lse and D_i
 template<int D>
 static size_t gen7_narrow_bwd_smem(int G) {
-    return (size_t)(2 * G + 2 * GEN7_TILE) * gen7_sd<D>() * sizeof(bf16) + (size_t)2 * G * (GEN7_TILE + 1) * sizeof(float);
+    return (size_t)(2 * G + 3 * GEN7_TILE) * gen7_sd<D>() * sizeof(bf16) + ((size_t)2 * GEN7_TILE * G + 2 * GEN7_TILE) * sizeof(float);
 }
 
-// narrow rows, backward: one block a (tile of GEN7_TILE rows, h, b), a thread a row. Each row's P and
-// dS against its global keys go to shared memory and its dQ from them is added to part 1's; then the
-// tile's dK and dV of every global slot (sums over its rows in order, 16 dims a thread) go to
-// part_dkv (B NH, tiles, G, 2 D).
+// narrow rows, backward: one block a (tile of GEN7_TILE rows, h, b), 4 warps. First each warp takes
+// its 32 rows in turn (lanes over the global keys): P and dS into shared memory, the row's dQ from its
+// global keys added to part 1's; then the tile's dK and dV of every global slot, sums over its rows
+// in order, go to part_dkv (B NH, tiles, G, 2 D).
 template<int D>
-__global__ void __launch_bounds__(GEN7_TILE) gen7_narrow_backward_kernel(bf16* dqkv, float* part_dkv, const bf16* qkv, const bf16* dout,
-                                                                         const float* lse, const float* Dsum, int T, int NH,
-                                                                         AttnSpec p, AttnSpec p0) {
-    constexpr int SD = gen7_sd<D>(), PS = GEN7_TILE + 1;   // PS: a warp's 8 slots on distinct banks
+__global__ void __launch_bounds__(128) gen7_narrow_backward_kernel(bf16* dqkv, float* part_dkv, const bf16* qkv, const bf16* dout,
+                                                                   const float* lse, const float* Dsum, int T, int NH,
+                                                                   AttnSpec p, AttnSpec p0) {
+    constexpr int DPL = D / 32, SD = gen7_sd<D>();
     extern __shared__ __align__(16) unsigned char gen7_sh[];
     const int G = p.num_globals;
     bf16* ks = reinterpret_cast<bf16*>(gen7_sh);   // (G, SD) the globals' keys
     bf16* vs = ks + G * SD;                        // (G, SD) and values
     bf16* qr = vs + G * SD;                        // (GEN7_TILE, SD) the rows' q
-    bf16* gr = qr + GEN7_TILE * SD;                // (GEN7_TILE, SD) and dO
-    float* ps = reinterpret_cast<float*>(gr + GEN7_TILE * SD);   // (G, PS) P
-    float* dss = ps + G * PS;                      // (G, PS) dS
-    const int h = blockIdx.y, b = blockIdx.z, r = threadIdx.x, bh = b * NH + h, r0 = blockIdx.x * GEN7_TILE, i = r0 + r;
+    bf16* gr = qr + GEN7_TILE * SD;                // (GEN7_TILE, SD) dO
+    bf16* dqr = gr + GEN7_TILE * SD;               // (GEN7_TILE, SD) and part 1's dQ
+    float* ps = reinterpret_cast<float*>(dqr + GEN7_TILE * SD);   // (GEN7_TILE, G) P
+    float* dss = ps + GEN7_TILE * G;               // (GEN7_TILE, G) dS
+    float* lr = dss + GEN7_TILE * G;               // (GEN7_TILE) lse
+    float* dr = lr + GEN7_TILE;                    // (GEN7_TILE) D_i
+    const int h = blockIdx.y, b = blockIdx.z, warp = threadIdx.x / 32, lane = threadIdx.x % 32, bh = b * NH + h;
+    const int r0 = blockIdx.x * GEN7_TILE;
     const size_t C = (size_t)NH * D;
     const float scale = rsqrtf((float)D);
     unsigned long long slots, wide;
     gen7_slot_sets(p, T, slots, wide);
     const bf16* head = qkv + (size_t)b * T * 3 * C + (size_t)h * D;
+    bf16* dhead = dqkv + (size_t)b * T * 3 * C + (size_t)h * D;
     gen7_stage<D>(ks, SD, head + C, 3 * C, 0, G, T, p.globals, slots);
     gen7_stage<D>(vs, SD, head + 2 * C, 3 * C, 0, G, T, p.globals, slots);
     gen7_stage<D>(qr, SD, head, 3 * C, r0, GEN7_TILE, T);
     gen7_stage<D>(gr, SD, dout + (size_t)b * T * C + (size_t)h * D, C, r0, GEN7_TILE, T);
+    gen7_stage<D>(dqr, SD, dhead, 3 * C, r0, GEN7_TILE, T);
+    for (int r = threadIdx.x; r < GEN7_TILE; r += blockDim.x) {
+        const bool in = r0 + r < T;
+        lr[r] = in ? lse[(size_t)bh * T + r0 + r] : 0.f;
+        dr[r] = in ? Dsum[(size_t)bh * T + r0 + r] : 0.f;
+    }
     __syncthreads();
-    const bool live = i < T && !gen7_wide(p, i);
-    const float lse_i = live ? lse[(size_t)bh * T + i] : 0.f, d_i = live ? Dsum[(size_t)bh * T + i] : 0.f;
-    float dq[D];
-#pragma unroll
-    for (int e = 0; e < D; e++) dq[e] = 0.f;
-    bool any = false;
-    for (int g = 0; g < G; g++) {
-        float pr = 0.f, ds = 0.f;
-        if (live && ((slots >> g) & 1ull) && gen7_narrow_key(p, p0, i, p.globals[g])) {
-            const float s = gen7_dot<D>(qr + r * SD, ks + g * SD) * scale;
-            const float dp = gen7_dot<D>(gr + r * SD, vs + g * SD);
-            pr = expf(s - lse_i);
-            ds = pr * (dp - d_i) * scale;
-#pragma unroll
-            for (int e = 0; e < D; e += 2) {
-                const float2 k = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(ks + g * SD + e));
-                dq[e] += ds * k.x;
-                dq[e + 1] += ds * k.y;
+    for (int r = warp * 32; r < warp * 32 + 32; r++) {
+        const int i = r0 + r;
+        bool use[2] = {false, false};
+        if (i < T && !gen7_wide(p, i)) {
+            #pragma unroll
+            for (int kk = 0; kk < 2; kk++) {
+                const int g = lane + 32 * kk;
+                use[kk] = ((slots >> g) & 1ull) && gen7_part2(p, p0, i, p.globals[g]);
             }
-            any = true;
         }
-        ps[g * PS + r] = pr;
-        dss[g * PS + r] = ds;
-    }
-    if (any) {   // the row's dQ: part 1's plus the global keys'
-        bf16* dqrow = dqkv + ((size_t)b * T + i) * 3 * C + (size_t)h * D;
+        float pr[2] = {0.f, 0.f}, ds[2] = {0.f, 0.f};
+        #pragma unroll
+        for (int kk = 0; kk < 2; kk++) {
+            if (use[kk]) {
+                const int g = lane + 32 * kk;
+                const float s = gen7_dot<D>(qr + r * SD, ks + g * SD) * scale;
+                const float dp = gen7_dot<D>(gr + r * SD, vs + g * SD);
+                pr[kk] = expf(s - lr[r]);
+                ds[kk] = pr[kk] * (dp - dr[r]) * scale;
+            }
+            if (lane + 32 * kk < G) { ps[r * G + lane + 32 * kk] = pr[kk]; dss[r * G + lane + 32 * kk] = ds[kk]; }
+        }
+        if (!__any_sync(0xffffffff, use[0] || use[1])) continue;   // the row keeps part 1's dQ
+        float dq[DPL];
 #pragma unroll
-        for (int e = 0; e < D; e += 8) {
-            uint4 u = *reinterpret_cast<const uint4*>(dqrow + e);
-            bf16* ud = reinterpret_cast<bf16*>(&u);
+        for (int k = 0; k < DPL; k++) dq[k] = 0.f;
+        for (int g = 0; g < G; g++) {   // in slot order, lanes over dims
+            const float wd = __shfl_sync(0xffffffff, g < 32 ? ds[0] : ds[1], g & 31);
+            if (wd != 0.f) {
 #pragma unroll
-            for (int t = 0; t < 8; t++) ud[t] = __float2bfloat16(__bfloat162float(ud[t]) + dq[e + t]);
-            *reinterpret_cast<uint4*>(dqrow + e) = u;
+                for (int k = 0; k < DPL; k++) dq[k] += wd * __bfloat162float(ks[g * SD + lane + 32 * k]);
+            }
+        }
+        bf16* dqrow = dhead + (size_t)i * 3 * C;
+#pragma unroll
+        for (int k = 0; k < DPL; k++) {
+            const int e = lane + 32 * k;
+            dqrow[e] = __float2bfloat16(__bfloat162float(dqr[r * SD + e]) + dq[k]);
         }
     }
     __syncthreads();
-    // the tile's dK (which = 0: dS^T q) and dV (1: P^T dO) of each slot, 16 dims a thread
+    // the tile's dK (which = 0) and dV (1) of each slot: sums over the rows in order
     float* dst = part_dkv + ((size_t)bh * gridDim.x + blockIdx.x) * G * 2 * D;
-    constexpr int EB = D / 16;
-    for (int x = threadIdx.x; x < 2 * G * EB; x += blockDim.x) {
-        const int which = x / (G * EB), g = x / EB % G, e0 = x % EB * 16;
-        const float* w = (which ? ps : dss) + g * PS;
-        const bf16* rows = (which ? gr : qr) + e0;
-        float a[16];
-#pragma unroll
-        for (int u = 0; u < 16; u++) a[u] = 0.f;
-        for (int rr = 0; rr < GEN7_TILE; rr++) {
-            const float wr = w[rr];
-#pragma unroll
-            for (int u = 0; u < 16; u += 2) {
-                const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(rows + rr * SD + u));
-                a[u] += wr * v.x;
-                a[u + 1] += wr * v.y;
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < 16; u++) dst[(size_t)g * 2 * D + which * D + e0 + u] = a[u];
+    for (int x = threadIdx.x; x < 2 * G * D; x += blockDim.x) {
+        const int which = x / (G * D), g = x / D % G, e = x % D;
+        const float* w = which ? ps : dss;
+        const bf16* rows = which ? gr : qr;
+        float a = 0.f;
+        for (int r = 0; r < GEN7_TILE; r++) a += w[r * G + g] * __bfloat162float(rows[r * SD + e]);
+        dst[(size_t)g * 2 * D + which * D + e] = a;
     }
 }
 
@@ -4469,10 +4461,10 @@ __global__ void gen7_narrow_reduce_kernel(bf16* dqkv, const float* part_dkv, int
 }
 
 // shared memory of the wide backward: the tile's K and V (GEN7_TILE rows), the wide rows' q and dO
-// (G rows each), P and dS (G, GEN7_TILE + 1) fp32, the wide rows' lse and D_i
+// (G rows each), P and dS (G, GEN7_TILE) fp32, the wide rows' lse and D_i
 template<int D>
 static size_t gen7_wide_bwd_smem(int G) {
-    return (size_t)(2 * GEN7_TILE + 2 * G) * gen7_sd<D>() * sizeof(bf16) + ((size_t)2 * G * (GEN7_TILE + 1) + 2 * G) * sizeof(float);
+    return (size_t)(2 * GEN7_TILE + 2 * G) * gen7_sd<D>() * sizeof(bf16) + ((size_t)2 * G * GEN7_TILE + 2 * G) * sizeof(float);
 }
 
 // wide rows, backward: one block a (key tile, h, b), 4 warps of 32 keys. First the scores, a key a
@@ -4483,16 +4475,16 @@ template<int D>
 __global__ void __launch_bounds__(128) gen7_wide_backward_kernel(bf16* dqkv, float* part_dq, const bf16* qkv, const bf16* dout,
                                                                  const float* lse, const float* Dsum, int T, int NH,
                                                                  AttnSpec p, AttnSpec p0) {
-    constexpr int DPL = D / 32, SD = gen7_sd<D>(), PS = GEN7_TILE + 1;   // PS: a warp's 8 slots on distinct banks
+    constexpr int DPL = D / 32, SD = gen7_sd<D>();
     extern __shared__ __align__(16) unsigned char gen7_sh[];
     const int G = p.num_globals;
     bf16* kc = reinterpret_cast<bf16*>(gen7_sh);   // (GEN7_TILE, SD) the tile's keys
     bf16* vc = kc + GEN7_TILE * SD;                // (GEN7_TILE, SD) and values
     bf16* qg = vc + GEN7_TILE * SD;                // (G, SD) the wide rows' q
     bf16* gg = qg + G * SD;                        // (G, SD) and dO
-    float* ps = reinterpret_cast<float*>(gg + G * SD);   // (G, PS) P
-    float* dss = ps + G * PS;                      // (G, PS) dS
-    float* lg = dss + G * PS;                      // (G) the wide rows' lse
+    float* ps = reinterpret_cast<float*>(gg + G * SD);   // (G, GEN7_TILE) P
+    float* dss = ps + G * GEN7_TILE;               // (G, GEN7_TILE) dS
+    float* lg = dss + G * GEN7_TILE;               // (G) the wide rows' lse
     float* dg = lg + G;                            // (G) and D_i
     const int h = blockIdx.y, b = blockIdx.z, warp = threadIdx.x / 32, lane = threadIdx.x % 32, bh = b * NH + h;
     const int j0 = blockIdx.x * GEN7_TILE;
@@ -4521,8 +4513,8 @@ __global__ void __launch_bounds__(128) gen7_wide_backward_kernel(bf16* dqkv, flo
             pr = expf(s - lg[g]);
             ds = pr * (dp - dg[g]) * scale;
         }
-        ps[g * PS + kr] = pr;
-        dss[g * PS + kr] = ds;
+        ps[g * GEN7_TILE + kr] = pr;
+        dss[g * GEN7_TILE + kr] = ds;
     }
     __syncthreads();
     // every key's dK, dV from the wide rows: a warp its 32 keys, four at a time, lanes over dims
@@ -4535,7 +4527,7 @@ __global__ void __launch_bounds__(128) gen7_wide_backward_kernel(bf16* dqkv, flo
         bool any = false;
         for (int g = 0; g < G; g++) {
             for (int u = 0; u < 4; u++) {
-                const float wp = ps[g * PS + t0 + u], wd = dss[g * PS + t0 + u];
+                const float wp = ps[g * GEN7_TILE + t0 + u], wd = dss[g * GEN7_TILE + t0 + u];
                 if (wp != 0.f) {
                     any = true;
 #pragma unroll
@@ -4567,27 +4559,13 @@ __global__ void __launch_bounds__(128) gen7_wide_backward_kernel(bf16* dqkv, flo
             }
         }
     }
-    // each wide row's dQ over the tile's keys (a sum over them in order), 16 dims a thread
-    constexpr int EB = D / 16;
-    for (int x = threadIdx.x; x < G * EB; x += blockDim.x) {
-        const int g = x / EB, e0 = x % EB * 16;
-        float a[16];
-#pragma unroll
-        for (int u = 0; u < 16; u++) a[u] = 0.f;
-        if ((wide >> g) & 1ull) {
-            for (int t = 0; t < GEN7_TILE; t++) {
-                const float w = dss[g * PS + t];
-#pragma unroll
-                for (int u = 0; u < 16; u += 2) {
-                    const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(kc + t * SD + e0 + u));
-                    a[u] += w * v.x;
-                    a[u + 1] += w * v.y;
-                }
-            }
-        }
-        float* dst = part_dq + (((size_t)bh * G + g) * gridDim.x + blockIdx.x) * D + e0;
-#pragma unroll
-        for (int u = 0; u < 16; u++) dst[u] = a[u];
+    // each wide row's dQ over the tile's keys, in order
+    for (int x = threadIdx.x; x < G * D; x += blockDim.x) {
+        const int g = x / D, e = x % D;
+        float a = 0.f;
+        if ((wide >> g) & 1ull)
+            for (int t = 0; t < GEN7_TILE; t++) a += dss[g * GEN7_TILE + t] * __bfloat162float(kc[t * SD + e]);
+        part_dq[(((size_t)bh * G + g) * gridDim.x + blockIdx.x) * D + e] = a;
     }
 }
 
@@ -4608,6 +4586,13 @@ static bool gen7_can(const AttnSpec& p, int D) {
     return p.num_globals > 0 && p.dilation <= 1 && p.skip_stride <= 1 && (D == 64 || D == 128);
 }
 
+// and where it pays (H100, the Longformer pattern, W = R = 256 with 16 globals, 12 x 64, forward +
+// backward, ns a token at T = 1024 / 2048 / 4096 / 16384): version 7 103 / 108 / 111 / 114, flat in T;
+// version 5 74 / 124 / 161 / 219, growing with the global tiles it visits. So version 7 from T = 2048
+// on. Causal patterns with globals (part 1 on the band kernels, no wide rows) were not timed: they
+// stay on version 5.
+static bool gen7_pays(const AttnSpec& p, int T) { return !p.causal && T >= 2048; }
+
 static bool gen7_has_wide(const AttnSpec& p) { return !p.causal && p.num_globals > 0; }
 
 template<int D>
@@ -4624,7 +4609,7 @@ static void gen7_forward_d(bf16* out, float* lse, const bf16* qkv, int B, int T,
     const int G = p.num_globals;
     if (p0.causal && wgmma_available()) attention_forward11<D>(out, lse, qkv, B, T, NH, p0.window, p0.sinks);
     else                                 attention_general5_forward(out, lse, qkv, B, T, NH, D, p0);
-    gen7_narrow_forward_kernel<D><<<dim3(ceil_div(T, GEN7_TILE), NH, B), GEN7_TILE, gen7_narrow_fwd_smem<D>(G)>>>(out, lse, qkv, T, NH, p, p0);
+    gen7_narrow_forward_kernel<D><<<dim3(ceil_div(T, 64), NH, B), 128, gen7_narrow_fwd_smem<D>(G)>>>(out, lse, qkv, T, NH, p, p0);
     cudaCheckLaunch();
     if (gen7_has_wide(p)) {
         const int tiles = ceil_div(T, GEN7_TILE);
@@ -4656,7 +4641,7 @@ static void gen7_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16
     const size_t dq_floats = gen7_has_wide(p) ? (size_t)B * NH * G * tiles * D : 0;
     float* part_dkv = (float*)gen6_get_scratch((dkv_floats + dq_floats) * sizeof(float));
     float* part_dq = part_dkv + dkv_floats;
-    gen7_narrow_backward_kernel<D><<<dim3(tiles, NH, B), GEN7_TILE, gen7_narrow_bwd_smem<D>(G)>>>(dqkv, part_dkv, qkv, dout, lse, Dsum,
+    gen7_narrow_backward_kernel<D><<<dim3(tiles, NH, B), 128, gen7_narrow_bwd_smem<D>(G)>>>(dqkv, part_dkv, qkv, dout, lse, Dsum,
                                                                                            T, NH, p, p0);
     cudaCheckLaunch();
     gen7_narrow_reduce_kernel<D><<<dim3(G, B * NH), 2 * D>>>(dqkv, part_dkv, T, NH, tiles, p);
@@ -4670,15 +4655,15 @@ static void gen7_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16
     }
 }
 
-// patterns with global positions and no dilation as above; every other one as version 6
+// patterns with global positions and no dilation where it pays as above; every other one as version 6
 static void attention_general7_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
-    if (!gen7_can(p, D)) { attention_general6_forward(out, lse, qkv, B, T, NH, D, p); return; }
+    if (!gen7_can(p, D) || !gen7_pays(p, T)) { attention_general6_forward(out, lse, qkv, B, T, NH, D, p); return; }
     if (D == 64) gen7_forward_d<64>(out, lse, qkv, B, T, NH, p);
     else         gen7_forward_d<128>(out, lse, qkv, B, T, NH, p);
 }
 static void attention_general7_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
                                         const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
-    if (!gen7_can(p, D)) { attention_general6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p); return; }
+    if (!gen7_can(p, D) || !gen7_pays(p, T)) { attention_general6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p); return; }
     if (D == 64) gen7_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p);
     else         gen7_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p);
 }
@@ -4694,7 +4679,7 @@ static const char* kernel_versions(void) {
     return wgmma_available() ? "forward v11 (wgmma, TMA, 16-key sink tile), "
                                "backward v13 (wgmma, TMA; heads of 64: v12's 16-key sink chunks); "
                                "other patterns: general v5 (wgmma, TMA, 64-bit row masks), v6 (far dilated keys), "
-                               "v7 (global positions); dev/cuda/notes.md"
+                               "v7 (non-causal global positions, T >= 2048); dev/cuda/notes.md"
                              : "forward v7, backward v9 (mma.sync, fixed-slot cp.async); "
                                "other patterns: general v3 (mma.sync); dev/cuda/notes.md";
 }
@@ -5132,8 +5117,8 @@ static void free_bufs(Bufs& b) {
 }
 
 // One side of the comparison: a causal band + sinks on the band kernels, or any other SPEC §1
-// pattern on the general path (attention_general7_*: v7 for global positions without dilation, v6 where
-// dilated keys reach far, else v5, on sm_90a; v3 elsewhere)
+// pattern on the general path (attention_general7_*: v7 for non-causal global positions at T >= 2048,
+// v6 where dilated keys reach far, else v5, on sm_90a; v3 elsewhere)
 struct Pat {
     bool general;
     int W, S;        // the band (general: the spec's window and sinks, for the tables)

@@ -54,8 +54,8 @@ this file's own and, outside the @twin regions, the same text in both trainers (
                         (v4's wgmma + TMA kernels with 64-bit row masks) on sm_90a, v3 (mma.sync)
                         elsewhere, both for heads of 64 and 128; v2 (a warp a row) for other head
                         sizes; v6 for dilated keys that reach far on sm_90a (residue bands on the
-                        band kernels, the rest on v5, merged); v7 for global positions without
-                        dilation (the band without them on the band kernels or v5, the globals'
+                        band kernels, the rest on v5, merged); v7 for non-causal global positions
+                        without dilation at T >= 2048 (the band without them on v5, the globals'
                         pairs on CUDA-core kernels, merged) (dev/cuda/attention_general.cu)
   the model on the GPU: buffers, forward, backward, update
   generation through a rolling KV cache

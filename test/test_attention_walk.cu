@@ -261,13 +261,8 @@ static bool split_matches(const AttnSpec& p, int T, const char* why) {
 // Version 7's split of a pattern with global positions: part 1 (gen7_band, the pattern without its
 // globals) must lie inside the pattern and part 2 (gen7_part2) be the rest, disjoint from it; a
 // narrow row's part 2 must hold only global keys, each reached by exactly one slot that counts
-// (the narrow kernels' enumeration: gen7_slot and gen7_narrow_key), and a wide row's part 2 every
-// key part 1 leaves (the wide kernels' formula).
-// part 2 of version 7's split: the pairs the pattern allows and its band (p0 = gen7_band(p)) does not
-static bool gen7_part2(const AttnSpec& p, const AttnSpec& p0, int i, int j) {
-    return spec_allowed(p, i, j) && !spec_allowed(p0, i, j);
-}
-
+// (gen7_slot: the narrow kernels' enumeration), and a wide row's part 2 every key part 1 leaves
+// (the wide kernels' formula).
 static bool globals_split_matches(const AttnSpec& p, int T, const char* why) {
     const AttnSpec p0 = gen7_band(p);
     for (int i = 0; i < T; i++) {
@@ -279,7 +274,7 @@ static bool globals_split_matches(const AttnSpec& p, int T, const char* why) {
             } else {
                 int reached = 0;
                 for (int g = 0; g < p.num_globals; g++)
-                    reached += gen7_slot(p, g, T) && p.globals[g] == j && gen7_narrow_key(p, p0, i, j);
+                    reached += gen7_slot(p, g, T) && p.globals[g] == j && gen7_part2(p, p0, i, j);
                 ok = ok && reached == (b ? 1 : 0);
             }
             if (!ok) {
