@@ -4581,9 +4581,10 @@ __global__ void gen7_wide_dq_reduce_kernel(bf16* dqkv, const float* part_dq, int
 }
 
 // the patterns version 7 takes: global positions and no dilation (dilated patterns with globals stay
-// on version 6), heads of 64 or 128
+// on version 6), heads of 64 or 128, on a Hopper GPU with this binary's sm_90a code (where it was
+// measured; its kernels ask for up to 195 KB of shared memory, more than other GPUs have)
 static bool gen7_can(const AttnSpec& p, int D) {
-    return p.num_globals > 0 && p.dilation <= 1 && p.skip_stride <= 1 && (D == 64 || D == 128);
+    return p.num_globals > 0 && p.dilation <= 1 && p.skip_stride <= 1 && (D == 64 || D == 128) && wgmma_available();
 }
 
 // and where it pays (H100, the Longformer pattern, W = R = 256 with 16 globals, 12 x 64, forward +

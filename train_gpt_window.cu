@@ -7009,9 +7009,10 @@ __global__ void gen7_wide_dq_reduce_kernel(bf16* dqkv, const float* part_dq, int
 }
 
 // the patterns version 7 takes: global positions and no dilation (dilated patterns with globals stay
-// on version 6), heads of 64 or 128
+// on version 6), heads of 64 or 128, on a Hopper GPU with this binary's sm_90a code (where it was
+// measured; its kernels ask for up to 195 KB of shared memory, more than other GPUs have)
 static bool gen7_can(const AttnSpec& p, int D) {
-    return p.num_globals > 0 && p.dilation <= 1 && p.skip_stride <= 1 && (D == 64 || D == 128);
+    return p.num_globals > 0 && p.dilation <= 1 && p.skip_stride <= 1 && (D == 64 || D == 128) && wgmma_available();
 }
 
 // and where it pays (H100, the Longformer pattern, W = R = 256 with 16 globals, 12 x 64, forward +
@@ -7102,9 +7103,10 @@ static const char* ATTENTION_NAME = "sliding window + sinks";
 // Layers with a plain causal band (W, 0 = full) plus sinks and heads of 64 or 128 run on the fast
 // band kernels; every other pattern of SPEC §1 (dilation, global positions, lookahead, non-causal,
 // other head sizes) on the general path of dev/cuda/attention_general.cu: version 5 (version 4's
-// wgmma + TMA kernels with 64-bit row masks; sm_90a) or 3 (mma.sync) on the tiles that hold an allowed pair for heads of 64 and 128, version 2
-// (one warp a row, walking the allowed keys) for the others; all do work in proportion to the
-// allowed pairs.
+// wgmma + TMA kernels with 64-bit row masks; sm_90a) or 3 (mma.sync) on the tiles that hold an
+// allowed pair for heads of 64 and 128 (on sm_90a version 6 for far-reaching dilated keys, version 7
+// for non-causal global positions at T >= 2048), version 2 (one warp a row, walking the allowed
+// keys) for the others; all do work in proportion to the allowed pairs.
 static bool attention_is_band(const ModelPattern* mp, const AttnPattern* p, int D) {
     return mp->causal && mp->num_globals == 0 && p->dilation == 1 && p->lookahead == 0 && (D == 64 || D == 128);
 }

@@ -137,6 +137,11 @@ check "at T=8192 (reach 4048) from a row where the split ran (seeds001 at T=1024
 check "a non-causal pattern with globals at T=3000 runs version 7, whose rates the table lacks: predicted from the longformer rows, with a note saying so" \
     bash -c "grep -qE 'rates from bench/attention_general_vs_flex.md row 12x64 longformer T=(1024|2048|4096|16384) ' '$work/globals.txt' &&
              grep -q 'note: non-causal layers with global positions and no dilation run version 7 at T >= 2048' '$work/globals.txt'"
+"$py" $analyzer -T 3000 -W 128 --global 0,700,1400 -L 2 > "$work/globals_causal.txt" 2>&1
+"$py" $analyzer -T 1024 -W 128 -R 128 --causal 0 --global 0,700 -L 2 > "$work/globals_short.txt" 2>&1
+check "no version 7 note where the trainers keep version 5: causal globals (T=3000), non-causal globals at T=1024" \
+    bash -c "grep -q 'rates from' '$work/globals_causal.txt' && grep -q 'rates from' '$work/globals_short.txt' &&
+             ! grep -q 'run version 7' '$work/globals_causal.txt' '$work/globals_short.txt'"
 
 # ---- the picture: written with matplotlib, skipped with a note without it
 if "$plot_py" -c 'import matplotlib' 2>/dev/null; then
