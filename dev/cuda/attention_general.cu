@@ -1750,16 +1750,16 @@ static void attention_general6_backward(bf16* dqkv, float* Dsum, const bf16* qkv
 // blocks. Here part 1 is the pattern without its global positions (gen7_band: band, lookahead,
 // sinks), on the band kernels (forward v11, backward v13) when it is causal and on version 5's
 // kernels otherwise, which then visit only the band's tiles. Part 2 is the pairs the globals add
-// (gen7_part2), on CUDA-core kernels over tiles of GEN7_TILE rows or keys staged in shared memory:
-// a narrow row (any row but a non-causal global query) adds at most G keys, its global keys outside
-// its band; a wide row (a non-causal global query) adds every key outside its band, a partial
-// (max, sum, weighted values) per key tile merged in a fixed order. out and lse are merged as in
-// version 6. The backward runs part 1's backward with the merged out and lse (its P and D_i are then
-// the whole pattern's), then adds part 2's gradients: the narrow rows' dQ (local to a row), the
-// global keys' dK and dV from the narrow rows (a partial per row tile, reduced in order), every
-// key's dK and dV from the wide rows (local to a key), the wide rows' dQ (a partial per key tile,
-// reduced in order). Every sum in a fixed order: deterministic. Part 2's work is G T pairs a head
-// each way, so the time per token follows the pairs at any T.
+// (gen7_part2), on CUDA-core kernels over tiles of rows or keys staged in shared memory (GEN7_TILE;
+// 64 rows in the narrow forward): a narrow row (any row but a non-causal global query) adds at most
+// G keys, its global keys outside its band; a wide row (a non-causal global query) adds every key
+// outside its band, a partial (max, sum, weighted values) per key tile merged in a fixed order. out
+// and lse are merged as in version 6. The backward runs part 1's backward with the merged out and
+// lse (its P and D_i are then the whole pattern's), then adds part 2's gradients: the narrow rows'
+// dQ (local to a row), the global keys' dK and dV from the narrow rows (a partial per row tile,
+// reduced in order), every key's dK and dV from the wide rows (local to a key), the wide rows' dQ
+// (a partial per key tile, reduced in order). Every sum in a fixed order: deterministic. Part 2's
+// work is G T pairs a head each way, so the time per token follows the pairs at any T.
 
 #define GEN7_TILE 128   // rows (narrow backward) or keys (wide rows) a part-2 block stages: 4 warps of 32
 
