@@ -4656,17 +4656,29 @@ static void gen7_backward_d(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16
     }
 }
 
-// patterns with global positions and no dilation where it pays as above; every other one as version 6
-static void attention_general7_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
-    if (!gen7_can(p, D) || !gen7_pays(p, T)) { attention_general6_forward(out, lse, qkv, B, T, NH, D, p); return; }
+// the split wherever it can run (dev/cuda's main also checks and times it alone, as "v7 split"); every
+// other pattern as version 6
+static void attention_general7_split_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (!gen7_can(p, D)) { attention_general6_forward(out, lse, qkv, B, T, NH, D, p); return; }
     if (D == 64) gen7_forward_d<64>(out, lse, qkv, B, T, NH, p);
     else         gen7_forward_d<128>(out, lse, qkv, B, T, NH, p);
 }
-static void attention_general7_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
-                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
-    if (!gen7_can(p, D) || !gen7_pays(p, T)) { attention_general6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p); return; }
+static void attention_general7_split_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                              const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (!gen7_can(p, D)) { attention_general6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p); return; }
     if (D == 64) gen7_backward_d<64>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p);
     else         gen7_backward_d<128>(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, p);
+}
+
+// the programs' dispatch: the split where it pays, else version 6
+static void attention_general7_forward(bf16* out, float* lse, const bf16* qkv, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (gen7_pays(p, T)) attention_general7_split_forward(out, lse, qkv, B, T, NH, D, p);
+    else                 attention_general6_forward(out, lse, qkv, B, T, NH, D, p);
+}
+static void attention_general7_backward(bf16* dqkv, float* Dsum, const bf16* qkv, const bf16* out, const bf16* dout,
+                                        const float* lse, int B, int T, int NH, int D, const AttnSpec& p) {
+    if (gen7_pays(p, T)) attention_general7_split_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
+    else                 attention_general6_backward(dqkv, Dsum, qkv, out, dout, lse, B, T, NH, D, p);
 }
 // @copy-end attn-general-v7
 
